@@ -1,0 +1,132 @@
+// Config files (DESIGN §3): gateway.yaml, mesh-config.yaml and route files.
+//
+// Loaded by the control thread and by hms-api (allocate freely, may use
+// yaml-cpp's exceptions internally; nothing here throws past its functions).
+// Every error is "file:line: reason"; unknown keys are errors with the closest
+// known key suggested ("unknown key 'rate_limt' (did you mean 'rate_limit'?)").
+// Durations are "250ms", "2s", "1m", "1h"; sizes "512", "64KiB", "1MiB", "1GiB".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hms/common/result.h"
+
+namespace hms::config {
+
+struct ListenerTls {  // parsed now, used by the TLS module
+  std::string cert, key, ca;
+  bool client_auth = false;
+};
+
+struct ListenerConfig {
+  std::string address;  // "127.0.0.1:8080" (IPv4 or [IPv6]:port); port 0 picks a free one
+  std::optional<ListenerTls> tls;
+};
+
+struct JwtConfig {  // parsed now, enforced by the auth module
+  std::string issuer, audience, jwks, hs256_secret_file;
+  uint32_t leeway_ms = 30'000;
+};
+
+struct GatewayConfig {
+  std::string source;  // file name the config came from ("<embedded>" for defaults)
+  std::string role = "gateway";  // gateway | sidecar
+  uint32_t cores = 0;            // 0 = auto (one per CPU the process may run on)
+  std::vector<int> cpu_affinity; // empty = core i on the i-th allowed CPU
+  std::vector<ListenerConfig> listeners;  // default: one on 127.0.0.1:8080
+  std::string admin = "127.0.0.1:9901";   // "" or "off" disables
+  std::string store;                      // empty = default store (see control/store.h)
+  std::optional<JwtConfig> jwt;
+  std::string mesh;                       // mesh-config.yaml path; empty = seed defaults
+  // Per-core tuning.
+  uint32_t ring_entries = 4096;
+  uint32_t buffer_count = 1024;           // provided receive buffers per core (power of two)
+  uint32_t buffer_size = 16384;           // bytes each
+  bool sqpoll = false;
+  uint64_t zero_copy_min_bytes = 0;       // 0 = never use SEND_ZC
+  uint32_t max_connections_per_core = 100'000;
+  uint32_t upstream_idle_per_core = 128;  // idle pooled upstream connections kept per endpoint per core
+  // Limits.
+  uint32_t max_header_bytes = 16384;
+  uint64_t max_body_bytes = 1ull << 30;   // 1 GiB
+  uint32_t header_timeout_ms = 10'000;
+  uint32_t idle_timeout_ms = 60'000;
+  uint32_t drain_timeout_ms = 10'000;
+  // Sidecar keys (role: sidecar).
+  std::string service;
+  uint16_t local_port = 0;
+  std::string egress;                     // egress listener address
+};
+
+struct BreakerConfig {
+  uint32_t failures = 3;
+  uint32_t open_for_ms = 30'000;
+};
+
+struct RateLimit {
+  uint64_t rate_per_sec_x1000 = 0;  // tokens per second × 1000; 0 = no limit
+  uint32_t burst = 0;
+  std::string per;                  // "", "client_ip", "jwt_sub", "header:NAME"
+  std::string text;                 // as written, for /config and errors
+};
+
+// mesh-config.yaml: mesh-wide defaults that route files override.
+struct MeshConfig {
+  uint32_t retries = 2;
+  uint32_t timeout_ms = 15'000;
+  BreakerConfig breaker;
+  bool keep_alive = true;
+  bool tracing = true;
+  std::string trust_domain = "hms.local";
+};
+
+struct RouteConfig {
+  std::string path;                  // template
+  std::vector<std::string> methods;  // upper-case; empty = any
+  std::string host;
+  std::optional<uint32_t> timeout_ms;
+  std::string auth;                  // "", required, optional, none
+  std::vector<std::pair<std::string, std::string>> require;  // claim → value
+  std::optional<RateLimit> rate_limit;
+  int line = 0;                      // 1-based line in the source file
+};
+
+struct ServiceConfig {
+  std::string service;
+  std::vector<RouteConfig> routes;
+  std::optional<RateLimit> rate_limit;
+  std::optional<uint32_t> retries;
+  std::optional<uint32_t> timeout_ms;
+  std::optional<BreakerConfig> breaker;
+  std::vector<std::string> endpoints;  // "host:port"
+  std::vector<std::string> allow_from;
+  std::string source;                  // file name for messages
+};
+
+// Loads gateway.yaml. Missing keys take the defaults above.
+Result<GatewayConfig> LoadGatewayConfig(const std::string& path);
+// The embedded defaults ("hms-gateway" with no --config): one plain listener
+// on 127.0.0.1:8080, admin on 127.0.0.1:9901, the default store.
+GatewayConfig DefaultGatewayConfig();
+// Checks cross-field rules (cores vs cpu_affinity, buffer_count a power of two, ...).
+Result<bool> ValidateGatewayConfig(const GatewayConfig& c);
+
+Result<MeshConfig> LoadMeshConfig(const std::string& path);
+
+// Parses a route file (YAML, or JSON, which is read as YAML) from its text.
+// `source` names it in errors. Validates templates, methods, durations, rate
+// limits, endpoints; does not check ambiguity across services (the snapshot
+// compiler does, with both places named).
+Result<ServiceConfig> ParseServiceConfig(const std::string& text, const std::string& source);
+Result<ServiceConfig> LoadServiceConfig(const std::string& path);
+
+// Durations and sizes, as written in config files.
+std::optional<uint64_t> ParseDurationMs(std::string_view text);
+std::optional<uint64_t> ParseSize(std::string_view text);
+// "20 req/min", "100 req/s", "5 req/h" → rate; burst defaults to the count.
+std::optional<RateLimit> ParseRateText(std::string_view text);
+
+}  // namespace hms::config

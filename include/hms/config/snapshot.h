@@ -1,0 +1,101 @@
+// Snapshot: the immutable compiled config that every core reads (DESIGN §4).
+//
+// The control thread compiles one from the gateway config, the mesh defaults
+// and the services in the store, then publishes it to every core. Nothing in a
+// Snapshot changes after CompileSnapshot returns. Lifetime: `refs` counts the
+// holders (the control thread's "current" pointer and each core that adopted
+// it); the last Release() deletes it. Exchanges in flight do not touch `refs`:
+// each core counts its own in-flight exchanges per snapshot and releases its
+// reference when that count reaches zero (see proxy/core_state.h).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "hms/config/config.h"
+#include "hms/route/route_table.h"
+
+namespace hms::config {
+
+struct Endpoint {
+  std::string address;  // as written: "127.0.0.1:7001"
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  uint32_t id = 0;  // stable for the process's life: per-core upstream pools are indexed by it
+};
+
+struct Cluster {  // one service
+  std::string name;
+  std::vector<Endpoint> endpoints;
+  uint32_t retries = 2;
+  uint32_t timeout_ms = 15'000;
+  BreakerConfig breaker;
+  std::optional<RateLimit> rate_limit;
+  std::vector<std::string> allow_from;
+};
+
+struct Route {
+  uint32_t cluster = 0;       // index into Snapshot::clusters
+  uint32_t key = 0;           // stable id of (service, template, methods): metrics and per-core state
+  std::string path_template;
+  std::string methods_text;   // "GET, HEAD" or "*"
+  std::string host;
+  uint32_t timeout_ms = 15'000;
+  std::string auth;           // required | optional | none
+  std::optional<RateLimit> rate_limit;
+  std::string where;          // "file:line"
+};
+
+// Interns names to small stable ids, for endpoint addresses and route keys.
+// Owned by the control thread; ids are never reused. Thread-safe (the admin
+// API reads names back while the control thread adds).
+class Interner {
+ public:
+  uint32_t Intern(const std::string& name);
+  std::string Name(uint32_t id) const;
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, uint32_t> ids_;
+  std::vector<std::string> names_;
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  GatewayConfig gateway;
+  MeshConfig mesh;
+  std::vector<Cluster> clusters;
+  std::vector<Route> routes;
+  route::RouteTable table;  // RouteSpec::target = index into routes
+  std::atomic<int> refs{1};
+
+  void Acquire() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
+  void Release() noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  // The snapshot as JSON for the admin API's /config.
+  std::string ToJson() const;
+};
+
+// Live snapshot count, for /metrics (a leak shows as a growing number).
+int LiveSnapshots() noexcept;
+
+// Compiles a snapshot. Endpoints that do not resolve, templates that clash
+// across services, and duplicate service names are errors with file:line.
+// `endpoint_ids` and `route_keys` give the stable ids.
+Result<std::unique_ptr<Snapshot>> CompileSnapshot(const GatewayConfig& gateway,
+                                                  const MeshConfig& mesh,
+                                                  const std::vector<ServiceConfig>& services,
+                                                  uint64_t version, Interner* endpoint_ids,
+                                                  Interner* route_keys);
+
+}  // namespace hms::config

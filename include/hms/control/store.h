@@ -1,0 +1,45 @@
+// The store: where hms-api writes services and every data plane reads them
+// (DESIGN §2). Two implementations: the embedded file store (file:DIR) and etcd
+// (etcd://HOST:PORT, control-plane issue). Used by hms-api and by the gateway's
+// control thread only; calls block and may allocate.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hms/common/result.h"
+
+namespace hms::control {
+
+struct StoredService {
+  std::string name;
+  std::string text;    // the route file as registered (YAML or JSON)
+  std::string source;  // the file name it was registered from, for file:line messages
+  std::vector<std::string> endpoints;  // "host:port" added with `hms-api endpoints add`
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // Writes every service or none. Each entry: name, text, source.
+  virtual Result<bool> Register(const std::vector<StoredService>& services) = 0;
+  virtual Result<bool> Deregister(const std::string& name) = 0;  // error if absent
+  virtual Result<std::vector<StoredService>> List() = 0;         // sorted by name
+  virtual Result<bool> AddEndpoint(const std::string& service, const std::string& address) = 0;
+  virtual Result<bool> RemoveEndpoint(const std::string& service, const std::string& address) = 0;
+  // A descriptor that becomes readable when the store changes (inotify for the
+  // file store); the caller then calls DrainWatch() and List(). -1 if none.
+  virtual int WatchFd() = 0;
+  virtual void DrainWatch() = 0;
+  virtual std::string Uri() const = 0;
+};
+
+// The default store URI: $HMS_STORE if set, else "file:/var/lib/hms" when
+// that is writable (root), else "file:$HOME/.local/state/hms".
+std::string DefaultStoreUri();
+
+// "file:DIR" (created if missing). Other schemes: an error naming the scheme.
+Result<std::unique_ptr<Store>> OpenStore(const std::string& uri);
+
+}  // namespace hms::control

@@ -1,0 +1,150 @@
+// Incremental, in-place HTTP/1.1 head parser for requests and responses, strict
+// where RFC 9112 matters for a proxy's safety (DESIGN §6).
+//
+// The parser never copies: names, values, method and target are views into the
+// caller's buffer, valid while that buffer is. It keeps no state between calls:
+// the caller re-parses from the start of the head when more bytes arrive
+// (heads are small; re-parsing is cheaper than carrying state). Any thread may
+// call it; it never allocates.
+//
+// Return shape (STYLE §3): > 0 is the size of the complete head in bytes
+// (through the blank line); kPartial means "need more bytes"; kError means the
+// head is invalid and `out->error` says which rule refused it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace hms::http {
+
+inline constexpr int kPartial = -2;
+inline constexpr int kError = -1;
+inline constexpr int kMaxHeaders = 100;
+
+enum class ParseError : uint8_t {
+  kNone = 0,
+  kBadRequestLine,       // 400: malformed method / target / spacing
+  kBadVersion,           // 400 (505 is not used: we answer 400 to any non-HTTP/1.x)
+  kBadStatusLine,        // 502 (responses only)
+  kInvalidHeaderName,    // 400: empty name or a non-token character
+  kSpaceBeforeColon,     // 400: RFC 9112 §5.1
+  kObsFold,              // 400: RFC 9112 §5.2 (line starting with SP/HTAB)
+  kBareCr,               // 400: CR not followed by LF
+  kBareLf,               // 400: LF without CR (RFC 9112 §2.2 allows rejecting)
+  kInvalidHeaderValue,   // 400: a CTL other than HTAB in a value
+  kTooManyHeaders,       // 431: more than kMaxHeaders fields
+  kHeadersTooLarge,      // 431: head longer than max_header_bytes
+  kBothLengthAndChunked, // 400: Content-Length and Transfer-Encoding together
+  kDuplicateContentLength,  // 400: several differing Content-Length values
+  kBadContentLength,     // 400: not 1*DIGIT, or overflow
+  kTransferEncodingNotChunked,  // 400: TE present but the last coding is not chunked
+  kMissingHost,          // 400: HTTP/1.1 request without Host
+  kDuplicateHost,        // 400: more than one Host
+  kBadHost,              // 400: Host value with characters outside RFC 3986 reg-name/IP/port
+  kBadChunkSize,         // 400 (request) / 502 (response): not hex, or over 2^63
+  kBadChunkFraming,      // 400 / 502: missing CRLF after chunk data, bad extension, bad trailer
+};
+
+// Stable lowercase token for x-hms-reason and logs, e.g. "space_before_colon".
+std::string_view ParseErrorReason(ParseError e) noexcept;
+// HTTP status a gateway answers for a request that failed with `e` (400 or 431).
+int ParseErrorStatus(ParseError e) noexcept;
+
+enum class Method : uint8_t { kGet, kHead, kPost, kPut, kDelete, kPatch, kOptions, kTrace, kConnect, kOther };
+
+// Idempotent per RFC 9110 §9.2.2.
+bool IsIdempotent(Method m) noexcept;
+
+struct Header {
+  std::string_view name;   // as sent; compare with EqualsIgnoreCase
+  std::string_view value;  // leading/trailing SP/HTAB trimmed
+};
+
+enum class BodyKind : uint8_t {
+  kNone,           // no body (requests without CL/TE; responses to HEAD, 1xx, 204, 304)
+  kContentLength,  // exactly content_length bytes
+  kChunked,        // chunked framing; see ChunkedDecoder
+  kUntilClose,     // responses only: delimited by the upstream closing
+};
+
+struct RequestHead {
+  std::string_view method_text;
+  Method method = Method::kOther;
+  std::string_view target;  // request-target as sent (origin-form, absolute-form, '*')
+  std::string_view path;    // target without the query; for absolute-form, the path part
+  std::string_view query;   // after '?', without it; empty when none
+  uint8_t version_minor = 1;  // HTTP/1.<minor>: 0 or 1
+  uint16_t header_count = 0;
+  Header headers[kMaxHeaders];
+  // Framing and semantics derived from the fields above.
+  BodyKind body = BodyKind::kNone;
+  uint64_t content_length = 0;
+  bool keep_alive = true;        // HTTP/1.1 default, "Connection: close" / 1.0 rules applied
+  bool expect_continue = false;  // "Expect: 100-continue"
+  std::string_view host;         // the Host field value (empty for HTTP/1.0 without Host)
+  ParseError error = ParseError::kNone;
+};
+
+struct ResponseHead {
+  uint8_t version_minor = 1;
+  uint16_t status = 0;
+  std::string_view reason;
+  uint16_t header_count = 0;
+  Header headers[kMaxHeaders];
+  BodyKind body = BodyKind::kNone;
+  uint64_t content_length = 0;
+  bool keep_alive = true;  // false when the upstream said "Connection: close" or is 1.0 without keep-alive
+  ParseError error = ParseError::kNone;
+};
+
+// Parses a request head from buf[0, len). max_header_bytes bounds the head:
+// when no complete head lies within the first max_header_bytes bytes the result
+// is kError with kHeadersTooLarge.
+int ParseRequest(const char* buf, size_t len, size_t max_header_bytes, RequestHead* out) noexcept;
+
+// Parses a response head. `request_method` decides body rules (HEAD → no body),
+// as do 1xx/204/304 statuses. Interim 1xx responses parse as complete heads with
+// BodyKind::kNone; the caller skips them.
+int ParseResponse(const char* buf, size_t len, size_t max_header_bytes, Method request_method,
+                  ResponseHead* out) noexcept;
+
+// Validates chunked framing without copying (RFC 9112 §7.1). The proxy forwards
+// chunked bodies byte for byte; the decoder finds where the body ends and which
+// bytes are chunk data (for de-chunking to an HTTP/1.0 client). Feed it the
+// bytes after the head in order, step by step.
+class ChunkedDecoder {
+ public:
+  struct Step {
+    size_t consumed = 0;     // bytes of input used by this step (framing and data)
+    size_t data_offset = 0;  // chunk data within the consumed range, when data_len > 0
+    size_t data_len = 0;
+  };
+  // One step over p[0, n). consumed == 0 means more input is needed (n was too
+  // small to make progress). Returns false on a framing error (see error()).
+  bool Next(const char* p, size_t n, Step* step) noexcept;
+  bool done() const noexcept { return state_ == State::kDone; }
+  ParseError error() const noexcept { return error_; }
+  uint64_t data_bytes() const noexcept { return data_bytes_; }
+  void Reset() noexcept { *this = ChunkedDecoder(); }
+
+ private:
+  enum class State : uint8_t { kSize, kExt, kSizeLf, kData, kDataCr, kDataLf, kTrailer, kTrailerLf, kDone, kError };
+  State state_ = State::kSize;
+  ParseError error_ = ParseError::kNone;
+  uint64_t remaining_ = 0;   // data bytes left in the current chunk
+  uint64_t data_bytes_ = 0;  // total data bytes so far
+  uint32_t line_bytes_ = 0;  // bytes in the current size/trailer line (bounded)
+  bool size_digits_ = false;
+  bool trailer_empty_line_ = true;
+};
+
+// Case-insensitive ASCII comparison for field names and tokens.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) noexcept;
+
+// Hop-by-hop fields (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection,
+// TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate/Authorization,
+// plus any field named in a Connection header of `connection_value`.
+bool IsHopByHop(std::string_view name, std::string_view connection_value) noexcept;
+
+}  // namespace hms::http

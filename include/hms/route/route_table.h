@@ -1,0 +1,78 @@
+// Route table: method + path template + optional host → route index.
+//
+// Built once by the control thread when it compiles a snapshot (allocates
+// freely); immutable afterwards and read by every core at once. Find() never
+// allocates and is safe from any thread.
+//
+// Templates (DESIGN §3): literal segments, `{name}` (exactly one non-empty
+// segment), `{name*}` (the rest of the path, possibly empty; only as the last
+// segment). Most specific match wins, segment by segment from the left:
+// literal over `{param}` over `{rest*}`, with backtracking when a more
+// specific branch dead-ends. Two routes with the same shape (same literals and
+// parameter positions, whatever the parameter names), an overlapping method
+// set and the same host are a build error naming both file:line places.
+// A route allowing GET also answers HEAD. A route without methods answers any.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hms/common/result.h"
+
+namespace hms::route {
+
+inline constexpr int kMaxParams = 16;
+
+struct RouteSpec {
+  std::string host;                  // empty: any host; else exact, case-insensitive, port ignored
+  std::vector<std::string> methods;  // upper-case; empty: any method
+  std::string path_template;         // "/sum/{a}/{b}"
+  uint32_t target = 0;               // caller's index (the snapshot's route number)
+  std::string where;                 // "file:line" for error messages
+};
+
+struct Param {
+  std::string_view name;   // view into the table (lives as long as the table)
+  std::string_view value;  // view into the request path
+};
+
+enum class MatchKind : uint8_t { kFound, kNotFound, kMethodNotAllowed };
+
+struct Match {
+  MatchKind kind = MatchKind::kNotFound;
+  uint32_t target = 0;        // RouteSpec::target when kFound
+  std::string_view allow;     // "GET, HEAD, POST" when kMethodNotAllowed (view into the table)
+  std::string_view template_; // the matched template (for metrics labels) when kFound
+  int param_count = 0;
+  Param params[kMaxParams];
+};
+
+// Validates one template alone: "/a/{x}/{rest*}". Error text says why
+// ("parameter a appears twice", "catch-all must be the last segment", ...).
+Result<bool> ValidateTemplate(std::string_view path_template);
+
+class RouteTable {
+ public:
+  RouteTable();
+  ~RouteTable();
+  RouteTable(RouteTable&&) noexcept;
+  RouteTable& operator=(RouteTable&&) noexcept;
+
+  // Builds the table; on a bad template or an ambiguity, the error message
+  // starts with the offending route's `where`.
+  static Result<RouteTable> Build(std::vector<RouteSpec> routes);
+
+  // `path` is the request path without the query, as sent (not decoded).
+  // `host` may carry a port; it is ignored for matching.
+  Match Find(std::string_view host, std::string_view method, std::string_view path) const noexcept;
+
+  size_t size() const noexcept;
+
+ private:
+  struct Impl;
+  Impl* impl_ = nullptr;
+};
+
+}  // namespace hms::route
