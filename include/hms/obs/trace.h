@@ -12,6 +12,10 @@ struct TraceContext {
   char trace_id[33];  // 32 lower-case hex + NUL
   char span_id[17];   // this hop's span id
   uint8_t flags = 1;  // sampled
+  // The caller's x-trace-id, verbatim, returned on the response as sent
+  // (1..32 hex chars); empty when the trace came from traceparent or is new.
+  char external_id[33];
+  uint8_t external_len = 0;
 };
 
 // Parses "00-<32 hex>-<16 hex>-<2 hex>" (W3C Trace Context §3.2). Rejects
@@ -19,8 +23,9 @@ struct TraceContext {
 // (> 00) is accepted if its first four fields are well formed.
 bool ParseTraceparent(std::string_view value, TraceContext* out) noexcept;
 
-// Accepts an x-trace-id of 1..32 hex chars (any case, normalised to lower) and
-// left-pads it with zeros to 32; anything else is refused.
+// Accepts an x-trace-id of 1..32 hex chars: trace_id is it in lower case,
+// left-padded with zeros to 32 (all-zero refused), and external_id keeps it
+// verbatim; anything else is refused (the caller then starts a new trace).
 bool ParseTraceId(std::string_view value, TraceContext* out) noexcept;
 
 // Fresh random ids from a per-thread xoshiro generator seeded at thread start.
