@@ -1,0 +1,6 @@
+from fastapi import FastAPI
+app = FastAPI()
+
+@app.get("/hello")
+def hi():
+    return {"msg": "Hello from HMS!"}
