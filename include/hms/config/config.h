@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "hms/common/result.h"
@@ -104,6 +106,7 @@ struct ServiceConfig {
   std::vector<std::string> endpoints;  // "host:port"
   std::vector<std::string> allow_from;
   std::string source;                  // file name for messages
+  int line = 0;                        // line of the `service:` key, for clash messages
 };
 
 // Loads gateway.yaml. Missing keys take the defaults above.
@@ -128,5 +131,18 @@ std::optional<uint64_t> ParseDurationMs(std::string_view text);
 std::optional<uint64_t> ParseSize(std::string_view text);
 // "20 req/min", "100 req/s", "5 req/h" → rate; burst defaults to the count.
 std::optional<RateLimit> ParseRateText(std::string_view text);
+
+// "host:port", "1.2.3.4:80" or "[::1]:80". The port must be 1..65535 unless
+// `allow_port_zero` (listeners: 0 picks a free port). Hosts are DNS names or
+// numeric addresses; an IPv6 address must be bracketed.
+struct HostPort {
+  std::string host;  // without brackets
+  uint16_t port = 0;
+};
+std::optional<HostPort> ParseHostPort(std::string_view text, bool allow_port_zero = false);
+
+// Service names: DNS-label-like, [a-z0-9-], 1..63 characters, no leading or
+// trailing '-'. Also the file names of the file store, so never a path.
+bool IsValidServiceName(std::string_view name);
 
 }  // namespace hms::config

@@ -50,6 +50,7 @@ struct Route {
   std::string host;
   uint32_t timeout_ms = 15'000;
   std::string auth;           // required | optional | none
+  std::vector<std::pair<std::string, std::string>> require;  // claim → value (auth module)
   std::optional<RateLimit> rate_limit;
   std::string where;          // "file:line"
 };
@@ -70,6 +71,12 @@ class Interner {
 };
 
 struct Snapshot {
+  // Count live snapshots for LiveSnapshots().
+  Snapshot() noexcept;
+  ~Snapshot();
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+
   uint64_t version = 0;
   GatewayConfig gateway;
   MeshConfig mesh;

@@ -1,0 +1,323 @@
+// gateway.yaml and mesh-config.yaml (DESIGN §3).
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+
+#include "hms/config/config.h"
+#include "yaml_reader.h"
+
+namespace hms::config {
+namespace {
+
+using internal::ConfigFailure;
+using internal::Ctx;
+using internal::Field;
+using internal::Reader;
+
+constexpr uint64_t kMaxTimeoutMs = 24ull * 3600 * 1000;
+constexpr uint32_t kMaxCores = 256;
+
+bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+// Listener addresses are numeric: a gateway binds, it does not resolve.
+bool IsListenAddress(const std::string& address) {
+  const std::optional<HostPort> hp = ParseHostPort(address, /*allow_port_zero=*/true);
+  if (!hp) return false;
+  in_addr a4;
+  in6_addr a6;
+  return inet_pton(AF_INET, hp->host.c_str(), &a4) == 1 ||
+         inet_pton(AF_INET6, hp->host.c_str(), &a6) == 1;
+}
+
+ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::string& ctx) {
+  ListenerConfig l;
+  if (item.IsScalar()) {
+    l.address = item.Scalar();
+  } else {
+    bool have_address = false;
+    for (const Field& f : r.Fields(item, ctx, {"address", "tls"})) {
+      if (f.key == "address") {
+        l.address = r.String(f, ctx);
+        have_address = true;
+      } else {
+        const std::string tctx = Ctx(ctx, "tls");
+        ListenerTls tls;
+        for (const Field& g : r.Fields(f.value, tctx, {"cert", "key", "ca", "client_auth"})) {
+          if (g.key == "cert") tls.cert = r.String(g, tctx);
+          if (g.key == "key") tls.key = r.String(g, tctx);
+          if (g.key == "ca") tls.ca = r.String(g, tctx);
+          if (g.key == "client_auth") tls.client_auth = r.Bool(g, tctx);
+        }
+        if (tls.cert.empty() || tls.key.empty()) r.Fail(f.line, tctx, "needs both 'cert' and 'key'");
+        if (tls.client_auth && tls.ca.empty()) {
+          r.Fail(f.line, tctx, "client_auth: true needs 'ca' to verify client certificates");
+        }
+        l.tls = std::move(tls);
+      }
+    }
+    if (!have_address) r.Fail(item, ctx, "missing 'address'");
+  }
+  if (!IsListenAddress(l.address)) {
+    r.Fail(item, ctx, "'" + l.address + "' is not a numeric address:port (e.g. 127.0.0.1:8080 or [::1]:8080)");
+  }
+  return l;
+}
+
+JwtConfig ReadJwt(const Reader& r, const Field& f) {
+  JwtConfig j;
+  for (const Field& g :
+       r.Fields(f.value, "jwt", {"issuer", "audience", "jwks", "hs256_secret_file", "leeway"})) {
+    if (g.key == "issuer") j.issuer = r.String(g, "jwt");
+    if (g.key == "audience") j.audience = r.String(g, "jwt");
+    if (g.key == "jwks") j.jwks = r.String(g, "jwt");
+    if (g.key == "hs256_secret_file") j.hs256_secret_file = r.String(g, "jwt");
+    if (g.key == "leeway") j.leeway_ms = static_cast<uint32_t>(r.DurationMs(g, "jwt", 0, 3'600'000));
+  }
+  if (j.jwks.empty() == j.hs256_secret_file.empty()) {
+    r.Fail(f.line, "jwt", "needs exactly one of 'jwks' (a JWKS file) or 'hs256_secret_file'");
+  }
+  return j;
+}
+
+// Where each top-level key was written, so that cross-field errors found
+// after loading still point at a line.
+using KeyLines = std::map<std::string, int>;
+
+GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* lines) {
+  GatewayConfig c = DefaultGatewayConfig();
+  c.source = r.source();
+  c.listeners.clear();
+  bool have_listeners = false;
+  for (const Field& f : r.Fields(
+           doc, "",
+           {"role", "cores", "cpu_affinity", "listeners", "admin", "store", "jwt", "mesh",
+            "ring_entries", "buffers", "sqpoll", "zero_copy_min_bytes",
+            "max_connections_per_core", "upstream_idle_per_core", "max_header_bytes",
+            "max_body_bytes", "header_timeout", "idle_timeout", "drain_timeout", "service",
+            "local_port", "egress"})) {
+    (*lines)[f.key] = f.line;
+    const std::string& k = f.key;
+    if (k == "role") {
+      c.role = r.String(f, "");
+      if (c.role != "gateway" && c.role != "sidecar") {
+        r.Fail(f.line, "role", "'" + c.role + "' must be gateway or sidecar");
+      }
+    } else if (k == "cores") {
+      if (f.value.IsScalar() && f.value.Scalar() == "auto") {
+        c.cores = 0;
+      } else {
+        c.cores = static_cast<uint32_t>(r.Unsigned(f, "", 1, kMaxCores));
+      }
+    } else if (k == "cpu_affinity") {
+      if (!f.value.IsSequence()) r.Fail(f.line, "cpu_affinity", "expected a list of CPU numbers");
+      for (size_t i = 0; i < f.value.size(); ++i) {
+        Field item{"cpu_affinity[" + std::to_string(i) + "]", f.value[i],
+                   internal::LineOf(f.value[i])};
+        c.cpu_affinity.push_back(static_cast<int>(r.Unsigned(item, "", 0, 1023)));
+      }
+    } else if (k == "listeners") {
+      if (!f.value.IsSequence()) r.Fail(f.line, "listeners", "expected a list of listeners");
+      have_listeners = true;
+      for (size_t i = 0; i < f.value.size(); ++i) {
+        c.listeners.push_back(ReadListener(r, f.value[i], "listeners[" + std::to_string(i) + "]"));
+      }
+    } else if (k == "admin") {
+      c.admin = f.value.IsNull() ? "" : r.String(f, "");
+    } else if (k == "store") {
+      c.store = r.String(f, "");
+    } else if (k == "jwt") {
+      c.jwt = ReadJwt(r, f);
+    } else if (k == "mesh") {
+      c.mesh = r.String(f, "");
+    } else if (k == "ring_entries") {
+      c.ring_entries = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
+    } else if (k == "buffers") {
+      for (const Field& g : r.Fields(f.value, "buffers", {"count", "size"})) {
+        (*lines)["buffers." + g.key] = g.line;
+        if (g.key == "count") c.buffer_count = static_cast<uint32_t>(r.Unsigned(g, "buffers", 0, UINT32_MAX));
+        if (g.key == "size") c.buffer_size = static_cast<uint32_t>(r.Size(g, "buffers", 0, UINT32_MAX));
+      }
+    } else if (k == "sqpoll") {
+      c.sqpoll = r.Bool(f, "");
+    } else if (k == "zero_copy_min_bytes") {
+      c.zero_copy_min_bytes = r.Size(f, "", 0, UINT64_MAX);
+    } else if (k == "max_connections_per_core") {
+      c.max_connections_per_core = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
+    } else if (k == "upstream_idle_per_core") {
+      c.upstream_idle_per_core = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
+    } else if (k == "max_header_bytes") {
+      c.max_header_bytes = static_cast<uint32_t>(r.Size(f, "", 0, UINT32_MAX));
+    } else if (k == "max_body_bytes") {
+      c.max_body_bytes = r.Size(f, "", 0, UINT64_MAX);
+    } else if (k == "header_timeout") {
+      c.header_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
+    } else if (k == "idle_timeout") {
+      c.idle_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
+    } else if (k == "drain_timeout") {
+      c.drain_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
+    } else if (k == "service") {
+      c.service = r.String(f, "");
+    } else if (k == "local_port") {
+      c.local_port = static_cast<uint16_t>(r.Unsigned(f, "", 1, 65535));
+    } else if (k == "egress") {
+      c.egress = r.String(f, "");
+    }
+  }
+  if (!have_listeners) c.listeners = DefaultGatewayConfig().listeners;
+  return c;
+}
+
+// Cross-field rules. `lines` (may be null) maps a key to its line.
+Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
+  auto fail = [&](const std::string& key, const std::string& reason) -> Result<bool> {
+    std::string msg = c.source.empty() ? "<config>" : c.source;
+    if (lines != nullptr) {
+      const auto it = lines->find(key);
+      if (it != lines->end()) msg += ":" + std::to_string(it->second);
+    }
+    return ConfigError(msg + ": " + key + ": " + reason);
+  };
+  if (c.role != "gateway" && c.role != "sidecar") {
+    return fail("role", "'" + c.role + "' must be gateway or sidecar");
+  }
+  if (c.cores > kMaxCores) {
+    return fail("cores", std::to_string(c.cores) + " is out of range 1..256 (or auto)");
+  }
+  if (!c.cpu_affinity.empty()) {
+    if (c.cores == 0) {
+      return fail("cpu_affinity", "lists " + std::to_string(c.cpu_affinity.size()) +
+                                      " CPUs but cores is auto; set cores: " +
+                                      std::to_string(c.cpu_affinity.size()));
+    }
+    if (c.cpu_affinity.size() != c.cores) {
+      return fail("cpu_affinity", "lists " + std::to_string(c.cpu_affinity.size()) +
+                                      " CPUs for " + std::to_string(c.cores) +
+                                      " cores; give one CPU per core");
+    }
+    std::set<int> cpus;
+    for (int cpu : c.cpu_affinity) {
+      if (cpu < 0 || cpu > 1023) return fail("cpu_affinity", "CPU " + std::to_string(cpu) + " is out of range 0..1023");
+      if (!cpus.insert(cpu).second) {
+        return fail("cpu_affinity", "CPU " + std::to_string(cpu) + " appears twice");
+      }
+    }
+  }
+  if (c.listeners.empty()) return fail("listeners", "at least one listener is needed");
+  for (const ListenerConfig& l : c.listeners) {
+    if (!IsListenAddress(l.address)) {
+      return fail("listeners", "'" + l.address + "' is not a numeric address:port");
+    }
+  }
+  if (!c.admin.empty() && c.admin != "off" && !IsListenAddress(c.admin)) {
+    return fail("admin", "'" + c.admin + "' is not a numeric address:port (or off)");
+  }
+  if (c.ring_entries < 64 || c.ring_entries > 32768 || !IsPowerOfTwo(c.ring_entries)) {
+    return fail("ring_entries",
+                std::to_string(c.ring_entries) + " must be a power of two in 64..32768");
+  }
+  if (c.buffer_count < 16 || c.buffer_count > 32768 || !IsPowerOfTwo(c.buffer_count)) {
+    return fail("buffers.count",
+                std::to_string(c.buffer_count) + " must be a power of two in 16..32768");
+  }
+  if (c.buffer_size < 1024 || c.buffer_size > (1u << 20)) {
+    return fail("buffers.size", std::to_string(c.buffer_size) + " bytes is out of range 1KiB..1MiB");
+  }
+  if (c.sqpoll) {
+    return fail("sqpoll",
+                "true is not supported: each core's ring uses SINGLE_ISSUER|DEFER_TASKRUN, which "
+                "the kernel refuses to combine with SQPOLL; leave sqpoll: false");
+  }
+  if (c.max_connections_per_core < 1) return fail("max_connections_per_core", "must be at least 1");
+  if (c.max_header_bytes < 1024 || c.max_header_bytes > 65536) {
+    return fail("max_header_bytes",
+                std::to_string(c.max_header_bytes) + " bytes is out of range 1KiB..64KiB");
+  }
+  if (c.max_body_bytes < 1) return fail("max_body_bytes", "must be at least 1 byte");
+  if (c.header_timeout_ms == 0) return fail("header_timeout", "must be more than zero");
+  if (c.idle_timeout_ms == 0) return fail("idle_timeout", "must be more than zero");
+  if (c.drain_timeout_ms == 0) return fail("drain_timeout", "must be more than zero");
+  if (c.jwt && c.jwt->jwks.empty() == c.jwt->hs256_secret_file.empty()) {
+    return fail("jwt", "needs exactly one of 'jwks' or 'hs256_secret_file'");
+  }
+  if (c.role == "sidecar") {
+    if (c.service.empty()) return fail("service", "role: sidecar needs 'service' (its service's name)");
+    if (c.local_port == 0) return fail("local_port", "role: sidecar needs 'local_port' (where its service listens)");
+  }
+  if (!c.service.empty() && !IsValidServiceName(c.service)) {
+    return fail("service", "'" + c.service + "' is not a valid service name");
+  }
+  if (!c.egress.empty() && !IsListenAddress(c.egress)) {
+    return fail("egress", "'" + c.egress + "' is not a numeric address:port");
+  }
+  return true;
+}
+
+MeshConfig ReadMesh(const Reader& r, const YAML::Node& doc) {
+  MeshConfig m;
+  for (const Field& f : r.Fields(doc, "", {"retries", "timeout", "breaker", "keep_alive", "tracing",
+                                           "trust_domain"})) {
+    if (f.key == "retries") m.retries = static_cast<uint32_t>(r.Unsigned(f, "", 0, 10));
+    if (f.key == "timeout") m.timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 1, kMaxTimeoutMs));
+    if (f.key == "breaker") {
+      for (const Field& g : r.Fields(f.value, "breaker", {"failures", "open_for"})) {
+        if (g.key == "failures") m.breaker.failures = static_cast<uint32_t>(r.Unsigned(g, "breaker", 1, 1'000'000));
+        if (g.key == "open_for") m.breaker.open_for_ms = static_cast<uint32_t>(r.DurationMs(g, "breaker", 1, kMaxTimeoutMs));
+      }
+    }
+    if (f.key == "keep_alive") m.keep_alive = r.Bool(f, "");
+    if (f.key == "tracing") m.tracing = r.Bool(f, "");
+    if (f.key == "trust_domain") {
+      m.trust_domain = r.String(f, "");
+      // SPIFFE trust domains: lower-case letters, digits, '.', '-', '_'.
+      const bool ok = !m.trust_domain.empty() &&
+                      std::all_of(m.trust_domain.begin(), m.trust_domain.end(), [](char ch) {
+                        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                               ch == '.' || ch == '-' || ch == '_';
+                      });
+      if (!ok) r.Fail(f.line, "trust_domain", "'" + m.trust_domain + "' is not a valid trust domain (a-z, 0-9, '.', '-', '_')");
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+GatewayConfig DefaultGatewayConfig() {
+  GatewayConfig c;
+  c.source = "<embedded>";
+  c.listeners.push_back(ListenerConfig{"127.0.0.1:8080", std::nullopt});
+  return c;
+}
+
+Result<GatewayConfig> LoadGatewayConfig(const std::string& path) {
+  try {
+    const YAML::Node doc = internal::ParseDocument(internal::ReadFile(path), path);
+    KeyLines lines;
+    GatewayConfig c = ReadGateway(Reader(path), doc, &lines);
+    Result<bool> ok = Validate(c, &lines);
+    if (!ok) return ok.error();
+    return c;
+  } catch (const ConfigFailure& f) {
+    return ConfigError(f.message);
+  } catch (const YAML::Exception& e) {
+    return ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+}
+
+Result<bool> ValidateGatewayConfig(const GatewayConfig& c) { return Validate(c, nullptr); }
+
+Result<MeshConfig> LoadMeshConfig(const std::string& path) {
+  try {
+    const YAML::Node doc = internal::ParseDocument(internal::ReadFile(path), path);
+    return ReadMesh(Reader(path), doc);
+  } catch (const ConfigFailure& f) {
+    return ConfigError(f.message);
+  } catch (const YAML::Exception& e) {
+    return ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+}
+
+}  // namespace hms::config

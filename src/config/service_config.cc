@@ -1,0 +1,285 @@
+// Route files (DESIGN §3): one service, its routes and its policies.
+#include <algorithm>
+#include <cctype>
+#include <string>
+
+#include "hms/config/config.h"
+#include "hms/route/route_table.h"
+#include "yaml_reader.h"
+
+namespace hms::config {
+namespace {
+
+using internal::ConfigFailure;
+using internal::Ctx;
+using internal::Field;
+using internal::Reader;
+
+constexpr uint32_t kMaxRetries = 10;
+constexpr uint64_t kMaxTimeoutMs = 24ull * 3600 * 1000;
+
+// RFC 9110 §5.6.2 tchar.
+bool IsTokenChar(char c) {
+  if (std::isalnum(static_cast<unsigned char>(c))) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+void CheckMethod(const Reader& r, int line, const std::string& ctx, const std::string& m) {
+  if (m.empty()) r.Fail(line, ctx, "empty method");
+  if (m.find(',') != std::string::npos) {
+    r.Fail(line, ctx,
+           "one method per short-form route; use the long form with methods: [...] for several");
+  }
+  for (char c : m) {
+    if (!IsTokenChar(c)) r.Fail(line, ctx, "method '" + m + "' is not an HTTP token");
+  }
+  std::string upper = m;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (upper != m) r.Fail(line, ctx, "method '" + m + "' must be upper-case (" + upper + ")");
+}
+
+void CheckTemplate(const Reader& r, int line, const std::string& ctx, const std::string& path) {
+  if (path.empty() || path.front() != '/') {
+    r.Fail(line, ctx, "path '" + path + "' must start with '/'");
+  }
+  Result<bool> ok = route::ValidateTemplate(path);
+  if (!ok) r.Fail(line, ctx, ok.error().message);
+}
+
+RateLimit ReadRateLimit(const Reader& r, const Field& f, const std::string& parent) {
+  const std::string ctx = Ctx(parent, f.key);
+  if (f.value.IsScalar()) {
+    std::optional<RateLimit> rl = ParseRateText(f.value.Scalar());
+    if (!rl) {
+      r.Fail(f.line, ctx,
+             "'" + f.value.Scalar() + "' is not a rate (write \"20 req/min\", \"100 req/s\" or "
+                                      "\"5 req/h\")");
+    }
+    return *rl;
+  }
+  std::optional<RateLimit> rl;
+  std::optional<uint32_t> burst;
+  std::string per;
+  for (const Field& g : r.Fields(f.value, ctx, {"rate", "burst", "per"})) {
+    if (g.key == "rate") {
+      const std::string text = r.String(g, ctx);
+      rl = ParseRateText(text);
+      if (!rl) {
+        r.Fail(g.line, Ctx(ctx, "rate"),
+               "'" + text + "' is not a rate (write \"20 req/min\", \"100 req/s\" or \"5 req/h\")");
+      }
+    } else if (g.key == "burst") {
+      burst = static_cast<uint32_t>(r.Unsigned(g, ctx, 1, 0xffffffffu));
+    } else {
+      per = r.String(g, ctx);
+      const bool header = per.starts_with("header:") && per.size() > 7 &&
+                          std::all_of(per.begin() + 7, per.end(), IsTokenChar);
+      if (per != "client_ip" && per != "jwt_sub" && !header) {
+        r.Fail(g.line, Ctx(ctx, "per"),
+               "'" + per + "' must be client_ip, jwt_sub or header:NAME");
+      }
+    }
+  }
+  if (!rl) r.Fail(f.line, ctx, "missing 'rate' (e.g. rate: \"100 req/s\")");
+  if (burst) rl->burst = *burst;
+  rl->per = per;
+  if (burst) rl->text += ", burst " + std::to_string(*burst);
+  if (!per.empty()) rl->text += ", per " + per;
+  return *rl;
+}
+
+BreakerConfig ReadBreaker(const Reader& r, const Field& f, const std::string& parent) {
+  const std::string ctx = Ctx(parent, f.key);
+  BreakerConfig b;
+  for (const Field& g : r.Fields(f.value, ctx, {"failures", "open_for"})) {
+    if (g.key == "failures") {
+      b.failures = static_cast<uint32_t>(r.Unsigned(g, ctx, 1, 1'000'000));
+    } else {
+      b.open_for_ms = static_cast<uint32_t>(r.DurationMs(g, ctx, 1, kMaxTimeoutMs));
+    }
+  }
+  return b;
+}
+
+RouteConfig ReadShortRoute(const Reader& r, const YAML::Node& item, const std::string& index_ctx) {
+  const std::string text = item.Scalar();
+  const int line = internal::LineOf(item);
+  const std::string ctx = index_ctx + ": \"" + text + "\"";
+  // Exactly "METHOD PATH", separated by whitespace.
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!cur.empty()) parts.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) parts.push_back(std::move(cur));
+  if (parts.size() != 2) r.Fail(line, ctx, "expected 'METHOD /path', e.g. 'GET /sum/{a}/{b}'");
+  RouteConfig rc;
+  rc.line = line;
+  CheckMethod(r, line, ctx, parts[0]);
+  CheckTemplate(r, line, ctx, parts[1]);
+  rc.methods.push_back(parts[0]);
+  rc.path = parts[1];
+  return rc;
+}
+
+RouteConfig ReadLongRoute(const Reader& r, const YAML::Node& item, const std::string& index_ctx) {
+  RouteConfig rc;
+  rc.line = internal::LineOf(item);
+  const std::vector<Field> fields = r.Fields(
+      item, index_ctx, {"path", "methods", "host", "timeout", "auth", "require", "rate_limit"});
+  const auto path = std::find_if(fields.begin(), fields.end(),
+                                 [](const Field& f) { return f.key == "path"; });
+  if (path == fields.end()) r.Fail(rc.line, index_ctx, "missing 'path'");
+  rc.path = r.String(*path, index_ctx);
+  CheckTemplate(r, path->line, index_ctx + ": \"" + rc.path + "\"", rc.path);
+  for (const Field& f : fields) {
+    if (f.key == "methods") {
+      std::vector<std::string> methods;
+      if (f.value.IsScalar()) {
+        methods.push_back(f.value.Scalar());  // "methods: GET" reads as a list of one
+      } else {
+        methods = r.StringList(f, index_ctx);
+      }
+      if (methods.empty()) {
+        r.Fail(f.line, Ctx(index_ctx, "methods"),
+               "empty list; leave 'methods' out to accept any method");
+      }
+      for (const std::string& m : methods) {
+        CheckMethod(r, f.line, Ctx(index_ctx, "methods"), m);
+        if (std::count(methods.begin(), methods.end(), m) > 1) {
+          r.Fail(f.line, Ctx(index_ctx, "methods"), "method " + m + " appears twice");
+        }
+      }
+      rc.methods = std::move(methods);
+    } else if (f.key == "host") {
+      std::string host = r.String(f, index_ctx);
+      for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!ParseHostPort(host + ":80")) {
+        r.Fail(f.line, Ctx(index_ctx, "host"), "'" + host + "' is not a host name");
+      }
+      rc.host = std::move(host);
+    } else if (f.key == "timeout") {
+      rc.timeout_ms = static_cast<uint32_t>(r.DurationMs(f, index_ctx, 1, kMaxTimeoutMs));
+    } else if (f.key == "auth") {
+      rc.auth = r.String(f, index_ctx);
+      if (rc.auth != "required" && rc.auth != "optional" && rc.auth != "none") {
+        r.Fail(f.line, Ctx(index_ctx, "auth"),
+               "'" + rc.auth + "' must be required, optional or none");
+      }
+    } else if (f.key == "require") {
+      const std::string ctx = Ctx(index_ctx, "require");
+      if (!f.value.IsMap()) r.Fail(f.line, ctx, "expected a map of claim: value");
+      for (auto it = f.value.begin(); it != f.value.end(); ++it) {
+        const int line = internal::LineOf(it->first);
+        if (!it->first.IsScalar() || !it->second.IsScalar() || it->first.Scalar().empty()) {
+          r.Fail(line, ctx, "expected claim: value with plain strings");
+        }
+        for (const auto& [claim, value] : rc.require) {
+          if (claim == it->first.Scalar()) {
+            r.Fail(line, ctx, "claim '" + claim + "' appears twice");
+          }
+        }
+        rc.require.emplace_back(it->first.Scalar(), it->second.Scalar());
+      }
+    } else if (f.key == "rate_limit") {
+      rc.rate_limit = ReadRateLimit(r, f, index_ctx);
+    }
+  }
+  return rc;
+}
+
+ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
+  ServiceConfig s;
+  s.source = r.source();
+  bool have_service = false;
+  for (const Field& f : r.Fields(doc, "",
+                                 {"service", "routes", "rate_limit", "retries", "timeout",
+                                  "breaker", "endpoints", "allow_from"})) {
+    if (f.key == "service") {
+      s.service = r.String(f, "");
+      s.line = f.line;
+      have_service = true;
+      if (!IsValidServiceName(s.service)) {
+        r.Fail(f.line, "service",
+               "'" + s.service +
+                   "' is not a valid name (1-63 of a-z, 0-9 and '-', not starting or ending "
+                   "with '-')");
+      }
+    } else if (f.key == "routes") {
+      if (!f.value.IsSequence()) r.Fail(f.line, "routes", "expected a list of routes");
+      for (size_t i = 0; i < f.value.size(); ++i) {
+        const YAML::Node item = f.value[i];
+        const std::string ctx = "routes[" + std::to_string(i) + "]";
+        if (item.IsScalar()) {
+          s.routes.push_back(ReadShortRoute(r, item, ctx));
+        } else if (item.IsMap()) {
+          s.routes.push_back(ReadLongRoute(r, item, ctx));
+        } else {
+          r.Fail(item, ctx, "expected 'METHOD /path' or a map with 'path'");
+        }
+      }
+    } else if (f.key == "rate_limit") {
+      s.rate_limit = ReadRateLimit(r, f, "");
+    } else if (f.key == "retries") {
+      s.retries = static_cast<uint32_t>(r.Unsigned(f, "", 0, kMaxRetries));
+    } else if (f.key == "timeout") {
+      s.timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 1, kMaxTimeoutMs));
+    } else if (f.key == "breaker") {
+      s.breaker = ReadBreaker(r, f, "");
+    } else if (f.key == "endpoints") {
+      s.endpoints = r.StringList(f, "");
+      for (size_t i = 0; i < s.endpoints.size(); ++i) {
+        const std::string& e = s.endpoints[i];
+        const int line = internal::LineOf(f.value[i]);
+        const std::string ctx = "endpoints[" + std::to_string(i) + "]";
+        if (!ParseHostPort(e)) {
+          r.Fail(line, ctx, "'" + e + "' is not host:port with a port 1..65535");
+        }
+        if (std::count(s.endpoints.begin(), s.endpoints.end(), e) > 1) {
+          r.Fail(line, ctx, "'" + e + "' appears twice");
+        }
+      }
+    } else if (f.key == "allow_from") {
+      s.allow_from = r.StringList(f, "");
+      for (size_t i = 0; i < s.allow_from.size(); ++i) {
+        const std::string& id = s.allow_from[i];
+        if (!IsValidServiceName(id) && !id.starts_with("spiffe://")) {
+          r.Fail(internal::LineOf(f.value[i]), "allow_from[" + std::to_string(i) + "]",
+                 "'" + id + "' is neither a service name nor a spiffe:// identity");
+        }
+      }
+    }
+  }
+  if (!have_service) r.Fail(internal::LineOf(doc), "", "missing 'service' (the service's name)");
+  return s;
+}
+
+}  // namespace
+
+Result<ServiceConfig> ParseServiceConfig(const std::string& text, const std::string& source) {
+  try {
+    const YAML::Node doc = internal::ParseDocument(text, source);
+    return ReadService(Reader(source), doc);
+  } catch (const ConfigFailure& f) {
+    return ConfigError(f.message);
+  } catch (const YAML::Exception& e) {
+    return ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+}
+
+Result<ServiceConfig> LoadServiceConfig(const std::string& path) {
+  std::string text;
+  try {
+    text = internal::ReadFile(path);
+  } catch (const ConfigFailure& f) {
+    return ConfigError(f.message);
+  }
+  return ParseServiceConfig(text, path);
+}
+
+}  // namespace hms::config

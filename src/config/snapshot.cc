@@ -1,0 +1,318 @@
+// Snapshot compilation: gateway config + mesh defaults + services → one
+// immutable Snapshot (DESIGN §4). Runs on the control thread and in hms-api.
+#include "hms/config/snapshot.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+
+namespace hms::config {
+namespace {
+
+std::atomic<int> g_live_snapshots{0};
+
+std::string Where(const std::string& source, int line) {
+  return line > 0 ? source + ":" + std::to_string(line) : source;
+}
+
+// Fills `ep.addr` from "host:port": numeric addresses directly, names through
+// the resolver (blocking: this runs on the control thread, never on a core).
+Result<bool> Resolve(Endpoint* ep) {
+  const std::optional<HostPort> hp = ParseHostPort(ep->address);
+  if (!hp) return ConfigError("'" + ep->address + "' is not host:port with a port 1..65535");
+  std::memset(&ep->addr, 0, sizeof(ep->addr));
+  sockaddr_in* v4 = reinterpret_cast<sockaddr_in*>(&ep->addr);
+  sockaddr_in6* v6 = reinterpret_cast<sockaddr_in6*>(&ep->addr);
+  if (inet_pton(AF_INET, hp->host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(hp->port);
+    ep->addr_len = sizeof(sockaddr_in);
+    return true;
+  }
+  if (inet_pton(AF_INET6, hp->host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(hp->port);
+    ep->addr_len = sizeof(sockaddr_in6);
+    return true;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const int rc = getaddrinfo(hp->host.c_str(), nullptr, &hints, &res);
+  if (rc != 0 || res == nullptr) {
+    return ConfigError("endpoint '" + ep->address + "' does not resolve: " +
+                       (rc != 0 ? gai_strerror(rc) : "no address"));
+  }
+  // The resolver's first answer (RFC 6724 order), as a client's connect() would try.
+  std::memcpy(&ep->addr, res->ai_addr, res->ai_addrlen);
+  ep->addr_len = res->ai_addrlen;
+  if (res->ai_family == AF_INET) v4->sin_port = htons(hp->port);
+  if (res->ai_family == AF_INET6) v6->sin6_port = htons(hp->port);
+  freeaddrinfo(res);
+  return true;
+}
+
+std::string JoinMethods(const std::vector<std::string>& methods) {
+  if (methods.empty()) return "*";
+  std::string out;
+  for (const std::string& m : methods) {
+    if (!out.empty()) out += ", ";
+    out += m;
+  }
+  return out;
+}
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          *out += buf;
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+void AppendKey(std::string* out, std::string_view key) {
+  AppendJsonString(out, key);
+  out->push_back(':');
+}
+
+void AppendRateLimit(std::string* out, const std::optional<RateLimit>& rl) {
+  if (!rl) {
+    *out += "null";
+    return;
+  }
+  *out += "{";
+  AppendKey(out, "text");
+  AppendJsonString(out, rl->text);
+  *out += ",\"rate_per_sec_x1000\":" + std::to_string(rl->rate_per_sec_x1000);
+  *out += ",\"burst\":" + std::to_string(rl->burst) + ",";
+  AppendKey(out, "per");
+  AppendJsonString(out, rl->per);
+  *out += "}";
+}
+
+}  // namespace
+
+uint32_t Interner::Intern(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto [it, inserted] = ids_.emplace(name, static_cast<uint32_t>(names_.size()));
+  if (inserted) names_.push_back(name);
+  return it->second;
+}
+
+std::string Interner::Name(uint32_t id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return id < names_.size() ? names_[id] : std::string();
+}
+
+size_t Interner::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return names_.size();
+}
+
+Snapshot::Snapshot() noexcept { g_live_snapshots.fetch_add(1, std::memory_order_relaxed); }
+Snapshot::~Snapshot() { g_live_snapshots.fetch_sub(1, std::memory_order_relaxed); }
+
+int LiveSnapshots() noexcept { return g_live_snapshots.load(std::memory_order_relaxed); }
+
+Result<std::unique_ptr<Snapshot>> CompileSnapshot(const GatewayConfig& gateway,
+                                                  const MeshConfig& mesh,
+                                                  const std::vector<ServiceConfig>& services,
+                                                  uint64_t version, Interner* endpoint_ids,
+                                                  Interner* route_keys) {
+  auto snap = std::make_unique<Snapshot>();
+  snap->version = version;
+  snap->gateway = gateway;
+  snap->mesh = mesh;
+  // Zero trust by default (DESIGN §3): with a jwt section every route
+  // requires a token unless it says otherwise.
+  const std::string default_auth = gateway.jwt ? "required" : "none";
+
+  std::map<std::string, std::string> defined_at;  // service name → "file:line"
+  std::vector<route::RouteSpec> specs;
+  for (const ServiceConfig& s : services) {
+    const std::string where = Where(s.source, s.line);
+    if (!IsValidServiceName(s.service)) {
+      return ConfigError(where + ": service '" + s.service + "' is not a valid name");
+    }
+    const auto [prev, inserted] = defined_at.emplace(s.service, where);
+    if (!inserted) {
+      return ConfigError(where + ": service '" + s.service + "' is already defined at " +
+                         prev->second);
+    }
+    Cluster cl;
+    cl.name = s.service;
+    cl.retries = s.retries.value_or(mesh.retries);
+    cl.timeout_ms = s.timeout_ms.value_or(mesh.timeout_ms);
+    cl.breaker = s.breaker.value_or(mesh.breaker);
+    cl.rate_limit = s.rate_limit;
+    cl.allow_from = s.allow_from;
+    std::set<std::string> seen;
+    for (const std::string& address : s.endpoints) {
+      if (!seen.insert(address).second) continue;  // the file and the store may both list it
+      Endpoint ep;
+      ep.address = address;
+      Result<bool> ok = Resolve(&ep);
+      if (!ok) return ConfigError(where + ": " + s.service + ": " + ok.error().message);
+      ep.id = endpoint_ids->Intern(address);
+      cl.endpoints.push_back(std::move(ep));
+    }
+    const uint32_t cluster_index = static_cast<uint32_t>(snap->clusters.size());
+    for (const RouteConfig& rc : s.routes) {
+      Route r;
+      r.cluster = cluster_index;
+      r.path_template = rc.path;
+      r.methods_text = JoinMethods(rc.methods);
+      r.host = rc.host;
+      r.timeout_ms = rc.timeout_ms.value_or(cl.timeout_ms);
+      r.auth = rc.auth.empty() ? default_auth : rc.auth;
+      r.require = rc.require;
+      r.rate_limit = rc.rate_limit ? rc.rate_limit : cl.rate_limit;
+      r.where = Where(s.source, rc.line);
+      // Stable across reloads while the service keeps this route, so per-core
+      // buckets and metrics carry over (DESIGN §4).
+      r.key = route_keys->Intern(s.service + "|" + r.methods_text + "|" + r.host + "|" +
+                                 r.path_template);
+      route::RouteSpec spec;
+      spec.host = rc.host;
+      spec.methods = rc.methods;
+      spec.path_template = rc.path;
+      spec.target = static_cast<uint32_t>(snap->routes.size());
+      spec.where = r.where;
+      specs.push_back(std::move(spec));
+      snap->routes.push_back(std::move(r));
+    }
+    snap->clusters.push_back(std::move(cl));
+  }
+  Result<route::RouteTable> table = route::RouteTable::Build(std::move(specs));
+  if (!table) return table.error();
+  snap->table = std::move(table.value());
+  return snap;
+}
+
+std::string Snapshot::ToJson() const {
+  std::string o = "{\"version\":" + std::to_string(version) + ",\"gateway\":{";
+  AppendKey(&o, "source");
+  AppendJsonString(&o, gateway.source);
+  o += ",";
+  AppendKey(&o, "role");
+  AppendJsonString(&o, gateway.role);
+  o += ",\"cores\":" + std::to_string(gateway.cores) + ",\"listeners\":[";
+  for (size_t i = 0; i < gateway.listeners.size(); ++i) {
+    if (i > 0) o += ",";
+    o += "{";
+    AppendKey(&o, "address");
+    AppendJsonString(&o, gateway.listeners[i].address);
+    o += std::string(",\"tls\":") + (gateway.listeners[i].tls ? "true" : "false") + "}";
+  }
+  o += "],";
+  AppendKey(&o, "admin");
+  AppendJsonString(&o, gateway.admin);
+  o += std::string(",\"jwt\":") + (gateway.jwt ? "true" : "false");
+  o += ",\"ring_entries\":" + std::to_string(gateway.ring_entries);
+  o += ",\"buffers\":{\"count\":" + std::to_string(gateway.buffer_count) +
+       ",\"size\":" + std::to_string(gateway.buffer_size) + "}";
+  o += ",\"zero_copy_min_bytes\":" + std::to_string(gateway.zero_copy_min_bytes);
+  o += ",\"max_connections_per_core\":" + std::to_string(gateway.max_connections_per_core);
+  o += ",\"upstream_idle_per_core\":" + std::to_string(gateway.upstream_idle_per_core);
+  o += ",\"max_header_bytes\":" + std::to_string(gateway.max_header_bytes);
+  o += ",\"max_body_bytes\":" + std::to_string(gateway.max_body_bytes);
+  o += ",\"header_timeout_ms\":" + std::to_string(gateway.header_timeout_ms);
+  o += ",\"idle_timeout_ms\":" + std::to_string(gateway.idle_timeout_ms);
+  o += ",\"drain_timeout_ms\":" + std::to_string(gateway.drain_timeout_ms);
+  o += "},\"mesh\":{\"retries\":" + std::to_string(mesh.retries) +
+       ",\"timeout_ms\":" + std::to_string(mesh.timeout_ms) + ",";
+  AppendKey(&o, "trust_domain");
+  AppendJsonString(&o, mesh.trust_domain);
+  o += "},\"clusters\":[";
+  for (size_t i = 0; i < clusters.size(); ++i) {
+    const Cluster& c = clusters[i];
+    if (i > 0) o += ",";
+    o += "{";
+    AppendKey(&o, "name");
+    AppendJsonString(&o, c.name);
+    o += ",\"retries\":" + std::to_string(c.retries) +
+         ",\"timeout_ms\":" + std::to_string(c.timeout_ms) +
+         ",\"breaker\":{\"failures\":" + std::to_string(c.breaker.failures) +
+         ",\"open_for_ms\":" + std::to_string(c.breaker.open_for_ms) + "},\"rate_limit\":";
+    AppendRateLimit(&o, c.rate_limit);
+    o += ",\"endpoints\":[";
+    for (size_t j = 0; j < c.endpoints.size(); ++j) {
+      if (j > 0) o += ",";
+      o += "{";
+      AppendKey(&o, "address");
+      AppendJsonString(&o, c.endpoints[j].address);
+      o += ",\"id\":" + std::to_string(c.endpoints[j].id) + "}";
+    }
+    o += "],\"allow_from\":[";
+    for (size_t j = 0; j < c.allow_from.size(); ++j) {
+      if (j > 0) o += ",";
+      AppendJsonString(&o, c.allow_from[j]);
+    }
+    o += "]}";
+  }
+  o += "],\"routes\":[";
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const Route& r = routes[i];
+    if (i > 0) o += ",";
+    o += "{";
+    AppendKey(&o, "template");
+    AppendJsonString(&o, r.path_template);
+    o += ",";
+    AppendKey(&o, "methods");
+    AppendJsonString(&o, r.methods_text);
+    o += ",";
+    AppendKey(&o, "host");
+    AppendJsonString(&o, r.host);
+    o += ",";
+    AppendKey(&o, "cluster");
+    AppendJsonString(&o, r.cluster < clusters.size() ? clusters[r.cluster].name : "");
+    o += ",\"key\":" + std::to_string(r.key) + ",\"timeout_ms\":" + std::to_string(r.timeout_ms) +
+         ",";
+    AppendKey(&o, "auth");
+    AppendJsonString(&o, r.auth);
+    o += ",";
+    AppendKey(&o, "rate_limit");
+    if (r.rate_limit) {
+      AppendJsonString(&o, r.rate_limit->text);
+    } else {
+      o += "null";
+    }
+    o += ",";
+    AppendKey(&o, "where");
+    AppendJsonString(&o, r.where);
+    o += "}";
+  }
+  o += "]}";
+  return o;
+}
+
+}  // namespace hms::config
