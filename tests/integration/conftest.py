@@ -1,0 +1,511 @@
+"""Fixtures of the integration suite: the real hms-gateway and hms-api binaries
+(from $HMS_BUILD_DIR, set by meson) against real upstreams on 127.0.0.1.
+
+Every process a fixture starts is stopped by that fixture's finalizer, also
+when the test fails. Every test phase is bounded by SIGALRM (the `deadline`
+marker; Debian ships no pytest-timeout), every socket by a timeout.
+"""
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import httpraw
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+APPS = HERE / "apps"
+PY = "/usr/bin/python3"
+BUILD_DIR = Path(os.environ.get("HMS_BUILD_DIR") or REPO / "build")
+
+DEFAULT_DEADLINE_S = 60
+PHASE_DEADLINE_S = 60  # setup and teardown of one test
+START_TIMEOUT_S = 20
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "deadline(seconds): fail the test when its call phase runs longer")
+
+
+def _bounded(seconds, what):
+    def on_alarm(signum, frame):
+        raise DeadlineExceeded(f"{what} exceeded its {seconds} s deadline")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return old
+
+
+def _unbound(old):
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    old = _bounded(PHASE_DEADLINE_S, "setup")
+    try:
+        yield
+    finally:
+        _unbound(old)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    marker = item.get_closest_marker("deadline")
+    seconds = marker.args[0] if marker else DEFAULT_DEADLINE_S
+    old = _bounded(seconds, "test")
+    try:
+        yield
+    finally:
+        _unbound(old)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    old = _bounded(PHASE_DEADLINE_S, "teardown")
+    try:
+        yield
+    finally:
+        _unbound(old)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def binary(name):
+    """A built binary: meson puts it at the build root or beside src/main/meson.build."""
+    for candidate in (BUILD_DIR / name, BUILD_DIR / "src" / "main" / name):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(f"{name} is not built in {BUILD_DIR} (ninja -C {BUILD_DIR})")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(port, proc=None, log=None, timeout=START_TIMEOUT_S):
+    """Waits until 127.0.0.1:port answers an HTTP request with any response."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before answering"
+                               f"{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                if s.recv(5) == b"HTTP/":
+                    return
+        except OSError as e:
+            last = e
+        time.sleep(0.05)
+    raise RuntimeError(f"127.0.0.1:{port} did not answer within {timeout} s ({last}){_tail(log)}")
+
+
+def _tail(path, n=4000):
+    if not path:
+        return ""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n--- " + str(path) + " ---\n" + text[-n:]
+
+
+def vmrss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def parse_duration_s(text, default):
+    if text is None:
+        return default
+    if isinstance(text, (int, float)):
+        return float(text)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*", str(text))
+    if not m:
+        return default
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+class Procs:
+    """Processes started by one fixture scope; stopped (TERM, then KILL) at its end."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, args, **kw):
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        proc = subprocess.Popen([str(a) for a in args], start_new_session=True, **kw)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self):
+        for proc in reversed(self.procs):
+            stop_process(proc)
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=5):
+    if proc.poll() is None:
+        try:
+            proc.send_signal(sig)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    for f in (proc.stdout, proc.stderr):
+        if f:
+            f.close()
+    return proc.returncode
+
+
+def read_port_line(proc, what, timeout=START_TIMEOUT_S):
+    """Reads the "port N" line a helper app prints once it listens."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        raise RuntimeError(f"{what} did not report its port within {timeout} s")
+    line = proc.stdout.readline().decode()
+    m = re.match(r"port (\d+)", line)
+    if not m:
+        raise RuntimeError(f"{what} printed {line!r} instead of its port")
+    return int(m.group(1))
+
+
+class Upstream:
+    def __init__(self, proc, port, log=None):
+        self.proc = proc
+        self.port = port
+        self.log = log
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+
+def start_uvicorn(procs, app_dir, module, log_dir):
+    """`python3 -m uvicorn MODULE:app` in app_dir on a socket bound here first
+    (port 0, handed over with --fd), so no other process can take the port."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    port = sock.getsockname()[1]
+    log = Path(log_dir) / f"uvicorn-{module}-{port}.log"
+    with open(log, "wb") as out:
+        proc = procs.start(
+            [PY, "-m", "uvicorn", f"{module}:app", "--fd", sock.fileno(),
+             "--log-level", "warning", "--timeout-keep-alive", "30"],
+            cwd=app_dir, stdout=out, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()])
+    sock.close()
+    wait_http(port, proc, log)
+    return Upstream(proc, port, log)
+
+
+def start_helper(procs, script, what):
+    proc = procs.start([PY, APPS / script], stdout=subprocess.PIPE)
+    port = read_port_line(proc, what)
+    return Upstream(proc, port)
+
+
+# ---------------------------------------------------------------- upstreams
+
+
+@pytest.fixture
+def procs():
+    p = Procs()
+    yield p
+    p.stop_all()
+
+
+@pytest.fixture(scope="session")
+def session_procs():
+    p = Procs()
+    yield p
+    p.stop_all()
+
+
+@pytest.fixture
+def uvicorn_app(procs, tmp_path):
+    """uvicorn_app(app_dir, module="app") → Upstream answering on 127.0.0.1:port."""
+
+    def start(app_dir, module="app"):
+        return start_uvicorn(procs, app_dir, module, tmp_path)
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def echo_upstream(session_procs, tmp_path_factory):
+    """The echo app (apps/echo_app.py), shared by the whole session."""
+    return start_uvicorn(session_procs, APPS, "echo_app", tmp_path_factory.mktemp("echo"))
+
+
+@pytest.fixture(scope="session")
+def bad_upstream(session_procs):
+    """The raw-socket misbehaving upstream (apps/bad_upstream.py)."""
+    return start_helper(session_procs, "bad_upstream.py", "bad_upstream")
+
+
+@pytest.fixture(scope="session")
+def upload_sink(session_procs):
+    """The raw-socket upload sink (apps/sink.py): reads whole bodies, answers {"bytes": N}."""
+    return start_helper(session_procs, "sink.py", "sink")
+
+
+NGINX_CONF = """\
+worker_processes 1;
+{user}
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp/client_body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    sendfile on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /json {{
+            default_type application/json;
+            return 200 '{{"ok":true}}';
+        }}
+        location = /big {{
+            root {d}/www;
+            default_type application/octet-stream;
+        }}
+    }}
+}}
+"""
+
+BIG_BYTES = 1 << 30
+
+
+@pytest.fixture(scope="session")
+def nginx_upstream(session_procs, tmp_path_factory):
+    """nginx (1 worker) on 127.0.0.1:port serving /json ({"ok":true}) and /big
+    (a 1 GiB sparse file). Uploads go to `upload_sink`, which reads every byte."""
+    d = tmp_path_factory.mktemp("nginx")
+    (d / "tmp").mkdir()
+    (d / "www").mkdir()
+    with open(d / "www" / "big", "wb") as f:
+        f.truncate(BIG_BYTES)
+    port = free_port()
+    conf = d / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(d=d, port=port,
+                                      user="user root;" if os.geteuid() == 0 else ""))
+    log = d / "error.log"
+    with open(d / "stderr.log", "wb") as out:
+        proc = session_procs.start(
+            ["/usr/sbin/nginx", "-c", conf, "-p", d, "-e", log, "-g", "daemon off;"],
+            stdout=out, stderr=subprocess.STDOUT)
+    wait_http(port, proc, d / "stderr.log")
+    return Upstream(proc, port, log)
+
+
+# ---------------------------------------------------------------- control plane
+
+
+@pytest.fixture
+def store_dir(tmp_path):
+    d = tmp_path / "store"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def hms_api(store_dir):
+    """hms_api(*args) → CompletedProcess of `hms-api --store file:<store_dir> ARGS`."""
+    exe = binary("hms-api")
+    env = {k: v for k, v in os.environ.items() if k != "HMS_STORE"}
+
+    def run(*args, timeout=30):
+        return subprocess.run([str(exe), "--store", f"file:{store_dir}", *map(str, args)],
+                              capture_output=True, text=True, timeout=timeout, env=env,
+                              stdin=subprocess.DEVNULL)
+
+    return run
+
+
+@pytest.fixture
+def register(hms_api, tmp_path):
+    """register(yaml_text, name=None) writes a route file and registers it; asserts success."""
+    counter = [0]
+
+    def reg(text, name=None):
+        counter[0] += 1
+        path = tmp_path / (name or f"route-{counter[0]}.yaml")
+        path.write_text(text)
+        r = hms_api("register", path)
+        assert r.returncode == 0, f"register failed ({r.returncode}):\n{r.stdout}{r.stderr}"
+        return path
+
+    return reg
+
+
+def echo_routes(port, service="echo-svc", slow_timeout=None, retries=0):
+    """The echo app's route file."""
+    slow = "  - path: /slow\n    methods: [GET]\n"
+    if slow_timeout:
+        slow += f"    timeout: {slow_timeout}\n"
+    return (f"service: {service}\n"
+            "routes:\n"
+            "  - POST /echo\n"
+            "  - GET /stream\n"
+            "  - path: /headers\n"
+            "  - GET /status/{code}\n"
+            f"{slow}"
+            f"retries: {retries}\n"
+            "breaker: {failures: 1000, open_for: 1s}\n"
+            f"endpoints: [127.0.0.1:{port}]\n")
+
+
+# ---------------------------------------------------------------- the gateway
+
+
+READY_RE = re.compile(r"^hms-gateway: ready cores=(\d+) snapshot=(\d+)")
+LISTEN_RE = re.compile(r"^hms-gateway: listening 127\.0\.0\.1:(\d+)")
+ADMIN_RE = re.compile(r"^hms-gateway: admin 127\.0\.0\.1:(\d+)")
+
+
+class Gateway:
+    def __init__(self, proc, config_path, drain_s, stderr_path):
+        self.proc = proc
+        self.config_path = config_path
+        self.drain_s = drain_s
+        self.stderr_path = stderr_path
+        self.lines = []
+        self.ports = []
+        self.admin_port = None
+        self.cores = None
+        self.snapshot = None
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+
+    def _read_stdout(self):
+        # Keeps draining stdout for the process's whole life so it never blocks on a full pipe.
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.lines.append(line)
+            if m := LISTEN_RE.match(line):
+                self.ports.append(int(m.group(1)))
+            elif m := ADMIN_RE.match(line):
+                self.admin_port = int(m.group(1))
+            elif m := READY_RE.match(line):
+                self.cores, self.snapshot = int(m.group(1)), int(m.group(2))
+                self._ready.set()
+        self._ready.set()
+
+    def wait_ready(self, timeout=START_TIMEOUT_S):
+        self._ready.wait(timeout)
+        if self.cores is None:
+            state = ("exited with %s" % self.proc.poll() if self.proc.poll() is not None
+                     else f"printed no ready line within {timeout} s")
+            raise RuntimeError(f"hms-gateway {state}; stdout:\n" + "\n".join(self.lines)
+                               + self.logs())
+        assert self.ports, "hms-gateway printed no 'listening' line before 'ready'"
+
+    @property
+    def port(self):
+        return self.ports[0]
+
+    def logs(self):
+        return _tail(self.stderr_path)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Sends `sig` and returns the exit code; fails if the gateway does not exit
+        within drain_timeout + 5 s (it is killed then)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=self.drain_s + 5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+                raise AssertionError(
+                    f"hms-gateway did not exit within {self.drain_s + 5:.0f} s of {sig.name}"
+                    + self.logs())
+        self._reader.join(timeout=5)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def gateway(store_dir, tmp_path):
+    """gateway(overrides=None) → a running hms-gateway on a tmp gateway.yaml
+    (listener and admin on 127.0.0.1 port 0, the test's store, 2 cores, plus
+    overrides). Teardown: SIGTERM, and exit code 0 within drain_timeout + 5 s."""
+    exe = binary("hms-gateway")
+    started = []
+
+    def start(overrides=None, name="gateway.yaml"):
+        cfg = {"listeners": ["127.0.0.1:0"], "admin": "127.0.0.1:0",
+               "store": f"file:{store_dir}", "cores": 2}
+        cfg.update(overrides or {})
+        path = tmp_path / name
+        # JSON values are YAML flow values, so every key is one line.
+        path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in cfg.items()))
+        stderr_path = tmp_path / f"{path.stem}.stderr"
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen([str(exe), "--config", str(path)], stdout=subprocess.PIPE,
+                                    stderr=err, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        gw = Gateway(proc, path, parse_duration_s(cfg.get("drain_timeout"), 10.0), stderr_path)
+        started.append(gw)
+        try:
+            gw.wait_ready()
+        except BaseException:
+            stop_process(proc, signal.SIGKILL)
+            raise
+        return gw
+
+    yield start
+    failures = []
+    for gw in started:
+        try:
+            rc = gw.stop()
+            if rc != 0:
+                failures.append(f"hms-gateway exited with {rc} after SIGTERM" + gw.logs())
+        except AssertionError as e:
+            failures.append(str(e))
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+def echo_gateway(echo_upstream, register, gateway):
+    """A gateway with echo-svc (the session's echo app) registered."""
+    register(echo_routes(echo_upstream.port))
+    return gateway()
+
+
+def admin_get(gw, path, timeout=10):
+    assert gw.admin_port, "hms-gateway printed no 'admin' line"
+    return httpraw.get(gw.admin_port, path, timeout=timeout)
