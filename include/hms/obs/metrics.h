@@ -3,7 +3,8 @@
 // Each core owns one CoreMetrics and is its only writer; the admin API (the
 // control thread) reads every core's copy while they run. Counters are relaxed
 // atomics written with load+store (single writer: no locked instructions on the
-// hot path). Nothing here allocates after construction.
+// hot path). Nothing here allocates after construction, except Sum(), which
+// runs on the control thread at scrape time.
 #pragma once
 
 #include <atomic>
@@ -31,19 +32,36 @@ class Counter {
 // Requests by (route key, status code): a fixed-capacity open-addressing table,
 // filled by one core, read by the admin thread. When full, counts go to the
 // overflow counter (and the scrape says so) rather than allocating.
+//
+// Linear probing. A slot's key is published (release) once and never changes,
+// so a reader that sees a key (acquire) sees a slot that stays that key's; its
+// count only grows. The table accepts at most capacity - capacity/8 distinct
+// keys: above 7/8 load a miss would probe most of the table, and the data path
+// must stay bounded.
 class RequestTable {
  public:
+  // capacity_pow2 must be a power of two >= 2 (HMS_CHECK).
   explicit RequestTable(uint32_t capacity_pow2 = 4096);
-  void Count(uint32_t route_key, uint16_t status) noexcept;
-  // Visits every (route_key, status, count) with count > 0.
+  // Single writer (the owning core). Never allocates.
+  void Count(uint32_t route_key, uint16_t status, uint64_t n = 1) noexcept;
+  // Visits every (route_key, status, count) with count > 0. Any thread.
   template <typename F>
   void ForEach(F&& f) const {
     for (const Slot& s : slots_) {
       uint64_t k = s.key.load(std::memory_order_acquire);
-      if (k != 0) f(static_cast<uint32_t>((k >> 16) - 1), static_cast<uint16_t>(k & 0xffff), s.count.Get());
+      if (k == 0) continue;
+      // The writer publishes the key before the first Add: skip the window in
+      // which the slot exists but has not been counted yet.
+      uint64_t c = s.count.Get();
+      if (c != 0) f(static_cast<uint32_t>((k >> 16) - 1), static_cast<uint16_t>(k & 0xffff), c);
     }
   }
   uint64_t overflow() const noexcept { return overflow_.Get(); }
+  uint32_t capacity() const noexcept { return mask_ + 1; }
+  // Most distinct (route_key, status) pairs the table will hold.
+  uint32_t max_keys() const noexcept { return max_used_; }
+  // Distinct pairs held so far. Any thread.
+  uint32_t size() const noexcept { return static_cast<uint32_t>(used_.Get()); }
 
  private:
   struct Slot {
@@ -52,6 +70,8 @@ class RequestTable {
   };
   std::vector<Slot> slots_;
   uint32_t mask_;
+  uint32_t max_used_;
+  Counter used_;
   Counter overflow_;
 };
 
@@ -71,5 +91,39 @@ struct CoreMetrics {
   Counter snapshots_held;         // gauge: snapshots this core still references
   RequestTable requests;          // route key 0 = no route matched (404/405/400/...)
 };
+
+// One (route key, status) row of a scrape, summed over cores.
+struct RequestCount {
+  uint32_t route_key = 0;
+  uint16_t status = 0;
+  uint64_t count = 0;
+};
+
+// Every core's CoreMetrics added up at scrape time. Counters and gauges alike
+// are sums (a gauge summed over cores is the process-wide gauge), except
+// snapshot_version, which is the lowest version any core still runs (the one
+// a reload is waiting for).
+struct CoreTotals {
+  uint32_t cores = 0;
+  uint64_t connections_accepted = 0;
+  uint64_t connections_active = 0;
+  uint64_t connections_refused = 0;
+  uint64_t upstream_connect_errors = 0;
+  uint64_t upstream_connections_new = 0;
+  uint64_t upstream_connections_reused = 0;
+  uint64_t upstream_idle = 0;
+  uint64_t buffer_ring_exhausted = 0;
+  uint64_t heap_allocations = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t snapshot_version_min = 0;
+  uint64_t snapshots_held = 0;
+  std::vector<RequestCount> requests;  // sorted by (route_key, status), no duplicates
+  uint64_t requests_overflow = 0;      // counts no core's table had room for
+};
+
+// Sums the given cores' metrics (null entries are skipped). Control thread
+// only: it allocates. Reads race benignly with the cores' writers.
+CoreTotals Sum(const std::vector<const CoreMetrics*>& cores);
 
 }  // namespace hms::obs

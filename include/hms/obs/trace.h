@@ -11,6 +11,9 @@ namespace hms::obs {
 struct TraceContext {
   char trace_id[33];  // 32 lower-case hex + NUL
   char span_id[17];   // this hop's span id
+  // The caller's span (traceparent's parent-id), NUL-terminated; empty when
+  // the trace came from x-trace-id or is new. Kept for span export.
+  char parent_id[17] = {};
   uint8_t flags = 1;  // sampled
   // The caller's x-trace-id, verbatim, returned on the response as sent
   // (1..32 hex chars); empty when the trace came from traceparent or is new.
@@ -20,15 +23,22 @@ struct TraceContext {
 
 // Parses "00-<32 hex>-<16 hex>-<2 hex>" (W3C Trace Context §3.2). Rejects
 // version ff, all-zero ids, upper-case hex, wrong lengths; a future version
-// (> 00) is accepted if its first four fields are well formed.
+// (> 00) is accepted if its first four fields are well formed (and anything
+// after them starts with '-', §3.2.4). On success span_id and parent_id both
+// hold the caller's parent-id (so formatting reproduces the header); call
+// NewSpan before forwarding. On failure *out is left untouched.
 bool ParseTraceparent(std::string_view value, TraceContext* out) noexcept;
 
 // Accepts an x-trace-id of 1..32 hex chars: trace_id is it in lower case,
 // left-padded with zeros to 32 (all-zero refused), and external_id keeps it
 // verbatim; anything else is refused (the caller then starts a new trace).
+// span_id is left empty and flags set to sampled: call NewSpan before
+// formatting. On failure *out is left untouched.
 bool ParseTraceId(std::string_view value, TraceContext* out) noexcept;
 
-// Fresh random ids from a per-thread xoshiro generator seeded at thread start.
+// Fresh random ids (never all zero) from a per-thread xoshiro256** generator
+// seeded from getrandom() at the thread's first use. NewTrace makes a whole new
+// context (sampled, no parent, no external id); NewSpan replaces span_id only.
 void NewTrace(TraceContext* out) noexcept;
 void NewSpan(TraceContext* out) noexcept;
 

@@ -1,0 +1,99 @@
+#include "hms/obs/metrics.h"
+
+#include <algorithm>
+#include <bit>
+
+#include "hms/common/check.h"
+
+namespace hms::obs {
+namespace {
+
+// Murmur3's 64-bit finalizer: route keys are small sequential integers and
+// statuses cluster around 200/404, so the raw key would pile up in a few slots.
+inline uint64_t Mix(uint64_t k) noexcept {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  k ^= k >> 33;
+  return k;
+}
+
+}  // namespace
+
+RequestTable::RequestTable(uint32_t capacity_pow2)
+    : slots_(capacity_pow2),
+      mask_(capacity_pow2 - 1),
+      max_used_(capacity_pow2 - capacity_pow2 / 8) {
+  HMS_CHECK(capacity_pow2 >= 2 && std::has_single_bit(capacity_pow2));
+}
+
+void RequestTable::Count(uint32_t route_key, uint16_t status, uint64_t n) noexcept {
+  const uint64_t key = ((static_cast<uint64_t>(route_key) + 1) << 16) | status;
+  uint32_t i = static_cast<uint32_t>(Mix(key)) & mask_;
+  // Bounded: at most capacity probes, and in practice few since load <= 7/8.
+  for (uint32_t probes = 0; probes <= mask_; ++probes, i = (i + 1) & mask_) {
+    Slot& s = slots_[i];
+    // Single writer: a relaxed load sees our own earlier stores.
+    const uint64_t k = s.key.load(std::memory_order_relaxed);
+    if (k == key) {
+      s.count.Add(n);
+      return;
+    }
+    if (k == 0) {
+      if (used_.Get() >= max_used_) break;
+      used_.Add();
+      // Release: a reader that sees the key sees a zeroed count, then only
+      // growth (ForEach skips count 0).
+      s.key.store(key, std::memory_order_release);
+      s.count.Add(n);
+      return;
+    }
+  }
+  overflow_.Add(n);
+}
+
+CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
+  CoreTotals t;
+  bool first = true;
+  for (const CoreMetrics* m : cores) {
+    if (m == nullptr) continue;
+    ++t.cores;
+    t.connections_accepted += m->connections_accepted.Get();
+    t.connections_active += m->connections_active.Get();
+    t.connections_refused += m->connections_refused.Get();
+    t.upstream_connect_errors += m->upstream_connect_errors.Get();
+    t.upstream_connections_new += m->upstream_connections_new.Get();
+    t.upstream_connections_reused += m->upstream_connections_reused.Get();
+    t.upstream_idle += m->upstream_idle.Get();
+    t.buffer_ring_exhausted += m->buffer_ring_exhausted.Get();
+    t.heap_allocations += m->heap_allocations.Get();
+    t.bytes_in += m->bytes_in.Get();
+    t.bytes_out += m->bytes_out.Get();
+    const uint64_t v = m->snapshot_version.Get();
+    t.snapshot_version_min = first ? v : std::min(t.snapshot_version_min, v);
+    first = false;
+    t.snapshots_held += m->snapshots_held.Get();
+    t.requests_overflow += m->requests.overflow();
+    m->requests.ForEach([&t](uint32_t route_key, uint16_t status, uint64_t count) {
+      t.requests.push_back(RequestCount{route_key, status, count});
+    });
+  }
+  std::sort(t.requests.begin(), t.requests.end(), [](const RequestCount& a, const RequestCount& b) {
+    return a.route_key != b.route_key ? a.route_key < b.route_key : a.status < b.status;
+  });
+  // Merge the rows several cores reported for the same pair.
+  size_t out = 0;
+  for (size_t i = 0; i < t.requests.size(); ++i) {
+    if (out > 0 && t.requests[out - 1].route_key == t.requests[i].route_key &&
+        t.requests[out - 1].status == t.requests[i].status) {
+      t.requests[out - 1].count += t.requests[i].count;
+    } else {
+      t.requests[out++] = t.requests[i];
+    }
+  }
+  t.requests.resize(out);
+  return t;
+}
+
+}  // namespace hms::obs

@@ -1,0 +1,167 @@
+#include "hms/obs/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+#include <utility>
+
+namespace hms::obs {
+namespace {
+
+using Counts = std::map<std::pair<uint32_t, uint16_t>, uint64_t>;
+
+Counts Snapshot(const RequestTable& t) {
+  Counts c;
+  t.ForEach([&c](uint32_t route, uint16_t status, uint64_t n) {
+    auto [it, inserted] = c.emplace(std::make_pair(route, status), n);
+    EXPECT_TRUE(inserted) << "pair visited twice: " << route << "/" << status;
+  });
+  return c;
+}
+
+TEST(RequestTable, CountsByRouteAndStatus) {
+  RequestTable t(16);
+  t.Count(0, 404);
+  t.Count(3, 200);
+  t.Count(3, 200);
+  t.Count(3, 503);
+  t.Count(7, 200, 5);
+  Counts c = Snapshot(t);
+  EXPECT_EQ(c.size(), 4u);
+  EXPECT_EQ((c[{0, 404}]), 1u);
+  EXPECT_EQ((c[{3, 200}]), 2u);
+  EXPECT_EQ((c[{3, 503}]), 1u);
+  EXPECT_EQ((c[{7, 200}]), 5u);
+  EXPECT_EQ(t.overflow(), 0u);
+  EXPECT_EQ(t.size(), 4u);
+}
+
+TEST(RequestTable, ExtremeKeysRoundTrip) {
+  RequestTable t(8);
+  t.Count(UINT32_MAX, 0xffff);
+  t.Count(0, 0);
+  Counts c = Snapshot(t);
+  EXPECT_EQ((c[{UINT32_MAX, 0xffff}]), 1u);
+  EXPECT_EQ((c[{0, 0}]), 1u);
+}
+
+TEST(RequestTable, FullTableCountsIntoOverflow) {
+  RequestTable t(8);
+  ASSERT_EQ(t.max_keys(), 7u);
+  for (uint32_t r = 0; r < 7; ++r) t.Count(r, 200);
+  EXPECT_EQ(t.overflow(), 0u);
+  t.Count(100, 200);
+  t.Count(101, 500, 3);
+  EXPECT_EQ(t.overflow(), 4u);
+  // Keys already present still count normally.
+  t.Count(2, 200);
+  Counts c = Snapshot(t);
+  EXPECT_EQ(c.size(), 7u);
+  EXPECT_EQ((c[{2, 200}]), 2u);
+  EXPECT_EQ(c.count({100, 200}), 0u);
+  EXPECT_EQ(t.overflow(), 4u);
+}
+
+TEST(RequestTable, ManyKeysAllFoundAgain) {
+  RequestTable t(4096);
+  for (int round = 0; round < 3; ++round) {
+    for (uint32_t r = 0; r < 1000; ++r) t.Count(r, static_cast<uint16_t>(200 + r % 4));
+  }
+  Counts c = Snapshot(t);
+  EXPECT_EQ(c.size(), 1000u);
+  for (const auto& [k, n] : c) EXPECT_EQ(n, 3u) << k.first;
+  EXPECT_EQ(t.overflow(), 0u);
+}
+
+// One writer counts while a reader scrapes over and over: every row the reader
+// sees must be a real key (no torn key), counts never go down between scrapes,
+// and the final totals are exact.
+TEST(RequestTable, ConcurrentReaderSeesMonotonicCounts) {
+  RequestTable t(64);
+  constexpr uint32_t kRoutes = 40;  // fills well past half the table
+  constexpr uint64_t kRounds = 20000;
+  std::atomic<bool> done{false};
+  std::atomic<bool> reader_ok{true};
+  std::atomic<uint64_t> scrapes{0};
+
+  std::thread reader([&] {
+    Counts last;
+    while (true) {
+      const bool finished = done.load(std::memory_order_acquire);
+      Counts now;
+      t.ForEach([&](uint32_t route, uint16_t status, uint64_t n) {
+        if (route >= kRoutes || status != static_cast<uint16_t>(200 + route) || n == 0 ||
+            n > kRounds) {
+          reader_ok = false;
+        }
+        now[{route, status}] = n;
+      });
+      for (const auto& [k, n] : last) {
+        auto it = now.find(k);
+        if (it == now.end() || it->second < n) reader_ok = false;
+      }
+      last = std::move(now);
+      scrapes.fetch_add(1, std::memory_order_relaxed);
+      if (finished) break;
+    }
+  });
+
+  for (uint64_t i = 0; i < kRounds; ++i) {
+    for (uint32_t r = 0; r < kRoutes; ++r) t.Count(r, static_cast<uint16_t>(200 + r));
+  }
+  done.store(true, std::memory_order_release);
+  reader.join();
+
+  EXPECT_TRUE(reader_ok.load());
+  EXPECT_GT(scrapes.load(), 1u);
+  Counts c = Snapshot(t);
+  ASSERT_EQ(c.size(), kRoutes);
+  for (const auto& [k, n] : c) EXPECT_EQ(n, kRounds);
+  EXPECT_EQ(t.overflow(), 0u);
+}
+
+TEST(CoreMetrics, SumAddsCoresAndMergesRequestRows) {
+  CoreMetrics a;
+  CoreMetrics b;
+  a.connections_accepted.Add(3);
+  b.connections_accepted.Add(4);
+  a.connections_active.Set(2);
+  b.connections_active.Set(5);
+  a.bytes_in.Add(100);
+  b.bytes_out.Add(7);
+  a.snapshot_version.Set(9);
+  b.snapshot_version.Set(8);
+  a.requests.Count(1, 200, 10);
+  b.requests.Count(1, 200, 5);
+  b.requests.Count(0, 404, 2);
+  a.requests.Count(2, 503);
+
+  CoreTotals t = Sum({&a, nullptr, &b});
+  EXPECT_EQ(t.cores, 2u);
+  EXPECT_EQ(t.connections_accepted, 7u);
+  EXPECT_EQ(t.connections_active, 7u);
+  EXPECT_EQ(t.bytes_in, 100u);
+  EXPECT_EQ(t.bytes_out, 7u);
+  EXPECT_EQ(t.snapshot_version_min, 8u);
+  ASSERT_EQ(t.requests.size(), 3u);
+  EXPECT_EQ(t.requests[0].route_key, 0u);
+  EXPECT_EQ(t.requests[0].status, 404);
+  EXPECT_EQ(t.requests[0].count, 2u);
+  EXPECT_EQ(t.requests[1].route_key, 1u);
+  EXPECT_EQ(t.requests[1].count, 15u);
+  EXPECT_EQ(t.requests[2].route_key, 2u);
+  EXPECT_EQ(t.requests[2].status, 503);
+  EXPECT_EQ(t.requests_overflow, 0u);
+}
+
+TEST(CoreMetrics, SumOfNothingIsZero) {
+  CoreTotals t = Sum({});
+  EXPECT_EQ(t.cores, 0u);
+  EXPECT_TRUE(t.requests.empty());
+  EXPECT_EQ(t.snapshot_version_min, 0u);
+}
+
+}  // namespace
+}  // namespace hms::obs

@@ -1,0 +1,190 @@
+#include "hms/obs/trace.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_set>
+
+namespace hms::obs {
+namespace {
+
+constexpr std::string_view kValid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+TEST(Traceparent, ParsesValidVersion00) {
+  TraceContext t;
+  ASSERT_TRUE(ParseTraceparent(kValid, &t));
+  EXPECT_STREQ(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_STREQ(t.span_id, "00f067aa0ba902b7");
+  EXPECT_STREQ(t.parent_id, "00f067aa0ba902b7");
+  EXPECT_EQ(t.flags, 1);
+  EXPECT_EQ(t.external_len, 0);
+}
+
+TEST(Traceparent, ParsesFlags) {
+  TraceContext t;
+  ASSERT_TRUE(ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &t));
+  EXPECT_EQ(t.flags, 0);
+  ASSERT_TRUE(ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-a3", &t));
+  EXPECT_EQ(t.flags, 0xa3);
+}
+
+struct Case {
+  const char* name;
+  std::string_view value;
+};
+
+TEST(Traceparent, RejectsInvalid) {
+  const Case cases[] = {
+      {"version ff", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+      {"version not hex", "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+      {"version upper", "0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+      {"version one digit", "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+      {"all-zero trace id", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"},
+      {"all-zero parent id", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"},
+      {"upper trace id", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"},
+      {"upper parent id", "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01"},
+      {"upper flags", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A"},
+      {"flags not hex", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x"},
+      {"short trace id", "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"},
+      {"long trace id", "00-4bf92f3577b34da6a3ce929d0e0e47366-00f067aa0ba902b7-01"},
+      {"short parent id", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01"},
+      {"one-digit flags", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"},
+      {"v00 trailing data", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xyz"},
+      {"v00 trailing dash", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-"},
+      {"v00 trailing space", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 "},
+      {"wrong separator", "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+      {"trace id with dash", "00-4bf92f3577b34da6a3ce929d0e0e-736-00f067aa0ba902b7-01"},
+      {"empty", ""},
+      {"future, junk after", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x"},
+      {"future, short", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"},
+  };
+  for (const Case& c : cases) {
+    TraceContext t;
+    std::strcpy(t.trace_id, "untouched");
+    EXPECT_FALSE(ParseTraceparent(c.value, &t)) << c.name;
+    EXPECT_STREQ(t.trace_id, "untouched") << c.name;
+  }
+}
+
+TEST(Traceparent, AcceptsFutureVersions) {
+  TraceContext t;
+  EXPECT_TRUE(ParseTraceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &t));
+  EXPECT_TRUE(
+      ParseTraceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds", &t));
+  EXPECT_STREQ(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_STREQ(t.span_id, "00f067aa0ba902b7");
+  EXPECT_TRUE(ParseTraceparent("fe-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", &t));
+}
+
+TEST(Traceparent, FormatRoundTrip) {
+  TraceContext t;
+  ASSERT_TRUE(ParseTraceparent(kValid, &t));
+  char buf[56] = {};
+  ASSERT_EQ(FormatTraceparent(t, buf), 55);
+  EXPECT_EQ(std::string_view(buf, 55), kValid);
+
+  // A future version is forwarded as the version we speak.
+  ASSERT_TRUE(
+      ParseTraceparent("07-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03-extra", &t));
+  ASSERT_EQ(FormatTraceparent(t, buf), 55);
+  EXPECT_EQ(std::string_view(buf, 55), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03");
+}
+
+TEST(Traceparent, NewTraceFormatsAndParsesBack) {
+  for (int i = 0; i < 1000; ++i) {
+    TraceContext t;
+    NewTrace(&t);
+    char buf[55];
+    ASSERT_EQ(FormatTraceparent(t, buf), 55);
+    TraceContext back;
+    ASSERT_TRUE(ParseTraceparent(std::string_view(buf, 55), &back)) << std::string_view(buf, 55);
+    EXPECT_STREQ(back.trace_id, t.trace_id);
+    EXPECT_STREQ(back.span_id, t.span_id);
+    EXPECT_EQ(back.flags, 1);
+  }
+}
+
+TEST(Traceparent, NewSpanKeepsTraceAndChangesSpan) {
+  TraceContext t;
+  ASSERT_TRUE(ParseTraceparent(kValid, &t));
+  NewSpan(&t);
+  EXPECT_STREQ(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_STREQ(t.parent_id, "00f067aa0ba902b7");
+  EXPECT_STRNE(t.span_id, "00f067aa0ba902b7");
+  EXPECT_EQ(std::strlen(t.span_id), 16u);
+}
+
+TEST(TraceId, AcceptsHexForms) {
+  TraceContext t;
+  ASSERT_TRUE(ParseTraceId("abc123", &t));
+  EXPECT_STREQ(t.trace_id, "00000000000000000000000000abc123");
+  EXPECT_EQ(std::string_view(t.external_id, t.external_len), "abc123");
+  EXPECT_EQ(t.external_id[t.external_len], '\0');
+
+  ASSERT_TRUE(ParseTraceId("ABCDEF0123456789abcdef0123456789", &t));
+  EXPECT_STREQ(t.trace_id, "abcdef0123456789abcdef0123456789");
+  EXPECT_EQ(std::string_view(t.external_id, t.external_len), "ABCDEF0123456789abcdef0123456789");
+
+  ASSERT_TRUE(ParseTraceId("1", &t));
+  EXPECT_STREQ(t.trace_id, "00000000000000000000000000000001");
+  EXPECT_EQ(t.external_len, 1);
+  EXPECT_STREQ(t.parent_id, "");
+}
+
+TEST(TraceId, RejectsOtherForms) {
+  const Case cases[] = {
+      {"empty", ""},
+      {"all zero", "0000"},
+      {"all zero 32", "00000000000000000000000000000000"},
+      {"33 chars", "abcdef0123456789abcdef01234567890"},
+      {"not hex", "abcg"},
+      {"uuid dashes", "4bf92f35-77b3-4da6-a3ce-929d0e0e4736"},
+      {"space", "abc 123"},
+      {"traceparent", kValid},
+  };
+  for (const Case& c : cases) {
+    TraceContext t;
+    t.external_len = 7;
+    EXPECT_FALSE(ParseTraceId(c.value, &t)) << c.name;
+    EXPECT_EQ(t.external_len, 7) << c.name;
+  }
+}
+
+TEST(TraceId, ThenNewSpanFormatsValidTraceparent) {
+  TraceContext t;
+  ASSERT_TRUE(ParseTraceId("DEADbeef", &t));
+  NewSpan(&t);
+  char buf[55];
+  FormatTraceparent(t, buf);
+  TraceContext back;
+  ASSERT_TRUE(ParseTraceparent(std::string_view(buf, 55), &back));
+  EXPECT_STREQ(back.trace_id, "000000000000000000000000deadbeef");
+}
+
+TEST(NewTrace, IdsAreUniqueOver100k) {
+  std::unordered_set<std::string> traces;
+  std::unordered_set<std::string> spans;
+  traces.reserve(100000);
+  spans.reserve(100000);
+  for (int i = 0; i < 100000; ++i) {
+    TraceContext t;
+    NewTrace(&t);
+    ASSERT_EQ(std::strlen(t.trace_id), 32u);
+    ASSERT_TRUE(traces.insert(t.trace_id).second) << "duplicate trace id " << t.trace_id;
+    ASSERT_TRUE(spans.insert(t.span_id).second) << "duplicate span id " << t.span_id;
+  }
+}
+
+TEST(NewTrace, ThreadsGetDifferentStreams) {
+  TraceContext a;
+  TraceContext b;
+  NewTrace(&a);
+  std::thread([&b] { NewTrace(&b); }).join();
+  EXPECT_STRNE(a.trace_id, b.trace_id);
+}
+
+}  // namespace
+}  // namespace hms::obs
