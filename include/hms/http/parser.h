@@ -130,11 +130,30 @@ class ChunkedDecoder {
 
  private:
   enum class State : uint8_t { kSize, kExt, kSizeLf, kData, kDataCr, kDataLf, kTrailer, kTrailerLf, kDone, kError };
+  // Position inside a chunk-ext (RFC 9112 §7.1.1) while state_ == kExt.
+  enum class Ext : uint8_t { kBeforeSemi, kBeforeName, kName, kAfterName, kBeforeValue, kToken, kQuoted, kQuotedEscape, kAfterQuoted };
+  // Position inside a trailer field line while state_ == kTrailer.
+  enum class Trailer : uint8_t { kName, kValue };
+  // A size line (with extensions) or a trailer line longer than this, or a
+  // trailer section longer than kMaxTrailerBytes, is refused: each line is
+  // held by no buffer of ours, but an endless one would keep the exchange
+  // alive without progress.
+  static constexpr uint32_t kMaxLineBytes = 4096;
+  static constexpr uint32_t kMaxTrailerBytes = 16384;
+
+  bool Fail(ParseError e) noexcept;
+  bool StepSize(char c) noexcept;
+  bool StepExt(char c) noexcept;
+  bool StepTrailer(char c) noexcept;
+
   State state_ = State::kSize;
+  Ext ext_ = Ext::kBeforeSemi;
+  Trailer trailer_ = Trailer::kName;
   ParseError error_ = ParseError::kNone;
-  uint64_t remaining_ = 0;   // data bytes left in the current chunk
+  uint64_t remaining_ = 0;   // chunk size being read, then data bytes left in the chunk
   uint64_t data_bytes_ = 0;  // total data bytes so far
   uint32_t line_bytes_ = 0;  // bytes in the current size/trailer line (bounded)
+  uint32_t trailer_bytes_ = 0;  // bytes of the trailer section so far (bounded)
   bool size_digits_ = false;
   bool trailer_empty_line_ = true;
 };
