@@ -1,0 +1,101 @@
+"""Routing stamp (404/405 with JSON bodies), trace ids and the headers the
+upstream receives (DESIGN §5)."""
+import json
+import re
+
+import httpraw
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def upstream_headers(resp):
+    assert resp.status == 200, resp
+    return {k: v for k, v in resp.json()["headers"]}
+
+
+def upstream_header_names(resp):
+    return [k for k, _ in resp.json()["headers"]]
+
+
+def test_unknown_path_is_404_json(echo_gateway):
+    r = httpraw.get(echo_gateway.port, "/no/such/route")
+    assert r.status == 404, r
+    body = r.json()
+    assert set(body) >= {"error", "reason", "trace_id"}, body
+    assert r.header("x-hms-reason"), r
+    assert r.header("x-trace-id") == body["trace_id"], r
+    assert (r.header("content-type") or "").startswith("application/json"), r
+
+
+def test_wrong_method_is_405_with_allow(echo_gateway):
+    r = httpraw.request(echo_gateway.port, "DELETE", "/stream")
+    assert r.status == 405, r
+    allow = [m.strip() for m in (r.header("allow") or "").split(",")]
+    assert "GET" in allow, r
+    assert "DELETE" not in allow, r
+    assert set(r.json()) >= {"error", "reason", "trace_id"}
+    assert r.header("x-hms-reason"), r
+
+
+def test_trace_id_from_x_trace_id_is_echoed(echo_gateway):
+    r = httpraw.get(echo_gateway.port, "/status/200", {"x-trace-id": "7f23ab7f23ab7f23"})
+    assert r.status == 200, r
+    assert r.header("x-trace-id") == "7f23ab7f23ab7f23", r
+
+
+def test_trace_id_from_traceparent_is_echoed(echo_gateway):
+    r = httpraw.get(echo_gateway.port, "/status/200", {"traceparent": TRACEPARENT})
+    assert r.status == 200, r
+    assert r.header("x-trace-id") == "4bf92f3577b34da6a3ce929d0e0e4736", r
+
+
+def test_trace_id_made_when_absent_and_unique(echo_gateway):
+    a = httpraw.get(echo_gateway.port, "/status/200").header("x-trace-id")
+    b = httpraw.get(echo_gateway.port, "/status/200").header("x-trace-id")
+    assert a and b and a != b
+
+
+def test_upstream_receives_trace_and_forwarding_headers(echo_gateway):
+    r = httpraw.get(echo_gateway.port, "/headers", {"traceparent": TRACEPARENT})
+    h = upstream_headers(r)
+    assert h.get("x-trace-id") == "4bf92f3577b34da6a3ce929d0e0e4736", h
+    tp = h.get("traceparent", "")
+    m = re.fullmatch(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})", tp)
+    assert m, f"upstream traceparent {tp!r}"
+    assert m.group(1) == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert m.group(2) != "00f067aa0ba902b7", "the gateway must forward a new span id"
+    assert h.get("x-forwarded-for", "").split(",")[-1].strip() == "127.0.0.1", h
+    assert h.get("x-forwarded-proto") == "http", h
+    # The response to the client carries the same trace id.
+    assert r.header("x-trace-id") == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_upstream_gets_trace_headers_without_client_ones(echo_gateway):
+    h = upstream_headers(httpraw.get(echo_gateway.port, "/headers"))
+    assert h.get("x-trace-id"), h
+    assert h.get("traceparent", "").startswith("00-"), h
+
+
+def test_hop_by_hop_headers_not_forwarded(echo_gateway):
+    r = httpraw.get(echo_gateway.port, "/headers", [
+        ("Connection", "keep-alive, foo"),
+        ("foo", "bar"),
+        ("Keep-Alive", "timeout=5"),
+        ("TE", "trailers"),
+        ("Proxy-Authorization", "Basic eDp5"),
+        ("X-Kept", "yes"),
+    ])
+    names = upstream_header_names(r)
+    h = upstream_headers(r)
+    for hop in ("foo", "keep-alive", "te", "proxy-authorization"):
+        assert hop not in names, f"{hop} forwarded upstream: {h}"
+    assert "foo" not in h.get("connection", ""), h
+    assert h.get("x-kept") == "yes", h
+
+
+def test_request_body_and_query_reach_upstream(echo_gateway):
+    r = httpraw.request(echo_gateway.port, "POST", "/echo",
+                        {"Content-Type": "application/json"}, json.dumps({"a": 1}).encode())
+    assert r.status == 200 and r.json() == {"a": 1}, r
+    r = httpraw.get(echo_gateway.port, "/headers?x=1&y=two")
+    assert r.json()["query"] == "x=1&y=two"
