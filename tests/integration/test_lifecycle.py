@@ -87,4 +87,4 @@ def test_healthz(echo_gateway):
 
 def test_ready_line_reports_cores(echo_gateway):
     assert echo_gateway.cores == 2
-    assert echo_gateway.snapshot is not None and echo_gateway.snapshot >= 1
+    assert echo_gateway.snapshot is not None
