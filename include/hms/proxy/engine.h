@@ -1,0 +1,55 @@
+// The data-plane engine: one pinned thread per configured core, each running a
+// Worker over its own io_uring (DESIGN §4).
+//
+// Owned by the control thread (main), which binds the listeners, starts the
+// cores, publishes snapshots and asks for a drain. Every public call here is
+// for the control thread; cores are reached only through their mailboxes.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hms/common/result.h"
+#include "hms/config/config.h"
+#include "hms/config/snapshot.h"
+#include "hms/obs/metrics.h"
+
+namespace hms::proxy {
+
+class Worker;
+
+class Engine {
+ public:
+  Engine();
+  ~Engine();
+
+  // Opens one SO_REUSEPORT listening socket per listener per core; port 0
+  // picks a free port, shared by every core. Call before Start.
+  Result<bool> Bind(const config::GatewayConfig& config);
+  // "127.0.0.1:PORT" per listener, after Bind.
+  const std::vector<std::string>& bound_addresses() const { return bound_; }
+
+  // Starts the cores with `snapshot` (the engine takes one reference per core).
+  // Returns once every core has set its ring up, or the first core's error.
+  Result<bool> Start(const config::GatewayConfig& config, config::Snapshot* snapshot);
+
+  // Hands a new snapshot to every core (one reference each) without locks.
+  void Publish(config::Snapshot* snapshot);
+
+  // Stops accepting, lets in-flight requests finish; cores exit once idle or
+  // after drain_timeout. Join() waits for them.
+  void Drain();
+  void Join();
+
+  uint32_t cores() const;
+  const obs::CoreMetrics& metrics(uint32_t core) const;
+  std::vector<const obs::CoreMetrics*> all_metrics() const;
+
+ private:
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::vector<int>> listen_fds_;  // [core][listener]
+  std::vector<std::string> bound_;
+};
+
+}  // namespace hms::proxy

@@ -1,0 +1,377 @@
+// hms-gateway: the data plane (DESIGN §2). This file is the control thread:
+// it loads the config, compiles snapshots from the store, starts the cores,
+// serves the admin API, watches the store and handles signals. It is never on
+// the data path.
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "hms/config/config.h"
+#include "hms/config/snapshot.h"
+#include "hms/control/admin_server.h"
+#include "hms/control/store.h"
+#include "hms/obs/exposition.h"
+#include "hms/obs/metrics.h"
+#include "hms/proxy/engine.h"
+
+namespace {
+
+using hms::config::GatewayConfig;
+using hms::config::Snapshot;
+
+constexpr const char* kUsage =
+    "usage: hms-gateway [--config FILE] [--store URI] [--check]\n"
+    "\n"
+    "Runs the HMS-API data plane (edge gateway or sidecar, as the config says).\n"
+    "Without --config it runs on embedded defaults: a listener on 127.0.0.1:8080,\n"
+    "the admin API on 127.0.0.1:9901, and the default store.\n"
+    "\n"
+    "  --config FILE  gateway.yaml to load\n"
+    "  --store URI    store to read services from (overrides the config's store)\n"
+    "  --check        validate the config (and the services in the store) and exit\n"
+    "\n"
+    "Signals: SIGHUP reloads the config file and the store; SIGTERM/SIGINT stop\n"
+    "accepting, drain in-flight requests (bounded by drain_timeout) and exit 0.\n";
+
+void Log(const char* fmt, auto... args) {
+  std::fprintf(stderr, "hms-gateway: ");
+  std::fprintf(stderr, fmt, args...);
+  std::fputc('\n', stderr);
+}
+
+// Holds what the admin API reads while the control thread replaces it.
+class State {
+ public:
+  void SetCurrent(Snapshot* s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (current_ != nullptr) current_->Release();
+    current_ = s;
+  }
+  std::string ConfigJson() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return current_ != nullptr ? current_->ToJson() : "{}";
+  }
+  void SetStoreError(std::string e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    store_error_ = std::move(e);
+  }
+  std::string store_error() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return store_error_;
+  }
+  ~State() { SetCurrent(nullptr); }
+
+ private:
+  std::mutex mu_;
+  Snapshot* current_ = nullptr;
+  std::string store_error_;
+};
+
+struct Gateway {
+  std::string config_path;
+  std::string store_override;
+  GatewayConfig config;
+  hms::config::MeshConfig mesh;
+  std::unique_ptr<hms::control::Store> store;
+  hms::config::Interner endpoint_ids;
+  hms::config::Interner route_keys;
+  uint64_t version = 0;
+  State state;
+  hms::proxy::Engine engine;
+};
+
+hms::Result<GatewayConfig> LoadConfig(const std::string& path) {
+  if (path.empty()) return hms::config::DefaultGatewayConfig();
+  return hms::config::LoadGatewayConfig(path);
+}
+
+// Reads every service from the store. A service whose stored text no longer
+// parses is skipped with a log line: one bad entry must not take the others
+// down (DESIGN §6).
+std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* error) {
+  std::vector<hms::config::ServiceConfig> services;
+  auto listed = g.store->List();
+  if (!listed.ok()) {
+    *error = listed.error().message;
+    return services;
+  }
+  for (const auto& s : *listed) {
+    auto parsed = hms::config::ParseServiceConfig(s.text, s.source.empty() ? s.name : s.source);
+    if (!parsed.ok()) {
+      Log("skipping service %s from the store: %s", s.name.c_str(),
+          parsed.error().message.c_str());
+      continue;
+    }
+    for (const auto& ep : s.endpoints) parsed->endpoints.push_back(ep);
+    services.push_back(std::move(*parsed));
+  }
+  return services;
+}
+
+// Compiles a snapshot from the config and the store; null (logged) on error,
+// in which case the last good snapshot stays.
+Snapshot* Compile(Gateway& g) {
+  std::string error;
+  auto services = ReadServices(g, &error);
+  if (!error.empty()) {
+    Log("store %s unreadable, keeping the last good config: %s", g.store->Uri().c_str(),
+        error.c_str());
+    g.state.SetStoreError(error);
+    return nullptr;
+  }
+  g.state.SetStoreError("");
+  auto snap = hms::config::CompileSnapshot(g.config, g.mesh, services, g.version + 1,
+                                           &g.endpoint_ids, &g.route_keys);
+  if (!snap.ok()) {
+    Log("config not applied, keeping the last good one: %s", snap.error().message.c_str());
+    return nullptr;
+  }
+  ++g.version;
+  return snap->release();
+}
+
+void Publish(Gateway& g, Snapshot* s) {
+  g.engine.Publish(s);  // one reference per core
+  g.state.SetCurrent(s);  // and the control thread's own
+  Log("snapshot %llu published: %zu services, %zu routes",
+      static_cast<unsigned long long>(s->version), s->clusters.size(), s->routes.size());
+}
+
+std::string RenderMetrics(Gateway& g) {
+  hms::obs::CoreTotals t = hms::obs::Sum(g.engine.all_metrics());
+  hms::obs::Exposition e;
+  e.Family("hms_requests_total", "counter", "Requests answered, by service, route and status code.");
+  for (const auto& rc : t.requests) {
+    std::string service = "none", route = "none";
+    if (rc.route_key != 0xffffffffu) {
+      // Route keys read "service|METHODS|host|template".
+      std::string key = g.route_keys.Name(rc.route_key);
+      size_t a = key.find('|');
+      size_t b = key.rfind('|');
+      service = key.substr(0, a);
+      route = b == std::string::npos ? key : key.substr(b + 1);
+    }
+    std::string code = std::to_string(rc.status);
+    e.Sample({{"service", service}, {"route", route}, {"code", code}}, rc.count);
+  }
+  e.Family("hms_requests_unrecorded_total", "counter",
+           "Requests whose per-route counter found no room in a core's table.");
+  e.Sample({}, t.requests_overflow);
+  auto gauge = [&e](const char* name, const char* help, uint64_t v) {
+    e.Family(name, "gauge", help);
+    e.Sample({}, v);
+  };
+  auto counter = [&e](const char* name, const char* help, uint64_t v) {
+    e.Family(name, "counter", help);
+    e.Sample({}, v);
+  };
+  counter("hms_connections_accepted_total", "Downstream connections accepted.", t.connections_accepted);
+  gauge("hms_connections_active", "Downstream connections open.", t.connections_active);
+  counter("hms_connections_refused_total", "Downstream connections refused over max_connections_per_core.",
+          t.connections_refused);
+  counter("hms_upstream_connect_errors_total", "Upstream connections that failed to open.",
+          t.upstream_connect_errors);
+  counter("hms_upstream_connections_total", "Upstream connections opened.", t.upstream_connections_new);
+  counter("hms_upstream_reused_total", "Requests sent on a pooled upstream connection.",
+          t.upstream_connections_reused);
+  gauge("hms_upstream_idle_connections", "Pooled idle upstream connections.", t.upstream_idle);
+  counter("hms_buffer_ring_exhausted_total", "Receives that found the provided-buffer ring empty.",
+          t.buffer_ring_exhausted);
+  counter("hms_core_heap_allocations_total", "operator new calls on core threads.", t.heap_allocations);
+  counter("hms_downstream_received_bytes_total", "Bytes received from clients.", t.bytes_in);
+  counter("hms_downstream_sent_bytes_total", "Bytes sent to clients.", t.bytes_out);
+  gauge("hms_snapshot_live", "Config snapshots alive in the process.",
+        static_cast<uint64_t>(hms::config::LiveSnapshots()));
+  e.Family("hms_core_snapshot_version", "gauge", "Config snapshot version each core runs.");
+  auto all = g.engine.all_metrics();
+  for (size_t i = 0; i < all.size(); ++i) {
+    std::string core = std::to_string(i);
+    e.Sample({{"core", core}}, all[i]->snapshot_version.Get());
+  }
+  return e.Finish();
+}
+
+int Main(int argc, char** argv) {
+  Gateway g;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--config" || a == "-c") && i + 1 < argc) {
+      g.config_path = argv[++i];
+    } else if (a == "--store" && i + 1 < argc) {
+      g.store_override = argv[++i];
+    } else if (a == "--check") {
+      check = true;
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--version") {
+      std::puts("hms-gateway 0.1.0");
+      return 0;
+    } else {
+      std::fprintf(stderr, "hms-gateway: unknown argument '%s'\n%s", a.c_str(), kUsage);
+      return 2;
+    }
+  }
+  auto loaded = LoadConfig(g.config_path);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
+    return 1;
+  }
+  g.config = std::move(*loaded);
+  if (auto v = hms::config::ValidateGatewayConfig(g.config); !v.ok()) {
+    std::fprintf(stderr, "%s\n", v.error().message.c_str());
+    return 1;
+  }
+  if (!g.config.mesh.empty()) {
+    auto mesh = hms::config::LoadMeshConfig(g.config.mesh);
+    if (!mesh.ok()) {
+      std::fprintf(stderr, "%s\n", mesh.error().message.c_str());
+      return 1;
+    }
+    g.mesh = *mesh;
+  }
+  std::string store_uri = !g.store_override.empty() ? g.store_override
+                          : !g.config.store.empty() ? g.config.store
+                                                    : hms::control::DefaultStoreUri();
+  auto store = hms::control::OpenStore(store_uri);
+  if (!store.ok()) {
+    std::fprintf(stderr, "hms-gateway: %s\n", store.error().message.c_str());
+    return 1;
+  }
+  g.store = std::move(*store);
+  Snapshot* first = Compile(g);
+  if (first == nullptr) {
+    if (check) return 1;
+    // Serve nothing rather than nothing at all: an empty table answers 404s
+    // until the store holds valid services.
+    auto empty = hms::config::CompileSnapshot(g.config, g.mesh, {}, ++g.version, &g.endpoint_ids,
+                                              &g.route_keys);
+    first = empty->release();
+  }
+  if (check) {
+    std::printf("%s: ok (%zu services, %zu routes)\n",
+                g.config_path.empty() ? "<embedded defaults>" : g.config_path.c_str(),
+                first->clusters.size(), first->routes.size());
+    first->Release();
+    return 0;
+  }
+
+  // Signals are read from a signalfd here; every thread inherits the mask.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+  if (auto b = g.engine.Bind(g.config); !b.ok()) {
+    Log("%s", b.error().message.c_str());
+    return 1;
+  }
+  if (auto s = g.engine.Start(g.config, first); !s.ok()) {
+    Log("%s", s.error().message.c_str());
+    return 1;
+  }
+  g.state.SetCurrent(first);
+
+  hms::control::AdminServer admin;
+  bool admin_on = !g.config.admin.empty() && g.config.admin != "off";
+  if (admin_on) {
+    admin.Handle("/healthz", [&g](const hms::control::AdminRequest&) {
+      hms::control::AdminResponse r;
+      std::string err = g.state.store_error();
+      r.body = "{\"status\":\"ok\",\"cores\":" + std::to_string(g.engine.cores()) +
+               ",\"store\":\"" + (err.empty() ? "ok" : "unreachable, serving the last good config") +
+               "\"}\n";
+      return r;
+    });
+    admin.Handle("/metrics", [&g](const hms::control::AdminRequest&) {
+      hms::control::AdminResponse r;
+      r.content_type = std::string(hms::obs::Exposition::kContentType);
+      r.body = RenderMetrics(g);
+      return r;
+    });
+    admin.Handle("/config", [&g](const hms::control::AdminRequest&) {
+      hms::control::AdminResponse r;
+      r.body = g.state.ConfigJson();
+      return r;
+    });
+    if (auto a = admin.Start(g.config.admin); !a.ok()) {
+      Log("admin API: %s", a.error().message.c_str());
+      return 1;
+    }
+  }
+  for (const auto& addr : g.engine.bound_addresses()) std::printf("hms-gateway: listening %s\n", addr.c_str());
+  if (admin_on) {
+    std::string host = g.config.admin.substr(0, g.config.admin.rfind(':'));
+    std::printf("hms-gateway: admin %s:%u\n", host.c_str(), admin.port());
+  }
+  std::printf("hms-gateway: ready cores=%u snapshot=%llu services=%zu store=%s\n", g.engine.cores(),
+              static_cast<unsigned long long>(first->version), first->clusters.size(),
+              g.store->Uri().c_str());
+  std::fflush(stdout);
+
+  // The control loop: signals and store changes. A burst of store events is
+  // coalesced into one reload (DEBOUNCE_MS after the last event).
+  constexpr int kDebounceMs = 20;
+  bool reload_pending = false;
+  for (;;) {
+    pollfd fds[2] = {{sfd, POLLIN, 0}, {g.store->WatchFd(), POLLIN, 0}};
+    int n = poll(fds, fds[1].fd >= 0 ? 2 : 1, reload_pending ? kDebounceMs : -1);
+    if (n < 0 && errno != EINTR) break;
+    if (n == 0 && reload_pending) {
+      reload_pending = false;
+      if (Snapshot* s = Compile(g)) Publish(g, s);
+      continue;
+    }
+    if (fds[1].fd >= 0 && (fds[1].revents & POLLIN)) {
+      g.store->DrainWatch();
+      reload_pending = true;
+    }
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si;
+      bool stop = false;
+      while (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+          Log("SIGHUP: reloading %s and the store",
+              g.config_path.empty() ? "<embedded defaults>" : g.config_path.c_str());
+          auto c = LoadConfig(g.config_path);
+          if (!c.ok()) {
+            Log("config not reloaded, keeping the last good one: %s", c.error().message.c_str());
+          } else if (auto v = hms::config::ValidateGatewayConfig(*c); !v.ok()) {
+            Log("config not reloaded, keeping the last good one: %s", v.error().message.c_str());
+          } else {
+            // Listeners, cores and per-core tuning take effect at restart;
+            // routes, services and policies now.
+            g.config = std::move(*c);
+          }
+          if (Snapshot* s = Compile(g)) Publish(g, s);
+        } else {
+          stop = true;
+        }
+      }
+      if (stop) break;
+    }
+  }
+  Log("draining (up to %u ms)", g.config.drain_timeout_ms);
+  g.engine.Drain();
+  g.engine.Join();
+  if (admin_on) admin.Stop();
+  Log("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Main(argc, argv); }

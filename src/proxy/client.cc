@@ -1,0 +1,521 @@
+// The downstream side of a Worker: accepting, reading requests, answering.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "hms/common/check.h"
+#include "src/proxy/wire.h"
+#include "src/proxy/worker.h"
+
+namespace hms::proxy {
+namespace {
+
+std::string_view Find(const http::Header* h, int n, std::string_view name) {
+  for (int i = 0; i < n; ++i)
+    if (http::EqualsIgnoreCase(h[i].name, name)) return h[i].value;
+  return {};
+}
+
+}  // namespace
+
+void Worker::ArmAccept(uint16_t listener) {
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_multishot_accept(sqe, listen_fds_[listener], nullptr, nullptr,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpAccept, 0, listener));
+  accept_armed_[listener] = true;
+}
+
+void Worker::OnAccept(uint16_t listener, int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) {
+    accept_armed_[listener] = false;
+    if (!draining_) ArmAccept(listener);
+  }
+  if (res < 0) return;  // EMFILE, ECONNABORTED, ...: the listener carries on
+  int fd = res;
+  if (draining_ || clients_.live() >= config_.max_connections_per_core) {
+    metrics_.connections_refused.Add();
+    close(fd);
+    return;
+  }
+  uint32_t slot = clients_.Alloc();
+  Client& c = clients_[slot];
+  c.fd = fd;
+  c.state = Client::State::kHead;
+  c.listener = listener;
+  c.close_after_flush = c.eof = c.paused = c.dirty = c.send_inflight = c.recv_armed = false;
+  c.ops = 0;
+  c.ex = Exchange{};
+  c.timer.owner = c.ex_timer.owner = slot;
+  c.timer.kind = kTimerClient;
+  c.ex_timer.kind = kTimerExchange;
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  c.peer_len = 0;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    const void* a = ss.ss_family == AF_INET6
+                        ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
+                        : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
+    if (inet_ntop(ss.ss_family, a, c.peer, sizeof c.peer) != nullptr) {
+      c.peer_len = static_cast<uint8_t>(std::strlen(c.peer));
+    }
+  }
+  metrics_.connections_accepted.Add();
+  metrics_.connections_active.Add();
+  ArmClientRecv(slot);
+  SetClientTimer(slot);
+}
+
+void Worker::ArmClientRecv(uint32_t slot) {
+  Client& c = clients_[slot];
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffers_.group();
+  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpRecvClient, c.gen, slot));
+  c.recv_armed = true;
+  c.paused = false;
+  ++c.ops;
+}
+
+void Worker::SetClientTimer(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (c.state == Client::State::kClosing) return;
+  if (c.ex.active) {
+    timers_.Cancel(&c.timer);
+  } else if (!c.in.empty()) {
+    timers_.Arm(&c.timer, now_, config_.header_timeout_ms);
+  } else {
+    timers_.Arm(&c.timer, now_, config_.idle_timeout_ms);
+  }
+}
+
+void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
+  Client& c = clients_[slot];
+  if (!(flags & IORING_CQE_F_MORE)) {
+    c.recv_armed = false;
+    --c.ops;
+  }
+  if (res > 0) {
+    uint16_t bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    metrics_.bytes_in.Add(static_cast<uint64_t>(res));
+    if (c.state == Client::State::kClosing) {
+      buffers_.Recycle(bid);  // flushing or lingering: read and drop
+    } else {
+      bool idle_before = c.in.empty() && !c.ex.active;
+      Hold(c.in, bid, 0, static_cast<uint32_t>(res));
+      PumpClient(slot);
+      if (idle_before && c.state != Client::State::kFree && c.state != Client::State::kClosing) {
+        SetClientTimer(slot);
+      }
+    }
+  } else if (res == 0) {
+    c.eof = true;
+    if (c.state == Client::State::kClosing) {
+      if (c.phase != Client::Phase::kFlush) CloseClient(slot, false);  // flushing: closes when sent
+    } else if (!c.ex.active) {
+      CloseClient(slot, true);
+    } else {
+      c.close_after_flush = true;  // answer the request in flight, then close
+    }
+  } else if (res == -ENOBUFS) {
+    metrics_.buffer_ring_exhausted.Add();  // back-pressure: re-armed below
+  } else if (res != -ECANCELED) {
+    CloseClient(slot, false);
+  }
+  if (!c.recv_armed && !c.eof && c.in.held_head == kNone &&
+      (c.state == Client::State::kHead || c.state == Client::State::kBody ||
+       c.state == Client::State::kAwaitResponse || c.phase == Client::Phase::kLinger)) {
+    ArmClientRecv(slot);
+  }
+  MaybeFreeClient(slot);
+}
+
+// Feeds pending input, then pauses or resumes the recv as the input allows.
+void Worker::PumpClient(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (c.state == Client::State::kFree) return;
+  Drive(c.in, [this, slot](const char* p, size_t n) -> int64_t { return ConsumeClient(slot, p, n); });
+  Client& d = clients_[slot];
+  if (d.state == Client::State::kFree || d.state == Client::State::kClosing) return;
+  if (d.in.held_head != kNone) {
+    if (d.recv_armed && !d.paused) {
+      // Cannot take more now: stop the multishot so buffers stay in the ring.
+      io_uring_sqe* sqe = ring_.Sqe();
+      io_uring_prep_cancel64(sqe, core::PackUserData(kOpRecvClient, d.gen, slot), 0);
+      io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
+      d.paused = true;
+    }
+  } else if (!d.recv_armed && !d.eof) {
+    ArmClientRecv(slot);
+  }
+}
+
+int64_t Worker::ConsumeClient(uint32_t slot, const char* p, size_t n) {
+  Client& c = clients_[slot];
+  switch (c.state) {
+    case Client::State::kHead: {
+      if (c.ex.active) return kBlocked;
+      int rc = http::ParseRequest(p, n, config_.max_header_bytes, &req_);
+      if (rc == http::kPartial) return 0;
+      if (rc == http::kError) {
+        std::string_view reason = http::ParseErrorReason(req_.error);
+        char msg[96];
+        std::snprintf(msg, sizeof msg, "malformed request: %.*s", static_cast<int>(reason.size()),
+                      reason.data());
+        char token[48];
+        std::snprintf(token, sizeof token, "%.*s", static_cast<int>(reason.size()), reason.data());
+        // After a framing error no byte of this connection can be trusted as
+        // the start of another request (DESIGN §6): answer and close.
+        RejectRequest(slot, http::ParseErrorStatus(req_.error), token, msg);
+        return static_cast<int64_t>(n);
+      }
+      return StartExchange(slot, static_cast<size_t>(rc));
+    }
+    case Client::State::kBody:
+      return ForwardRequestBody(slot, p, n);
+    case Client::State::kAwaitResponse:
+      return kBlocked;
+    case Client::State::kClosing:
+    case Client::State::kFree:
+      return static_cast<int64_t>(n);
+  }
+  return kBlocked;
+}
+
+int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
+  Client& c = clients_[slot];
+  const http::RequestHead& r = req_;
+  Exchange& ex = c.ex;
+  ex = Exchange{};
+  ex.active = true;
+  ex.start = now_;
+  ex.method = r.method;
+  ex.version_minor = r.version_minor;
+  ex.client_keep_alive = r.keep_alive;
+  ex.req_body = r.body;
+  ex.req_remaining = r.content_length;
+  ex.req_done = r.body == http::BodyKind::kNone ||
+                (r.body == http::BodyKind::kContentLength && r.content_length == 0);
+  ex.route_key = kNoRouteKey;
+  timers_.Cancel(&c.timer);
+
+  // Trace: the caller's x-trace-id, else its traceparent, else a new trace.
+  std::string_view xid = Find(r.headers, r.header_count, "x-trace-id");
+  std::string_view tp = Find(r.headers, r.header_count, "traceparent");
+  ex.trace.external_len = 0;
+  if (!(xid.size() > 0 && obs::ParseTraceId(xid, &ex.trace)) &&
+      !(tp.size() > 0 && obs::ParseTraceparent(tp, &ex.trace))) {
+    obs::NewTrace(&ex.trace);
+  }
+  obs::NewSpan(&ex.trace);
+
+  ex.hold = current_;
+  ++current_->inflight;
+  const config::Snapshot& snap = *current_->snapshot;
+  route::Match m = snap.table.Find(r.host, r.method_text, r.path);
+  if (m.kind != route::MatchKind::kFound) {
+    char msg[160];
+    std::snprintf(msg, sizeof msg, "no route for %.*s %.*s", static_cast<int>(r.method_text.size()),
+                  r.method_text.data(), static_cast<int>(std::min<size_t>(r.path.size(), 100)),
+                  r.path.data());
+    if (m.kind == route::MatchKind::kNotFound) {
+      LocalResponse(slot, 404, "no_route", msg, !ex.req_done);
+    } else {
+      char allow[256];
+      std::snprintf(allow, sizeof allow, "allow: %.*s\r\n", static_cast<int>(m.allow.size()),
+                    m.allow.data());
+      std::snprintf(msg, sizeof msg, "method %.*s not allowed here",
+                    static_cast<int>(r.method_text.size()), r.method_text.data());
+      LocalResponse(slot, 405, "method_not_allowed", msg, !ex.req_done, allow);
+    }
+    FinishExchange(slot);
+    return static_cast<int64_t>(head_len);
+  }
+  const config::Route& route = snap.routes[m.target];
+  const config::Cluster& cluster = snap.clusters[route.cluster];
+  ex.route = &route;
+  ex.cluster = &cluster;
+  ex.route_key = route.key;
+  if (r.body == http::BodyKind::kContentLength && r.content_length > config_.max_body_bytes) {
+    LocalResponse(slot, 413, "body_too_large", "request body exceeds max_body_bytes", true);
+    FinishExchange(slot);
+    return static_cast<int64_t>(head_len);
+  }
+  if (cluster.endpoints.empty()) {
+    LocalResponse(slot, 503, "no_endpoints", "the service has no endpoints", !ex.req_done);
+    FinishExchange(slot);
+    return static_cast<int64_t>(head_len);
+  }
+
+  // The upstream head: request line, the caller's end-to-end fields, ours.
+  ex.head = blocks_.Get();
+  Writer w(ex.head->data(), blocks_.block_size());
+  w.S(r.method_text).C(' ').S(r.target).S(" HTTP/1.1\r\n");
+  std::string_view conn_values[4];
+  int nconn = 0;
+  std::string_view xff;
+  for (int i = 0; i < r.header_count; ++i) {
+    if (http::EqualsIgnoreCase(r.headers[i].name, "connection") && nconn < 4) {
+      conn_values[nconn++] = r.headers[i].value;
+    }
+  }
+  bool has_host = false;
+  for (int i = 0; i < r.header_count; ++i) {
+    const http::Header& h = r.headers[i];
+    bool hop = false;
+    for (int k = 0; k < (nconn == 0 ? 1 : nconn) && !hop; ++k)
+      hop = http::IsHopByHop(h.name, nconn == 0 ? std::string_view() : conn_values[k]);
+    if (hop) continue;
+    if (http::EqualsIgnoreCase(h.name, "x-forwarded-for")) {
+      xff = h.value;
+      continue;
+    }
+    if (http::EqualsIgnoreCase(h.name, "expect") || http::EqualsIgnoreCase(h.name, "x-forwarded-proto") ||
+        http::EqualsIgnoreCase(h.name, "x-trace-id") || http::EqualsIgnoreCase(h.name, "traceparent") ||
+        http::EqualsIgnoreCase(h.name, "x-hms-peer")) {
+      continue;
+    }
+    if (http::EqualsIgnoreCase(h.name, "host")) has_host = true;
+    w.S(h.name).S(": ").S(h.value).S("\r\n");
+  }
+  uint32_t ep_index = rr_[route.cluster]++ % cluster.endpoints.size();
+  ex.endpoint_index = ep_index;
+  if (!has_host) w.S("host: ").S(cluster.endpoints[ep_index].address).S("\r\n");
+  w.S("x-forwarded-for: ");
+  if (!xff.empty()) w.S(xff).S(", ");
+  w.S(std::string_view(c.peer, c.peer_len)).S("\r\nx-forwarded-proto: http\r\nx-trace-id: ");
+  if (ex.trace.external_len > 0) {
+    w.S(std::string_view(ex.trace.external_id, ex.trace.external_len));
+  } else {
+    w.S(std::string_view(ex.trace.trace_id, 32));
+  }
+  char tpbuf[64];
+  int tplen = obs::FormatTraceparent(ex.trace, tpbuf);
+  w.S("\r\ntraceparent: ").S(std::string_view(tpbuf, static_cast<size_t>(tplen))).S("\r\n");
+  if (r.body == http::BodyKind::kChunked) w.S("transfer-encoding: chunked\r\n");
+  w.S("\r\n");
+  ex.head->end = static_cast<uint32_t>(w.size());
+
+  if (r.expect_continue && !ex.req_done) c.out.Append(&blocks_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  c.state = ex.req_done ? Client::State::kAwaitResponse : Client::State::kBody;
+  uint32_t timeout = route.timeout_ms;
+  timers_.Arm(&c.ex_timer, now_, timeout);
+  if (!AttachUpstream(slot, false)) return static_cast<int64_t>(head_len);
+  if (c.out.size() > 0) MarkDirty(c, slot);
+  return static_cast<int64_t>(head_len);
+}
+
+int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  if (ex.upstream == kNone) return kBlocked;  // connecting to another endpoint
+  Upstream& u = upstreams_[ex.upstream];
+  if (u.out.size() >= kMaxQueued) return kBlocked;  // resumed when the upstream send drains
+  size_t used = 0;
+  if (ex.req_body == http::BodyKind::kContentLength) {
+    used = static_cast<size_t>(std::min<uint64_t>(n, ex.req_remaining));
+    u.out.Append(&blocks_, p, used);
+    ex.req_remaining -= used;
+    if (ex.req_remaining == 0) ex.req_done = true;
+  } else {
+    while (used < n && !ex.req_chunks.done()) {
+      http::ChunkedDecoder::Step st;
+      if (!ex.req_chunks.Next(p + used, n - used, &st)) {
+        uint32_t up = ex.upstream;
+        ex.upstream = kNone;
+        upstreams_[up].client = kNone;
+        CloseUpstream(up);
+        if (!ex.resp_started) {
+          LocalResponse(slot, 400, "bad_chunk", "malformed chunked request body", true);
+          FinishExchange(slot);
+        } else {
+          CloseClient(slot, false);
+        }
+        return static_cast<int64_t>(n);
+      }
+      if (st.consumed == 0) break;
+      u.out.Append(&blocks_, p + used, st.consumed);
+      used += st.consumed;
+    }
+    if (ex.req_chunks.data_bytes() > config_.max_body_bytes && !ex.resp_started) {
+      uint32_t up = ex.upstream;
+      ex.upstream = kNone;
+      upstreams_[up].client = kNone;
+      CloseUpstream(up);
+      LocalResponse(slot, 413, "body_too_large", "request body exceeds max_body_bytes", true);
+      FinishExchange(slot);
+      return static_cast<int64_t>(n);
+    }
+    if (ex.req_chunks.done()) ex.req_done = true;
+  }
+  if (used > 0) {
+    ex.req_body_sent = true;
+    if (!u.dirty) {
+      u.dirty = true;
+      dirty_upstreams_.push_back(ex.upstream);
+    }
+  }
+  if (ex.req_done) c.state = Client::State::kAwaitResponse;
+  return static_cast<int64_t>(used);
+}
+
+void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const char* message,
+                           bool close, const char* extra_header) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  ex.status = static_cast<uint16_t>(status);
+  ex.resp_started = true;
+  if (close || !ex.client_keep_alive || draining_) c.close_after_flush = true;
+  char body[512];
+  Writer b(body, sizeof body);
+  std::string_view tid = ex.trace.external_len > 0
+                             ? std::string_view(ex.trace.external_id, ex.trace.external_len)
+                             : std::string_view(ex.trace.trace_id, 32);
+  b.S("{\"error\":\"").Json(message).S("\",\"reason\":\"").Json(reason).S("\",\"trace_id\":\"")
+      .Json(tid).S("\"}\n");
+  char* dst = c.out.Reserve(&blocks_, 1024);
+  Writer w(dst, 1024);
+  w.S("HTTP/1.1 ").U(static_cast<uint64_t>(status)).C(' ').S(StatusText(status)).S("\r\n");
+  w.S("content-type: application/json\r\ncontent-length: ").U(b.size()).S("\r\n");
+  w.S("x-hms-reason: ").S(reason).S("\r\nx-trace-id: ").S(tid).S("\r\n");
+  if (extra_header != nullptr) w.S(extra_header);
+  if (c.close_after_flush) {
+    w.S("connection: close\r\n");
+  } else if (ex.version_minor == 0) {
+    w.S("connection: keep-alive\r\n");
+  }
+  w.S("\r\n").S(std::string_view(body, b.size()));
+  c.out.Commit(w.size());
+  MarkDirty(c, slot);
+}
+
+// Answers a request that never became an exchange (bad framing, header
+// timeout) and closes the connection after the answer.
+void Worker::RejectRequest(uint32_t slot, int status, const char* reason, const char* message) {
+  Client& c = clients_[slot];
+  c.ex = Exchange{};
+  c.ex.trace.external_len = 0;
+  obs::NewTrace(&c.ex.trace);
+  LocalResponse(slot, status, reason, message, true);
+  metrics_.requests.Count(kNoRouteKey, static_cast<uint16_t>(status));
+  CloseClient(slot, true);
+}
+
+// Accounts for the exchange and lets go of what it held; the connection's
+// fate is the caller's.
+void Worker::EndExchange(uint32_t slot) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  if (!ex.active) return;
+  metrics_.requests.Count(ex.route_key, ex.status);
+  timers_.Cancel(&c.ex_timer);
+  if (ex.head != nullptr) {
+    blocks_.Put(ex.head);
+    ex.head = nullptr;
+  }
+  if (ex.upstream != kNone) {
+    uint32_t up = ex.upstream;
+    ex.upstream = kNone;
+    upstreams_[up].client = kNone;
+    CloseUpstream(up);  // only a finished response returns a connection to the pool
+  }
+  SnapshotHold* h = ex.hold;
+  ex.active = false;
+  ex.hold = nullptr;
+  if (h != nullptr && --h->inflight == 0 && h != current_) ReleaseHold(h);
+}
+
+void Worker::FinishExchange(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (!c.ex.active) return;
+  EndExchange(slot);
+  if (!c.ex.req_done || !c.ex.client_keep_alive || draining_ || c.eof) c.close_after_flush = true;
+  if (c.close_after_flush) {
+    CloseClient(slot, true);
+    return;
+  }
+  c.state = Client::State::kHead;
+  SetClientTimer(slot);
+  repump_.push_back(slot);  // pipelined requests wait in the input
+}
+
+void Worker::OnClientSent(uint32_t slot, int res) {
+  Client& c = clients_[slot];
+  c.send_inflight = false;
+  --c.ops;
+  if (res < 0) {
+    CloseClient(slot, false);
+    return;
+  }
+  metrics_.bytes_out.Add(static_cast<uint64_t>(res));
+  c.out.Consume(&blocks_, static_cast<size_t>(res));
+  if (!c.out.empty()) {
+    MarkDirty(c, slot);
+  } else if (c.phase == Client::Phase::kFlush) {
+    CloseClient(slot, true);
+    return;
+  }
+  // The queue drained below the bound: let the upstream side go on.
+  if (c.ex.active && c.ex.upstream != kNone && c.out.size() < kMaxQueued) {
+    PumpUpstream(c.ex.upstream);
+  }
+  MaybeFreeClient(slot);
+}
+
+void Worker::CloseClient(uint32_t slot, bool graceful) {
+  Client& c = clients_[slot];
+  if (c.state == Client::State::kFree) return;
+  if (c.ex.active) {
+    if (c.ex.status == 0) c.ex.status = 499;  // the client went away first (nginx's convention)
+    EndExchange(slot);
+  }
+  c.state = Client::State::kClosing;
+  ClearInput(c.in);
+  timers_.Cancel(&c.ex_timer);
+  if (graceful && (!c.out.empty() || c.send_inflight)) {
+    c.phase = Client::Phase::kFlush;
+    timers_.Arm(&c.timer, now_, config_.idle_timeout_ms);  // a client that never reads
+    return;
+  }
+  if (graceful && !c.eof && c.phase != Client::Phase::kLinger) {
+    c.phase = Client::Phase::kLinger;
+    shutdown(c.fd, SHUT_WR);
+    timers_.Arm(&c.timer, now_, kLingerMs);
+    if (!c.recv_armed) ArmClientRecv(slot);
+    return;
+  }
+  if (c.phase == Client::Phase::kHard) return;
+  c.phase = Client::Phase::kHard;
+  timers_.Cancel(&c.timer);
+  shutdown(c.fd, SHUT_RDWR);  // ends the multishot recv and any pending send
+  if (c.recv_armed) {
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_cancel64(sqe, core::PackUserData(kOpRecvClient, c.gen, slot), 0);
+    io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
+  }
+  MaybeFreeClient(slot);
+}
+
+void Worker::MaybeFreeClient(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (c.state != Client::State::kClosing || c.phase != Client::Phase::kHard || c.ops != 0) return;
+  close(c.fd);
+  c.fd = -1;
+  ClearInput(c.in);
+  c.out.Clear(&blocks_);
+  timers_.Cancel(&c.timer);
+  timers_.Cancel(&c.ex_timer);
+  c.state = Client::State::kFree;
+  c.phase = Client::Phase::kOpen;
+  ++c.gen;
+  clients_.Free(slot);
+  metrics_.connections_active.Sub();
+}
+
+}  // namespace hms::proxy

@@ -1,0 +1,172 @@
+#include "hms/proxy/engine.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "src/proxy/worker.h"
+
+namespace hms::proxy {
+namespace {
+
+// "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0".
+bool ParseAddress(const std::string& text, sockaddr_storage* ss, socklen_t* len) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = text.substr(0, colon);
+  int port = std::atoi(text.c_str() + colon + 1);
+  if (port < 0 || port > 65535) return false;
+  std::memset(ss, 0, sizeof *ss);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    auto* a = reinterpret_cast<sockaddr_in6*>(ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a->sin6_addr) != 1) return false;
+    *len = sizeof *a;
+    return true;
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  auto* a = reinterpret_cast<sockaddr_in*>(ss);
+  a->sin_family = AF_INET;
+  a->sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &a->sin_addr) != 1) return false;
+  *len = sizeof *a;
+  return true;
+}
+
+int Listen(const sockaddr_storage& ss, socklen_t len) {
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // One listener per core on the same port: the kernel spreads connections.
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  // Accepted sockets inherit TCP_NODELAY; it cannot be set on them later
+  // without a syscall per connection (FIELD-NOTES: Nagle costs 40 ms stalls).
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) < 0 || listen(fd, 4096) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+std::vector<int> AllowedCpus() {
+  std::vector<int> cpus;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    for (int i = 0; i < CPU_SETSIZE; ++i)
+      if (CPU_ISSET(i, &set)) cpus.push_back(i);
+  }
+  return cpus;
+}
+
+}  // namespace
+
+Engine::Engine() = default;
+Engine::~Engine() {
+  for (auto& per_core : listen_fds_)
+    for (int fd : per_core) close(fd);
+}
+
+Result<bool> Engine::Bind(const config::GatewayConfig& config) {
+  uint32_t cores = config.cores != 0 ? config.cores : static_cast<uint32_t>(AllowedCpus().size());
+  if (cores == 0) cores = 1;
+  listen_fds_.assign(cores, {});
+  bound_.clear();
+  for (const auto& l : config.listeners) {
+    sockaddr_storage ss;
+    socklen_t len;
+    if (!ParseAddress(l.address, &ss, &len)) {
+      return Error{"listener address '" + l.address + "' is not HOST:PORT", Side::kConfig};
+    }
+    for (uint32_t core = 0; core < cores; ++core) {
+      int fd = Listen(ss, len);
+      if (fd < 0) {
+        return Error{"cannot listen on " + l.address + ": " + std::strerror(-fd), Side::kInternal};
+      }
+      if (core == 0) {
+        // Port 0: every core's socket joins the port the first one got.
+        getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        char host[64];
+        uint16_t port;
+        if (ss.ss_family == AF_INET6) {
+          auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+          inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+          port = ntohs(a->sin6_port);
+          bound_.push_back("[" + std::string(host) + "]:" + std::to_string(port));
+        } else {
+          auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+          inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+          port = ntohs(a->sin_port);
+          bound_.push_back(std::string(host) + ":" + std::to_string(port));
+        }
+      }
+      listen_fds_[core].push_back(fd);
+    }
+  }
+  return true;
+}
+
+Result<bool> Engine::Start(const config::GatewayConfig& config, config::Snapshot* snapshot) {
+  std::vector<int> cpus = AllowedCpus();
+  for (uint32_t i = 0; i < listen_fds_.size(); ++i) {
+    int cpu = -1;
+    if (!config.cpu_affinity.empty()) {
+      cpu = config.cpu_affinity[i % config.cpu_affinity.size()];
+    } else if (!cpus.empty()) {
+      cpu = cpus[i % cpus.size()];
+    }
+    workers_.push_back(std::make_unique<Worker>(i, config, std::move(listen_fds_[i]), cpu));
+  }
+  listen_fds_.clear();  // the workers own them now
+  for (auto& w : workers_) {
+    snapshot->Acquire();
+    int rc = w->Start(snapshot);
+    if (rc < 0) {
+      return Error{std::string("cannot start a core: io_uring: ") + std::strerror(-rc),
+                   Side::kInternal};
+    }
+  }
+  return true;
+}
+
+void Engine::Publish(config::Snapshot* snapshot) {
+  for (auto& w : workers_) {
+    snapshot->Acquire();
+    core::Message m{core::Message::Kind::kSnapshot, snapshot};
+    // The mailbox is bounded; a full one empties within a loop pass.
+    while (!w->mailbox().Push(m)) std::this_thread::yield();
+  }
+}
+
+void Engine::Drain() {
+  for (auto& w : workers_) {
+    core::Message m{core::Message::Kind::kDrain, nullptr};
+    while (!w->mailbox().Push(m)) std::this_thread::yield();
+  }
+}
+
+void Engine::Join() {
+  for (auto& w : workers_) w->Join();
+}
+
+uint32_t Engine::cores() const { return static_cast<uint32_t>(workers_.size()); }
+
+const obs::CoreMetrics& Engine::metrics(uint32_t core) const { return workers_[core]->metrics(); }
+
+std::vector<const obs::CoreMetrics*> Engine::all_metrics() const {
+  std::vector<const obs::CoreMetrics*> out;
+  for (const auto& w : workers_) out.push_back(&w->metrics());
+  return out;
+}
+
+}  // namespace hms::proxy

@@ -1,0 +1,429 @@
+// The upstream side of a Worker: connections to endpoints, the per-endpoint
+// idle pool, reading responses and relaying them to the client.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "hms/common/check.h"
+#include "src/proxy/wire.h"
+#include "src/proxy/worker.h"
+
+namespace hms::proxy {
+
+bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  const config::Endpoint& ep = ex.cluster->endpoints[ex.endpoint_index % ex.cluster->endpoints.size()];
+  ++ex.attempts;
+  uint32_t up = kNone;
+  if (!fresh && ep.id < pool_head_.size() && pool_head_[ep.id] != kNone) {
+    up = pool_head_[ep.id];
+    PoolRemove(up);
+    Upstream& u = upstreams_[up];
+    timers_.Cancel(&u.timer);
+    u.state = Upstream::State::kBusy;
+    u.reused = true;
+    metrics_.upstream_connections_reused.Add();
+  } else {
+    up = NewUpstream(ep);
+    if (up == kNone) {
+      metrics_.upstream_connect_errors.Add();
+      LocalResponse(slot, 502, "upstream_connect_failed", "cannot open a connection to the upstream",
+                    !ex.req_done);
+      FinishExchange(slot);
+      return false;
+    }
+  }
+  Upstream& u = upstreams_[up];
+  u.client = slot;
+  u.got_bytes = false;
+  ex.upstream = up;
+  u.out.Append(&blocks_, ex.head->data(), ex.head->end);
+  if (!u.dirty) {
+    u.dirty = true;
+    dirty_upstreams_.push_back(up);
+  }
+  return true;
+}
+
+uint32_t Worker::NewUpstream(const config::Endpoint& ep) {
+  int fd = socket(ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return kNone;
+  int one = 1;
+  // Each request head and body leaves in one send per pass; Nagle would hold
+  // the next one back for a delayed ACK (FIELD-NOTES: 40 ms stalls).
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  uint32_t up = upstreams_.Alloc();
+  Upstream& u = upstreams_[up];
+  u.fd = fd;
+  u.state = Upstream::State::kConnecting;
+  u.endpoint_id = ep.id;
+  u.client = kNone;
+  u.ops = 0;
+  u.recv_armed = u.send_inflight = u.dirty = u.paused = u.reused = u.got_bytes = false;
+  u.pool_next = u.pool_prev = kNone;
+  u.timer.owner = up;
+  u.timer.kind = kTimerUpstream;
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&ep.addr), ep.addr_len);
+  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpConnectUp, u.gen, up));
+  u.connect_inflight = true;
+  ++u.ops;
+  metrics_.upstream_connections_new.Add();
+  return up;
+}
+
+void Worker::OnConnect(uint32_t up, int res) {
+  Upstream& u = upstreams_[up];
+  u.connect_inflight = false;
+  --u.ops;
+  if (u.state != Upstream::State::kConnecting) {
+    MaybeFreeUpstream(up);
+    return;
+  }
+  if (res < 0) {
+    metrics_.upstream_connect_errors.Add();
+    UpstreamFailed(up, 502, "upstream_connect_failed", "cannot connect to the upstream");
+    return;
+  }
+  u.state = Upstream::State::kBusy;
+  ArmUpstreamRecv(up);
+  if (!u.dirty) {
+    u.dirty = true;
+    dirty_upstreams_.push_back(up);
+  }
+}
+
+void Worker::ArmUpstreamRecv(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_recv_multishot(sqe, u.fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffers_.group();
+  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpRecvUp, u.gen, up));
+  u.recv_armed = true;
+  u.paused = false;
+  ++u.ops;
+}
+
+void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
+  Upstream& u = upstreams_[up];
+  if (!(flags & IORING_CQE_F_MORE)) {
+    u.recv_armed = false;
+    --u.ops;
+  }
+  if (res > 0) {
+    uint16_t bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    if (u.state == Upstream::State::kBusy) {
+      Hold(u.in, bid, 0, static_cast<uint32_t>(res));
+      PumpUpstream(up);
+    } else {
+      buffers_.Recycle(bid);
+      // Bytes on an idle pooled connection belong to no request: drop it.
+      if (u.state == Upstream::State::kIdle) CloseUpstream(up);
+    }
+  } else if (res == -ENOBUFS) {
+    metrics_.buffer_ring_exhausted.Add();
+  } else if (res != -ECANCELED || u.state == Upstream::State::kIdle) {
+    // EOF or error.
+    if (u.state == Upstream::State::kBusy && u.client != kNone) {
+      Exchange& ex = clients_[u.client].ex;
+      if (ex.resp_head_done && ex.resp_body == http::BodyKind::kUntilClose) {
+        CompleteResponse(up);  // the close delimits the body
+      } else {
+        UpstreamFailed(up, 502, "upstream_reset",
+                       "the upstream closed the connection before a complete response");
+      }
+    } else {
+      CloseUpstream(up);
+    }
+  }
+  if (!u.recv_armed && u.in.held_head == kNone &&
+      (u.state == Upstream::State::kBusy || u.state == Upstream::State::kIdle) &&
+      (res > 0 || res == -ENOBUFS || res == -ECANCELED)) {
+    ArmUpstreamRecv(up);
+  }
+  MaybeFreeUpstream(up);
+}
+
+void Worker::PumpUpstream(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  if (u.state != Upstream::State::kBusy) return;
+  Drive(u.in, [this, up](const char* p, size_t n) -> int64_t { return ConsumeUpstream(up, p, n); });
+  if (u.state != Upstream::State::kBusy && u.state != Upstream::State::kIdle) return;
+  if (u.in.held_head != kNone) {
+    if (u.recv_armed && !u.paused) {
+      io_uring_sqe* sqe = ring_.Sqe();
+      io_uring_prep_cancel64(sqe, core::PackUserData(kOpRecvUp, u.gen, up), 0);
+      io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
+      u.paused = true;
+    }
+  } else if (!u.recv_armed) {
+    ArmUpstreamRecv(up);
+  }
+}
+
+int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
+  Upstream& u = upstreams_[up];
+  if (u.state != Upstream::State::kBusy || u.client == kNone) {
+    CloseUpstream(up);  // bytes after a complete response: not a connection to reuse
+    return static_cast<int64_t>(n);
+  }
+  uint32_t slot = u.client;
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  if (ex.resp_head_done) return ForwardResponseBody(up, c, p, n);
+
+  int rc = http::ParseResponse(p, n, config_.max_header_bytes, ex.method, &resp_);
+  if (rc == http::kPartial) return 0;
+  u.got_bytes = true;
+  if (rc == http::kError || resp_.status == 101) {
+    UpstreamFailed(up, 502, "upstream_bad_response", "the upstream sent a malformed response");
+    return static_cast<int64_t>(n);
+  }
+  if (resp_.status < 200) return rc;  // interim 1xx: we answered Expect ourselves
+  const http::ResponseHead& r = resp_;
+  ex.resp_head_done = true;
+  ex.resp_started = true;
+  ex.status = r.status;
+  ex.resp_body = r.body;
+  ex.resp_remaining = r.content_length;
+  ex.resp_keep_alive = r.keep_alive && r.body != http::BodyKind::kUntilClose;
+  ex.dechunk = r.body == http::BodyKind::kChunked && ex.version_minor == 0;
+  bool close = !ex.client_keep_alive || r.body == http::BodyKind::kUntilClose || ex.dechunk ||
+               draining_ || c.close_after_flush || !ex.req_done;
+  if (close) c.close_after_flush = true;
+
+  // Response head: the status line, the upstream's end-to-end fields, ours.
+  char* dst = c.out.Reserve(&blocks_, blocks_.block_size());
+  Writer w(dst, blocks_.block_size());
+  w.S("HTTP/1.1 ").U(r.status).C(' ').S(r.reason).S("\r\n");
+  std::string_view conn_values[4];
+  int nconn = 0;
+  for (int i = 0; i < r.header_count; ++i) {
+    if (http::EqualsIgnoreCase(r.headers[i].name, "connection") && nconn < 4) {
+      conn_values[nconn++] = r.headers[i].value;
+    }
+  }
+  for (int i = 0; i < r.header_count; ++i) {
+    const http::Header& h = r.headers[i];
+    bool hop = false;
+    for (int k = 0; k < (nconn == 0 ? 1 : nconn) && !hop; ++k)
+      hop = http::IsHopByHop(h.name, nconn == 0 ? std::string_view() : conn_values[k]);
+    if (hop || http::EqualsIgnoreCase(h.name, "x-trace-id")) continue;
+    w.S(h.name).S(": ").S(h.value).S("\r\n");
+  }
+  if (r.body == http::BodyKind::kChunked && !ex.dechunk) w.S("transfer-encoding: chunked\r\n");
+  w.S("x-trace-id: ");
+  if (ex.trace.external_len > 0) {
+    w.S(std::string_view(ex.trace.external_id, ex.trace.external_len));
+  } else {
+    w.S(std::string_view(ex.trace.trace_id, 32));
+  }
+  w.S("\r\n");
+  if (close) {
+    w.S("connection: close\r\n");
+  } else if (ex.version_minor == 0) {
+    w.S("connection: keep-alive\r\n");
+  }
+  w.S("\r\n");
+  c.out.Commit(w.size());
+  MarkDirty(c, slot);
+  // From here the route's deadline is met; a stalled body is cut by idle_timeout.
+  timers_.Arm(&c.ex_timer, now_, config_.idle_timeout_ms);
+  if (r.body == http::BodyKind::kNone ||
+      (r.body == http::BodyKind::kContentLength && r.content_length == 0)) {
+    CompleteResponse(up);
+  }
+  return rc;
+}
+
+int64_t Worker::ForwardResponseBody(uint32_t up, Client& c, const char* p, size_t n) {
+  Exchange& ex = c.ex;
+  uint32_t slot = upstreams_[up].client;
+  if (c.out.size() >= kMaxQueued) return kBlocked;  // resumed when the client's send drains
+  size_t used = 0;
+  bool done = false;
+  switch (ex.resp_body) {
+    case http::BodyKind::kContentLength:
+      used = static_cast<size_t>(std::min<uint64_t>(n, ex.resp_remaining));
+      c.out.Append(&blocks_, p, used);
+      ex.resp_remaining -= used;
+      done = ex.resp_remaining == 0;
+      break;
+    case http::BodyKind::kUntilClose:
+      used = n;
+      c.out.Append(&blocks_, p, n);
+      break;
+    case http::BodyKind::kChunked:
+      while (used < n && !ex.resp_chunks.done()) {
+        http::ChunkedDecoder::Step st;
+        if (!ex.resp_chunks.Next(p + used, n - used, &st)) {
+          // The head already left: the client can only learn of it by the close.
+          CloseClient(slot, false);
+          return static_cast<int64_t>(n);
+        }
+        if (st.consumed == 0) break;
+        if (ex.dechunk) {
+          if (st.data_len > 0) c.out.Append(&blocks_, p + used + st.data_offset, st.data_len);
+        } else {
+          c.out.Append(&blocks_, p + used, st.consumed);
+        }
+        used += st.consumed;
+      }
+      done = ex.resp_chunks.done();
+      break;
+    case http::BodyKind::kNone:
+      done = true;
+      break;
+  }
+  if (used > 0) {
+    MarkDirty(c, slot);
+    timers_.Arm(&c.ex_timer, now_, config_.idle_timeout_ms);
+  }
+  if (done) CompleteResponse(up);
+  return static_cast<int64_t>(used);
+}
+
+void Worker::CompleteResponse(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  uint32_t slot = u.client;
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  bool reusable = ex.resp_keep_alive && ex.req_done;
+  ex.upstream = kNone;
+  u.client = kNone;
+  ReleaseUpstream(up, reusable);
+  FinishExchange(slot);
+}
+
+void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const char* message) {
+  Upstream& u = upstreams_[up];
+  uint32_t slot = u.client;
+  bool connect_failed = u.state == Upstream::State::kConnecting;
+  bool stale = u.reused && !u.got_bytes;
+  u.client = kNone;
+  CloseUpstream(up);
+  if (slot == kNone) return;
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  ex.upstream = kNone;
+  if (!ex.active) return;
+  if (!ex.resp_started) {
+    // Retry only what provably did not reach the upstream: a failed connect
+    // (next endpoint), or a pooled connection the upstream had closed before
+    // reading our bodiless request (a fresh connection).
+    size_t endpoints = ex.cluster->endpoints.size();
+    bool retry = (connect_failed && ex.attempts < endpoints) ||
+                 (stale && ex.req_body == http::BodyKind::kNone && ex.attempts <= endpoints + 1);
+    if (retry) {
+      if (connect_failed) ++ex.endpoint_index;
+      AttachUpstream(slot, true);
+      return;
+    }
+    LocalResponse(slot, status, reason, message, !ex.req_done);
+    FinishExchange(slot);
+    return;
+  }
+  CloseClient(slot, false);  // mid-response: the close is the only signal left
+}
+
+void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
+  Upstream& u = upstreams_[up];
+  if (!reusable || draining_ || u.endpoint_id >= pool_head_.size() ||
+      pool_count_[u.endpoint_id] >= config_.upstream_idle_per_core || !u.out.empty()) {
+    CloseUpstream(up);
+    return;
+  }
+  u.state = Upstream::State::kIdle;
+  PoolPush(up);
+  timers_.Arm(&u.timer, now_, std::min<uint64_t>(kUpstreamIdleMs, config_.idle_timeout_ms));
+}
+
+void Worker::PoolPush(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  uint32_t& head = pool_head_[u.endpoint_id];
+  u.pool_prev = kNone;
+  u.pool_next = head;
+  if (head != kNone) upstreams_[head].pool_prev = up;
+  head = up;
+  ++pool_count_[u.endpoint_id];
+  metrics_.upstream_idle.Add();
+}
+
+void Worker::PoolRemove(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  if (u.pool_prev != kNone) {
+    upstreams_[u.pool_prev].pool_next = u.pool_next;
+  } else {
+    pool_head_[u.endpoint_id] = u.pool_next;
+  }
+  if (u.pool_next != kNone) upstreams_[u.pool_next].pool_prev = u.pool_prev;
+  u.pool_next = u.pool_prev = kNone;
+  --pool_count_[u.endpoint_id];
+  metrics_.upstream_idle.Sub();
+}
+
+void Worker::CloseUpstream(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  if (u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing) return;
+  if (u.state == Upstream::State::kIdle) PoolRemove(up);
+  u.state = Upstream::State::kClosing;
+  timers_.Cancel(&u.timer);
+  ClearInput(u.in);
+  shutdown(u.fd, SHUT_RDWR);  // ends the multishot recv and a pending send
+  if (u.connect_inflight) {
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_cancel64(sqe, core::PackUserData(kOpConnectUp, u.gen, up), 0);
+    io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
+  }
+  if (u.recv_armed) {
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_cancel64(sqe, core::PackUserData(kOpRecvUp, u.gen, up), 0);
+    io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
+  }
+  MaybeFreeUpstream(up);
+}
+
+void Worker::MaybeFreeUpstream(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  if (u.state != Upstream::State::kClosing || u.ops != 0) return;
+  close(u.fd);
+  u.fd = -1;
+  ClearInput(u.in);
+  u.out.Clear(&blocks_);
+  u.state = Upstream::State::kFree;
+  ++u.gen;
+  upstreams_.Free(up);
+}
+
+void Worker::OnUpstreamSent(uint32_t up, int res) {
+  Upstream& u = upstreams_[up];
+  u.send_inflight = false;
+  --u.ops;
+  if (u.state != Upstream::State::kBusy) {
+    MaybeFreeUpstream(up);
+    return;
+  }
+  if (res < 0) {
+    UpstreamFailed(up, 502, "upstream_reset", "the upstream closed the connection");
+    MaybeFreeUpstream(up);
+    return;
+  }
+  u.out.Consume(&blocks_, static_cast<size_t>(res));
+  if (!u.out.empty()) {
+    if (!u.dirty) {
+      u.dirty = true;
+      dirty_upstreams_.push_back(up);
+    }
+  } else if (u.client != kNone && clients_[u.client].state == Client::State::kBody) {
+    repump_.push_back(u.client);  // room again for the request body
+  }
+}
+
+}  // namespace hms::proxy

@@ -1,0 +1,383 @@
+#include "src/proxy/worker.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "hms/common/check.h"
+#include "hms/obs/alloc_hook.h"
+
+namespace hms::proxy {
+namespace {
+
+// Bounded work per pass (STYLE §5).
+constexpr uint32_t kMaxCqesPerPass = 1024;
+constexpr uint32_t kMaxMailboxPerPass = 64;
+constexpr uint32_t kMaxTimerTicksPerPass = 64;
+
+size_t InputCapacity(const config::GatewayConfig& c) {
+  // A whole head must fit, plus room for what the proxy adds to it; and a whole
+  // receive buffer, so a held buffer can always move into an empty block.
+  return std::max<size_t>({16384, c.max_header_bytes + 4096, c.buffer_size});
+}
+
+}  // namespace
+
+Worker::Worker(uint32_t index, const config::GatewayConfig& config, std::vector<int> listen_fds,
+               int cpu)
+    : index_(index),
+      config_(config),
+      listen_fds_(std::move(listen_fds)),
+      cpu_(cpu),
+      blocks_(static_cast<uint32_t>(InputCapacity(config))),
+      timers_(core::Now()) {
+  accept_armed_.assign(listen_fds_.size(), false);
+  dirty_clients_.reserve(1024);
+  dirty_upstreams_.reserve(1024);
+  repump_.reserve(1024);
+}
+
+Worker::~Worker() {
+  for (SnapshotHold* h : holds_) {
+    h->snapshot->Release();
+    delete h;
+  }
+}
+
+int Worker::Start(config::Snapshot* snapshot) {
+  current_ = new SnapshotHold{snapshot, 0};
+  holds_.push_back(current_);
+  metrics_.snapshot_version.Set(snapshot->version);
+  metrics_.snapshots_held.Set(1);
+  thread_ = std::thread([this] { Run(); });
+  while (start_result_.load(std::memory_order_acquire) == 1) std::this_thread::yield();
+  return start_result_.load();
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::Run() {
+  if (cpu_ >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu_, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+  }
+  char name[16];
+  std::snprintf(name, sizeof name, "hms-core-%u", index_);
+  pthread_setname_np(pthread_self(), name);
+  int rc = SetUp();
+  start_result_.store(rc, std::memory_order_release);
+  if (rc < 0) return;
+  obs::g_thread_alloc_counter = &metrics_.heap_allocations;
+  Loop();
+  obs::g_thread_alloc_counter = nullptr;
+  // Everything left is closed synchronously: the ring dies with the thread.
+  for (uint32_t i = 0; i < clients_.capacity(); ++i) {
+    Client& c = clients_[i];
+    if (c.state != Client::State::kFree && c.fd >= 0) close(c.fd);
+  }
+  for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
+    Upstream& u = upstreams_[i];
+    if (u.state != Upstream::State::kFree && u.fd >= 0) close(u.fd);
+  }
+  for (int fd : listen_fds_) close(fd);
+}
+
+int Worker::SetUp() {
+  // The ring is created here, on the core's own thread: SINGLE_ISSUER binds it
+  // to the creating task.
+  core::RingOptions ro;
+  ro.entries = config_.ring_entries;
+  int rc = ring_.Init(ro);
+  if (rc < 0) return rc;
+  rc = buffers_.Init(ring_.raw(), 0, config_.buffer_count, config_.buffer_size);
+  if (rc < 0) return rc;
+  for (uint16_t i = 0; i < listen_fds_.size(); ++i) ArmAccept(i);
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_read(sqe, mailbox_.wake_fd(), &wake_value_, sizeof wake_value_, 0);
+  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpWake, 0, 0));
+  return 0;
+}
+
+// One pass: (1) submit everything queued and wait for at least one CQE or the
+// next timer tick; (2) handle at most kMaxCqesPerPass completions; (3) drain at
+// most kMaxMailboxPerPass messages (snapshots, drain); (4) run expired timers;
+// (5) resume clients whose pipelined input can progress; (6) queue one send per
+// connection with everything it got this pass; (7) give consumed receive
+// buffers back to the kernel. Nothing here blocks, locks or allocates once warm.
+void Worker::Loop() {
+  while (!stop_) {
+    int64_t wait_ms = timers_.MillisToNext(now_ == 0 ? core::Now() : now_);
+    __kernel_timespec ts{};
+    __kernel_timespec* tsp = nullptr;
+    if (wait_ms >= 0) {
+      ts.tv_sec = wait_ms / 1000;
+      ts.tv_nsec = (wait_ms % 1000) * 1'000'000;
+      tsp = &ts;
+    }
+    io_uring_cqe* cqe = nullptr;
+    int rc = io_uring_submit_and_wait_timeout(ring_.raw(), &cqe, 1, tsp, nullptr);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {
+      std::fprintf(stderr, "hms-gateway: core %u: io_uring wait failed: %s\n", index_,
+                   std::strerror(-rc));
+    }
+    now_ = core::Now();
+    uint32_t seen = 0;
+    unsigned head;
+    io_uring_for_each_cqe(ring_.raw(), head, cqe) {
+      HandleCqe(cqe);
+      if (++seen == kMaxCqesPerPass) break;
+    }
+    io_uring_cq_advance(ring_.raw(), seen);
+    DrainMailbox();
+    timers_.Expire(now_, kMaxTimerTicksPerPass, [this](core::Timer* t) { OnTimer(t); });
+    for (size_t i = 0; i < repump_.size(); ++i) PumpClient(repump_[i]);
+    repump_.clear();
+    FlushDirty();
+    buffers_.Flush();
+    if (draining_ && (clients_.live() == 0 || now_ >= drain_deadline_)) stop_ = true;
+  }
+}
+
+void Worker::HandleCqe(io_uring_cqe* cqe) {
+  uint64_t ud = io_uring_cqe_get_data64(cqe);
+  uint8_t op = core::UserDataOp(ud);
+  uint32_t slot = core::UserDataSlot(ud);
+  uint32_t gen = core::UserDataGen(ud);
+  int res = cqe->res;
+  uint32_t flags = cqe->flags;
+  switch (op) {
+    case kOpAccept:
+      OnAccept(static_cast<uint16_t>(slot), res, flags);
+      return;
+    case kOpWake: {
+      io_uring_sqe* sqe = ring_.Sqe();
+      io_uring_prep_read(sqe, mailbox_.wake_fd(), &wake_value_, sizeof wake_value_, 0);
+      io_uring_sqe_set_data64(sqe, core::PackUserData(kOpWake, 0, 0));
+      return;  // the mailbox is drained every pass
+    }
+    case kOpRecvClient:
+    case kOpRecvUp:
+      // A stale completion still hands us a buffer: give it back.
+      if (op == kOpRecvClient ? (clients_[slot].gen & 0xffffff) != gen
+                              : (upstreams_[slot].gen & 0xffffff) != gen) {
+        if (flags & IORING_CQE_F_BUFFER) buffers_.Recycle(static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT));
+        return;
+      }
+      if (op == kOpRecvClient) {
+        OnClientRecv(slot, res, flags);
+      } else {
+        OnUpstreamRecv(slot, res, flags);
+      }
+      return;
+    case kOpSendClient:
+      if ((clients_[slot].gen & 0xffffff) == gen) OnClientSent(slot, res);
+      return;
+    case kOpSendUp:
+      if ((upstreams_[slot].gen & 0xffffff) == gen) OnUpstreamSent(slot, res);
+      return;
+    case kOpConnectUp:
+      if ((upstreams_[slot].gen & 0xffffff) == gen) OnConnect(slot, res);
+      return;
+    default:
+      return;  // cancellations
+  }
+}
+
+void Worker::DrainMailbox() {
+  core::Message m;
+  for (uint32_t n = 0; n < kMaxMailboxPerPass && mailbox_.Pop(&m); ++n) {
+    switch (m.kind) {
+      case core::Message::Kind::kSnapshot:
+        AdoptSnapshot(static_cast<config::Snapshot*>(m.payload));
+        break;
+      case core::Message::Kind::kDrain:
+        if (draining_) break;
+        draining_ = true;
+        drain_deadline_ = now_ + core::Millis(config_.drain_timeout_ms);
+        // Stop accepting: the multishot accepts end with an error.
+        for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
+        for (uint32_t i = 0; i < clients_.capacity(); ++i) {
+          Client& c = clients_[i];
+          if (c.state == Client::State::kHead && !c.ex.active && c.out.empty() && c.in.empty()) {
+            CloseClient(i, false);
+          }
+        }
+        for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
+          if (upstreams_[i].state == Upstream::State::kIdle) CloseUpstream(i);
+        }
+        break;
+      case core::Message::Kind::kStop:
+        stop_ = true;
+        break;
+    }
+  }
+}
+
+void Worker::AdoptSnapshot(config::Snapshot* s) {
+  SnapshotHold* old = current_;
+  current_ = new SnapshotHold{s, 0};  // reload time, not the request path
+  holds_.push_back(current_);
+  // Per-core state keyed by stable ids survives: pools by endpoint id.
+  uint32_t max_ep = 0;
+  for (const auto& cl : s->clusters)
+    for (const auto& ep : cl.endpoints) max_ep = std::max(max_ep, ep.id + 1);
+  if (pool_head_.size() < max_ep) {
+    pool_head_.resize(max_ep, kNone);
+    pool_count_.resize(max_ep, 0);
+  }
+  rr_.assign(s->clusters.size(), index_);
+  metrics_.snapshot_version.Set(s->version);
+  if (old->inflight == 0) ReleaseHold(old);
+  metrics_.snapshots_held.Set(holds_.size());
+}
+
+void Worker::ReleaseHold(SnapshotHold* h) {
+  if (h == current_) return;
+  auto it = std::find(holds_.begin(), holds_.end(), h);
+  HMS_CHECK(it != holds_.end());
+  holds_.erase(it);
+  h->snapshot->Release();
+  delete h;
+  metrics_.snapshots_held.Set(holds_.size());
+}
+
+void Worker::OnTimer(core::Timer* t) {
+  uint32_t slot = t->owner;
+  switch (t->kind) {
+    case kTimerClient: {
+      Client& c = clients_[slot];
+      if (c.state == Client::State::kClosing) {
+        CloseClient(slot, false);  // lingering over, or a client that never read its answer
+      } else if (!c.in.empty() && !c.ex.active) {
+        RejectRequest(slot, 408, "header_timeout", "request head not received in time");
+      } else {
+        CloseClient(slot, false);  // idle keep-alive connection
+      }
+      return;
+    }
+    case kTimerExchange: {
+      Client& c = clients_[slot];
+      if (!c.ex.active) return;
+      if (!c.ex.resp_started) {
+        LocalResponse(slot, 504, "upstream_timeout", "the upstream did not answer in time",
+                      !c.ex.req_done);
+        FinishExchange(slot);  // closes the upstream: a late answer must not reach anyone
+      } else {
+        CloseClient(slot, false);  // stalled mid-response: nothing honest left to send
+      }
+      return;
+    }
+    case kTimerUpstream:
+      CloseUpstream(slot);
+      return;
+    default:
+      return;
+  }
+}
+
+void Worker::MarkDirty(Client& c, uint32_t slot) {
+  if (!c.dirty) {
+    c.dirty = true;
+    dirty_clients_.push_back(slot);
+  }
+}
+
+void Worker::FlushDirty() {
+  for (uint32_t slot : dirty_clients_) {
+    Client& c = clients_[slot];
+    c.dirty = false;
+    if (c.state == Client::State::kFree || c.send_inflight || c.out.empty() || c.fd < 0) continue;
+    int n = c.out.Gather(c.iov, 8);
+    io_uring_sqe* sqe = ring_.Sqe();
+    if (n == 1) {
+      io_uring_prep_send(sqe, c.fd, c.iov[0].iov_base, c.iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+      c.msg = msghdr{};
+      c.msg.msg_iov = c.iov;
+      c.msg.msg_iovlen = static_cast<size_t>(n);
+      io_uring_prep_sendmsg(sqe, c.fd, &c.msg, MSG_NOSIGNAL);
+    }
+    io_uring_sqe_set_data64(sqe, core::PackUserData(kOpSendClient, c.gen, slot));
+    c.send_inflight = true;
+    ++c.ops;
+  }
+  dirty_clients_.clear();
+  for (uint32_t up : dirty_upstreams_) {
+    Upstream& u = upstreams_[up];
+    u.dirty = false;
+    if (u.state == Upstream::State::kFree || u.state == Upstream::State::kConnecting ||
+        u.send_inflight || u.out.empty()) {
+      continue;
+    }
+    int n = u.out.Gather(u.iov, 8);
+    io_uring_sqe* sqe = ring_.Sqe();
+    if (n == 1) {
+      io_uring_prep_send(sqe, u.fd, u.iov[0].iov_base, u.iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+      u.msg = msghdr{};
+      u.msg.msg_iov = u.iov;
+      u.msg.msg_iovlen = static_cast<size_t>(n);
+      io_uring_prep_sendmsg(sqe, u.fd, &u.msg, MSG_NOSIGNAL);
+    }
+    io_uring_sqe_set_data64(sqe, core::PackUserData(kOpSendUp, u.gen, up));
+    u.send_inflight = true;
+    ++u.ops;
+  }
+  dirty_upstreams_.clear();
+}
+
+bool Worker::Stash(Input& in, const char* p, size_t n) {
+  if (n == 0) return true;
+  if (in.block == nullptr) in.block = blocks_.Get();
+  core::Block* b = in.block;
+  size_t cap = blocks_.block_size();
+  if (b->begin > 0 && cap - b->end < n) {
+    // Compact: move the unconsumed bytes to the front.
+    std::memmove(b->data(), b->data() + b->begin, b->end - b->begin);
+    b->end -= b->begin;
+    b->begin = 0;
+  }
+  if (cap - b->end < n) return false;
+  std::memcpy(b->data() + b->end, p, n);
+  b->end += static_cast<uint32_t>(n);
+  return true;
+}
+
+void Worker::Hold(Input& in, uint16_t bid, uint32_t off, uint32_t len) {
+  held_next_[bid] = kNone;
+  held_len_[bid] = len;
+  if (in.held_tail == kNone) {
+    in.held_head = in.held_tail = bid;
+    in.held_off = off;
+  } else {
+    held_next_[in.held_tail] = bid;
+    in.held_tail = bid;
+  }
+}
+
+void Worker::ClearInput(Input& in) {
+  if (in.block != nullptr) {
+    blocks_.Put(in.block);
+    in.block = nullptr;
+  }
+  while (in.held_head != kNone) {
+    uint32_t bid = in.held_head;
+    in.held_head = held_next_[bid];
+    buffers_.Recycle(static_cast<uint16_t>(bid));
+  }
+  in.held_tail = kNone;
+  in.held_off = 0;
+}
+
+}  // namespace hms::proxy

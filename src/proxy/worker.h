@@ -1,0 +1,336 @@
+// Worker: one core's event loop and connection state machines (DESIGN §4, §6).
+//
+// Owned by the Engine, run on its own pinned thread; after Run() starts every
+// member is touched by that thread only, except `mailbox_` (producers push)
+// and `metrics_` (the admin thread reads relaxed atomics).
+//
+// A downstream connection ("client") carries at most one exchange at a time;
+// pipelined requests wait in its input block and are answered in order. An
+// upstream connection is attached to one exchange while busy and parked in the
+// core's per-endpoint idle pool otherwise.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "hms/config/snapshot.h"
+#include "hms/core/block_pool.h"
+#include "hms/core/clock.h"
+#include "hms/core/mailbox.h"
+#include "hms/core/ring.h"
+#include "hms/core/slab.h"
+#include "hms/core/timer_wheel.h"
+#include "hms/http/parser.h"
+#include "hms/obs/metrics.h"
+#include "hms/obs/trace.h"
+
+namespace hms::proxy {
+
+inline constexpr uint32_t kNone = 0xffffffffu;
+// Bytes queued toward one peer before we stop reading from the other side:
+// bounds a connection's memory whatever the peers' speeds.
+inline constexpr size_t kMaxQueued = 256 * 1024;
+// After a response that ends the connection we half-close and read (and drop)
+// what the client still sends for this long, so a reset does not destroy the
+// response in flight (the lingering close of nginx and Apache).
+inline constexpr uint64_t kLingerMs = 1000;
+// Pooled upstream connections close after this long idle: below the 5 s
+// keep-alive of common upstream servers (uvicorn, gunicorn), so we close first
+// instead of racing their close with a new request.
+inline constexpr uint64_t kUpstreamIdleMs = 4000;
+// Metrics key for requests that matched no route (404, 405, framing errors).
+inline constexpr uint32_t kNoRouteKey = 0xffffffffu;
+
+// A snapshot as seen by one core: the core's one reference plus the count of
+// its exchanges still using it.
+struct SnapshotHold {
+  config::Snapshot* snapshot = nullptr;
+  uint32_t inflight = 0;
+};
+
+// Received bytes not yet consumed: first a contiguous block (partial heads and
+// leftovers), then provided buffers kept out of the kernel's ring while the
+// connection cannot take them (back-pressure; the recv is cancelled meanwhile).
+struct Input {
+  core::Block* block = nullptr;
+  uint32_t held_head = kNone;  // buffer ids, linked through Worker::held_next_
+  uint32_t held_tail = kNone;
+  uint32_t held_off = 0;       // bytes of the head buffer already consumed
+  bool empty() const noexcept {
+    return held_head == kNone && (block == nullptr || block->begin == block->end);
+  }
+};
+
+struct Exchange {
+  bool active = false;
+  SnapshotHold* hold = nullptr;
+  const config::Route* route = nullptr;
+  const config::Cluster* cluster = nullptr;
+  uint32_t route_key = 0;
+  http::Method method = http::Method::kOther;
+  uint8_t version_minor = 1;
+  bool client_keep_alive = true;
+  // Request body still to forward.
+  http::BodyKind req_body = http::BodyKind::kNone;
+  uint64_t req_remaining = 0;
+  http::ChunkedDecoder req_chunks;
+  bool req_done = false;
+  bool req_body_sent = false;  // some body bytes left for the upstream: no transparent retry
+  // Upstream side.
+  uint32_t upstream = kNone;
+  core::Block* head = nullptr;  // the upstream request head, kept for a retry on a stale pooled connection
+  uint8_t attempts = 0;
+  uint32_t endpoint_index = 0;
+  // Response.
+  bool resp_started = false;  // a byte of the response went into the client's queue
+  bool resp_head_done = false;
+  http::BodyKind resp_body = http::BodyKind::kNone;
+  uint64_t resp_remaining = 0;
+  http::ChunkedDecoder resp_chunks;
+  bool dechunk = false;        // upstream sends chunked, client speaks HTTP/1.0
+  bool resp_keep_alive = true;
+  uint16_t status = 0;
+  core::Instant start = 0;
+  obs::TraceContext trace{};
+};
+
+struct Client {
+  enum class State : uint8_t { kFree, kHead, kBody, kAwaitResponse, kClosing };
+  // How a closing connection goes: send what is queued, then half-close and
+  // read-and-drop for a moment (so a reset does not destroy the response),
+  // then close for good once no operation is in flight.
+  enum class Phase : uint8_t { kOpen, kFlush, kLinger, kHard };
+  uint32_t gen = 0;
+  int fd = -1;
+  State state = State::kFree;
+  Phase phase = Phase::kOpen;
+  Input in;
+  core::ByteQueue out;
+  uint8_t ops = 0;            // operations in flight (recv, send): the slot is freed at zero
+  bool recv_armed = false;
+  bool send_inflight = false;
+  bool close_after_flush = false;
+  bool dirty = false;         // listed for this pass's flush
+  bool paused = false;        // input full: recv cancelled until consumed
+  bool eof = false;
+  uint16_t listener = 0;
+  uint8_t peer_len = 0;
+  char peer[46];              // client IP as text, for X-Forwarded-For
+  core::Timer timer;     // idle, header and linger timeouts
+  core::Timer ex_timer;  // the exchange's deadline
+  msghdr msg{};
+  iovec iov[8];
+  Exchange ex;
+};
+
+struct Upstream {
+  enum class State : uint8_t { kFree, kConnecting, kBusy, kIdle, kClosing };
+  uint32_t gen = 0;
+  int fd = -1;
+  State state = State::kFree;
+  uint32_t endpoint_id = 0;
+  uint32_t client = kNone;  // the client slot whose exchange uses it
+  Input in;
+  core::ByteQueue out;
+  uint8_t ops = 0;
+  bool recv_armed = false;
+  bool send_inflight = false;
+  bool connect_inflight = false;
+  bool dirty = false;
+  bool paused = false;
+  bool reused = false;      // came from the idle pool
+  bool got_bytes = false;   // a response byte arrived for the current exchange
+  uint32_t pool_next = kNone;
+  uint32_t pool_prev = kNone;
+  core::Timer timer;
+  msghdr msg{};
+  iovec iov[8];
+};
+
+class Worker {
+ public:
+  Worker(uint32_t index, const config::GatewayConfig& config, std::vector<int> listen_fds,
+         int cpu);
+  ~Worker();
+
+  // Starts the thread; returns once the ring is set up (or failed: -errno).
+  int Start(config::Snapshot* snapshot);
+  void Join();
+  core::Mailbox& mailbox() { return mailbox_; }
+  const obs::CoreMetrics& metrics() const { return metrics_; }
+
+ private:
+  enum Op : uint8_t {
+    kOpAccept = 1, kOpRecvClient, kOpSendClient, kOpRecvUp, kOpSendUp, kOpConnectUp, kOpWake,
+    kOpIgnore
+  };
+  enum TimerKind : uint8_t { kTimerClient = 1, kTimerUpstream, kTimerExchange };
+
+  void Run();
+  int SetUp();
+  void Loop();
+  void HandleCqe(io_uring_cqe* cqe);
+  void DrainMailbox();
+  void OnTimer(core::Timer* t);
+  void FlushDirty();
+  void AdoptSnapshot(config::Snapshot* s);
+  void ReleaseHold(SnapshotHold* h);
+
+  // Accept and client side.
+  void ArmAccept(uint16_t listener);
+  void OnAccept(uint16_t listener, int res, uint32_t flags);
+  void ArmClientRecv(uint32_t slot);
+  void OnClientRecv(uint32_t slot, int res, uint32_t flags);
+  void OnClientSent(uint32_t slot, int res);
+  void PumpClient(uint32_t slot);
+  int64_t ConsumeClient(uint32_t slot, const char* p, size_t n);
+  int64_t StartExchange(uint32_t slot, size_t head_len);
+  int64_t ForwardRequestBody(uint32_t slot, const char* p, size_t n);
+  void FinishExchange(uint32_t slot);
+  void LocalResponse(uint32_t slot, int status, const char* reason, const char* message,
+                     bool close, const char* extra_header = nullptr);
+  // graceful: flush the queue and linger first; else close at once.
+  void CloseClient(uint32_t slot, bool graceful);
+  void EndExchange(uint32_t slot);
+  void RejectRequest(uint32_t slot, int status, const char* reason, const char* message);
+  void MaybeFreeClient(uint32_t slot);
+  void MarkDirty(Client& c, uint32_t slot);
+  void SetClientTimer(uint32_t slot);
+
+  // Upstream side.
+  // Gives the client's exchange an upstream connection (pooled or new) and
+  // queues the request head on it. False when the exchange already ended.
+  bool AttachUpstream(uint32_t slot, bool fresh);
+  void CompleteResponse(uint32_t up);
+  uint32_t NewUpstream(const config::Endpoint& ep);
+  void OnConnect(uint32_t up, int res);
+  void ArmUpstreamRecv(uint32_t up);
+  void OnUpstreamRecv(uint32_t up, int res, uint32_t flags);
+  void OnUpstreamSent(uint32_t up, int res);
+  void PumpUpstream(uint32_t up);
+  int64_t ConsumeUpstream(uint32_t up, const char* p, size_t n);
+  int64_t ForwardResponseBody(uint32_t up, Client& c, const char* p, size_t n);
+  // The attempt on `up` failed before a usable response: retry elsewhere when
+  // allowed, else answer the client with `status`/`reason`.
+  void UpstreamFailed(uint32_t up, int status, const char* reason, const char* message);
+  void ReleaseUpstream(uint32_t up, bool reusable);
+  void CloseUpstream(uint32_t up);
+  void MaybeFreeUpstream(uint32_t up);
+  void PoolPush(uint32_t up);
+  void PoolRemove(uint32_t up);
+
+  void Submit();
+
+  // Input handling shared by both sides. Consumers return bytes consumed, or
+  // kBlocked when the connection cannot take input now (a response pending, or
+  // the peer's queue full); 0 means "need more bytes".
+  static constexpr int64_t kBlocked = -1;
+  bool Stash(Input& in, const char* p, size_t n);
+  void Hold(Input& in, uint16_t bid, uint32_t off, uint32_t len);
+  void ClearInput(Input& in);
+  template <typename F>
+  void Drive(Input& in, F&& consume);
+
+  std::vector<uint32_t> held_next_;  // [buffer id] → next held buffer
+  std::vector<uint32_t> held_len_;   // [buffer id] → bytes received into it
+  http::RequestHead req_;            // scratch: the head being parsed
+  http::ResponseHead resp_;
+
+  uint32_t index_;
+  config::GatewayConfig config_;  // the tuning this core was started with
+  std::vector<int> listen_fds_;
+  int cpu_;
+  std::thread thread_;
+  std::atomic<int> start_result_{1};
+
+  core::Ring ring_;
+  core::BufferRing buffers_;
+  core::BlockPool blocks_;
+  core::TimerWheel timers_;
+  core::Mailbox mailbox_;
+  obs::CoreMetrics metrics_;
+  core::Instant now_ = 0;
+
+  core::Slab<Client> clients_;
+  core::Slab<Upstream> upstreams_;
+  std::vector<uint32_t> pool_head_;   // [endpoint id] → most recently idle upstream
+  std::vector<uint32_t> pool_count_;  // [endpoint id]
+  std::vector<uint32_t> rr_;          // [cluster index] round-robin cursor
+  std::vector<uint32_t> dirty_clients_;
+  std::vector<uint32_t> dirty_upstreams_;
+  std::vector<uint32_t> repump_;      // clients whose input may progress after a send drained
+
+  SnapshotHold* current_ = nullptr;
+  std::vector<SnapshotHold*> holds_;  // current and retired snapshots still in use
+  uint64_t wake_value_ = 0;
+  uint32_t active_clients_ = 0;
+  bool draining_ = false;
+  core::Instant drain_deadline_ = 0;
+  bool stop_ = false;
+  std::vector<bool> accept_armed_;
+};
+
+// Feeds the connection's pending input to `consume` until it blocks or needs
+// bytes that have not arrived. A partial head is gathered into the block so the
+// parser always sees it contiguous.
+template <typename F>
+inline void Worker::Drive(Input& in, F&& consume) {
+  for (;;) {
+    core::Block* b = in.block;
+    if (b != nullptr && b->begin != b->end) {
+      int64_t n = consume(b->data() + b->begin, b->end - b->begin);
+      if (n == kBlocked) return;
+      if (in.block == nullptr) return;  // the consumer closed the connection
+      b->begin += static_cast<uint32_t>(n);
+      if (b->begin == b->end) {
+        blocks_.Put(b);
+        in.block = nullptr;
+        continue;
+      }
+      if (n > 0) continue;
+      // Needs more bytes after these: append the next held buffer, if any.
+      if (in.held_head == kNone) return;
+      uint32_t bid = in.held_head;
+      const char* p = buffers_.Buffer(static_cast<uint16_t>(bid)) + in.held_off;
+      uint32_t len = held_len_[bid] - in.held_off;
+      uint32_t room = blocks_.block_size() - (b->end - b->begin);
+      uint32_t take = std::min(len, room);
+      if (take == 0) return;  // a head larger than the block: the parser has refused it already
+      Stash(in, p, take);
+      in.held_off += take;
+      if (in.held_off == held_len_[bid]) {
+        in.held_head = held_next_[bid];
+        if (in.held_head == kNone) in.held_tail = kNone;
+        in.held_off = 0;
+        buffers_.Recycle(static_cast<uint16_t>(bid));
+      }
+      continue;
+    }
+    if (in.held_head == kNone) return;
+    uint32_t bid = in.held_head;
+    const char* p = buffers_.Buffer(static_cast<uint16_t>(bid)) + in.held_off;
+    uint32_t len = held_len_[bid] - in.held_off;
+    int64_t n = consume(p, len);
+    if (n == kBlocked) return;
+    if (in.held_head != bid) return;  // the consumer closed the connection
+    if (n == 0) {
+      Stash(in, p, len);  // the block is empty and at least a buffer large
+      n = len;
+    }
+    in.held_off += static_cast<uint32_t>(n);
+    if (in.held_off == held_len_[bid]) {
+      in.held_head = held_next_[bid];
+      if (in.held_head == kNone) in.held_tail = kNone;
+      in.held_off = 0;
+      buffers_.Recycle(static_cast<uint16_t>(bid));
+    }
+  }
+}
+
+}  // namespace hms::proxy
