@@ -194,24 +194,46 @@ inline uint64_t Fold(uint64_t a, uint64_t b) {
   return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
 }
 
-// Hash of (parent, segment bytes): 8 bytes per multiply-fold step.
-inline uint64_t HashEdge(uint32_t parent, std::string_view seg) {
-  uint64_t h = (static_cast<uint64_t>(parent) << 32) ^ seg.size() ^ 0x243F6A8885A308D3ull;
+inline uint64_t Load64(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  return w;
+}
+
+inline uint64_t Load32(const char* p) {
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  return w;
+}
+
+// Two words that, with the length, identify a segment of up to 16 bytes
+// exactly (overlapping loads, as in wyhash), and summarize a longer one.
+// Both the hash and the equality test use them, so a segment's bytes are read
+// once per step and short keys never need memcmp. Never reads past `seg`.
+struct KeyWords {
+  uint64_t w0 = 0;
+  uint64_t w1 = 0;
+};
+
+inline KeyWords WordsOf(std::string_view seg) {
   const char* p = seg.data();
   size_t n = seg.size();
-  while (n >= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    h = Fold(h, w);
-    p += 8;
-    n -= 8;
-  }
+  if (n >= 8) return {Load64(p), Load64(p + n - 8)};
+  if (n >= 4) return {Load32(p), Load32(p + n - 4)};
   if (n > 0) {
-    uint64_t w = 0;
-    std::memcpy(&w, p, n);
-    h = Fold(h, w);
+    auto b = [p](size_t i) { return static_cast<uint64_t>(static_cast<unsigned char>(p[i])); };
+    return {b(0) | (b(n / 2) << 8) | (b(n - 1) << 16), 0};
   }
-  return Fold(h, 0x13198A2E03707344ull);
+  return {};
+}
+
+// Hash of (parent, segment). Short segments: one multiply. Longer ones fold
+// their middle 8 bytes at a time (first and last 8 are in the words already).
+inline uint64_t HashEdge(uint32_t parent, std::string_view seg, KeyWords k) {
+  uint64_t h = Fold(k.w0 ^ ((static_cast<uint64_t>(parent) << 32) | seg.size()),
+                    k.w1 ^ 0x243F6A8885A308D3ull);
+  for (size_t off = 8; off + 8 < seg.size(); off += 8) h = Fold(h, Load64(seg.data() + off));
+  return h;
 }
 
 // The flattened table. Walker reads it directly, hence a namespace-scope type
@@ -219,6 +241,7 @@ inline uint64_t HashEdge(uint32_t parent, std::string_view seg) {
 struct Tables {
   struct Node {
     uint32_t literal_count = 0;
+    uint32_t literal_begin = 0;  // into small_edges when literal_count <= kLinearEdges
     uint32_t param = kNone;
     uint32_t catch_all = kNone;
     uint32_t disp_begin = 0;
@@ -227,12 +250,20 @@ struct Tables {
     uint32_t allow = kNone;      // index into allow_strings; kNone if any_route is set
     bool terminal() const { return disp_count != 0 || any_route != kNone; }
   };
+  // 32 bytes, two to a cache line; the key is compared through its words
+  // (see WordsOf), with a trip to the template string only past 16 bytes.
   struct Edge {
-    uint64_t hash = 0;
-    const char* key = nullptr;
+    uint64_t w0 = 0;
+    uint64_t w1 = 0;
     uint32_t key_len = 0;
+    uint32_t child = kNone;  // kNone: empty hash slot
     uint32_t parent = kNone;
-    uint32_t child = kNone;  // kNone: empty slot
+    uint32_t long_key = kNone;  // index into long_keys when key_len > 16
+
+    bool Matches(std::string_view seg, KeyWords k, const std::vector<const char*>& long_keys) const {
+      if (key_len != seg.size() || w0 != k.w0 || w1 != k.w1) return false;
+      return key_len <= 16 || std::memcmp(long_keys[long_key], seg.data(), seg.size()) == 0;
+    }
   };
   struct Dispatch {
     std::string_view method;
@@ -249,21 +280,32 @@ struct Tables {
   std::vector<Route> routes;
   std::vector<std::string_view> names;
   std::vector<Node> nodes;  // node 0: the any-host root
-  std::vector<Edge> edges;  // power-of-two sized
+  // A node with few literal children keeps them side by side and is scanned
+  // (its children usually share a cache line); a wide node, such as a root
+  // with one child per service, goes through the shared hash table.
+  static constexpr uint32_t kLinearEdges = 8;
+  std::vector<Edge> small_edges;
+  std::vector<Edge> edges;  // open addressing, power-of-two sized
   uint64_t edge_mask = 0;
+  std::vector<const char*> long_keys;
   std::vector<Dispatch> dispatch;
   std::vector<std::string> allow_strings;
   std::vector<std::pair<std::string, uint32_t>> hosts;  // lower-case name → root; sorted
 
   uint32_t FindLiteral(uint32_t parent, std::string_view seg) const noexcept {
-    uint64_t h = HashEdge(parent, seg);
+    const Node& nd = nodes[parent];
+    KeyWords k = WordsOf(seg);
+    if (nd.literal_count <= kLinearEdges) {
+      for (uint32_t i = nd.literal_begin; i < nd.literal_begin + nd.literal_count; i++) {
+        if (small_edges[i].Matches(seg, k, long_keys)) return small_edges[i].child;
+      }
+      return kNone;
+    }
+    uint64_t h = HashEdge(parent, seg, k);
     for (uint64_t i = h & edge_mask;; i = (i + 1) & edge_mask) {
       const Edge& e = edges[i];
       if (e.child == kNone) return kNone;
-      if (e.hash == h && e.parent == parent && e.key_len == seg.size() &&
-          std::memcmp(e.key, seg.data(), seg.size()) == 0) {
-        return e.child;
-      }
+      if (e.parent == parent && e.Matches(seg, k, long_keys)) return e.child;
     }
   }
 
@@ -527,10 +569,12 @@ Result<RouteTable> RouteTable::Build(std::vector<RouteSpec> routes) {
   }
 
   // Flatten.
-  size_t edge_count = 0;
-  for (const BuildNode& b : bnodes) edge_count += b.literals.size();
+  size_t hashed = 0;
+  for (const BuildNode& b : bnodes) {
+    if (b.literals.size() > Tables::kLinearEdges) hashed += b.literals.size();
+  }
   size_t cap = 16;
-  while (cap < edge_count * 2) cap <<= 1;  // load factor ≤ 0.5: short probe runs
+  while (cap < hashed * 2) cap <<= 1;  // load factor ≤ 0.5: short probe runs
   impl->edges.assign(cap, Tables::Edge{});
   impl->edge_mask = cap - 1;
   impl->nodes.resize(bnodes.size());
@@ -539,13 +583,28 @@ Result<RouteTable> RouteTable::Build(std::vector<RouteSpec> routes) {
     const BuildNode& b = bnodes[n];
     Impl::Node& out = impl->nodes[n];
     out.literal_count = static_cast<uint32_t>(b.literals.size());
+    out.literal_begin = static_cast<uint32_t>(impl->small_edges.size());
     out.param = b.param;
     out.catch_all = b.catch_all;
     for (const auto& [key, child] : b.literals) {
-      uint64_t h = HashEdge(n, key);
-      uint64_t i = h & impl->edge_mask;
+      KeyWords k = WordsOf(key);
+      Tables::Edge e;
+      e.w0 = k.w0;
+      e.w1 = k.w1;
+      e.key_len = static_cast<uint32_t>(key.size());
+      e.child = child;
+      e.parent = n;
+      if (key.size() > 16) {
+        e.long_key = static_cast<uint32_t>(impl->long_keys.size());
+        impl->long_keys.push_back(key.data());
+      }
+      if (b.literals.size() <= Tables::kLinearEdges) {
+        impl->small_edges.push_back(e);
+        continue;
+      }
+      uint64_t i = HashEdge(n, key, k) & impl->edge_mask;
       while (impl->edges[i].child != kNone) i = (i + 1) & impl->edge_mask;
-      impl->edges[i] = Tables::Edge{h, key.data(), static_cast<uint32_t>(key.size()), n, child};
+      impl->edges[i] = e;
     }
     if (b.routes.empty()) continue;
 

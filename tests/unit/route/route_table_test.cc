@@ -15,13 +15,15 @@ namespace {
 std::atomic<long> g_allocations{0};
 }  // namespace
 
-void* operator new(std::size_t n) {
+// noinline: once inlined, GCC pairs the free() below with the operator new
+// call site and reports -Wmismatched-new-delete, a false positive here.
+__attribute__((noinline)) void* operator new(std::size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+__attribute__((noinline)) void operator delete(void* p) noexcept { std::free(p); }
+__attribute__((noinline)) void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace hms::route {
 namespace {
@@ -187,6 +189,45 @@ TEST(RouteTable, TrailingSlashTemplateIsItsOwnRoute) {
                   {"GET", "/dir/", kFound, 1, ""},
                   {"GET", "/dir", kFound, 2, ""},
                   {"GET", "/dir//", k404, 0, ""},
+              });
+}
+
+TEST(RouteTable, LiteralKeysOfEveryLengthInNarrowAndWideNodes) {
+  // Keys that agree on their first and last 8 bytes, short keys that are
+  // permutations of each other, the empty trailing segment: under a narrow
+  // node (scanned) and under a wide one (hashed).
+  std::vector<std::string> keys = {
+      "a", "b", "ab", "ba", "abc", "acb", "cba", "abcd", "abdc", "abcdefg", "abcdefgh",
+      "abcdefghi", "0123456789abcdef", "0123456789abcdeg",
+      "0123456789_MIDDLE_A_abcdefgh", "0123456789_MIDDLE_B_abcdefgh",
+      "very-long-segment-name-for-a-service-endpoint",
+  };
+  std::vector<RouteSpec> specs;
+  uint32_t target = 0;
+  for (const std::string& k : keys) specs.push_back(R({"GET"}, "/wide/" + k, target++));
+  for (int i = 0; i < 40; i++) specs.push_back(R({"GET"}, "/wide/filler" + std::to_string(i), 900 + i));
+  for (size_t i = 0; i < 4; i++) specs.push_back(R({"GET"}, "/narrow/" + keys[i + 12], 100 + i));
+  specs.push_back(R({"GET"}, "/narrow/", 200));
+  RouteTable t = MustBuild(std::move(specs));
+  for (size_t i = 0; i < keys.size(); i++) {
+    SCOPED_TRACE(keys[i]);
+    Match m = t.Find("", "GET", "/wide/" + keys[i]);
+    ASSERT_EQ(m.kind, kFound);
+    EXPECT_EQ(m.target, i);
+    EXPECT_EQ(t.Find("", "GET", "/wide/" + keys[i] + "x").kind, k404);
+    EXPECT_EQ(t.Find("", "GET", "/wide/x" + keys[i]).kind, k404);
+  }
+  RunCases(t, {
+                  {"GET", "/wide/filler39", kFound, 939, ""},
+                  {"GET", "/wide/", k404, 0, ""},
+                  {"GET", "/wide/c", k404, 0, ""},
+                  {"GET", "/wide/bac", k404, 0, ""},
+                  {"GET", "/wide/0123456789_MIDDLE_C_abcdefgh", k404, 0, ""},
+                  {"GET", "/narrow/0123456789abcdeg", kFound, 101, ""},
+                  {"GET", "/narrow/0123456789_MIDDLE_B_abcdefgh", kFound, 103, ""},
+                  {"GET", "/narrow/0123456789_MIDDLE_C_abcdefgh", k404, 0, ""},
+                  {"GET", "/narrow/", kFound, 200, ""},
+                  {"GET", "/narrow/a", k404, 0, ""},
               });
 }
 
