@@ -172,10 +172,13 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
 
 // Cross-field rules. `lines` (may be null) maps a key to its line.
 Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
-  auto fail = [&](const std::string& key, const std::string& reason) -> Result<bool> {
+  // `at` names the key whose line the message points at when it differs
+  // from `key` (a missing key is reported at the key that requires it).
+  auto fail = [&](const std::string& key, const std::string& reason,
+                  const std::string& at = "") -> Result<bool> {
     std::string msg = c.source.empty() ? "<config>" : c.source;
     if (lines != nullptr) {
-      const auto it = lines->find(key);
+      const auto it = lines->find(at.empty() ? key : at);
       if (it != lines->end()) msg += ":" + std::to_string(it->second);
     }
     return ConfigError(msg + ": " + key + ": " + reason);
@@ -243,8 +246,8 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
     return fail("jwt", "needs exactly one of 'jwks' or 'hs256_secret_file'");
   }
   if (c.role == "sidecar") {
-    if (c.service.empty()) return fail("service", "role: sidecar needs 'service' (its service's name)");
-    if (c.local_port == 0) return fail("local_port", "role: sidecar needs 'local_port' (where its service listens)");
+    if (c.service.empty()) return fail("service", "role: sidecar needs 'service' (its service's name)", "role");
+    if (c.local_port == 0) return fail("local_port", "role: sidecar needs 'local_port' (where its service listens)", "role");
   }
   if (!c.service.empty() && !IsValidServiceName(c.service)) {
     return fail("service", "'" + c.service + "' is not a valid service name");

@@ -49,6 +49,10 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 std::string Suggest(std::string_view key, std::initializer_list<std::string_view> known) {
   std::string best;
   size_t best_d = std::numeric_limits<size_t>::max();
+  // A truncated key ("hs256_secret" for "hs256_secret_file") is a typo too.
+  for (std::string_view k : known) {
+    if (key.size() >= 4 && k.starts_with(key)) return std::string(k);
+  }
   for (std::string_view k : known) {
     const size_t d = EditDistance(key, k);
     if (d < best_d) {

@@ -1,0 +1,257 @@
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "hms/config/config.h"
+
+namespace hms::config {
+namespace {
+
+class GatewayConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/hms-gateway-test-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+  }
+  void TearDown() override {
+    for (const std::string& f : files_) std::remove(f.c_str());
+    rmdir(dir_.c_str());
+  }
+  std::string Write(const std::string& name, const std::string& text) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    files_.push_back(path);
+    return path;
+  }
+  // Loads `text` as gateway.yaml and returns the error ("" when it loads).
+  std::string LoadError(const std::string& text) {
+    const std::string path = Write("gateway.yaml", text);
+    Result<GatewayConfig> c = LoadGatewayConfig(path);
+    if (c) return "";
+    EXPECT_EQ(c.error().message.rfind(path + ":", 0), 0u) << c.error().message;
+    return c.error().message.substr(path.size());
+  }
+
+  std::string dir_;
+  std::vector<std::string> files_;
+};
+
+TEST_F(GatewayConfigTest, DefaultsWhenKeysAreMissing) {
+  const std::string path = Write("gateway.yaml", "role: gateway\n");
+  Result<GatewayConfig> c = LoadGatewayConfig(path);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->source, path);
+  EXPECT_EQ(c->cores, 0u);
+  ASSERT_EQ(c->listeners.size(), 1u);
+  EXPECT_EQ(c->listeners[0].address, "127.0.0.1:8080");
+  EXPECT_EQ(c->admin, "127.0.0.1:9901");
+  EXPECT_EQ(c->ring_entries, 4096u);
+  EXPECT_EQ(c->buffer_count, 1024u);
+  EXPECT_EQ(c->buffer_size, 16384u);
+  EXPECT_FALSE(c->sqpoll);
+  EXPECT_EQ(c->max_header_bytes, 16384u);
+  EXPECT_EQ(c->max_body_bytes, 1ull << 30);
+  EXPECT_EQ(c->header_timeout_ms, 10'000u);
+  EXPECT_EQ(c->idle_timeout_ms, 60'000u);
+  EXPECT_EQ(c->drain_timeout_ms, 10'000u);
+  EXPECT_FALSE(c->jwt);
+  EXPECT_TRUE(ValidateGatewayConfig(DefaultGatewayConfig()));
+}
+
+TEST_F(GatewayConfigTest, EveryKey) {
+  const std::string path = Write("gateway.yaml", R"(role: sidecar
+cores: 2
+cpu_affinity: [0, 1]
+listeners:
+  - 127.0.0.1:0
+  - address: "[::1]:8443"
+    tls: {cert: c.pem, key: k.pem, ca: ca.pem, client_auth: true}
+admin: "off"
+store: file:/tmp/hms-store
+jwt: {issuer: hms, audience: api, hs256_secret_file: secret, leeway: 5s}
+mesh: mesh-config.yaml
+ring_entries: 1024
+buffers: {count: 256, size: 32KiB}
+sqpoll: false
+zero_copy_min_bytes: 64KiB
+max_connections_per_core: 5000
+upstream_idle_per_core: 0
+max_header_bytes: 8KiB
+max_body_bytes: 10MiB
+header_timeout: 5s
+idle_timeout: 2m
+drain_timeout: 30s
+service: calc-svc
+local_port: 7000
+egress: 127.0.0.1:15001
+)");
+  Result<GatewayConfig> c = LoadGatewayConfig(path);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->role, "sidecar");
+  EXPECT_EQ(c->cores, 2u);
+  EXPECT_EQ(c->cpu_affinity, (std::vector<int>{0, 1}));
+  ASSERT_EQ(c->listeners.size(), 2u);
+  EXPECT_EQ(c->listeners[0].address, "127.0.0.1:0");
+  EXPECT_FALSE(c->listeners[0].tls);
+  ASSERT_TRUE(c->listeners[1].tls);
+  EXPECT_EQ(c->listeners[1].tls->ca, "ca.pem");
+  EXPECT_TRUE(c->listeners[1].tls->client_auth);
+  EXPECT_EQ(c->admin, "off");
+  EXPECT_EQ(c->store, "file:/tmp/hms-store");
+  ASSERT_TRUE(c->jwt);
+  EXPECT_EQ(c->jwt->issuer, "hms");
+  EXPECT_EQ(c->jwt->leeway_ms, 5000u);
+  EXPECT_EQ(c->mesh, "mesh-config.yaml");
+  EXPECT_EQ(c->ring_entries, 1024u);
+  EXPECT_EQ(c->buffer_count, 256u);
+  EXPECT_EQ(c->buffer_size, 32768u);
+  EXPECT_EQ(c->zero_copy_min_bytes, 65536u);
+  EXPECT_EQ(c->max_connections_per_core, 5000u);
+  EXPECT_EQ(c->upstream_idle_per_core, 0u);
+  EXPECT_EQ(c->max_header_bytes, 8192u);
+  EXPECT_EQ(c->max_body_bytes, 10u << 20);
+  EXPECT_EQ(c->header_timeout_ms, 5000u);
+  EXPECT_EQ(c->idle_timeout_ms, 120'000u);
+  EXPECT_EQ(c->drain_timeout_ms, 30'000u);
+  EXPECT_EQ(c->service, "calc-svc");
+  EXPECT_EQ(c->local_port, 7000);
+  EXPECT_EQ(c->egress, "127.0.0.1:15001");
+}
+
+TEST_F(GatewayConfigTest, CoresAuto) {
+  EXPECT_EQ(LoadError("cores: auto\n"), "");
+}
+
+struct RuleCase {
+  const char* text;
+  const char* error;  // after "PATH"
+};
+
+const RuleCase kRules[] = {
+    {"cores: 0\n", ":1: cores: 0 is out of range 1..256"},
+    {"cores: 257\n", ":1: cores: 257 is out of range 1..256"},
+    {"cores: 2\ncpu_affinity: [0]\n",
+     ":2: cpu_affinity: lists 1 CPUs for 2 cores; give one CPU per core"},
+    {"cpu_affinity: [0, 1]\n", ":1: cpu_affinity: lists 2 CPUs but cores is auto; set cores: 2"},
+    {"cores: 2\ncpu_affinity: [1, 1]\n", ":2: cpu_affinity: CPU 1 appears twice"},
+    {"ring_entries: 1000\n", ":1: ring_entries: 1000 must be a power of two in 64..32768"},
+    {"ring_entries: 32\n", ":1: ring_entries: 32 must be a power of two in 64..32768"},
+    {"ring_entries: 65536\n", ":1: ring_entries: 65536 must be a power of two in 64..32768"},
+    {"buffers: {count: 100}\n", ":1: buffers.count: 100 must be a power of two in 16..32768"},
+    {"buffers: {count: 8}\n", ":1: buffers.count: 8 must be a power of two in 16..32768"},
+    {"buffers: {size: 512}\n", ":1: buffers.size: 512 bytes is out of range 1KiB..1MiB"},
+    {"buffers: {size: 2MiB}\n", ":1: buffers.size: 2097152 bytes is out of range 1KiB..1MiB"},
+    {"buffers: {sise: 2MiB}\n", ":1: buffers: unknown key 'sise' (did you mean 'size'?)"},
+    {"max_header_bytes: 512\n",
+     ":1: max_header_bytes: 512 bytes is out of range 1KiB..64KiB"},
+    {"max_header_bytes: 128KiB\n",
+     ":1: max_header_bytes: 131072 bytes is out of range 1KiB..64KiB"},
+    {"max_connections_per_core: 0\n", ":1: max_connections_per_core: must be at least 1"},
+    {"upstream_idle_per_core: -1\n",
+     ":1: upstream_idle_per_core: expected a whole number, found '-1'"},
+    {"header_timeout: 0s\n", ":1: header_timeout: must be more than zero"},
+    {"idle_timeout: 0ms\n", ":1: idle_timeout: must be more than zero"},
+    {"drain_timeout: 0s\n", ":1: drain_timeout: must be more than zero"},
+    {"idle_timeout: 60\n",
+     ":1: idle_timeout: '60' is not a duration (write it with a unit: 250ms, 2s, 1m, 1h)"},
+    {"max_body_bytes: 1PB\n",
+     ":1: max_body_bytes: '1PB' is not a size (bytes, or with a unit: 64KiB, 1MiB, 1GiB)"},
+    {"sqpoll: true\n",
+     ":1: sqpoll: true is not supported: each core's ring uses SINGLE_ISSUER|DEFER_TASKRUN, "
+     "which the kernel refuses to combine with SQPOLL; leave sqpoll: false"},
+    {"listeners: []\n", ":1: listeners: at least one listener is needed"},
+    {"listeners: [localhost:8080]\n",
+     ":1: listeners[0]: 'localhost:8080' is not a numeric address:port (e.g. 127.0.0.1:8080 "
+     "or [::1]:8080)"},
+    {"listeners:\n  - address: 127.0.0.1:99999\n",
+     ":2: listeners[0]: '127.0.0.1:99999' is not a numeric address:port (e.g. 127.0.0.1:8080 "
+     "or [::1]:8080)"},
+    {"listeners:\n  - address: 127.0.0.1:8443\n    tls: {cert: c.pem}\n",
+     ":3: listeners[0].tls: needs both 'cert' and 'key'"},
+    {"listeners:\n  - address: 127.0.0.1:8443\n    tls: {cert: c, key: k, client_auth: true}\n",
+     ":3: listeners[0].tls: client_auth: true needs 'ca' to verify client certificates"},
+    {"admin: nowhere\n", ":1: admin: 'nowhere' is not a numeric address:port (or off)"},
+    {"role: edge\n", ":1: role: 'edge' must be gateway or sidecar"},
+    {"role: sidecar\nlocal_port: 7000\n",
+     ":1: service: role: sidecar needs 'service' (its service's name)"},
+    {"role: sidecar\nservice: calc-svc\n",
+     ":1: local_port: role: sidecar needs 'local_port' (where its service listens)"},
+    {"local_port: 0\n", ":1: local_port: 0 is out of range 1..65535"},
+    {"jwt: {issuer: hms}\n",
+     ":1: jwt: needs exactly one of 'jwks' (a JWKS file) or 'hs256_secret_file'"},
+    {"jwt: {jwks: a.json, hs256_secret: s}\n",
+     ":1: jwt: unknown key 'hs256_secret' (did you mean 'hs256_secret_file'?)"},
+    {"ring_entrys: 64\n", ":1: unknown key 'ring_entrys' (did you mean 'ring_entries'?)"},
+    {"cores: auto\nmax_body_bytes: 1KiB\nmax_body_bytes: 2KiB\n",
+     ":3: key 'max_body_bytes' appears twice"},
+};
+
+TEST_F(GatewayConfigTest, EachValidationRule) {
+  for (const RuleCase& c : kRules) {
+    EXPECT_EQ(LoadError(c.text), c.error) << c.text;
+  }
+}
+
+TEST(ValidateGatewayConfig, WithoutLinesNamesTheSource) {
+  GatewayConfig c = DefaultGatewayConfig();
+  c.sqpoll = true;
+  Result<bool> ok = ValidateGatewayConfig(c);
+  ASSERT_FALSE(ok);
+  EXPECT_EQ(ok.error().message.rfind("<embedded>: sqpoll: true is not supported", 0), 0u)
+      << ok.error().message;
+  c = DefaultGatewayConfig();
+  c.cores = 300;
+  EXPECT_FALSE(ValidateGatewayConfig(c));
+  c = DefaultGatewayConfig();
+  c.listeners.clear();
+  EXPECT_FALSE(ValidateGatewayConfig(c));
+  c = DefaultGatewayConfig();
+  c.cores = 4;
+  c.cpu_affinity = {0, 1, 2, 3};
+  EXPECT_TRUE(ValidateGatewayConfig(c));
+}
+
+TEST_F(GatewayConfigTest, MeshConfig) {
+  const std::string path = Write("mesh-config.yaml", R"(retries: 1
+timeout: 5s
+breaker: {failures: 7, open_for: 10s}
+keep_alive: false
+tracing: false
+trust_domain: example.org
+)");
+  Result<MeshConfig> m = LoadMeshConfig(path);
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->retries, 1u);
+  EXPECT_EQ(m->timeout_ms, 5000u);
+  EXPECT_EQ(m->breaker.failures, 7u);
+  EXPECT_EQ(m->breaker.open_for_ms, 10'000u);
+  EXPECT_FALSE(m->keep_alive);
+  EXPECT_FALSE(m->tracing);
+  EXPECT_EQ(m->trust_domain, "example.org");
+
+  const std::string bad = Write("bad-mesh.yaml", "retries: 2\ntimeuot: 5s\n");
+  Result<MeshConfig> e = LoadMeshConfig(bad);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().message, bad + ":2: unknown key 'timeuot' (did you mean 'timeout'?)");
+
+  const std::string bad_domain = Write("bad-domain.yaml", "trust_domain: Bad/Domain\n");
+  EXPECT_FALSE(LoadMeshConfig(bad_domain));
+}
+
+TEST(MeshConfig, SeedDefaults) {
+  MeshConfig m;
+  EXPECT_EQ(m.retries, 2u);
+  EXPECT_EQ(m.timeout_ms, 15'000u);
+  EXPECT_EQ(m.breaker.failures, 3u);
+  EXPECT_EQ(m.breaker.open_for_ms, 30'000u);
+  EXPECT_TRUE(m.keep_alive);
+  EXPECT_TRUE(m.tracing);
+}
+
+}  // namespace
+}  // namespace hms::config

@@ -1,0 +1,237 @@
+#include <gtest/gtest.h>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "hms/config/config.h"
+
+namespace hms::config {
+namespace {
+
+// The seed's route files, byte for byte.
+constexpr char kSeedCalc[] =
+    "service: calc-svc\n"
+    "routes:\n"
+    "  - GET /sum/{a}/{b}\n"
+    "rate_limit: \"20 req/min\"\n";
+constexpr char kSeedHello[] =
+    "service: hello-svc\n"
+    "routes:\n"
+    "  - GET /hello\n";
+
+TEST(ParseServiceConfig, SeedCalc) {
+  Result<ServiceConfig> s = ParseServiceConfig(kSeedCalc, "calc_svc/route.yaml");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->service, "calc-svc");
+  EXPECT_EQ(s->source, "calc_svc/route.yaml");
+  EXPECT_EQ(s->line, 1);
+  ASSERT_EQ(s->routes.size(), 1u);
+  EXPECT_EQ(s->routes[0].path, "/sum/{a}/{b}");
+  EXPECT_EQ(s->routes[0].methods, std::vector<std::string>{"GET"});
+  EXPECT_EQ(s->routes[0].line, 3);
+  EXPECT_EQ(s->routes[0].auth, "");
+  EXPECT_FALSE(s->routes[0].timeout_ms);
+  ASSERT_TRUE(s->rate_limit);
+  EXPECT_EQ(s->rate_limit->burst, 20u);
+  EXPECT_EQ(s->rate_limit->text, "20 req/min");
+  EXPECT_FALSE(s->retries);
+  EXPECT_TRUE(s->endpoints.empty());
+}
+
+TEST(ParseServiceConfig, SeedHello) {
+  Result<ServiceConfig> s = ParseServiceConfig(kSeedHello, "hello_svc/route.yaml");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->service, "hello-svc");
+  ASSERT_EQ(s->routes.size(), 1u);
+  EXPECT_EQ(s->routes[0].path, "/hello");
+  EXPECT_FALSE(s->rate_limit);
+}
+
+TEST(ParseServiceConfig, LongFormEveryKey) {
+  const char* text = R"(service: calc-svc
+routes:
+  - GET /sum/{a}/{b}
+  - path: /v2/sum/{a}/{b}
+    methods: [GET, HEAD]
+    host: API.example.com
+    timeout: 2s
+    auth: required
+    require: {scope: "calc:read", tenant: va}
+    rate_limit: {rate: "100 req/s", burst: 20, per: client_ip}
+  - path: /files/{rest*}
+rate_limit: "20 req/min"
+retries: 3
+timeout: 15s
+breaker: {failures: 5, open_for: 1m}
+endpoints: [127.0.0.1:7001, "[::1]:7002", localhost:7003]
+allow_from: [hms-gateway, "spiffe://hms.local/svc/billing"]
+)";
+  Result<ServiceConfig> s = ParseServiceConfig(text, "calc.yaml");
+  ASSERT_TRUE(s) << s.error().message;
+  ASSERT_EQ(s->routes.size(), 3u);
+  const RouteConfig& r = s->routes[1];
+  EXPECT_EQ(r.line, 4);
+  EXPECT_EQ(r.path, "/v2/sum/{a}/{b}");
+  EXPECT_EQ(r.methods, (std::vector<std::string>{"GET", "HEAD"}));
+  EXPECT_EQ(r.host, "api.example.com");
+  EXPECT_EQ(r.timeout_ms, 2000u);
+  EXPECT_EQ(r.auth, "required");
+  ASSERT_EQ(r.require.size(), 2u);
+  EXPECT_EQ(r.require[0], (std::pair<std::string, std::string>{"scope", "calc:read"}));
+  ASSERT_TRUE(r.rate_limit);
+  EXPECT_EQ(r.rate_limit->rate_per_sec_x1000, 100'000u);
+  EXPECT_EQ(r.rate_limit->burst, 20u);
+  EXPECT_EQ(r.rate_limit->per, "client_ip");
+  EXPECT_EQ(r.rate_limit->text, "100 req/s, burst 20, per client_ip");
+  EXPECT_TRUE(s->routes[2].methods.empty());  // long form without methods: any
+  EXPECT_EQ(s->retries, 3u);
+  EXPECT_EQ(s->timeout_ms, 15'000u);
+  ASSERT_TRUE(s->breaker);
+  EXPECT_EQ(s->breaker->failures, 5u);
+  EXPECT_EQ(s->breaker->open_for_ms, 60'000u);
+  EXPECT_EQ(s->endpoints.size(), 3u);
+  EXPECT_EQ(s->allow_from.size(), 2u);
+}
+
+TEST(ParseServiceConfig, JsonForm) {
+  const char* text = R"({
+  "service": "calc-svc",
+  "routes": ["GET /sum/{a}/{b}", {"path": "/v2/sum/{a}/{b}", "methods": ["GET"], "auth": "none"}],
+  "rate_limit": "20 req/min",
+  "endpoints": ["127.0.0.1:7001"]
+})";
+  Result<ServiceConfig> s = ParseServiceConfig(text, "calc.json");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->service, "calc-svc");
+  ASSERT_EQ(s->routes.size(), 2u);
+  EXPECT_EQ(s->routes[1].auth, "none");
+  EXPECT_EQ(s->routes[1].line, 3);
+  EXPECT_EQ(s->endpoints[0], "127.0.0.1:7001");
+}
+
+TEST(ParseServiceConfig, JsonErrorsNameTheLine) {
+  const char* text = "{\n  \"service\": \"calc-svc\",\n  \"retry\": 2\n}\n";
+  Result<ServiceConfig> s = ParseServiceConfig(text, "calc.json");
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message, "calc.json:3: unknown key 'retry' (did you mean 'retries'?)");
+}
+
+struct BadCase {
+  const char* text;
+  const char* error;
+};
+
+// Each bad file and the exact message a user sees.
+const BadCase kBad[] = {
+    {"service: calc-svc\nroutes:\n  - GET /sum/{a}/{a}\n",
+     "calc.yaml:3: routes[0]: \"GET /sum/{a}/{a}\": parameter a appears twice"},
+    {"service: calc-svc\nroutes:\n  - GET /sum/{a}\nrate_limt: \"20 req/min\"\n",
+     "calc.yaml:4: unknown key 'rate_limt' (did you mean 'rate_limit'?)"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nfoo: 1\n", "calc.yaml:4: unknown key 'foo'"},
+    {"routes:\n  - GET /x\n", "calc.yaml:1: missing 'service' (the service's name)"},
+    {"service: Calc_Svc\n",
+     "calc.yaml:1: service: 'Calc_Svc' is not a valid name (1-63 of a-z, 0-9 and '-', not "
+     "starting or ending with '-')"},
+    {"service: calc-svc\nroutes:\n  - get /x\n",
+     "calc.yaml:3: routes[0]: \"get /x\": method 'get' must be upper-case (GET)"},
+    {"service: calc-svc\nroutes:\n  - GET,HEAD /x\n",
+     "calc.yaml:3: routes[0]: \"GET,HEAD /x\": one method per short-form route; use the long "
+     "form with methods: [...] for several"},
+    {"service: calc-svc\nroutes:\n  - GET\n",
+     "calc.yaml:3: routes[0]: \"GET\": expected 'METHOD /path', e.g. 'GET /sum/{a}/{b}'"},
+    {"service: calc-svc\nroutes:\n  - GET sum\n",
+     "calc.yaml:3: routes[0]: \"GET sum\": path 'sum' must start with '/'"},
+    {"service: calc-svc\nroutes:\n  - GET /a/{rest*}/b\n",
+     "calc.yaml:3: routes[0]: \"GET /a/{rest*}/b\": catch-all {rest*} must be the last segment"},
+    {"service: calc-svc\nroutes:\n  - G@T /x\n",
+     "calc.yaml:3: routes[0]: \"G@T /x\": method 'G@T' is not an HTTP token"},
+    {"service: calc-svc\nroutes:\n  - methods: [GET]\n", "calc.yaml:3: routes[0]: missing 'path'"},
+    {"service: calc-svc\nroutes:\n  - path: /x\n    methds: [GET]\n",
+     "calc.yaml:4: routes[0]: unknown key 'methds' (did you mean 'methods'?)"},
+    {"service: calc-svc\nroutes:\n  - path: /x\n    methods: [GET, GET]\n",
+     "calc.yaml:4: routes[0].methods: method GET appears twice"},
+    {"service: calc-svc\nroutes:\n  - path: /x\n    methods: []\n",
+     "calc.yaml:4: routes[0].methods: empty list; leave 'methods' out to accept any method"},
+    {"service: calc-svc\nroutes:\n  - path: /x\n    auth: maybe\n",
+     "calc.yaml:4: routes[0].auth: 'maybe' must be required, optional or none"},
+    {"service: calc-svc\nroutes:\n  - path: /x\n    timeout: 0s\n",
+     "calc.yaml:4: routes[0].timeout: '0s' must be more than zero"},
+    {"service: calc-svc\nroutes:\n  - path: /x\n    timeout: 5\n",
+     "calc.yaml:4: routes[0].timeout: '5' is not a duration (write it with a unit: 250ms, 2s, "
+     "1m, 1h)"},
+    {"service: calc-svc\nroutes:\n  - path: /x\n    host: \"bad host\"\n",
+     "calc.yaml:4: routes[0].host: 'bad host' is not a host name"},
+    {"service: calc-svc\nroutes:\n  - path: /x\n    require: [scope]\n",
+     "calc.yaml:4: routes[0].require: expected a map of claim: value"},
+    {"service: calc-svc\nrate_limit: \"20 per minute\"\n",
+     "calc.yaml:2: rate_limit: '20 per minute' is not a rate (write \"20 req/min\", \"100 req/s\" "
+     "or \"5 req/h\")"},
+    {"service: calc-svc\nrate_limit: {burst: 5}\n",
+     "calc.yaml:2: rate_limit: missing 'rate' (e.g. rate: \"100 req/s\")"},
+    {"service: calc-svc\nrate_limit: {rate: 5 req/s, per: ip}\n",
+     "calc.yaml:2: rate_limit.per: 'ip' must be client_ip, jwt_sub or header:NAME"},
+    {"service: calc-svc\nrate_limit: {rate: 5 req/s, burst: 0}\n",
+     "calc.yaml:2: rate_limit.burst: 0 is out of range 1..4294967295"},
+    {"service: calc-svc\nretries: -1\n",
+     "calc.yaml:2: retries: expected a whole number, found '-1'"},
+    {"service: calc-svc\nretries: 11\n", "calc.yaml:2: retries: 11 is out of range 0..10"},
+    {"service: calc-svc\nretries: 99999999999999999999999\n",
+     "calc.yaml:2: retries: expected a whole number, found '99999999999999999999999'"},
+    {"service: calc-svc\ntimeout: 9999999999999999999999h\n",
+     "calc.yaml:2: timeout: '9999999999999999999999h' is not a duration (write it with a unit: "
+     "250ms, 2s, 1m, 1h)"},
+    {"service: calc-svc\nbreaker: {failures: 0}\n",
+     "calc.yaml:2: breaker.failures: 0 is out of range 1..1000000"},
+    {"service: calc-svc\nbreaker: {failures: 3, open_for: 0s}\n",
+     "calc.yaml:2: breaker.open_for: '0s' must be more than zero"},
+    {"service: calc-svc\nbreaker: {failure: 3}\n",
+     "calc.yaml:2: breaker: unknown key 'failure' (did you mean 'failures'?)"},
+    {"service: calc-svc\nendpoints:\n  - 127.0.0.1:7001\n  - 127.0.0.1:70000\n",
+     "calc.yaml:4: endpoints[1]: '127.0.0.1:70000' is not host:port with a port 1..65535"},
+    {"service: calc-svc\nendpoints: [localhost]\n",
+     "calc.yaml:2: endpoints[0]: 'localhost' is not host:port with a port 1..65535"},
+    {"service: calc-svc\nendpoints: [a:1, a:1]\n", "calc.yaml:2: endpoints[0]: 'a:1' appears twice"},
+    {"service: calc-svc\nendpoints: 127.0.0.1:7001\n",
+     "calc.yaml:2: endpoints: expected a list, found a scalar"},
+    {"service: calc-svc\nallow_from: [Bad_Name]\n",
+     "calc.yaml:2: allow_from[0]: 'Bad_Name' is neither a service name nor a spiffe:// identity"},
+    {"service: calc-svc\nservice: other\n", "calc.yaml:2: key 'service' appears twice"},
+    {"service: calc-svc\nroutes: GET /x\n", "calc.yaml:2: routes: expected a list of routes"},
+    {"service: calc-svc\nroutes:\n  - [GET, /x]\n",
+     "calc.yaml:3: routes[0]: expected 'METHOD /path' or a map with 'path'"},
+    {"- GET /x\n", "calc.yaml:1: expected a map, found a list"},
+    {"", "calc.yaml: file is empty"},
+    {"service: calc-svc\nroutes: [GET /x\n", "calc.yaml:3: syntax error: end of sequence flow not found"},
+};
+
+TEST(ParseServiceConfig, BadFilesSayWhereAndWhy) {
+  for (const BadCase& c : kBad) {
+    Result<ServiceConfig> s = ParseServiceConfig(c.text, "calc.yaml");
+    ASSERT_FALSE(s) << c.text;
+    EXPECT_EQ(s.error().message, c.error) << c.text;
+    EXPECT_EQ(s.error().side, Side::kConfig);
+  }
+}
+
+TEST(LoadServiceConfig, ReadsFileAndNamesIt) {
+  char dir[] = "/tmp/hms-config-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/calc.yaml";
+  std::ofstream(path) << kSeedCalc;
+  Result<ServiceConfig> s = LoadServiceConfig(path);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->source, path);
+  std::remove(path.c_str());
+
+  Result<ServiceConfig> missing = LoadServiceConfig(path);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message, path + ": cannot read: No such file or directory");
+  rmdir(dir);
+}
+
+}  // namespace
+}  // namespace hms::config
