@@ -12,6 +12,22 @@
 // parameter positions, whatever the parameter names), an overlapping method
 // set and the same host are a build error naming both file:line places.
 // A route allowing GET also answers HEAD. A route without methods answers any.
+//
+// Decisions where the above is silent:
+// - Methods take part in the search: a node whose routes refuse the method
+//   does not end it, a less specific route that accepts it still wins
+//   ("GET /a/me" + "POST /a/{x}": "POST /a/me" finds the second). Only when
+//   no route anywhere accepts it is the answer kMethodNotAllowed, with the
+//   Allow list of the most specific node that matched the path.
+// - A route without methods overlaps every route of its shape, so it can only
+//   share a path with routes of other shapes or hosts; GET and HEAD overlap
+//   only when both list HEAD explicitly, and an explicit HEAD route answers
+//   HEAD before a GET route does.
+// - The path "/" is the root ("/" template, or a catch-all at the root with
+//   an empty value). Trailing slashes are strict: "/a/" and "/a" are distinct
+//   templates and paths. An empty segment ("//") never matches `{param}`.
+// - Host-specific routes are tried before any-host routes; the request host
+//   is compared without its port (":443", "[::1]:80") and without case.
 #pragma once
 
 #include <cstdint>
