@@ -26,6 +26,8 @@ class Store {
   virtual Result<bool> Register(const std::vector<StoredService>& services) = 0;
   virtual Result<bool> Deregister(const std::string& name) = 0;  // error if absent
   virtual Result<std::vector<StoredService>> List() = 0;         // sorted by name
+  // AddEndpoint: an error if the service is not registered; false (no change)
+  // if it already had the endpoint. RemoveEndpoint: an error if absent.
   virtual Result<bool> AddEndpoint(const std::string& service, const std::string& address) = 0;
   virtual Result<bool> RemoveEndpoint(const std::string& service, const std::string& address) = 0;
   // A descriptor that becomes readable when the store changes (inotify for the
@@ -41,5 +43,13 @@ std::string DefaultStoreUri();
 
 // "file:DIR" (created if missing). Other schemes: an error naming the scheme.
 Result<std::unique_ptr<Store>> OpenStore(const std::string& uri);
+
+// The file store on DIR (created if missing). Layout: services/NAME.yaml (the
+// registered text verbatim), services/NAME.source (the file it came from),
+// endpoints/NAME (one host:port per line), .lock (flock: exclusive around
+// every read-modify-write, shared around List). Every file is replaced
+// atomically (temp file, fsync, rename, fsync of the directory), so a reader
+// never sees half a file and a crash leaves the old or the new version.
+Result<std::unique_ptr<Store>> OpenFileStore(const std::string& dir);
 
 }  // namespace hms::control

@@ -1,0 +1,56 @@
+// Store URIs: which implementation a "scheme:rest" string names.
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "hms/control/store.h"
+
+namespace hms::control {
+
+std::string DefaultStoreUri() {
+  const char* env = std::getenv("HMS_STORE");
+  if (env != nullptr && env[0] != '\0') return env;
+  // /var/lib/hms when this user may write there (root, or a packaged install
+  // that created it for the service account).
+  struct stat st;
+  if (stat("/var/lib/hms", &st) == 0 ? access("/var/lib/hms", W_OK) == 0
+                                     : access("/var/lib", W_OK) == 0) {
+    return "file:/var/lib/hms";
+  }
+  std::string home;
+  const char* h = std::getenv("HOME");
+  if (h != nullptr && h[0] != '\0') {
+    home = h;
+  } else if (const passwd* pw = getpwuid(getuid()); pw != nullptr && pw->pw_dir != nullptr) {
+    home = pw->pw_dir;
+  } else {
+    home = "/tmp";
+  }
+  return "file:" + home + "/.local/state/hms";
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
+  const size_t colon = uri.find(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Error{"store URI '" + uri + "' has no scheme (expected file:DIR)", Side::kConfig,
+                 false};
+  }
+  const std::string scheme = uri.substr(0, colon);
+  std::string rest = uri.substr(colon + 1);
+  if (scheme == "file") {
+    // "file:///var/lib/hms" (URL form) and "file:/var/lib/hms" name the same directory.
+    if (rest.starts_with("//")) rest.erase(0, 2);
+    return OpenFileStore(rest);
+  }
+  if (scheme == "etcd") {
+    return Error{"unsupported store scheme 'etcd' (etcd support arrives with the control-plane work)",
+                 Side::kConfig, false};
+  }
+  return Error{"unsupported store scheme '" + scheme + "' (expected file:DIR)", Side::kConfig,
+               false};
+}
+
+}  // namespace hms::control
