@@ -101,11 +101,32 @@ struct ResponseHead {
 // Parses a request head from buf[0, len). max_header_bytes bounds the head:
 // when no complete head lies within the first max_header_bytes bytes the result
 // is kError with kHeadersTooLarge.
+//
+// Decisions where RFC 9112 leaves a choice (DESIGN §6 asks for strictness):
+// - Empty lines (CRLF only) before the request-line are skipped and counted in
+//   the returned length.
+// - The request-target must be VCHARs only; a '#' (fragment) is refused.
+//   absolute-form sets `host` to the target's authority (RFC 9112 §3.2.2);
+//   CONNECT needs authority-form host:port; '*' only with OPTIONS.
+// - Content-Length: identical values (repeated fields or a list) fold into
+//   `content_length`; a forwarder should write one Content-Length from it
+//   rather than pass the raw fields on. "Content-Length: 0" gives
+//   kContentLength with 0. Values above 2^63-1 are kBadContentLength.
+// - Transfer-Encoding in a request must be exactly "chunked" (one coding,
+//   once); in any HTTP/1.0 message it is refused (RFC 9112 §6.1: faulty
+//   framing).
+// - Expect: 100-continue is ignored from HTTP/1.0 clients (RFC 9110 §10.1.1).
 int ParseRequest(const char* buf, size_t len, size_t max_header_bytes, RequestHead* out) noexcept;
 
 // Parses a response head. `request_method` decides body rules (HEAD → no body),
 // as do 1xx/204/304 statuses. Interim 1xx responses parse as complete heads with
 // BodyKind::kNone; the caller skips them.
+//
+// Other codings may precede chunked in a response ("gzip, chunked"); a
+// Transfer-Encoding not ending in chunked is refused rather than read until
+// close. A 2xx answer to CONNECT has no body (the connection becomes a
+// tunnel). kUntilClose sets keep_alive = false. A missing SP before an empty
+// reason ("HTTP/1.1 204\r\n") is accepted.
 int ParseResponse(const char* buf, size_t len, size_t max_header_bytes, Method request_method,
                   ResponseHead* out) noexcept;
 
@@ -113,6 +134,13 @@ int ParseResponse(const char* buf, size_t len, size_t max_header_bytes, Method r
 // chunked bodies byte for byte; the decoder finds where the body ends and which
 // bytes are chunk data (for de-chunking to an HTTP/1.0 client). Feed it the
 // bytes after the head in order, step by step.
+//
+// Each step takes bytes of one kind: either framing only (size line, CRLFs,
+// trailers; data_len == 0) or chunk data only (data_offset == 0, data_len ==
+// consumed). With n > 0 a step always consumes something until done(); the
+// step that completes the body stops right after its final CRLF, so bytes of
+// a pipelined next message are never taken. Chunk sizes up to 2^63 are
+// accepted; extensions and trailer fields are validated, not reported.
 class ChunkedDecoder {
  public:
   struct Step {

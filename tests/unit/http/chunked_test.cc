@@ -220,6 +220,8 @@ struct BadCase {
   ParseError error;
 };
 
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
+
 class ChunkedRejectTest : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(ChunkedRejectTest, Refuses) {
@@ -252,6 +254,9 @@ const std::vector<BadCase>& BadCases() {
       {"DataTooLong", "5\r\nhelloX\r\n0\r\n\r\n", ParseError::kBadChunkFraming},
       {"BareLfAfterData", "5\r\nhello\n0\r\n\r\n", ParseError::kBadChunkFraming},
       {"BareCrAfterData", "5\r\nhello\r0\r\n\r\n", ParseError::kBadChunkFraming},
+      {"JunkInPlaceOfCrAfterData", "5\r\nhelloX\n0\r\n\r\n", ParseError::kBadChunkFraming},
+      {"JunkInPlaceOfLfAfterData", "5\r\nhello\rX0\r\n\r\n", ParseError::kBadChunkFraming},
+      {"JunkInPlaceOfLfAfterSize", "5\rXhello\r\n0\r\n\r\n", ParseError::kBadChunkFraming},
       {"BareLfAfterLastChunk", "0\n\r\n", ParseError::kBadChunkFraming},
       {"BareLfEndsBody", "0\r\n\n", ParseError::kBadChunkFraming},
       {"BareCrEndsBody", "0\r\n\rX", ParseError::kBadChunkFraming},

@@ -190,6 +190,8 @@ const std::vector<RejectCase>& RejectCases() {
   return cases;
 }
 
+void PrintTo(const RejectCase& c, std::ostream* os) { *os << c.name; }
+
 class RejectTest : public ::testing::TestWithParam<RejectCase> {};
 
 TEST_P(RejectTest, RefusesWithReason) {
