@@ -102,6 +102,9 @@ int Worker::SetUp() {
   if (rc < 0) return rc;
   rc = buffers_.Init(ring_.raw(), 0, config_.buffer_count, config_.buffer_size);
   if (rc < 0) return rc;
+  held_next_.assign(config_.buffer_count, kNone);
+  held_len_.assign(config_.buffer_count, 0);
+  SizeStateFor(*current_->snapshot);
   for (uint16_t i = 0; i < listen_fds_.size(); ++i) ArmAccept(i);
   io_uring_sqe* sqe = ring_.Sqe();
   io_uring_prep_read(sqe, mailbox_.wake_fd(), &wake_value_, sizeof wake_value_, 0);
@@ -228,18 +231,23 @@ void Worker::AdoptSnapshot(config::Snapshot* s) {
   SnapshotHold* old = current_;
   current_ = new SnapshotHold{s, 0};  // reload time, not the request path
   holds_.push_back(current_);
-  // Per-core state keyed by stable ids survives: pools by endpoint id.
+  SizeStateFor(*s);
+  metrics_.snapshot_version.Set(s->version);
+  if (old->inflight == 0) ReleaseHold(old);
+  metrics_.snapshots_held.Set(holds_.size());
+}
+
+// Per-core state keyed by stable ids survives a reload: upstream pools are
+// indexed by endpoint id, which the control thread never reuses.
+void Worker::SizeStateFor(const config::Snapshot& s) {
   uint32_t max_ep = 0;
-  for (const auto& cl : s->clusters)
+  for (const auto& cl : s.clusters)
     for (const auto& ep : cl.endpoints) max_ep = std::max(max_ep, ep.id + 1);
   if (pool_head_.size() < max_ep) {
     pool_head_.resize(max_ep, kNone);
     pool_count_.resize(max_ep, 0);
   }
-  rr_.assign(s->clusters.size(), index_);
-  metrics_.snapshot_version.Set(s->version);
-  if (old->inflight == 0) ReleaseHold(old);
-  metrics_.snapshots_held.Set(holds_.size());
+  rr_.assign(s.clusters.size(), index_);
 }
 
 void Worker::ReleaseHold(SnapshotHold* h) {

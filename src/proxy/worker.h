@@ -181,6 +181,7 @@ class Worker {
   void FlushDirty();
   void AdoptSnapshot(config::Snapshot* s);
   void ReleaseHold(SnapshotHold* h);
+  void SizeStateFor(const config::Snapshot& s);
 
   // Accept and client side.
   void ArmAccept(uint16_t listener);
