@@ -286,6 +286,29 @@ MeshConfig ReadMesh(const Reader& r, const YAML::Node& doc) {
   return m;
 }
 
+// Relative file names in gateway.yaml are relative to its directory, so a
+// config directory can move as a whole (as nginx does with its prefix).
+std::string RelativeTo(const std::string& config_path, const std::string& file) {
+  if (file.empty() || file.front() == '/') return file;
+  const size_t slash = config_path.rfind('/');
+  if (slash == std::string::npos) return file;
+  return config_path.substr(0, slash + 1) + file;
+}
+
+void ResolvePaths(const std::string& config_path, GatewayConfig* c) {
+  c->mesh = RelativeTo(config_path, c->mesh);
+  if (c->jwt) {
+    c->jwt->jwks = RelativeTo(config_path, c->jwt->jwks);
+    c->jwt->hs256_secret_file = RelativeTo(config_path, c->jwt->hs256_secret_file);
+  }
+  for (ListenerConfig& l : c->listeners) {
+    if (!l.tls) continue;
+    l.tls->cert = RelativeTo(config_path, l.tls->cert);
+    l.tls->key = RelativeTo(config_path, l.tls->key);
+    l.tls->ca = RelativeTo(config_path, l.tls->ca);
+  }
+}
+
 }  // namespace
 
 GatewayConfig DefaultGatewayConfig() {
@@ -302,6 +325,7 @@ Result<GatewayConfig> LoadGatewayConfig(const std::string& path) {
     GatewayConfig c = ReadGateway(Reader(path), doc, &lines);
     Result<bool> ok = Validate(c, &lines);
     if (!ok) return ok.error();
+    ResolvePaths(path, &c);
     return c;
   } catch (const ConfigFailure& f) {
     return ConfigError(f.message);

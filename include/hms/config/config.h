@@ -109,7 +109,10 @@ struct ServiceConfig {
   int line = 0;                        // line of the `service:` key, for clash messages
 };
 
-// Loads gateway.yaml. Missing keys take the defaults above.
+// Loads gateway.yaml and checks it with ValidateGatewayConfig (errors point at
+// the offending key's line). Missing keys take the defaults above. Relative
+// file names (mesh, jwt files, TLS files) are made relative to the directory
+// of `path`.
 Result<GatewayConfig> LoadGatewayConfig(const std::string& path);
 // The embedded defaults ("hms-gateway" with no --config): one plain listener
 // on 127.0.0.1:8080, admin on 127.0.0.1:9901, the default store.

@@ -99,14 +99,16 @@ egress: 127.0.0.1:15001
   EXPECT_EQ(c->listeners[0].address, "127.0.0.1:0");
   EXPECT_FALSE(c->listeners[0].tls);
   ASSERT_TRUE(c->listeners[1].tls);
-  EXPECT_EQ(c->listeners[1].tls->ca, "ca.pem");
+  EXPECT_EQ(c->listeners[1].tls->ca, dir_ + "/ca.pem");  // relative to gateway.yaml
+  EXPECT_EQ(c->listeners[1].tls->cert, dir_ + "/c.pem");
   EXPECT_TRUE(c->listeners[1].tls->client_auth);
   EXPECT_EQ(c->admin, "off");
   EXPECT_EQ(c->store, "file:/tmp/hms-store");
   ASSERT_TRUE(c->jwt);
   EXPECT_EQ(c->jwt->issuer, "hms");
   EXPECT_EQ(c->jwt->leeway_ms, 5000u);
-  EXPECT_EQ(c->mesh, "mesh-config.yaml");
+  EXPECT_EQ(c->mesh, dir_ + "/mesh-config.yaml");
+  EXPECT_EQ(c->jwt->hs256_secret_file, dir_ + "/secret");
   EXPECT_EQ(c->ring_entries, 1024u);
   EXPECT_EQ(c->buffer_count, 256u);
   EXPECT_EQ(c->buffer_size, 32768u);
