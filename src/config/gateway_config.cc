@@ -51,7 +51,8 @@ ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::
           if (g.key == "ca") tls.ca = r.String(g, tctx);
           if (g.key == "client_auth") tls.client_auth = r.Bool(g, tctx);
         }
-        if (tls.cert.empty() || tls.key.empty()) r.Fail(f.line, tctx, "needs both 'cert' and 'key'");
+        if (tls.cert.empty() || tls.key.empty())
+          r.Fail(f.line, tctx, "needs both 'cert' and 'key'");
         if (tls.client_auth && tls.ca.empty()) {
           r.Fail(f.line, tctx, "client_auth: true needs 'ca' to verify client certificates");
         }
@@ -61,7 +62,8 @@ ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::
     if (!have_address) r.Fail(item, ctx, "missing 'address'");
   }
   if (!IsListenAddress(l.address)) {
-    r.Fail(item, ctx, "'" + l.address + "' is not a numeric address:port (e.g. 127.0.0.1:8080 or [::1]:8080)");
+    r.Fail(item, ctx,
+           "'" + l.address + "' is not a numeric address:port (e.g. 127.0.0.1:8080 or [::1]:8080)");
   }
   return l;
 }
@@ -74,7 +76,8 @@ JwtConfig ReadJwt(const Reader& r, const Field& f) {
     if (g.key == "audience") j.audience = r.String(g, "jwt");
     if (g.key == "jwks") j.jwks = r.String(g, "jwt");
     if (g.key == "hs256_secret_file") j.hs256_secret_file = r.String(g, "jwt");
-    if (g.key == "leeway") j.leeway_ms = static_cast<uint32_t>(r.DurationMs(g, "jwt", 0, 3'600'000));
+    if (g.key == "leeway")
+      j.leeway_ms = static_cast<uint32_t>(r.DurationMs(g, "jwt", 0, 3'600'000));
   }
   if (j.jwks.empty() == j.hs256_secret_file.empty()) {
     r.Fail(f.line, "jwt", "needs exactly one of 'jwks' (a JWKS file) or 'hs256_secret_file'");
@@ -91,13 +94,29 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
   c.source = r.source();
   c.listeners.clear();
   bool have_listeners = false;
-  for (const Field& f : r.Fields(
-           doc, "",
-           {"role", "cores", "cpu_affinity", "listeners", "admin", "store", "jwt", "mesh",
-            "ring_entries", "buffers", "sqpoll", "zero_copy_min_bytes",
-            "max_connections_per_core", "upstream_idle_per_core", "max_header_bytes",
-            "max_body_bytes", "header_timeout", "idle_timeout", "drain_timeout", "service",
-            "local_port", "egress"})) {
+  for (const Field& f : r.Fields(doc, "",
+                                 {"role",
+                                  "cores",
+                                  "cpu_affinity",
+                                  "listeners",
+                                  "admin",
+                                  "store",
+                                  "jwt",
+                                  "mesh",
+                                  "ring_entries",
+                                  "buffers",
+                                  "sqpoll",
+                                  "zero_copy_min_bytes",
+                                  "max_connections_per_core",
+                                  "upstream_idle_per_core",
+                                  "max_header_bytes",
+                                  "max_body_bytes",
+                                  "header_timeout",
+                                  "idle_timeout",
+                                  "drain_timeout",
+                                  "service",
+                                  "local_port",
+                                  "egress"})) {
     (*lines)[f.key] = f.line;
     const std::string& k = f.key;
     if (k == "role") {
@@ -137,8 +156,10 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
     } else if (k == "buffers") {
       for (const Field& g : r.Fields(f.value, "buffers", {"count", "size"})) {
         (*lines)["buffers." + g.key] = g.line;
-        if (g.key == "count") c.buffer_count = static_cast<uint32_t>(r.Unsigned(g, "buffers", 0, UINT32_MAX));
-        if (g.key == "size") c.buffer_size = static_cast<uint32_t>(r.Size(g, "buffers", 0, UINT32_MAX));
+        if (g.key == "count")
+          c.buffer_count = static_cast<uint32_t>(r.Unsigned(g, "buffers", 0, UINT32_MAX));
+        if (g.key == "size")
+          c.buffer_size = static_cast<uint32_t>(r.Size(g, "buffers", 0, UINT32_MAX));
       }
     } else if (k == "sqpoll") {
       c.sqpoll = r.Bool(f, "");
@@ -196,13 +217,13 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
                                       std::to_string(c.cpu_affinity.size()));
     }
     if (c.cpu_affinity.size() != c.cores) {
-      return fail("cpu_affinity", "lists " + std::to_string(c.cpu_affinity.size()) +
-                                      " CPUs for " + std::to_string(c.cores) +
-                                      " cores; give one CPU per core");
+      return fail("cpu_affinity", "lists " + std::to_string(c.cpu_affinity.size()) + " CPUs for " +
+                                      std::to_string(c.cores) + " cores; give one CPU per core");
     }
     std::set<int> cpus;
     for (int cpu : c.cpu_affinity) {
-      if (cpu < 0 || cpu > 1023) return fail("cpu_affinity", "CPU " + std::to_string(cpu) + " is out of range 0..1023");
+      if (cpu < 0 || cpu > 1023)
+        return fail("cpu_affinity", "CPU " + std::to_string(cpu) + " is out of range 0..1023");
       if (!cpus.insert(cpu).second) {
         return fail("cpu_affinity", "CPU " + std::to_string(cpu) + " appears twice");
       }
@@ -226,7 +247,8 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
                 std::to_string(c.buffer_count) + " must be a power of two in 16..32768");
   }
   if (c.buffer_size < 1024 || c.buffer_size > (1u << 20)) {
-    return fail("buffers.size", std::to_string(c.buffer_size) + " bytes is out of range 1KiB..1MiB");
+    return fail("buffers.size",
+                std::to_string(c.buffer_size) + " bytes is out of range 1KiB..1MiB");
   }
   if (c.sqpoll) {
     return fail("sqpoll",
@@ -246,8 +268,11 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
     return fail("jwt", "needs exactly one of 'jwks' or 'hs256_secret_file'");
   }
   if (c.role == "sidecar") {
-    if (c.service.empty()) return fail("service", "role: sidecar needs 'service' (its service's name)", "role");
-    if (c.local_port == 0) return fail("local_port", "role: sidecar needs 'local_port' (where its service listens)", "role");
+    if (c.service.empty())
+      return fail("service", "role: sidecar needs 'service' (its service's name)", "role");
+    if (c.local_port == 0)
+      return fail("local_port", "role: sidecar needs 'local_port' (where its service listens)",
+                  "role");
   }
   if (!c.service.empty() && !IsValidServiceName(c.service)) {
     return fail("service", "'" + c.service + "' is not a valid service name");
@@ -260,14 +285,18 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
 
 MeshConfig ReadMesh(const Reader& r, const YAML::Node& doc) {
   MeshConfig m;
-  for (const Field& f : r.Fields(doc, "", {"retries", "timeout", "breaker", "keep_alive", "tracing",
-                                           "trust_domain"})) {
+  for (const Field& f : r.Fields(
+           doc, "", {"retries", "timeout", "breaker", "keep_alive", "tracing", "trust_domain"})) {
     if (f.key == "retries") m.retries = static_cast<uint32_t>(r.Unsigned(f, "", 0, 10));
-    if (f.key == "timeout") m.timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 1, kMaxTimeoutMs));
+    if (f.key == "timeout")
+      m.timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 1, kMaxTimeoutMs));
     if (f.key == "breaker") {
       for (const Field& g : r.Fields(f.value, "breaker", {"failures", "open_for"})) {
-        if (g.key == "failures") m.breaker.failures = static_cast<uint32_t>(r.Unsigned(g, "breaker", 1, 1'000'000));
-        if (g.key == "open_for") m.breaker.open_for_ms = static_cast<uint32_t>(r.DurationMs(g, "breaker", 1, kMaxTimeoutMs));
+        if (g.key == "failures")
+          m.breaker.failures = static_cast<uint32_t>(r.Unsigned(g, "breaker", 1, 1'000'000));
+        if (g.key == "open_for")
+          m.breaker.open_for_ms =
+              static_cast<uint32_t>(r.DurationMs(g, "breaker", 1, kMaxTimeoutMs));
       }
     }
     if (f.key == "keep_alive") m.keep_alive = r.Bool(f, "");
@@ -277,10 +306,12 @@ MeshConfig ReadMesh(const Reader& r, const YAML::Node& doc) {
       // SPIFFE trust domains: lower-case letters, digits, '.', '-', '_'.
       const bool ok = !m.trust_domain.empty() &&
                       std::all_of(m.trust_domain.begin(), m.trust_domain.end(), [](char ch) {
-                        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                               ch == '.' || ch == '-' || ch == '_';
+                        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                               ch == '-' || ch == '_';
                       });
-      if (!ok) r.Fail(f.line, "trust_domain", "'" + m.trust_domain + "' is not a valid trust domain (a-z, 0-9, '.', '-', '_')");
+      if (!ok)
+        r.Fail(f.line, "trust_domain",
+               "'" + m.trust_domain + "' is not a valid trust domain (a-z, 0-9, '.', '-', '_')");
     }
   }
   return m;

@@ -52,8 +52,9 @@ RateLimit ReadRateLimit(const Reader& r, const Field& f, const std::string& pare
     std::optional<RateLimit> rl = ParseRateText(f.value.Scalar());
     if (!rl) {
       r.Fail(f.line, ctx,
-             "'" + f.value.Scalar() + "' is not a rate (write \"20 req/min\", \"100 req/s\" or "
-                                      "\"5 req/h\")");
+             "'" + f.value.Scalar() +
+                 "' is not a rate (write \"20 req/min\", \"100 req/s\" or "
+                 "\"5 req/h\")");
     }
     return *rl;
   }
@@ -75,8 +76,7 @@ RateLimit ReadRateLimit(const Reader& r, const Field& f, const std::string& pare
       const bool header = per.starts_with("header:") && per.size() > 7 &&
                           std::all_of(per.begin() + 7, per.end(), IsTokenChar);
       if (per != "client_ip" && per != "jwt_sub" && !header) {
-        r.Fail(g.line, Ctx(ctx, "per"),
-               "'" + per + "' must be client_ip, jwt_sub or header:NAME");
+        r.Fail(g.line, Ctx(ctx, "per"), "'" + per + "' must be client_ip, jwt_sub or header:NAME");
       }
     }
   }
@@ -132,8 +132,8 @@ RouteConfig ReadLongRoute(const Reader& r, const YAML::Node& item, const std::st
   rc.line = internal::LineOf(item);
   const std::vector<Field> fields = r.Fields(
       item, index_ctx, {"path", "methods", "host", "timeout", "auth", "require", "rate_limit"});
-  const auto path = std::find_if(fields.begin(), fields.end(),
-                                 [](const Field& f) { return f.key == "path"; });
+  const auto path =
+      std::find_if(fields.begin(), fields.end(), [](const Field& f) { return f.key == "path"; });
   if (path == fields.end()) r.Fail(rc.line, index_ctx, "missing 'path'");
   rc.path = r.String(*path, index_ctx);
   CheckTemplate(r, path->line, index_ctx + ": \"" + rc.path + "\"", rc.path);

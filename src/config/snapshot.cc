@@ -45,8 +45,8 @@ Result<bool> Resolve(Endpoint* ep) {
   addrinfo* res = nullptr;
   const int rc = getaddrinfo(hp->host.c_str(), nullptr, &hints, &res);
   if (rc != 0 || res == nullptr) {
-    return ConfigError("endpoint '" + ep->address + "' does not resolve: " +
-                       (rc != 0 ? gai_strerror(rc) : "no address"));
+    return ConfigError("endpoint '" + ep->address +
+                       "' does not resolve: " + (rc != 0 ? gai_strerror(rc) : "no address"));
   }
   // The resolver's first answer (RFC 6724 order), as a client's connect() would try.
   std::memcpy(&ep->addr, res->ai_addr, res->ai_addrlen);

@@ -171,7 +171,8 @@ std::optional<HostPort> ParseHostPort(std::string_view text, bool allow_port_zer
     }
     // All-numeric dotted hosts must be real IPv4 addresses ("1.2.3.400" is not).
     bool numeric = true;
-    for (char c : hp.host) numeric = numeric && (c == '.' || std::isdigit(static_cast<unsigned char>(c)));
+    for (char c : hp.host)
+      numeric = numeric && (c == '.' || std::isdigit(static_cast<unsigned char>(c)));
     in_addr a4;
     if (numeric && inet_pton(AF_INET, hp.host.c_str(), &a4) != 1) return std::nullopt;
   }

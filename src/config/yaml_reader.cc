@@ -184,7 +184,8 @@ std::vector<std::string> Reader::StringList(const Field& f, std::string_view con
   for (size_t i = 0; i < f.value.size(); ++i) {
     const YAML::Node item = f.value[i];
     const std::string ctx = Ctx(context, f.key) + "[" + std::to_string(i) + "]";
-    if (!item.IsScalar()) Fail(item, ctx, std::string("expected a string, found ") + KindName(item));
+    if (!item.IsScalar())
+      Fail(item, ctx, std::string("expected a string, found ") + KindName(item));
     out.push_back(item.Scalar());
   }
   return out;

@@ -213,8 +213,8 @@ class FileStore final : public Store {
     };
     for (const StoredService& s : services) {
       // .source before .yaml: List keys off the .yaml file.
-      const std::pair<std::string, const std::string*> files[] = {
-          {s.name + ".source", &s.source}, {s.name + ".yaml", &s.text}};
+      const std::pair<std::string, const std::string*> files[] = {{s.name + ".source", &s.source},
+                                                                  {s.name + ".yaml", &s.text}};
       for (const auto& [base, content] : files) {
         Result<std::string> tmp = WriteTemp(services_, base, *content);
         if (!tmp) {

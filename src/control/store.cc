@@ -1,12 +1,12 @@
 // Store URIs: which implementation a "scheme:rest" string names.
+#include "hms/control/store.h"
+
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <string>
-
-#include "hms/control/store.h"
 
 namespace hms::control {
 
@@ -35,8 +35,7 @@ std::string DefaultStoreUri() {
 Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
   const size_t colon = uri.find(':');
   if (colon == std::string::npos || colon == 0) {
-    return Error{"store URI '" + uri + "' has no scheme (expected file:DIR)", Side::kConfig,
-                 false};
+    return Error{"store URI '" + uri + "' has no scheme (expected file:DIR)", Side::kConfig, false};
   }
   const std::string scheme = uri.substr(0, colon);
   std::string rest = uri.substr(colon + 1);
@@ -46,8 +45,9 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
     return OpenFileStore(rest);
   }
   if (scheme == "etcd") {
-    return Error{"unsupported store scheme 'etcd' (etcd support arrives with the control-plane work)",
-                 Side::kConfig, false};
+    return Error{
+        "unsupported store scheme 'etcd' (etcd support arrives with the control-plane work)",
+        Side::kConfig, false};
   }
   return Error{"unsupported store scheme '" + scheme + "' (expected file:DIR)", Side::kConfig,
                false};

@@ -188,9 +188,8 @@ int Register(const std::string& uri, const std::vector<std::string>& args) {
   for (const config::ServiceConfig& s : parsed) trial.push_back(s);
   for (config::ServiceConfig& s : trial) s.endpoints.clear();
   config::Interner endpoint_ids, route_keys;
-  Result<std::unique_ptr<config::Snapshot>> snap =
-      config::CompileSnapshot(config::DefaultGatewayConfig(), config::MeshConfig{}, trial, 0,
-                              &endpoint_ids, &route_keys);
+  Result<std::unique_ptr<config::Snapshot>> snap = config::CompileSnapshot(
+      config::DefaultGatewayConfig(), config::MeshConfig{}, trial, 0, &endpoint_ids, &route_keys);
   if (!snap) {
     std::fprintf(stderr, "hms-api: %s\n", snap.error().message.c_str());
     return Fail("nothing registered");
@@ -248,8 +247,8 @@ int List(const std::string& uri, const std::vector<std::string>& args) {
   for (const control::StoredService& s : list.value()) {
     Result<config::ServiceConfig> p =
         config::ParseServiceConfig(s.text, s.source.empty() ? s.name : s.source);
-    rows.push_back(Row{&s, p ? std::optional(p.value()) : std::nullopt,
-                       p ? "" : p.error().message});
+    rows.push_back(
+        Row{&s, p ? std::optional(p.value()) : std::nullopt, p ? "" : p.error().message});
   }
 
   if (json) {
@@ -309,8 +308,8 @@ int List(const std::string& uri, const std::vector<std::string>& args) {
     for (const std::string& e : eps) ep_text += (ep_text.empty() ? "" : ", ") + e;
     if (ep_text.empty()) ep_text = "-";
     const std::string routes = r.parsed ? std::to_string(r.parsed->routes.size()) : "?";
-    std::printf("%-*s  %6s  %s\n", static_cast<int>(width), r.stored->name.c_str(),
-                routes.c_str(), ep_text.c_str());
+    std::printf("%-*s  %6s  %s\n", static_cast<int>(width), r.stored->name.c_str(), routes.c_str(),
+                ep_text.c_str());
   }
   for (const Row& r : rows) {
     if (!r.error.empty()) std::fprintf(stderr, "hms-api: warning: %s\n", r.error.c_str());
@@ -343,7 +342,8 @@ int Endpoints(const std::string& uri, const std::vector<std::string>& args) {
   if (action != "add" && action != "remove") {
     return Usage("unknown endpoints action '" + action + "' (add or remove)", kEndpointsHelp);
   }
-  if (args.size() != 3) return Usage("endpoints " + action + " needs SERVICE HOST:PORT", kEndpointsHelp);
+  if (args.size() != 3)
+    return Usage("endpoints " + action + " needs SERVICE HOST:PORT", kEndpointsHelp);
   const std::string& service = args[1];
   const std::string& address = args[2];
   Result<std::unique_ptr<control::Store>> store = Open(uri);

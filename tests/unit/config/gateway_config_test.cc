@@ -125,9 +125,7 @@ egress: 127.0.0.1:15001
   EXPECT_EQ(c->egress, "127.0.0.1:15001");
 }
 
-TEST_F(GatewayConfigTest, CoresAuto) {
-  EXPECT_EQ(LoadError("cores: auto\n"), "");
-}
+TEST_F(GatewayConfigTest, CoresAuto) { EXPECT_EQ(LoadError("cores: auto\n"), ""); }
 
 struct RuleCase {
   const char* text;
@@ -149,8 +147,7 @@ const RuleCase kRules[] = {
     {"buffers: {size: 512}\n", ":1: buffers.size: 512 bytes is out of range 1KiB..1MiB"},
     {"buffers: {size: 2MiB}\n", ":1: buffers.size: 2097152 bytes is out of range 1KiB..1MiB"},
     {"buffers: {sise: 2MiB}\n", ":1: buffers: unknown key 'sise' (did you mean 'size'?)"},
-    {"max_header_bytes: 512\n",
-     ":1: max_header_bytes: 512 bytes is out of range 1KiB..64KiB"},
+    {"max_header_bytes: 512\n", ":1: max_header_bytes: 512 bytes is out of range 1KiB..64KiB"},
     {"max_header_bytes: 128KiB\n",
      ":1: max_header_bytes: 131072 bytes is out of range 1KiB..64KiB"},
     {"max_connections_per_core: 0\n", ":1: max_connections_per_core: must be at least 1"},

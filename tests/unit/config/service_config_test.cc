@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -194,7 +193,8 @@ const BadCase kBad[] = {
      "calc.yaml:4: endpoints[1]: '127.0.0.1:70000' is not host:port with a port 1..65535"},
     {"service: calc-svc\nendpoints: [localhost]\n",
      "calc.yaml:2: endpoints[0]: 'localhost' is not host:port with a port 1..65535"},
-    {"service: calc-svc\nendpoints: [a:1, a:1]\n", "calc.yaml:2: endpoints[0]: 'a:1' appears twice"},
+    {"service: calc-svc\nendpoints: [a:1, a:1]\n",
+     "calc.yaml:2: endpoints[0]: 'a:1' appears twice"},
     {"service: calc-svc\nendpoints: 127.0.0.1:7001\n",
      "calc.yaml:2: endpoints: expected a list, found a scalar"},
     {"service: calc-svc\nallow_from: [Bad_Name]\n",
@@ -205,7 +205,8 @@ const BadCase kBad[] = {
      "calc.yaml:3: routes[0]: expected 'METHOD /path' or a map with 'path'"},
     {"- GET /x\n", "calc.yaml:1: expected a map, found a list"},
     {"", "calc.yaml: file is empty"},
-    {"service: calc-svc\nroutes: [GET /x\n", "calc.yaml:3: syntax error: end of sequence flow not found"},
+    {"service: calc-svc\nroutes: [GET /x\n",
+     "calc.yaml:3: syntax error: end of sequence flow not found"},
 };
 
 TEST(ParseServiceConfig, BadFilesSayWhereAndWhy) {

@@ -98,7 +98,8 @@ TEST_F(SnapshotTest, AuthDefaultsToNoneWithoutJwt) {
 
 TEST_F(SnapshotTest, ClashAcrossServicesNamesBothPlaces) {
   const ServiceConfig a = Parse("service: a\nroutes:\n  - GET /sum/{a}/{b}\n", "a.yaml");
-  const ServiceConfig b = Parse("service: b\nroutes:\n  - GET /x\n  - GET /sum/{x}/{y}\n", "b.yaml");
+  const ServiceConfig b =
+      Parse("service: b\nroutes:\n  - GET /x\n  - GET /sum/{x}/{y}\n", "b.yaml");
   Result<std::unique_ptr<Snapshot>> snap = Compile({a, b});
   ASSERT_FALSE(snap);
   const std::string& msg = snap.error().message;
@@ -123,9 +124,9 @@ TEST_F(SnapshotTest, DuplicateServiceNames) {
 TEST_F(SnapshotTest, EndpointResolution) {
   // The store's endpoints are appended to the file's by the caller and may
   // repeat one; the cluster lists it once.
-  ServiceConfig merged = Parse(
-      "service: calc-svc\nendpoints: [127.0.0.1:7001, \"[::1]:7002\", localhost:7003]\n",
-      "calc.yaml");
+  ServiceConfig merged =
+      Parse("service: calc-svc\nendpoints: [127.0.0.1:7001, \"[::1]:7002\", localhost:7003]\n",
+            "calc.yaml");
   merged.endpoints.push_back("127.0.0.1:7001");
   Result<std::unique_ptr<Snapshot>> snap = Compile({merged});
   ASSERT_TRUE(snap) << snap.error().message;

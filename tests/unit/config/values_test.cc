@@ -61,8 +61,8 @@ TEST(ParseRateText, UnitsAndSpelling) {
   EXPECT_EQ(ParseRateText("100 req/sec")->rate_per_sec_x1000, 100'000u);
   EXPECT_EQ(ParseRateText("100req/s")->rate_per_sec_x1000, 100'000u);
   EXPECT_EQ(ParseRateText("100 requests / second")->burst, 100u);
-  EXPECT_EQ(ParseRateText("5 req/h")->rate_per_sec_x1000, 1u);   // 1.39 rounds to 1
-  EXPECT_EQ(ParseRateText("1 req/h")->rate_per_sec_x1000, 1u);   // never 0, which means no limit
+  EXPECT_EQ(ParseRateText("5 req/h")->rate_per_sec_x1000, 1u);  // 1.39 rounds to 1
+  EXPECT_EQ(ParseRateText("1 req/h")->rate_per_sec_x1000, 1u);  // never 0, which means no limit
   EXPECT_EQ(ParseRateText("36 req/hour")->rate_per_sec_x1000, 10u);
 }
 

@@ -249,9 +249,9 @@ TEST_F(FileStoreTest, ConcurrentRegistersFromManyProcessesAllLand) {
   EXPECT_EQ(shared->endpoints.size(), static_cast<size_t>(kChildren));  // no lost update
   for (int i = 0; i < kChildren; ++i) {
     const std::string name = "svc-" + std::to_string(i);
-    EXPECT_TRUE(std::any_of(list->begin(), list->end(),
-                            [&](const StoredService& s) { return s.name == name; }))
-        << name;
+    EXPECT_TRUE(std::any_of(list->begin(), list->end(), [&](const StoredService& s) {
+      return s.name == name;
+    })) << name;
   }
   EXPECT_TRUE(HiddenFiles(dir_ + "/services").empty());
   EXPECT_TRUE(HiddenFiles(dir_ + "/endpoints").empty());
