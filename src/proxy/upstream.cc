@@ -265,7 +265,7 @@ int64_t Worker::ForwardResponseBody(uint32_t up, Client& c, const char* p, size_
         http::ChunkedDecoder::Step st;
         if (!ex.resp_chunks.Next(p + used, n - used, &st)) {
           // The head already left: the client can only learn of it by the close.
-          CloseClient(slot, false);
+          CloseClient(slot, true);
           return static_cast<int64_t>(n);
         }
         if (st.consumed == 0) break;
@@ -330,7 +330,9 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
     FinishExchange(slot);
     return;
   }
-  CloseClient(slot, false);  // mid-response: the close is the only signal left
+  // Mid-response: what already arrived still goes out, then the close is the
+  // client's only signal that the body is short.
+  CloseClient(slot, true);
 }
 
 void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
