@@ -7,6 +7,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -322,22 +325,33 @@ int Main(int argc, char** argv) {
               g.store->Uri().c_str());
   std::fflush(stdout);
 
-  // The control loop: signals and store changes. A burst of store events is
-  // coalesced into one reload (DEBOUNCE_MS after the last event).
-  constexpr int kDebounceMs = 20;
+  // The control loop: signals and store changes. Store events are coalesced:
+  // the reload runs kCoalesceMs after the first event of a burst (later events
+  // of the burst do not push it back, so a stream of changes still reloads
+  // every kCoalesceMs).
+  constexpr int kCoalesceMs = 20;
   bool reload_pending = false;
+  auto reload_at = std::chrono::steady_clock::now();
   for (;;) {
     pollfd fds[2] = {{sfd, POLLIN, 0}, {g.store->WatchFd(), POLLIN, 0}};
-    int n = poll(fds, fds[1].fd >= 0 ? 2 : 1, reload_pending ? kDebounceMs : -1);
-    if (n < 0 && errno != EINTR) break;
-    if (n == 0 && reload_pending) {
-      reload_pending = false;
-      if (Snapshot* s = Compile(g)) Publish(g, s);
-      continue;
+    int wait_ms = -1;
+    if (reload_pending) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          reload_at - std::chrono::steady_clock::now());
+      wait_ms = std::max<int>(0, static_cast<int>(left.count()));
     }
+    int n = poll(fds, fds[1].fd >= 0 ? 2 : 1, wait_ms);
+    if (n < 0 && errno != EINTR) break;
     if (fds[1].fd >= 0 && (fds[1].revents & POLLIN)) {
       g.store->DrainWatch();
-      reload_pending = true;
+      if (!reload_pending) {
+        reload_pending = true;
+        reload_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCoalesceMs);
+      }
+    }
+    if (reload_pending && std::chrono::steady_clock::now() >= reload_at) {
+      reload_pending = false;
+      if (Snapshot* s = Compile(g)) Publish(g, s);
     }
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si;
