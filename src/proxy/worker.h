@@ -122,6 +122,7 @@ struct Client {
   uint16_t listener = 0;
   uint8_t peer_len = 0;
   char peer[46];              // client IP as text, for X-Forwarded-For
+  int32_t zc_res = 0;    // a SEND_ZC's result, kept until its notification
   core::Timer timer;     // idle, header and linger timeouts
   core::Timer ex_timer;  // the exchange's deadline
   msghdr msg{};
@@ -146,6 +147,7 @@ struct Upstream {
   bool paused = false;
   bool reused = false;      // came from the idle pool
   bool got_bytes = false;   // a response byte arrived for the current exchange
+  int32_t zc_res = 0;
   uint32_t pool_next = kNone;
   uint32_t pool_prev = kNone;
   core::Timer timer;
@@ -179,6 +181,9 @@ class Worker {
   void DrainMailbox();
   void OnTimer(core::Timer* t);
   void FlushDirty();
+  // Queues one send of everything in `out` (SEND_ZC from zero_copy_min_bytes).
+  template <typename Conn>
+  void QueueSend(Conn& c, uint8_t op, uint32_t slot);
   void AdoptSnapshot(config::Snapshot* s);
   void ReleaseHold(SnapshotHold* h);
   void SizeStateFor(const config::Snapshot& s);

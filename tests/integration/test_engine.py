@@ -67,3 +67,31 @@ def test_reload_leaves_every_core_on_one_version_and_frees_old_snapshots(
     assert len(versions) == 1, f"cores disagree on the snapshot: {versions}"
     assert int(versions.pop()) == config["version"] >= 2
     assert live == 1, f"{live} snapshots alive after the reloads settled"
+
+
+def test_zero_copy_sends_relay_a_large_body_intact(nginx_upstream, register, gateway):
+    """zero_copy_min_bytes: sends of at least that many bytes use SEND_ZC, whose
+    buffers are recycled only after the kernel's notification: 256 MiB arrive
+    intact and in order (the sparse file reads as zeros; any recycled-too-early
+    block would show another response's bytes)."""
+    register("service: files-svc\nroutes:\n  - GET /big\ntimeout: 5m\n"
+             f"endpoints: [{nginx_upstream.addr}]\n")
+    gw = gateway({"zero_copy_min_bytes": "64KiB", "cores": 1})
+    want = 256 << 20
+    with httpraw.Conn(gw.port, timeout=30) as c:
+        c.send(f"GET /big HTTP/1.1\r\nHost: t\r\nRange: bytes=0-{want - 1}\r\n\r\n".encode())
+        _, status, _, headers = c.read_head()
+        assert status == 206, headers
+        got = len(c.buf)
+        assert c.buf.count(0) == got
+        c.buf = b""
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        while got < want:
+            n = c.sock.recv_into(view)
+            assert n, "connection closed early"
+            assert buf[:n].count(0) == n, "non-zero byte in a zero-filled body"
+            got += n
+    assert got == want
+    assert httpraw.get(gw.port, "/big", headers={"Range": "bytes=0-9"}).status == 206
+    assert metric(gw, "hms_zero_copy_sends_total") > 0

@@ -84,6 +84,7 @@ struct CoreMetrics {
   Counter upstream_connections_reused;
   Counter upstream_idle;          // gauge
   Counter buffer_ring_exhausted;  // -ENOBUFS seen
+  Counter zero_copy_sends;        // sends that went out as SEND_ZC
   Counter heap_allocations;       // operator new calls on this core's thread
   Counter bytes_in;
   Counter bytes_out;
@@ -113,6 +114,7 @@ struct CoreTotals {
   uint64_t upstream_connections_reused = 0;
   uint64_t upstream_idle = 0;
   uint64_t buffer_ring_exhausted = 0;
+  uint64_t zero_copy_sends = 0;
   uint64_t heap_allocations = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
