@@ -379,8 +379,9 @@ void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const 
                              : std::string_view(ex.trace.trace_id, 32);
   b.S("{\"error\":\"").Json(message).S("\",\"reason\":\"").Json(reason).S("\",\"trace_id\":\"")
       .Json(tid).S("\"}\n");
-  char* dst = c.out.Reserve(&blocks_, 1024);
-  Writer w(dst, 1024);
+  // Head (< 600 bytes with the longest Allow) and body (< 512) fit in 2 KiB.
+  char* dst = c.out.Reserve(&blocks_, 2048);
+  Writer w(dst, 2048);
   w.S("HTTP/1.1 ").U(static_cast<uint64_t>(status)).C(' ').S(StatusText(status)).S("\r\n");
   w.S("content-type: application/json\r\ncontent-length: ").U(b.size()).S("\r\n");
   w.S("x-hms-reason: ").S(reason).S("\r\nx-trace-id: ").S(tid).S("\r\n");

@@ -317,10 +317,12 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
   if (!ex.resp_started) {
     // Retry only what provably did not reach the upstream: a failed connect
     // (next endpoint), or a pooled connection the upstream had closed before
-    // reading our bodiless request (a fresh connection).
+    // reading our bodiless request (a fresh connection). Body bytes already
+    // handed to the failed connection are gone: no retry then.
     size_t endpoints = ex.cluster->endpoints.size();
-    bool retry = (connect_failed && ex.attempts < endpoints) ||
-                 (stale && ex.req_body == http::BodyKind::kNone && ex.attempts <= endpoints + 1);
+    bool retry = !ex.req_body_sent &&
+                 ((connect_failed && ex.attempts < endpoints) ||
+                  (stale && ex.req_body == http::BodyKind::kNone && ex.attempts <= endpoints + 1));
     if (retry) {
       if (connect_failed) ++ex.endpoint_index;
       AttachUpstream(slot, true);
