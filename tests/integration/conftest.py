@@ -479,12 +479,12 @@ def gateway(store_dir, tmp_path):
                                     stderr=err, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         gw = Gateway(proc, path, parse_duration_s(cfg.get("drain_timeout"), 10.0), stderr_path)
-        started.append(gw)
         try:
             gw.wait_ready()
         except BaseException:
-            stop_process(proc, signal.SIGKILL)
+            stop_process(proc, signal.SIGKILL)  # the start already failed the test
             raise
+        started.append(gw)
         return gw
 
     yield start
