@@ -42,27 +42,43 @@ class TimerWheel {
     for (uint32_t n = 0; current_ < target && n < max_ticks; ++n) {
       ++current_;
       Timer* head = &slots_[current_ % kSlots];
-      Timer* t = head->next;
-      while (t != head) {
-        Timer* next = t->next;
+      if (head->next == head) continue;
+      // Detach the slot's list before firing anything: fire() may cancel or
+      // re-arm any timer (closing a connection cancels its other timers, which
+      // may sit next in this slot), so a plain walk could follow an unlinked node.
+      Timer due;
+      due.next = head->next;
+      due.prev = head->prev;
+      due.next->prev = &due;
+      due.prev->next = &due;
+      head->next = head->prev = head;
+      while (due.next != &due) {
+        Timer* t = due.next;
+        Unlink(t);
         if (t->tick <= current_) {
-          Unlink(t);
           --armed_;
           fire(t);
+        } else {
+          LinkBefore(head, t);  // a later round
         }
-        t = next;
       }
     }
   }
 
-  // Milliseconds until the next tick boundary that may hold work; -1 if no timer
-  // is armed.
+  // Milliseconds until the next tick boundary that may hold work; 0 while ticks
+  // up to `now` still await Expire (its max_ticks bound); -1 if no timer is armed.
   int64_t MillisToNext(Instant now) const noexcept;
   size_t armed() const noexcept { return armed_; }
 
  private:
   uint64_t TickOf(Instant t) const noexcept { return (t - origin_) / (kTickMs * 1'000'000ull); }
   static void Unlink(Timer* t) noexcept;
+  static void LinkBefore(Timer* head, Timer* t) noexcept {
+    t->next = head;
+    t->prev = head->prev;
+    head->prev->next = t;
+    head->prev = t;
+  }
 
   std::vector<Timer> slots_;  // sentinel heads of circular lists
   Instant origin_;
