@@ -10,6 +10,7 @@
 
 #include <array>
 #include <climits>
+#include <cstddef>
 #include <cstring>
 
 #include "char_class.h"
@@ -46,7 +47,7 @@ struct Facts {
 // the machines we measured, and the ranges we need fit in three compares.
 
 // First byte that is a CTL (HTAB included) or DEL; end when none.
-inline const char* FindCtl(const char* p, const char* end) noexcept {
+inline const char* FindCtl(const char* p, const char* end, const char* floor) noexcept {
   const __m128i k1f = _mm_set1_epi8(0x1f);
   const __m128i kDel = _mm_set1_epi8(0x7f);
   // Long values (cookies, user agents, tokens) go 32 bytes per branch.
@@ -70,6 +71,16 @@ inline const char* FindCtl(const char* p, const char* end) noexcept {
     if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
     p += 16;
   }
+  const ptrdiff_t rest = end - p;
+  if (rest > 0 && end - floor >= 16) {
+    // Fewer than 16 bytes left: look at the 16 that end at `end` (all inside
+    // the caller's buffer) and drop the bits of the bytes before p.
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(end - 16));
+    const __m128i ctl =
+        _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, k1f), v), _mm_cmpeq_epi8(v, kDel));
+    const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(ctl)) >> (16 - rest);
+    return mask != 0 ? p + __builtin_ctz(mask) : end;
+  }
   for (; p < end; ++p) {
     const auto c = static_cast<uint8_t>(*p);
     if (c < 0x20 || c == 0x7f) return p;
@@ -81,9 +92,9 @@ inline const char* FindCtl(const char* p, const char* end) noexcept {
 // includes CR and LF, which end the value). Returns end when none. The vector
 // test leaves HTAB in (two compares fewer per block; tabs in values are rare)
 // and the loop steps over it.
-inline const char* FindValueStop(const char* p, const char* end) noexcept {
+inline const char* FindValueStop(const char* p, const char* end, const char* floor) noexcept {
   for (;;) {
-    p = FindCtl(p, end);
+    p = FindCtl(p, end, floor);
     if (p == end || *p != '\t') return p;
     ++p;
   }
@@ -110,7 +121,7 @@ constexpr TcharNibbles MakeTcharNibbles() {
 constexpr TcharNibbles kTcharNibbles = MakeTcharNibbles();
 
 // First byte that is not a tchar (ends a method or a field name).
-inline const char* FindNonTchar(const char* p, const char* end) noexcept {
+inline const char* FindNonTchar(const char* p, const char* end, const char* floor) noexcept {
   const __m128i lo_tbl = _mm_load_si128(reinterpret_cast<const __m128i*>(kTcharNibbles.lo));
   const __m128i hi_tbl = _mm_load_si128(reinterpret_cast<const __m128i*>(kTcharNibbles.hi));
   const __m128i k0f = _mm_set1_epi8(0x0f);
@@ -122,6 +133,15 @@ inline const char* FindNonTchar(const char* p, const char* end) noexcept {
     const int mask = _mm_movemask_epi8(not_tchar);
     if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
     p += 16;
+  }
+  const ptrdiff_t rest = end - p;
+  if (rest > 0 && end - floor >= 16) {  // the same tail trick as FindCtl
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(end - 16));
+    const __m128i lo = _mm_shuffle_epi8(lo_tbl, _mm_and_si128(v, k0f));
+    const __m128i hi = _mm_shuffle_epi8(hi_tbl, _mm_and_si128(_mm_srli_epi16(v, 4), k0f));
+    const __m128i not_tchar = _mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128());
+    const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(not_tchar)) >> (16 - rest);
+    return mask != 0 ? p + __builtin_ctz(mask) : end;
   }
   while (p != end && IsTchar(*p)) ++p;
   return p;
@@ -388,10 +408,10 @@ constexpr int kEndOfHead = 1;
 // One field line (or the blank line) at p, byte by byte in order, so the first
 // offending byte decides the error. Returns kOk with the field, kEndOfHead
 // after the blank line, kPartial or kError.
-int ParseFieldLine(const char*& p, const char* end, const char** name_out, size_t* name_len_out,
-                   std::string_view* value_out, ParseError* err) noexcept {
+int ParseFieldLine(const char*& p, const char* end, const char* floor, const char** name_out,
+                   size_t* name_len_out, std::string_view* value_out, ParseError* err) noexcept {
   const char* name = p;
-  p = FindNonTchar(p, end);
+  p = FindNonTchar(p, end, floor);
   if (p == end) return kPartial;
   const size_t name_len = static_cast<size_t>(p - name);
   if (*p != ':' || name_len == 0) {
@@ -430,7 +450,7 @@ int ParseFieldLine(const char*& p, const char* end, const char** name_out, size_
   ++p;  // ':'
   while (p != end && IsWs(*p)) ++p;
   const char* value = p;
-  p = FindValueStop(p, end);
+  p = FindValueStop(p, end, floor);
   if (p == end) return kPartial;
   if (*p != '\r') {
     *err = *p == '\n' ? ParseError::kBareLf : ParseError::kInvalidHeaderValue;
@@ -459,17 +479,19 @@ int ParseFieldLine(const char*& p, const char* end, const char** name_out, size_
 // the fast path does not fully accept (blank line, any error, partial input)
 // is re-read by ParseFieldLine, which reports the first offending byte, so
 // both paths give the same answer.
-int ParseFields(const char*& p, const char* end, bool is_request, Header* headers,
-                uint16_t* count, Facts* f, ParseError* err) noexcept {
+// `floor` is the start of the caller's buffer: every byte from it to `end`
+// may be read.
+int ParseFields(const char*& p, const char* end, const char* floor, bool is_request,
+                Header* headers, uint16_t* count, Facts* f, ParseError* err) noexcept {
   uint16_t n = 0;
   for (;;) {
     const char* name = p;
     size_t name_len;
     std::string_view v;
-    const char* cr = FindValueStop(p, end);
+    const char* cr = FindValueStop(p, end, floor);
     const char* colon;
     if (__builtin_expect(end - cr >= 2 && cr[0] == '\r' && cr[1] == '\n', 1) &&
-        (colon = FindNonTchar(p, cr)) != p && colon != cr && *colon == ':') {
+        (colon = FindNonTchar(p, cr, floor)) != p && colon != cr && *colon == ':') {
       name_len = static_cast<size_t>(colon - p);
       const char* value = colon + 1;
       while (value != cr && IsWs(*value)) ++value;
@@ -478,7 +500,7 @@ int ParseFields(const char*& p, const char* end, bool is_request, Header* header
       v = std::string_view(value, static_cast<size_t>(value_end - value));
       p = cr + 2;
     } else {
-      const int rc = ParseFieldLine(p, end, &name, &name_len, &v, err);
+      const int rc = ParseFieldLine(p, end, floor, &name, &name_len, &v, err);
       if (rc == kEndOfHead) {
         *count = n;
         return kOk;
@@ -644,7 +666,7 @@ int ParseRequestImpl(const char* buf, const char* end, RequestHead* out) noexcep
 
   // method SP
   const char* method = p;
-  p = FindNonTchar(p, end);
+  p = FindNonTchar(p, end, buf);
   if (p == end) return kPartial;
   if (*p != ' ' || p == method) {
     err = ParseError::kBadRequestLine;
@@ -674,7 +696,7 @@ int ParseRequestImpl(const char* buf, const char* end, RequestHead* out) noexcep
   if (rc != kOk) return rc;
 
   Facts f;
-  rc = ParseFields(p, end, /*is_request=*/true, out->headers, &out->header_count, &f, &err);
+  rc = ParseFields(p, end, buf, /*is_request=*/true, out->headers, &out->header_count, &f, &err);
   if (rc != kOk) return rc;
 
   // The whole head is here: validate the target's form and the framing.
@@ -734,7 +756,7 @@ int ParseResponseImpl(const char* buf, const char* end, Method request_method,
   const char* reason = p;
   if (*p == ' ') {
     reason = ++p;
-    p = FindValueStop(p, end);
+    p = FindValueStop(p, end, buf);
     if (p == end) return kPartial;
   }
   out->reason = std::string_view(reason, static_cast<size_t>(p - reason));
@@ -742,7 +764,7 @@ int ParseResponseImpl(const char* buf, const char* end, Method request_method,
   if (rc != kOk) return rc;
 
   Facts f;
-  rc = ParseFields(p, end, /*is_request=*/false, out->headers, &out->header_count, &f, &err);
+  rc = ParseFields(p, end, buf, /*is_request=*/false, out->headers, &out->header_count, &f, &err);
   if (rc != kOk) return rc;
   err = CheckFraming(f, out->version_minor);
   if (err != ParseError::kNone) return kError;
