@@ -282,6 +282,8 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
       continue;
     }
     if (http::EqualsIgnoreCase(h.name, "host")) has_host = true;
+    // Identical repeated Content-Length fields were folded by the parser: one goes out.
+    if (http::EqualsIgnoreCase(h.name, "content-length")) continue;
     w.S(h.name).S(": ").S(h.value).S("\r\n");
   }
   uint32_t ep_index = rr_[route.cluster]++ % cluster.endpoints.size();
@@ -299,6 +301,7 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   int tplen = obs::FormatTraceparent(ex.trace, tpbuf);
   w.S("\r\ntraceparent: ").S(std::string_view(tpbuf, static_cast<size_t>(tplen))).S("\r\n");
   if (r.body == http::BodyKind::kChunked) w.S("transfer-encoding: chunked\r\n");
+  if (r.body == http::BodyKind::kContentLength) w.S("content-length: ").U(r.content_length).S("\r\n");
   w.S("\r\n");
   ex.head->end = static_cast<uint32_t>(w.size());
 

@@ -215,10 +215,18 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
     bool hop = false;
     for (int k = 0; k < (nconn == 0 ? 1 : nconn) && !hop; ++k)
       hop = http::IsHopByHop(h.name, nconn == 0 ? std::string_view() : conn_values[k]);
-    if (hop || http::EqualsIgnoreCase(h.name, "x-trace-id")) continue;
+    // Identical repeated Content-Length fields were folded by the parser: one
+    // goes out (for bodiless answers, such as to HEAD, they pass as sent).
+    if (hop || http::EqualsIgnoreCase(h.name, "x-trace-id") ||
+        (r.body == http::BodyKind::kContentLength && http::EqualsIgnoreCase(h.name, "content-length"))) {
+      continue;
+    }
     w.S(h.name).S(": ").S(h.value).S("\r\n");
   }
   if (r.body == http::BodyKind::kChunked && !ex.dechunk) w.S("transfer-encoding: chunked\r\n");
+  if (r.body == http::BodyKind::kContentLength) {
+    w.S("content-length: ").U(r.content_length).S("\r\n");
+  }
   w.S("x-trace-id: ");
   if (ex.trace.external_len > 0) {
     w.S(std::string_view(ex.trace.external_id, ex.trace.external_len));
