@@ -1,0 +1,94 @@
+// Circuit breaker of one service (DESIGN §3 `breaker`, §5; docs/resilience.md).
+//
+// One object per service, made by the control thread (through PolicyRegistry,
+// which keeps it across reloads) and shared by every core; any core's thread
+// may call any method. Closed → open after `failures` consecutive failed
+// attempts counted over all cores; open → half-open when `open_for` has
+// passed, for exactly one probe request process-wide; the probe's success
+// closes it for every core, its failure opens it again.
+//
+// The state and its deadline are one 64-bit word changed only by
+// compare-and-swap, so exactly one core wins each transition; consecutive
+// failures are one shared counter. While closed, Admit is one load of a word
+// that is written only on transitions, and a success writes nothing unless
+// failures had been counted. No call locks, blocks or allocates.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "hms/core/clock.h"
+
+namespace hms::policy {
+
+struct BreakerParams {
+  uint32_t failures = 3;                     // consecutive failed attempts that open it (>= 1)
+  uint64_t open_for_ns = 30'000'000'000ull;  // open time before the probe (> 0)
+
+  friend bool operator==(const BreakerParams&, const BreakerParams&) = default;
+};
+
+enum class BreakerState : uint8_t { kClosed = 0, kOpen = 1, kHalfOpen = 2 };
+
+struct BreakerAdmission {
+  bool allowed = false;   // false: answer 503 without touching the upstream
+  bool is_probe = false;  // report this attempt's outcome with is_probe = true
+};
+
+// For /metrics and the admin API.
+struct BreakerStatus {
+  BreakerState state = BreakerState::kClosed;
+  uint32_t consecutive_failures = 0;
+  uint64_t next_probe_in_ns = 0;  // open: time until the probe may go; else 0
+  uint64_t opened_total = 0;      // closed → open and half-open → open transitions
+};
+
+class Breaker {
+ public:
+  explicit Breaker(BreakerParams params) noexcept;
+  Breaker(const Breaker&) = delete;
+  Breaker& operator=(const Breaker&) = delete;
+
+  // Whether an attempt may go upstream at `now`. While open and `open_for`
+  // has passed, exactly one caller gets {true, true}: the probe. While that
+  // probe is out every caller is refused; a probe never reported (its
+  // exchange vanished) is replaced by another after a further `open_for`.
+  [[nodiscard]] BreakerAdmission Admit(core::Instant now) noexcept;
+
+  // The outcome of an attempt that Admit allowed. A failure is a connect
+  // error, a timeout or a 5xx. Outcomes of ordinary attempts that finish
+  // while the breaker is open or half-open change nothing: only the probe
+  // decides.
+  void OnSuccess(bool is_probe) noexcept;
+  void OnFailure(core::Instant now, bool is_probe) noexcept;
+
+  // New thresholds take effect at once; the state is kept. Control thread.
+  void Reconfigure(BreakerParams params) noexcept;
+  BreakerParams params() const noexcept;
+
+  BreakerStatus Status(core::Instant now) const noexcept;
+
+ private:
+  // Word layout: state in the low 2 bits; the rest is a time (open: when the
+  // probe may go; half-open: when the probe went) or, when closed, the count
+  // of closings, so that a stale compare-and-swap from before a close →
+  // open → close cycle fails.
+  static constexpr uint64_t Pack(BreakerState s, uint64_t payload) noexcept {
+    return (payload << 2) | static_cast<uint64_t>(s);
+  }
+  static constexpr BreakerState StateOf(uint64_t w) noexcept {
+    return static_cast<BreakerState>(w & 3);
+  }
+  static constexpr uint64_t PayloadOf(uint64_t w) noexcept { return w >> 2; }
+
+  bool Open(uint64_t expected, core::Instant now) noexcept;
+
+  alignas(64) std::atomic<uint64_t> word_;
+  std::atomic<uint32_t> threshold_;
+  std::atomic<uint64_t> open_for_ns_;
+  std::atomic<uint64_t> opened_total_{0};
+  // Written on every failure and on the first success after failures.
+  alignas(64) std::atomic<uint32_t> failures_{0};
+};
+
+}  // namespace hms::policy

@@ -1,0 +1,158 @@
+#include "hms/policy/breaker.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+namespace hms::policy {
+namespace {
+
+constexpr core::Instant kSec = 1'000'000'000ull;
+constexpr core::Instant kT0 = 1000 * kSec;
+const BreakerParams kParams{3, 30 * kSec};
+
+template <typename F>
+void RunThreads(int n, F body) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < n; ++t) {
+    ts.emplace_back([&, t] {
+      ready.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+      body(t);
+    });
+  }
+  while (ready.load() < n) std::this_thread::yield();
+  go.store(true);
+  for (auto& th : ts) th.join();
+}
+
+TEST(Breaker, OpensAfterConsecutiveFailuresOnly) {
+  Breaker b(kParams);
+  b.OnFailure(kT0, false);
+  b.OnFailure(kT0, false);
+  b.OnSuccess(false);  // breaks the run
+  b.OnFailure(kT0, false);
+  b.OnFailure(kT0, false);
+  EXPECT_EQ(b.Status(kT0).state, BreakerState::kClosed);
+  EXPECT_EQ(b.Status(kT0).consecutive_failures, 2u);
+  EXPECT_TRUE(b.Admit(kT0).allowed);
+  b.OnFailure(kT0, false);
+  const BreakerStatus s = b.Status(kT0 + kSec);
+  EXPECT_EQ(s.state, BreakerState::kOpen);
+  EXPECT_EQ(s.next_probe_in_ns, 29 * kSec);
+  EXPECT_EQ(s.opened_total, 1u);
+  EXPECT_FALSE(b.Admit(kT0 + kSec).allowed);
+  EXPECT_FALSE(b.Admit(kT0 + 30 * kSec - 1).allowed);
+}
+
+TEST(Breaker, ExactlyOneProbeAfterOpenForAndItsSuccessCloses) {
+  Breaker b(kParams);
+  for (int i = 0; i < 3; ++i) b.OnFailure(kT0, false);
+  const BreakerAdmission probe = b.Admit(kT0 + 30 * kSec);
+  EXPECT_TRUE(probe.allowed);
+  EXPECT_TRUE(probe.is_probe);
+  EXPECT_EQ(b.Status(kT0 + 30 * kSec).state, BreakerState::kHalfOpen);
+  EXPECT_FALSE(b.Admit(kT0 + 30 * kSec).allowed);
+  EXPECT_FALSE(b.Admit(kT0 + 31 * kSec).allowed);
+  b.OnSuccess(true);
+  EXPECT_EQ(b.Status(kT0 + 31 * kSec).state, BreakerState::kClosed);
+  const BreakerAdmission a = b.Admit(kT0 + 31 * kSec);
+  EXPECT_TRUE(a.allowed);
+  EXPECT_FALSE(a.is_probe);
+  // A fresh run of failures is needed to open again.
+  b.OnFailure(kT0 + 32 * kSec, false);
+  b.OnFailure(kT0 + 32 * kSec, false);
+  EXPECT_EQ(b.Status(kT0 + 32 * kSec).state, BreakerState::kClosed);
+}
+
+TEST(Breaker, ProbeFailureReopensForAnotherOpenFor) {
+  Breaker b(kParams);
+  for (int i = 0; i < 3; ++i) b.OnFailure(kT0, false);
+  ASSERT_TRUE(b.Admit(kT0 + 30 * kSec).is_probe);
+  b.OnFailure(kT0 + 31 * kSec, true);
+  const BreakerStatus s = b.Status(kT0 + 31 * kSec);
+  EXPECT_EQ(s.state, BreakerState::kOpen);
+  EXPECT_EQ(s.next_probe_in_ns, 30 * kSec);
+  EXPECT_EQ(s.opened_total, 2u);
+  EXPECT_FALSE(b.Admit(kT0 + 60 * kSec).allowed);
+  EXPECT_TRUE(b.Admit(kT0 + 61 * kSec).is_probe);
+}
+
+TEST(Breaker, LateOrdinaryOutcomesDoNotDecide) {
+  Breaker b(kParams);
+  for (int i = 0; i < 3; ++i) b.OnFailure(kT0, false);
+  b.OnSuccess(false);  // an attempt admitted before the breaker opened
+  EXPECT_EQ(b.Status(kT0).state, BreakerState::kOpen);
+  b.OnFailure(kT0 + 10 * kSec, false);  // does not push the probe back
+  EXPECT_EQ(b.Status(kT0 + 10 * kSec).next_probe_in_ns, 20 * kSec);
+  ASSERT_TRUE(b.Admit(kT0 + 30 * kSec).is_probe);
+  b.OnSuccess(false);
+  b.OnFailure(kT0 + 30 * kSec, false);
+  EXPECT_EQ(b.Status(kT0 + 30 * kSec).state, BreakerState::kHalfOpen);
+}
+
+TEST(Breaker, LostProbeIsReplacedAfterAnotherOpenFor) {
+  Breaker b(kParams);
+  for (int i = 0; i < 3; ++i) b.OnFailure(kT0, false);
+  ASSERT_TRUE(b.Admit(kT0 + 30 * kSec).is_probe);
+  EXPECT_FALSE(b.Admit(kT0 + 60 * kSec - 1).allowed);
+  EXPECT_TRUE(b.Admit(kT0 + 60 * kSec).is_probe);
+  EXPECT_FALSE(b.Admit(kT0 + 60 * kSec).allowed);
+}
+
+TEST(Breaker, ReconfigureChangesThresholds) {
+  Breaker b(kParams);
+  b.Reconfigure({1, kSec});
+  EXPECT_EQ(b.params(), (BreakerParams{1, kSec}));
+  b.OnFailure(kT0, false);
+  EXPECT_EQ(b.Status(kT0).state, BreakerState::kOpen);
+  EXPECT_TRUE(b.Admit(kT0 + kSec).is_probe);
+}
+
+// Failures reported from several cores add up to one run.
+TEST(Breaker, FailuresAreCountedAcrossThreads) {
+  for (int threads : {2, 4}) {
+    Breaker closed({static_cast<uint32_t>(threads * 100 + 1), 30 * kSec});
+    Breaker open({static_cast<uint32_t>(threads * 100), 30 * kSec});
+    RunThreads(threads, [&](int) {
+      for (int i = 0; i < 100; ++i) {
+        closed.OnFailure(kT0, false);
+        open.OnFailure(kT0, false);
+      }
+    });
+    EXPECT_EQ(closed.Status(kT0).state, BreakerState::kClosed) << threads;
+    EXPECT_EQ(closed.Status(kT0).consecutive_failures, threads * 100u) << threads;
+    EXPECT_EQ(open.Status(kT0).state, BreakerState::kOpen) << threads;
+    EXPECT_EQ(open.Status(kT0).opened_total, 1u) << threads;
+  }
+}
+
+// Many cores race for the probe, round after round: one wins each round.
+TEST(Breaker, ExactlyOneProbeAmongRacingThreads) {
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 200;
+  Breaker b({1, kSec});
+  b.OnFailure(kT0, false);
+  for (int round = 0; round < kRounds; ++round) {
+    const core::Instant t = kT0 + static_cast<uint64_t>(round + 1) * 2 * kSec;
+    std::atomic<int> probes{0}, allowed{0};
+    RunThreads(kThreads, [&](int) {
+      for (int i = 0; i < 50; ++i) {
+        const BreakerAdmission a = b.Admit(t);
+        allowed += a.allowed;
+        probes += a.is_probe;
+      }
+    });
+    ASSERT_EQ(probes.load(), 1) << "round " << round;
+    ASSERT_EQ(allowed.load(), 1) << "round " << round;
+    b.OnFailure(t, true);  // re-open for the next round
+  }
+  EXPECT_EQ(b.Status(kT0).opened_total, kRounds + 1u);
+}
+
+}  // namespace
+}  // namespace hms::policy
