@@ -48,3 +48,38 @@ def test_register_invalid_file_changes_nothing(hms_api, tmp_path):
     assert "rate_limit" in r.stderr, r.stderr  # the suggestion
     r = hms_api("list")
     assert "hello-svc" in r.stdout and "calc-svc" not in r.stdout, r.stdout
+
+
+def test_seed_rate_limit_20_per_minute(uvicorn_app, hms_api, gateway):
+    # calc_svc/route.yaml says rate_limit: "20 req/min": a bucket of 20 tokens
+    # refilled at 20 per minute, so the 21st call within the minute is refused.
+    calc = uvicorn_app(DEMO / "calc_svc")
+    assert hms_api("register", DEMO / "calc_svc" / "route.yaml").returncode == 0
+    assert hms_api("endpoints", "add", "calc-svc", calc.addr).returncode == 0
+    gw = gateway()
+    statuses = [httpraw.get(gw.port, f"/sum/{i}/1").status for i in range(20)]
+    assert statuses == [200] * 20, statuses
+    r = httpraw.get(gw.port, "/sum/2/3")
+    assert r.status == 429, f"21st call within a minute of a 20 req/min route: {r}"
+    assert int(r.header("retry-after") or 0) >= 1, r
+    assert r.header("ratelimit-limit") == "20", r
+    assert r.header("ratelimit-remaining") == "0", r
+    assert r.header("x-hms-reason"), r
+    assert set(r.json()) >= {"error", "reason", "trace_id"}, r
+
+
+def test_seed_mini_lab_circuit_breaker(uvicorn_app, hms_api, gateway):
+    # Mini-lab (§8): stop calc-svc, call it 3 times: by the 3rd call the breaker
+    # is open and answers 503 at once without touching the upstream.
+    calc = uvicorn_app(DEMO / "calc_svc")
+    assert hms_api("register", DEMO / "calc_svc" / "route.yaml").returncode == 0
+    assert hms_api("endpoints", "add", "calc-svc", calc.addr).returncode == 0
+    gw = gateway()
+    assert httpraw.get(gw.port, "/sum/2/3").json() == {"sum": 5}
+    calc.proc.terminate()
+    calc.proc.wait(timeout=10)
+    statuses = [httpraw.get(gw.port, "/sum/2/3") for _ in range(3)]
+    assert all(r.status in (502, 503) for r in statuses), statuses
+    last = statuses[-1]
+    assert last.status == 503, f"breaker not open after 3 failed calls: {last}"
+    assert last.header("x-hms-reason"), last
