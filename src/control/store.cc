@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "hms/control/etcd_store.h"
+
 namespace hms::control {
 
 std::string DefaultStoreUri() {
@@ -45,9 +47,9 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
     return OpenFileStore(rest);
   }
   if (scheme == "etcd") {
-    return Error{
-        "unsupported store scheme 'etcd' (etcd support arrives with the control-plane work)",
-        Side::kConfig, false};
+    Result<std::unique_ptr<EtcdStore>> etcd = OpenEtcdStore(uri);
+    if (!etcd) return etcd.error();
+    return std::unique_ptr<Store>(std::move(etcd.value()));
   }
   return Error{"unsupported store scheme '" + scheme + "' (expected file:DIR)", Side::kConfig,
                false};
