@@ -23,6 +23,7 @@
 #include "hms/control/store.h"
 #include "hms/obs/exposition.h"
 #include "hms/obs/metrics.h"
+#include "hms/policy/registry.h"
 #include "hms/proxy/engine.h"
 
 namespace {
@@ -86,6 +87,7 @@ struct Gateway {
   std::unique_ptr<hms::control::Store> store;
   hms::config::Interner endpoint_ids;
   hms::config::Interner route_keys;
+  hms::policy::PolicyRegistry policies;  // rate buckets and breakers, by stable name
   uint64_t version = 0;
   State state;
   hms::proxy::Engine engine;
@@ -119,6 +121,29 @@ std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* er
   return services;
 }
 
+// Gives the snapshot its process-wide policy state: a route or service that
+// survives a reload keeps its bucket and breaker (a changed limit applies at
+// once); state of names that disappeared is freed.
+void AttachPolicies(Gateway& g, Snapshot* s) {
+  hms::core::Instant now = hms::core::Now();
+  for (auto& cl : s->clusters) {
+    hms::policy::BreakerParams p;
+    p.failures = cl.breaker.failures;
+    p.open_for_ns = hms::core::Millis(cl.breaker.open_for_ms);
+    cl.breaker_state = g.policies.GetBreaker(cl.name, p);
+  }
+  for (auto& r : s->routes) {
+    if (!r.rate_limit || r.rate_limit->rate_per_sec_x1000 == 0) continue;
+    auto limit = hms::policy::Limit::PerSecondX1000(r.rate_limit->rate_per_sec_x1000,
+                                                    std::max<uint32_t>(1, r.rate_limit->burst));
+    // Keyed limits (per: client_ip, header:NAME) hold at most 4096 keys per
+    // route, least recently used evicted.
+    uint32_t keys = r.rate_limit->per.empty() ? 0 : 4096;
+    r.limiter = g.policies.RateLimit(g.route_keys.Name(r.key), limit, keys, now);
+  }
+  g.policies.Sweep();
+}
+
 // Compiles a snapshot from the config and the store; null (logged) on error,
 // in which case the last good snapshot stays.
 Snapshot* Compile(Gateway& g) {
@@ -138,7 +163,9 @@ Snapshot* Compile(Gateway& g) {
     return nullptr;
   }
   ++g.version;
-  return snap->release();
+  Snapshot* s = snap->release();
+  AttachPolicies(g, s);
+  return s;
 }
 
 void Publish(Gateway& g, Snapshot* s) {
@@ -261,6 +288,7 @@ int Main(int argc, char** argv) {
     auto empty = hms::config::CompileSnapshot(g.config, g.mesh, {}, ++g.version, &g.endpoint_ids,
                                               &g.route_keys);
     first = empty->release();
+    AttachPolicies(g, first);
   }
   if (check) {
     std::printf("%s: ok (%zu services, %zu routes)\n",

@@ -247,6 +247,46 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     FinishExchange(slot);
     return static_cast<int64_t>(head_len);
   }
+  if (route.limiter != nullptr) {
+    // One shared word per bucket: the process admits what a single global
+    // bucket would, whichever core this is (docs/resilience.md).
+    policy::CoreRateLimiter& limiter = limiters_[m.target];
+    const std::string& per = route.rate_limit->per;
+    if (per.empty()) {
+      ex.rate = limiter.TryTake(now_);
+    } else if (per == "client_ip") {
+      ex.rate = limiter.TryTake(now_, std::string_view(c.peer, c.peer_len));
+    } else if (per.size() > 7 && per.compare(0, 7, "header:") == 0) {
+      ex.rate = limiter.TryTake(now_, Find(r.headers, r.header_count, std::string_view(per).substr(7)));
+    } else {
+      // jwt_sub keys by the verified subject once JWT validation runs here;
+      // until then the caller's address stands in.
+      ex.rate = limiter.TryTake(now_, std::string_view(c.peer, c.peer_len));
+    }
+    ex.rate_limited_route = true;
+    if (!ex.rate.admitted) {
+      char fields[160];
+      Writer f(fields, sizeof fields - 1);
+      f.S("retry-after: ").U(ex.rate.retry_after_s).S("\r\n");
+      WriteRateFields(f, ex.rate);
+      fields[f.size()] = '\0';
+      LocalResponse(slot, 429, "rate_limited", "rate limit exceeded for this route", !ex.req_done,
+                    fields);
+      FinishExchange(slot);
+      return static_cast<int64_t>(head_len);
+    }
+  }
+  if (cluster.breaker_state != nullptr) {
+    policy::BreakerAdmission a = cluster.breaker_state->Admit(now_);
+    if (!a.allowed) {
+      LocalResponse(slot, 503, "circuit_open", "the service's circuit breaker is open",
+                    !ex.req_done);
+      FinishExchange(slot);
+      return static_cast<int64_t>(head_len);
+    }
+    ex.breaker = cluster.breaker_state.get();
+    ex.probe = a.is_probe;
+  }
   if (cluster.endpoints.empty()) {
     LocalResponse(slot, 503, "no_endpoints", "the service has no endpoints", !ex.req_done);
     FinishExchange(slot);
@@ -397,6 +437,21 @@ void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const 
   w.S("\r\n").S(std::string_view(body, b.size()));
   c.out.Commit(w.size());
   MarkDirty(c, slot);
+}
+
+void Worker::ReportOutcome(Exchange& ex, bool ok) {
+  if (ex.breaker == nullptr || ex.outcome_reported) return;
+  ex.outcome_reported = true;
+  if (ok) {
+    ex.breaker->OnSuccess(ex.probe);
+  } else {
+    ex.breaker->OnFailure(now_, ex.probe);
+  }
+}
+
+void Worker::WriteRateFields(Writer& w, const policy::RateDecision& d) {
+  w.S("ratelimit-limit: ").U(d.limit).S("\r\nratelimit-remaining: ").U(d.remaining);
+  w.S("\r\nratelimit-reset: ").U(d.reset_s).S("\r\n");
 }
 
 // Answers a request that never became an exchange (bad framing, header

@@ -188,6 +188,7 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   }
   if (resp_.status < 200) return rc;  // interim 1xx: we answered Expect ourselves
   const http::ResponseHead& r = resp_;
+  ReportOutcome(ex, r.status < 500);
   ex.resp_head_done = true;
   ex.resp_started = true;
   ex.status = r.status;
@@ -234,6 +235,7 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
     w.S(std::string_view(ex.trace.trace_id, 32));
   }
   w.S("\r\n");
+  if (ex.rate_limited_route) WriteRateFields(w, ex.rate);
   if (close) {
     w.S("connection: close\r\n");
   } else if (ex.version_minor == 0) {
@@ -322,6 +324,9 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
   Exchange& ex = c.ex;
   ex.upstream = kNone;
   if (!ex.active) return;
+  // A pooled connection the upstream had already closed says nothing about
+  // the service's health: only other failures count toward its breaker.
+  if (!stale) ReportOutcome(ex, false);
   if (!ex.resp_started) {
     // Retry only what provably did not reach the upstream: a failed connect
     // (next endpoint), or a pooled connection the upstream had closed before
@@ -331,12 +336,22 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
     bool retry = !ex.req_body_sent &&
                  ((connect_failed && ex.attempts < endpoints) ||
                   (stale && ex.req_body == http::BodyKind::kNone && ex.attempts <= endpoints + 1));
-    if (retry) {
+    bool open = ex.breaker != nullptr &&
+                ex.breaker->Status(now_).state != policy::BreakerState::kClosed;
+    if (retry && !open) {
       if (connect_failed) ++ex.endpoint_index;
+      ex.outcome_reported = false;  // the next attempt reports on its own
+      ex.probe = false;
       AttachUpstream(slot, true);
       return;
     }
-    LocalResponse(slot, status, reason, message, !ex.req_done);
+    if (open) {
+      // This failure opened the breaker (or it opened meanwhile): say so.
+      LocalResponse(slot, 503, "circuit_open", "the service's circuit breaker is open",
+                    !ex.req_done);
+    } else {
+      LocalResponse(slot, status, reason, message, !ex.req_done);
+    }
     FinishExchange(slot);
     return;
   }

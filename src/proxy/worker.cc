@@ -262,6 +262,10 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
     pool_count_.resize(max_ep, 0);
   }
   rr_.assign(s.clusters.size(), index_);
+  limiters_.clear();
+  for (const auto& r : s.routes) {
+    limiters_.push_back(r.limiter ? policy::CoreRateLimiter(r.limiter.get()) : policy::CoreRateLimiter());
+  }
 }
 
 void Worker::ReleaseHold(SnapshotHold* h) {
@@ -292,6 +296,7 @@ void Worker::OnTimer(core::Timer* t) {
       Client& c = clients_[slot];
       if (!c.ex.active) return;
       if (!c.ex.resp_started) {
+        ReportOutcome(c.ex, false);
         LocalResponse(slot, 504, "upstream_timeout", "the upstream did not answer in time",
                       !c.ex.req_done);
         FinishExchange(slot);  // closes the upstream: a late answer must not reach anyone

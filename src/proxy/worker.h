@@ -29,6 +29,7 @@
 #include "hms/http/parser.h"
 #include "hms/obs/metrics.h"
 #include "hms/obs/trace.h"
+#include "hms/policy/rate_limit.h"
 
 namespace hms::proxy {
 
@@ -98,6 +99,12 @@ struct Exchange {
   uint16_t status = 0;
   core::Instant start = 0;
   obs::TraceContext trace{};
+  // Stamps.
+  policy::Breaker* breaker = nullptr;  // the service's, when the attempt was admitted
+  bool probe = false;                  // this attempt is the half-open probe
+  bool outcome_reported = false;       // the breaker heard this attempt's outcome
+  bool rate_limited_route = false;     // the answer carries RateLimit-* fields
+  policy::RateDecision rate{};
 };
 
 struct Client {
@@ -204,6 +211,10 @@ class Worker {
   // graceful: flush the queue and linger first; else close at once.
   void CloseClient(uint32_t slot, bool graceful);
   void EndExchange(uint32_t slot);
+  // Tells the service's breaker how the current attempt went (once per attempt).
+  void ReportOutcome(Exchange& ex, bool ok);
+  // Appends the RateLimit-* fields of a rate-limited route's decision.
+  static void WriteRateFields(class Writer& w, const policy::RateDecision& d);
   void RejectRequest(uint32_t slot, int status, const char* reason, const char* message);
   void MaybeFreeClient(uint32_t slot);
   void MarkDirty(Client& c, uint32_t slot);
@@ -268,6 +279,7 @@ class Worker {
   std::vector<uint32_t> pool_head_;   // [endpoint id] → most recently idle upstream
   std::vector<uint32_t> pool_count_;  // [endpoint id]
   std::vector<uint32_t> rr_;          // [cluster index] round-robin cursor
+  std::vector<policy::CoreRateLimiter> limiters_;  // [route index] this core's view of each bucket
   std::vector<uint32_t> dirty_clients_;
   std::vector<uint32_t> dirty_upstreams_;
   std::vector<uint32_t> repump_;      // clients whose input may progress after a send drained

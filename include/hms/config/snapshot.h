@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "hms/config/config.h"
+#include "hms/policy/breaker.h"
+#include "hms/policy/rate_limit.h"
 #include "hms/route/route_table.h"
 
 namespace hms::config {
@@ -40,6 +42,9 @@ struct Cluster {  // one service
   BreakerConfig breaker;
   std::optional<RateLimit> rate_limit;
   std::vector<std::string> allow_from;
+  // Process-wide breaker state, kept across reloads by name (the control
+  // thread's policy::PolicyRegistry fills it in after compiling).
+  std::shared_ptr<policy::Breaker> breaker_state;
 };
 
 struct Route {
@@ -52,6 +57,9 @@ struct Route {
   std::string auth;           // required | optional | none
   std::vector<std::pair<std::string, std::string>> require;  // claim → value (auth module)
   std::optional<RateLimit> rate_limit;
+  // Process-wide bucket for rate_limit (null without one), kept across reloads
+  // by route key; filled in by the control thread after compiling.
+  std::shared_ptr<policy::RateLimitState> limiter;
   std::string where;          // "file:line"
 };
 
