@@ -121,6 +121,20 @@ std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* er
   return services;
 }
 
+// Loads the JWT keys the gateway config names. Errors name the file.
+hms::Result<bool> AttachJwt(const GatewayConfig& c, Snapshot* s) {
+  if (!c.jwt) return true;
+  const auto& j = *c.jwt;
+  auto keys = !j.jwks.empty() ? hms::auth::KeySet::FromJwksFile(j.jwks)
+                              : hms::auth::KeySet::FromHs256SecretFile(j.hs256_secret_file);
+  if (!keys.ok()) return keys.error();
+  s->jwt_keys = std::make_shared<const hms::auth::KeySet>(std::move(*keys));
+  s->jwt_policy.issuer = j.issuer;
+  s->jwt_policy.audience = j.audience;
+  s->jwt_policy.leeway_s = j.leeway_ms / 1000;
+  return true;
+}
+
 // Gives the snapshot its process-wide policy state: a route or service that
 // survives a reload keeps its bucket and breaker (a changed limit applies at
 // once); state of names that disappeared is freed.
@@ -160,6 +174,10 @@ Snapshot* Compile(Gateway& g) {
                                            &g.endpoint_ids, &g.route_keys);
   if (!snap.ok()) {
     Log("config not applied, keeping the last good one: %s", snap.error().message.c_str());
+    return nullptr;
+  }
+  if (auto j = AttachJwt(g.config, snap->get()); !j.ok()) {
+    Log("config not applied, keeping the last good one: %s", j.error().message.c_str());
     return nullptr;
   }
   ++g.version;

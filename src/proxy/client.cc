@@ -247,6 +247,10 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     FinishExchange(slot);
     return static_cast<int64_t>(head_len);
   }
+  claims_valid_ = false;
+  if (snap.jwt_keys != nullptr && route.auth != "none" && !Authenticate(slot, snap, route)) {
+    return static_cast<int64_t>(head_len);
+  }
   if (route.limiter != nullptr) {
     // One shared word per bucket: the process admits what a single global
     // bucket would, whichever core this is (docs/resilience.md).
@@ -258,9 +262,11 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
       ex.rate = limiter.TryTake(now_, std::string_view(c.peer, c.peer_len));
     } else if (per.size() > 7 && per.compare(0, 7, "header:") == 0) {
       ex.rate = limiter.TryTake(now_, Find(r.headers, r.header_count, std::string_view(per).substr(7)));
+    } else if (per == "jwt_sub" && claims_valid_ && !claims_.sub().empty()) {
+      ex.rate = limiter.TryTake(now_, claims_.sub());
     } else {
-      // jwt_sub keys by the verified subject once JWT validation runs here;
-      // until then the caller's address stands in.
+      // jwt_sub without a verified subject (auth optional, no token): the
+      // caller's address stands in.
       ex.rate = limiter.TryTake(now_, std::string_view(c.peer, c.peer_len));
     }
     ex.rate_limited_route = true;
@@ -437,6 +443,32 @@ void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const 
   w.S("\r\n").S(std::string_view(body, b.size()));
   c.out.Commit(w.size());
   MarkDirty(c, slot);
+}
+
+bool Worker::Authenticate(uint32_t slot, const config::Snapshot& snap, const config::Route& route) {
+  Client& c = clients_[slot];
+  const http::RequestHead& r = req_;
+  std::string_view token = auth::BearerToken(Find(r.headers, r.header_count, "authorization"));
+  if (token.empty() && route.auth == "optional") return true;
+  HMS_CHECK(verifier_ != nullptr && snap.jwt_keys != nullptr);
+  auth::Verdict v = verifier_->Verify(token, now_unix_, &claims_);
+  if (v.ok) v = auth::CheckRequired(claims_, route.require);
+  if (v.ok) {
+    claims_valid_ = true;
+    return true;
+  }
+  char fields[512];
+  size_t n = std::snprintf(fields, sizeof fields, "www-authenticate: ");
+  size_t w = auth::FormatWwwAuthenticate(v, fields + n, sizeof fields - n - 3);
+  std::memcpy(fields + n + w, "\r\n", 3);
+  char reason[48];
+  std::snprintf(reason, sizeof reason, "jwt_%.*s", static_cast<int>(v.reason.size()), v.reason.data());
+  char message[160];
+  std::snprintf(message, sizeof message, "%.*s", static_cast<int>(v.description.size()),
+                v.description.data());
+  LocalResponse(slot, v.status, reason, message, !c.ex.req_done, fields);
+  FinishExchange(slot);
+  return false;
 }
 
 void Worker::ReportOutcome(Exchange& ex, bool ok) {

@@ -135,6 +135,9 @@ void Worker::Loop() {
                    std::strerror(-rc));
     }
     now_ = core::Now();
+    timespec wall;
+    clock_gettime(CLOCK_REALTIME_COARSE, &wall);
+    now_unix_ = wall.tv_sec;
     uint32_t seen = 0;
     unsigned head;
     io_uring_for_each_cqe(ring_.raw(), head, cqe) {
@@ -262,6 +265,17 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
     pool_count_.resize(max_ep, 0);
   }
   rr_.assign(s.clusters.size(), index_);
+  if (s.jwt_keys != nullptr) {
+    // A new key set or policy empties the token cache: a removed key stops
+    // admitting its tokens at once.
+    if (verifier_ == nullptr) {
+      verifier_ = std::make_unique<auth::JwtVerifier>(s.jwt_keys.get(), s.jwt_policy);
+    } else {
+      verifier_->Rebind(s.jwt_keys.get(), s.jwt_policy);
+    }
+  } else {
+    verifier_.reset();
+  }
   limiters_.clear();
   for (const auto& r : s.routes) {
     limiters_.push_back(r.limiter ? policy::CoreRateLimiter(r.limiter.get()) : policy::CoreRateLimiter());

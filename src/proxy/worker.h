@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "hms/auth/jwt.h"
 #include "hms/config/snapshot.h"
 #include "hms/core/block_pool.h"
 #include "hms/core/clock.h"
@@ -211,6 +212,9 @@ class Worker {
   // graceful: flush the queue and linger first; else close at once.
   void CloseClient(uint32_t slot, bool graceful);
   void EndExchange(uint32_t slot);
+  // JWT validation for routes with auth required/optional. False when the
+  // request was answered (401/403).
+  bool Authenticate(uint32_t slot, const config::Snapshot& snap, const config::Route& route);
   // Tells the service's breaker how the current attempt went (once per attempt).
   void ReportOutcome(Exchange& ex, bool ok);
   // Appends the RateLimit-* fields of a rate-limited route's decision.
@@ -280,6 +284,10 @@ class Worker {
   std::vector<uint32_t> pool_count_;  // [endpoint id]
   std::vector<uint32_t> rr_;          // [cluster index] round-robin cursor
   std::vector<policy::CoreRateLimiter> limiters_;  // [route index] this core's view of each bucket
+  std::unique_ptr<auth::JwtVerifier> verifier_;     // with the current snapshot's keys; its own cache
+  auth::Claims claims_;                             // scratch: the claims of the token being checked
+  bool claims_valid_ = false;                       // claims_ belong to the current request
+  int64_t now_unix_ = 0;                            // wall-clock seconds, read once per pass
   std::vector<uint32_t> dirty_clients_;
   std::vector<uint32_t> dirty_upstreams_;
   std::vector<uint32_t> repump_;      // clients whose input may progress after a send drained

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "hms/auth/jwt.h"
+#include "hms/auth/key_set.h"
 #include "hms/config/config.h"
 #include "hms/policy/breaker.h"
 #include "hms/policy/rate_limit.h"
@@ -91,6 +93,10 @@ struct Snapshot {
   std::vector<Cluster> clusters;
   std::vector<Route> routes;
   route::RouteTable table;  // RouteSpec::target = index into routes
+  // JWT validation (when the gateway config has a jwt section): the keys,
+  // loaded by the control thread from the jwks or secret file, and the policy.
+  std::shared_ptr<const auth::KeySet> jwt_keys;
+  auth::JwtPolicy jwt_policy;
   std::atomic<int> refs{1};
 
   void Acquire() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
