@@ -67,20 +67,8 @@ void Worker::OnAccept(uint16_t listener, int res, uint32_t flags) {
   }
   metrics_.connections_accepted.Add();
   metrics_.connections_active.Add();
-  ArmClientRecv(slot);
+  ArmRecv(clients_[slot], kOpRecvClient, slot);
   SetClientTimer(slot);
-}
-
-void Worker::ArmClientRecv(uint32_t slot) {
-  Client& c = clients_[slot];
-  io_uring_sqe* sqe = ring_.Sqe();
-  io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
-  sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = buffers_.group();
-  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpRecvClient, c.gen, slot));
-  c.recv_armed = true;
-  c.paused = false;
-  ++c.ops;
 }
 
 void Worker::SetClientTimer(uint32_t slot) {
@@ -131,7 +119,7 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
   if (!c.recv_armed && !c.eof && c.in.held_head == kNone &&
       (c.state == Client::State::kHead || c.state == Client::State::kBody ||
        c.state == Client::State::kAwaitResponse || c.phase == Client::Phase::kLinger)) {
-    ArmClientRecv(slot);
+    ArmRecv(clients_[slot], kOpRecvClient, slot);
   }
   MaybeFreeClient(slot);
 }
@@ -143,17 +131,7 @@ void Worker::PumpClient(uint32_t slot) {
   Drive(c.in, [this, slot](const char* p, size_t n) -> int64_t { return ConsumeClient(slot, p, n); });
   Client& d = clients_[slot];
   if (d.state == Client::State::kFree || d.state == Client::State::kClosing) return;
-  if (d.in.held_head != kNone) {
-    if (d.recv_armed && !d.paused) {
-      // Cannot take more now: stop the multishot so buffers stay in the ring.
-      io_uring_sqe* sqe = ring_.Sqe();
-      io_uring_prep_cancel64(sqe, core::PackUserData(kOpRecvClient, d.gen, slot), 0);
-      io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
-      d.paused = true;
-    }
-  } else if (!d.recv_armed && !d.eof) {
-    ArmClientRecv(slot);
-  }
+  if (!d.eof) PauseOrResume(d, kOpRecvClient, slot);
 }
 
 int64_t Worker::ConsumeClient(uint32_t slot, const char* p, size_t n) {
@@ -303,21 +281,12 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   ex.head = blocks_.Get();
   Writer w(ex.head->data(), blocks_.block_size());
   w.S(r.method_text).C(' ').S(r.target).S(" HTTP/1.1\r\n");
-  std::string_view conn_values[4];
-  int nconn = 0;
   std::string_view xff;
-  for (int i = 0; i < r.header_count; ++i) {
-    if (http::EqualsIgnoreCase(r.headers[i].name, "connection") && nconn < 4) {
-      conn_values[nconn++] = r.headers[i].value;
-    }
-  }
   bool has_host = false;
+  HopByHop hop_by_hop(r.headers, r.header_count);
   for (int i = 0; i < r.header_count; ++i) {
     const http::Header& h = r.headers[i];
-    bool hop = false;
-    for (int k = 0; k < (nconn == 0 ? 1 : nconn) && !hop; ++k)
-      hop = http::IsHopByHop(h.name, nconn == 0 ? std::string_view() : conn_values[k]);
-    if (hop) continue;
+    if (hop_by_hop(h.name)) continue;
     if (http::EqualsIgnoreCase(h.name, "x-forwarded-for")) {
       xff = h.value;
       continue;
@@ -578,18 +547,14 @@ void Worker::CloseClient(uint32_t slot, bool graceful) {
     c.phase = Client::Phase::kLinger;
     shutdown(c.fd, SHUT_WR);
     timers_.Arm(&c.timer, now_, kLingerMs);
-    if (!c.recv_armed) ArmClientRecv(slot);
+    if (!c.recv_armed) ArmRecv(clients_[slot], kOpRecvClient, slot);
     return;
   }
   if (c.phase == Client::Phase::kHard) return;
   c.phase = Client::Phase::kHard;
   timers_.Cancel(&c.timer);
   shutdown(c.fd, SHUT_RDWR);  // ends the multishot recv and any pending send
-  if (c.recv_armed) {
-    io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_cancel64(sqe, core::PackUserData(kOpRecvClient, c.gen, slot), 0);
-    io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
-  }
+  if (c.recv_armed) Cancel(kOpRecvClient, c.gen, slot);
   MaybeFreeClient(slot);
 }
 

@@ -92,23 +92,11 @@ void Worker::OnConnect(uint32_t up, int res) {
     return;
   }
   u.state = Upstream::State::kBusy;
-  ArmUpstreamRecv(up);
+  ArmRecv(upstreams_[up], kOpRecvUp, up);
   if (!u.dirty) {
     u.dirty = true;
     dirty_upstreams_.push_back(up);
   }
-}
-
-void Worker::ArmUpstreamRecv(uint32_t up) {
-  Upstream& u = upstreams_[up];
-  io_uring_sqe* sqe = ring_.Sqe();
-  io_uring_prep_recv_multishot(sqe, u.fd, nullptr, 0, 0);
-  sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = buffers_.group();
-  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpRecvUp, u.gen, up));
-  u.recv_armed = true;
-  u.paused = false;
-  ++u.ops;
 }
 
 void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
@@ -146,7 +134,7 @@ void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
   if (!u.recv_armed && u.in.held_head == kNone &&
       (u.state == Upstream::State::kBusy || u.state == Upstream::State::kIdle) &&
       (res > 0 || res == -ENOBUFS || res == -ECANCELED)) {
-    ArmUpstreamRecv(up);
+    ArmRecv(upstreams_[up], kOpRecvUp, up);
   }
   MaybeFreeUpstream(up);
 }
@@ -156,16 +144,7 @@ void Worker::PumpUpstream(uint32_t up) {
   if (u.state != Upstream::State::kBusy) return;
   Drive(u.in, [this, up](const char* p, size_t n) -> int64_t { return ConsumeUpstream(up, p, n); });
   if (u.state != Upstream::State::kBusy && u.state != Upstream::State::kIdle) return;
-  if (u.in.held_head != kNone) {
-    if (u.recv_armed && !u.paused) {
-      io_uring_sqe* sqe = ring_.Sqe();
-      io_uring_prep_cancel64(sqe, core::PackUserData(kOpRecvUp, u.gen, up), 0);
-      io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
-      u.paused = true;
-    }
-  } else if (!u.recv_armed) {
-    ArmUpstreamRecv(up);
-  }
+  PauseOrResume(u, kOpRecvUp, up);
 }
 
 int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
@@ -204,18 +183,10 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   char* dst = c.out.Reserve(&blocks_, blocks_.block_size());
   Writer w(dst, blocks_.block_size());
   w.S("HTTP/1.1 ").U(r.status).C(' ').S(r.reason).S("\r\n");
-  std::string_view conn_values[4];
-  int nconn = 0;
-  for (int i = 0; i < r.header_count; ++i) {
-    if (http::EqualsIgnoreCase(r.headers[i].name, "connection") && nconn < 4) {
-      conn_values[nconn++] = r.headers[i].value;
-    }
-  }
+  HopByHop hop_by_hop(r.headers, r.header_count);
   for (int i = 0; i < r.header_count; ++i) {
     const http::Header& h = r.headers[i];
-    bool hop = false;
-    for (int k = 0; k < (nconn == 0 ? 1 : nconn) && !hop; ++k)
-      hop = http::IsHopByHop(h.name, nconn == 0 ? std::string_view() : conn_values[k]);
+    bool hop = hop_by_hop(h.name);
     // Identical repeated Content-Length fields were folded by the parser: one
     // goes out (for bodiless answers, such as to HEAD, they pass as sent).
     if (hop || http::EqualsIgnoreCase(h.name, "x-trace-id") ||
@@ -404,16 +375,8 @@ void Worker::CloseUpstream(uint32_t up) {
   timers_.Cancel(&u.timer);
   ClearInput(u.in);
   shutdown(u.fd, SHUT_RDWR);  // ends the multishot recv and a pending send
-  if (u.connect_inflight) {
-    io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_cancel64(sqe, core::PackUserData(kOpConnectUp, u.gen, up), 0);
-    io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
-  }
-  if (u.recv_armed) {
-    io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_cancel64(sqe, core::PackUserData(kOpRecvUp, u.gen, up), 0);
-    io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
-  }
+  if (u.connect_inflight) Cancel(kOpConnectUp, u.gen, up);
+  if (u.recv_armed) Cancel(kOpRecvUp, u.gen, up);
   MaybeFreeUpstream(up);
 }
 

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "hms/http/parser.h"
+
 namespace hms::proxy {
 
 // Appends into [p, end); silently truncates when full (heads are bounded by the
@@ -61,6 +63,27 @@ class Writer {
   char* p_;
   char* end_;
   bool overflow_ = false;
+};
+
+// Which fields of a message are hop-by-hop (RFC 9110 §7.6.1): the fixed set
+// plus every field its Connection headers name.
+class HopByHop {
+ public:
+  HopByHop(const http::Header* headers, int count) noexcept {
+    for (int i = 0; i < count && n_ < kMax; ++i)
+      if (http::EqualsIgnoreCase(headers[i].name, "connection")) values_[n_++] = headers[i].value;
+  }
+  bool operator()(std::string_view name) const noexcept {
+    if (n_ == 0) return http::IsHopByHop(name, {});
+    for (int k = 0; k < n_; ++k)
+      if (http::IsHopByHop(name, values_[k])) return true;
+    return false;
+  }
+
+ private:
+  static constexpr int kMax = 4;
+  std::string_view values_[kMax];
+  int n_ = 0;
 };
 
 inline std::string_view StatusText(int status) noexcept {

@@ -335,6 +335,40 @@ void Worker::MarkDirty(Client& c, uint32_t slot) {
 }
 
 template <typename Conn>
+void Worker::ArmRecv(Conn& c, uint8_t op, uint32_t slot) {
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffers_.group();
+  io_uring_sqe_set_data64(sqe, core::PackUserData(op, c.gen, slot));
+  c.recv_armed = true;
+  c.paused = false;
+  ++c.ops;
+}
+template void Worker::ArmRecv(Client&, uint8_t, uint32_t);
+template void Worker::ArmRecv(Upstream&, uint8_t, uint32_t);
+
+template <typename Conn>
+void Worker::PauseOrResume(Conn& c, uint8_t op, uint32_t slot) {
+  if (c.in.held_head != kNone) {
+    if (c.recv_armed && !c.paused) {
+      Cancel(op, c.gen, slot);
+      c.paused = true;
+    }
+  } else if (!c.recv_armed) {
+    ArmRecv(c, op, slot);
+  }
+}
+template void Worker::PauseOrResume(Client&, uint8_t, uint32_t);
+template void Worker::PauseOrResume(Upstream&, uint8_t, uint32_t);
+
+void Worker::Cancel(uint8_t op, uint32_t gen, uint32_t slot) {
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_cancel64(sqe, core::PackUserData(op, gen, slot), 0);
+  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpIgnore, 0, 0));
+}
+
+template <typename Conn>
 void Worker::QueueSend(Conn& c, uint8_t op, uint32_t slot) {
   int n = c.out.Gather(c.iov, 8);
   io_uring_sqe* sqe = ring_.Sqe();

@@ -189,6 +189,15 @@ class Worker {
   void DrainMailbox();
   void OnTimer(core::Timer* t);
   void FlushDirty();
+  // Arms a multishot recv into the provided-buffer ring.
+  template <typename Conn>
+  void ArmRecv(Conn& c, uint8_t op, uint32_t slot);
+  // Stops the recv while held input waits (buffers stay in the ring for the
+  // other connections), re-arms it once the input is consumed.
+  template <typename Conn>
+  void PauseOrResume(Conn& c, uint8_t op, uint32_t slot);
+  // Cancels the operation op/gen/slot; its final completion still arrives.
+  void Cancel(uint8_t op, uint32_t gen, uint32_t slot);
   // Queues one send of everything in `out` (SEND_ZC from zero_copy_min_bytes).
   template <typename Conn>
   void QueueSend(Conn& c, uint8_t op, uint32_t slot);
@@ -199,7 +208,6 @@ class Worker {
   // Accept and client side.
   void ArmAccept(uint16_t listener);
   void OnAccept(uint16_t listener, int res, uint32_t flags);
-  void ArmClientRecv(uint32_t slot);
   void OnClientRecv(uint32_t slot, int res, uint32_t flags);
   void OnClientSent(uint32_t slot, int res);
   void PumpClient(uint32_t slot);
@@ -231,7 +239,6 @@ class Worker {
   void CompleteResponse(uint32_t up);
   uint32_t NewUpstream(const config::Endpoint& ep);
   void OnConnect(uint32_t up, int res);
-  void ArmUpstreamRecv(uint32_t up);
   void OnUpstreamRecv(uint32_t up, int res, uint32_t flags);
   void OnUpstreamSent(uint32_t up, int res);
   void PumpUpstream(uint32_t up);
