@@ -1,9 +1,17 @@
 // The allocator of hms-gateway: mimalloc, with every operator new counted on
 // the thread that registered a counter (core threads: see obs/alloc_hook.h),
 // so a test can prove the steady-state data path allocates nothing.
-#include <mimalloc.h>
-
+#include <cstdlib>
 #include <new>
+
+#ifdef HMS_SANITIZED
+// Sanitizer builds: the sanitizer's allocator must see every block.
+#define mi_malloc std::malloc
+#define mi_free std::free
+#define mi_malloc_aligned(n, a) std::aligned_alloc((a), (((n) + (a)-1) / (a)) * (a))
+#else
+#include <mimalloc.h>
+#endif
 
 #include "hms/obs/alloc_hook.h"
 
