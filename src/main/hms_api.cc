@@ -3,7 +3,11 @@
 //
 // Exit status: 0 success, 1 a user error (bad file, unknown service, store
 // failure), 2 a usage error (unknown command, missing argument).
+#include <arpa/inet.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +20,7 @@
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/store.h"
+#include "hms/route/route_table.h"
 
 #ifndef HMS_VERSION
 #define HMS_VERSION "dev"
@@ -35,11 +40,13 @@ constexpr char kProgramHelp[] =
     "that every gateway and sidecar watches.\n"
     "\n"
     "commands:\n"
-    "  register FILE...                      validate route files (YAML or JSON) and store them\n"
+    "  register [--dry-run] FILE...          validate route files (YAML or JSON) and store them\n"
     "  deregister SERVICE                    remove a service and its endpoints\n"
     "  list [--json]                         registered services, routes and endpoints\n"
     "  show SERVICE                          a service's route file and endpoints\n"
     "  endpoints add|remove SERVICE HOST:PORT  static endpoints of a service\n"
+    "  explain [--host HOST] [--json] METHOD PATH\n"
+    "                                        which route, policies and endpoints a request gets\n"
     "\n"
     "options:\n"
     "  --store URI   the store: file:DIR (default: $HMS_STORE, else file:/var/lib/hms\n"
@@ -48,13 +55,37 @@ constexpr char kProgramHelp[] =
     "  --version     the program's version\n";
 
 constexpr char kRegisterHelp[] =
-    "usage: hms-api register FILE...\n"
+    "usage: hms-api register [--dry-run] FILE...\n"
     "\n"
     "Validates every FILE (a route file, YAML or JSON), checks that its routes do\n"
     "not clash with the routes of the services already registered or with each\n"
     "other, then writes them all to the store. Nothing is written if any file is\n"
     "invalid; errors say file:line and why. Registering a service again replaces\n"
-    "its route file and keeps its endpoints.\n";
+    "its route file and keeps its endpoints.\n"
+    "\n"
+    "  --dry-run   validate exactly as above, then print what would change instead\n"
+    "              of writing: per service \"would add\", \"would change\" or\n"
+    "              \"unchanged\", with the routes added (+), removed (-) and changed (~).\n"
+    "              A route is its method set, host and template; it changes when its\n"
+    "              timeout, auth, require or rate_limit does. Writes nothing.\n";
+
+constexpr char kExplainHelp[] =
+    "usage: hms-api explain [--host HOST] [--json] METHOD PATH\n"
+    "\n"
+    "Compiles the store's services the way a gateway with the embedded defaults\n"
+    "does (no jwt section, the mesh's default retries, timeout and breaker;\n"
+    "endpoint names resolved) and says what that gateway would do with METHOD PATH:\n"
+    "the route that matches (service, template, file:line, captured parameters),\n"
+    "the policies that apply (timeout, retries, breaker, rate_limit, auth,\n"
+    "require) and the endpoints it would try, in order; or 404, or 405 with the\n"
+    "Allow list. PATH is the request target; a query string is ignored.\n"
+    "\n"
+    "  --host HOST   the request's Host (port ignored); without it only routes\n"
+    "                for any host match\n"
+    "  --json        one JSON object instead of text\n"
+    "\n"
+    "Exit status: 0 when a route matches, 1 otherwise (404, 405, or a store whose\n"
+    "services do not compile).\n";
 
 constexpr char kDeregisterHelp[] =
     "usage: hms-api deregister SERVICE\n"
@@ -133,18 +164,12 @@ Result<std::unique_ptr<control::Store>> Open(const std::string& uri) {
   return control::OpenStore(uri.empty() ? control::DefaultStoreUri() : uri);
 }
 
-int Register(const std::string& uri, const std::vector<std::string>& args) {
-  if (IsHelp(args)) return std::fputs(kRegisterHelp, stdout), kOk;
-  if (args.empty()) return Usage("register needs at least one FILE", kRegisterHelp);
-  for (const std::string& a : args) {
-    if (a.starts_with("-")) return Usage("unknown option '" + a + "'", kRegisterHelp);
-  }
-  // Every file is read and checked, and every error reported, before the
-  // store is touched.
-  std::vector<config::ServiceConfig> parsed;
-  std::vector<control::StoredService> batch;
+// Reads and parses every file, printing every error (not just the first) to
+// stderr. `parsed` and `batch` come out in the order of `files`.
+bool ParseFiles(const std::vector<std::string>& files, std::vector<config::ServiceConfig>* parsed,
+                std::vector<control::StoredService>* batch) {
   bool failed = false;
-  for (const std::string& path : args) {
+  for (const std::string& path : files) {
     std::string text, error;
     if (!ReadFile(path, &text, &error)) {
       std::fprintf(stderr, "hms-api: %s\n", error.c_str());
@@ -157,22 +182,20 @@ int Register(const std::string& uri, const std::vector<std::string>& args) {
       failed = true;
       continue;
     }
-    batch.push_back(control::StoredService{s->service, text, path, {}});
-    parsed.push_back(std::move(s.value()));
+    batch->push_back(control::StoredService{s->service, text, path, {}});
+    parsed->push_back(std::move(s.value()));
   }
-  if (failed) return Fail("nothing registered");
+  return !failed;
+}
 
-  Result<std::unique_ptr<control::Store>> store = Open(uri);
-  if (!store) return Fail(store.error().message);
-  Result<std::vector<control::StoredService>> existing = (*store)->List();
-  if (!existing) return Fail(existing.error().message);
-
-  // A trial snapshot of the store's services (minus the ones being replaced)
-  // plus the new ones catches clashes across services and duplicate names.
-  // Endpoints are left out: they are checked for syntax above, and a name
-  // that only the gateways' resolver knows must not block a registration.
+// A trial snapshot of the store's services (minus the ones being replaced)
+// plus the new ones catches clashes across services and duplicate names.
+// Endpoints are left out: they are checked for syntax by the parser, and a
+// name that only the gateways' resolver knows must not block a registration.
+bool TrialCompile(const std::vector<control::StoredService>& existing,
+                  const std::vector<config::ServiceConfig>& parsed) {
   std::vector<config::ServiceConfig> trial;
-  for (const control::StoredService& stored : existing.value()) {
+  for (const control::StoredService& stored : existing) {
     bool replaced = false;
     for (const config::ServiceConfig& s : parsed) replaced = replaced || s.service == stored.name;
     if (replaced) continue;
@@ -192,8 +215,260 @@ int Register(const std::string& uri, const std::vector<std::string>& args) {
       config::DefaultGatewayConfig(), config::MeshConfig{}, trial, 0, &endpoint_ids, &route_keys);
   if (!snap) {
     std::fprintf(stderr, "hms-api: %s\n", snap.error().message.c_str());
-    return Fail("nothing registered");
+    return false;
   }
+  return true;
+}
+
+// "15s", "250ms", "1m30s", "2h": durations as config files write them.
+std::string FormatMs(uint64_t ms) {
+  if (ms == 0) return "0s";
+  if (ms % 1000 != 0) return std::to_string(ms) + "ms";
+  uint64_t s = ms / 1000;
+  std::string out;
+  if (s >= 3600) out += std::to_string(s / 3600) + "h";
+  if (s % 3600 >= 60) out += std::to_string(s % 3600 / 60) + "m";
+  if (s % 60 > 0) out += std::to_string(s % 60) + "s";
+  return out;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string JoinMethods(const std::vector<std::string>& methods) {
+  if (methods.empty()) return "*";
+  std::string out;
+  for (const std::string& m : methods) out += (out.empty() ? "" : ", ") + m;
+  return out;
+}
+
+// What `register --dry-run` compares: a route's identity and the settings
+// whose change makes it "changed". Effective values, so a service-level
+// timeout or rate_limit that a route inherits shows up on the route.
+struct RouteFacts {
+  std::string identity;  // sorted method set | lower-case host | template
+  std::string label;     // "GET, HEAD /v2/sum/{a}/{b} (host api.example.com)"
+  std::string where;     // "file:line"
+  uint32_t timeout_ms = 0;
+  std::string auth;                                          // as written; "" = default
+  std::vector<std::pair<std::string, std::string>> require;  // sorted
+  std::optional<config::RateLimit> rate_limit;
+};
+
+std::vector<RouteFacts> Facts(const config::ServiceConfig& s, const config::MeshConfig& mesh) {
+  std::vector<RouteFacts> out;
+  for (const config::RouteConfig& rc : s.routes) {
+    RouteFacts f;
+    std::vector<std::string> methods = rc.methods;
+    std::sort(methods.begin(), methods.end());
+    methods.erase(std::unique(methods.begin(), methods.end()), methods.end());
+    f.identity = JoinMethods(methods) + "|" + Lower(rc.host) + "|" + rc.path;
+    f.label = JoinMethods(rc.methods) + " " + rc.path;
+    if (!rc.host.empty()) f.label += " (host " + rc.host + ")";
+    f.where = s.source + ":" + std::to_string(rc.line);
+    f.timeout_ms = rc.timeout_ms.value_or(s.timeout_ms.value_or(mesh.timeout_ms));
+    f.auth = rc.auth;
+    f.require = rc.require;
+    std::sort(f.require.begin(), f.require.end());
+    f.rate_limit = rc.rate_limit ? rc.rate_limit : s.rate_limit;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::string RequireText(const std::vector<std::pair<std::string, std::string>>& require) {
+  if (require.empty()) return "none";
+  std::string out;
+  for (const auto& [claim, value] : require) out += (out.empty() ? "" : ", ") + claim + "=" + value;
+  return out;
+}
+
+std::string RateText(const std::optional<config::RateLimit>& rl) {
+  if (!rl || rl->rate_per_sec_x1000 == 0) return "none";
+  return rl->text;
+}
+
+bool SameRate(const std::optional<config::RateLimit>& a,
+              const std::optional<config::RateLimit>& b) {
+  const bool has_a = a && a->rate_per_sec_x1000 != 0;
+  const bool has_b = b && b->rate_per_sec_x1000 != 0;
+  if (has_a != has_b) return false;
+  return !has_a || (a->rate_per_sec_x1000 == b->rate_per_sec_x1000 && a->burst == b->burst &&
+                    a->per == b->per);
+}
+
+// "timeout 15s → 2s; auth default → none", or "" when nothing differs.
+std::string RouteChanges(const RouteFacts& was, const RouteFacts& now) {
+  std::vector<std::string> changes;
+  if (was.timeout_ms != now.timeout_ms) {
+    changes.push_back("timeout " + FormatMs(was.timeout_ms) + " → " + FormatMs(now.timeout_ms));
+  }
+  if (was.auth != now.auth) {
+    changes.push_back("auth " + (was.auth.empty() ? std::string("default") : was.auth) + " → " +
+                      (now.auth.empty() ? std::string("default") : now.auth));
+  }
+  if (was.require != now.require) {
+    changes.push_back("require " + RequireText(was.require) + " → " + RequireText(now.require));
+  }
+  if (!SameRate(was.rate_limit, now.rate_limit)) {
+    changes.push_back("rate_limit " + RateText(was.rate_limit) + " → " + RateText(now.rate_limit));
+  }
+  std::string out;
+  for (const std::string& c : changes) out += (out.empty() ? "" : "; ") + c;
+  return out;
+}
+
+std::string ListText(const std::vector<std::string>& items) {
+  if (items.empty()) return "[]";
+  std::string out = "[";
+  for (const std::string& i : items) out += (out.size() > 1 ? ", " : "") + i;
+  return out + "]";
+}
+
+// Service settings that no route carries: retries, breaker, the file's
+// endpoints, allow_from.
+std::vector<std::string> ServiceChanges(const config::ServiceConfig& was,
+                                        const config::ServiceConfig& now,
+                                        const config::MeshConfig& mesh) {
+  std::vector<std::string> out;
+  const uint32_t r0 = was.retries.value_or(mesh.retries), r1 = now.retries.value_or(mesh.retries);
+  if (r0 != r1) out.push_back("retries " + std::to_string(r0) + " → " + std::to_string(r1));
+  const config::BreakerConfig b0 = was.breaker.value_or(mesh.breaker);
+  const config::BreakerConfig b1 = now.breaker.value_or(mesh.breaker);
+  if (b0.failures != b1.failures || b0.open_for_ms != b1.open_for_ms) {
+    out.push_back("breaker {failures: " + std::to_string(b0.failures) + ", open_for: " +
+                  FormatMs(b0.open_for_ms) + "} → {failures: " + std::to_string(b1.failures) +
+                  ", open_for: " + FormatMs(b1.open_for_ms) + "}");
+  }
+  if (was.endpoints != now.endpoints) {
+    out.push_back("endpoints " + ListText(was.endpoints) + " → " + ListText(now.endpoints));
+  }
+  if (was.allow_from != now.allow_from) {
+    out.push_back("allow_from " + ListText(was.allow_from) + " → " + ListText(now.allow_from));
+  }
+  return out;
+}
+
+// Prints what registering `parsed` over `existing` would change.
+void PrintPlan(const std::vector<control::StoredService>& existing,
+               const std::vector<config::ServiceConfig>& parsed) {
+  const config::MeshConfig mesh;
+  for (const config::ServiceConfig& now : parsed) {
+    const control::StoredService* stored = nullptr;
+    for (const control::StoredService& e : existing) {
+      if (e.name == now.service) stored = &e;
+    }
+    std::optional<config::ServiceConfig> was;
+    if (stored != nullptr) {
+      Result<config::ServiceConfig> p = config::ParseServiceConfig(
+          stored->text, stored->source.empty() ? stored->name : stored->source);
+      if (p) {
+        was = std::move(p.value());
+      } else {
+        std::fprintf(stderr, "hms-api: warning: stored service %s no longer loads: %s\n",
+                     stored->name.c_str(), p.error().message.c_str());
+      }
+    }
+    const std::vector<RouteFacts> new_routes = Facts(now, mesh);
+    if (stored == nullptr) {
+      std::printf("would add %s (%s)\n", now.service.c_str(), now.source.c_str());
+      for (const RouteFacts& f : new_routes) {
+        std::printf("  + %s  %s\n", f.label.c_str(), f.where.c_str());
+      }
+      continue;
+    }
+    // A stored file that no longer parses has no routes the gateways serve.
+    const std::vector<RouteFacts> old_routes = was ? Facts(*was, mesh) : std::vector<RouteFacts>{};
+    std::vector<std::string> lines;
+    for (const RouteFacts& f : new_routes) {
+      auto it = std::find_if(old_routes.begin(), old_routes.end(),
+                             [&](const RouteFacts& o) { return o.identity == f.identity; });
+      if (it == old_routes.end()) lines.push_back("  + " + f.label + "  " + f.where);
+    }
+    for (const RouteFacts& o : old_routes) {
+      auto it = std::find_if(new_routes.begin(), new_routes.end(),
+                             [&](const RouteFacts& f) { return f.identity == o.identity; });
+      if (it == new_routes.end()) lines.push_back("  - " + o.label + "  " + o.where);
+    }
+    for (const RouteFacts& f : new_routes) {
+      auto it = std::find_if(old_routes.begin(), old_routes.end(),
+                             [&](const RouteFacts& o) { return o.identity == f.identity; });
+      if (it == old_routes.end()) continue;
+      const std::string changes = RouteChanges(*it, f);
+      if (!changes.empty()) lines.push_back("  ~ " + f.label + "  " + f.where + ": " + changes);
+    }
+    if (was) {
+      for (const std::string& c : ServiceChanges(*was, now, mesh)) lines.push_back("  ~ " + c);
+    }
+    if (lines.empty()) {
+      std::printf("%s: unchanged\n", now.service.c_str());
+      continue;
+    }
+    std::printf("would change %s (%s)\n", now.service.c_str(), now.source.c_str());
+    for (const std::string& l : lines) std::printf("%s\n", l.c_str());
+  }
+}
+
+// The store's services for a dry run. A file store whose directory does not
+// exist yet is an empty store: opening it would create the directory, and a
+// dry run writes nothing.
+bool ListForDryRun(const std::string& uri, std::vector<control::StoredService>* out) {
+  const std::string resolved = uri.empty() ? control::DefaultStoreUri() : uri;
+  struct stat st;
+  if (resolved.starts_with("file:") && stat(resolved.c_str() + 5, &st) != 0 && errno == ENOENT) {
+    return true;
+  }
+  Result<std::unique_ptr<control::Store>> store = control::OpenStore(resolved);
+  if (!store) {
+    Fail(store.error().message);
+    return false;
+  }
+  Result<std::vector<control::StoredService>> list = (*store)->List();
+  if (!list) {
+    Fail(list.error().message);
+    return false;
+  }
+  *out = std::move(list.value());
+  return true;
+}
+
+int Register(const std::string& uri, const std::vector<std::string>& args) {
+  if (IsHelp(args)) return std::fputs(kRegisterHelp, stdout), kOk;
+  bool dry_run = false;
+  std::vector<std::string> files;
+  for (const std::string& a : args) {
+    if (a == "--dry-run") {
+      dry_run = true;
+    } else if (a.starts_with("-")) {
+      return Usage("unknown option '" + a + "'", kRegisterHelp);
+    } else {
+      files.push_back(a);
+    }
+  }
+  if (files.empty()) return Usage("register needs at least one FILE", kRegisterHelp);
+  const char* const nothing = dry_run ? "nothing would be registered" : "nothing registered";
+  // Every file is read and checked, and every error reported, before the
+  // store is touched.
+  std::vector<config::ServiceConfig> parsed;
+  std::vector<control::StoredService> batch;
+  if (!ParseFiles(files, &parsed, &batch)) return Fail(nothing);
+
+  if (dry_run) {
+    std::vector<control::StoredService> existing;
+    if (!ListForDryRun(uri, &existing)) return kUserError;
+    if (!TrialCompile(existing, parsed)) return Fail(nothing);
+    PrintPlan(existing, parsed);
+    std::printf("dry run: nothing written\n");
+    return kOk;
+  }
+
+  Result<std::unique_ptr<control::Store>> store = Open(uri);
+  if (!store) return Fail(store.error().message);
+  Result<std::vector<control::StoredService>> existing = (*store)->List();
+  if (!existing) return Fail(existing.error().message);
+  if (!TrialCompile(existing.value(), parsed)) return Fail(nothing);
 
   Result<bool> ok = (*store)->Register(batch);
   if (!ok) return Fail(ok.error().message + "; nothing registered");
@@ -364,6 +639,219 @@ int Endpoints(const std::string& uri, const std::vector<std::string>& args) {
   return kOk;
 }
 
+// "10.0.0.5:7001" or "[::1]:7001": the address an endpoint resolved to.
+std::string ResolvedText(const config::Endpoint& ep) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (ep.addr.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&ep.addr);
+    inet_ntop(AF_INET, &v4->sin_addr, buf, sizeof(buf));
+    return std::string(buf) + ":" + std::to_string(ntohs(v4->sin_port));
+  }
+  if (ep.addr.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&ep.addr);
+    inet_ntop(AF_INET6, &v6->sin6_addr, buf, sizeof(buf));
+    return "[" + std::string(buf) + "]:" + std::to_string(ntohs(v6->sin6_port));
+  }
+  return "?";
+}
+
+void AppendRateJson(std::string* o, const std::optional<config::RateLimit>& rl) {
+  if (!rl || rl->rate_per_sec_x1000 == 0) {
+    *o += "null";
+    return;
+  }
+  *o += "{\"text\":";
+  AppendJson(o, rl->text);
+  *o += ",\"rate_per_sec_x1000\":" + std::to_string(rl->rate_per_sec_x1000) +
+        ",\"burst\":" + std::to_string(rl->burst) + ",\"per\":";
+  AppendJson(o, rl->per.empty() ? "route" : rl->per);
+  *o += "}";
+}
+
+int Explain(const std::string& uri, const std::vector<std::string>& args) {
+  if (IsHelp(args)) return std::fputs(kExplainHelp, stdout), kOk;
+  bool json = false;
+  std::string host;
+  std::vector<std::string> positional;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--json") {
+      json = true;
+    } else if (a == "--host") {
+      if (i + 1 >= args.size()) return Usage("--host needs a HOST", kExplainHelp);
+      host = args[++i];
+    } else if (a.starts_with("--host=")) {
+      host = a.substr(7);
+    } else if (a.starts_with("-")) {
+      return Usage("unknown option '" + a + "'", kExplainHelp);
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() != 2) return Usage("explain needs METHOD and PATH", kExplainHelp);
+  const std::string& method = positional[0];
+  std::string path = positional[1];
+  if (!path.starts_with("/")) return Usage("PATH must start with '/'", kExplainHelp);
+  // The gateway matches the path without its query (route/route_table.h).
+  path = path.substr(0, path.find('?'));
+
+  Result<std::unique_ptr<control::Store>> store = Open(uri);
+  if (!store) return Fail(store.error().message);
+  Result<std::vector<control::StoredService>> list = (*store)->List();
+  if (!list) return Fail(list.error().message);
+  // As the gateway reads the store: a service whose text no longer parses is
+  // skipped, the others still serve; added endpoints follow the file's.
+  std::vector<config::ServiceConfig> services;
+  for (const control::StoredService& stored : list.value()) {
+    Result<config::ServiceConfig> p = config::ParseServiceConfig(
+        stored.text, stored.source.empty() ? stored.name : stored.source);
+    if (!p) {
+      std::fprintf(stderr, "hms-api: warning: skipping service %s, as the gateway would: %s\n",
+                   stored.name.c_str(), p.error().message.c_str());
+      continue;
+    }
+    for (const std::string& e : stored.endpoints) p->endpoints.push_back(e);
+    services.push_back(std::move(p.value()));
+  }
+  config::Interner endpoint_ids, route_keys;
+  Result<std::unique_ptr<config::Snapshot>> compiled =
+      config::CompileSnapshot(config::DefaultGatewayConfig(), config::MeshConfig{}, services, 1,
+                              &endpoint_ids, &route_keys);
+  if (!compiled) {
+    return Fail("the store's services do not compile (a gateway keeps its last good config): " +
+                compiled.error().message);
+  }
+  const config::Snapshot& snap = **compiled;
+  const route::Match m = snap.table.Find(host, method, path);
+
+  if (m.kind != route::MatchKind::kFound) {
+    // The gateway's own answers (proxy/client.cc): status, x-hms-reason, message.
+    const bool not_found = m.kind == route::MatchKind::kNotFound;
+    const std::string reason = not_found ? "no_route" : "method_not_allowed";
+    const std::string message = not_found ? "no route for " + method + " " + path
+                                          : "method " + method + " not allowed here";
+    if (json) {
+      std::string o = "{\"status\":" + std::string(not_found ? "404" : "405") + ",\"method\":";
+      AppendJson(&o, method);
+      o += ",\"path\":";
+      AppendJson(&o, path);
+      o += ",\"host\":";
+      AppendJson(&o, host);
+      o += ",\"reason\":";
+      AppendJson(&o, reason);
+      o += ",\"message\":";
+      AppendJson(&o, message);
+      if (!not_found) {
+        o += ",\"allow\":";
+        AppendJson(&o, std::string(m.allow));
+      }
+      o += "}\n";
+      std::fputs(o.c_str(), stdout);
+    } else if (not_found) {
+      std::printf("404 Not Found (%s): %s\n", reason.c_str(), message.c_str());
+    } else {
+      std::printf("405 Method Not Allowed (%s): %s\nAllow: %.*s\n", reason.c_str(), message.c_str(),
+                  static_cast<int>(m.allow.size()), m.allow.data());
+    }
+    return kUserError;
+  }
+
+  const config::Route& r = snap.routes[m.target];
+  const config::Cluster& cl = snap.clusters[r.cluster];
+  if (json) {
+    std::string o = "{\"status\":200,\"method\":";
+    AppendJson(&o, method);
+    o += ",\"path\":";
+    AppendJson(&o, path);
+    o += ",\"host\":";
+    AppendJson(&o, host);
+    o += ",\"route\":{\"service\":";
+    AppendJson(&o, cl.name);
+    o += ",\"template\":";
+    AppendJson(&o, r.path_template);
+    o += ",\"methods\":";
+    AppendJson(&o, r.methods_text);
+    o += ",\"host\":";
+    AppendJson(&o, r.host);
+    o += ",\"where\":";
+    AppendJson(&o, r.where);
+    o += "},\"params\":{";
+    for (int i = 0; i < m.param_count; ++i) {
+      if (i > 0) o += ",";
+      AppendJson(&o, std::string(m.params[i].name));
+      o += ":";
+      AppendJson(&o, std::string(m.params[i].value));
+    }
+    o += "},\"policies\":{\"timeout_ms\":" + std::to_string(r.timeout_ms) +
+         ",\"retries\":" + std::to_string(cl.retries) +
+         ",\"breaker\":{\"failures\":" + std::to_string(cl.breaker.failures) +
+         ",\"open_for_ms\":" + std::to_string(cl.breaker.open_for_ms) + "},\"rate_limit\":";
+    AppendRateJson(&o, r.rate_limit);
+    o += ",\"auth\":";
+    AppendJson(&o, r.auth);
+    o += ",\"require\":{";
+    for (size_t i = 0; i < r.require.size(); ++i) {
+      if (i > 0) o += ",";
+      AppendJson(&o, r.require[i].first);
+      o += ":";
+      AppendJson(&o, r.require[i].second);
+    }
+    o += "}},\"endpoints\":[";
+    for (size_t i = 0; i < cl.endpoints.size(); ++i) {
+      if (i > 0) o += ",";
+      o += "{\"address\":";
+      AppendJson(&o, cl.endpoints[i].address);
+      o += ",\"resolved\":";
+      AppendJson(&o, ResolvedText(cl.endpoints[i]));
+      o += "}";
+    }
+    o += "]}\n";
+    std::fputs(o.c_str(), stdout);
+    return kOk;
+  }
+
+  std::printf("%s %s%s%s → %s\n", method.c_str(), path.c_str(), host.empty() ? "" : " host ",
+              host.c_str(), cl.name.c_str());
+  std::printf("route       %s %s%s%s\n", r.methods_text.c_str(), r.path_template.c_str(),
+              r.host.empty() ? "" : " host ", r.host.c_str());
+  std::printf("where       %s\n", r.where.c_str());
+  std::string params;
+  for (int i = 0; i < m.param_count; ++i) {
+    params +=
+        (i > 0 ? ", " : "") + std::string(m.params[i].name) + "=" + std::string(m.params[i].value);
+  }
+  std::printf("params      %s\n", params.empty() ? "none" : params.c_str());
+  std::printf("timeout     %s\n", FormatMs(r.timeout_ms).c_str());
+  std::printf("retries     %u\n", cl.retries);
+  std::printf("breaker     opens after %u failures, for %s\n", cl.breaker.failures,
+              FormatMs(cl.breaker.open_for_ms).c_str());
+  if (r.rate_limit && r.rate_limit->rate_per_sec_x1000 != 0) {
+    std::printf("rate_limit  %s (bucket of %u, one per %s)\n", r.rate_limit->text.c_str(),
+                r.rate_limit->burst,
+                r.rate_limit->per.empty() ? "route" : r.rate_limit->per.c_str());
+  } else {
+    std::printf("rate_limit  none\n");
+  }
+  std::printf("auth        %s\n", r.auth.c_str());
+  std::printf("require     %s\n", RequireText(r.require).c_str());
+  if (cl.endpoints.empty()) {
+    std::printf("endpoints   none: the gateway answers 503 no_endpoints\n");
+    return kOk;
+  }
+  // client.cc picks the first endpoint round robin per core and moves to the
+  // next one after a failed connect: this is the order from the first pick.
+  std::printf("endpoints   tried in this order (the first one rotates per request)\n");
+  for (size_t i = 0; i < cl.endpoints.size(); ++i) {
+    const std::string resolved = ResolvedText(cl.endpoints[i]);
+    if (resolved == cl.endpoints[i].address) {
+      std::printf("  %zu. %s\n", i + 1, resolved.c_str());
+    } else {
+      std::printf("  %zu. %s (%s)\n", i + 1, cl.endpoints[i].address.c_str(), resolved.c_str());
+    }
+  }
+  return kOk;
+}
+
 int Main(int argc, char** argv) {
   std::string uri;
   int i = 1;
@@ -396,6 +884,7 @@ int Main(int argc, char** argv) {
   if (command == "list") return List(uri, args);
   if (command == "show") return Show(uri, args);
   if (command == "endpoints") return Endpoints(uri, args);
+  if (command == "explain") return Explain(uri, args);
   if (command == "help") {
     std::fputs(kProgramHelp, stdout);
     return kOk;

@@ -1,0 +1,238 @@
+"""hms-api's explain and register --dry-run over the real binary and a file store."""
+import json
+
+from conftest import REPO
+
+DEMO = REPO / "configs" / "demo"
+CALC = DEMO / "calc_svc" / "route.yaml"
+
+
+def store_bytes(store_dir):
+    return {str(p.relative_to(store_dir)): p.read_bytes()
+            for p in sorted(store_dir.rglob("*")) if p.is_file()}
+
+
+def seed(hms_api):
+    for path in (CALC, DEMO / "hello_svc" / "route.yaml"):
+        r = hms_api("register", path)
+        assert r.returncode == 0, r.stderr
+    for ep in ("127.0.0.1:7001", "localhost:7002"):
+        r = hms_api("endpoints", "add", "calc-svc", ep)
+        assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------- explain
+
+
+def test_explain_seed_sum(hms_api):
+    seed(hms_api)
+    r = hms_api("explain", "GET", "/sum/2/3")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "calc-svc" in out
+    assert "/sum/{a}/{b}" in out
+    assert f"{CALC}:3" in out, out
+    assert "a=2, b=3" in out, out
+    assert "rate_limit  20 req/min" in out, out
+    assert "timeout     15s" in out and "retries     2" in out, out
+    assert "opens after 3 failures, for 30s" in out, out
+    assert "auth        none" in out, out
+    # Endpoints in the order the gateway tries them, names resolved.
+    first = out.index("1. 127.0.0.1:7001")
+    # localhost resolves to 127.0.0.1 or ::1, whichever the resolver puts first.
+    second = out.index("2. localhost:7002 (")
+    assert first < second, out
+
+
+def test_explain_json_parses(hms_api):
+    seed(hms_api)
+    r = hms_api("explain", "--json", "GET", "/sum/2/3?verbose=1")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["status"] == 200
+    assert doc["path"] == "/sum/2/3"  # the query takes no part in matching
+    assert doc["route"] == {"service": "calc-svc", "template": "/sum/{a}/{b}", "methods": "GET",
+                            "host": "", "where": f"{CALC}:3"}
+    assert doc["params"] == {"a": "2", "b": "3"}
+    p = doc["policies"]
+    assert p["timeout_ms"] == 15000 and p["retries"] == 2
+    assert p["breaker"] == {"failures": 3, "open_for_ms": 30000}
+    assert p["rate_limit"]["text"] == "20 req/min" and p["rate_limit"]["burst"] == 20
+    assert p["auth"] == "none" and p["require"] == {}
+    assert [e["address"] for e in doc["endpoints"]] == ["127.0.0.1:7001", "localhost:7002"]
+    assert doc["endpoints"][0]["resolved"] == "127.0.0.1:7001"
+    assert doc["endpoints"][1]["resolved"] in ("127.0.0.1:7002", "[::1]:7002"), doc
+
+
+def test_explain_404(hms_api):
+    seed(hms_api)
+    r = hms_api("explain", "GET", "/nope")
+    assert r.returncode == 1
+    assert r.stdout.startswith("404"), r.stdout
+    assert "no route for GET /nope" in r.stdout
+    doc = json.loads(hms_api("explain", "--json", "GET", "/sum/2").stdout)
+    assert doc["status"] == 404 and doc["reason"] == "no_route"
+
+
+def test_explain_405_with_allow(hms_api):
+    seed(hms_api)
+    r = hms_api("explain", "POST", "/sum/2/3")
+    assert r.returncode == 1
+    assert r.stdout.startswith("405"), r.stdout
+    assert "Allow: GET, HEAD" in r.stdout, r.stdout
+    r = hms_api("explain", "--json", "DELETE", "/hello")
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    assert doc["status"] == 405 and doc["allow"] == "GET, HEAD", doc
+
+
+def test_explain_host_specific_route(hms_api, tmp_path):
+    seed(hms_api)
+    f = tmp_path / "v2.yaml"
+    f.write_text("service: v2-svc\n"
+                 "routes:\n"
+                 "  - path: /sum/{x}/{y}\n"
+                 "    methods: [GET]\n"
+                 "    host: api.example.com\n"
+                 "    timeout: 2s\n"
+                 "    require: {scope: calc:read}\n"
+                 "    rate_limit: {rate: \"100 req/s\", burst: 5, per: client_ip}\n")
+    assert hms_api("register", f).returncode == 0
+    doc = json.loads(hms_api("explain", "--json", "--host", "API.example.com:8443",
+                             "GET", "/sum/2/3").stdout)
+    assert doc["route"]["service"] == "v2-svc" and doc["route"]["host"] == "api.example.com"
+    assert doc["route"]["where"] == f"{f}:3"
+    assert doc["params"] == {"x": "2", "y": "3"}
+    assert doc["policies"]["timeout_ms"] == 2000
+    assert doc["policies"]["require"] == {"scope": "calc:read"}
+    assert doc["policies"]["rate_limit"]["burst"] == 5
+    assert doc["policies"]["rate_limit"]["per"] == "client_ip"
+    assert doc["endpoints"] == []
+    r = hms_api("explain", "--host=api.example.com", "GET", "/sum/2/3")
+    assert "no_endpoints" in r.stdout, r.stdout
+    # Any other host falls back to the any-host route.
+    doc = json.loads(hms_api("explain", "--json", "--host", "other.example.com",
+                             "GET", "/sum/2/3").stdout)
+    assert doc["route"]["service"] == "calc-svc"
+
+
+def test_explain_usage_and_help(hms_api):
+    r = hms_api("explain", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: hms-api explain"), r.stdout
+    assert hms_api("explain", "GET").returncode == 2
+    assert hms_api("explain", "GET", "sum").returncode == 2
+    assert hms_api("explain", "--bogus", "GET", "/").returncode == 2
+    assert "explain" in hms_api("--help").stdout
+
+
+# ---------------------------------------------------------------- register --dry-run
+
+
+def test_dry_run_new_service_writes_nothing(hms_api, store_dir):
+    # A read (list) leaves the store's empty lock file; the dry run adds nothing to that.
+    assert hms_api("list").returncode == 0
+    before = store_bytes(store_dir)
+    assert not any(k.startswith(("services", "endpoints")) for k in before), before
+    r = hms_api("register", "--dry-run", CALC)
+    assert r.returncode == 0, r.stderr
+    assert f"would add calc-svc ({CALC})" in r.stdout, r.stdout
+    assert f"  + GET /sum/{{a}}/{{b}}  {CALC}:3" in r.stdout, r.stdout
+    assert store_bytes(store_dir) == before
+    assert "no services registered" in hms_api("list").stdout
+
+
+def test_dry_run_changed_routes(hms_api, store_dir, tmp_path):
+    old = tmp_path / "calc.yaml"
+    old.write_text("service: calc-svc\n"
+                   "routes:\n"
+                   "  - GET /sum/{a}/{b}\n"
+                   "  - GET /old\n"
+                   "  - path: /keep\n"
+                   "    methods: [GET, HEAD]\n"
+                   "rate_limit: \"20 req/min\"\n")
+    assert hms_api("register", old).returncode == 0
+    assert hms_api("endpoints", "add", "calc-svc", "127.0.0.1:7001").returncode == 0
+    before = store_bytes(store_dir)
+    new = tmp_path / "calc2.yaml"
+    new.write_text("service: calc-svc\n"
+                   "routes:\n"
+                   "  - path: /sum/{a}/{b}\n"
+                   "    methods: [GET]\n"
+                   "    timeout: 2s\n"
+                   "  - GET /mul/{a}/{b}\n"
+                   "  - path: /keep\n"
+                   "    methods: [HEAD, GET]\n"
+                   "rate_limit: \"20 req/min\"\n")
+    r = hms_api("register", "--dry-run", new)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"would change calc-svc ({new})", r.stdout
+    assert f"  + GET /mul/{{a}}/{{b}}  {new}:6" in lines, r.stdout
+    assert f"  - GET /old  {old}:4" in lines, r.stdout
+    assert f"  ~ GET /sum/{{a}}/{{b}}  {new}:3: timeout 15s → 2s" in lines, r.stdout
+    # Same method set in another order: the same route, unchanged.
+    assert not any("/keep" in l for l in lines), r.stdout
+    assert lines[-1] == "dry run: nothing written"
+    assert store_bytes(store_dir) == before
+    # The real register agrees, and afterwards the dry run has nothing to say.
+    assert hms_api("register", new).returncode == 0
+    r = hms_api("register", "--dry-run", new)
+    assert "calc-svc: unchanged" in r.stdout, r.stdout
+
+
+def test_dry_run_identical_file_unchanged(hms_api, store_dir):
+    seed(hms_api)
+    before = store_bytes(store_dir)
+    r = hms_api("register", "--dry-run", CALC, DEMO / "hello_svc" / "route.yaml")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["calc-svc: unchanged", "hello-svc: unchanged",
+                                     "dry run: nothing written"], r.stdout
+    assert store_bytes(store_dir) == before
+
+
+def test_dry_run_policy_changes(hms_api, tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("service: p-svc\nroutes:\n  - GET /a\n")
+    assert hms_api("register", f).returncode == 0
+    g = tmp_path / "p2.yaml"
+    g.write_text("service: p-svc\nroutes:\n"
+                 "  - path: /a\n    methods: [GET]\n    auth: none\n"
+                 "    require: {scope: a:read}\n    rate_limit: \"5 req/s\"\n"
+                 "retries: 4\n")
+    r = hms_api("register", "--dry-run", g)
+    assert r.returncode == 0, r.stderr
+    assert ("~ GET /a  " + f"{g}:3: auth default → none; require none → scope=a:read; "
+            "rate_limit none → 5 req/s") in r.stdout, r.stdout
+    assert "~ retries 2 → 4" in r.stdout, r.stdout
+
+
+def test_dry_run_invalid_file(hms_api, store_dir, tmp_path):
+    seed(hms_api)
+    before = store_bytes(store_dir)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("service: calc-svc\nroutes:\n  - GET /sum/{a}/{b}\nrate_limt: \"20 req/min\"\n")
+    r = hms_api("register", "--dry-run", bad)
+    assert r.returncode == 1
+    assert f"{bad}:4" in r.stderr and "rate_limit" in r.stderr, r.stderr
+    assert "would" not in r.stdout, r.stdout
+    # A clash with a registered service is found by the trial compile, as register does.
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("service: other-svc\nroutes:\n  - GET /sum/{x}/{y}\n")
+    r = hms_api("register", "--dry-run", clash)
+    assert r.returncode == 1
+    assert f"{clash}:3" in r.stderr and "clashes" in r.stderr, r.stderr
+    assert store_bytes(store_dir) == before
+
+
+def test_dry_run_on_a_missing_store_creates_nothing(hms_api, store_dir, tmp_path):
+    missing = tmp_path / "absent"
+    r = hms_api("--store", f"file:{missing}", "register", "--dry-run", CALC)
+    assert r.returncode == 0, r.stderr
+    assert "would add calc-svc" in r.stdout, r.stdout
+    assert not missing.exists()
+
+
+def test_register_help_mentions_dry_run(hms_api):
+    r = hms_api("register", "--help")
+    assert r.returncode == 0 and "--dry-run" in r.stdout
+    assert hms_api("register", "--dry-run").returncode == 2
