@@ -109,6 +109,7 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
                                   "zero_copy_min_bytes",
                                   "max_connections_per_core",
                                   "upstream_idle_per_core",
+                                  "upstream_pipeline_depth",
                                   "max_header_bytes",
                                   "max_body_bytes",
                                   "header_timeout",
@@ -167,6 +168,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
       c.zero_copy_min_bytes = r.Size(f, "", 0, UINT64_MAX);
     } else if (k == "max_connections_per_core") {
       c.max_connections_per_core = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
+    } else if (k == "upstream_pipeline_depth") {
+      c.upstream_pipeline_depth = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
     } else if (k == "upstream_idle_per_core") {
       c.upstream_idle_per_core = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
     } else if (k == "max_header_bytes") {
@@ -256,6 +259,10 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
                 "the kernel refuses to combine with SQPOLL; leave sqpoll: false");
   }
   if (c.max_connections_per_core < 1) return fail("max_connections_per_core", "must be at least 1");
+  if (c.upstream_pipeline_depth < 1 || c.upstream_pipeline_depth > 16) {
+    return fail("upstream_pipeline_depth",
+                std::to_string(c.upstream_pipeline_depth) + " is out of range 1..16 (1 = off)");
+  }
   if (c.max_header_bytes < 1024 || c.max_header_bytes > 65536) {
     return fail("max_header_bytes",
                 std::to_string(c.max_header_bytes) + " bytes is out of range 1KiB..64KiB");

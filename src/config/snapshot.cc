@@ -243,6 +243,7 @@ std::string Snapshot::ToJson() const {
   o += ",\"zero_copy_min_bytes\":" + std::to_string(gateway.zero_copy_min_bytes);
   o += ",\"max_connections_per_core\":" + std::to_string(gateway.max_connections_per_core);
   o += ",\"upstream_idle_per_core\":" + std::to_string(gateway.upstream_idle_per_core);
+  o += ",\"upstream_pipeline_depth\":" + std::to_string(gateway.upstream_pipeline_depth);
   o += ",\"max_header_bytes\":" + std::to_string(gateway.max_header_bytes);
   o += ",\"max_body_bytes\":" + std::to_string(gateway.max_body_bytes);
   o += ",\"header_timeout_ms\":" + std::to_string(gateway.header_timeout_ms);

@@ -233,6 +233,8 @@ std::string RenderMetrics(Gateway& g) {
   gauge("hms_upstream_idle_connections", "Pooled idle upstream connections.", t.upstream_idle);
   counter("hms_buffer_ring_exhausted_total", "Receives that found the provided-buffer ring empty.",
           t.buffer_ring_exhausted);
+  counter("hms_upstream_pipelined_total",
+          "Requests sent pipelined behind another on one upstream connection.", t.upstream_pipelined);
   counter("hms_zero_copy_sends_total", "Sends that went out as SEND_ZC (zero_copy_min_bytes).",
           t.zero_copy_sends);
   counter("hms_core_heap_allocations_total", "operator new calls on core threads.", t.heap_allocations);

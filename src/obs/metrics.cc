@@ -68,6 +68,7 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
     t.upstream_idle += m->upstream_idle.Get();
     t.buffer_ring_exhausted += m->buffer_ring_exhausted.Get();
     t.zero_copy_sends += m->zero_copy_sends.Get();
+    t.upstream_pipelined += m->upstream_pipelined.Get();
     t.heap_allocations += m->heap_allocations.Get();
     t.bytes_in += m->bytes_in.Get();
     t.bytes_out += m->bytes_out.Get();

@@ -482,8 +482,22 @@ void Worker::EndExchange(uint32_t slot) {
   if (ex.upstream != kNone) {
     uint32_t up = ex.upstream;
     ex.upstream = kNone;
-    upstreams_[up].client = kNone;
-    CloseUpstream(up);  // only a finished response returns a connection to the pool
+    Upstream& u = upstreams_[up];
+    if (u.client == slot) {
+      // Only a finished response returns a connection to the pool; requests
+      // pipelined behind this one go elsewhere.
+      u.client = kNone;
+      RedirectWaiting(up);
+      CloseUpstream(up);
+    } else {
+      // Queued behind another exchange: its answer will still arrive, so the
+      // connection serves the current one and then closes.
+      for (uint32_t i = 0; i < u.waiting_count; ++i) {
+        uint32_t& w = u.waiting[(u.waiting_head + i) % Upstream::kMaxPipeline];
+        if (w == slot) w = kNone;
+      }
+      u.no_reuse = true;
+    }
   }
   SnapshotHold* h = ex.hold;
   ex.active = false;

@@ -20,6 +20,25 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   Exchange& ex = c.ex;
   const config::Endpoint& ep = ex.cluster->endpoints[ex.endpoint_index % ex.cluster->endpoints.size()];
   ++ex.attempts;
+  // Bodiless GET/HEADs of one pass to one endpoint share a connection and a
+  // send (upstream_pipeline_depth): one kernel send instead of several.
+  bool pipelinable = config_.upstream_pipeline_depth > 1 && !fresh &&
+                     ex.req_body == http::BodyKind::kNone &&
+                     (ex.method == http::Method::kGet || ex.method == http::Method::kHead);
+  if (pipelinable && ep.id < coalesce_.size() && coalesce_[ep.id] != kNone) {
+    uint32_t up = coalesce_[ep.id];
+    Upstream& u = upstreams_[up];
+    if ((u.state == Upstream::State::kBusy || u.state == Upstream::State::kConnecting) &&
+        u.pipelined && !u.no_reuse && u.client != kNone &&
+        u.waiting_count + 1u < config_.upstream_pipeline_depth) {
+      u.waiting[(u.waiting_head + u.waiting_count) % Upstream::kMaxPipeline] = slot;
+      ++u.waiting_count;
+      ex.upstream = up;
+      u.out.Append(&blocks_, ex.head->data(), ex.head->end);
+      metrics_.upstream_pipelined.Add();
+      return true;
+    }
+  }
   uint32_t up = kNone;
   if (!fresh && ep.id < pool_head_.size() && pool_head_[ep.id] != kNone) {
     up = pool_head_[ep.id];
@@ -42,6 +61,13 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   Upstream& u = upstreams_[up];
   u.client = slot;
   u.got_bytes = false;
+  u.pipelined = pipelinable;
+  u.no_reuse = false;
+  u.waiting_count = 0;
+  if (pipelinable && ep.id < coalesce_.size()) {
+    if (coalesce_[ep.id] == kNone) coalesce_touched_.push_back(ep.id);
+    coalesce_[ep.id] = up;
+  }
   ex.upstream = up;
   u.out.Append(&blocks_, ex.head->data(), ex.head->end);
   if (!u.dirty) {
@@ -276,11 +302,45 @@ void Worker::CompleteResponse(uint32_t up) {
   uint32_t slot = u.client;
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
-  bool reusable = ex.resp_keep_alive && ex.req_done;
+  bool reusable = ex.resp_keep_alive && ex.req_done && !u.no_reuse;
   ex.upstream = kNone;
   u.client = kNone;
+  if (u.waiting_count > 0) {
+    if (reusable) {
+      // The next pipelined answer follows on this connection.
+      u.client = u.waiting[u.waiting_head];
+      u.waiting_head = static_cast<uint8_t>((u.waiting_head + 1) % Upstream::kMaxPipeline);
+      --u.waiting_count;
+      u.got_bytes = false;
+    } else {
+      RedirectWaiting(up);  // the upstream closes (or a queued client left): no more answers here
+      CloseUpstream(up);
+    }
+    FinishExchange(slot);
+    return;
+  }
   ReleaseUpstream(up, reusable);
   FinishExchange(slot);
+}
+
+void Worker::RedirectWaiting(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  while (u.waiting_count > 0) {
+    uint32_t slot = u.waiting[u.waiting_head];
+    u.waiting_head = static_cast<uint8_t>((u.waiting_head + 1) % Upstream::kMaxPipeline);
+    --u.waiting_count;
+    if (slot == kNone) continue;
+    Exchange& ex = clients_[slot].ex;
+    ex.upstream = kNone;
+    if (!ex.active) continue;
+    if (ex.attempts <= ex.cluster->endpoints.size() + 1) {
+      AttachUpstream(slot, true);
+    } else {
+      LocalResponse(slot, 502, "upstream_reset",
+                    "the upstream closed the connection before a complete response", true);
+      FinishExchange(slot);
+    }
+  }
 }
 
 void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const char* message) {
@@ -289,6 +349,7 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
   bool connect_failed = u.state == Upstream::State::kConnecting;
   bool stale = u.reused && !u.got_bytes;
   u.client = kNone;
+  RedirectWaiting(up);  // pipelined requests behind this one never got an answer
   CloseUpstream(up);
   if (slot == kNone) return;
   Client& c = clients_[slot];

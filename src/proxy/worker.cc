@@ -40,6 +40,7 @@ Worker::Worker(uint32_t index, const config::GatewayConfig& config, std::vector<
       timers_(core::Now()) {
   accept_armed_.assign(listen_fds_.size(), false);
   dirty_clients_.reserve(1024);
+  coalesce_touched_.reserve(1024);
   dirty_upstreams_.reserve(1024);
   repump_.reserve(1024);
 }
@@ -150,6 +151,8 @@ void Worker::Loop() {
     for (size_t i = 0; i < repump_.size(); ++i) PumpClient(repump_[i]);
     repump_.clear();
     FlushDirty();
+    for (uint32_t id : coalesce_touched_) coalesce_[id] = kNone;  // pipelining spans one pass
+    coalesce_touched_.clear();
     buffers_.Flush();
     if (draining_ && (clients_.live() == 0 || now_ >= drain_deadline_)) stop_ = true;
   }
@@ -263,6 +266,7 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
   if (pool_head_.size() < max_ep) {
     pool_head_.resize(max_ep, kNone);
     pool_count_.resize(max_ep, 0);
+    coalesce_.resize(max_ep, kNone);
   }
   rr_.assign(s.clusters.size(), index_);
   if (s.jwt_keys != nullptr) {

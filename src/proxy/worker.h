@@ -156,6 +156,15 @@ struct Upstream {
   bool reused = false;      // came from the idle pool
   bool got_bytes = false;   // a response byte arrived for the current exchange
   int32_t zc_res = 0;
+  // Pipelining (upstream_pipeline_depth > 1): `client` is the exchange whose
+  // response is being read; `waiting` are those whose requests went out after
+  // it, answered in that order. kNone marks one whose client left meanwhile.
+  static constexpr uint32_t kMaxPipeline = 16;
+  uint32_t waiting[kMaxPipeline];
+  uint8_t waiting_head = 0;
+  uint8_t waiting_count = 0;
+  bool pipelined = false;  // carries only bodiless GET/HEADs: others may queue behind
+  bool no_reuse = false;   // a queued exchange left: close after the current answer
   uint32_t pool_next = kNone;
   uint32_t pool_prev = kNone;
   core::Timer timer;
@@ -237,6 +246,9 @@ class Worker {
   // queues the request head on it. False when the exchange already ended.
   bool AttachUpstream(uint32_t slot, bool fresh);
   void CompleteResponse(uint32_t up);
+  // Sends every exchange still waiting on `up` to a fresh connection (or
+  // answers 502 when out of attempts); they got no byte of an answer yet.
+  void RedirectWaiting(uint32_t up);
   uint32_t NewUpstream(const config::Endpoint& ep);
   void OnConnect(uint32_t up, int res);
   void OnUpstreamRecv(uint32_t up, int res, uint32_t flags);
@@ -289,6 +301,8 @@ class Worker {
   core::Slab<Upstream> upstreams_;
   std::vector<uint32_t> pool_head_;   // [endpoint id] → most recently idle upstream
   std::vector<uint32_t> pool_count_;  // [endpoint id]
+  std::vector<uint32_t> coalesce_;    // [endpoint id] the connection this pass pipelines onto
+  std::vector<uint32_t> coalesce_touched_;
   std::vector<uint32_t> rr_;          // [cluster index] round-robin cursor
   std::vector<policy::CoreRateLimiter> limiters_;  // [route index] this core's view of each bucket
   std::unique_ptr<auth::JwtVerifier> verifier_;     // with the current snapshot's keys; its own cache

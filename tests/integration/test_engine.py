@@ -95,3 +95,37 @@ def test_zero_copy_sends_relay_a_large_body_intact(nginx_upstream, register, gat
     assert got == want
     assert httpraw.get(gw.port, "/big", headers={"Range": "bytes=0-9"}).status == 206
     assert metric(gw, "hms_zero_copy_sends_total") > 0
+
+
+def test_upstream_pipelining_keeps_every_answer_with_its_request(echo_upstream, nginx_upstream,
+                                                                 register, gateway):
+    """upstream_pipeline_depth: GETs of one pass share an upstream connection
+    and a send; each answer still reaches its own request (uvicorn answers
+    pipelined requests in order), and nginx under wrk gives no error."""
+    import concurrent.futures
+    import random
+    import shutil
+    import subprocess
+
+    register(f"service: echo-svc\nroutes:\n  - GET /status/{{code}}\n"
+             f"breaker: {{failures: 1000, open_for: 1s}}\nendpoints: [127.0.0.1:{echo_upstream.port}]\n")
+    register(f"service: json-svc\nroutes:\n  - GET /json\nendpoints: [{nginx_upstream.addr}]\n")
+    gw = gateway({"upstream_pipeline_depth": 8, "cores": 1})
+
+    def client(seed):
+        rng = random.Random(seed)
+        with httpraw.Conn(gw.port) as c:
+            for _ in range(40):
+                code = rng.choice([200, 201, 202, 203, 226])
+                c.send(f"GET /status/{code} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                assert c.read_response().status == code
+        return True
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        assert all(pool.map(client, range(32)))
+
+    out = subprocess.run([shutil.which("wrk") or "/usr/bin/wrk", "-t1", "-c32", "-d2s",
+                          f"http://127.0.0.1:{gw.port}/json"],
+                         capture_output=True, text=True, timeout=30).stdout
+    assert "Non-2xx" not in out and "Socket errors" not in out, out
+    assert metric(gw, "hms_upstream_pipelined_total") > 0

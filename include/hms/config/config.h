@@ -51,6 +51,7 @@ struct GatewayConfig {
   uint64_t zero_copy_min_bytes = 0;       // 0 = never use SEND_ZC
   uint32_t max_connections_per_core = 100'000;
   uint32_t upstream_idle_per_core = 128;  // idle pooled upstream connections kept per endpoint per core
+  uint32_t upstream_pipeline_depth = 1;   // bodiless GET/HEADs of one pass sharing an upstream send; 1 = off
   // Limits.
   uint32_t max_header_bytes = 16384;
   uint64_t max_body_bytes = 1ull << 30;   // 1 GiB

@@ -85,6 +85,7 @@ struct CoreMetrics {
   Counter upstream_idle;          // gauge
   Counter buffer_ring_exhausted;  // -ENOBUFS seen
   Counter zero_copy_sends;        // sends that went out as SEND_ZC
+  Counter upstream_pipelined;     // requests queued behind another on one upstream connection
   Counter heap_allocations;       // operator new calls on this core's thread
   Counter bytes_in;
   Counter bytes_out;
@@ -115,6 +116,7 @@ struct CoreTotals {
   uint64_t upstream_idle = 0;
   uint64_t buffer_ring_exhausted = 0;
   uint64_t zero_copy_sends = 0;
+  uint64_t upstream_pipelined = 0;
   uint64_t heap_allocations = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
