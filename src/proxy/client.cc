@@ -409,7 +409,9 @@ void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const 
   } else if (ex.version_minor == 0) {
     w.S("connection: keep-alive\r\n");
   }
-  w.S("\r\n").S(std::string_view(body, b.size()));
+  w.S("\r\n");
+  // An answer to HEAD has the same fields and no body (RFC 9110 §9.3.2).
+  if (ex.method != http::Method::kHead) w.S(std::string_view(body, b.size()));
   c.out.Commit(w.size());
   MarkDirty(c, slot);
 }

@@ -99,3 +99,15 @@ def test_request_body_and_query_reach_upstream(echo_gateway):
     assert r.status == 200 and r.json() == {"a": 1}, r
     r = httpraw.get(echo_gateway.port, "/headers?x=1&y=two")
     assert r.json()["query"] == "x=1&y=two"
+
+
+def test_local_answer_to_head_has_no_body(echo_gateway):
+    """A 404 to HEAD carries the fields of the GET answer and no body, so the
+    next response on the connection is read from the right byte."""
+    with httpraw.Conn(echo_gateway.port) as c:
+        c.send(b"HEAD /nope HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
+        head = c.read_response(method="HEAD")
+        assert head.status == 404 and head.body == b""
+        assert int(head.header("content-length")) > 0
+        follow = c.read_response()
+        assert follow.status == 404 and follow.json()["reason"] == "no_route"
