@@ -244,17 +244,7 @@ class EtcdStoreImpl final : public EtcdStore {
   }
 
   Result<bool> Register(const std::vector<StoredService>& services) override {
-    std::set<std::string> names;
-    for (const StoredService& s : services) {
-      if (!config::IsValidServiceName(s.name)) {
-        return UserError("'" + s.name + "' is not a valid service name");
-      }
-      if (!names.insert(s.name).second) {
-        return UserError("service '" + s.name + "' appears twice in one registration");
-      }
-      if (s.text.empty()) return UserError("service '" + s.name + "' has an empty route file");
-    }
-    if (services.empty()) return UserError("nothing to register");
+    if (Result<bool> ok = CheckRegistration(services); !ok.ok()) return ok.error();
     std::vector<std::string> ops;
     for (const StoredService& s : services) {
       // One txn is one revision: a reader sees every service of it or none.

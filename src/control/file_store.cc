@@ -183,17 +183,7 @@ class FileStore final : public Store {
 
   Result<bool> Register(const std::vector<StoredService>& services) override {
     // Everything is checked before anything is written.
-    std::set<std::string> names;
-    for (const StoredService& s : services) {
-      if (!config::IsValidServiceName(s.name)) {
-        return UserError("'" + s.name + "' is not a valid service name");
-      }
-      if (!names.insert(s.name).second) {
-        return UserError("service '" + s.name + "' appears twice in one registration");
-      }
-      if (s.text.empty()) return UserError("service '" + s.name + "' has an empty route file");
-    }
-    if (services.empty()) return UserError("nothing to register");
+    if (Result<bool> ok = CheckRegistration(services); !ok.ok()) return ok.error();
     DirLock lock;
     Result<bool> locked = lock.Take(LockPath(), true);
     if (!locked) return locked;

@@ -6,11 +6,27 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <set>
 #include <string>
 
+#include "hms/config/config.h"
 #include "hms/control/etcd_store.h"
 
 namespace hms::control {
+
+Result<bool> CheckRegistration(const std::vector<StoredService>& services) {
+  auto fail = [](std::string m) { return Error{std::move(m), Side::kConfig, false}; };
+  std::set<std::string> names;
+  for (const StoredService& s : services) {
+    if (!config::IsValidServiceName(s.name)) return fail("'" + s.name + "' is not a valid service name");
+    if (!names.insert(s.name).second) {
+      return fail("service '" + s.name + "' appears twice in one registration");
+    }
+    if (s.text.empty()) return fail("service '" + s.name + "' has an empty route file");
+  }
+  if (services.empty()) return fail("nothing to register");
+  return true;
+}
 
 std::string DefaultStoreUri() {
   const char* env = std::getenv("HMS_STORE");

@@ -37,6 +37,10 @@ class Store {
   virtual std::string Uri() const = 0;
 };
 
+// The checks every store makes before writing a registration: valid and
+// distinct service names, non-empty route files, at least one service.
+Result<bool> CheckRegistration(const std::vector<StoredService>& services);
+
 // The default store URI: $HMS_STORE if set, else "file:/var/lib/hms" when
 // that is writable (root), else "file:$HOME/.local/state/hms".
 std::string DefaultStoreUri();
