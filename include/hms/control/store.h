@@ -1,6 +1,6 @@
 // The store: where hms-api writes services and every data plane reads them
 // (DESIGN §2). Two implementations: the embedded file store (file:DIR) and etcd
-// (etcd://HOST:PORT, control-plane issue). Used by hms-api and by the gateway's
+// (etcd://HOST:PORT[,HOST:PORT...], control/etcd_store.h). Used by hms-api and by the gateway's
 // control thread only; calls block and may allocate.
 #pragma once
 
@@ -45,7 +45,8 @@ Result<bool> CheckRegistration(const std::vector<StoredService>& services);
 // that is writable (root), else "file:$HOME/.local/state/hms".
 std::string DefaultStoreUri();
 
-// "file:DIR" (created if missing). Other schemes: an error naming the scheme.
+// "file:DIR" (created if missing) or "etcd://HOST:PORT[,HOST:PORT...]" (not
+// contacted until the first call). Other schemes: an error naming the scheme.
 Result<std::unique_ptr<Store>> OpenStore(const std::string& uri);
 
 // The file store on DIR (created if missing). Layout: services/NAME.yaml (the
