@@ -342,11 +342,23 @@ int Main(int argc, char** argv) {
   bool admin_on = !g.config.admin.empty() && g.config.admin != "off";
   if (admin_on) {
     admin.Handle("/healthz", [&g](const hms::control::AdminRequest&) {
+      // The gateway is healthy while it serves; a lost store is reported, not
+      // fatal: the last good config keeps serving (DESIGN §2).
       hms::control::AdminResponse r;
       std::string err = g.state.store_error();
+      if (err.empty() && !g.store->healthy()) err = g.store->last_error();
+      std::string store = err.empty() ? "\"ok\"" : "\"unreachable, serving the last good config\"";
       r.body = "{\"status\":\"ok\",\"cores\":" + std::to_string(g.engine.cores()) +
-               ",\"store\":\"" + (err.empty() ? "ok" : "unreachable, serving the last good config") +
-               "\"}\n";
+               ",\"store\":" + store + ",\"store_uri\":\"" + g.store->Uri() + "\"";
+      if (!err.empty()) {
+        std::string escaped;
+        for (char ch : err) {
+          if (ch == '"' || ch == '\\') escaped += '\\';
+          if (static_cast<unsigned char>(ch) >= 0x20) escaped += ch;
+        }
+        r.body += ",\"store_error\":\"" + escaped + "\"";
+      }
+      r.body += "}\n";
       return r;
     });
     admin.Handle("/metrics", [&g](const hms::control::AdminRequest&) {
@@ -382,9 +394,10 @@ int Main(int argc, char** argv) {
   constexpr int kCoalesceMs = 20;
   bool reload_pending = false;
   auto reload_at = std::chrono::steady_clock::now();
+  bool store_healthy = true;
   for (;;) {
     pollfd fds[2] = {{sfd, POLLIN, 0}, {g.store->WatchFd(), POLLIN, 0}};
-    int wait_ms = -1;
+    int wait_ms = 1000;  // at least once a second: notice the store coming and going
     if (reload_pending) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           reload_at - std::chrono::steady_clock::now());
@@ -392,6 +405,14 @@ int Main(int argc, char** argv) {
     }
     int n = poll(fds, fds[1].fd >= 0 ? 2 : 1, wait_ms);
     if (n < 0 && errno != EINTR) break;
+    if (g.store->healthy() != store_healthy) {
+      store_healthy = !store_healthy;
+      if (store_healthy) {
+        Log("store %s reachable again", g.store->Uri().c_str());
+      } else {
+        Log("store unreachable, serving the last good config: %s", g.store->last_error().c_str());
+      }
+    }
     if (fds[1].fd >= 0 && (fds[1].revents & POLLIN)) {
       g.store->DrainWatch();
       if (!reload_pending) {

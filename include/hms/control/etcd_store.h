@@ -51,12 +51,8 @@ class EtcdStore : public Store {
   virtual Result<int64_t> KeepAlive(int64_t lease) = 0;
   // Revokes the lease, deleting every key held by it.
   virtual Result<bool> RevokeLease(int64_t lease) = 0;
-
-  // False after a failed call or while the watch is disconnected; true again
-  // after the next success.
-  virtual bool healthy() const = 0;
-  // Why it last failed ("" when it never did), e.g. "etcd unreachable: ...".
-  virtual std::string last_error() const = 0;
+  // healthy() is false after a failed call or while the watch is
+  // disconnected, true again after the next success (see Store).
 };
 
 struct EtcdOptions {

@@ -35,6 +35,11 @@ class Store {
   virtual int WatchFd() = 0;
   virtual void DrainWatch() = 0;
   virtual std::string Uri() const = 0;
+  // Whether the store answers now, and why it last failed ("" when it never
+  // did). The file store is always healthy; etcd's goes false while etcd is
+  // unreachable. Any thread may call these.
+  virtual bool healthy() const { return true; }
+  virtual std::string last_error() const { return {}; }
 };
 
 // The checks every store makes before writing a registration: valid and

@@ -1,0 +1,128 @@
+"""Gateways on the etcd store (DESIGN §2): two hms-gateway processes sharing
+one real etcd both serve a newly registered route within 1 s; with etcd
+stopped they keep serving the last good config and say so in /healthz; with
+etcd back they catch up without a restart."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+import httpraw
+from conftest import admin_get, binary, free_port, stop_process
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+class Etcd:
+    def __init__(self, data_dir, log_path):
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.port = free_port()
+        self.peer_port = free_port()
+        self.proc = None
+
+    @property
+    def uri(self):
+        return f"etcd://127.0.0.1:{self.port}"
+
+    def start(self):
+        client = f"http://127.0.0.1:{self.port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [ETCD, "--name", "default", "--data-dir", str(self.data_dir),
+                 "--listen-client-urls", client, "--advertise-client-urls", client,
+                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                 "--initial-cluster", f"default={peer}"],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{client}/health", timeout=1) as r:
+                    if json.loads(r.read()).get("health") == "true":
+                        return
+            except OSError:
+                pass
+            assert self.proc.poll() is None, "etcd exited at start"
+            time.sleep(0.1)
+        raise AssertionError("etcd did not become healthy within 20 s")
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    if not os.access(ETCD, os.X_OK):
+        pytest.skip("etcd is not installed (Debian package etcd-server)")
+    e = Etcd(tmp_path / "etcd-data", tmp_path / "etcd.log")
+    e.start()
+    yield e
+    e.stop()
+
+
+def api(store, *args):
+    r = subprocess.run([str(binary("hms-api")), "--store", store, *map(str, args)],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"hms-api {' '.join(map(str, args))}: {r.stdout}{r.stderr}"
+    return r
+
+
+def wait_status(gw, path, status, within):
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if httpraw.get(gw.port, path).status == status:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{path} did not answer {status} within {within} s"
+        time.sleep(0.02)
+
+
+def test_two_gateways_share_etcd_and_survive_its_outage(etcd, nginx_upstream, echo_upstream,
+                                                        gateway, tmp_path):
+    gw1 = gateway({"store": etcd.uri}, name="gw1.yaml")
+    gw2 = gateway({"store": etcd.uri}, name="gw2.yaml")
+    assert httpraw.get(gw1.port, "/json").status == 404
+
+    route = tmp_path / "json-svc.yaml"
+    route.write_text(f"service: json-svc\nroutes:\n  - GET /json\nendpoints: [{nginx_upstream.addr}]\n")
+    api(etcd.uri, "register", route)
+    registered = time.monotonic()
+    for gw in (gw1, gw2):
+        wait_status(gw, "/json", 200, within=1.0)
+    print(f"\nboth gateways served the new route {time.monotonic() - registered:.3f} s after register")
+
+    etcd.stop()
+    deadline = time.time() + 15
+    for gw in (gw1, gw2):
+        while True:
+            health = json.loads(admin_get(gw, "/healthz").body)
+            if health["store"] != "ok":
+                break
+            assert time.time() < deadline, f"/healthz never noticed etcd stopping: {health}"
+            time.sleep(0.1)
+        assert health["status"] == "ok"
+        assert "unreachable" in health["store"], health
+        assert httpraw.get(gw.port, "/json").status == 200  # the last good config serves
+
+    etcd.start()
+    echo = tmp_path / "echo-svc.yaml"
+    echo.write_text("service: echo-svc\nroutes:\n  - GET /status/{code}\n"
+                    f"endpoints: [127.0.0.1:{echo_upstream.port}]\n")
+    api(etcd.uri, "register", echo)
+    for gw in (gw1, gw2):
+        wait_status(gw, "/status/201", 201, within=10.0)
+        assert httpraw.get(gw.port, "/json").status == 200
+        deadline = time.time() + 10
+        while json.loads(admin_get(gw, "/healthz").body)["store"] != "ok":
+            assert time.time() < deadline, "/healthz still reports etcd unreachable"
+            time.sleep(0.1)
