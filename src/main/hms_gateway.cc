@@ -196,19 +196,49 @@ void Publish(Gateway& g, Snapshot* s) {
 std::string RenderMetrics(Gateway& g) {
   hms::obs::CoreTotals t = hms::obs::Sum(g.engine.all_metrics());
   hms::obs::Exposition e;
+  // Route keys read "service|METHODS|host|template"; requests that matched
+  // no route are labelled "none".
+  auto names = [&g](uint32_t route_key) -> std::pair<std::string, std::string> {
+    if (route_key == 0xffffffffu) return {"none", "none"};
+    std::string key = g.route_keys.Name(route_key);
+    size_t b = key.rfind('|');
+    return {key.substr(0, key.find('|')), b == std::string::npos ? key : key.substr(b + 1)};
+  };
   e.Family("hms_requests_total", "counter", "Requests answered, by service, route and status code.");
   for (const auto& rc : t.requests) {
-    std::string service = "none", route = "none";
-    if (rc.route_key != 0xffffffffu) {
-      // Route keys read "service|METHODS|host|template".
-      std::string key = g.route_keys.Name(rc.route_key);
-      size_t a = key.find('|');
-      size_t b = key.rfind('|');
-      service = key.substr(0, a);
-      route = b == std::string::npos ? key : key.substr(b + 1);
-    }
+    auto [service, route] = names(rc.route_key);
     std::string code = std::to_string(rc.status);
     e.Sample({{"service", service}, {"route", route}, {"code", code}}, rc.count);
+  }
+  e.Family("hms_request_duration_seconds", "histogram",
+           "Gateway-side time from a request's head to its answer, by service and route.");
+  for (size_t i = 0; i < t.durations.size();) {
+    // Rows of one route key are adjacent, by bucket, the sum (0xffff) last.
+    uint32_t key = t.durations[i].route_key;
+    uint64_t per_bucket[hms::obs::kDurationBuckets + 1] = {};
+    uint64_t sum_us = 0;
+    for (; i < t.durations.size() && t.durations[i].route_key == key; ++i) {
+      const auto& d = t.durations[i];
+      if (d.status == hms::obs::kDurationSumSlot) {
+        sum_us = d.count;
+      } else if (d.status <= hms::obs::kDurationBuckets) {
+        per_bucket[d.status] += d.count;
+      }
+    }
+    auto [service, route] = names(key);
+    uint64_t cumulative = 0;
+    for (uint16_t b = 0; b <= hms::obs::kDurationBuckets; ++b) {
+      cumulative += per_bucket[b];
+      char le[32];
+      if (b == hms::obs::kDurationBuckets) {
+        std::snprintf(le, sizeof le, "+Inf");
+      } else {
+        std::snprintf(le, sizeof le, "%g", hms::obs::kDurationBucketsUs[b] / 1e6);
+      }
+      e.Sample("_bucket", {{"service", service}, {"route", route}, {"le", le}}, cumulative);
+    }
+    e.Sample("_sum", {{"service", service}, {"route", route}}, sum_us / 1e6);
+    e.Sample("_count", {{"service", service}, {"route", route}}, cumulative);
   }
   e.Family("hms_requests_unrecorded_total", "counter",
            "Requests whose per-route counter found no room in a core's table.");

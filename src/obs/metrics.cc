@@ -53,6 +53,27 @@ void RequestTable::Count(uint32_t route_key, uint16_t status, uint64_t n) noexce
   overflow_.Add(n);
 }
 
+namespace {
+
+// Sorts rows by (route_key, status) and adds up those several cores reported.
+void SortAndMerge(std::vector<RequestCount>* rows) {
+  std::vector<RequestCount>& r = *rows;
+  std::sort(r.begin(), r.end(), [](const RequestCount& a, const RequestCount& b) {
+    return a.route_key != b.route_key ? a.route_key < b.route_key : a.status < b.status;
+  });
+  size_t out = 0;
+  for (size_t i = 0; i < r.size(); ++i) {
+    if (out > 0 && r[out - 1].route_key == r[i].route_key && r[out - 1].status == r[i].status) {
+      r[out - 1].count += r[i].count;
+    } else {
+      r[out++] = r[i];
+    }
+  }
+  r.resize(out);
+}
+
+}  // namespace
+
 CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
   CoreTotals t;
   bool first = true;
@@ -80,21 +101,12 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
     m->requests.ForEach([&t](uint32_t route_key, uint16_t status, uint64_t count) {
       t.requests.push_back(RequestCount{route_key, status, count});
     });
+    m->durations.ForEach([&t](uint32_t route_key, uint16_t bucket, uint64_t count) {
+      t.durations.push_back(RequestCount{route_key, bucket, count});
+    });
   }
-  std::sort(t.requests.begin(), t.requests.end(), [](const RequestCount& a, const RequestCount& b) {
-    return a.route_key != b.route_key ? a.route_key < b.route_key : a.status < b.status;
-  });
-  // Merge the rows several cores reported for the same pair.
-  size_t out = 0;
-  for (size_t i = 0; i < t.requests.size(); ++i) {
-    if (out > 0 && t.requests[out - 1].route_key == t.requests[i].route_key &&
-        t.requests[out - 1].status == t.requests[i].status) {
-      t.requests[out - 1].count += t.requests[i].count;
-    } else {
-      t.requests[out++] = t.requests[i];
-    }
-  }
-  t.requests.resize(out);
+  SortAndMerge(&t.requests);
+  SortAndMerge(&t.durations);
   return t;
 }
 

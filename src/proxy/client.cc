@@ -475,7 +475,7 @@ void Worker::EndExchange(uint32_t slot) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
   if (!ex.active) return;
-  metrics_.requests.Count(ex.route_key, ex.status);
+  metrics_.Observe(ex.route_key, ex.status, (now_ - ex.start) / 1000);
   timers_.Cancel(&c.ex_timer);
   if (ex.head != nullptr) {
     blocks_.Put(ex.head);

@@ -131,3 +131,16 @@ def test_upstream_pipelining_keeps_every_answer_with_its_request(echo_upstream, 
                          capture_output=True, text=True, timeout=30).stdout
     assert "Non-2xx" not in out and "Socket errors" not in out, out
     assert metric(gw, "hms_upstream_pipelined_total") > 0
+
+
+def test_request_duration_histogram_counts_every_answer(nginx_upstream, register, gateway):
+    register(f"service: json-svc\nroutes:\n  - GET /json\nendpoints: [{nginx_upstream.addr}]\n")
+    gw = gateway()
+    keepalive_gets(gw.port, "/json", 50)
+    labels = 'service="json-svc",route="/json"'
+    count = metric(gw, "hms_request_duration_seconds_count", labels)
+    inf = metric(gw, "hms_request_duration_seconds_bucket", labels + ',le="+Inf"')
+    fast = metric(gw, "hms_request_duration_seconds_bucket", labels + ',le="10"')
+    total = metric(gw, "hms_request_duration_seconds_sum", labels)
+    assert count == inf == fast == 50
+    assert 0 < total < 50 * 10

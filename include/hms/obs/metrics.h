@@ -75,6 +75,24 @@ class RequestTable {
   Counter overflow_;
 };
 
+// Request duration histogram buckets (upper bounds, microseconds), the
+// Prometheus convention of 1-2.5-5 steps from 0.5 ms to 10 s; a last, implicit
+// +Inf bucket follows. Durations are kept per (route key, bucket index) in a
+// RequestTable, with the sum of microseconds under kDurationSumSlot.
+inline constexpr uint64_t kDurationBucketsUs[] = {500,     1000,    2500,    5000,     10000,
+                                                  25000,   50000,   100000,  250000,   500000,
+                                                  1000000, 2500000, 5000000, 10000000};
+inline constexpr uint16_t kDurationBuckets = sizeof(kDurationBucketsUs) / sizeof(uint64_t);
+inline constexpr uint16_t kDurationSumSlot = 0xffff;
+
+// The bucket index of a duration: the first bound it does not exceed, or
+// kDurationBuckets for +Inf.
+inline uint16_t DurationBucket(uint64_t us) noexcept {
+  uint16_t i = 0;
+  while (i < kDurationBuckets && us > kDurationBucketsUs[i]) ++i;
+  return i;
+}
+
 struct CoreMetrics {
   Counter connections_accepted;
   Counter connections_active;     // gauge
@@ -92,6 +110,16 @@ struct CoreMetrics {
   Counter snapshot_version;       // gauge
   Counter snapshots_held;         // gauge: snapshots this core still references
   RequestTable requests;          // route key 0 = no route matched (404/405/400/...)
+  // Gateway-side request durations (first byte of the head to the last byte
+  // of the answer queued): (route key, bucket) → count, and the sum in µs.
+  RequestTable durations{8192};
+
+  // One answered request: its status and how long it took.
+  void Observe(uint32_t route_key, uint16_t status, uint64_t duration_us) noexcept {
+    requests.Count(route_key, status);
+    durations.Count(route_key, DurationBucket(duration_us));
+    durations.Count(route_key, kDurationSumSlot, duration_us);
+  }
 };
 
 // One (route key, status) row of a scrape, summed over cores.
@@ -123,6 +151,8 @@ struct CoreTotals {
   uint64_t snapshot_version_min = 0;
   uint64_t snapshots_held = 0;
   std::vector<RequestCount> requests;  // sorted by (route_key, status), no duplicates
+  // Same shape; `status` is the bucket index (kDurationSumSlot: the sum in µs).
+  std::vector<RequestCount> durations;
   uint64_t requests_overflow = 0;      // counts no core's table had room for
 };
 

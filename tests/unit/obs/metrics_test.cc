@@ -156,6 +156,33 @@ TEST(CoreMetrics, SumAddsCoresAndMergesRequestRows) {
   EXPECT_EQ(t.requests_overflow, 0u);
 }
 
+TEST(CoreMetrics, DurationBucketsAreUpperBoundsThenInf) {
+  EXPECT_EQ(DurationBucket(0), 0);
+  EXPECT_EQ(DurationBucket(500), 0);  // le="0.0005" includes 0.5 ms
+  EXPECT_EQ(DurationBucket(501), 1);
+  EXPECT_EQ(DurationBucket(10'000'000), kDurationBuckets - 1);
+  EXPECT_EQ(DurationBucket(10'000'001), kDurationBuckets);  // +Inf
+}
+
+TEST(CoreMetrics, ObserveCountsStatusBucketAndSumAcrossCores) {
+  CoreMetrics a;
+  CoreMetrics b;
+  a.Observe(7, 200, 300);     // bucket 0
+  a.Observe(7, 200, 30'000);  // bucket 6 (25 ms < 30 ms <= 50 ms)
+  b.Observe(7, 503, 300);     // bucket 0
+  CoreTotals t = Sum({&a, &b});
+  ASSERT_EQ(t.requests.size(), 2u);
+  EXPECT_EQ(t.requests[0].count, 2u);  // 200s
+  EXPECT_EQ(t.requests[1].count, 1u);  // 503
+  ASSERT_EQ(t.durations.size(), 3u);   // bucket 0, bucket 6, the sum
+  EXPECT_EQ(t.durations[0].status, 0);
+  EXPECT_EQ(t.durations[0].count, 2u);
+  EXPECT_EQ(t.durations[1].status, 6);
+  EXPECT_EQ(t.durations[1].count, 1u);
+  EXPECT_EQ(t.durations[2].status, kDurationSumSlot);
+  EXPECT_EQ(t.durations[2].count, 30'600u);
+}
+
 TEST(CoreMetrics, SumOfNothingIsZero) {
   CoreTotals t = Sum({});
   EXPECT_EQ(t.cores, 0u);
