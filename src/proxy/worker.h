@@ -5,9 +5,10 @@
 // and `metrics_` (the admin thread reads relaxed atomics).
 //
 // A downstream connection ("client") carries at most one exchange at a time;
-// pipelined requests wait in its input block and are answered in order. An
-// upstream connection is attached to one exchange while busy and parked in the
-// core's per-endpoint idle pool otherwise.
+// pipelined requests wait in its input and are answered in order. An upstream
+// connection serves one exchange at a time (with upstream_pipeline_depth > 1,
+// others may wait behind it) and is parked in the core's per-endpoint idle
+// pool otherwise.
 #pragma once
 
 #include <sys/socket.h>
