@@ -21,6 +21,8 @@
 #include "hms/config/snapshot.h"
 #include "hms/control/store.h"
 #include "hms/route/route_table.h"
+#include "simdjson.h"
+#include "src/control/http_client.h"
 
 #ifndef HMS_VERSION
 #define HMS_VERSION "dev"
@@ -47,12 +49,24 @@ constexpr char kProgramHelp[] =
     "  endpoints add|remove SERVICE HOST:PORT  static endpoints of a service\n"
     "  explain [--host HOST] [--json] METHOD PATH\n"
     "                                        which route, policies and endpoints a request gets\n"
+    "  status [--admin HOST:PORT] [--json]   a running gateway's live summary\n"
     "\n"
     "options:\n"
     "  --store URI   the store: file:DIR (default: $HMS_STORE, else file:/var/lib/hms\n"
     "                when writable, else file:$HOME/.local/state/hms)\n"
     "  --help        this text; COMMAND --help describes one command\n"
     "  --version     the program's version\n";
+
+constexpr char kStatusHelp[] =
+    "usage: hms-api status [--admin HOST:PORT] [--json]\n"
+    "\n"
+    "Asks a running gateway's admin API (GET /status) for a live summary: per\n"
+    "core its connections, requests and snapshot version; per route its requests,\n"
+    "5xx answers and rate limit with the tokens left; each service's breaker with\n"
+    "its state and the seconds until its next probe.\n"
+    "\n"
+    "  --admin HOST:PORT  the admin listener (default: $HMS_ADMIN, else 127.0.0.1:9901)\n"
+    "  --json             print the gateway's JSON as it came\n";
 
 constexpr char kRegisterHelp[] =
     "usage: hms-api register [--dry-run] FILE...\n"
@@ -852,6 +866,88 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   return kOk;
 }
 
+int Status(const std::vector<std::string>& args) {
+  const char* env = std::getenv("HMS_ADMIN");
+  std::string admin = env != nullptr && env[0] != '\0' ? env : "127.0.0.1:9901";
+  bool json = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      std::fputs(kStatusHelp, stdout);
+      return kOk;
+    }
+    if (args[i] == "--json") {
+      json = true;
+    } else if (args[i] == "--admin" && i + 1 < args.size()) {
+      admin = args[++i];
+    } else {
+      return Usage("unknown argument '" + args[i] + "'", kStatusHelp);
+    }
+  }
+  size_t colon = admin.rfind(':');
+  int port = colon == std::string::npos ? 0 : std::atoi(admin.c_str() + colon + 1);
+  if (port <= 0 || port > 65535) return Usage("--admin needs HOST:PORT", kStatusHelp);
+  std::string host = admin.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  control::HttpClient client({control::HttpTarget{host, static_cast<uint16_t>(port)}}, 3000);
+  auto r = client.Get("/status");
+  if (!r.ok()) {
+    std::fprintf(stderr, "hms-api: no gateway admin API at %s: %s\n", admin.c_str(),
+                 r.error().message.c_str());
+    return kUserError;
+  }
+  if (r->status != 200) {
+    std::fprintf(stderr, "hms-api: %s answered %d to GET /status\n", admin.c_str(), r->status);
+    return kUserError;
+  }
+  if (json) {
+    std::fputs(r->body.c_str(), stdout);
+    return kOk;
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::array cores, routes, breakers;
+  int64_t snapshot = 0;
+  if (parser.parse(r->body).get(doc) != simdjson::SUCCESS || doc["cores"].get(cores) ||
+      doc["routes"].get(routes) || doc["breakers"].get(breakers) ||
+      doc["snapshot"].get(snapshot)) {
+    std::fprintf(stderr, "hms-api: %s sent a /status this version does not read\n", admin.c_str());
+    return kUserError;
+  }
+  // Fields of one row; a missing one reads as 0 or "".
+  auto num = [](simdjson::dom::element e, const char* key) {
+    int64_t v = 0;
+    return e[key].get(v) == simdjson::SUCCESS ? static_cast<long long>(v) : 0LL;
+  };
+  auto str = [](simdjson::dom::element e, const char* key) {
+    std::string_view v;
+    return e[key].get(v) == simdjson::SUCCESS ? std::string(v) : std::string();
+  };
+  std::printf("gateway %s, config snapshot %lld\n\n", admin.c_str(), static_cast<long long>(snapshot));
+  std::printf("%-6s %12s %12s %9s\n", "CORE", "CONNECTIONS", "REQUESTS", "SNAPSHOT");
+  for (simdjson::dom::element c : cores) {
+    std::printf("%-6lld %12lld %12lld %9lld\n", num(c, "core"), num(c, "connections"),
+                num(c, "requests"), num(c, "snapshot"));
+  }
+  std::printf("\n%-16s %-32s %10s %8s  %s\n", "SERVICE", "ROUTE", "REQUESTS", "5XX", "RATE LIMIT");
+  for (simdjson::dom::element rt : routes) {
+    std::string limit = str(rt, "rate_limit");
+    int64_t left;
+    if (!limit.empty() && rt["tokens_left"].get(left) == simdjson::SUCCESS) {
+      limit += ", " + std::to_string(left) + " left";
+    }
+    std::printf("%-16s %-32s %10lld %8lld  %s\n", str(rt, "service").c_str(), str(rt, "route").c_str(),
+                num(rt, "requests"), num(rt, "errors_5xx"), limit.empty() ? "-" : limit.c_str());
+  }
+  std::printf("\n%-16s %-10s %9s  %s\n", "SERVICE", "BREAKER", "FAILURES", "NEXT PROBE");
+  for (simdjson::dom::element b : breakers) {
+    std::string state = str(b, "state");
+    std::string next = state == "closed" ? "-" : std::to_string(num(b, "next_probe_s")) + " s";
+    std::printf("%-16s %-10s %9lld  %s\n", str(b, "service").c_str(), state.c_str(),
+                num(b, "consecutive_failures"), next.c_str());
+  }
+  return kOk;
+}
+
 int Main(int argc, char** argv) {
   std::string uri;
   int i = 1;
@@ -885,6 +981,7 @@ int Main(int argc, char** argv) {
   if (command == "show") return Show(uri, args);
   if (command == "endpoints") return Endpoints(uri, args);
   if (command == "explain") return Explain(uri, args);
+  if (command == "status") return Status(args);
   if (command == "help") {
     std::fputs(kProgramHelp, stdout);
     return kOk;

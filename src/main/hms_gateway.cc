@@ -59,6 +59,12 @@ class State {
     if (current_ != nullptr) current_->Release();
     current_ = s;
   }
+  // Runs f(snapshot) with the current snapshot held (admin thread).
+  template <typename F>
+  void With(F&& f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (current_ != nullptr) f(*current_);
+  }
   std::string ConfigJson() {
     std::lock_guard<std::mutex> lock(mu_);
     return current_ != nullptr ? current_->ToJson() : "{}";
@@ -270,6 +276,37 @@ std::string RenderMetrics(Gateway& g) {
   counter("hms_core_heap_allocations_total", "operator new calls on core threads.", t.heap_allocations);
   counter("hms_downstream_received_bytes_total", "Bytes received from clients.", t.bytes_in);
   counter("hms_downstream_sent_bytes_total", "Bytes sent to clients.", t.bytes_out);
+  // Policy state is process-wide: read it from the snapshot's shared objects.
+  hms::core::Instant now = hms::core::Now();
+  e.Family("hms_breaker_state", "gauge", "Circuit breaker per service: 0 closed, 1 open, 2 half-open.");
+  g.state.With([&](const Snapshot& s) {
+    for (const auto& cl : s.clusters)
+      if (cl.breaker_state) {
+        e.Sample({{"service", cl.name}}, static_cast<int>(cl.breaker_state->Status(now).state));
+      }
+  });
+  e.Family("hms_breaker_next_probe_seconds", "gauge",
+           "Seconds until an open breaker lets its probe through (0 when not open).");
+  g.state.With([&](const Snapshot& s) {
+    for (const auto& cl : s.clusters)
+      if (cl.breaker_state) {
+        e.Sample({{"service", cl.name}}, cl.breaker_state->Status(now).next_probe_in_ns / 1e9);
+      }
+  });
+  e.Family("hms_breaker_opened_total", "counter", "Times each service's breaker opened.");
+  g.state.With([&](const Snapshot& s) {
+    for (const auto& cl : s.clusters)
+      if (cl.breaker_state) e.Sample({{"service", cl.name}}, cl.breaker_state->Status(now).opened_total);
+  });
+  e.Family("hms_rate_limit_available_tokens", "gauge",
+           "Whole tokens left in each rate-limited route's bucket (unkeyed limits).");
+  g.state.With([&](const Snapshot& s) {
+    for (const auto& r : s.routes)
+      if (r.limiter && !r.limiter->keyed()) {
+        e.Sample({{"service", s.clusters[r.cluster].name}, {"route", r.path_template}},
+                 r.limiter->Available(now));
+      }
+  });
   gauge("hms_snapshot_live", "Config snapshots alive in the process.",
         static_cast<uint64_t>(hms::config::LiveSnapshots()));
   e.Family("hms_core_snapshot_version", "gauge", "Config snapshot version each core runs.");
@@ -279,6 +316,67 @@ std::string RenderMetrics(Gateway& g) {
     e.Sample({{"core", core}}, all[i]->snapshot_version.Get());
   }
   return e.Finish();
+}
+
+std::string JsonString(const std::string& s) {
+  std::string o = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') o += '\\';
+    if (static_cast<unsigned char>(ch) >= 0x20) o += ch;
+  }
+  return o + "\"";
+}
+
+// The live summary `hms-api status` prints: per core, per route, breakers and
+// rate limits.
+std::string StatusJson(Gateway& g) {
+  hms::core::Instant now = hms::core::Now();
+  auto all = g.engine.all_metrics();
+  std::string o = "{\"cores\":[";
+  for (size_t i = 0; i < all.size(); ++i) {
+    uint64_t requests = 0;
+    all[i]->requests.ForEach([&](uint32_t, uint16_t, uint64_t n) { requests += n; });
+    o += (i ? "," : "") + std::string("{\"core\":") + std::to_string(i) +
+         ",\"connections\":" + std::to_string(all[i]->connections_active.Get()) +
+         ",\"requests\":" + std::to_string(requests) +
+         ",\"snapshot\":" + std::to_string(all[i]->snapshot_version.Get()) + "}";
+  }
+  hms::obs::CoreTotals t = hms::obs::Sum(all);
+  o += "],\"routes\":[";
+  g.state.With([&](const Snapshot& s) {
+    bool first = true;
+    for (const auto& r : s.routes) {
+      uint64_t requests = 0, errors = 0;
+      for (const auto& rc : t.requests) {
+        if (rc.route_key != r.key) continue;
+        requests += rc.count;
+        if (rc.status >= 500) errors += rc.count;
+      }
+      o += (first ? "" : ",") + std::string("{\"service\":") + JsonString(s.clusters[r.cluster].name) +
+           ",\"route\":" + JsonString(r.methods_text + " " + r.path_template) +
+           ",\"requests\":" + std::to_string(requests) + ",\"errors_5xx\":" + std::to_string(errors);
+      if (r.limiter) {
+        o += ",\"rate_limit\":" + JsonString(r.rate_limit->text);
+        if (!r.limiter->keyed()) o += ",\"tokens_left\":" + std::to_string(r.limiter->Available(now));
+      }
+      o += "}";
+      first = false;
+    }
+    o += "],\"breakers\":[";
+    first = true;
+    for (const auto& cl : s.clusters) {
+      if (!cl.breaker_state) continue;
+      auto st = cl.breaker_state->Status(now);
+      static const char* kStates[] = {"closed", "open", "half-open"};
+      o += (first ? "" : ",") + std::string("{\"service\":") + JsonString(cl.name) +
+           ",\"state\":\"" + kStates[static_cast<int>(st.state)] +
+           "\",\"consecutive_failures\":" + std::to_string(st.consecutive_failures) +
+           ",\"next_probe_s\":" + std::to_string(st.next_probe_in_ns / 1'000'000'000ull) + "}";
+      first = false;
+    }
+    o += "],\"snapshot\":" + std::to_string(s.version);
+  });
+  return o + "}\n";
 }
 
 int Main(int argc, char** argv) {
@@ -395,6 +493,11 @@ int Main(int argc, char** argv) {
       hms::control::AdminResponse r;
       r.content_type = std::string(hms::obs::Exposition::kContentType);
       r.body = RenderMetrics(g);
+      return r;
+    });
+    admin.Handle("/status", [&g](const hms::control::AdminRequest&) {
+      hms::control::AdminResponse r;
+      r.body = StatusJson(g);
       return r;
     });
     admin.Handle("/config", [&g](const hms::control::AdminRequest&) {

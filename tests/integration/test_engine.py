@@ -144,3 +144,35 @@ def test_request_duration_histogram_counts_every_answer(nginx_upstream, register
     total = metric(gw, "hms_request_duration_seconds_sum", labels)
     assert count == inf == fast == 50
     assert 0 < total < 50 * 10
+
+
+def test_status_and_metrics_show_breakers_and_rate_limits(nginx_upstream, register, gateway, hms_api):
+    """A dead service's breaker opens and says so in /metrics and in
+    `hms-api status`; a rate-limited route shows the tokens it has left."""
+    import socket
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    register(f"service: dead-svc\nroutes:\n  - GET /dead\nbreaker: {{failures: 2, open_for: 30s}}\n"
+             f"endpoints: [127.0.0.1:{dead}]\n")
+    register(f"service: json-svc\nroutes:\n  - GET /json\nrate_limit: \"20 req/min\"\n"
+             f"endpoints: [{nginx_upstream.addr}]\n")
+    gw = gateway()
+    assert [httpraw.get(gw.port, "/dead").status for _ in range(3)] == [502, 503, 503]
+    for _ in range(5):
+        assert httpraw.get(gw.port, "/json").status == 200
+    assert metric(gw, "hms_breaker_state", 'service="dead-svc"') == 1
+    assert metric(gw, "hms_breaker_state", 'service="json-svc"') == 0
+    assert 0 < metric(gw, "hms_breaker_next_probe_seconds", 'service="dead-svc"') <= 30
+    assert metric(gw, "hms_rate_limit_available_tokens", 'service="json-svc"') == 15
+
+    r = hms_api("status", "--admin", f"127.0.0.1:{gw.admin_port}")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any(l.split()[:2] == ["dead-svc", "open"] for l in lines), r.stdout
+    assert any("json-svc" in l and "20 req/min, 15 left" in l for l in lines), r.stdout
+    r = hms_api("status", "--admin", f"127.0.0.1:{gw.admin_port}", "--json")
+    status = json.loads(r.stdout)
+    assert {b["service"]: b["state"] for b in status["breakers"]} == {"dead-svc": "open",
+                                                                       "json-svc": "closed"}
+    assert sum(c["requests"] for c in status["cores"]) == 8
