@@ -15,6 +15,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "hms/config/config.h"
@@ -276,37 +278,30 @@ std::string RenderMetrics(Gateway& g) {
   counter("hms_core_heap_allocations_total", "operator new calls on core threads.", t.heap_allocations);
   counter("hms_downstream_received_bytes_total", "Bytes received from clients.", t.bytes_in);
   counter("hms_downstream_sent_bytes_total", "Bytes sent to clients.", t.bytes_out);
-  // Policy state is process-wide: read it from the snapshot's shared objects.
+  // Policy state is process-wide: read once from the snapshot's shared objects.
   hms::core::Instant now = hms::core::Now();
-  e.Family("hms_breaker_state", "gauge", "Circuit breaker per service: 0 closed, 1 open, 2 half-open.");
+  std::vector<std::pair<std::string, hms::policy::BreakerStatus>> breakers;
+  std::vector<std::tuple<std::string, std::string, uint32_t>> tokens;
   g.state.With([&](const Snapshot& s) {
     for (const auto& cl : s.clusters)
-      if (cl.breaker_state) {
-        e.Sample({{"service", cl.name}}, static_cast<int>(cl.breaker_state->Status(now).state));
-      }
-  });
-  e.Family("hms_breaker_next_probe_seconds", "gauge",
-           "Seconds until an open breaker lets its probe through (0 when not open).");
-  g.state.With([&](const Snapshot& s) {
-    for (const auto& cl : s.clusters)
-      if (cl.breaker_state) {
-        e.Sample({{"service", cl.name}}, cl.breaker_state->Status(now).next_probe_in_ns / 1e9);
-      }
-  });
-  e.Family("hms_breaker_opened_total", "counter", "Times each service's breaker opened.");
-  g.state.With([&](const Snapshot& s) {
-    for (const auto& cl : s.clusters)
-      if (cl.breaker_state) e.Sample({{"service", cl.name}}, cl.breaker_state->Status(now).opened_total);
-  });
-  e.Family("hms_rate_limit_available_tokens", "gauge",
-           "Whole tokens left in each rate-limited route's bucket (unkeyed limits).");
-  g.state.With([&](const Snapshot& s) {
+      if (cl.breaker_state) breakers.emplace_back(cl.name, cl.breaker_state->Status(now));
     for (const auto& r : s.routes)
       if (r.limiter && !r.limiter->keyed()) {
-        e.Sample({{"service", s.clusters[r.cluster].name}, {"route", r.path_template}},
-                 r.limiter->Available(now));
+        tokens.emplace_back(s.clusters[r.cluster].name, r.path_template, r.limiter->Available(now));
       }
   });
+  e.Family("hms_breaker_state", "gauge", "Circuit breaker per service: 0 closed, 1 open, 2 half-open.");
+  for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, static_cast<int>(st.state));
+  e.Family("hms_breaker_next_probe_seconds", "gauge",
+           "Seconds until an open breaker lets its probe through (0 when not open).");
+  for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, st.next_probe_in_ns / 1e9);
+  e.Family("hms_breaker_opened_total", "counter", "Times each service's breaker opened.");
+  for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, st.opened_total);
+  e.Family("hms_rate_limit_available_tokens", "gauge",
+           "Whole tokens left in each rate-limited route's bucket (unkeyed limits).");
+  for (const auto& [service, route, left] : tokens) {
+    e.Sample({{"service", service}, {"route", route}}, left);
+  }
   gauge("hms_snapshot_live", "Config snapshots alive in the process.",
         static_cast<uint64_t>(hms::config::LiveSnapshots()));
   e.Family("hms_core_snapshot_version", "gauge", "Config snapshot version each core runs.");
