@@ -472,15 +472,8 @@ int Main(int argc, char** argv) {
       if (err.empty() && !g.store->healthy()) err = g.store->last_error();
       std::string store = err.empty() ? "\"ok\"" : "\"unreachable, serving the last good config\"";
       r.body = "{\"status\":\"ok\",\"cores\":" + std::to_string(g.engine.cores()) +
-               ",\"store\":" + store + ",\"store_uri\":\"" + g.store->Uri() + "\"";
-      if (!err.empty()) {
-        std::string escaped;
-        for (char ch : err) {
-          if (ch == '"' || ch == '\\') escaped += '\\';
-          if (static_cast<unsigned char>(ch) >= 0x20) escaped += ch;
-        }
-        r.body += ",\"store_error\":\"" + escaped + "\"";
-      }
+               ",\"store\":" + store + ",\"store_uri\":" + JsonString(g.store->Uri());
+      if (!err.empty()) r.body += ",\"store_error\":" + JsonString(err);
       r.body += "}\n";
       return r;
     });

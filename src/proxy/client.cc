@@ -374,10 +374,7 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
   }
   if (used > 0) {
     ex.req_body_sent = true;
-    if (!u.dirty) {
-      u.dirty = true;
-      dirty_upstreams_.push_back(ex.upstream);
-    }
+    MarkDirty(u, ex.upstream);
   }
   if (ex.req_done) c.state = Client::State::kAwaitResponse;
   return static_cast<int64_t>(used);

@@ -70,10 +70,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   }
   ex.upstream = up;
   u.out.Append(&blocks_, ex.head->data(), ex.head->end);
-  if (!u.dirty) {
-    u.dirty = true;
-    dirty_upstreams_.push_back(up);
-  }
+  MarkDirty(u, up);
   return true;
 }
 
@@ -119,10 +116,7 @@ void Worker::OnConnect(uint32_t up, int res) {
   }
   u.state = Upstream::State::kBusy;
   ArmRecv(upstreams_[up], kOpRecvUp, up);
-  if (!u.dirty) {
-    u.dirty = true;
-    dirty_upstreams_.push_back(up);
-  }
+  MarkDirty(u, up);
 }
 
 void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
@@ -468,10 +462,7 @@ void Worker::OnUpstreamSent(uint32_t up, int res) {
   }
   u.out.Consume(&blocks_, static_cast<size_t>(res));
   if (!u.out.empty()) {
-    if (!u.dirty) {
-      u.dirty = true;
-      dirty_upstreams_.push_back(up);
-    }
+    MarkDirty(u, up);
   } else if (u.client != kNone && clients_[u.client].state == Client::State::kBody) {
     repump_.push_back(u.client);  // room again for the request body
   }

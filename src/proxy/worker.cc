@@ -402,6 +402,13 @@ void Worker::QueueSend(Conn& c, uint8_t op, uint32_t slot) {
   ++c.ops;
 }
 
+void Worker::MarkDirty(Upstream& u, uint32_t up) {
+  if (!u.dirty) {
+    u.dirty = true;
+    dirty_upstreams_.push_back(up);
+  }
+}
+
 void Worker::FlushDirty() {
   for (uint32_t slot : dirty_clients_) {
     Client& c = clients_[slot];

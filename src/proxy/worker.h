@@ -239,7 +239,9 @@ class Worker {
   static void WriteRateFields(class Writer& w, const policy::RateDecision& d);
   void RejectRequest(uint32_t slot, int status, const char* reason, const char* message);
   void MaybeFreeClient(uint32_t slot);
+  // Lists the connection for this pass's flush (once).
   void MarkDirty(Client& c, uint32_t slot);
+  void MarkDirty(Upstream& u, uint32_t up);
   void SetClientTimer(uint32_t slot);
 
   // Upstream side.
