@@ -489,8 +489,21 @@ int Main(int argc, char** argv) {
       return r;
     });
     admin.Handle("/config", [&g](const hms::control::AdminRequest&) {
+      // The snapshot as compiled, plus the version each core runs now: after
+      // a reload every core reaches the top-level "version".
       hms::control::AdminResponse r;
-      r.body = g.state.ConfigJson();
+      std::string json = g.state.ConfigJson();
+      if (json.size() > 2) {
+        json.pop_back();
+        json += ",\"cores\":[";
+        auto all = g.engine.all_metrics();
+        for (size_t i = 0; i < all.size(); ++i) {
+          json += (i ? "," : "") + std::string("{\"core\":") + std::to_string(i) +
+                  ",\"version\":" + std::to_string(all[i]->snapshot_version.Get()) + "}";
+        }
+        json += "]}";
+      }
+      r.body = std::move(json);
       return r;
     });
     if (auto a = admin.Start(g.config.admin); !a.ok()) {
