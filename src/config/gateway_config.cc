@@ -117,7 +117,9 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
                                   "drain_timeout",
                                   "service",
                                   "local_port",
-                                  "egress"})) {
+                                  "egress",
+                                  "advertise",
+                                  "registration_ttl"})) {
     (*lines)[f.key] = f.line;
     const std::string& k = f.key;
     if (k == "role") {
@@ -188,6 +190,10 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
       c.local_port = static_cast<uint16_t>(r.Unsigned(f, "", 1, 65535));
     } else if (k == "egress") {
       c.egress = r.String(f, "");
+    } else if (k == "advertise") {
+      c.advertise = r.String(f, "");
+    } else if (k == "registration_ttl") {
+      c.registration_ttl_s = static_cast<uint32_t>(r.DurationMs(f, "", 1000, 3'600'000) / 1000);
     }
   }
   if (!have_listeners) c.listeners = DefaultGatewayConfig().listeners;
@@ -280,6 +286,24 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
     if (c.local_port == 0)
       return fail("local_port", "role: sidecar needs 'local_port' (where its service listens)",
                   "role");
+    const std::string& inbound = c.listeners.front().address;
+    if (c.advertise.empty() && (inbound.starts_with("0.0.0.0:") || inbound.starts_with("[::]:"))) {
+      return fail("advertise",
+                  "the inbound listener " + inbound +
+                      " is a wildcard address; set 'advertise' to the host:port other "
+                      "proxies reach it at",
+                  "listeners");
+    }
+  } else {
+    // Sidecar keys on a gateway would be silently meaningless: refuse them.
+    for (const char* key : {"service", "local_port", "egress", "advertise", "registration_ttl"}) {
+      if (lines != nullptr && lines->count(key) > 0) {
+        return fail(key, "only a sidecar has it (set role: sidecar)");
+      }
+    }
+  }
+  if (!c.advertise.empty() && !ParseHostPort(c.advertise)) {
+    return fail("advertise", "'" + c.advertise + "' is not host:port with a port 1..65535");
   }
   if (!c.service.empty() && !IsValidServiceName(c.service)) {
     return fail("service", "'" + c.service + "' is not a valid service name");

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -119,6 +120,52 @@ void AppendRateLimit(std::string* out, const std::optional<RateLimit>& rl) {
   *out += "}";
 }
 
+// A sidecar's routes: inbound to the local service, egress to every service
+// (Snapshot::inbound_route, Snapshot::egress). Their keys read
+// "SERVICE|*||(inbound)" and "SERVICE|*||(egress)", so metrics label them
+// route="(inbound)" and route="(egress)".
+Result<bool> AddSidecarRoutes(const GatewayConfig& gateway, const MeshConfig& mesh, Snapshot* snap,
+                              Interner* endpoint_ids, Interner* route_keys) {
+  auto add_route = [&](uint32_t cluster, const std::string& service, const char* kind,
+                       uint32_t timeout_ms) {
+    Route r;
+    r.cluster = cluster;
+    r.path_template = kind;
+    r.methods_text = "*";
+    r.timeout_ms = timeout_ms;
+    r.auth = "none";  // callers inside the mesh are admitted by mTLS identity, not JWT
+    r.where = gateway.source + ": sidecar " + kind;
+    r.key = route_keys->Intern(service + "|*||" + kind);
+    snap->routes.push_back(std::move(r));
+    return static_cast<uint32_t>(snap->routes.size() - 1);
+  };
+  const uint32_t services = static_cast<uint32_t>(snap->clusters.size());
+  for (uint32_t i = 0; i < services; ++i) {
+    const Cluster& cl = snap->clusters[i];
+    snap->egress.emplace_back(cl.name, add_route(i, cl.name, "(egress)", cl.timeout_ms));
+  }
+  std::sort(snap->egress.begin(), snap->egress.end());
+
+  Cluster local;
+  local.name = gateway.service + "@local";
+  local.local = true;
+  local.retries = 0;
+  local.connect_attempts = 2;
+  local.timeout_ms = mesh.timeout_ms;
+  for (uint32_t i = 0; i < services; ++i)
+    if (snap->clusters[i].name == gateway.service) local.timeout_ms = snap->clusters[i].timeout_ms;
+  Endpoint ep;
+  ep.address = "127.0.0.1:" + std::to_string(gateway.local_port);
+  Result<bool> ok = Resolve(&ep);
+  if (!ok) return ok.error();
+  ep.id = endpoint_ids->Intern(ep.address);
+  local.endpoints.push_back(std::move(ep));
+  const uint32_t timeout_ms = local.timeout_ms;
+  snap->clusters.push_back(std::move(local));
+  snap->inbound_route = add_route(services, gateway.service, "(inbound)", timeout_ms);
+  return true;
+}
+
 }  // namespace
 
 uint32_t Interner::Intern(const std::string& name) {
@@ -215,7 +262,19 @@ Result<std::unique_ptr<Snapshot>> CompileSnapshot(const GatewayConfig& gateway,
   Result<route::RouteTable> table = route::RouteTable::Build(std::move(specs));
   if (!table) return table.error();
   snap->table = std::move(table.value());
+  if (gateway.role == "sidecar") {
+    Result<bool> ok = AddSidecarRoutes(gateway, mesh, snap.get(), endpoint_ids, route_keys);
+    if (!ok) return ok.error();
+  }
   return snap;
+}
+
+const Route* Snapshot::EgressRoute(std::string_view service) const {
+  const auto it = std::lower_bound(
+      egress.begin(), egress.end(), service,
+      [](const std::pair<std::string, uint32_t>& e, std::string_view s) { return e.first < s; });
+  if (it == egress.end() || it->first != service) return nullptr;
+  return &routes[it->second];
 }
 
 std::string Snapshot::ToJson() const {

@@ -5,12 +5,16 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -165,13 +169,16 @@ std::vector<std::string> SplitLines(const std::string& text) {
 class FileStore final : public Store {
  public:
   explicit FileStore(std::string dir)
-      : dir_(std::move(dir)), services_(dir_ + "/services"), endpoints_(dir_ + "/endpoints") {}
+      : dir_(std::move(dir)),
+        services_(dir_ + "/services"),
+        endpoints_(dir_ + "/endpoints"),
+        leases_(dir_ + "/leases") {}
   ~FileStore() override {
     if (watch_fd_ >= 0) close(watch_fd_);
   }
 
   Result<bool> Init() {
-    for (const std::string& d : {dir_, services_, endpoints_}) {
+    for (const std::string& d : {dir_, services_, endpoints_, leases_}) {
       Result<bool> ok = MkdirAll(d);
       if (!ok) return ok;
     }
@@ -261,12 +268,17 @@ class FileStore final : public Store {
     if (unlink(yaml.c_str()) != 0) return IoError("cannot remove " + yaml, errno);
     unlink((services_ + "/" + name + ".source").c_str());
     unlink((endpoints_ + "/" + name).c_str());
+    for (const LeaseFile& l : ReadLeases())
+      if (l.service == name) unlink(l.path.c_str());
     Result<bool> ok = FsyncDir(services_);
+    if (!ok) return ok;
+    ok = FsyncDir(leases_);
     if (!ok) return ok;
     return FsyncDir(endpoints_);
   }
 
   Result<std::vector<StoredService>> List() override {
+    next_expiry_at_ms_ = -1;
     DirLock lock;
     Result<bool> locked = lock.Take(LockPath(), false);
     if (!locked) return locked.error();
@@ -280,6 +292,16 @@ class FileStore final : public Store {
     }
     closedir(d);
     std::sort(names.begin(), names.end());
+    // Leased endpoints alive now; the first to expire sets NextExpiryMs.
+    const int64_t now = NowMs();
+    std::map<std::string, std::vector<std::string>> leased;
+    for (const LeaseFile& l : ReadLeases()) {
+      if (l.expires_ms <= now) continue;
+      leased[l.service].push_back(l.address);
+      if (next_expiry_at_ms_ < 0 || l.expires_ms < next_expiry_at_ms_) {
+        next_expiry_at_ms_ = l.expires_ms;
+      }
+    }
     std::vector<StoredService> out;
     for (const std::string& name : names) {
       StoredService s;
@@ -293,6 +315,10 @@ class FileStore final : public Store {
       Result<std::vector<std::string>> eps = ReadEndpoints(name);
       if (!eps) return eps.error();
       s.endpoints = std::move(eps.value());
+      for (const std::string& a : leased[name])
+        if (std::find(s.endpoints.begin(), s.endpoints.end(), a) == s.endpoints.end()) {
+          s.endpoints.push_back(a);
+        }
       out.push_back(std::move(s));
     }
     return out;
@@ -306,13 +332,82 @@ class FileStore final : public Store {
     return EditEndpoints(service, address, false);
   }
 
+  Result<int64_t> AddEndpointWithLease(const std::string& service, const std::string& address,
+                                       int64_t ttl_s) override {
+    if (!config::IsValidServiceName(service)) {
+      return UserError("'" + service + "' is not a valid service name");
+    }
+    if (!config::ParseHostPort(address)) {
+      return UserError("'" + address + "' is not host:port with a port 1..65535");
+    }
+    if (ttl_s < 1) return UserError("a lease TTL must be at least 1 s");
+    DirLock lock;
+    Result<bool> locked = lock.Take(LockPath(), true);
+    if (!locked) return locked.error();
+    if (!Exists(services_ + "/" + service + ".yaml")) {
+      return UserError("service '" + service + "' is not registered");
+    }
+    // Expired leases of any holder go now, under the lock.
+    const int64_t now = NowMs();
+    for (const LeaseFile& l : ReadLeases())
+      if (l.expires_ms <= now) unlink(l.path.c_str());
+    // A sidecar that restarts takes its entry over with its new lease.
+    const std::string base = service + "@" + address;
+    Result<std::string> tmp = WriteTemp(leases_, base, std::to_string(ttl_s) + "\n");
+    if (!tmp) return tmp.error();
+    const std::string target = leases_ + "/" + base;
+    if (rename(tmp.value().c_str(), target.c_str()) != 0) {
+      const int err = errno;
+      unlink(tmp.value().c_str());
+      return IoError("cannot rename into " + target, err);
+    }
+    Result<bool> synced = FsyncDir(leases_);
+    if (!synced) return synced.error();
+    const int64_t id = ++last_lease_;
+    held_[id] = target;
+    return id;
+  }
+
+  Result<int64_t> KeepAlive(int64_t lease) override {
+    const auto it = held_.find(lease);
+    if (it == held_.end()) return UnknownLease(lease);
+    std::optional<LeaseFile> l = ReadLease(it->second);
+    // Renewing touches the mtime only: watchers see no change (inotify's
+    // IN_ATTRIB is not in their mask), so a heartbeat costs them nothing.
+    if (!l || l->expires_ms <= NowMs() || utimensat(AT_FDCWD, it->second.c_str(), nullptr, 0) != 0) {
+      held_.erase(it);
+      return UnknownLease(lease);
+    }
+    return l->ttl_s;
+  }
+
+  Result<bool> RevokeLease(int64_t lease) override {
+    const auto it = held_.find(lease);
+    if (it == held_.end()) return UnknownLease(lease).error();
+    const std::string path = it->second;
+    held_.erase(it);
+    DirLock lock;
+    Result<bool> locked = lock.Take(LockPath(), true);
+    if (!locked) return locked;
+    if (unlink(path.c_str()) != 0) {
+      if (errno == ENOENT) return UnknownLease(lease).error();
+      return IoError("cannot remove " + path, errno);
+    }
+    return FsyncDir(leases_);
+  }
+
+  int64_t NextExpiryMs() const override {
+    return next_expiry_at_ms_ < 0 ? -1 : std::max<int64_t>(0, next_expiry_at_ms_ - NowMs());
+  }
+
   int WatchFd() override {
     if (watch_fd_ >= 0) return watch_fd_;
     const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) return -1;
     const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM;
     if (inotify_add_watch(fd, services_.c_str(), mask) < 0 ||
-        inotify_add_watch(fd, endpoints_.c_str(), mask) < 0) {
+        inotify_add_watch(fd, endpoints_.c_str(), mask) < 0 ||
+        inotify_add_watch(fd, leases_.c_str(), mask) < 0) {
       close(fd);
       return -1;
     }
@@ -335,6 +430,60 @@ class FileStore final : public Store {
 
  private:
   std::string LockPath() const { return dir_ + "/.lock"; }
+
+  struct LeaseFile {
+    std::string path, service, address;
+    int64_t ttl_s = 0;
+    int64_t expires_ms = 0;  // wall clock: last renewal (mtime) + TTL
+  };
+
+  static int64_t NowMs() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+  }
+
+  static Result<int64_t> UnknownLease(int64_t lease) {
+    return UserError("lease " + std::to_string(lease) + " has expired or is unknown");
+  }
+
+  // A lease file as written by AddEndpointWithLease; nullopt when it is gone
+  // or not one of ours.
+  static std::optional<LeaseFile> ReadLease(const std::string& path) {
+    const size_t slash = path.rfind('/');
+    const std::string base = path.substr(slash + 1);
+    const size_t at = base.find('@');
+    if (at == std::string::npos) return std::nullopt;
+    LeaseFile l;
+    l.path = path;
+    l.service = base.substr(0, at);
+    l.address = base.substr(at + 1);
+    std::string text;
+    struct stat st;
+    Result<bool> got = ReadWhole(path, &text);
+    if (!got.ok() || !got.value() || stat(path.c_str(), &st) != 0) return std::nullopt;
+    l.ttl_s = std::atoll(text.c_str());
+    if (l.ttl_s < 1 || !config::IsValidServiceName(l.service) || !config::ParseHostPort(l.address)) {
+      return std::nullopt;
+    }
+    l.expires_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000 +
+                   l.ttl_s * 1000;
+    return l;
+  }
+
+  std::vector<LeaseFile> ReadLeases() const {
+    std::vector<LeaseFile> out;
+    DIR* d = opendir(leases_.c_str());
+    if (d == nullptr) return out;
+    while (const dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      if (std::optional<LeaseFile> l = ReadLease(leases_ + "/" + e->d_name)) out.push_back(*l);
+    }
+    closedir(d);
+    std::sort(out.begin(), out.end(),
+              [](const LeaseFile& a, const LeaseFile& b) { return a.path < b.path; });
+    return out;
+  }
 
   Result<std::vector<std::string>> ReadEndpoints(const std::string& name) {
     std::string text;
@@ -388,8 +537,11 @@ class FileStore final : public Store {
     return true;
   }
 
-  std::string dir_, services_, endpoints_;
+  std::string dir_, services_, endpoints_, leases_;
   int watch_fd_ = -1;
+  int64_t last_lease_ = 0;
+  std::map<int64_t, std::string> held_;  // lease id → its file, for this object's leases
+  int64_t next_expiry_at_ms_ = -1;  // wall clock: the first live lease the last List saw expires
 };
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/admin_server.h"
+#include "hms/control/self_registration.h"
 #include "hms/control/store.h"
 #include "hms/obs/exposition.h"
 #include "hms/obs/metrics.h"
@@ -93,6 +94,7 @@ struct Gateway {
   GatewayConfig config;
   hms::config::MeshConfig mesh;
   std::unique_ptr<hms::control::Store> store;
+  std::vector<hms::control::StoredService> last_listed;  // what the last Compile read
   hms::config::Interner endpoint_ids;
   hms::config::Interner route_keys;
   hms::policy::PolicyRegistry policies;  // rate buckets and breakers, by stable name
@@ -116,6 +118,7 @@ std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* er
     *error = listed.error().message;
     return services;
   }
+  g.last_listed = *listed;
   for (const auto& s : *listed) {
     auto parsed = hms::config::ParseServiceConfig(s.text, s.source.empty() ? s.name : s.source);
     if (!parsed.ok()) {
@@ -149,6 +152,7 @@ hms::Result<bool> AttachJwt(const GatewayConfig& c, Snapshot* s) {
 void AttachPolicies(Gateway& g, Snapshot* s) {
   hms::core::Instant now = hms::core::Now();
   for (auto& cl : s->clusters) {
+    if (cl.local) continue;  // a sidecar's own service: its callers' breakers guard it
     hms::policy::BreakerParams p;
     p.failures = cl.breaker.failures;
     p.open_for_ns = hms::core::Millis(cl.breaker.open_for_ms);
@@ -423,6 +427,8 @@ int Main(int argc, char** argv) {
     return 1;
   }
   g.store = std::move(*store);
+  // Watch before the first read: a change between the two is not missed.
+  if (!check) g.store->WatchFd();
   Snapshot* first = Compile(g);
   if (first == nullptr) {
     if (check) return 1;
@@ -511,7 +517,27 @@ int Main(int argc, char** argv) {
       return 1;
     }
   }
-  for (const auto& addr : g.engine.bound_addresses()) std::printf("hms-gateway: listening %s\n", addr.c_str());
+  // A sidecar's egress listener is bound last.
+  std::vector<std::string> bound = g.engine.bound_addresses();
+  std::string egress;
+  if (g.config.role == "sidecar" && !g.config.egress.empty()) {
+    egress = bound.back();
+    bound.pop_back();
+  }
+  for (const auto& addr : bound) std::printf("hms-gateway: listening %s\n", addr.c_str());
+  if (!egress.empty()) std::printf("hms-gateway: egress %s\n", egress.c_str());
+  // A sidecar registers its inbound address as an endpoint of its service.
+  std::unique_ptr<hms::control::SelfRegistration> registration;
+  if (g.config.role == "sidecar") {
+    registration = std::make_unique<hms::control::SelfRegistration>(
+        g.store.get(), g.config.service,
+        g.config.advertise.empty() ? bound.front() : g.config.advertise,
+        g.config.registration_ttl_s, [](const std::string& line) { Log("%s", line.c_str()); });
+    registration->Tick(std::chrono::steady_clock::now());
+    std::printf("hms-gateway: sidecar of %s on 127.0.0.1:%u, registered as %s%s\n",
+                g.config.service.c_str(), g.config.local_port, registration->address().c_str(),
+                registration->registered() ? "" : " (pending)");
+  }
   if (admin_on) {
     std::string host = g.config.admin.substr(0, g.config.admin.rfind(':'));
     std::printf("hms-gateway: admin %s:%u\n", host.c_str(), admin.port());
@@ -537,6 +563,17 @@ int Main(int argc, char** argv) {
           reload_at - std::chrono::steady_clock::now());
       wait_ms = std::max<int>(0, static_cast<int>(left.count()));
     }
+    if (registration) {
+      wait_ms = std::min<int>(
+          wait_ms, static_cast<int>(registration->Tick(std::chrono::steady_clock::now())));
+    }
+    // A leased endpoint the store does not announce the expiry of (the file
+    // store): look again when the first one is due.
+    auto expiry_check = std::chrono::steady_clock::time_point::max();
+    if (int64_t ms = g.store->NextExpiryMs(); ms >= 0) {
+      expiry_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms + 1);
+      wait_ms = std::min<int>(wait_ms, static_cast<int>(ms + 1));
+    }
     int n = poll(fds, fds[1].fd >= 0 ? 2 : 1, wait_ms);
     if (n < 0 && errno != EINTR) break;
     if (g.store->healthy() != store_healthy) {
@@ -552,6 +589,13 @@ int Main(int argc, char** argv) {
       if (!reload_pending) {
         reload_pending = true;
         reload_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCoalesceMs);
+      }
+    }
+    if (!reload_pending && std::chrono::steady_clock::now() >= expiry_check) {
+      auto listed = g.store->List();
+      if (listed.ok() && *listed != g.last_listed) {
+        reload_pending = true;
+        reload_at = std::chrono::steady_clock::now();
       }
     }
     if (reload_pending && std::chrono::steady_clock::now() >= reload_at) {
@@ -583,6 +627,8 @@ int Main(int argc, char** argv) {
       if (stop) break;
     }
   }
+  // Out of the store first, so callers stop choosing this sidecar while it drains.
+  if (registration) registration->Withdraw();
   Log("draining (up to %u ms)", g.config.drain_timeout_ms);
   g.engine.Drain();
   g.engine.Join();

@@ -196,8 +196,30 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   ex.hold = current_;
   ++current_->inflight;
   const config::Snapshot& snap = *current_->snapshot;
-  route::Match m = snap.table.Find(r.host, r.method_text, r.path);
-  if (m.kind != route::MatchKind::kFound) {
+  // Which route: the edge's table, a sidecar's inbound route, or the egress
+  // route of the service the local caller names.
+  uint32_t target = 0;
+  std::string_view origin = r.target;  // the request-target sent upstream
+  std::string_view egress_to;          // egress: the service, sent as Host
+  ListenerKind kind = listener_kind_[c.listener];
+  route::Match m;
+  if (kind == ListenerKind::kInbound) {
+    target = snap.inbound_route;
+  } else if (kind == ListenerKind::kEgress) {
+    if (!SelectEgress(snap, r, &target, &origin, &egress_to)) {
+      char msg[160];
+      std::snprintf(msg, sizeof msg,
+                    "no service named by Host '%.*s' or by the path's first segment",
+                    static_cast<int>(std::min<size_t>(r.host.size(), 64)), r.host.data());
+      LocalResponse(slot, 404, "no_service", msg, !ex.req_done);
+      FinishExchange(slot);
+      return static_cast<int64_t>(head_len);
+    }
+  } else {
+    m = snap.table.Find(r.host, r.method_text, r.path);
+    target = m.target;
+  }
+  if (kind == ListenerKind::kEdge && m.kind != route::MatchKind::kFound) {
     char msg[160];
     std::snprintf(msg, sizeof msg, "no route for %.*s %.*s", static_cast<int>(r.method_text.size()),
                   r.method_text.data(), static_cast<int>(std::min<size_t>(r.path.size(), 100)),
@@ -215,7 +237,7 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     FinishExchange(slot);
     return static_cast<int64_t>(head_len);
   }
-  const config::Route& route = snap.routes[m.target];
+  const config::Route& route = snap.routes[target];
   const config::Cluster& cluster = snap.clusters[route.cluster];
   ex.route = &route;
   ex.cluster = &cluster;
@@ -232,7 +254,7 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   if (route.limiter != nullptr) {
     // One shared word per bucket: the process admits what a single global
     // bucket would, whichever core this is (docs/resilience.md).
-    policy::CoreRateLimiter& limiter = limiters_[m.target];
+    policy::CoreRateLimiter& limiter = limiters_[target];
     const std::string& per = route.rate_limit->per;
     if (per.empty()) {
       ex.rate = limiter.TryTake(now_);
@@ -280,7 +302,9 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   // The upstream head: request line, the caller's end-to-end fields, ours.
   ex.head = blocks_.Get();
   Writer w(ex.head->data(), blocks_.block_size());
-  w.S(r.method_text).C(' ').S(r.target).S(" HTTP/1.1\r\n");
+  w.S(r.method_text).C(' ');
+  if (origin.empty() || origin.front() == '?') w.C('/');  // egress "/NAME" or "/NAME?q"
+  w.S(origin).S(" HTTP/1.1\r\n");
   std::string_view xff;
   bool has_host = false;
   HopByHop hop_by_hop(r.headers, r.header_count);
@@ -296,14 +320,21 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
         http::EqualsIgnoreCase(h.name, "x-hms-peer")) {
       continue;
     }
-    if (http::EqualsIgnoreCase(h.name, "host")) has_host = true;
+    if (http::EqualsIgnoreCase(h.name, "host")) {
+      if (!egress_to.empty()) continue;
+      has_host = true;
+    }
     // Identical repeated Content-Length fields were folded by the parser: one goes out.
     if (http::EqualsIgnoreCase(h.name, "content-length")) continue;
     w.S(h.name).S(": ").S(h.value).S("\r\n");
   }
   uint32_t ep_index = rr_[route.cluster]++ % cluster.endpoints.size();
   ex.endpoint_index = ep_index;
-  if (!has_host) w.S("host: ").S(cluster.endpoints[ep_index].address).S("\r\n");
+  if (!egress_to.empty()) {
+    w.S("host: ").S(egress_to).S("\r\n");
+  } else if (!has_host) {
+    w.S("host: ").S(cluster.endpoints[ep_index].address).S("\r\n");
+  }
   w.S("x-forwarded-for: ");
   if (!xff.empty()) w.S(xff).S(", ");
   w.S(std::string_view(c.peer, c.peer_len)).S("\r\nx-forwarded-proto: http\r\nx-trace-id: ");
@@ -327,6 +358,35 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   if (!AttachUpstream(slot, false)) return static_cast<int64_t>(head_len);
   if (c.out.size() > 0) MarkDirty(c, slot);
   return static_cast<int64_t>(head_len);
+}
+
+// Egress (docs/sidecar.md): `Host: NAME` names the service; else the path's
+// first segment does (`/NAME/rest` goes out as `/rest`). Upstream the target
+// is always origin-form and the Host is the service's name.
+bool Worker::SelectEgress(const config::Snapshot& snap, const http::RequestHead& r, uint32_t* target,
+                          std::string_view* origin, std::string_view* service) {
+  std::string_view host = r.host;
+  if (!host.empty() && host.front() != '[') host = host.substr(0, host.find(':'));
+  // From the path on: absolute-form ("GET http://NAME/x", a proxy-style
+  // call) goes upstream as origin-form.
+  std::string_view from_path = r.path.empty() || r.path.front() != '/'
+                                   ? r.target
+                                   : std::string_view(r.path.data(), r.target.data() + r.target.size() -
+                                                                         r.path.data());
+  if (const config::Route* route = snap.EgressRoute(host)) {
+    *target = static_cast<uint32_t>(route - snap.routes.data());
+    *origin = from_path;
+    *service = snap.clusters[route->cluster].name;
+    return true;
+  }
+  if (r.path.size() < 2 || r.path.front() != '/') return false;
+  std::string_view segment = r.path.substr(1, r.path.find('/', 1) - 1);
+  const config::Route* route = snap.EgressRoute(segment);
+  if (route == nullptr) return false;
+  *target = static_cast<uint32_t>(route - snap.routes.data());
+  *origin = from_path.substr(1 + segment.size());  // "", "/rest...", "?query"
+  *service = snap.clusters[route->cluster].name;
+  return true;
 }
 
 int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {

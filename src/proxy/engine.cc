@@ -82,16 +82,21 @@ Result<bool> Engine::Bind(const config::GatewayConfig& config) {
   if (cores == 0) cores = 1;
   listen_fds_.assign(cores, {});
   bound_.clear();
-  for (const auto& l : config.listeners) {
+  // The listeners in order; a sidecar's egress listener last (Worker tells
+  // them apart by index).
+  std::vector<std::string> addresses;
+  for (const auto& l : config.listeners) addresses.push_back(l.address);
+  if (config.role == "sidecar" && !config.egress.empty()) addresses.push_back(config.egress);
+  for (const std::string& address : addresses) {
     sockaddr_storage ss;
     socklen_t len;
-    if (!ParseAddress(l.address, &ss, &len)) {
-      return Error{"listener address '" + l.address + "' is not HOST:PORT", Side::kConfig};
+    if (!ParseAddress(address, &ss, &len)) {
+      return Error{"listener address '" + address + "' is not HOST:PORT", Side::kConfig};
     }
     for (uint32_t core = 0; core < cores; ++core) {
       int fd = Listen(ss, len);
       if (fd < 0) {
-        return Error{"cannot listen on " + l.address + ": " + std::strerror(-fd), Side::kInternal};
+        return Error{"cannot listen on " + address + ": " + std::strerror(-fd), Side::kInternal};
       }
       if (core == 0) {
         // Port 0: every core's socket joins the port the first one got.

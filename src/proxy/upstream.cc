@@ -359,8 +359,9 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
     // reading our bodiless request (a fresh connection). Body bytes already
     // handed to the failed connection are gone: no retry then.
     size_t endpoints = ex.cluster->endpoints.size();
+    size_t connects = std::max<size_t>(endpoints, ex.cluster->connect_attempts);
     bool retry = !ex.req_body_sent &&
-                 ((connect_failed && ex.attempts < endpoints) ||
+                 ((connect_failed && ex.attempts < connects) ||
                   (stale && ex.req_body == http::BodyKind::kNone && ex.attempts <= endpoints + 1));
     bool open = ex.breaker != nullptr &&
                 ex.breaker->Status(now_).state != policy::BreakerState::kClosed;

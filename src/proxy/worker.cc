@@ -39,6 +39,12 @@ Worker::Worker(uint32_t index, const config::GatewayConfig& config, std::vector<
       blocks_(static_cast<uint32_t>(InputCapacity(config))),
       timers_(core::Now()) {
   accept_armed_.assign(listen_fds_.size(), false);
+  // Engine::Bind's order: the listeners, then a sidecar's egress listener.
+  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+    listener_kind_.push_back(config.role != "sidecar"           ? ListenerKind::kEdge
+                             : i < config.listeners.size() ? ListenerKind::kInbound
+                                                           : ListenerKind::kEgress);
+  }
   dirty_clients_.reserve(1024);
   coalesce_touched_.reserve(1024);
   dirty_upstreams_.reserve(1024);

@@ -70,6 +70,10 @@ struct Input {
   }
 };
 
+// What a listener is for: the edge gateway's routes, or a sidecar's inbound
+// (to its local service) or egress (from it to other services) listener.
+enum class ListenerKind : uint8_t { kEdge, kInbound, kEgress };
+
 struct Exchange {
   bool active = false;
   SnapshotHold* hold = nullptr;
@@ -233,6 +237,11 @@ class Worker {
   // JWT validation for routes with auth required/optional. False when the
   // request was answered (401/403).
   bool Authenticate(uint32_t slot, const config::Snapshot& snap, const config::Route& route);
+  // The egress route a request names (by Host, else by its path's first
+  // segment), the request-target to send upstream and the service's name.
+  // False when it names no service.
+  static bool SelectEgress(const config::Snapshot& snap, const http::RequestHead& r,
+                           uint32_t* target, std::string_view* origin, std::string_view* service);
   // Tells the service's breaker how the current attempt went (once per attempt).
   void ReportOutcome(Exchange& ex, bool ok);
   // Appends the RateLimit-* fields of a rate-limited route's decision.
@@ -288,6 +297,7 @@ class Worker {
   uint32_t index_;
   config::GatewayConfig config_;  // the tuning this core was started with
   std::vector<int> listen_fds_;
+  std::vector<ListenerKind> listener_kind_;  // [listener]
   int cpu_;
   std::thread thread_;
   std::atomic<int> start_result_{1};

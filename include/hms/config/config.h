@@ -61,7 +61,9 @@ struct GatewayConfig {
   // Sidecar keys (role: sidecar).
   std::string service;
   uint16_t local_port = 0;
-  std::string egress;                     // egress listener address
+  std::string egress;                     // egress listener address; empty = none
+  std::string advertise;                  // the endpoint it registers; empty = its first listener's
+  uint32_t registration_ttl_s = 10;       // lease TTL of that endpoint in the store
 };
 
 struct BreakerConfig {

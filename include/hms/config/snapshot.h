@@ -44,6 +44,10 @@ struct Cluster {  // one service
   BreakerConfig breaker;
   std::optional<RateLimit> rate_limit;
   std::vector<std::string> allow_from;
+  // Connect attempts made before giving up, at least one per endpoint: a
+  // sidecar's local service gets 2 (one retry on connect failure).
+  uint32_t connect_attempts = 1;
+  bool local = false;  // a sidecar's own service on 127.0.0.1:local_port
   // Process-wide breaker state, kept across reloads by name (the control
   // thread's policy::PolicyRegistry fills it in after compiling).
   std::shared_ptr<policy::Breaker> breaker_state;
@@ -97,6 +101,16 @@ struct Snapshot {
   // loaded by the control thread from the jwks or secret file, and the policy.
   std::shared_ptr<const auth::KeySet> jwt_keys;
   auth::JwtPolicy jwt_policy;
+  // Sidecar (gateway.role == sidecar; docs/sidecar.md): the inbound route
+  // sends whatever reaches the inbound listener to the local service (the
+  // last cluster, `local`); the egress routes, one per service, carry what
+  // the local service sends to the egress listener to that service's
+  // endpoints. Neither is in `table`. kNoRoute on a gateway.
+  static constexpr uint32_t kNoRoute = 0xffffffffu;
+  uint32_t inbound_route = kNoRoute;
+  std::vector<std::pair<std::string, uint32_t>> egress;  // service → route index, sorted
+  // The egress route of `service`, or null.
+  const Route* EgressRoute(std::string_view service) const;
   std::atomic<int> refs{1};
 
   void Acquire() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }

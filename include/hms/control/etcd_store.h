@@ -40,19 +40,9 @@ namespace hms::control {
 
 class EtcdStore : public Store {
  public:
-  // Lease-held endpoints for sidecars. AddEndpointWithLease grants a lease of
-  // `ttl_s` seconds and puts the endpoint under it; the caller renews it with
-  // KeepAlive at least every ttl_s / 3. An error if the service is not
-  // registered (the lease is then revoked).
-  virtual Result<int64_t> AddEndpointWithLease(const std::string& service,
-                                               const std::string& address, int64_t ttl_s) = 0;
-  // Renews the lease; returns its remaining TTL in seconds. An error when the
-  // lease has expired or is unknown (its keys are gone: add again).
-  virtual Result<int64_t> KeepAlive(int64_t lease) = 0;
-  // Revokes the lease, deleting every key held by it.
-  virtual Result<bool> RevokeLease(int64_t lease) = 0;
-  // healthy() is false after a failed call or while the watch is
-  // disconnected, true again after the next success (see Store).
+  // Leases are etcd leases: an expired one deletes its key, and the watch
+  // tells every reader. healthy() is false after a failed call or while the
+  // watch is disconnected, true again after the next success (see Store).
 };
 
 struct EtcdOptions {

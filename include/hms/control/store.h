@@ -16,7 +16,8 @@ struct StoredService {
   std::string name;
   std::string text;    // the route file as registered (YAML or JSON)
   std::string source;  // the file name it was registered from, for file:line messages
-  std::vector<std::string> endpoints;  // "host:port" added with `hms-api endpoints add`
+  std::vector<std::string> endpoints;  // "host:port": `hms-api endpoints add` and leased ones
+  bool operator==(const StoredService&) const = default;
 };
 
 class Store {
@@ -30,6 +31,24 @@ class Store {
   // if it already had the endpoint. RemoveEndpoint: an error if absent.
   virtual Result<bool> AddEndpoint(const std::string& service, const std::string& address) = 0;
   virtual Result<bool> RemoveEndpoint(const std::string& service, const std::string& address) = 0;
+  // Endpoints held by a lease (sidecars register themselves this way):
+  // AddEndpointWithLease puts `address` under a new lease of `ttl_s` seconds
+  // and returns its id; the holder renews it with KeepAlive at least every
+  // ttl_s / 3. A lease not renewed within its TTL expires and its endpoint
+  // leaves the service (a SIGKILLed sidecar disappears on its own).
+  // AddEndpointWithLease: an error if the service is not registered.
+  // KeepAlive returns the TTL in seconds; an error when the lease has expired
+  // or is unknown (its endpoint is gone: add it again). RevokeLease removes
+  // the endpoint at once. Lease ids belong to the Store object that made them.
+  virtual Result<int64_t> AddEndpointWithLease(const std::string& service,
+                                               const std::string& address, int64_t ttl_s) = 0;
+  virtual Result<int64_t> KeepAlive(int64_t lease) = 0;
+  virtual Result<bool> RevokeLease(int64_t lease) = 0;
+  // Milliseconds from now until the first leased endpoint that the last
+  // List() saw alive expires (0 once past), when nothing tells a watcher about it (the file store:
+  // an expiry is the absence of a write); the watcher lists again then. -1
+  // when there is none, or when the store reports expiries through WatchFd.
+  virtual int64_t NextExpiryMs() const { return -1; }
   // A descriptor that becomes readable when the store changes (inotify for the
   // file store); the caller then calls DrainWatch() and List(). -1 if none.
   virtual int WatchFd() = 0;
@@ -56,7 +75,10 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& uri);
 
 // The file store on DIR (created if missing). Layout: services/NAME.yaml (the
 // registered text verbatim), services/NAME.source (the file it came from),
-// endpoints/NAME (one host:port per line), .lock (flock: exclusive around
+// endpoints/NAME (one host:port per line), leases/NAME@HOST:PORT (a leased
+// endpoint: the file holds its TTL in seconds, its mtime is the last renewal;
+// expired files are ignored by readers and removed by the next lease write),
+// .lock (flock: exclusive around
 // every read-modify-write, shared around List). Every file is replaced
 // atomically (temp file, fsync, rename, fsync of the directory), so a reader
 // never sees half a file and a crash leaves the old or the new version.

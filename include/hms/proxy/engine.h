@@ -27,7 +27,8 @@ class Engine {
   // Opens one SO_REUSEPORT listening socket per listener per core; port 0
   // picks a free port, shared by every core. Call before Start.
   Result<bool> Bind(const config::GatewayConfig& config);
-  // "127.0.0.1:PORT" per listener, after Bind.
+  // "127.0.0.1:PORT" per listener, after Bind; a sidecar's egress listener
+  // comes last.
   const std::vector<std::string>& bound_addresses() const { return bound_; }
 
   // Starts the cores with `snapshot` (the engine takes one reference per core).

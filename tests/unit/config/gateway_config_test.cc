@@ -89,6 +89,8 @@ drain_timeout: 30s
 service: calc-svc
 local_port: 7000
 egress: 127.0.0.1:15001
+advertise: 10.0.0.7:15000
+registration_ttl: 30s
 )");
   Result<GatewayConfig> c = LoadGatewayConfig(path);
   ASSERT_TRUE(c) << c.error().message;
@@ -123,6 +125,8 @@ egress: 127.0.0.1:15001
   EXPECT_EQ(c->service, "calc-svc");
   EXPECT_EQ(c->local_port, 7000);
   EXPECT_EQ(c->egress, "127.0.0.1:15001");
+  EXPECT_EQ(c->advertise, "10.0.0.7:15000");
+  EXPECT_EQ(c->registration_ttl_s, 30u);
 }
 
 TEST_F(GatewayConfigTest, CoresAuto) { EXPECT_EQ(LoadError("cores: auto\n"), ""); }
@@ -181,6 +185,15 @@ const RuleCase kRules[] = {
     {"role: sidecar\nservice: calc-svc\n",
      ":1: local_port: role: sidecar needs 'local_port' (where its service listens)"},
     {"local_port: 0\n", ":1: local_port: 0 is out of range 1..65535"},
+    {"cores: 1\negress: 127.0.0.1:15001\n",
+     ":2: egress: only a sidecar has it (set role: sidecar)"},
+    {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nlisteners: [0.0.0.0:15000]\n",
+     ":4: advertise: the inbound listener 0.0.0.0:15000 is a wildcard address; set 'advertise' "
+     "to the host:port other proxies reach it at"},
+    {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nadvertise: nowhere\n",
+     ":4: advertise: 'nowhere' is not host:port with a port 1..65535"},
+    {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nregistration_ttl: 10ms\n",
+     ":4: registration_ttl: '10ms' is below the minimum of 1000ms"},
     {"jwt: {issuer: hms}\n",
      ":1: jwt: needs exactly one of 'jwks' (a JWKS file) or 'hs256_secret_file'"},
     {"jwt: {jwks: a.json, hs256_secret: s}\n",

@@ -257,6 +257,75 @@ TEST_F(FileStoreTest, ConcurrentRegistersFromManyProcessesAllLand) {
   EXPECT_TRUE(HiddenFiles(dir_ + "/endpoints").empty());
 }
 
+std::vector<std::string> EndpointsOf(Store& store, const std::string& service) {
+  Result<std::vector<StoredService>> list = store.List();
+  if (!list) return {"<list failed: " + list.error().message + ">"};
+  for (const StoredService& s : *list)
+    if (s.name == service) return s.endpoints;
+  return {};
+}
+
+TEST_F(FileStoreTest, LeasedEndpointLivesWhileKeptAliveAndExpiresOtherwise) {
+  ASSERT_TRUE(store_->Register({{"calc-svc", kCalc, "calc.yaml", {}}}));
+  ASSERT_TRUE(store_->AddEndpoint("calc-svc", "127.0.0.1:7000"));
+  EXPECT_FALSE(store_->AddEndpointWithLease("nope-svc", "127.0.0.1:7001", 2));
+  EXPECT_FALSE(store_->AddEndpointWithLease("calc-svc", "nonsense", 2));
+  EXPECT_FALSE(store_->AddEndpointWithLease("calc-svc", "127.0.0.1:7001", 0));
+  EXPECT_EQ(store_->NextExpiryMs(), -1);
+
+  Result<int64_t> dying = store_->AddEndpointWithLease("calc-svc", "127.0.0.1:7001", 1);
+  ASSERT_TRUE(dying) << dying.error().message;
+  Result<int64_t> kept = store_->AddEndpointWithLease("calc-svc", "127.0.0.1:7002", 1);
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_EQ(EndpointsOf(*store_, "calc-svc"),
+            (std::vector<std::string>{"127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"}));
+  // The reader learns when to look again: within the 1 s TTL.
+  EXPECT_GT(store_->NextExpiryMs(), 0);
+  EXPECT_LE(store_->NextExpiryMs(), 1000);
+
+  // Renewals are not changes: a watcher is not woken by them.
+  const int fd = store_->WatchFd();
+  ASSERT_GE(fd, 0);
+  store_->DrainWatch();
+  for (int i = 0; i < 8; ++i) {
+    Result<int64_t> ttl = store_->KeepAlive(kept.value());
+    ASSERT_TRUE(ttl) << ttl.error().message;
+    EXPECT_EQ(ttl.value(), 1);
+    usleep(300'000);
+  }
+  EXPECT_FALSE(Readable(fd, 0));
+  // 2.4 s later only the renewed one is left; the other cannot be renewed.
+  EXPECT_EQ(EndpointsOf(*store_, "calc-svc"),
+            (std::vector<std::string>{"127.0.0.1:7000", "127.0.0.1:7002"}));
+  EXPECT_FALSE(store_->KeepAlive(dying.value()));
+
+  // Revoking removes it at once, and watchers hear of it.
+  ASSERT_TRUE(store_->RevokeLease(kept.value()));
+  EXPECT_TRUE(Readable(fd, 1000));
+  EXPECT_EQ(EndpointsOf(*store_, "calc-svc"), (std::vector<std::string>{"127.0.0.1:7000"}));
+  EXPECT_EQ(store_->NextExpiryMs(), -1);
+  EXPECT_FALSE(store_->RevokeLease(kept.value()));
+  EXPECT_FALSE(store_->KeepAlive(12345));
+}
+
+TEST_F(FileStoreTest, LeaseTakenOverByARestartedHolderAndGoneWithItsService) {
+  ASSERT_TRUE(store_->Register({{"calc-svc", kCalc, "calc.yaml", {}}}));
+  Result<int64_t> first = store_->AddEndpointWithLease("calc-svc", "127.0.0.1:7001", 5);
+  ASSERT_TRUE(first);
+  // A second holder (a restarted sidecar) of the same address: one entry.
+  Result<std::unique_ptr<Store>> other = OpenStore("file:" + dir_);
+  ASSERT_TRUE(other);
+  ASSERT_TRUE((*other)->AddEndpointWithLease("calc-svc", "127.0.0.1:7001", 5));
+  EXPECT_EQ(EndpointsOf(*store_, "calc-svc"), (std::vector<std::string>{"127.0.0.1:7001"}));
+  // Deregistering the service removes its leases; registering it again
+  // does not bring them back.
+  ASSERT_TRUE(store_->Deregister("calc-svc"));
+  ASSERT_TRUE(store_->Register({{"calc-svc", kCalc, "calc.yaml", {}}}));
+  EXPECT_TRUE(EndpointsOf(*store_, "calc-svc").empty());
+  EXPECT_FALSE(store_->KeepAlive(first.value()));
+  EXPECT_TRUE(HiddenFiles(dir_ + "/leases").empty());
+}
+
 TEST(OpenStore, Schemes) {
   // etcd: opens without contacting the cluster (unit-etcd tests it for real).
   Result<std::unique_ptr<Store>> etcd = OpenStore("etcd://127.0.0.1:2379");
