@@ -421,6 +421,18 @@ int Main(int argc, char** argv) {
   std::string store_uri = !g.store_override.empty() ? g.store_override
                           : !g.config.store.empty() ? g.config.store
                                                     : hms::control::DefaultStoreUri();
+  // Signals are read from a signalfd by this thread; every thread started
+  // from here on (the store's watch, the cores, the admin API) inherits the
+  // mask, so none of them takes a signal meant for the control loop.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
   auto store = hms::control::OpenStore(store_uri);
   if (!store.ok()) {
     std::fprintf(stderr, "hms-gateway: %s\n", store.error().message.c_str());
@@ -446,16 +458,6 @@ int Main(int argc, char** argv) {
     first->Release();
     return 0;
   }
-
-  // Signals are read from a signalfd here; every thread inherits the mask.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
   if (auto b = g.engine.Bind(g.config); !b.ok()) {
     Log("%s", b.error().message.c_str());

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 import httpraw
-from conftest import admin_get, binary, free_port, stop_process
+from conftest import REPO, admin_get, binary, free_port, stop_process
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 
@@ -126,3 +126,33 @@ def test_two_gateways_share_etcd_and_survive_its_outage(etcd, nginx_upstream, ec
         while json.loads(admin_get(gw, "/healthz").body)["store"] != "ok":
             assert time.time() < deadline, "/healthz still reports etcd unreachable"
             time.sleep(0.1)
+
+
+@pytest.mark.deadline(60)
+def test_sidecar_holds_its_endpoint_with_an_etcd_lease(etcd, uvicorn_app, gateway, tmp_path):
+    """A sidecar on etcd: its endpoint lives under a lease it keeps alive; a
+    gateway on the same etcd routes through it; SIGKILL → the lease expires
+    and the endpoint leaves within the TTL, and the gateway follows."""
+    calc = uvicorn_app(REPO / "configs" / "demo" / "calc_svc")
+    api(etcd.uri, "register", REPO / "configs" / "demo" / "calc_svc" / "route.yaml")
+    sc = gateway({"store": etcd.uri, "role": "sidecar", "service": "calc-svc",
+                  "local_port": calc.port, "registration_ttl": "2s", "cores": 1},
+                 name="sidecar.yaml")
+    gw = gateway({"store": etcd.uri}, name="gw.yaml")
+    wait_status(gw, "/sum/1/2", 200, within=2.0)
+
+    def listed():
+        out = json.loads(api(etcd.uri, "list", "--json").stdout)
+        return [s for s in out if s["service"] == "calc-svc"][0]["endpoints"]
+
+    time.sleep(3)  # past the TTL: renewals keep it
+    assert listed() == [f"127.0.0.1:{sc.port}"]
+    killed = time.monotonic()
+    sc.kill()
+    while listed() and time.monotonic() - killed < 6:
+        time.sleep(0.05)
+    gone_after = time.monotonic() - killed
+    assert listed() == [], "still registered 6 s after SIGKILL"
+    # etcd expires leases on its own clock, to the second: TTL + 1 s at most.
+    assert gone_after <= 3.2, f"left {gone_after:.2f} s after SIGKILL (TTL 2 s)"
+    wait_status(gw, "/sum/1/2", 503, within=2.0)

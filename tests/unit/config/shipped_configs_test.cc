@@ -36,6 +36,20 @@ TEST(ShippedConfigs, GatewayYamlIsTheDefaults) {
   EXPECT_EQ(c->mesh, kConfigs + "/mesh-config.yaml");
 }
 
+TEST(ShippedConfigs, SidecarYamlIsASidecarOfTheDemoCalcService) {
+  Result<GatewayConfig> c = LoadGatewayConfig(kConfigs + "/sidecar.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->role, "sidecar");
+  EXPECT_EQ(c->service, "calc-svc");
+  EXPECT_EQ(c->local_port, 7002);  // where tools/demo runs calc-svc
+  EXPECT_FALSE(c->egress.empty());
+  EXPECT_EQ(c->registration_ttl_s, 10u);
+  Interner ids, keys;
+  Result<std::unique_ptr<Snapshot>> snap = CompileSnapshot(*c, MeshConfig{}, {}, 1, &ids, &keys);
+  ASSERT_TRUE(snap) << snap.error().message;
+  EXPECT_NE((*snap)->inbound_route, Snapshot::kNoRoute);
+}
+
 TEST(ShippedConfigs, MeshConfigIsTheSeedDefaults) {
   Result<MeshConfig> m = LoadMeshConfig(kConfigs + "/mesh-config.yaml");
   ASSERT_TRUE(m) << m.error().message;

@@ -192,6 +192,63 @@ TEST_F(SnapshotTest, RouteKeysAreStableAndDistinct) {
   EXPECT_EQ(route_keys_.size(), 3u);
 }
 
+TEST_F(SnapshotTest, SidecarGetsAnInboundRouteAndAnEgressRoutePerService) {
+  GatewayConfig gw = DefaultGatewayConfig();
+  gw.role = "sidecar";
+  gw.service = "calc-svc";
+  gw.local_port = 7002;
+  const ServiceConfig calc =
+      Parse("service: calc-svc\nroutes:\n  - GET /sum/{a}/{b}\ntimeout: 3s\n", "calc.yaml");
+  const ServiceConfig hello = Parse(
+      "service: hello-svc\nroutes:\n  - GET /hello\nendpoints: [127.0.0.1:15001]\n", "hello.yaml");
+  Result<std::unique_ptr<Snapshot>> snap = Compile({hello, calc}, gw);
+  ASSERT_TRUE(snap) << snap.error().message;
+  const Snapshot& s = **snap;
+  // The services, then the local one.
+  ASSERT_EQ(s.clusters.size(), 3u);
+  const Cluster& local = s.clusters[2];
+  EXPECT_TRUE(local.local);
+  EXPECT_EQ(local.name, "calc-svc@local");
+  ASSERT_EQ(local.endpoints.size(), 1u);
+  EXPECT_EQ(local.endpoints[0].address, "127.0.0.1:7002");
+  EXPECT_EQ(local.connect_attempts, 2u);  // one retry on connect failure
+  EXPECT_EQ(local.timeout_ms, 3000u);     // the service's own timeout
+  EXPECT_FALSE(s.clusters[0].local);
+
+  ASSERT_NE(s.inbound_route, Snapshot::kNoRoute);
+  const Route& in = s.routes[s.inbound_route];
+  EXPECT_EQ(in.cluster, 2u);
+  EXPECT_EQ(in.auth, "none");
+  EXPECT_EQ(route_keys_.Name(in.key), "calc-svc|*||(inbound)");
+
+  const Route* to_hello = s.EgressRoute("hello-svc");
+  ASSERT_NE(to_hello, nullptr);
+  EXPECT_EQ(s.clusters[to_hello->cluster].name, "hello-svc");
+  EXPECT_EQ(route_keys_.Name(to_hello->key), "hello-svc|*||(egress)");
+  ASSERT_NE(s.EgressRoute("calc-svc"), nullptr);
+  EXPECT_EQ(s.EgressRoute("calc-svc")->timeout_ms, 3000u);
+  EXPECT_EQ(s.EgressRoute("calc-svc@local"), nullptr);  // the local one is not a destination
+  EXPECT_EQ(s.EgressRoute("nope-svc"), nullptr);
+  EXPECT_EQ(s.EgressRoute(""), nullptr);
+  // None of it is in the edge table.
+  EXPECT_EQ(s.table.Find("", "GET", "/sum/1/2").kind, route::MatchKind::kFound);
+  EXPECT_NE(s.table.Find("", "GET", "/hello-svc/hello").kind, route::MatchKind::kFound);
+
+  // Without services: the inbound route still works (mesh timeout).
+  Result<std::unique_ptr<Snapshot>> empty = Compile({}, gw);
+  ASSERT_TRUE(empty);
+  EXPECT_EQ((*empty)->clusters.size(), 1u);
+  EXPECT_EQ((*empty)->routes[(*empty)->inbound_route].timeout_ms, MeshConfig{}.timeout_ms);
+  EXPECT_TRUE((*empty)->egress.empty());
+
+  // A gateway has none of it.
+  Result<std::unique_ptr<Snapshot>> edge = Compile({hello, calc});
+  ASSERT_TRUE(edge);
+  EXPECT_EQ((*edge)->inbound_route, Snapshot::kNoRoute);
+  EXPECT_TRUE((*edge)->egress.empty());
+  EXPECT_EQ((*edge)->clusters.size(), 2u);
+}
+
 TEST_F(SnapshotTest, LiveCountAndRelease) {
   const int before = LiveSnapshots();
   Result<std::unique_ptr<Snapshot>> snap = Compile({});
