@@ -389,7 +389,7 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
 
 void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
   Upstream& u = upstreams_[up];
-  if (!reusable || draining_ || u.endpoint_id >= pool_head_.size() ||
+  if (!reusable || draining_ || u.endpoint_id >= pool_head_.size() || !endpoint_live_[u.endpoint_id] ||
       pool_count_[u.endpoint_id] >= config_.upstream_idle_per_core || !u.out.empty()) {
     CloseUpstream(up);
     return;

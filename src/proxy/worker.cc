@@ -264,7 +264,9 @@ void Worker::AdoptSnapshot(config::Snapshot* s) {
 }
 
 // Per-core state keyed by stable ids survives a reload: upstream pools are
-// indexed by endpoint id, which the control thread never reuses.
+// indexed by endpoint id, which the control thread never reuses. Pools of
+// endpoints the snapshot no longer has are closed now, and connections still
+// busy with one close when their exchange ends.
 void Worker::SizeStateFor(const config::Snapshot& s) {
   uint32_t max_ep = 0;
   for (const auto& cl : s.clusters)
@@ -273,6 +275,12 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
     pool_head_.resize(max_ep, kNone);
     pool_count_.resize(max_ep, 0);
     coalesce_.resize(max_ep, kNone);
+  }
+  endpoint_live_.assign(pool_head_.size(), false);
+  for (const auto& cl : s.clusters)
+    for (const auto& ep : cl.endpoints) endpoint_live_[ep.id] = true;
+  for (uint32_t id = 0; id < pool_head_.size(); ++id) {
+    while (!endpoint_live_[id] && pool_head_[id] != kNone) CloseUpstream(pool_head_[id]);
   }
   rr_.assign(s.clusters.size(), index_);
   if (s.jwt_keys != nullptr) {

@@ -314,6 +314,7 @@ class Worker {
   core::Slab<Upstream> upstreams_;
   std::vector<uint32_t> pool_head_;   // [endpoint id] → most recently idle upstream
   std::vector<uint32_t> pool_count_;  // [endpoint id]
+  std::vector<bool> endpoint_live_;   // [endpoint id] in the current snapshot
   std::vector<uint32_t> coalesce_;    // [endpoint id] the connection this pass pipelines onto
   std::vector<uint32_t> coalesce_touched_;
   std::vector<uint32_t> rr_;          // [cluster index] round-robin cursor

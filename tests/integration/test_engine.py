@@ -71,6 +71,33 @@ def test_reload_leaves_every_core_on_one_version_and_frees_old_snapshots(
     assert live == 1, f"{live} snapshots alive after the reloads settled"
 
 
+def test_reload_keeps_pools_of_surviving_endpoints_and_closes_removed_ones(
+        nginx_upstream, echo_upstream, register, gateway):
+    """Per-core state across a reload (DESIGN §4): a service that keeps its
+    endpoint keeps its pooled connections; an endpoint that leaves has its
+    idle connections closed at the reload, not at their idle timeout."""
+    json_svc = f"service: json-svc\nroutes:\n  - GET /json\nendpoints: [{nginx_upstream.addr}]\n"
+    register(json_svc, name="json.yaml")
+    gw = gateway({"cores": 1})
+    keepalive_gets(gw.port, "/json", 3)
+    assert metric(gw, "hms_upstream_idle_connections") == 1
+    opened = metric(gw, "hms_upstream_connections_total")
+    # A change elsewhere in the service: the endpoint survives, so does its pool.
+    register(json_svc + "timeout: 7s\n", name="json.yaml")
+    deadline = time.time() + 5
+    while json.loads(admin_get(gw, "/config").body)["routes"][0]["timeout_ms"] != 7000:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    keepalive_gets(gw.port, "/json", 3)
+    assert metric(gw, "hms_upstream_connections_total") == opened  # reused, none new
+    # The endpoint leaves (the service moves to another): its pool closes now.
+    register(json_svc.replace(nginx_upstream.addr, echo_upstream.addr), name="json.yaml")
+    deadline = time.time() + 1  # well before the 4 s idle close
+    while metric(gw, "hms_upstream_idle_connections") != 0:
+        assert time.time() < deadline, "idle connections to a removed endpoint stayed open"
+        time.sleep(0.02)
+
+
 def test_zero_copy_sends_relay_a_large_body_intact(nginx_upstream, register, gateway):
     """zero_copy_min_bytes: sends of at least that many bytes use SEND_ZC, whose
     buffers are recycled only after the kernel's notification: 256 MiB arrive

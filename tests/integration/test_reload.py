@@ -39,43 +39,85 @@ def parse_wrk(out):
         sum(map(int, sock.groups())) if sock else 0
 
 
-@pytest.mark.deadline(90)
-def test_reregister_under_load_drops_nothing(json_gateway, nginx_upstream, hms_api):
-    gw, path = json_gateway
-    before = admin_get(gw, "/config")
-    assert before.status == 200, before
-    v0 = before.json()["version"]
+STORM = 100      # re-registrations of one route file...
+STORM_S = 10.0   # ...within this many seconds
+STORM_STEP_S = 0.08  # one every 80 ms: 8 s, leaving room for a slow register
 
-    wrk = subprocess.Popen([WRK, "-t1", "-c16", "-d5s", "--latency", f"http://127.0.0.1:{gw.port}/json"],
+
+def metric_value(gw, name):
+    text = admin_get(gw, "/metrics").body.decode()
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert m, f"{name} missing from /metrics:\n{text[:2000]}"
+    return float(m.group(1))
+
+
+@pytest.mark.deadline(60)
+def test_reregister_storm_under_load_drops_nothing(nginx_upstream, register, hms_api, gateway):
+    """100 re-registrations in under 10 s, each a real change (every text has
+    its own timeout), while wrk keeps 16 connections busy on a 2-core
+    gateway: no request fails, every core ends on the newest snapshot, the
+    last text is the one live, and no snapshot outlives the storm."""
+    path = register(json_routes(nginx_upstream.port), name="json-svc.yaml")
+    gw = gateway({"cores": 2})
+    assert httpraw.get(gw.port, "/json").status == 200
+    v0 = admin_get(gw, "/config").json()["version"]
+
+    timeouts_ms = [2000 + i for i in range(STORM)]
+    wrk = subprocess.Popen([WRK, "-t2", "-c16", "-d12s", "--latency",
+                            f"http://127.0.0.1:{gw.port}/json"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)
     try:
-        time.sleep(0.3)
-        for i in range(20):
-            # Alternate between two different texts so every register is a real change.
-            path.write_text(json_routes(nginx_upstream.port, timeout=f"{15 + i % 2}s"))
+        time.sleep(0.5)
+        start = time.monotonic()
+        for i, timeout_ms in enumerate(timeouts_ms):
+            delay = start + i * STORM_STEP_S - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            path.write_text(json_routes(nginx_upstream.port, timeout=f"{timeout_ms}ms"))
             r = hms_api("register", path)
-            assert r.returncode == 0, r.stderr
-            time.sleep(0.2)
+            assert r.returncode == 0, f"register {i}: {r.stdout}{r.stderr}"
+        storm_s = time.monotonic() - start
+        assert wrk.poll() is None, "wrk ended before the storm did:\n" + wrk.communicate()[0]
         out, _ = wrk.communicate(timeout=30)
     finally:
         if wrk.poll() is None:
             wrk.kill()
             wrk.wait()
+    assert storm_s <= STORM_S, f"{STORM} registrations took {storm_s:.1f} s"
     requests, non2xx, socket_errors = parse_wrk(out)
-    print(f"\nwrk during 20 re-registrations: {requests} requests, {non2xx} non-2xx, "
-          f"{socket_errors} socket errors\n{out}")
-    assert requests > 100, out
+    print(f"\nwrk during {STORM} re-registrations in {storm_s:.2f} s: {requests} requests, "
+          f"{non2xx} non-2xx, {socket_errors} socket errors\n{out}")
+    assert requests > 1000, out
     assert non2xx == 0, out
     assert socket_errors == 0, out
+    per_core = [c["requests"] for c in admin_get(gw, "/status").json()["cores"]]
+    assert len(per_core) == 2 and min(per_core) > 0, f"one core took no requests: {per_core}"
 
+    # Settle: once no request holds an old snapshot, only the newest is alive
+    # and every core runs it.
     deadline = time.monotonic() + 5
     while True:
-        v1 = admin_get(gw, "/config").json()["version"]
-        if v1 > v0 or time.monotonic() > deadline:
+        cfg = admin_get(gw, "/config").json()
+        live = metric_value(gw, "hms_snapshot_live")
+        cores = cfg["cores"]
+        route_timeouts = [rt["timeout_ms"] for rt in cfg["routes"]]
+        if (live == 1 and route_timeouts == [timeouts_ms[-1]]
+                and all(c["version"] == cfg["version"] for c in cores)):
             break
-        time.sleep(0.1)
-    assert v1 > v0, f"/config version stayed at {v0} after 20 registrations"
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    print(f"/config version {v0} -> {cfg['version']} ({cfg['version'] - v0} snapshots "
+          f"for {STORM} registrations); cores {cores}; {live:g} snapshot(s) alive")
+    assert route_timeouts == [timeouts_ms[-1]], \
+        f"the last registration (timeout {timeouts_ms[-1]} ms) is not live: {cfg['routes']}"
+    assert [c["core"] for c in cores] == [0, 1], cores
+    assert all(c["version"] == cfg["version"] for c in cores), \
+        f"cores {cores} not on the top-level version {cfg['version']}"
+    assert cfg["version"] > v0, cfg["version"]
+    assert live == 1, f"{live:g} snapshots alive 5 s after the storm (leak)"
+    assert httpraw.get(gw.port, "/json").status == 200
 
 
 def test_sighup_reload_keeps_serving(json_gateway):

@@ -2,7 +2,9 @@
 read-modify-write, so two concurrent `register`s lose nothing"): 50 `hms-api
 register` processes, each with its own service and route file, released at
 the same instant; every one succeeds, the store then lists all 50 with each
-file's text as written, and a gateway watching the store serves all 50."""
+file's text as written, and a gateway watching the store serves all 50.
+When all 50 claim the same route, exactly one wins: the tie check and the
+write happen under one lock."""
 import fcntl
 import json
 import os
@@ -38,16 +40,16 @@ def blocked_on(gate_path):
                    if "->" in line and line.split()[-3].rsplit(":", 1)[-1] == str(ino))
 
 
-def register_all_at_once(store_dir, tmp_path):
-    """Starts N `hms-api register` processes, each behind `flock -s GATE` while
-    this process holds GATE exclusively; releases them together once all N
-    wait, and returns {i: (returncode, stdout, stderr)}."""
+def register_all_at_once(store_dir, tmp_path, text=route_text):
+    """Starts N `hms-api register` processes (file i holds text(i)), each
+    behind `flock -s GATE` while this process holds GATE exclusively; releases
+    them together once all N wait, and returns {i: (returncode, stdout, stderr)}."""
     exe = binary("hms-api")
     env = {k: v for k, v in os.environ.items() if k != "HMS_STORE"}
     files = {}
     for i in range(N):
         files[i] = tmp_path / f"svc-{i:02d}.yaml"
-        files[i].write_text(route_text(i))
+        files[i].write_text(text(i))
     gate = tmp_path / "gate"
     gate.touch()
     procs = {}
@@ -151,3 +153,26 @@ def test_gateway_sees_all_50_concurrent_registers(store_dir, tmp_path, gateway):
     assert len(cfg["routes"]) == 2 * N, cfg["routes"]
     timeouts = {c["name"]: c["timeout_ms"] for c in cfg["clusters"]}
     assert timeouts == {f"svc-{i:02d}": 1000 + i for i in range(N)}, timeouts
+
+
+def contested_text(i):
+    return (f"service: rival-{i:02d}\n"
+            "routes:\n"
+            "  - GET /contested/{id}\n"
+            f"endpoints: [127.0.0.1:{20000 + i}]\n")
+
+
+@pytest.mark.deadline(30)
+def test_50_concurrent_registers_of_one_route_admit_exactly_one(store_dir, tmp_path, hms_api):
+    """A tie is a registration error (DESIGN §3); checked and written under the
+    store's lock, it stays one even when all 50 rivals check at once."""
+    results = register_all_at_once(store_dir, tmp_path, text=contested_text)
+    won = sorted(i for i, (rc, _, _) in results.items() if rc == 0)
+    assert len(won) == 1, f"{len(won)} of {N} rivals registered GET /contested/{{id}}: {won}"
+    for i, (rc, _, err) in results.items():
+        if i != won[0]:
+            assert rc != 0 and "clashes with" in err, f"rival-{i:02d} exit {rc}: {err}"
+
+    r = hms_api("list", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [s["service"] for s in json.loads(r.stdout)] == [f"rival-{won[0]:02d}"], r.stdout
