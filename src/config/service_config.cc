@@ -199,7 +199,8 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
   bool have_service = false;
   for (const Field& f : r.Fields(doc, "",
                                  {"service", "routes", "rate_limit", "retries", "timeout",
-                                  "breaker", "endpoints", "allow_from"})) {
+                                  "per_try_timeout", "breaker", "load_balancing", "endpoints",
+                                  "allow_from"})) {
     if (f.key == "service") {
       s.service = r.String(f, "");
       s.line = f.line;
@@ -229,6 +230,14 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
       s.retries = static_cast<uint32_t>(r.Unsigned(f, "", 0, kMaxRetries));
     } else if (f.key == "timeout") {
       s.timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 1, kMaxTimeoutMs));
+    } else if (f.key == "per_try_timeout") {
+      s.per_try_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 1, kMaxTimeoutMs));
+    } else if (f.key == "load_balancing") {
+      s.load_balancing = r.String(f, "");
+      if (s.load_balancing != "round_robin" && s.load_balancing != "least_request") {
+        r.Fail(f.line, "load_balancing",
+               "'" + s.load_balancing + "' must be round_robin or least_request");
+      }
     } else if (f.key == "breaker") {
       s.breaker = ReadBreaker(r, f, "");
     } else if (f.key == "endpoints") {

@@ -219,6 +219,8 @@ Result<std::unique_ptr<Snapshot>> CompileSnapshot(const GatewayConfig& gateway,
     cl.name = s.service;
     cl.retries = s.retries.value_or(mesh.retries);
     cl.timeout_ms = s.timeout_ms.value_or(mesh.timeout_ms);
+    cl.per_try_timeout_ms = s.per_try_timeout_ms.value_or(0);
+    cl.least_request = s.load_balancing == "least_request";
     cl.breaker = s.breaker.value_or(mesh.breaker);
     cl.rate_limit = s.rate_limit;
     cl.allow_from = s.allow_from;
@@ -321,6 +323,8 @@ std::string Snapshot::ToJson() const {
     AppendJsonString(&o, c.name);
     o += ",\"retries\":" + std::to_string(c.retries) +
          ",\"timeout_ms\":" + std::to_string(c.timeout_ms) +
+         ",\"per_try_timeout_ms\":" + std::to_string(c.per_try_timeout_ms) +
+         ",\"load_balancing\":\"" + (c.least_request ? "least_request" : "round_robin") + "\"" +
          ",\"breaker\":{\"failures\":" + std::to_string(c.breaker.failures) +
          ",\"open_for_ms\":" + std::to_string(c.breaker.open_for_ms) + "},\"rate_limit\":";
     AppendRateLimit(&o, c.rate_limit);

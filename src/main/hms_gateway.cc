@@ -151,12 +151,17 @@ hms::Result<bool> AttachJwt(const GatewayConfig& c, Snapshot* s) {
 // once); state of names that disappeared is freed.
 void AttachPolicies(Gateway& g, Snapshot* s) {
   hms::core::Instant now = hms::core::Now();
+  // Cores change only at a restart: the running count once started.
+  const uint32_t cores = g.engine.cores() > 0 ? g.engine.cores() : hms::proxy::CoresFor(g.config);
   for (auto& cl : s->clusters) {
     if (cl.local) continue;  // a sidecar's own service: its callers' breakers guard it
     hms::policy::BreakerParams p;
     p.failures = cl.breaker.failures;
     p.open_for_ns = hms::core::Millis(cl.breaker.open_for_ms);
     cl.breaker_state = g.policies.GetBreaker(cl.name, p);
+    if (cl.retries > 0) {
+      cl.retry_budget = g.policies.GetRetryBudget(cl.name, cores, hms::policy::RetryBudgetParams{});
+    }
   }
   for (auto& r : s->routes) {
     if (!r.rate_limit || r.rate_limit->rate_per_sec_x1000 == 0) continue;
@@ -252,6 +257,23 @@ std::string RenderMetrics(Gateway& g) {
     e.Sample("_sum", {{"service", service}, {"route", route}}, sum_us / 1e6);
     e.Sample("_count", {{"service", service}, {"route", route}}, cumulative);
   }
+  auto policy_family = [&](const char* name, const char* help, uint16_t slot) {
+    e.Family(name, "counter", help);
+    for (const auto& pc : t.policy) {
+      if (pc.status != slot) continue;
+      auto [service, route] = names(pc.route_key);
+      e.Sample({{"service", service}, {"route", route}}, pc.count);
+    }
+  };
+  policy_family("hms_rate_limit_admitted_total", "Requests a rate-limited route admitted.",
+                hms::obs::kPolicyAdmitted);
+  policy_family("hms_rate_limit_limited_total", "Requests a rate-limited route refused with 429.",
+                hms::obs::kPolicyLimited);
+  policy_family("hms_retries_total", "Retry attempts made, by the route of the request.",
+                hms::obs::kPolicyRetried);
+  policy_family("hms_retry_budget_exhausted_total",
+                "Retries not made because the service's retry budget was spent.",
+                hms::obs::kPolicyBudgetRefused);
   e.Family("hms_requests_unrecorded_total", "counter",
            "Requests whose per-route counter found no room in a core's table.");
   e.Sample({}, t.requests_overflow);

@@ -104,9 +104,13 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
     m->durations.ForEach([&t](uint32_t route_key, uint16_t bucket, uint64_t count) {
       t.durations.push_back(RequestCount{route_key, bucket, count});
     });
+    m->policy.ForEach([&t](uint32_t route_key, uint16_t slot, uint64_t count) {
+      t.policy.push_back(RequestCount{route_key, slot, count});
+    });
   }
   SortAndMerge(&t.requests);
   SortAndMerge(&t.durations);
+  SortAndMerge(&t.policy);
   return t;
 }
 

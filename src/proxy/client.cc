@@ -270,6 +270,7 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
       ex.rate = limiter.TryTake(now_, std::string_view(c.peer, c.peer_len));
     }
     ex.rate_limited_route = true;
+    metrics_.policy.Count(route.key, ex.rate.admitted ? obs::kPolicyAdmitted : obs::kPolicyLimited);
     if (!ex.rate.admitted) {
       char fields[160];
       Writer f(fields, sizeof fields - 1);
@@ -298,6 +299,20 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     FinishExchange(slot);
     return static_cast<int64_t>(head_len);
   }
+  // The deadline: the route's timeout, or what the caller says it has left
+  // (a gateway's x-hms-timeout-ms reaching a sidecar), whichever is shorter.
+  uint64_t timeout_ms = route.timeout_ms;
+  std::string_view caller_ms = Find(r.headers, r.header_count, kTimeoutHeader);
+  if (!caller_ms.empty() && caller_ms.size() <= 9 &&
+      std::all_of(caller_ms.begin(), caller_ms.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    uint64_t v = 0;
+    for (char ch : caller_ms) v = v * 10 + static_cast<uint64_t>(ch - '0');
+    if (v > 0) timeout_ms = std::min(timeout_ms, v);
+  }
+  ex.deadline = now_ + core::Millis(timeout_ms);
+  ex.retryable = http::IsIdempotent(r.method) ||
+                 !Find(r.headers, r.header_count, "idempotency-key").empty();
+  if (cluster.retry_budget != nullptr) budgets_[route.cluster].OnRequest(now_);
 
   // The upstream head: request line, the caller's end-to-end fields, ours.
   ex.head = blocks_.Get();
@@ -317,7 +332,7 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     }
     if (http::EqualsIgnoreCase(h.name, "expect") || http::EqualsIgnoreCase(h.name, "x-forwarded-proto") ||
         http::EqualsIgnoreCase(h.name, "x-trace-id") || http::EqualsIgnoreCase(h.name, "traceparent") ||
-        http::EqualsIgnoreCase(h.name, "x-hms-peer")) {
+        http::EqualsIgnoreCase(h.name, "x-hms-peer") || http::EqualsIgnoreCase(h.name, kTimeoutHeader)) {
       continue;
     }
     if (http::EqualsIgnoreCase(h.name, "host")) {
@@ -328,7 +343,7 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     if (http::EqualsIgnoreCase(h.name, "content-length")) continue;
     w.S(h.name).S(": ").S(h.value).S("\r\n");
   }
-  uint32_t ep_index = rr_[route.cluster]++ % cluster.endpoints.size();
+  uint32_t ep_index = PickEndpoint(route.cluster, cluster);
   ex.endpoint_index = ep_index;
   if (!egress_to.empty()) {
     w.S("host: ").S(egress_to).S("\r\n");
@@ -346,6 +361,10 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   char tpbuf[64];
   int tplen = obs::FormatTraceparent(ex.trace, tpbuf);
   w.S("\r\ntraceparent: ").S(std::string_view(tpbuf, static_cast<size_t>(tplen))).S("\r\n");
+  // Filled in by each attempt (AttachUpstream): digits, then spaces (OWS).
+  w.S(kTimeoutHeader).S(": ");
+  ex.timeout_field = static_cast<uint32_t>(w.size());
+  w.S("          \r\n");
   if (r.body == http::BodyKind::kChunked) w.S("transfer-encoding: chunked\r\n");
   if (r.body == http::BodyKind::kContentLength) w.S("content-length: ").U(r.content_length).S("\r\n");
   w.S("\r\n");
@@ -353,8 +372,6 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
 
   if (r.expect_continue && !ex.req_done) c.out.Append(&blocks_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   c.state = ex.req_done ? Client::State::kAwaitResponse : Client::State::kBody;
-  uint32_t timeout = route.timeout_ms;
-  timers_.Arm(&c.ex_timer, now_, timeout);
   if (!AttachUpstream(slot, false)) return static_cast<int64_t>(head_len);
   if (c.out.size() > 0) MarkDirty(c, slot);
   return static_cast<int64_t>(head_len);
@@ -433,7 +450,15 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
     if (ex.req_chunks.done()) ex.req_done = true;
   }
   if (used > 0) {
-    ex.req_body_sent = true;
+    // Kept for a retry while the whole body so far fits kReplayMax.
+    if (ex.replayable) {
+      if (c.replay.size() + used <= kReplayMax) {
+        c.replay.Append(&blocks_, p, used);
+      } else {
+        ex.replayable = false;
+        c.replay.Clear(&blocks_);
+      }
+    }
     MarkDirty(u, ex.upstream);
   }
   if (ex.req_done) c.state = Client::State::kAwaitResponse;
@@ -538,30 +563,35 @@ void Worker::EndExchange(uint32_t slot) {
     blocks_.Put(ex.head);
     ex.head = nullptr;
   }
-  if (ex.upstream != kNone) {
-    uint32_t up = ex.upstream;
-    ex.upstream = kNone;
-    Upstream& u = upstreams_[up];
-    if (u.client == slot) {
-      // Only a finished response returns a connection to the pool; requests
-      // pipelined behind this one go elsewhere.
-      u.client = kNone;
-      RedirectWaiting(up);
-      CloseUpstream(up);
-    } else {
-      // Queued behind another exchange: its answer will still arrive, so the
-      // connection serves the current one and then closes.
-      for (uint32_t i = 0; i < u.waiting_count; ++i) {
-        uint32_t& w = u.waiting[(u.waiting_head + i) % Upstream::kMaxPipeline];
-        if (w == slot) w = kNone;
-      }
-      u.no_reuse = true;
-    }
-  }
+  DetachUpstream(slot);
+  c.replay.Clear(&blocks_);
   SnapshotHold* h = ex.hold;
   ex.active = false;
   ex.hold = nullptr;
   if (h != nullptr && --h->inflight == 0 && h != current_) ReleaseHold(h);
+}
+
+void Worker::DetachUpstream(uint32_t slot) {
+  Exchange& ex = clients_[slot].ex;
+  if (ex.upstream == kNone) return;
+  uint32_t up = ex.upstream;
+  ex.upstream = kNone;
+  Upstream& u = upstreams_[up];
+  if (u.client == slot) {
+    // Only a finished response returns a connection to the pool; requests
+    // pipelined behind this one go elsewhere.
+    u.client = kNone;
+    RedirectWaiting(up);
+    CloseUpstream(up);
+  } else {
+    // Queued behind another exchange: its answer will still arrive, so the
+    // connection serves the current one and then closes.
+    for (uint32_t i = 0; i < u.waiting_count; ++i) {
+      uint32_t& w = u.waiting[(u.waiting_head + i) % Upstream::kMaxPipeline];
+      if (w == slot) w = kNone;
+    }
+    u.no_reuse = true;
+  }
 }
 
 void Worker::FinishExchange(uint32_t slot) {

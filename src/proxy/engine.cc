@@ -77,9 +77,13 @@ Engine::~Engine() {
     for (int fd : per_core) close(fd);
 }
 
-Result<bool> Engine::Bind(const config::GatewayConfig& config) {
+uint32_t CoresFor(const config::GatewayConfig& config) {
   uint32_t cores = config.cores != 0 ? config.cores : static_cast<uint32_t>(AllowedCpus().size());
-  if (cores == 0) cores = 1;
+  return cores == 0 ? 1 : cores;
+}
+
+Result<bool> Engine::Bind(const config::GatewayConfig& config) {
+  uint32_t cores = CoresFor(config);
   listen_fds_.assign(cores, {});
   bound_.clear();
   // The listeners in order; a sidecar's egress listener last (Worker tells

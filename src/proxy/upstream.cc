@@ -20,6 +20,19 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   Exchange& ex = c.ex;
   const config::Endpoint& ep = ex.cluster->endpoints[ex.endpoint_index % ex.cluster->endpoints.size()];
   ++ex.attempts;
+  // This attempt's time: what is left of the deadline, or the per-try
+  // timeout when shorter. The upstream is told in x-hms-timeout-ms.
+  uint64_t left_ms = ex.deadline > now_ ? (ex.deadline - now_ + 999'999) / 1'000'000 : 1;
+  uint64_t attempt_ms = left_ms;
+  ex.per_try_bound = ex.cluster->per_try_timeout_ms != 0 && ex.cluster->per_try_timeout_ms < left_ms;
+  if (ex.per_try_bound) attempt_ms = ex.cluster->per_try_timeout_ms;
+  timers_.Arm(&c.ex_timer, now_, attempt_ms);
+  {
+    char* field = ex.head->data() + ex.timeout_field;
+    Writer d(field, kTimeoutDigits);
+    d.U(attempt_ms);
+    std::memset(field + d.size(), ' ', kTimeoutDigits - d.size());
+  }
   // Bodiless GET/HEADs of one pass to one endpoint share a connection and a
   // send (upstream_pipeline_depth): one kernel send instead of several.
   bool pipelinable = config_.upstream_pipeline_depth > 1 && !fresh &&
@@ -34,7 +47,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
       u.waiting[(u.waiting_head + u.waiting_count) % Upstream::kMaxPipeline] = slot;
       ++u.waiting_count;
       ex.upstream = up;
-      u.out.Append(&blocks_, ex.head->data(), ex.head->end);
+      u.out.Append(&blocks_, ex.head->data(), ex.head->end);  // bodiless: nothing to replay
       metrics_.upstream_pipelined.Add();
       return true;
     }
@@ -46,6 +59,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
     Upstream& u = upstreams_[up];
     timers_.Cancel(&u.timer);
     u.state = Upstream::State::kBusy;
+    ++busy_[u.endpoint_id];
     u.reused = true;
     metrics_.upstream_connections_reused.Add();
   } else {
@@ -70,6 +84,13 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   }
   ex.upstream = up;
   u.out.Append(&blocks_, ex.head->data(), ex.head->end);
+  if (!c.replay.empty()) {
+    // A retry: the body forwarded so far goes again (at most kReplayMax, a
+    // few blocks); the rest follows from the client as it arrives.
+    iovec kept[16];
+    int n = c.replay.Gather(kept, 16);
+    for (int i = 0; i < n; ++i) u.out.Append(&blocks_, static_cast<const char*>(kept[i].iov_base), kept[i].iov_len);
+  }
   MarkDirty(u, up);
   return true;
 }
@@ -86,6 +107,7 @@ uint32_t Worker::NewUpstream(const config::Endpoint& ep) {
   u.fd = fd;
   u.state = Upstream::State::kConnecting;
   u.endpoint_id = ep.id;
+  ++busy_[ep.id];
   u.client = kNone;
   u.ops = 0;
   u.recv_armed = u.send_inflight = u.dirty = u.paused = u.reused = u.got_bytes = false;
@@ -186,6 +208,15 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
     return static_cast<int64_t>(n);
   }
   if (resp_.status < 200) return rc;  // interim 1xx: we answered Expect ourselves
+  if (resp_.status >= 502 && resp_.status <= 504 && ScheduleRetry(slot, true)) {
+    // A gateway error from upstream, and a retry is allowed: this answer is
+    // dropped with its connection (its body is never read).
+    u.client = kNone;
+    ex.upstream = kNone;
+    RedirectWaiting(up);
+    CloseUpstream(up);
+    return static_cast<int64_t>(n);
+  }
   const http::ResponseHead& r = resp_;
   ReportOutcome(ex, r.status < 500);
   ex.resp_head_done = true;
@@ -327,7 +358,7 @@ void Worker::RedirectWaiting(uint32_t up) {
     Exchange& ex = clients_[slot].ex;
     ex.upstream = kNone;
     if (!ex.active) continue;
-    if (ex.attempts <= ex.cluster->endpoints.size() + 1) {
+    if (static_cast<size_t>(ex.attempts - ex.retries_done) <= ex.cluster->endpoints.size() + 1) {
       AttachUpstream(slot, true);
     } else {
       LocalResponse(slot, 502, "upstream_reset",
@@ -350,41 +381,86 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
   Exchange& ex = c.ex;
   ex.upstream = kNone;
   if (!ex.active) return;
-  // A pooled connection the upstream had already closed says nothing about
-  // the service's health: only other failures count toward its breaker.
-  if (!stale) ReportOutcome(ex, false);
-  if (!ex.resp_started) {
-    // Retry only what provably did not reach the upstream: a failed connect
-    // (next endpoint), or a pooled connection the upstream had closed before
-    // reading our bodiless request (a fresh connection). Body bytes already
-    // handed to the failed connection are gone: no retry then.
-    size_t endpoints = ex.cluster->endpoints.size();
-    size_t connects = std::max<size_t>(endpoints, ex.cluster->connect_attempts);
-    bool retry = !ex.req_body_sent &&
-                 ((connect_failed && ex.attempts < connects) ||
-                  (stale && ex.req_body == http::BodyKind::kNone && ex.attempts <= endpoints + 1));
-    bool open = ex.breaker != nullptr &&
-                ex.breaker->Status(now_).state != policy::BreakerState::kClosed;
-    if (retry && !open) {
-      if (connect_failed) ++ex.endpoint_index;
-      ex.outcome_reported = false;  // the next attempt reports on its own
-      ex.probe = false;
-      AttachUpstream(slot, true);
-      return;
-    }
-    if (open) {
-      // This failure opened the breaker (or it opened meanwhile): say so.
-      LocalResponse(slot, 503, "circuit_open", "the service's circuit breaker is open",
-                    !ex.req_done);
-    } else {
-      LocalResponse(slot, status, reason, message, !ex.req_done);
-    }
-    FinishExchange(slot);
+  if (ex.resp_started) {
+    // Mid-response: what already arrived still goes out, then the close is
+    // the client's only signal that the body is short.
+    CloseClient(slot, true);
     return;
   }
-  // Mid-response: what already arrived still goes out, then the close is the
-  // client's only signal that the body is short.
-  CloseClient(slot, true);
+  // Transparent retries first, for what provably did not reach the
+  // upstream: a failed connect goes to the next endpoint (each tried once,
+  // the local service of a sidecar twice), a pooled connection the upstream
+  // had closed before reading our bodiless request goes again on a fresh
+  // one. They use no policy retry and no backoff, and say nothing about the
+  // service's health.
+  size_t endpoints = ex.cluster->endpoints.size();
+  size_t connects = std::max<size_t>(endpoints, ex.cluster->connect_attempts);
+  size_t transparent = ex.attempts - ex.retries_done;
+  bool open = ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed;
+  if (ex.replayable && !open &&
+      ((connect_failed && transparent < connects) ||
+       (stale && ex.req_body == http::BodyKind::kNone && transparent <= endpoints + 1))) {
+    if (connect_failed) ++ex.endpoint_index;
+    AttachUpstream(slot, true);
+    return;
+  }
+  if (ScheduleRetry(slot, !connect_failed)) return;
+  // The request failed: one failure for the service's breaker, whatever
+  // number of attempts it took (docs/resilience.md).
+  ReportOutcome(ex, false);
+  open = ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed;
+  if (open) {
+    // This failure opened the breaker (or it opened meanwhile): say so.
+    LocalResponse(slot, 503, "circuit_open", "the service's circuit breaker is open", !ex.req_done);
+  } else {
+    LocalResponse(slot, status, reason, message, !ex.req_done);
+  }
+  FinishExchange(slot);
+}
+
+bool Worker::ScheduleRetry(uint32_t slot, bool reached_upstream) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  const config::Cluster& cl = *ex.cluster;
+  if (ex.resp_started || ex.probe || !ex.replayable || ex.retries_done >= cl.retries) return false;
+  if (reached_upstream && !ex.retryable) return false;
+  if (ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed) {
+    return false;
+  }
+  uint64_t cap = std::min<uint64_t>(kBackoffBaseMs << std::min<uint32_t>(ex.retries_done, 16), kBackoffMaxMs);
+  uint64_t backoff_ms = cap / 2 + Random() % (cap / 2 + 1);
+  if (now_ + core::Millis(backoff_ms) >= ex.deadline) return false;
+  if (cl.retry_budget != nullptr && !budgets_[ex.route->cluster].TryRetry(now_)) {
+    metrics_.policy.Count(ex.route_key, obs::kPolicyBudgetRefused);
+    return false;
+  }
+  metrics_.policy.Count(ex.route_key, obs::kPolicyRetried);
+  ++ex.retries_done;
+  ++ex.endpoint_index;  // another endpoint when there is one
+  ex.backing_off = true;
+  timers_.Arm(&c.ex_timer, now_, backoff_ms);
+  return true;
+}
+
+uint32_t Worker::PickEndpoint(uint32_t cluster_index, const config::Cluster& cluster) {
+  size_t n = cluster.endpoints.size();
+  if (!cluster.least_request || n < 2) return static_cast<uint32_t>(rr_[cluster_index]++ % n);
+  // Power of two choices: two distinct random endpoints, the less busy wins.
+  uint32_t a = static_cast<uint32_t>(Random() % n);
+  uint32_t b = static_cast<uint32_t>(Random() % (n - 1));
+  if (b >= a) ++b;
+  uint32_t ia = cluster.endpoints[a].id, ib = cluster.endpoints[b].id;
+  uint32_t busy_a = ia < busy_.size() ? busy_[ia] : 0;
+  uint32_t busy_b = ib < busy_.size() ? busy_[ib] : 0;
+  return busy_a <= busy_b ? a : b;
+}
+
+uint64_t Worker::Random() noexcept {
+  // xorshift64*: jitter and load-balancing picks, not secrets.
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  return rng_ * 0x2545F4914F6CDD1Dull;
 }
 
 void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
@@ -395,6 +471,7 @@ void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
     return;
   }
   u.state = Upstream::State::kIdle;
+  --busy_[u.endpoint_id];
   PoolPush(up);
   timers_.Arm(&u.timer, now_, std::min<uint64_t>(kUpstreamIdleMs, config_.idle_timeout_ms));
 }
@@ -427,6 +504,7 @@ void Worker::CloseUpstream(uint32_t up) {
   Upstream& u = upstreams_[up];
   if (u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing) return;
   if (u.state == Upstream::State::kIdle) PoolRemove(up);
+  if (u.state == Upstream::State::kConnecting || u.state == Upstream::State::kBusy) --busy_[u.endpoint_id];
   u.state = Upstream::State::kClosing;
   timers_.Cancel(&u.timer);
   ClearInput(u.in);

@@ -39,6 +39,8 @@ Worker::Worker(uint32_t index, const config::GatewayConfig& config, std::vector<
       blocks_(static_cast<uint32_t>(InputCapacity(config))),
       timers_(core::Now()) {
   accept_armed_.assign(listen_fds_.size(), false);
+  rng_ = 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(index + 1) * 0xBF58476D1CE4E5B9ull) ^
+         static_cast<uint64_t>(core::Now());
   // Engine::Bind's order: the listeners, then a sidecar's egress listener.
   for (size_t i = 0; i < listen_fds_.size(); ++i) {
     listener_kind_.push_back(config.role != "sidecar"           ? ListenerKind::kEdge
@@ -276,6 +278,7 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
     pool_count_.resize(max_ep, 0);
     coalesce_.resize(max_ep, kNone);
   }
+  if (busy_.size() < pool_head_.size()) busy_.resize(pool_head_.size(), 0);
   endpoint_live_.assign(pool_head_.size(), false);
   for (const auto& cl : s.clusters)
     for (const auto& ep : cl.endpoints) endpoint_live_[ep.id] = true;
@@ -293,6 +296,11 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
     }
   } else {
     verifier_.reset();
+  }
+  budgets_.clear();
+  for (const auto& cl : s.clusters) {
+    budgets_.push_back(cl.retry_budget ? policy::CoreRetryBudget(cl.retry_budget.get(), index_)
+                                       : policy::CoreRetryBudget());
   }
   limiters_.clear();
   for (const auto& r : s.routes) {
@@ -327,7 +335,16 @@ void Worker::OnTimer(core::Timer* t) {
     case kTimerExchange: {
       Client& c = clients_[slot];
       if (!c.ex.active) return;
+      if (c.ex.backing_off) {
+        c.ex.backing_off = false;
+        AttachUpstream(slot, false);  // the retry's attempt
+        return;
+      }
       if (!c.ex.resp_started) {
+        // A per-try timeout with time left may retry; the deadline may not.
+        bool per_try = c.ex.per_try_bound;
+        DetachUpstream(slot);
+        if (per_try && ScheduleRetry(slot, true)) return;
         ReportOutcome(c.ex, false);
         LocalResponse(slot, 504, "upstream_timeout", "the upstream did not answer in time",
                       !c.ex.req_done);

@@ -32,6 +32,7 @@
 #include "hms/obs/metrics.h"
 #include "hms/obs/trace.h"
 #include "hms/policy/rate_limit.h"
+#include "hms/policy/retry_budget.h"
 
 namespace hms::proxy {
 
@@ -49,6 +50,19 @@ inline constexpr uint64_t kLingerMs = 1000;
 inline constexpr uint64_t kUpstreamIdleMs = 4000;
 // Metrics key for requests that matched no route (404, 405, framing errors).
 inline constexpr uint32_t kNoRouteKey = 0xffffffffu;
+// Request bodies up to this size are kept while they stream upstream, so a
+// failed attempt can be retried (docs/resilience.md); a larger body is not
+// retried once its first bytes left.
+inline constexpr size_t kReplayMax = 64 * 1024;
+// Jittered exponential backoff between retries: attempt n waits a uniform
+// time in [b/2, b], b = min(kBackoffBaseMs << n, kBackoffMaxMs).
+inline constexpr uint64_t kBackoffBaseMs = 25;
+inline constexpr uint64_t kBackoffMaxMs = 250;
+// The request header carrying the time an attempt has left, in ms (written
+// upstream on every attempt; read from callers, so a sidecar keeps within
+// the gateway's deadline).
+inline constexpr std::string_view kTimeoutHeader = "x-hms-timeout-ms";
+inline constexpr size_t kTimeoutDigits = 10;
 
 // A snapshot as seen by one core: the core's one reference plus the count of
 // its exchanges still using it.
@@ -88,7 +102,16 @@ struct Exchange {
   uint64_t req_remaining = 0;
   http::ChunkedDecoder req_chunks;
   bool req_done = false;
-  bool req_body_sent = false;  // some body bytes left for the upstream: no transparent retry
+  // Every body byte forwarded so far is kept in Client::replay (always true
+  // without a body): a retry can send the request again.
+  bool replayable = true;
+  bool retryable = false;      // idempotent method, or an Idempotency-Key
+  // Deadlines and retries.
+  core::Instant deadline = 0;  // the route's timeout (or the caller's, if shorter)
+  bool per_try_bound = false;  // the running attempt's timer is its per-try timeout
+  bool backing_off = false;    // waiting for a retry: ex_timer is the backoff
+  uint8_t retries_done = 0;    // policy retries made (not counting transparent ones)
+  uint32_t timeout_field = 0;  // offset in `head` of the x-hms-timeout-ms value
   // Upstream side.
   uint32_t upstream = kNone;
   core::Block* head = nullptr;  // the upstream request head, kept for a retry on a stale pooled connection
@@ -141,6 +164,7 @@ struct Client {
   msghdr msg{};
   iovec iov[8];
   Exchange ex;
+  core::ByteQueue replay;  // the request body forwarded so far (Exchange::replayable)
 };
 
 struct Upstream {
@@ -244,6 +268,19 @@ class Worker {
                            uint32_t* target, std::string_view* origin, std::string_view* service);
   // Tells the service's breaker how the current attempt went (once per attempt).
   void ReportOutcome(Exchange& ex, bool ok);
+  // A policy retry of the client's exchange (DESIGN §5): when every rule
+  // allows it (attempts left, idempotent or never reached the upstream, body
+  // kept, breaker closed, time left after the backoff, the retry budget),
+  // counts it and arms the backoff; the attempt starts when it expires. The
+  // caller has detached (or will detach) the failed attempt's upstream.
+  bool ScheduleRetry(uint32_t slot, bool reached_upstream);
+  // Lets go of the exchange's upstream connection without an answer: closed,
+  // or, when queued behind another exchange, left to serve that one.
+  void DetachUpstream(uint32_t slot);
+  // The endpoint for a new exchange: round robin, or least-request (the less
+  // busy of two random endpoints, by this core's connections in use).
+  uint32_t PickEndpoint(uint32_t cluster_index, const config::Cluster& cluster);
+  uint64_t Random() noexcept;
   // Appends the RateLimit-* fields of a rate-limited route's decision.
   static void WriteRateFields(class Writer& w, const policy::RateDecision& d);
   void RejectRequest(uint32_t slot, int status, const char* reason, const char* message);
@@ -315,6 +352,9 @@ class Worker {
   std::vector<uint32_t> pool_head_;   // [endpoint id] → most recently idle upstream
   std::vector<uint32_t> pool_count_;  // [endpoint id]
   std::vector<bool> endpoint_live_;   // [endpoint id] in the current snapshot
+  std::vector<uint32_t> busy_;        // [endpoint id] connections connecting or in use
+  std::vector<policy::CoreRetryBudget> budgets_;  // [cluster index]
+  uint64_t rng_ = 0;                  // xorshift state: backoff jitter, least-request picks
   std::vector<uint32_t> coalesce_;    // [endpoint id] the connection this pass pipelines onto
   std::vector<uint32_t> coalesce_touched_;
   std::vector<uint32_t> rr_;          // [cluster index] round-robin cursor

@@ -105,7 +105,9 @@ struct ServiceConfig {
   std::optional<RateLimit> rate_limit;
   std::optional<uint32_t> retries;
   std::optional<uint32_t> timeout_ms;
+  std::optional<uint32_t> per_try_timeout_ms;  // each attempt's bound; unset = the route's deadline
   std::optional<BreakerConfig> breaker;
+  std::string load_balancing;          // round_robin (default) | least_request
   std::vector<std::string> endpoints;  // "host:port"
   std::vector<std::string> allow_from;
   std::string source;                  // file name for messages

@@ -25,6 +25,7 @@
 #include "hms/config/config.h"
 #include "hms/policy/breaker.h"
 #include "hms/policy/rate_limit.h"
+#include "hms/policy/retry_budget.h"
 #include "hms/route/route_table.h"
 
 namespace hms::config {
@@ -41,6 +42,8 @@ struct Cluster {  // one service
   std::vector<Endpoint> endpoints;
   uint32_t retries = 2;
   uint32_t timeout_ms = 15'000;
+  uint32_t per_try_timeout_ms = 0;  // 0: an attempt may use what is left of the deadline
+  bool least_request = false;       // load balancing: least-request (P2C) instead of round robin
   BreakerConfig breaker;
   std::optional<RateLimit> rate_limit;
   std::vector<std::string> allow_from;
@@ -48,9 +51,11 @@ struct Cluster {  // one service
   // sidecar's local service gets 2 (one retry on connect failure).
   uint32_t connect_attempts = 1;
   bool local = false;  // a sidecar's own service on 127.0.0.1:local_port
-  // Process-wide breaker state, kept across reloads by name (the control
-  // thread's policy::PolicyRegistry fills it in after compiling).
+  // Process-wide breaker state and retry budget, kept across reloads by name
+  // (the control thread's policy::PolicyRegistry fills them in after
+  // compiling).
   std::shared_ptr<policy::Breaker> breaker_state;
+  std::shared_ptr<policy::RetryBudget> retry_budget;
 };
 
 struct Route {

@@ -93,6 +93,12 @@ inline uint16_t DurationBucket(uint64_t us) noexcept {
   return i;
 }
 
+// Slots of CoreMetrics::policy, per route.
+inline constexpr uint16_t kPolicyAdmitted = 0;      // a rate-limited route let it through
+inline constexpr uint16_t kPolicyLimited = 1;       // ... refused it (429)
+inline constexpr uint16_t kPolicyRetried = 2;       // a retry attempt was made
+inline constexpr uint16_t kPolicyBudgetRefused = 3; // a retry the retry budget refused
+
 struct CoreMetrics {
   Counter connections_accepted;
   Counter connections_active;     // gauge
@@ -110,6 +116,8 @@ struct CoreMetrics {
   Counter snapshot_version;       // gauge
   Counter snapshots_held;         // gauge: snapshots this core still references
   RequestTable requests;          // route key 0 = no route matched (404/405/400/...)
+  // Stamp decisions per route key; the "status" is one of the kPolicy* slots.
+  RequestTable policy{4096};
   // Gateway-side request durations (first byte of the head to the last byte
   // of the answer queued): (route key, bucket) → count, and the sum in µs.
   RequestTable durations{8192};
@@ -153,6 +161,7 @@ struct CoreTotals {
   std::vector<RequestCount> requests;  // sorted by (route_key, status), no duplicates
   // Same shape; `status` is the bucket index (kDurationSumSlot: the sum in µs).
   std::vector<RequestCount> durations;
+  std::vector<RequestCount> policy;    // same shape; `status` is a kPolicy* slot
   uint64_t requests_overflow = 0;      // counts no core's table had room for
 };
 

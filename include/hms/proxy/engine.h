@@ -19,6 +19,10 @@ namespace hms::proxy {
 
 class Worker;
 
+// How many cores the engine runs for `config` (`cores`, or one per CPU the
+// process may run on).
+uint32_t CoresFor(const config::GatewayConfig& config);
+
 class Engine {
  public:
   Engine();

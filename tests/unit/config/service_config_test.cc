@@ -65,7 +65,9 @@ routes:
 rate_limit: "20 req/min"
 retries: 3
 timeout: 15s
+per_try_timeout: 500ms
 breaker: {failures: 5, open_for: 1m}
+load_balancing: least_request
 endpoints: [127.0.0.1:7001, "[::1]:7002", localhost:7003]
 allow_from: [hms-gateway, "spiffe://hms.local/svc/billing"]
 )";
@@ -89,6 +91,8 @@ allow_from: [hms-gateway, "spiffe://hms.local/svc/billing"]
   EXPECT_TRUE(s->routes[2].methods.empty());  // long form without methods: any
   EXPECT_EQ(s->retries, 3u);
   EXPECT_EQ(s->timeout_ms, 15'000u);
+  EXPECT_EQ(s->per_try_timeout_ms, 500u);
+  EXPECT_EQ(s->load_balancing, "least_request");
   ASSERT_TRUE(s->breaker);
   EXPECT_EQ(s->breaker->failures, 5u);
   EXPECT_EQ(s->breaker->open_for_ms, 60'000u);
@@ -131,6 +135,10 @@ const BadCase kBad[] = {
     {"service: calc-svc\nroutes:\n  - GET /sum/{a}\nrate_limt: \"20 req/min\"\n",
      "calc.yaml:4: unknown key 'rate_limt' (did you mean 'rate_limit'?)"},
     {"service: calc-svc\nroutes:\n  - GET /x\nfoo: 1\n", "calc.yaml:4: unknown key 'foo'"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nload_balancing: random\n",
+     "calc.yaml:4: load_balancing: 'random' must be round_robin or least_request"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nper_try_timeout: 0s\n",
+     "calc.yaml:4: per_try_timeout: '0s' must be more than zero"},
     {"routes:\n  - GET /x\n", "calc.yaml:1: missing 'service' (the service's name)"},
     {"service: Calc_Svc\n",
      "calc.yaml:1: service: 'Calc_Svc' is not a valid name (1-63 of a-z, 0-9 and '-', not "

@@ -1,0 +1,168 @@
+"""Retries, timeouts and load balancing (DESIGN §5, docs/resilience.md),
+through the real gateway against a real upstream that fails on demand
+(apps/flaky: 5xx, slow answers, counters of what it received)."""
+import threading
+import time
+
+import pytest
+
+import httpraw
+from conftest import HERE, admin_get, free_port
+
+FLAKY = HERE / "apps" / "flaky"
+
+
+def routes(*endpoints, extra=""):
+    eps = ", ".join(e.addr if hasattr(e, "addr") else e for e in endpoints)
+    return ("service: flaky-svc\nroutes:\n  - path: /fail/{key}/{n}\n  - GET /who\n"
+            "  - GET /calls/{key}\n"
+            f"breaker: {{failures: 1000, open_for: 1s}}\nendpoints: [{eps}]\n{extra}")
+
+
+def calls(port, key):
+    return httpraw.get(port, f"/calls/{key}").json()["calls"]
+
+
+def metric(gw, name):
+    body = admin_get(gw, "/metrics").body.decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+@pytest.fixture
+def flaky(uvicorn_app):
+    return uvicorn_app(FLAKY)
+
+
+def test_idempotent_request_retried_until_it_succeeds(flaky, register, gateway):
+    register(routes(flaky, extra="retries: 2\n"))
+    gw = gateway()
+    r = httpraw.get(gw.port, "/fail/a/2")
+    assert r.status == 200, r
+    assert r.json()["call"] == 3
+    assert calls(flaky.port, "a") == 3
+    assert metric(gw, "hms_retries_total") == 2
+
+
+def test_retries_stop_at_the_configured_count(flaky, register, gateway):
+    register(routes(flaky, extra="retries: 2\n"))
+    gw = gateway()
+    r = httpraw.get(gw.port, "/fail/b/5?code=502")
+    # The upstream's own answer to the last attempt goes out as it was.
+    assert r.status == 502 and r.json()["call"] == 3, r
+    assert calls(flaky.port, "b") == 3
+    r = httpraw.get(gw.port, "/fail/c/5?code=500")
+    assert r.status == 500 and calls(flaky.port, "c") == 1  # 500 is not retried
+
+
+def test_retries_zero_means_one_attempt(flaky, register, gateway):
+    register(routes(flaky, extra="retries: 0\n"))
+    gw = gateway()
+    assert httpraw.get(gw.port, "/fail/d/1").status == 503
+    assert calls(flaky.port, "d") == 1
+
+
+def test_post_is_retried_only_with_an_idempotency_key(flaky, register, gateway):
+    register(routes(flaky, extra="retries: 2\n"))
+    gw = gateway()
+    body = b"x" * 1000
+    r = httpraw.request(gw.port, "POST", "/fail/e/1", body=body)
+    assert r.status == 503 and calls(flaky.port, "e") == 1, r
+    r = httpraw.request(gw.port, "POST", "/fail/f/1", headers={"Idempotency-Key": "k-1"}, body=body)
+    assert r.status == 200, r
+    assert (r.json()["call"], r.json()["body_len"]) == (2, 1000)  # the body went again, whole
+    # Chunked bodies are replayed as they came.
+    chunked = b"400\r\n" + b"y" * 1024 + b"\r\n0\r\n\r\n"
+    r = httpraw.request(gw.port, "PUT", "/fail/g/1",
+                        headers={"Transfer-Encoding": "chunked"}, body=chunked)
+    assert r.status == 200 and r.json()["body_len"] == 1024, r
+
+
+def test_body_larger_than_the_replay_bound_is_not_retried(flaky, register, gateway):
+    register(routes(flaky, extra="retries: 2\n"))
+    gw = gateway()
+    r = httpraw.request(gw.port, "PUT", "/fail/h/1", body=b"z" * (200 * 1024))
+    assert r.status == 503 and calls(flaky.port, "h") == 1, r
+    r = httpraw.request(gw.port, "PUT", "/fail/i/1", body=b"z" * (60 * 1024))
+    assert r.status == 200 and r.json()["body_len"] == 60 * 1024, r
+
+
+def test_connect_failure_moves_to_the_next_endpoint(flaky, register, gateway):
+    dead = f"127.0.0.1:{free_port()}"
+    register(routes(dead, flaky, extra="retries: 0\n"))  # transparent: no policy retry needed
+    gw = gateway({"cores": 1})
+    for _ in range(6):
+        r = httpraw.get(gw.port, "/who")
+        assert r.status == 200, r
+
+
+def test_per_try_timeout_retries_a_stalled_attempt(flaky, register, gateway):
+    register(routes(flaky, extra="retries: 2\ntimeout: 5s\nper_try_timeout: 300ms\n"))
+    gw = gateway()
+    start = time.monotonic()
+    r = httpraw.get(gw.port, "/fail/j/1?slow_ms=3000")
+    took = time.monotonic() - start
+    assert r.status == 200 and r.json()["call"] == 2, r
+    assert 0.3 <= took < 1.5, f"took {took:.2f} s"
+    # The attempt was told its time: the per-try timeout.
+    assert r.json()["timeout_ms"].strip() == "300"
+
+
+def test_deadline_is_passed_upstream_and_ends_in_504(flaky, register, gateway):
+    register(routes(flaky, extra="retries: 2\ntimeout: 400ms\n"))
+    gw = gateway()
+    r = httpraw.get(gw.port, "/fail/k/0")
+    assert r.status == 200
+    assert 1 <= int(r.json()["timeout_ms"]) <= 400
+    # A caller's shorter deadline wins (what a sidecar gets from a gateway).
+    r = httpraw.get(gw.port, "/fail/l/0", headers={"x-hms-timeout-ms": "150"})
+    assert 1 <= int(r.json()["timeout_ms"]) <= 150
+    start = time.monotonic()
+    r = httpraw.get(gw.port, "/fail/m/9?slow_ms=2000")
+    took = time.monotonic() - start
+    assert r.status == 504 and r.header("x-hms-reason") == "upstream_timeout", r
+    assert took < 1.0, f"took {took:.2f} s"
+    assert calls(flaky.port, "m") == 1  # no time was left to retry a stalled attempt
+
+
+@pytest.mark.deadline(60)
+def test_retry_budget_bounds_what_a_dead_service_receives(flaky, register, gateway):
+    register(routes(flaky, extra="retries: 2\n"))
+    gw = gateway()
+    n = 200
+    start = time.monotonic()
+    for i in range(n):
+        assert httpraw.get(gw.port, "/fail/dead/1000000").status == 503
+    seconds = time.monotonic() - start
+    received = calls(flaky.port, "dead")
+    retries = received - n
+    # Without the budget: 3 attempts each (600). The budget allows 20% of the
+    # requests of the last 10 s, and at least 3 retries per second.
+    allowed = 0.2 * n + 3 * (int(seconds) + 1)
+    print(f"\n{n} requests in {seconds:.1f} s: {retries} retries (budget {allowed:.0f})")
+    assert 0 < retries <= allowed, (retries, allowed)
+    assert metric(gw, "hms_retry_budget_exhausted_total") > 0
+
+
+def test_least_request_avoids_the_busy_endpoint(uvicorn_app, register, gateway):
+    a, b = uvicorn_app(FLAKY), uvicorn_app(FLAKY)
+    register(routes(a, b, extra="load_balancing: least_request\nretries: 0\n"))
+    gw = gateway({"cores": 1})  # one core: its view of what is busy is the whole view
+    slow = {}
+
+    def hold():
+        slow["r"] = httpraw.get(gw.port, "/who?ms=1500")
+
+    t = threading.Thread(target=hold)
+    t.start()
+    time.sleep(0.3)
+    ports = [httpraw.get(gw.port, "/who").json()["port"] for _ in range(20)]
+    t.join(timeout=10)
+    busy = slow["r"].json()["port"]
+    assert busy not in ports, (busy, ports)
+    assert len(set(ports)) == 1
+    # Round robin, for contrast, alternates whatever is busy.
+    register(routes(a, b, extra="retries: 0\n"))
+    time.sleep(0.3)
+    ports = [httpraw.get(gw.port, "/who").json()["port"] for _ in range(4)]
+    assert len(set(ports)) == 2
