@@ -159,6 +159,9 @@ void AttachPolicies(Gateway& g, Snapshot* s) {
     p.failures = cl.breaker.failures;
     p.open_for_ns = hms::core::Millis(cl.breaker.open_for_ms);
     cl.breaker_state = g.policies.GetBreaker(cl.name, p);
+    for (auto& ep : cl.endpoints) {
+      ep.health = g.policies.GetEndpointHealth(cl.name + "|" + ep.address, hms::policy::OutlierParams{});
+    }
     if (cl.retries > 0) {
       cl.retry_budget = g.policies.GetRetryBudget(cl.name, cores, hms::policy::RetryBudgetParams{});
     }
@@ -308,9 +311,16 @@ std::string RenderMetrics(Gateway& g) {
   hms::core::Instant now = hms::core::Now();
   std::vector<std::pair<std::string, hms::policy::BreakerStatus>> breakers;
   std::vector<std::tuple<std::string, std::string, uint32_t>> tokens;
+  std::vector<std::tuple<std::string, std::string, hms::core::Instant, uint64_t>> endpoints;
   g.state.With([&](const Snapshot& s) {
-    for (const auto& cl : s.clusters)
+    for (const auto& cl : s.clusters) {
       if (cl.breaker_state) breakers.emplace_back(cl.name, cl.breaker_state->Status(now));
+      for (const auto& ep : cl.endpoints) {
+        if (ep.health) {
+          endpoints.emplace_back(cl.name, ep.address, ep.health->ejected_until(), ep.health->ejections_total());
+        }
+      }
+    }
     for (const auto& r : s.routes)
       if (r.limiter && !r.limiter->keyed()) {
         tokens.emplace_back(s.clusters[r.cluster].name, r.path_template, r.limiter->Available(now));
@@ -323,6 +333,15 @@ std::string RenderMetrics(Gateway& g) {
   for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, st.next_probe_in_ns / 1e9);
   e.Family("hms_breaker_opened_total", "counter", "Times each service's breaker opened.");
   for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, st.opened_total);
+  e.Family("hms_endpoint_ejected", "gauge",
+           "1 while an endpoint is ejected for consecutive failures (outlier ejection).");
+  for (const auto& [service, address, until, total] : endpoints) {
+    e.Sample({{"service", service}, {"endpoint", address}}, until > now ? 1 : 0);
+  }
+  e.Family("hms_endpoint_ejections_total", "counter", "Times each endpoint was ejected.");
+  for (const auto& [service, address, until, total] : endpoints) {
+    e.Sample({{"service", service}, {"endpoint", address}}, total);
+  }
   e.Family("hms_rate_limit_available_tokens", "gauge",
            "Whole tokens left in each rate-limited route's bucket (unkeyed limits).");
   for (const auto& [service, route, left] : tokens) {

@@ -48,6 +48,19 @@ std::shared_ptr<RetryBudget> PolicyRegistry::GetRetryBudget(std::string_view ser
   return b;
 }
 
+std::shared_ptr<EndpointHealth> PolicyRegistry::GetEndpointHealth(std::string_view name,
+                                                                  OutlierParams params) {
+  auto it = endpoints_.find(name);
+  if (it != endpoints_.end() && it->second.object->params() == params) {
+    it->second.used = true;
+    return it->second.object;
+  }
+  if (it != endpoints_.end()) endpoints_.erase(it);  // new thresholds: a fresh record
+  auto h = std::make_shared<EndpointHealth>(params);
+  endpoints_.emplace(std::string(name), Entry<EndpointHealth>{h, true});
+  return h;
+}
+
 template <typename T>
 size_t PolicyRegistry::SweepMap(std::map<std::string, Entry<T>, std::less<>>& m) {
   size_t n = 0;
@@ -64,7 +77,7 @@ size_t PolicyRegistry::SweepMap(std::map<std::string, Entry<T>, std::less<>>& m)
 }
 
 size_t PolicyRegistry::Sweep() {
-  return SweepMap(limits_) + SweepMap(breakers_) + SweepMap(budgets_);
+  return SweepMap(limits_) + SweepMap(breakers_) + SweepMap(budgets_) + SweepMap(endpoints_);
 }
 
 }  // namespace hms::policy

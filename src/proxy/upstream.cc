@@ -18,7 +18,15 @@ namespace hms::proxy {
 bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
-  const config::Endpoint& ep = ex.cluster->endpoints[ex.endpoint_index % ex.cluster->endpoints.size()];
+  // Skip ejected endpoints; when every one is ejected, a full turn comes back
+  // to the first choice and the service's breaker decides.
+  const std::vector<config::Endpoint>& eps = ex.cluster->endpoints;
+  for (size_t i = 0; i < eps.size() && eps.size() > 1; ++i) {
+    const config::Endpoint& e = eps[ex.endpoint_index % eps.size()];
+    if (e.health == nullptr || !e.health->Ejected(now_)) break;
+    ++ex.endpoint_index;
+  }
+  const config::Endpoint& ep = eps[ex.endpoint_index % eps.size()];
   ++ex.attempts;
   // This attempt's time: what is left of the deadline, or the per-try
   // timeout when shorter. The upstream is told in x-hms-timeout-ms.
@@ -208,6 +216,7 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
     return static_cast<int64_t>(n);
   }
   if (resp_.status < 200) return rc;  // interim 1xx: we answered Expect ourselves
+  ReportEndpoint(ex, resp_.status < 500);
   if (resp_.status >= 502 && resp_.status <= 504 && ScheduleRetry(slot, true)) {
     // A gateway error from upstream, and a retry is allowed: this answer is
     // dropped with its connection (its body is never read).
@@ -381,6 +390,7 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
   Exchange& ex = c.ex;
   ex.upstream = kNone;
   if (!ex.active) return;
+  if (!stale) ReportEndpoint(ex, false);
   if (ex.resp_started) {
     // Mid-response: what already arrived still goes out, then the close is
     // the client's only signal that the body is short.
@@ -416,6 +426,16 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
     LocalResponse(slot, status, reason, message, !ex.req_done);
   }
   FinishExchange(slot);
+}
+
+void Worker::ReportEndpoint(const Exchange& ex, bool ok) {
+  const config::Endpoint& e = ex.cluster->endpoints[ex.endpoint_index % ex.cluster->endpoints.size()];
+  if (e.health == nullptr) return;
+  if (ok) {
+    e.health->OnSuccess();
+  } else {
+    e.health->OnFailure(now_);
+  }
 }
 
 bool Worker::ScheduleRetry(uint32_t slot, bool reached_upstream) {

@@ -343,6 +343,7 @@ void Worker::OnTimer(core::Timer* t) {
       if (!c.ex.resp_started) {
         // A per-try timeout with time left may retry; the deadline may not.
         bool per_try = c.ex.per_try_bound;
+        if (c.ex.upstream != kNone) ReportEndpoint(c.ex, false);
         DetachUpstream(slot);
         if (per_try && ScheduleRetry(slot, true)) return;
         ReportOutcome(c.ex, false);

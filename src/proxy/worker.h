@@ -274,6 +274,8 @@ class Worker {
   // counts it and arms the backoff; the attempt starts when it expires. The
   // caller has detached (or will detach) the failed attempt's upstream.
   bool ScheduleRetry(uint32_t slot, bool reached_upstream);
+  // Tells the endpoint of the current attempt how it went (outlier ejection).
+  void ReportEndpoint(const Exchange& ex, bool ok);
   // Lets go of the exchange's upstream connection without an answer: closed,
   // or, when queued behind another exchange, left to serve that one.
   void DetachUpstream(uint32_t slot);

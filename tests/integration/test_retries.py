@@ -166,3 +166,31 @@ def test_least_request_avoids_the_busy_endpoint(uvicorn_app, register, gateway):
     time.sleep(0.3)
     ports = [httpraw.get(gw.port, "/who").json()["port"] for _ in range(4)]
     assert len(set(ports)) == 2
+
+
+@pytest.mark.deadline(60)
+def test_failing_endpoint_is_ejected_while_the_other_serves(uvicorn_app, register, gateway):
+    good, bad = uvicorn_app(FLAKY), uvicorn_app(FLAKY, env={"FLAKY_DOWN": "1"})
+    register(routes(good, bad, extra="retries: 0\n"))
+    gw = gateway({"cores": 2})
+    start = time.monotonic()
+    statuses = [httpraw.get(gw.port, "/who").status for _ in range(40)]
+    took = time.monotonic() - start
+    # Round robin alone would send half to the bad one (20 failures). It is
+    # ejected after 5 consecutive failures counted over both cores, for 1 s,
+    # then 2 s, ...: each ejection costs exactly 5 failed requests.
+    failures = statuses.count(503)
+    ejections = metric(gw, "hms_endpoint_ejections_total")
+    print(f"\n40 requests in {took:.2f} s: {failures} failed, {ejections:.0f} ejections")
+    assert ejections >= 1 and failures == 5 * ejections, statuses
+    assert ejections <= 1 + int(took), statuses  # 1 s, then 2 s, 4 s...
+    body = admin_get(gw, "/metrics").body.decode()
+    assert f'hms_endpoint_ejected{{service="flaky-svc",endpoint="{bad.addr}"}}' in body, body
+    # With retries, a request that meets the bad one goes again to the good
+    # one: no failure reaches the client (6 requests: 3 retries, within the
+    # retry budget's floor of 3 per second).
+    register(routes(good, bad, extra="retries: 2\n"))
+    time.sleep(2.2)  # any ejection ends
+    after = [httpraw.get(gw.port, "/who").status for _ in range(6)]
+    assert after == [200] * 6, after
+    assert metric(gw, "hms_retries_total") >= 1

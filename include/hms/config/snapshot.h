@@ -24,6 +24,7 @@
 #include "hms/auth/key_set.h"
 #include "hms/config/config.h"
 #include "hms/policy/breaker.h"
+#include "hms/policy/outlier.h"
 #include "hms/policy/rate_limit.h"
 #include "hms/policy/retry_budget.h"
 #include "hms/route/route_table.h"
@@ -35,6 +36,10 @@ struct Endpoint {
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
   uint32_t id = 0;  // stable for the process's life: per-core upstream pools are indexed by it
+  // Outlier ejection record, process-wide, kept across reloads by service and
+  // address (filled in by the control thread after compiling; null in a
+  // sidecar's local cluster).
+  std::shared_ptr<policy::EndpointHealth> health;
 };
 
 struct Cluster {  // one service

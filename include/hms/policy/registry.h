@@ -3,8 +3,8 @@
 // by the control thread only; the objects it hands out are shared with the
 // cores through the snapshot being compiled.
 //
-// A reload asks for every route's limit and every service's breaker and
-// retry budget by name. The same name with the same shape (keyed or not,
+// A reload asks for every route's limit, every service's breaker and retry
+// budget and every endpoint's health record by name. The same name with the same shape (keyed or not,
 // same key capacity) returns the same object, so its state carries over; a
 // changed limit or breaker threshold is applied to it at once. A new shape,
 // or a retry budget with other parameters or another core count, starts a
@@ -21,6 +21,7 @@
 
 #include "hms/core/clock.h"
 #include "hms/policy/breaker.h"
+#include "hms/policy/outlier.h"
 #include "hms/policy/rate_limit.h"
 #include "hms/policy/retry_budget.h"
 
@@ -38,12 +39,16 @@ class PolicyRegistry {
   std::shared_ptr<Breaker> GetBreaker(std::string_view service, BreakerParams params);
   std::shared_ptr<RetryBudget> GetRetryBudget(std::string_view service, uint32_t cores,
                                               RetryBudgetParams params);
+  // `name`: "SERVICE|HOST:PORT", one record per endpoint of each service.
+  std::shared_ptr<EndpointHealth> GetEndpointHealth(std::string_view name, OutlierParams params);
 
   // Forgets every name not asked for since the previous Sweep; returns how
   // many were forgotten.
   size_t Sweep();
 
-  size_t size() const noexcept { return limits_.size() + breakers_.size() + budgets_.size(); }
+  size_t size() const noexcept {
+    return limits_.size() + breakers_.size() + budgets_.size() + endpoints_.size();
+  }
 
  private:
   template <typename T>
@@ -58,6 +63,7 @@ class PolicyRegistry {
   std::map<std::string, Entry<RateLimitState>, std::less<>> limits_;
   std::map<std::string, Entry<Breaker>, std::less<>> breakers_;
   std::map<std::string, Entry<RetryBudget>, std::less<>> budgets_;
+  std::map<std::string, Entry<EndpointHealth>, std::less<>> endpoints_;
 };
 
 }  // namespace hms::policy

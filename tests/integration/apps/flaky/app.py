@@ -6,10 +6,12 @@ ANY /fail/{key}/{n}?code=503&slow_ms=0
     by sleeping that long first; later calls answer 200. Every answer is
     {"call": k, "body_len": bytes received, "port": this server's port}.
 GET /calls/{key}   how many calls `key` has had
-GET /who?ms=0      {"port": ...} after sleeping ms milliseconds
+GET /who?ms=0      {"port": ...} after sleeping ms milliseconds; with
+                   FLAKY_DOWN=1 in the environment it always answers 503
 """
 import asyncio
 import collections
+import os
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -39,8 +41,13 @@ async def count(key: str):
     return {"calls": calls[key]}
 
 
+DOWN = os.environ.get("FLAKY_DOWN") == "1"
+
+
 @app.get("/who")
 async def who(request: Request, ms: int = 0):
+    calls["who"] += 1
     if ms:
         await asyncio.sleep(min(ms, 30_000) / 1000)
-    return {"port": request.scope["server"][1]}
+    answer = {"port": request.scope["server"][1]}
+    return JSONResponse(answer, status_code=503) if DOWN else answer
