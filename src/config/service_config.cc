@@ -91,6 +91,10 @@ RateLimit ReadRateLimit(const Reader& r, const Field& f, const std::string& pare
 BreakerConfig ReadBreaker(const Reader& r, const Field& f, const std::string& parent) {
   const std::string ctx = Ctx(parent, f.key);
   BreakerConfig b;
+  if (f.value.IsScalar() && f.value.Scalar() == "off") {
+    b.failures = 0;  // no breaker for this service
+    return b;
+  }
   for (const Field& g : r.Fields(f.value, ctx, {"failures", "open_for"})) {
     if (g.key == "failures") {
       b.failures = static_cast<uint32_t>(r.Unsigned(g, ctx, 1, 1'000'000));

@@ -351,10 +351,21 @@ std::vector<std::string> ServiceChanges(const config::ServiceConfig& was,
   if (r0 != r1) out.push_back("retries " + std::to_string(r0) + " → " + std::to_string(r1));
   const config::BreakerConfig b0 = was.breaker.value_or(mesh.breaker);
   const config::BreakerConfig b1 = now.breaker.value_or(mesh.breaker);
-  if (b0.failures != b1.failures || b0.open_for_ms != b1.open_for_ms) {
-    out.push_back("breaker {failures: " + std::to_string(b0.failures) + ", open_for: " +
-                  FormatMs(b0.open_for_ms) + "} → {failures: " + std::to_string(b1.failures) +
-                  ", open_for: " + FormatMs(b1.open_for_ms) + "}");
+  auto breaker = [](const config::BreakerConfig& b) {
+    return b.failures == 0 ? std::string("off")
+                           : "{failures: " + std::to_string(b.failures) + ", open_for: " +
+                                 FormatMs(b.open_for_ms) + "}";
+  };
+  if (breaker(b0) != breaker(b1)) out.push_back("breaker " + breaker(b0) + " → " + breaker(b1));
+  if (was.per_try_timeout_ms != now.per_try_timeout_ms) {
+    auto text = [](const std::optional<uint32_t>& ms) { return ms ? FormatMs(*ms) : std::string("none"); };
+    out.push_back("per_try_timeout " + text(was.per_try_timeout_ms) + " → " + text(now.per_try_timeout_ms));
+  }
+  if (was.load_balancing != now.load_balancing) {
+    auto text = [](const std::string& lb) { return lb.empty() ? std::string("round_robin") : lb; };
+    if (text(was.load_balancing) != text(now.load_balancing)) {
+      out.push_back("load_balancing " + text(was.load_balancing) + " → " + text(now.load_balancing));
+    }
   }
   if (was.endpoints != now.endpoints) {
     out.push_back("endpoints " + ListText(was.endpoints) + " → " + ListText(now.endpoints));
@@ -837,8 +848,12 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   std::printf("params      %s\n", params.empty() ? "none" : params.c_str());
   std::printf("timeout     %s\n", FormatMs(r.timeout_ms).c_str());
   std::printf("retries     %u\n", cl.retries);
-  std::printf("breaker     opens after %u failures, for %s\n", cl.breaker.failures,
-              FormatMs(cl.breaker.open_for_ms).c_str());
+  if (cl.breaker.failures == 0) {
+    std::printf("breaker     off\n");
+  } else {
+    std::printf("breaker     opens after %u failures, for %s\n", cl.breaker.failures,
+                FormatMs(cl.breaker.open_for_ms).c_str());
+  }
   if (r.rate_limit && r.rate_limit->rate_per_sec_x1000 != 0) {
     std::printf("rate_limit  %s (bucket of %u, one per %s)\n", r.rate_limit->text.c_str(),
                 r.rate_limit->burst,

@@ -158,7 +158,7 @@ void AttachPolicies(Gateway& g, Snapshot* s) {
     hms::policy::BreakerParams p;
     p.failures = cl.breaker.failures;
     p.open_for_ns = hms::core::Millis(cl.breaker.open_for_ms);
-    cl.breaker_state = g.policies.GetBreaker(cl.name, p);
+    if (cl.breaker.failures > 0) cl.breaker_state = g.policies.GetBreaker(cl.name, p);
     for (auto& ep : cl.endpoints) {
       ep.health = g.policies.GetEndpointHealth(cl.name + "|" + ep.address, hms::policy::OutlierParams{});
     }

@@ -67,7 +67,7 @@ struct GatewayConfig {
 };
 
 struct BreakerConfig {
-  uint32_t failures = 3;
+  uint32_t failures = 3;  // 0: no breaker (`breaker: off`)
   uint32_t open_for_ms = 30'000;
 };
 

@@ -100,6 +100,17 @@ allow_from: [hms-gateway, "spiffe://hms.local/svc/billing"]
   EXPECT_EQ(s->allow_from.size(), 2u);
 }
 
+TEST(ParseServiceConfig, BreakerOff) {
+  Result<ServiceConfig> s =
+      ParseServiceConfig("service: calc-svc\nroutes:\n  - GET /x\nbreaker: off\n", "calc.yaml");
+  ASSERT_TRUE(s) << s.error().message;
+  ASSERT_TRUE(s->breaker);
+  EXPECT_EQ(s->breaker->failures, 0u);
+  Result<ServiceConfig> bad =
+      ParseServiceConfig("service: calc-svc\nroutes:\n  - GET /x\nbreaker: of\n", "calc.yaml");
+  EXPECT_FALSE(bad);
+}
+
 TEST(ParseServiceConfig, JsonForm) {
   const char* text = R"({
   "service": "calc-svc",
