@@ -243,7 +243,7 @@ class EtcdStoreImpl final : public EtcdStore {
     if (event_fd_ >= 0) close(event_fd_);
   }
 
-  Result<bool> Register(const std::vector<StoredService>& services) override {
+  Result<bool> Register(const std::vector<StoredService>& services, const Check& check) override {
     if (Result<bool> ok = CheckRegistration(services); !ok.ok()) return ok.error();
     std::vector<std::string> ops;
     for (const StoredService& s : services) {
@@ -251,9 +251,29 @@ class EtcdStoreImpl final : public EtcdStore {
       ops.push_back(PutOp(std::string(kSources) + s.name, s.source));
       ops.push_back(PutOp(std::string(kServices) + s.name, s.text));
     }
-    Result<dom::element> r = Call("/v3/kv/txn", Txn({}, ops, {}));
-    if (!r) return r.error();
-    return true;
+    if (!check) {
+      Result<dom::element> r = Call("/v3/kv/txn", Txn({}, ops, {}));
+      if (!r) return r.error();
+      return true;
+    }
+    // Read, judge, then write only if no service was written since the read
+    // (a range compare over /hms/services/: every key's mod_revision below
+    // the read's revision + 1). Another writer first: read and judge again.
+    for (int round = 0; round < 20; ++round) {
+      int64_t revision = 0;
+      Result<std::vector<StoredService>> current = ListAt(&revision);
+      if (!current) return current.error();
+      if (Result<bool> ok = check(current.value()); !ok.ok()) return ok.error();
+      const std::string unchanged =
+          "{" + KeyField(kServices) + ",\"range_end\":" + Quote(Base64(PrefixEnd(kServices))) +
+          ",\"target\":\"MOD\",\"result\":\"LESS\",\"mod_revision\":" +
+          Quote(std::to_string(revision + 1)) + "}";
+      Result<dom::element> r = Call("/v3/kv/txn", Txn({unchanged}, ops, {}));
+      if (!r) return r.error();
+      if (GetBool(r.value(), "succeeded")) return true;
+    }
+    return Error{"etcd: the services kept changing while this registration was judged; try again",
+                 Side::kUpstream, true};
   }
 
   Result<bool> Deregister(const std::string& name) override {
@@ -273,11 +293,18 @@ class EtcdStoreImpl final : public EtcdStore {
     return true;
   }
 
-  Result<std::vector<StoredService>> List() override {
+  Result<std::vector<StoredService>> List() override { return ListAt(nullptr); }
+
+  // List, and the store revision it read at.
+  Result<std::vector<StoredService>> ListAt(int64_t* revision) {
     const std::string body =
         "{" + KeyField(kPrefix) + ",\"range_end\":" + Quote(Base64(PrefixEnd(kPrefix))) + "}";
     Result<dom::element> r = Call("/v3/kv/range", body);
     if (!r) return r.error();
+    if (revision != nullptr) {
+      dom::element header;
+      *revision = r.value()["header"].get(header) == simdjson::SUCCESS ? GetInt(header, "revision") : 0;
+    }
     struct Entry {
       StoredService service;
       bool registered = false;

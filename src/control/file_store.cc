@@ -188,12 +188,18 @@ class FileStore final : public Store {
     return true;
   }
 
-  Result<bool> Register(const std::vector<StoredService>& services) override {
+  Result<bool> Register(const std::vector<StoredService>& services, const Check& check) override {
     // Everything is checked before anything is written.
     if (Result<bool> ok = CheckRegistration(services); !ok.ok()) return ok.error();
     DirLock lock;
     Result<bool> locked = lock.Take(LockPath(), true);
     if (!locked) return locked;
+    if (check) {
+      // Judged on what the store holds under this same lock.
+      Result<std::vector<StoredService>> current = ListLocked();
+      if (!current) return current.error();
+      if (Result<bool> ok = check(current.value()); !ok.ok()) return ok.error();
+    }
 
     // Phase 1: every new file as a synced temp file. A failure here leaves
     // the store untouched.
@@ -278,10 +284,15 @@ class FileStore final : public Store {
   }
 
   Result<std::vector<StoredService>> List() override {
-    next_expiry_at_ms_ = -1;
     DirLock lock;
     Result<bool> locked = lock.Take(LockPath(), false);
     if (!locked) return locked.error();
+    return ListLocked();
+  }
+
+  // List's work; the caller holds the lock (shared or exclusive).
+  Result<std::vector<StoredService>> ListLocked() {
+    next_expiry_at_ms_ = -1;
     DIR* d = opendir(services_.c_str());
     if (d == nullptr) return IoError("cannot list " + services_, errno);
     std::vector<std::string> names;

@@ -491,11 +491,16 @@ int Register(const std::string& uri, const std::vector<std::string>& args) {
 
   Result<std::unique_ptr<control::Store>> store = Open(uri);
   if (!store) return Fail(store.error().message);
-  Result<std::vector<control::StoredService>> existing = (*store)->List();
-  if (!existing) return Fail(existing.error().message);
-  if (!TrialCompile(existing.value(), parsed)) return Fail(nothing);
-
-  Result<bool> ok = (*store)->Register(batch);
+  // The trial compile runs inside the store's write (under its lock, or
+  // against the revision the txn compares), so two registrations of
+  // clashing routes at the same moment cannot both land.
+  bool refused = false;
+  Result<bool> ok = (*store)->Register(batch, [&](const std::vector<control::StoredService>& current) -> Result<bool> {
+    if (TrialCompile(current, parsed)) return true;
+    refused = true;
+    return Error{"", Side::kConfig, false};
+  });
+  if (refused) return Fail(nothing);  // TrialCompile said why
   if (!ok) return Fail(ok.error().message + "; nothing registered");
   for (const control::StoredService& s : batch) std::printf("✓ registered %s\n", s.name.c_str());
   return kOk;

@@ -3,8 +3,8 @@ read-modify-write, so two concurrent `register`s lose nothing"): 50 `hms-api
 register` processes, each with its own service and route file, released at
 the same instant; every one succeeds, the store then lists all 50 with each
 file's text as written, and a gateway watching the store serves all 50.
-When all 50 claim the same route, exactly one wins: the tie check and the
-write happen under one lock."""
+When all 50 claim the same route, exactly one wins: the tie check runs
+inside the store's write."""
 import fcntl
 import json
 import os
@@ -164,8 +164,8 @@ def contested_text(i):
 
 @pytest.mark.deadline(30)
 def test_50_concurrent_registers_of_one_route_admit_exactly_one(store_dir, tmp_path, hms_api):
-    """A tie is a registration error (DESIGN §3); checked and written under the
-    store's lock, it stays one even when all 50 rivals check at once."""
+    """A tie is a registration error (DESIGN §3), also when all 50 rivals check
+    at the same instant: one registers, 49 are told what they clash with."""
     results = register_all_at_once(store_dir, tmp_path, text=contested_text)
     won = sorted(i for i, (rc, _, _) in results.items() if rc == 0)
     assert len(won) == 1, f"{len(won)} of {N} rivals registered GET /contested/{{id}}: {won}"

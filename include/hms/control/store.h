@@ -4,6 +4,7 @@
 // control thread only; calls block and may allocate.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,9 +23,20 @@ struct StoredService {
 
 class Store {
  public:
+  // Judges a registration against the store's contents at the moment of the
+  // write (hms-api's trial compile: no route may clash with another
+  // service's). An error stops the registration.
+  using Check = std::function<Result<bool>(const std::vector<StoredService>& current)>;
+
   virtual ~Store() = default;
-  // Writes every service or none. Each entry: name, text, source.
-  virtual Result<bool> Register(const std::vector<StoredService>& services) = 0;
+  // Writes every service or none. Each entry: name, text, source. With a
+  // `check`, it runs on the store's contents and the write happens only if
+  // nothing changed in between (file store: both under the exclusive lock;
+  // etcd: a txn that compares the revision that was read, retried when
+  // another writer came first), so concurrent registrations of clashing
+  // routes cannot both land.
+  virtual Result<bool> Register(const std::vector<StoredService>& services,
+                                const Check& check = nullptr) = 0;
   virtual Result<bool> Deregister(const std::string& name) = 0;  // error if absent
   virtual Result<std::vector<StoredService>> List() = 0;         // sorted by name
   // AddEndpoint: an error if the service is not registered; false (no change)

@@ -298,6 +298,37 @@ TEST_F(EtcdStoreTest, LeasedEndpointExpiresUnlessKeptAlive) {
   EXPECT_FALSE(store_->RevokeLease(kept.value()));
 }
 
+TEST_F(EtcdStoreTest, RegisterJudgesWhatItWritesOver) {
+  // The check sees the store as the txn will find it: a writer that comes in
+  // between the read and the txn makes it read and judge again.
+  std::unique_ptr<EtcdStore> other = Open();
+  std::vector<std::vector<std::string>> seen;
+  auto check = [&](const std::vector<StoredService>& current) -> Result<bool> {
+    std::vector<std::string> names;
+    for (const StoredService& s : current) names.push_back(s.name);
+    seen.push_back(names);
+    if (seen.size() == 1) {
+      Result<bool> ok = other->Register({Service("hello-svc", kHello)});
+      if (!ok) return ok.error();
+    }
+    return true;
+  };
+  ASSERT_TRUE(store_->Register({Service("calc-svc", kCalc)}, check));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_TRUE(seen[0].empty());
+  EXPECT_EQ(seen[1], std::vector<std::string>{"hello-svc"});
+
+  // A refusing check writes nothing.
+  Result<bool> refused = store_->Register({Service("third-svc", kHello)}, [](const auto&) -> Result<bool> {
+    return Error{"clash", Side::kConfig, false};
+  });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message, "clash");
+  Result<std::vector<StoredService>> list = store_->List();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 2u);
+}
+
 TEST_F(EtcdStoreTest, WatchFiresOnChangeFromAnotherStore) {
   const int fd = store_->WatchFd();
   ASSERT_GE(fd, 0);

@@ -191,6 +191,24 @@ bool Readable(int fd, int timeout_ms) {
   return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
 }
 
+TEST_F(FileStoreTest, RegisterCheckSeesTheStoreAndCanRefuse) {
+  ASSERT_TRUE(store_->Register({{"hello-svc", kHello, "hello.yaml", {}}}));
+  std::vector<std::string> seen;
+  Result<bool> refused = store_->Register(
+      {{"calc-svc", kCalc, "calc.yaml", {}}}, [&](const std::vector<StoredService>& current) -> Result<bool> {
+        for (const StoredService& s : current) seen.push_back(s.name);
+        return Error{"clash", Side::kConfig, false};
+      });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message, "clash");
+  EXPECT_EQ(seen, std::vector<std::string>{"hello-svc"});
+  Result<std::vector<StoredService>> list = store_->List();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 1u);
+  EXPECT_TRUE(store_->Register({{"calc-svc", kCalc, "calc.yaml", {}}},
+                               [](const std::vector<StoredService>&) -> Result<bool> { return true; }));
+}
+
 TEST_F(FileStoreTest, WatchFiresOnChanges) {
   const int fd = store_->WatchFd();
   ASSERT_GE(fd, 0);
