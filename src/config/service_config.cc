@@ -105,6 +105,36 @@ BreakerConfig ReadBreaker(const Reader& r, const Field& f, const std::string& pa
   return b;
 }
 
+HealthCheckConfig ReadHealth(const Reader& r, const Field& f) {
+  const std::string ctx = f.key;
+  HealthCheckConfig h;
+  bool have_path = false;
+  for (const Field& g : r.Fields(f.value, ctx, {"path", "interval", "timeout", "unhealthy", "healthy"})) {
+    if (g.key == "path") {
+      h.path = r.String(g, ctx);
+      have_path = true;
+      if (h.path.empty() || h.path[0] != '/' ||
+          std::any_of(h.path.begin(), h.path.end(),
+                      [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; })) {
+        r.Fail(g.line, ctx + ".path", "'" + h.path + "' must start with '/' and hold no spaces");
+      }
+    } else if (g.key == "interval") {
+      h.interval_ms = static_cast<uint32_t>(r.DurationMs(g, ctx, 100, kMaxTimeoutMs));
+    } else if (g.key == "timeout") {
+      h.timeout_ms = static_cast<uint32_t>(r.DurationMs(g, ctx, 1, kMaxTimeoutMs));
+    } else if (g.key == "unhealthy") {
+      h.unhealthy = static_cast<uint32_t>(r.Unsigned(g, ctx, 1, 100));
+    } else {
+      h.healthy = static_cast<uint32_t>(r.Unsigned(g, ctx, 1, 100));
+    }
+  }
+  if (!have_path) r.Fail(f.line, ctx, "needs 'path' (what to GET, e.g. /healthz)");
+  if (h.timeout_ms >= h.interval_ms) {
+    r.Fail(f.line, ctx, "timeout must be shorter than interval");
+  }
+  return h;
+}
+
 RouteConfig ReadShortRoute(const Reader& r, const YAML::Node& item, const std::string& index_ctx) {
   const std::string text = item.Scalar();
   const int line = internal::LineOf(item);
@@ -203,8 +233,8 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
   bool have_service = false;
   for (const Field& f : r.Fields(doc, "",
                                  {"service", "routes", "rate_limit", "retries", "timeout",
-                                  "per_try_timeout", "breaker", "load_balancing", "endpoints",
-                                  "allow_from"})) {
+                                  "per_try_timeout", "breaker", "load_balancing", "health",
+                                  "endpoints", "allow_from"})) {
     if (f.key == "service") {
       s.service = r.String(f, "");
       s.line = f.line;
@@ -242,6 +272,8 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
         r.Fail(f.line, "load_balancing",
                "'" + s.load_balancing + "' must be round_robin or least_request");
       }
+    } else if (f.key == "health") {
+      s.health = ReadHealth(r, f);
     } else if (f.key == "breaker") {
       s.breaker = ReadBreaker(r, f, "");
     } else if (f.key == "endpoints") {

@@ -221,6 +221,7 @@ Result<std::unique_ptr<Snapshot>> CompileSnapshot(const GatewayConfig& gateway,
     cl.timeout_ms = s.timeout_ms.value_or(mesh.timeout_ms);
     cl.per_try_timeout_ms = s.per_try_timeout_ms.value_or(0);
     cl.least_request = s.load_balancing == "least_request";
+    cl.health_check = s.health;
     cl.breaker = s.breaker.value_or(mesh.breaker);
     cl.rate_limit = s.rate_limit;
     cl.allow_from = s.allow_from;
@@ -325,6 +326,9 @@ std::string Snapshot::ToJson() const {
          ",\"timeout_ms\":" + std::to_string(c.timeout_ms) +
          ",\"per_try_timeout_ms\":" + std::to_string(c.per_try_timeout_ms) +
          ",\"load_balancing\":\"" + (c.least_request ? "least_request" : "round_robin") + "\"" +
+         ",\"health_check\":" + (c.health_check ? "\"GET " + c.health_check->path + " every " +
+                                                    std::to_string(c.health_check->interval_ms) + " ms\""
+                                              : std::string("null")) +
          ",\"breaker\":{\"failures\":" + std::to_string(c.breaker.failures) +
          ",\"open_for_ms\":" + std::to_string(c.breaker.open_for_ms) + "},\"rate_limit\":";
     AppendRateLimit(&o, c.rate_limit);

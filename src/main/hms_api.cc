@@ -361,6 +361,15 @@ std::vector<std::string> ServiceChanges(const config::ServiceConfig& was,
     auto text = [](const std::optional<uint32_t>& ms) { return ms ? FormatMs(*ms) : std::string("none"); };
     out.push_back("per_try_timeout " + text(was.per_try_timeout_ms) + " → " + text(now.per_try_timeout_ms));
   }
+  if (was.health != now.health) {
+    auto text = [](const std::optional<config::HealthCheckConfig>& h) {
+      return h ? "{path: " + h->path + ", interval: " + FormatMs(h->interval_ms) + ", timeout: " +
+                     FormatMs(h->timeout_ms) + ", unhealthy: " + std::to_string(h->unhealthy) +
+                     ", healthy: " + std::to_string(h->healthy) + "}"
+               : std::string("none");
+    };
+    out.push_back("health " + text(was.health) + " → " + text(now.health));
+  }
   if (was.load_balancing != now.load_balancing) {
     auto text = [](const std::string& lb) { return lb.empty() ? std::string("round_robin") : lb; };
     if (text(was.load_balancing) != text(now.load_balancing)) {

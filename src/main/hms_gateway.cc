@@ -305,19 +305,22 @@ std::string RenderMetrics(Gateway& g) {
   counter("hms_zero_copy_sends_total", "Sends that went out as SEND_ZC (zero_copy_min_bytes).",
           t.zero_copy_sends);
   counter("hms_core_heap_allocations_total", "operator new calls on core threads.", t.heap_allocations);
+  counter("hms_health_checks_total", "Active health checks made.", t.health_checks);
+  counter("hms_health_checks_failed_total", "Active health checks that failed.", t.health_checks_failed);
   counter("hms_downstream_received_bytes_total", "Bytes received from clients.", t.bytes_in);
   counter("hms_downstream_sent_bytes_total", "Bytes sent to clients.", t.bytes_out);
   // Policy state is process-wide: read once from the snapshot's shared objects.
   hms::core::Instant now = hms::core::Now();
   std::vector<std::pair<std::string, hms::policy::BreakerStatus>> breakers;
   std::vector<std::tuple<std::string, std::string, uint32_t>> tokens;
-  std::vector<std::tuple<std::string, std::string, hms::core::Instant, uint64_t>> endpoints;
+  std::vector<std::tuple<std::string, std::string, hms::core::Instant, uint64_t, bool>> endpoints;
   g.state.With([&](const Snapshot& s) {
     for (const auto& cl : s.clusters) {
       if (cl.breaker_state) breakers.emplace_back(cl.name, cl.breaker_state->Status(now));
       for (const auto& ep : cl.endpoints) {
         if (ep.health) {
-          endpoints.emplace_back(cl.name, ep.address, ep.health->ejected_until(), ep.health->ejections_total());
+          endpoints.emplace_back(cl.name, ep.address, ep.health->ejected_until(),
+                                 ep.health->ejections_total(), ep.health->check_failing());
         }
       }
     }
@@ -335,11 +338,16 @@ std::string RenderMetrics(Gateway& g) {
   for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, st.opened_total);
   e.Family("hms_endpoint_ejected", "gauge",
            "1 while an endpoint is ejected for consecutive failures (outlier ejection).");
-  for (const auto& [service, address, until, total] : endpoints) {
+  for (const auto& [service, address, until, total, failing] : endpoints) {
     e.Sample({{"service", service}, {"endpoint", address}}, until > now ? 1 : 0);
   }
+  e.Family("hms_endpoint_healthy", "gauge",
+           "0 while an endpoint fails its active health checks (services with health:), else 1.");
+  for (const auto& [service, address, until, total, failing] : endpoints) {
+    e.Sample({{"service", service}, {"endpoint", address}}, failing ? 0 : 1);
+  }
   e.Family("hms_endpoint_ejections_total", "counter", "Times each endpoint was ejected.");
-  for (const auto& [service, address, until, total] : endpoints) {
+  for (const auto& [service, address, until, total, failing] : endpoints) {
     e.Sample({{"service", service}, {"endpoint", address}}, total);
   }
   e.Family("hms_rate_limit_available_tokens", "gauge",

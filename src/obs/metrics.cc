@@ -91,6 +91,8 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
     t.zero_copy_sends += m->zero_copy_sends.Get();
     t.upstream_pipelined += m->upstream_pipelined.Get();
     t.heap_allocations += m->heap_allocations.Get();
+    t.health_checks += m->health_checks.Get();
+    t.health_checks_failed += m->health_checks_failed.Get();
     t.bytes_in += m->bytes_in.Get();
     t.bytes_out += m->bytes_out.Get();
     const uint64_t v = m->snapshot_version.Get();

@@ -134,7 +134,8 @@ Result<bool> Engine::Start(const config::GatewayConfig& config, config::Snapshot
     } else if (!cpus.empty()) {
       cpu = cpus[i % cpus.size()];
     }
-    workers_.push_back(std::make_unique<Worker>(i, config, std::move(listen_fds_[i]), cpu));
+    workers_.push_back(std::make_unique<Worker>(i, static_cast<uint32_t>(listen_fds_.size()), config,
+                                                std::move(listen_fds_[i]), cpu));
   }
   listen_fds_.clear();  // the workers own them now
   for (auto& w : workers_) {

@@ -23,7 +23,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   const std::vector<config::Endpoint>& eps = ex.cluster->endpoints;
   for (size_t i = 0; i < eps.size() && eps.size() > 1; ++i) {
     const config::Endpoint& e = eps[ex.endpoint_index % eps.size()];
-    if (e.health == nullptr || !e.health->Ejected(now_)) break;
+    if (e.health == nullptr || e.health->Usable(now_)) break;
     ++ex.endpoint_index;
   }
   const config::Endpoint& ep = eps[ex.endpoint_index % eps.size()];

@@ -30,9 +30,10 @@ size_t InputCapacity(const config::GatewayConfig& c) {
 
 }  // namespace
 
-Worker::Worker(uint32_t index, const config::GatewayConfig& config, std::vector<int> listen_fds,
-               int cpu)
+Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& config,
+               std::vector<int> listen_fds, int cpu)
     : index_(index),
+      cores_(cores),
       config_(config),
       listen_fds_(std::move(listen_fds)),
       cpu_(cpu),
@@ -54,6 +55,8 @@ Worker::Worker(uint32_t index, const config::GatewayConfig& config, std::vector<
 }
 
 Worker::~Worker() {
+  for (auto& p : probes_)
+    if (p->fd >= 0) close(p->fd);
   for (SnapshotHold* h : holds_) {
     h->snapshot->Release();
     delete h;
@@ -113,6 +116,7 @@ int Worker::SetUp() {
   if (rc < 0) return rc;
   held_next_.assign(config_.buffer_count, kNone);
   held_len_.assign(config_.buffer_count, 0);
+  now_ = core::Now();  // SizeStateFor arms timers (health checks)
   SizeStateFor(*current_->snapshot);
   for (uint16_t i = 0; i < listen_fds_.size(); ++i) ArmAccept(i);
   io_uring_sqe* sqe = ring_.Sqe();
@@ -220,6 +224,9 @@ void Worker::HandleCqe(io_uring_cqe* cqe) {
     case kOpConnectUp:
       if ((upstreams_[slot].gen & 0xffffff) == gen) OnConnect(slot, res);
       return;
+    case kOpHealth:
+      if (slot < probes_.size() && (probes_[slot]->gen & 0xffffff) == gen) OnProbe(slot, res);
+      return;
     default:
       return;  // cancellations
   }
@@ -297,6 +304,7 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
   } else {
     verifier_.reset();
   }
+  ReconcileProbes(s);
   budgets_.clear();
   for (const auto& cl : s.clusters) {
     budgets_.push_back(cl.retry_budget ? policy::CoreRetryBudget(cl.retry_budget.get(), index_)
@@ -357,6 +365,9 @@ void Worker::OnTimer(core::Timer* t) {
     }
     case kTimerUpstream:
       CloseUpstream(slot);
+      return;
+    case kTimerHealth:
+      OnProbeTimer(slot);
       return;
     default:
       return;

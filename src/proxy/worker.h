@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -87,6 +89,28 @@ struct Input {
 // What a listener is for: the edge gateway's routes, or a sidecar's inbound
 // (to its local service) or egress (from it to other services) listener.
 enum class ListenerKind : uint8_t { kEdge, kInbound, kEgress };
+
+// An active health check of one endpoint (docs/resilience.md), run by the
+// one core that owns the endpoint's service: every interval a fresh
+// connection sends `GET path` and reads the status line; the result goes to
+// the endpoint's shared EndpointHealth, which every core reads when it picks.
+struct HealthProbe {
+  enum class State : uint8_t { kFree, kIdle, kConnecting, kSending, kReceiving };
+  State state = State::kFree;
+  uint32_t gen = 0;            // bumped when a check ends: late completions are ignored
+  int fd = -1;
+  bool wanted = false;         // still in the current snapshot (reconciliation)
+  std::string key;             // service|address|path: what it checks
+  std::shared_ptr<policy::EndpointHealth> health;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  std::string request;
+  config::HealthCheckConfig params;
+  uint32_t ok_streak = 0, fail_streak = 0;
+  uint32_t got = 0;
+  char buf[128];
+  core::Timer timer;           // the interval while idle, the timeout while checking
+};
 
 struct Exchange {
   bool active = false;
@@ -203,8 +227,8 @@ struct Upstream {
 
 class Worker {
  public:
-  Worker(uint32_t index, const config::GatewayConfig& config, std::vector<int> listen_fds,
-         int cpu);
+  Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& config,
+         std::vector<int> listen_fds, int cpu);
   ~Worker();
 
   // Starts the thread; returns once the ring is set up (or failed: -errno).
@@ -216,9 +240,9 @@ class Worker {
  private:
   enum Op : uint8_t {
     kOpAccept = 1, kOpRecvClient, kOpSendClient, kOpRecvUp, kOpSendUp, kOpConnectUp, kOpWake,
-    kOpIgnore
+    kOpIgnore, kOpHealth
   };
-  enum TimerKind : uint8_t { kTimerClient = 1, kTimerUpstream, kTimerExchange };
+  enum TimerKind : uint8_t { kTimerClient = 1, kTimerUpstream, kTimerExchange, kTimerHealth };
 
   void Run();
   int SetUp();
@@ -318,6 +342,16 @@ class Worker {
 
   void Submit();
 
+  // Active health checks (health.cc).
+  // Starts the checks of the endpoints whose service this core owns in `s`,
+  // and stops those no longer there.
+  void ReconcileProbes(const config::Snapshot& s);
+  void StartProbe(uint32_t i);
+  void OnProbe(uint32_t i, int res);
+  void OnProbeTimer(uint32_t i);
+  void FinishProbe(uint32_t i, bool ok);
+  void RetireProbe(uint32_t i);
+
   // Input handling shared by both sides. Consumers return bytes consumed, or
   // kBlocked when the connection cannot take input now (a response pending, or
   // the peer's queue full); 0 means "need more bytes".
@@ -334,6 +368,7 @@ class Worker {
   http::ResponseHead resp_;
 
   uint32_t index_;
+  uint32_t cores_;
   config::GatewayConfig config_;  // the tuning this core was started with
   std::vector<int> listen_fds_;
   std::vector<ListenerKind> listener_kind_;  // [listener]
@@ -357,6 +392,7 @@ class Worker {
   std::vector<uint32_t> busy_;        // [endpoint id] connections connecting or in use
   std::vector<policy::CoreRetryBudget> budgets_;  // [cluster index]
   uint64_t rng_ = 0;                  // xorshift state: backoff jitter, least-request picks
+  std::vector<std::unique_ptr<HealthProbe>> probes_;  // stable addresses: their timers are linked
   std::vector<uint32_t> coalesce_;    // [endpoint id] the connection this pass pipelines onto
   std::vector<uint32_t> coalesce_touched_;
   std::vector<uint32_t> rr_;          // [cluster index] round-robin cursor

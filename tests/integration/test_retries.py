@@ -194,3 +194,33 @@ def test_failing_endpoint_is_ejected_while_the_other_serves(uvicorn_app, registe
     after = [httpraw.get(gw.port, "/who").status for _ in range(6)]
     assert after == [200] * 6, after
     assert metric(gw, "hms_retries_total") >= 1
+
+
+@pytest.mark.deadline(60)
+def test_active_health_checks_take_a_failing_endpoint_out_and_back(uvicorn_app, register, gateway):
+    good, bad = uvicorn_app(FLAKY), uvicorn_app(FLAKY, env={"FLAKY_DOWN": "1"})
+    register(routes(good, bad, extra="retries: 0\n"
+                    "health: {path: /who, interval: 200ms, timeout: 150ms, unhealthy: 1}\n"))
+    gw = gateway({"cores": 2})
+
+    def healthy(addr):
+        body = admin_get(gw, "/metrics").body.decode()
+        line = f'hms_endpoint_healthy{{service="flaky-svc",endpoint="{addr}"}} '
+        return [l for l in body.splitlines() if l.startswith(line)][0].endswith(" 1")
+
+    deadline = time.monotonic() + 3
+    while healthy(bad.addr) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not healthy(bad.addr) and healthy(good.addr)
+    # Every core skips it: no request meets the failing endpoint.
+    assert [httpraw.get(gw.port, "/who").status for _ in range(20)] == [200] * 20
+    checks = metric(gw, "hms_health_checks_total")
+    assert checks >= 2
+    # It recovers: the next good check brings it back for every core.
+    assert httpraw.request(bad.port, "POST", "/up").status == 200
+    deadline = time.monotonic() + 3
+    while not healthy(bad.addr) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert healthy(bad.addr)
+    ports = {httpraw.get(gw.port, "/who").json()["port"] for _ in range(10)}
+    assert ports == {good.port, bad.port}

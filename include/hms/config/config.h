@@ -66,6 +66,16 @@ struct GatewayConfig {
   uint32_t registration_ttl_s = 10;       // lease TTL of that endpoint in the store
 };
 
+// Active health checks of a service's endpoints (`health:` in a route file).
+struct HealthCheckConfig {
+  std::string path;               // GET this path; a 2xx answer is healthy
+  uint32_t interval_ms = 5000;
+  uint32_t timeout_ms = 1000;
+  uint32_t unhealthy = 2;         // consecutive failed checks that take an endpoint out
+  uint32_t healthy = 1;           // consecutive good checks that bring it back
+  friend bool operator==(const HealthCheckConfig&, const HealthCheckConfig&) = default;
+};
+
 struct BreakerConfig {
   uint32_t failures = 3;  // 0: no breaker (`breaker: off`)
   uint32_t open_for_ms = 30'000;
@@ -108,6 +118,7 @@ struct ServiceConfig {
   std::optional<uint32_t> per_try_timeout_ms;  // each attempt's bound; unset = the route's deadline
   std::optional<BreakerConfig> breaker;
   std::string load_balancing;          // round_robin (default) | least_request
+  std::optional<HealthCheckConfig> health;
   std::vector<std::string> endpoints;  // "host:port"
   std::vector<std::string> allow_from;
   std::string source;                  // file name for messages

@@ -49,6 +49,7 @@ struct Cluster {  // one service
   uint32_t timeout_ms = 15'000;
   uint32_t per_try_timeout_ms = 0;  // 0: an attempt may use what is left of the deadline
   bool least_request = false;       // load balancing: least-request (P2C) instead of round robin
+  std::optional<HealthCheckConfig> health_check;  // active checks of every endpoint
   BreakerConfig breaker;
   std::optional<RateLimit> rate_limit;
   std::vector<std::string> allow_from;

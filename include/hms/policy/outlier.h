@@ -1,5 +1,6 @@
-// Outlier ejection of one endpoint of a service (DESIGN §5 "per-endpoint
-// outlier ejection inside a healthy service"; docs/resilience.md).
+// Outlier ejection and active health state of one endpoint of a service
+// (DESIGN §5 "per-endpoint outlier ejection inside a healthy service";
+// docs/resilience.md).
 //
 // One object per (service, endpoint), made by the control thread (through
 // PolicyRegistry, which keeps it across reloads) and shared by every core.
@@ -40,6 +41,18 @@ class EndpointHealth {
   bool Ejected(core::Instant now) const noexcept {
     return ejected_until_.load(std::memory_order_relaxed) > now;
   }
+  // Whether a core may pick the endpoint: not ejected, and not failing its
+  // active health checks.
+  bool Usable(core::Instant now) const noexcept {
+    return !Ejected(now) && !check_failing_.load(std::memory_order_relaxed);
+  }
+  // Set by the one core that runs the endpoint's active health checks.
+  void SetCheckFailing(bool failing) noexcept {
+    if (check_failing_.load(std::memory_order_relaxed) != failing) {
+      check_failing_.store(failing, std::memory_order_relaxed);
+    }
+  }
+  bool check_failing() const noexcept { return check_failing_.load(std::memory_order_relaxed); }
   void OnSuccess() noexcept;
   // True when this failure ejected the endpoint.
   bool OnFailure(core::Instant now) noexcept;
@@ -52,6 +65,7 @@ class EndpointHealth {
  private:
   const OutlierParams params_;
   alignas(64) std::atomic<core::Instant> ejected_until_{0};
+  std::atomic<bool> check_failing_{false};
   std::atomic<uint32_t> consecutive_{0};
   std::atomic<uint32_t> streak_{0};  // ejections in a row without a success in between
   std::atomic<uint64_t> ejections_total_{0};

@@ -68,6 +68,7 @@ timeout: 15s
 per_try_timeout: 500ms
 breaker: {failures: 5, open_for: 1m}
 load_balancing: least_request
+health: {path: /healthz, interval: 2s, timeout: 500ms, unhealthy: 3, healthy: 2}
 endpoints: [127.0.0.1:7001, "[::1]:7002", localhost:7003]
 allow_from: [hms-gateway, "spiffe://hms.local/svc/billing"]
 )";
@@ -93,6 +94,8 @@ allow_from: [hms-gateway, "spiffe://hms.local/svc/billing"]
   EXPECT_EQ(s->timeout_ms, 15'000u);
   EXPECT_EQ(s->per_try_timeout_ms, 500u);
   EXPECT_EQ(s->load_balancing, "least_request");
+  ASSERT_TRUE(s->health);
+  EXPECT_EQ(*s->health, (HealthCheckConfig{"/healthz", 2000, 500, 3, 2}));
   ASSERT_TRUE(s->breaker);
   EXPECT_EQ(s->breaker->failures, 5u);
   EXPECT_EQ(s->breaker->open_for_ms, 60'000u);
@@ -146,6 +149,14 @@ const BadCase kBad[] = {
     {"service: calc-svc\nroutes:\n  - GET /sum/{a}\nrate_limt: \"20 req/min\"\n",
      "calc.yaml:4: unknown key 'rate_limt' (did you mean 'rate_limit'?)"},
     {"service: calc-svc\nroutes:\n  - GET /x\nfoo: 1\n", "calc.yaml:4: unknown key 'foo'"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nhealth: {interval: 5s}\n",
+     "calc.yaml:4: health: needs 'path' (what to GET, e.g. /healthz)"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nhealth: {path: /h, interval: 1s, timeout: 1s}\n",
+     "calc.yaml:4: health: timeout must be shorter than interval"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nhealth: {path: healthz}\n",
+     "calc.yaml:4: health.path: 'healthz' must start with '/' and hold no spaces"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nhealth: {path: /h, intreval: 1s}\n",
+     "calc.yaml:4: health: unknown key 'intreval' (did you mean 'interval'?)"},
     {"service: calc-svc\nroutes:\n  - GET /x\nload_balancing: random\n",
      "calc.yaml:4: load_balancing: 'random' must be round_robin or least_request"},
     {"service: calc-svc\nroutes:\n  - GET /x\nper_try_timeout: 0s\n",

@@ -6,8 +6,10 @@ ANY /fail/{key}/{n}?code=503&slow_ms=0
     by sleeping that long first; later calls answer 200. Every answer is
     {"call": k, "body_len": bytes received, "port": this server's port}.
 GET /calls/{key}   how many calls `key` has had
-GET /who?ms=0      {"port": ...} after sleeping ms milliseconds; with
-                   FLAKY_DOWN=1 in the environment it always answers 503
+GET /who?ms=0      {"port": ...} after sleeping ms milliseconds; while the
+                   server is down (FLAKY_DOWN=1 in its environment, or after
+                   POST /down) it answers 503
+POST /down, /up    switch that
 """
 import asyncio
 import collections
@@ -41,7 +43,19 @@ async def count(key: str):
     return {"calls": calls[key]}
 
 
-DOWN = os.environ.get("FLAKY_DOWN") == "1"
+state = {"down": os.environ.get("FLAKY_DOWN") == "1"}
+
+
+@app.post("/down")
+async def down():
+    state["down"] = True
+    return {"down": True}
+
+
+@app.post("/up")
+async def up():
+    state["down"] = False
+    return {"down": False}
 
 
 @app.get("/who")
@@ -50,4 +64,4 @@ async def who(request: Request, ms: int = 0):
     if ms:
         await asyncio.sleep(min(ms, 30_000) / 1000)
     answer = {"port": request.scope["server"][1]}
-    return JSONResponse(answer, status_code=503) if DOWN else answer
+    return JSONResponse(answer, status_code=503) if state["down"] else answer
