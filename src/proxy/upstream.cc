@@ -447,8 +447,7 @@ bool Worker::ScheduleRetry(uint32_t slot, bool reached_upstream) {
   if (ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed) {
     return false;
   }
-  uint64_t cap = std::min<uint64_t>(kBackoffBaseMs << std::min<uint32_t>(ex.retries_done, 16), kBackoffMaxMs);
-  uint64_t backoff_ms = cap / 2 + Random() % (cap / 2 + 1);
+  uint64_t backoff_ms = policy::RetryBackoffMs(ex.retries_done, Random());
   if (now_ + core::Millis(backoff_ms) >= ex.deadline) return false;
   if (cl.retry_budget != nullptr && !budgets_[ex.route->cluster].TryRetry(now_)) {
     metrics_.policy.Count(ex.route_key, obs::kPolicyBudgetRefused);

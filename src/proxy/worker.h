@@ -33,6 +33,7 @@
 #include "hms/http/parser.h"
 #include "hms/obs/metrics.h"
 #include "hms/obs/trace.h"
+#include "hms/policy/backoff.h"
 #include "hms/policy/rate_limit.h"
 #include "hms/policy/retry_budget.h"
 
@@ -56,10 +57,6 @@ inline constexpr uint32_t kNoRouteKey = 0xffffffffu;
 // failed attempt can be retried (docs/resilience.md); a larger body is not
 // retried once its first bytes left.
 inline constexpr size_t kReplayMax = 64 * 1024;
-// Jittered exponential backoff between retries: attempt n waits a uniform
-// time in [b/2, b], b = min(kBackoffBaseMs << n, kBackoffMaxMs).
-inline constexpr uint64_t kBackoffBaseMs = 25;
-inline constexpr uint64_t kBackoffMaxMs = 250;
 // The request header carrying the time an attempt has left, in ms (written
 // upstream on every attempt; read from callers, so a sidecar keeps within
 // the gateway's deadline).

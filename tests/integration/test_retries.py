@@ -1,6 +1,7 @@
 """Retries, timeouts and load balancing (DESIGN §5, docs/resilience.md),
 through the real gateway against a real upstream that fails on demand
 (apps/flaky: 5xx, slow answers, counters of what it received)."""
+import signal
 import threading
 import time
 
@@ -224,3 +225,23 @@ def test_active_health_checks_take_a_failing_endpoint_out_and_back(uvicorn_app, 
     assert healthy(bad.addr)
     ports = {httpraw.get(gw.port, "/who").json()["port"] for _ in range(10)}
     assert ports == {good.port, bad.port}
+
+
+@pytest.mark.deadline(60)
+def test_paused_endpoint_costs_a_per_try_timeout_then_the_other_answers(uvicorn_app, register,
+                                                                       gateway):
+    a, b = uvicorn_app(FLAKY), uvicorn_app(FLAKY)
+    register(routes(a, b, extra="retries: 2\ntimeout: 5s\nper_try_timeout: 200ms\n"))
+    gw = gateway({"cores": 1})
+    b.proc.send_signal(signal.SIGSTOP)  # accepts (the kernel does), never answers
+    try:
+        start = time.monotonic()
+        answers = [httpraw.get(gw.port, "/who") for _ in range(10)]
+        took = time.monotonic() - start
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    assert [r.status for r in answers] == [200] * 10, answers
+    assert {r.json()["port"] for r in answers} == {a.port}
+    # At most a few requests met the paused one (each losing 200 ms) before
+    # its consecutive timeouts ejected it.
+    assert took < 10 * 0.05 + 5 * 0.3, f"{took:.2f} s"

@@ -1,5 +1,7 @@
 #include "hms/policy/outlier.h"
 
+#include "hms/policy/backoff.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -74,6 +76,22 @@ TEST(EndpointHealth, RacingCoresEjectOncePerThreshold) {
   // 12 failures at one instant: the first ejection makes the rest moot.
   EXPECT_EQ(ejections.load(), 1);
   EXPECT_EQ(h.ejections_total(), 1u);
+}
+
+TEST(RetryBackoff, ExponentialJitteredAndCapped) {
+  // The extremes of the jitter for each retry: [b/2, b].
+  const uint64_t caps[] = {25, 50, 100, 200, 250, 250};
+  for (uint32_t n = 0; n < 6; ++n) {
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (uint64_t r = 0; r < 1000; ++r) {
+      uint64_t d = RetryBackoffMs(n, r * 0x9E3779B97F4A7C15ull);
+      lo = std::min(lo, d);
+      hi = std::max(hi, d);
+    }
+    EXPECT_EQ(lo, caps[n] / 2) << n;
+    EXPECT_EQ(hi, caps[n]) << n;
+  }
+  EXPECT_EQ(RetryBackoffMs(40, 7), 250 / 2 + 7);  // huge n: capped, no overflow
 }
 
 }  // namespace
