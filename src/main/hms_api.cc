@@ -20,6 +20,7 @@
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/store.h"
+#include "src/main/token_command.h"
 #include "hms/route/route_table.h"
 #include "simdjson.h"
 #include "src/control/http_client.h"
@@ -50,6 +51,8 @@ constexpr char kProgramHelp[] =
     "  explain [--host HOST] [--json] METHOD PATH\n"
     "                                        which route, policies and endpoints a request gets\n"
     "  status [--admin HOST:PORT] [--json]   a running gateway's live summary\n"
+    "  token --sub S [--aud A] [--scope X] [--ttl 1h] [--config GATEWAY_YAML]\n"
+    "                                        mint a development JWT with the dev key\n"
     "\n"
     "options:\n"
     "  --store URI   the store: file:DIR (default: $HMS_STORE, else file:/var/lib/hms\n"
@@ -1011,6 +1014,7 @@ int Main(int argc, char** argv) {
   if (command == "endpoints") return Endpoints(uri, args);
   if (command == "explain") return Explain(uri, args);
   if (command == "status") return Status(args);
+  if (command == "token") return TokenCommand(args);
   if (command == "help") {
     std::fputs(kProgramHelp, stdout);
     return kOk;

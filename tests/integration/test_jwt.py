@@ -99,3 +99,40 @@ def test_seed_jwt_authenticated_call(uvicorn_app, hms_api, gateway, tmp_path):
     assert r.status == 200, r
     assert r.json() == {"sum": 5}
     assert r.header("x-trace-id")
+
+
+def test_hms_api_token_mints_what_the_gateway_accepts(jwt_gateway, hms_api):
+    """`hms-api token` signs with the dev key the gateway config names; the
+    token is a standard JWT (python3-jwt reads it) and the gateway admits it."""
+    gw = jwt_gateway
+    r = hms_api("token", "--config", gw.config_path, "--sub", "alice", "--scope", "calc:read",
+                "--ttl", "15m")
+    assert r.returncode == 0, r.stderr
+    tok = r.stdout.strip()
+    claims = jwt.decode(tok, SECRET, algorithms=["HS256"], audience=AUD, issuer=ISS)
+    assert claims["sub"] == "alice" and claims["scope"] == "calc:read"
+    assert 899 <= claims["exp"] - claims["iat"] <= 900
+    assert get(gw, "/headers", tok).status == 200
+    assert get(gw, "/stream", tok).status == 200  # requires scope calc:read
+    r = hms_api("token", "--config", gw.config_path, "--sub", "bob")
+    assert get(gw, "/stream", r.stdout.strip()).status == 403  # no scope
+    # Another audience than the gateway's: refused, and why.
+    r = hms_api("token", "--config", gw.config_path, "--sub", "eve", "--aud", "elsewhere")
+    refused = get(gw, "/headers", r.stdout.strip())
+    assert refused.status == 401 and refused.header("x-hms-reason") == "jwt_wrong_audience", refused
+
+
+def test_hms_api_token_errors(hms_api, tmp_path):
+    r = hms_api("token", "--sub", "alice")
+    assert r.returncode == 2 and "--config" in r.stderr
+    conf = tmp_path / "gw.yaml"
+    conf.write_text("cores: 1\n")
+    r = hms_api("token", "--config", conf, "--sub", "alice")
+    assert r.returncode == 1 and "no jwt section" in r.stderr, r.stderr
+    short = tmp_path / "short"
+    short.write_text("too short\n")
+    r = hms_api("token", "--secret-file", short, "--sub", "alice")
+    assert r.returncode == 1 and "at least 32" in r.stderr, r.stderr
+    r = hms_api("token", "--secret-file", short, "--sub", "alice", "--ttl", "forever")
+    assert r.returncode == 2 and "--ttl" in r.stderr
+    assert hms_api("token", "--help").returncode == 0
