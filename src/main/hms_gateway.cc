@@ -363,6 +363,13 @@ std::string RenderMetrics(Gateway& g) {
     std::string core = std::to_string(i);
     e.Sample({{"core", core}}, all[i]->snapshot_version.Get());
   }
+  e.Family("hms_core_requests_total", "counter",
+           "Requests answered by each core (how evenly the kernel spreads connections).");
+  for (size_t i = 0; i < all.size(); ++i) {
+    uint64_t requests = 0;
+    all[i]->requests.ForEach([&](uint32_t, uint16_t, uint64_t n) { requests += n; });
+    e.Sample({{"core", std::to_string(i)}}, requests);
+  }
   return e.Finish();
 }
 
