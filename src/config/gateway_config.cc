@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
@@ -85,6 +86,28 @@ JwtConfig ReadJwt(const Reader& r, const Field& f) {
   return j;
 }
 
+AccessLogConfig ReadAccessLog(const Reader& r, const Field& f) {
+  AccessLogConfig a;
+  bool have_path = false;
+  for (const Field& g : r.Fields(f.value, "access_log", {"path", "sample_ratio", "buffer"})) {
+    if (g.key == "path") {
+      a.path = r.String(g, "access_log");
+      have_path = !a.path.empty();
+    } else if (g.key == "sample_ratio") {
+      const std::string text = r.String(g, "access_log");
+      char* end = nullptr;
+      a.sample_ratio = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || !(a.sample_ratio > 0.0 && a.sample_ratio <= 1.0)) {
+        r.Fail(g.line, "access_log.sample_ratio", "'" + text + "' must be a number in (0, 1]");
+      }
+    } else {
+      a.buffer_bytes = r.Size(g, "access_log", 4096, 1ull << 30);
+    }
+  }
+  if (!have_path) r.Fail(f.line, "access_log", "needs 'path' (the file lines are appended to)");
+  return a;
+}
+
 // Where each top-level key was written, so that cross-field errors found
 // after loading still point at a line.
 using KeyLines = std::map<std::string, int>;
@@ -119,7 +142,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
                                   "local_port",
                                   "egress",
                                   "advertise",
-                                  "registration_ttl"})) {
+                                  "registration_ttl",
+                                  "access_log"})) {
     (*lines)[f.key] = f.line;
     const std::string& k = f.key;
     if (k == "role") {
@@ -190,6 +214,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
       c.local_port = static_cast<uint16_t>(r.Unsigned(f, "", 1, 65535));
     } else if (k == "egress") {
       c.egress = r.String(f, "");
+    } else if (k == "access_log") {
+      c.access_log = ReadAccessLog(r, f);
     } else if (k == "advertise") {
       c.advertise = r.String(f, "");
     } else if (k == "registration_ttl") {
@@ -359,6 +385,7 @@ std::string RelativeTo(const std::string& config_path, const std::string& file) 
 
 void ResolvePaths(const std::string& config_path, GatewayConfig* c) {
   c->mesh = RelativeTo(config_path, c->mesh);
+  if (c->access_log) c->access_log->path = RelativeTo(config_path, c->access_log->path);
   if (c->jwt) {
     c->jwt->jwks = RelativeTo(config_path, c->jwt->jwks);
     c->jwt->hs256_secret_file = RelativeTo(config_path, c->jwt->hs256_secret_file);

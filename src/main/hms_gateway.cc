@@ -24,6 +24,7 @@
 #include "hms/control/admin_server.h"
 #include "hms/control/self_registration.h"
 #include "hms/control/store.h"
+#include "hms/obs/access_log.h"
 #include "hms/obs/exposition.h"
 #include "hms/obs/metrics.h"
 #include "hms/policy/registry.h"
@@ -306,6 +307,9 @@ std::string RenderMetrics(Gateway& g) {
           t.zero_copy_sends);
   counter("hms_core_heap_allocations_total", "operator new calls on core threads.", t.heap_allocations);
   counter("hms_health_checks_total", "Active health checks made.", t.health_checks);
+  counter("hms_access_log_lines_total", "Access-log lines written.", t.access_log_lines);
+  counter("hms_access_log_dropped_total", "Access-log lines dropped: a core's ring was full.",
+          t.access_log_dropped);
   counter("hms_health_checks_failed_total", "Active health checks that failed.", t.health_checks_failed);
   counter("hms_downstream_received_bytes_total", "Bytes received from clients.", t.bytes_in);
   counter("hms_downstream_sent_bytes_total", "Bytes sent to clients.", t.bytes_out);
@@ -515,6 +519,14 @@ int Main(int argc, char** argv) {
     return 0;
   }
 
+  // The access log: opened before the cores start, so a bad path stops here.
+  hms::obs::AccessLogFile access_log;
+  if (g.config.access_log) {
+    if (auto o = access_log.Open(g.config.access_log->path); !o.ok()) {
+      Log("%s", o.error().message.c_str());
+      return 1;
+    }
+  }
   if (auto b = g.engine.Bind(g.config); !b.ok()) {
     Log("%s", b.error().message.c_str());
     return 1;
@@ -615,7 +627,9 @@ int Main(int argc, char** argv) {
   bool store_healthy = true;
   for (;;) {
     pollfd fds[2] = {{sfd, POLLIN, 0}, {g.store->WatchFd(), POLLIN, 0}};
-    int wait_ms = 1000;  // at least once a second: notice the store coming and going
+    // At least once a second: notice the store coming and going; ten times
+    // a second with an access log, whose lines wait in the cores' rings.
+    int wait_ms = g.config.access_log ? 100 : 1000;
     if (reload_pending) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           reload_at - std::chrono::steady_clock::now());
@@ -634,6 +648,7 @@ int Main(int argc, char** argv) {
     }
     int n = poll(fds, fds[1].fd >= 0 ? 2 : 1, wait_ms);
     if (n < 0 && errno != EINTR) break;
+    if (g.config.access_log) access_log.Flush(g.engine.access_logs());
     if (g.store->healthy() != store_healthy) {
       store_healthy = !store_healthy;
       if (store_healthy) {
@@ -677,6 +692,13 @@ int Main(int argc, char** argv) {
             // routes, services and policies now.
             g.config = std::move(*c);
           }
+          // Log rotation: the renamed file is let go, the path opened anew.
+          if (g.config.access_log) {
+            access_log.Flush(g.engine.access_logs());
+            if (auto o = access_log.Open(g.config.access_log->path); !o.ok()) {
+              Log("%s; still writing to the old file", o.error().message.c_str());
+            }
+          }
           if (Snapshot* s = Compile(g)) Publish(g, s);
         } else {
           stop = true;
@@ -690,6 +712,7 @@ int Main(int argc, char** argv) {
   Log("draining (up to %u ms)", g.config.drain_timeout_ms);
   g.engine.Drain();
   g.engine.Join();
+  if (g.config.access_log) access_log.Flush(g.engine.access_logs());  // what the drain answered
   if (admin_on) admin.Stop();
   Log("stopped");
   return 0;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "hms/common/check.h"
 #include "src/proxy/wire.h"
@@ -181,6 +182,9 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   ex.req_done = r.body == http::BodyKind::kNone ||
                 (r.body == http::BodyKind::kContentLength && r.content_length == 0);
   ex.route_key = kNoRouteKey;
+  ex.bytes_in = head_len;
+  ex.method_len = static_cast<uint8_t>(std::min(r.method_text.size(), sizeof ex.method_text));
+  std::memcpy(ex.method_text, r.method_text.data(), ex.method_len);
   timers_.Cancel(&c.timer);
 
   // Trace: the caller's x-trace-id, else its traceparent, else a new trace.
@@ -449,6 +453,7 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
     }
     if (ex.req_chunks.done()) ex.req_done = true;
   }
+  ex.bytes_in += used;
   if (used > 0) {
     // Kept for a retry while the whole body so far fits kReplayMax.
     if (ex.replayable) {
@@ -471,6 +476,8 @@ void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const 
   Exchange& ex = c.ex;
   ex.status = static_cast<uint16_t>(status);
   ex.resp_started = true;
+  ex.reason_len = static_cast<uint8_t>(std::min(std::strlen(reason), sizeof ex.reason));
+  std::memcpy(ex.reason, reason, ex.reason_len);
   if (close || !ex.client_keep_alive || draining_) c.close_after_flush = true;
   char body[512];
   Writer b(body, sizeof body);
@@ -495,6 +502,7 @@ void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const 
   // An answer to HEAD has the same fields and no body (RFC 9110 §9.3.2).
   if (ex.method != http::Method::kHead) w.S(std::string_view(body, b.size()));
   c.out.Commit(w.size());
+  ex.bytes_out += w.size();
   MarkDirty(c, slot);
 }
 
@@ -544,10 +552,12 @@ void Worker::WriteRateFields(Writer& w, const policy::RateDecision& d) {
 void Worker::RejectRequest(uint32_t slot, int status, const char* reason, const char* message) {
   Client& c = clients_[slot];
   c.ex = Exchange{};
+  c.ex.start = now_;
   c.ex.trace.external_len = 0;
   obs::NewTrace(&c.ex.trace);
   LocalResponse(slot, status, reason, message, true);
   metrics_.requests.Count(kNoRouteKey, static_cast<uint16_t>(status));
+  if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
   CloseClient(slot, true);
 }
 
@@ -558,6 +568,7 @@ void Worker::EndExchange(uint32_t slot) {
   Exchange& ex = c.ex;
   if (!ex.active) return;
   metrics_.Observe(ex.route_key, ex.status, (now_ - ex.start) / 1000);
+  if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
   timers_.Cancel(&c.ex_timer);
   if (ex.head != nullptr) {
     blocks_.Put(ex.head);
@@ -569,6 +580,50 @@ void Worker::EndExchange(uint32_t slot) {
   ex.active = false;
   ex.hold = nullptr;
   if (h != nullptr && --h->inflight == 0 && h != current_) ReleaseHold(h);
+}
+
+void Worker::LogAccess(const Client& c) {
+  const Exchange& ex = c.ex;
+  if (now_unix_ms_ / 1000 != stamp_second_) {
+    stamp_second_ = now_unix_ms_ / 1000;
+    time_t t = static_cast<time_t>(stamp_second_);
+    tm parts;
+    gmtime_r(&t, &parts);
+    std::strftime(stamp_, sizeof stamp_, "%Y-%m-%dT%H:%M:%S", &parts);
+  }
+  char line[1024];
+  Writer w(line, sizeof line - 1);
+  char ms[4] = {static_cast<char>('0' + now_unix_ms_ % 1000 / 100),
+                static_cast<char>('0' + now_unix_ms_ % 100 / 10), static_cast<char>('0' + now_unix_ms_ % 10),
+                0};
+  std::string_view tid = ex.trace.external_len > 0
+                             ? std::string_view(ex.trace.external_id, ex.trace.external_len)
+                             : std::string_view(ex.trace.trace_id, 32);
+  w.S("{\"time\":\"").S(std::string_view(stamp_, 19)).C('.').S(std::string_view(ms, 3)).S("Z\"");
+  w.S(",\"trace_id\":\"").Json(tid).S("\",\"method\":\"").Json(std::string_view(ex.method_text, ex.method_len));
+  w.S("\",\"service\":\"");
+  if (ex.cluster != nullptr) w.Json(ex.cluster->name);
+  w.S("\",\"route\":\"");
+  if (ex.route != nullptr) w.Json(ex.route->path_template);
+  w.S("\",\"status\":").U(ex.status);
+  uint64_t us = (now_ - ex.start) / 1000;
+  w.S(",\"duration_ms\":").U(us / 1000).C('.').C(static_cast<char>('0' + us % 1000 / 100))
+      .C(static_cast<char>('0' + us % 100 / 10)).C(static_cast<char>('0' + us % 10));
+  w.S(",\"upstream\":\"");
+  if (ex.attempts > 0 && ex.cluster != nullptr && !ex.cluster->endpoints.empty()) {
+    w.S(ex.cluster->endpoints[ex.endpoint_index % ex.cluster->endpoints.size()].address);
+  }
+  w.S("\",\"retries\":").U(ex.retries_done);
+  w.S(",\"bytes_in\":").U(ex.bytes_in).S(",\"bytes_out\":").U(ex.bytes_out);
+  w.S(",\"stamp\":\"").Json(std::string_view(ex.reason, ex.reason_len));
+  w.S("\",\"peer\":\"").S(std::string_view(c.peer, c.peer_len)).S("\"}");
+  if (w.overflow()) return;  // cannot happen with these bounded fields; never log half a line
+  line[w.size()] = '\n';
+  if (access_log_->TryWrite(line, w.size() + 1)) {
+    metrics_.access_log_lines.Add();
+  } else {
+    metrics_.access_log_dropped.Add();
+  }
 }
 
 void Worker::DetachUpstream(uint32_t slot) {

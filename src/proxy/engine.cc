@@ -169,6 +169,12 @@ void Engine::Join() {
   for (auto& w : workers_) w->Join();
 }
 
+std::vector<obs::LogRing*> Engine::access_logs() {
+  std::vector<obs::LogRing*> out;
+  for (auto& w : workers_) out.push_back(w->access_log());
+  return out;
+}
+
 uint32_t Engine::cores() const { return static_cast<uint32_t>(workers_.size()); }
 
 const obs::CoreMetrics& Engine::metrics(uint32_t core) const { return workers_[core]->metrics(); }

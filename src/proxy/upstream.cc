@@ -274,6 +274,7 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   }
   w.S("\r\n");
   c.out.Commit(w.size());
+  ex.bytes_out += w.size();
   MarkDirty(c, slot);
   // From here the route's deadline is met; a stalled body is cut by idle_timeout.
   timers_.Arm(&c.ex_timer, now_, config_.idle_timeout_ms);
@@ -324,6 +325,7 @@ int64_t Worker::ForwardResponseBody(uint32_t up, Client& c, const char* p, size_
       break;
   }
   if (used > 0) {
+    ex.bytes_out += used;
     MarkDirty(c, slot);
     timers_.Arm(&c.ex_timer, now_, config_.idle_timeout_ms);
   }

@@ -40,6 +40,11 @@ Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& conf
       blocks_(static_cast<uint32_t>(InputCapacity(config))),
       timers_(core::Now()) {
   accept_armed_.assign(listen_fds_.size(), false);
+  if (config.access_log) {
+    access_log_ = std::make_unique<obs::LogRing>(config.access_log->buffer_bytes);
+    double ratio = config.access_log->sample_ratio;
+    access_sample_below_ = ratio >= 1.0 ? UINT64_MAX : static_cast<uint64_t>(ratio * 18446744073709551615.0);
+  }
   rng_ = 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(index + 1) * 0xBF58476D1CE4E5B9ull) ^
          static_cast<uint64_t>(core::Now());
   // Engine::Bind's order: the listeners, then a sidecar's egress listener.
@@ -149,8 +154,9 @@ void Worker::Loop() {
     }
     now_ = core::Now();
     timespec wall;
-    clock_gettime(CLOCK_REALTIME_COARSE, &wall);
+    clock_gettime(access_log_ ? CLOCK_REALTIME : CLOCK_REALTIME_COARSE, &wall);
     now_unix_ = wall.tv_sec;
+    now_unix_ms_ = static_cast<int64_t>(wall.tv_sec) * 1000 + wall.tv_nsec / 1'000'000;
     uint32_t seen = 0;
     unsigned head;
     io_uring_for_each_cqe(ring_.raw(), head, cqe) {

@@ -31,6 +31,7 @@
 #include "hms/core/slab.h"
 #include "hms/core/timer_wheel.h"
 #include "hms/http/parser.h"
+#include "hms/obs/log_ring.h"
 #include "hms/obs/metrics.h"
 #include "hms/obs/trace.h"
 #include "hms/policy/backoff.h"
@@ -133,6 +134,13 @@ struct Exchange {
   bool backing_off = false;    // waiting for a retry: ex_timer is the backoff
   uint8_t retries_done = 0;    // policy retries made (not counting transparent ones)
   uint32_t timeout_field = 0;  // offset in `head` of the x-hms-timeout-ms value
+  // For the access log.
+  uint64_t bytes_in = 0;       // request head and body bytes consumed
+  uint64_t bytes_out = 0;      // response bytes queued to the client
+  char method_text[12];        // as sent (truncated)
+  uint8_t method_len = 0;
+  char reason[32];             // x-hms-reason of a local answer ("" for upstream answers)
+  uint8_t reason_len = 0;
   // Upstream side.
   uint32_t upstream = kNone;
   core::Block* head = nullptr;  // the upstream request head, kept for a retry on a stale pooled connection
@@ -233,6 +241,8 @@ class Worker {
   void Join();
   core::Mailbox& mailbox() { return mailbox_; }
   const obs::CoreMetrics& metrics() const { return metrics_; }
+  // This core's access-log lines (null when the config has no access_log).
+  obs::LogRing* access_log() { return access_log_.get(); }
 
  private:
   enum Op : uint8_t {
@@ -279,6 +289,9 @@ class Worker {
   // graceful: flush the queue and linger first; else close at once.
   void CloseClient(uint32_t slot, bool graceful);
   void EndExchange(uint32_t slot);
+  // Appends the exchange's access-log line to this core's ring (or counts
+  // it dropped when the ring is full).
+  void LogAccess(const Client& c);
   // JWT validation for routes with auth required/optional. False when the
   // request was answered (401/403).
   bool Authenticate(uint32_t slot, const config::Snapshot& snap, const config::Route& route);
@@ -390,6 +403,11 @@ class Worker {
   std::vector<policy::CoreRetryBudget> budgets_;  // [cluster index]
   uint64_t rng_ = 0;                  // xorshift state: backoff jitter, least-request picks
   std::vector<std::unique_ptr<HealthProbe>> probes_;  // stable addresses: their timers are linked
+  std::unique_ptr<obs::LogRing> access_log_;
+  uint64_t access_sample_below_ = 0;  // log when Random() < this (sample_ratio × 2^64)
+  int64_t now_unix_ms_ = 0;           // wall clock, read once per pass
+  int64_t stamp_second_ = -1;         // the second `stamp_` shows
+  char stamp_[20];                    // "YYYY-MM-DDTHH:MM:SS" of stamp_second_
   std::vector<uint32_t> coalesce_;    // [endpoint id] the connection this pass pipelines onto
   std::vector<uint32_t> coalesce_touched_;
   std::vector<uint32_t> rr_;          // [cluster index] round-robin cursor

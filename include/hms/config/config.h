@@ -33,6 +33,13 @@ struct JwtConfig {  // parsed now, enforced by the auth module
   uint32_t leeway_ms = 30'000;
 };
 
+// One JSON line per request (docs/observability.md), off unless configured.
+struct AccessLogConfig {
+  std::string path;           // appended to; reopened on SIGHUP (log rotation)
+  double sample_ratio = 1.0;  // (0, 1]: the share of requests logged
+  uint64_t buffer_bytes = 1ull << 20;  // each core's ring; a full ring drops lines
+};
+
 struct GatewayConfig {
   std::string source;  // file name the config came from ("<embedded>" for defaults)
   std::string role = "gateway";  // gateway | sidecar
@@ -43,6 +50,7 @@ struct GatewayConfig {
   std::string store;                      // empty = default store (see control/store.h)
   std::optional<JwtConfig> jwt;
   std::string mesh;                       // mesh-config.yaml path; empty = seed defaults
+  std::optional<AccessLogConfig> access_log;
   // Per-core tuning.
   uint32_t ring_entries = 4096;
   uint32_t buffer_count = 1024;           // provided receive buffers per core (power of two)

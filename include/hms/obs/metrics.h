@@ -111,6 +111,8 @@ struct CoreMetrics {
   Counter zero_copy_sends;        // sends that went out as SEND_ZC
   Counter upstream_pipelined;     // requests queued behind another on one upstream connection
   Counter heap_allocations;       // operator new calls on this core's thread
+  Counter access_log_lines;       // access-log lines handed to the control thread
+  Counter access_log_dropped;     // ... dropped because the core's ring was full
   Counter health_checks;          // active health checks made by this core
   Counter health_checks_failed;
   Counter bytes_in;
@@ -156,6 +158,8 @@ struct CoreTotals {
   uint64_t zero_copy_sends = 0;
   uint64_t upstream_pipelined = 0;
   uint64_t heap_allocations = 0;
+  uint64_t access_log_lines = 0;
+  uint64_t access_log_dropped = 0;
   uint64_t health_checks = 0;
   uint64_t health_checks_failed = 0;
   uint64_t bytes_in = 0;

@@ -13,6 +13,7 @@
 #include "hms/common/result.h"
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
+#include "hms/obs/log_ring.h"
 #include "hms/obs/metrics.h"
 
 namespace hms::proxy {
@@ -50,6 +51,8 @@ class Engine {
   uint32_t cores() const;
   const obs::CoreMetrics& metrics(uint32_t core) const;
   std::vector<const obs::CoreMetrics*> all_metrics() const;
+  // Each core's access-log ring (null entries without an access_log).
+  std::vector<obs::LogRing*> access_logs();
 
  private:
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -129,6 +129,18 @@ registration_ttl: 30s
   EXPECT_EQ(c->registration_ttl_s, 30u);
 }
 
+TEST_F(GatewayConfigTest, AccessLog) {
+  const std::string path =
+      Write("gateway.yaml", "access_log: {path: logs/access.log, sample_ratio: 0.1, buffer: 64KiB}\n");
+  Result<GatewayConfig> c = LoadGatewayConfig(path);
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->access_log);
+  EXPECT_EQ(c->access_log->path, dir_ + "/logs/access.log");  // relative to gateway.yaml
+  EXPECT_DOUBLE_EQ(c->access_log->sample_ratio, 0.1);
+  EXPECT_EQ(c->access_log->buffer_bytes, 65536u);
+  EXPECT_FALSE(DefaultGatewayConfig().access_log);
+}
+
 TEST_F(GatewayConfigTest, CoresAuto) { EXPECT_EQ(LoadError("cores: auto\n"), ""); }
 
 struct RuleCase {
@@ -185,6 +197,9 @@ const RuleCase kRules[] = {
     {"role: sidecar\nservice: calc-svc\n",
      ":1: local_port: role: sidecar needs 'local_port' (where its service listens)"},
     {"local_port: 0\n", ":1: local_port: 0 is out of range 1..65535"},
+    {"access_log: {sample_ratio: 0.5}\n", ":1: access_log: needs 'path' (the file lines are appended to)"},
+    {"access_log: {path: a.log, sample_ratio: 2}\n",
+     ":1: access_log.sample_ratio: '2' must be a number in (0, 1]"},
     {"cores: 1\negress: 127.0.0.1:15001\n",
      ":2: egress: only a sidecar has it (set role: sidecar)"},
     {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nlisteners: [0.0.0.0:15000]\n",

@@ -1,0 +1,71 @@
+"""Access logs (docs/observability.md): one JSON line per request, written by
+the control thread from each core's ring; off unless configured."""
+import json
+import os
+import signal
+import time
+
+import httpraw
+from conftest import admin_get
+
+
+def read_lines(path, n, within=5.0):
+    deadline = time.monotonic() + within
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= n or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.05)
+
+
+def test_one_json_line_per_request(echo_upstream, register, gateway, tmp_path):
+    log = tmp_path / "access.log"
+    register("service: echo-svc\nroutes:\n  - GET /status/{code}\n  - POST /echo\n"
+             "  - path: /slow\n    methods: [GET]\n    rate_limit: \"1 req/min\"\n"
+             "retries: 0\nbreaker: off\n"
+             f"endpoints: [127.0.0.1:{echo_upstream.port}]\n")
+    gw = gateway({"cores": 2, "access_log": {"path": str(log)}})
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert httpraw.get(gw.port, "/status/201", headers={"x-trace-id": trace}).status == 201
+    assert httpraw.request(gw.port, "POST", "/echo", body=b"x" * 1000).status == 200
+    assert httpraw.get(gw.port, "/slow?ms=0").status == 200
+    assert httpraw.get(gw.port, "/slow?ms=0").status == 429
+    assert httpraw.get(gw.port, "/nowhere").status == 404
+    lines = read_lines(log, 5)
+    assert len(lines) == 5, lines
+    by_status = {line["status"]: line for line in lines}
+    first = by_status[201]
+    assert first["trace_id"] == trace
+    assert (first["method"], first["service"], first["route"]) == ("GET", "echo-svc", "/status/{code}")
+    assert first["upstream"] == f"127.0.0.1:{echo_upstream.port}"
+    assert first["retries"] == 0 and first["stamp"] == "" and first["peer"] == "127.0.0.1"
+    assert first["time"].endswith("Z") and first["duration_ms"] >= 0
+    post = by_status[200] if by_status[200]["method"] == "POST" else \
+        [line for line in lines if line["method"] == "POST"][0]
+    assert post["bytes_in"] > 1000 and post["bytes_out"] > 1000
+    assert by_status[429]["stamp"] == "rate_limited" and by_status[429]["upstream"] == ""
+    assert by_status[404]["stamp"] == "no_route" and by_status[404]["route"] == ""
+    body = admin_get(gw, "/metrics").body.decode()
+    assert "hms_access_log_lines_total 5" in body, body
+
+
+def test_sampling_and_rotation(nginx_upstream, register, gateway, tmp_path):
+    log = tmp_path / "access.log"
+    register(f"service: json-svc\nroutes:\n  - GET /json\nendpoints: [{nginx_upstream.addr}]\n")
+    gw = gateway({"cores": 1, "access_log": {"path": str(log), "sample_ratio": "0.25"}})
+    with httpraw.Conn(gw.port) as c:
+        for _ in range(400):
+            c.send(httpraw.build("GET", "/json"))
+            assert c.read_response().status == 200
+    time.sleep(0.5)
+    n = len(read_lines(log, 1))
+    assert 50 <= n <= 150, n  # a quarter of 400, give or take
+    # Rotation: move the file away, SIGHUP, and new lines go to a new file.
+    os.rename(log, tmp_path / "access.log.1")
+    gw.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    with httpraw.Conn(gw.port) as c:
+        for _ in range(40):
+            c.send(httpraw.build("GET", "/json"))
+            c.read_response()
+    assert 1 <= len(read_lines(log, 1)) <= 40
