@@ -9,6 +9,7 @@
 #include "hms/auth/key_set.h"
 #include "hms/auth/mint.h"
 #include "hms/config/config.h"
+#include "src/main/json_text.h"
 
 namespace hms {
 namespace {
@@ -43,23 +44,6 @@ int Fail(const std::string& message) {
 int Usage(const std::string& message) {
   std::fprintf(stderr, "hms-api token: %s\n\n%s", message.c_str(), kTokenHelp);
   return 2;
-}
-
-void AppendJsonString(std::string* out, const std::string& s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(static_cast<char>(c));
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      *out += buf;
-    } else {
-      out->push_back(static_cast<char>(c));
-    }
-  }
-  out->push_back('"');
 }
 
 }  // namespace
@@ -125,18 +109,18 @@ int TokenCommand(const std::vector<std::string>& args) {
 
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   std::string claims = "{\"sub\":";
-  AppendJsonString(&claims, sub);
+  AppendJson(&claims, sub);
   if (!iss.empty()) {
     claims += ",\"iss\":";
-    AppendJsonString(&claims, iss);
+    AppendJson(&claims, iss);
   }
   if (!aud.empty()) {
     claims += ",\"aud\":";
-    AppendJsonString(&claims, aud);
+    AppendJson(&claims, aud);
   }
   if (!scope.empty()) {
     claims += ",\"scope\":";
-    AppendJsonString(&claims, scope);
+    AppendJson(&claims, scope);
   }
   claims += ",\"iat\":" + std::to_string(now) + ",\"exp\":" +
             std::to_string(now + static_cast<int64_t>(ttl_ms / 1000)) + "}";

@@ -133,13 +133,19 @@ def test_local_connect_failure_is_retried_once_then_502(register, gateway):
     assert metric(sc, "hms_upstream_connect_errors_total") == 2  # the attempt and its retry
 
 
-@pytest.mark.deadline(60)
-def test_sigterm_deregisters_before_draining(uvicorn_app, hms_api, gateway):
+def calc_behind_sidecar(uvicorn_app, hms_api, gateway, ttl):
+    """The seed's calc-svc with its sidecar (lease TTL `ttl`) and a gateway in front."""
     calc = uvicorn_app(DEMO_DIR / "calc_svc")
     assert hms_api("register", DEMO_DIR / "calc_svc" / "route.yaml").returncode == 0
-    sc = sidecar(gateway, "calc-svc", calc.port, ttl="30s")
+    sc = sidecar(gateway, "calc-svc", calc.port, ttl=ttl)
     gw = gateway()
     assert httpraw.get(gw.port, "/sum/1/1").status == 200
+    return sc, gw
+
+
+@pytest.mark.deadline(60)
+def test_sigterm_deregisters_before_draining(uvicorn_app, hms_api, gateway):
+    sc, gw = calc_behind_sidecar(uvicorn_app, hms_api, gateway, ttl="30s")
     assert sc.stop() == 0
     # Gone at once, not after the 30 s TTL.
     assert endpoints(hms_api, "calc-svc") == []
@@ -152,11 +158,7 @@ def test_sigterm_deregisters_before_draining(uvicorn_app, hms_api, gateway):
 
 @pytest.mark.deadline(60)
 def test_sigkill_entry_expires_within_its_ttl(uvicorn_app, hms_api, gateway):
-    calc = uvicorn_app(DEMO_DIR / "calc_svc")
-    assert hms_api("register", DEMO_DIR / "calc_svc" / "route.yaml").returncode == 0
-    sc = sidecar(gateway, "calc-svc", calc.port, ttl="2s")
-    gw = gateway()
-    assert httpraw.get(gw.port, "/sum/1/1").status == 200
+    sc, gw = calc_behind_sidecar(uvicorn_app, hms_api, gateway, ttl="2s")
     # Kept alive well past its TTL while the sidecar lives.
     time.sleep(3)
     assert endpoints(hms_api, "calc-svc") == [sc.address]
