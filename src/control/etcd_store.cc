@@ -444,11 +444,12 @@ class EtcdStoreImpl final : public EtcdStore {
     return event_fd_;
   }
 
-  void DrainWatch() override {
-    if (event_fd_ < 0) return;
+  bool DrainWatch() override {
+    if (event_fd_ < 0) return false;
     uint64_t n;
-    while (read(event_fd_, &n, sizeof(n)) > 0) {
-    }
+    bool any = false;
+    while (read(event_fd_, &n, sizeof(n)) > 0) any = true;
+    return any;
   }
 
   std::string Uri() const override { return uri_; }

@@ -426,15 +426,23 @@ class FileStore final : public Store {
     return watch_fd_;
   }
 
-  void DrainWatch() override {
-    if (watch_fd_ < 0) return;
+  bool DrainWatch() override {
+    if (watch_fd_ < 0) return false;
     alignas(inotify_event) char buf[8192];
+    bool changed = false;
     for (;;) {
       const ssize_t n = read(watch_fd_, buf, sizeof(buf));
-      if (n > 0) continue;
       if (n < 0 && errno == EINTR) continue;
-      break;  // EAGAIN: drained
+      if (n <= 0) break;  // EAGAIN: drained
+      // Writers' temp files start with '.': their close and their rename
+      // away change nothing a reader sees; the rename into place does.
+      for (ssize_t off = 0; off < n;) {
+        const auto* e = reinterpret_cast<const inotify_event*>(buf + off);
+        if (e->len == 0 || e->name[0] != '.' || (e->mask & IN_Q_OVERFLOW)) changed = true;
+        off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+      }
     }
+    return changed;
   }
 
   std::string Uri() const override { return "file:" + dir_; }

@@ -657,8 +657,7 @@ int Main(int argc, char** argv) {
         Log("store unreachable, serving the last good config: %s", g.store->last_error().c_str());
       }
     }
-    if (fds[1].fd >= 0 && (fds[1].revents & POLLIN)) {
-      g.store->DrainWatch();
+    if (fds[1].fd >= 0 && (fds[1].revents & POLLIN) && g.store->DrainWatch()) {
       if (!reload_pending) {
         reload_pending = true;
         reload_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCoalesceMs);

@@ -62,9 +62,12 @@ class Store {
   // when there is none, or when the store reports expiries through WatchFd.
   virtual int64_t NextExpiryMs() const { return -1; }
   // A descriptor that becomes readable when the store changes (inotify for the
-  // file store); the caller then calls DrainWatch() and List(). -1 if none.
+  // file store); the caller then calls DrainWatch() and, when it says the
+  // store changed, List(). -1 if none.
   virtual int WatchFd() = 0;
-  virtual void DrainWatch() = 0;
+  // Consumes what made WatchFd readable; false when none of it changes what
+  // List() returns (the file store's writers' temp files).
+  virtual bool DrainWatch() = 0;
   virtual std::string Uri() const = 0;
   // Whether the store answers now, and why it last failed ("" when it never
   // did). The file store is always healthy; etcd's goes false while etcd is

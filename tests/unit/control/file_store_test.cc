@@ -220,18 +220,25 @@ TEST_F(FileStoreTest, WatchFiresOnChanges) {
   ASSERT_TRUE(writer);
   ASSERT_TRUE((*writer)->Register({{"calc-svc", kCalc, "calc.yaml", {}}}));
   EXPECT_TRUE(Readable(fd, 1000));
-  store_->DrainWatch();
+  EXPECT_TRUE(store_->DrainWatch());
   EXPECT_FALSE(Readable(fd, 0));
 
   ASSERT_TRUE((*writer)->AddEndpoint("calc-svc", "127.0.0.1:7001"));
   EXPECT_TRUE(Readable(fd, 1000));
-  store_->DrainWatch();
+  EXPECT_TRUE(store_->DrainWatch());
   EXPECT_FALSE(Readable(fd, 0));
 
   ASSERT_TRUE((*writer)->Deregister("calc-svc"));
   EXPECT_TRUE(Readable(fd, 1000));
-  store_->DrainWatch();
+  EXPECT_TRUE(store_->DrainWatch());
   EXPECT_FALSE(Readable(fd, 0));
+
+  // A writer's temp file alone (written, then removed) is no change.
+  const std::string tmp = dir_ + "/services/.calc-svc.yaml.tmp-1-1";
+  { std::ofstream(tmp) << kCalc; }
+  unlink(tmp.c_str());
+  EXPECT_TRUE(Readable(fd, 1000));
+  EXPECT_FALSE(store_->DrainWatch());
 }
 
 TEST_F(FileStoreTest, ConcurrentRegistersFromManyProcessesAllLand) {
