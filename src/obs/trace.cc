@@ -133,6 +133,45 @@ bool ParseTraceparent(std::string_view v, TraceContext* out) noexcept {
   return true;
 }
 
+bool ParseB3(std::string_view v, TraceContext* out) noexcept {
+  const size_t dash = v.find('-');
+  if (dash != 16 && dash != 32) return false;
+  const std::string_view trace = v.substr(0, dash);
+  std::string_view rest = v.substr(dash + 1);
+  if (rest.size() < 16 || !LowerHexNonZero(rest.data(), 16)) return false;
+  const std::string_view span = rest.substr(0, 16);
+  rest.remove_prefix(16);
+  uint8_t flags = 1;
+  if (!rest.empty()) {
+    // "-<sampling>" and optionally "-<parent span id>" (not needed here).
+    if (rest.size() < 2 || rest[0] != '-') return false;
+    const char s = rest[1];
+    if (s != '0' && s != '1' && s != 'd') return false;
+    flags = s == '0' ? 0 : 1;
+    rest.remove_prefix(2);
+    if (!rest.empty() && (rest.size() != 17 || rest[0] != '-' || !LowerHexNonZero(rest.data() + 1, 16))) {
+      return false;
+    }
+  }
+  char id[32];
+  std::memset(id, '0', 32 - trace.size());
+  for (size_t i = 0; i < trace.size(); ++i) {
+    if (LowerHexValue(trace[i]) < 0) return false;
+    id[32 - trace.size() + i] = trace[i];
+  }
+  if (!LowerHexNonZero(id, 32)) return false;
+  std::memcpy(out->trace_id, id, 32);
+  out->trace_id[32] = '\0';
+  std::memcpy(out->span_id, span.data(), 16);
+  out->span_id[16] = '\0';
+  std::memcpy(out->parent_id, span.data(), 16);
+  out->parent_id[16] = '\0';
+  out->flags = flags;
+  out->external_id[0] = '\0';
+  out->external_len = 0;
+  return true;
+}
+
 bool ParseTraceId(std::string_view v, TraceContext* out) noexcept {
   if (v.empty() || v.size() > 32) return false;
   char id[32];

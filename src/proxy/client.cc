@@ -187,13 +187,15 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   std::memcpy(ex.method_text, r.method_text.data(), ex.method_len);
   timers_.Cancel(&c.timer);
 
-  // Trace: the caller's x-trace-id, else its traceparent, else a new trace.
+  // Trace: the caller's x-trace-id, else its traceparent, else its B3
+  // header, else a new trace.
   std::string_view xid = Find(r.headers, r.header_count, "x-trace-id");
   std::string_view tp = Find(r.headers, r.header_count, "traceparent");
   ex.trace.external_len = 0;
   if (!(xid.size() > 0 && obs::ParseTraceId(xid, &ex.trace)) &&
       !(tp.size() > 0 && obs::ParseTraceparent(tp, &ex.trace))) {
-    obs::NewTrace(&ex.trace);
+    std::string_view b3 = Find(r.headers, r.header_count, "b3");
+    if (!(b3.size() > 0 && obs::ParseB3(b3, &ex.trace))) obs::NewTrace(&ex.trace);
   }
   obs::NewSpan(&ex.trace);
 

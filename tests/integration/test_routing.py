@@ -49,6 +49,21 @@ def test_trace_id_from_traceparent_is_echoed(echo_gateway):
     assert r.header("x-trace-id") == "4bf92f3577b34da6a3ce929d0e0e4736", r
 
 
+def test_b3_header_starts_the_trace_and_tracestate_passes_untouched(echo_gateway):
+    r = httpraw.get(echo_gateway.port, "/headers",
+                    {"b3": "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1",
+                     "tracestate": "vendor=opaque,other=1"})
+    assert r.header("x-trace-id") == "80f198ee56343ba864fe8b2a57d3eff7", r
+    h = upstream_headers(r)
+    assert h["traceparent"].startswith("00-80f198ee56343ba864fe8b2a57d3eff7-"), h
+    assert not h["traceparent"].startswith("00-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1")
+    assert h["tracestate"] == "vendor=opaque,other=1", h
+    # traceparent wins over b3 when both come.
+    r = httpraw.get(echo_gateway.port, "/status/200",
+                    {"b3": "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1", "traceparent": TRACEPARENT})
+    assert r.header("x-trace-id") == "4bf92f3577b34da6a3ce929d0e0e4736", r
+
+
 def test_trace_id_made_when_absent_and_unique(echo_gateway):
     a = httpraw.get(echo_gateway.port, "/status/200").header("x-trace-id")
     b = httpraw.get(echo_gateway.port, "/status/200").header("x-trace-id")

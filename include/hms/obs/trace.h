@@ -1,4 +1,4 @@
-// Trace ids (DESIGN §5 "tracing"): W3C traceparent and x-trace-id.
+// Trace ids (DESIGN §5 "tracing"): W3C traceparent, x-trace-id, and B3 on input.
 //
 // Pure functions over caller buffers; any thread; never allocate.
 #pragma once
@@ -35,6 +35,14 @@ bool ParseTraceparent(std::string_view value, TraceContext* out) noexcept;
 // span_id is left empty and flags set to sampled: call NewSpan before
 // formatting. On failure *out is left untouched.
 bool ParseTraceId(std::string_view value, TraceContext* out) noexcept;
+
+// Parses a B3 single header (openzipkin/b3-propagation):
+// "<trace>-<span>[-<sampling>[-<parent>]]" with a 16 or 32 lower-case hex
+// trace id (16 is left-padded to 32), a 16 hex span id (kept as parent_id:
+// the caller's span), sampling "1", "d" (sampled) or "0". A header carrying
+// only a sampling decision ("0", "1", "d") has no ids: false. Call NewSpan
+// before forwarding. On failure *out is left untouched.
+bool ParseB3(std::string_view value, TraceContext* out) noexcept;
 
 // Fresh random ids (never all zero) from a per-thread xoshiro256** generator
 // seeded from getrandom() at the thread's first use. NewTrace makes a whole new

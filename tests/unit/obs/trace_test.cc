@@ -187,4 +187,34 @@ TEST(NewTrace, ThreadsGetDifferentStreams) {
 }
 
 }  // namespace
+TEST(B3, ParsesTheSingleHeaderForms) {
+  TraceContext t{};
+  ASSERT_TRUE(ParseB3("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90", &t));
+  EXPECT_STREQ(t.trace_id, "80f198ee56343ba864fe8b2a57d3eff7");
+  EXPECT_STREQ(t.parent_id, "e457b5a2e4d86bd1");
+  EXPECT_EQ(t.flags, 1);
+  EXPECT_EQ(t.external_len, 0);
+  ASSERT_TRUE(ParseB3("64fe8b2a57d3eff7-e457b5a2e4d86bd1-0", &t));  // 64-bit trace id
+  EXPECT_STREQ(t.trace_id, "000000000000000064fe8b2a57d3eff7");
+  EXPECT_EQ(t.flags, 0);
+  ASSERT_TRUE(ParseB3("64fe8b2a57d3eff7-e457b5a2e4d86bd1-d", &t));
+  EXPECT_EQ(t.flags, 1);  // debug implies sampled
+  ASSERT_TRUE(ParseB3("64fe8b2a57d3eff7-e457b5a2e4d86bd1", &t));
+  NewSpan(&t);
+  char tp[64];
+  EXPECT_EQ(FormatTraceparent(t, tp), 55);
+  EXPECT_EQ(std::string(tp, 36), "00-000000000000000064fe8b2a57d3eff7-");
+}
+
+TEST(B3, RejectsWhatIsNotAContext) {
+  TraceContext t{};
+  for (const char* bad : {"0", "1", "d", "", "64fe8b2a57d3eff7", "64fe8b2a57d3eff7-",
+                          "64FE8B2A57D3EFF7-e457b5a2e4d86bd1", "64fe8b2a57d3eff-e457b5a2e4d86bd1",
+                          "0000000000000000-e457b5a2e4d86bd1", "64fe8b2a57d3eff7-0000000000000000",
+                          "64fe8b2a57d3eff7-e457b5a2e4d86bd1-2", "64fe8b2a57d3eff7-e457b5a2e4d86bd1-1-x",
+                          "64fe8b2a57d3eff7-e457b5a2e4d86bd1x"}) {
+    EXPECT_FALSE(ParseB3(bad, &t)) << bad;
+  }
+}
+
 }  // namespace hms::obs
