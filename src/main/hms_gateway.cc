@@ -627,9 +627,10 @@ int Main(int argc, char** argv) {
   bool store_healthy = true;
   for (;;) {
     pollfd fds[2] = {{sfd, POLLIN, 0}, {g.store->WatchFd(), POLLIN, 0}};
-    // At least once a second: notice the store coming and going; ten times
-    // a second with an access log, whose lines wait in the cores' rings.
-    int wait_ms = g.config.access_log ? 100 : 1000;
+    // At least once a second: notice the store coming and going; every 20 ms
+    // with an access log, whose lines wait in the cores' rings (at 50k
+    // requests/s a core's 1 MiB ring holds about 75 ms of lines).
+    int wait_ms = g.config.access_log ? 20 : 1000;
     if (reload_pending) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           reload_at - std::chrono::steady_clock::now());
