@@ -249,3 +249,39 @@ def test_paused_endpoint_costs_a_per_try_timeout_then_the_other_answers(uvicorn_
     # and some backoff, not the 5 s deadline.
     assert took < 6 * 0.1 + 3 * 0.5, f"{took:.2f} s"
     assert metric(gw, "hms_retries_total") == 3
+
+
+@pytest.mark.deadline(60)
+def test_breaker_sends_exactly_one_probe_and_closes_on_every_core(flaky, register, gateway):
+    register(routes(flaky, extra="retries: 0\n").replace(
+        "breaker: {failures: 1000, open_for: 1s}", "breaker: {failures: 3, open_for: 1s}"))
+    gw = gateway({"cores": 2})
+    assert httpraw.request(flaky.port, "POST", "/down").status == 200
+    statuses = [httpraw.get(gw.port, "/who").status for _ in range(3)]
+    assert statuses == [503, 503, 503]
+    before = calls(flaky.port, "who")
+    r = httpraw.get(gw.port, "/who")  # open: answered at once, the upstream untouched
+    assert r.status == 503 and r.header("x-hms-reason") == "circuit_open", r
+    assert calls(flaky.port, "who") == before
+
+    # After open_for, a burst over fresh connections (both cores): exactly one
+    # probe reaches the upstream (a slow one, so the burst meets it half-open).
+    time.sleep(1.1)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        httpraw.get(gw.port, "/who?ms=400").status)) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert calls(flaky.port, "who") == before + 1, results
+    assert sorted(results) == [503] * 10  # the probe failed too: open again
+
+    # The service recovers; after open_for the probe succeeds and every core
+    # lets traffic through again.
+    assert httpraw.request(flaky.port, "POST", "/up").status == 200
+    time.sleep(1.1)
+    statuses = [httpraw.get(gw.port, "/who").status for _ in range(10)]
+    assert statuses == [200] * 10, statuses
+    body = admin_get(gw, "/metrics").body.decode()
+    assert 'hms_breaker_state{service="flaky-svc"} 0' in body
