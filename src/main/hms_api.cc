@@ -20,6 +20,7 @@
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/store.h"
+#include "src/main/certs_command.h"
 #include "src/main/json_text.h"
 #include "src/main/token_command.h"
 #include "hms/route/route_table.h"
@@ -54,6 +55,7 @@ constexpr char kProgramHelp[] =
     "  status [--admin HOST:PORT] [--json]   a running gateway's live summary\n"
     "  token --sub S [--aud A] [--scope X] [--ttl 1h] [--config GATEWAY_YAML]\n"
     "                                        mint a development JWT with the dev key\n"
+    "  certs init | certs issue NAME         the mesh CA, and a service's mTLS identity\n"
     "\n"
     "options:\n"
     "  --store URI   the store: file:DIR (default: $HMS_STORE, else file:/var/lib/hms\n"
@@ -997,6 +999,7 @@ int Main(int argc, char** argv) {
   if (command == "explain") return Explain(uri, args);
   if (command == "status") return Status(args);
   if (command == "token") return TokenCommand(args);
+  if (command == "certs") return CertsCommand(args);
   if (command == "help") {
     std::fputs(kProgramHelp, stdout);
     return kOk;

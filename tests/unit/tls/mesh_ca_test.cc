@@ -1,0 +1,108 @@
+#include "hms/tls/mesh_ca.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace hms::tls {
+namespace {
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class MeshCaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/hms-meshca-test-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    root_ = dir;
+    dir_ = root_ + "/certs";
+  }
+  void TearDown() override { std::system(("rm -rf '" + root_ + "'").c_str()); }
+
+  // wolfSSL's own chain check of `cert` against the CA in dir_.
+  int Verify(const std::string& cert) {
+    WOLFSSL_CERT_MANAGER* cm = wolfSSL_CertManagerNew();
+    const std::string ca = Read(dir_ + "/ca.pem");
+    int rc = wolfSSL_CertManagerLoadCABuffer(cm, reinterpret_cast<const unsigned char*>(ca.data()),
+                                             static_cast<long>(ca.size()), WOLFSSL_FILETYPE_PEM);
+    if (rc == WOLFSSL_SUCCESS) {
+      rc = wolfSSL_CertManagerVerifyBuffer(cm, reinterpret_cast<const unsigned char*>(cert.data()),
+                                           static_cast<long>(cert.size()), WOLFSSL_FILETYPE_PEM);
+    }
+    wolfSSL_CertManagerFree(cm);
+    return rc;
+  }
+
+  std::string root_, dir_;
+};
+
+TEST_F(MeshCaTest, IdentitiesChainToTheCaAndCarryTheirSpiffeId) {
+  Result<IssuedFiles> ca = InitMeshCa(dir_, "example.org");
+  ASSERT_TRUE(ca) << ca.error().message;
+  struct stat st;
+  ASSERT_EQ(stat(ca->key.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat(dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+
+  Result<IssuedFiles> id = IssueIdentity(dir_, "calc-svc", "example.org");
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(id->identity, "spiffe://example.org/svc/calc-svc");
+  EXPECT_EQ(id->cert, dir_ + "/calc-svc.pem");
+  ASSERT_EQ(stat(id->key.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string pem = Read(id->cert);
+  EXPECT_EQ(Verify(pem), WOLFSSL_SUCCESS);
+  // The only subjectAltName is the URI.
+  WOLFSSL_X509* x = wolfSSL_X509_load_certificate_buffer(
+      reinterpret_cast<const unsigned char*>(pem.data()), static_cast<int>(pem.size()),
+      WOLFSSL_FILETYPE_PEM);
+  ASSERT_NE(x, nullptr);
+  int der_sz = 0;
+  const unsigned char* der = wolfSSL_X509_get_der(x, &der_sz);
+  const std::string uri = "spiffe://example.org/svc/calc-svc";
+  const std::string want = std::string("\x30") + static_cast<char>(uri.size() + 2) + "\x86" +
+                           static_cast<char>(uri.size()) + uri;
+  EXPECT_NE(std::string(reinterpret_cast<const char*>(der), static_cast<size_t>(der_sz)).find(want),
+            std::string::npos);
+  wolfSSL_X509_free(x);
+
+  // Another CA does not vouch for it.
+  const std::string other = root_ + "/other";
+  ASSERT_TRUE(InitMeshCa(other, "example.org"));
+  const std::string saved = dir_;
+  dir_ = other;
+  EXPECT_NE(Verify(pem), WOLFSSL_SUCCESS);
+  dir_ = saved;
+}
+
+TEST_F(MeshCaTest, RefusalsSayWhy) {
+  Result<IssuedFiles> none = IssueIdentity(dir_, "calc-svc", "hms.local");
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("certs init"), std::string::npos) << none.error().message;
+  ASSERT_TRUE(InitMeshCa(dir_, "hms.local"));
+  Result<IssuedFiles> again = InitMeshCa(dir_, "hms.local");
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message.find("--force"), std::string::npos);
+  const std::string old_ca = Read(dir_ + "/ca.pem");
+  ASSERT_TRUE(InitMeshCa(dir_, "hms.local", /*force=*/true));
+  EXPECT_NE(Read(dir_ + "/ca.pem"), old_ca);
+  EXPECT_FALSE(IssueIdentity(dir_, "Calc_Svc", "hms.local"));
+  EXPECT_FALSE(IssueIdentity(dir_, "../etc", "hms.local"));
+  EXPECT_FALSE(InitMeshCa(root_ + "/x", "Bad Domain"));
+}
+
+}  // namespace
+}  // namespace hms::tls
