@@ -318,7 +318,9 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   ex.deadline = now_ + core::Millis(timeout_ms);
   ex.retryable = http::IsIdempotent(r.method) ||
                  !Find(r.headers, r.header_count, "idempotency-key").empty();
-  if (cluster.retry_budget != nullptr) budgets_[route.cluster].OnRequest(now_);
+  // This core's view of the service's retry budget is made where it is used
+  // (a pointer and an index): an exchange may outlive the snapshot it began in.
+  if (cluster.retry_budget != nullptr) policy::CoreRetryBudget(cluster.retry_budget.get(), index_).OnRequest(now_);
 
   // The upstream head: request line, the caller's end-to-end fields, ours.
   ex.head = blocks_.Get();

@@ -451,7 +451,7 @@ bool Worker::ScheduleRetry(uint32_t slot, bool reached_upstream) {
   }
   uint64_t backoff_ms = policy::RetryBackoffMs(ex.retries_done, Random());
   if (now_ + core::Millis(backoff_ms) >= ex.deadline) return false;
-  if (cl.retry_budget != nullptr && !budgets_[ex.route->cluster].TryRetry(now_)) {
+  if (cl.retry_budget != nullptr && !policy::CoreRetryBudget(cl.retry_budget.get(), index_).TryRetry(now_)) {
     metrics_.policy.Count(ex.route_key, obs::kPolicyBudgetRefused);
     return false;
   }

@@ -311,11 +311,6 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
     verifier_.reset();
   }
   ReconcileProbes(s);
-  budgets_.clear();
-  for (const auto& cl : s.clusters) {
-    budgets_.push_back(cl.retry_budget ? policy::CoreRetryBudget(cl.retry_budget.get(), index_)
-                                       : policy::CoreRetryBudget());
-  }
   limiters_.clear();
   for (const auto& r : s.routes) {
     limiters_.push_back(r.limiter ? policy::CoreRateLimiter(r.limiter.get()) : policy::CoreRateLimiter());

@@ -400,7 +400,6 @@ class Worker {
   std::vector<uint32_t> pool_count_;  // [endpoint id]
   std::vector<bool> endpoint_live_;   // [endpoint id] in the current snapshot
   std::vector<uint32_t> busy_;        // [endpoint id] connections connecting or in use
-  std::vector<policy::CoreRetryBudget> budgets_;  // [cluster index]
   uint64_t rng_ = 0;                  // xorshift state: backoff jitter, least-request picks
   std::vector<std::unique_ptr<HealthProbe>> probes_;  // stable addresses: their timers are linked
   std::unique_ptr<obs::LogRing> access_log_;
