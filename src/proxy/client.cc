@@ -305,17 +305,6 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     FinishExchange(slot);
     return static_cast<int64_t>(head_len);
   }
-  // The deadline: the route's timeout, or what the caller says it has left
-  // (a gateway's x-hms-timeout-ms reaching a sidecar), whichever is shorter.
-  uint64_t timeout_ms = route.timeout_ms;
-  std::string_view caller_ms = Find(r.headers, r.header_count, kTimeoutHeader);
-  if (!caller_ms.empty() && caller_ms.size() <= 9 &&
-      std::all_of(caller_ms.begin(), caller_ms.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
-    uint64_t v = 0;
-    for (char ch : caller_ms) v = v * 10 + static_cast<uint64_t>(ch - '0');
-    if (v > 0) timeout_ms = std::min(timeout_ms, v);
-  }
-  ex.deadline = now_ + core::Millis(timeout_ms);
   ex.retryable = http::IsIdempotent(r.method) ||
                  !Find(r.headers, r.header_count, "idempotency-key").empty();
   // This core's view of the service's retry budget is made where it is used
@@ -329,10 +318,15 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   if (origin.empty() || origin.front() == '?') w.C('/');  // egress "/NAME" or "/NAME?q"
   w.S(origin).S(" HTTP/1.1\r\n");
   std::string_view xff;
+  std::string_view caller_ms;  // the caller's x-hms-timeout-ms (the first one)
   bool has_host = false;
   HopByHop hop_by_hop(r.headers, r.header_count);
   for (int i = 0; i < r.header_count; ++i) {
     const http::Header& h = r.headers[i];
+    if (http::EqualsIgnoreCase(h.name, kTimeoutHeader)) {
+      if (caller_ms.empty()) caller_ms = h.value;
+      continue;  // ours replaces it
+    }
     if (hop_by_hop(h.name)) continue;
     if (http::EqualsIgnoreCase(h.name, "x-forwarded-for")) {
       xff = h.value;
@@ -340,7 +334,7 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     }
     if (http::EqualsIgnoreCase(h.name, "expect") || http::EqualsIgnoreCase(h.name, "x-forwarded-proto") ||
         http::EqualsIgnoreCase(h.name, "x-trace-id") || http::EqualsIgnoreCase(h.name, "traceparent") ||
-        http::EqualsIgnoreCase(h.name, "x-hms-peer") || http::EqualsIgnoreCase(h.name, kTimeoutHeader)) {
+        http::EqualsIgnoreCase(h.name, "x-hms-peer")) {
       continue;
     }
     if (http::EqualsIgnoreCase(h.name, "host")) {
@@ -351,6 +345,21 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     if (http::EqualsIgnoreCase(h.name, "content-length")) continue;
     w.S(h.name).S(": ").S(h.value).S("\r\n");
   }
+  // The deadline: the route's timeout, or what the caller says it has left
+  // (a gateway's x-hms-timeout-ms reaching a sidecar), whichever is shorter.
+  uint64_t timeout_ms = route.timeout_ms;
+  if (!caller_ms.empty() && caller_ms.size() <= 9) {
+    uint64_t v = 0;
+    for (char ch : caller_ms) {
+      if (ch < '0' || ch > '9') {
+        v = 0;  // not a number: ignored
+        break;
+      }
+      v = v * 10 + static_cast<uint64_t>(ch - '0');
+    }
+    if (v > 0) timeout_ms = std::min(timeout_ms, v);
+  }
+  ex.deadline = now_ + core::Millis(timeout_ms);
   uint32_t ep_index = PickEndpoint(route.cluster, cluster);
   ex.endpoint_index = ep_index;
   if (!egress_to.empty()) {
