@@ -125,6 +125,23 @@ Result<bool> CheckTrustDomain(const std::string& td) {
   return true;
 }
 
+// Makes `cert` for `key`, signs it with `signer` (the key itself for the
+// self-signed CA) and writes the key (0600) and the certificate as PEM.
+Result<bool> SignAndWrite(Cert* cert, ecc_key* key, ecc_key* signer, WC_RNG* rng,
+                          const IssuedFiles& out) {
+  byte der[kDerMax];
+  int rc = wc_MakeCert(cert, der, sizeof der, nullptr, key, rng);
+  if (rc < 0) return CryptoError("making " + out.cert, rc);
+  rc = wc_SignCert(cert->bodySz, cert->sigType, der, sizeof der, nullptr, signer, rng);
+  if (rc < 0) return CryptoError("signing " + out.cert, rc);
+  Result<std::string> cert_pem = ToPem(der, rc, CERT_TYPE);
+  if (!cert_pem) return cert_pem.error();
+  Result<std::string> key_pem = KeyPem(key);
+  if (!key_pem) return key_pem.error();
+  if (Result<bool> w = WriteFile(out.key, *key_pem, 0600); !w) return w.error();
+  return WriteFile(out.cert, *cert_pem, 0644);
+}
+
 }  // namespace
 
 std::string SpiffeId(const std::string& trust_domain, const std::string& name) {
@@ -156,17 +173,7 @@ Result<IssuedFiles> InitMeshCa(const std::string& dir, const std::string& trust_
   if ((rc = wc_SetSubjectKeyIdFromPublicKey_ex(&cert, ECC_TYPE, &key.key)) != 0) {
     return CryptoError("subject key id", rc);
   }
-  byte der[kDerMax];
-  rc = wc_MakeCert(&cert, der, sizeof der, nullptr, &key.key, &rng.rng);
-  if (rc < 0) return CryptoError("making the CA certificate", rc);
-  rc = wc_SignCert(cert.bodySz, cert.sigType, der, sizeof der, nullptr, &key.key, &rng.rng);
-  if (rc < 0) return CryptoError("signing the CA certificate", rc);
-  Result<std::string> cert_pem = ToPem(der, rc, CERT_TYPE);
-  if (!cert_pem) return cert_pem.error();
-  Result<std::string> key_pem = KeyPem(&key.key);
-  if (!key_pem) return key_pem.error();
-  if (Result<bool> w = WriteFile(out.key, *key_pem, 0600); !w) return w.error();
-  if (Result<bool> w = WriteFile(out.cert, *cert_pem, 0644); !w) return w.error();
+  if (Result<bool> w = SignAndWrite(&cert, &key.key, &key.key, &rng.rng, out); !w) return w.error();
   return out;
 }
 
@@ -216,18 +223,8 @@ Result<IssuedFiles> IssueIdentity(const std::string& dir, const std::string& nam
     return CryptoError("subject key id", rc);
   }
   if ((rc = wc_SetAuthKeyIdFromCert(&cert, ca_der, ca_der_sz)) != 0) return CryptoError("authority key id", rc);
-  byte der[kDerMax];
-  rc = wc_MakeCert(&cert, der, sizeof der, nullptr, &key.key, &rng.rng);
-  if (rc < 0) return CryptoError("making the certificate", rc);
-  rc = wc_SignCert(cert.bodySz, cert.sigType, der, sizeof der, nullptr, &ca_key.key, &rng.rng);
-  if (rc < 0) return CryptoError("signing the certificate", rc);
-  Result<std::string> cert_pem = ToPem(der, rc, CERT_TYPE);
-  if (!cert_pem) return cert_pem.error();
-  Result<std::string> key_pem = KeyPem(&key.key);
-  if (!key_pem) return key_pem.error();
   IssuedFiles out{dir + "/" + name + ".pem", dir + "/" + name + ".key", id};
-  if (Result<bool> w = WriteFile(out.key, *key_pem, 0600); !w) return w.error();
-  if (Result<bool> w = WriteFile(out.cert, *cert_pem, 0644); !w) return w.error();
+  if (Result<bool> w = SignAndWrite(&cert, &key.key, &ca_key.key, &rng.rng, out); !w) return w.error();
   return out;
 }
 
