@@ -46,11 +46,27 @@ ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::
       } else {
         const std::string tctx = Ctx(ctx, "tls");
         ListenerTls tls;
-        for (const Field& g : r.Fields(f.value, tctx, {"cert", "key", "ca", "client_auth"})) {
+        for (const Field& g :
+             r.Fields(f.value, tctx, {"cert", "key", "ca", "client_auth", "sni_certs"})) {
           if (g.key == "cert") tls.cert = r.String(g, tctx);
           if (g.key == "key") tls.key = r.String(g, tctx);
           if (g.key == "ca") tls.ca = r.String(g, tctx);
           if (g.key == "client_auth") tls.client_auth = r.Bool(g, tctx);
+          if (g.key == "sni_certs") {
+            const std::string sctx = Ctx(tctx, "sni_certs");
+            if (!g.value.IsSequence()) r.Fail(g.line, sctx, "must be a list of {cert, key}");
+            for (size_t i = 0; i < g.value.size(); ++i) {
+              const std::string ictx = sctx + "[" + std::to_string(i) + "]";
+              CertPair pair;
+              for (const Field& h : r.Fields(g.value[i], ictx, {"cert", "key"})) {
+                (h.key == "cert" ? pair.cert : pair.key) = r.String(h, ictx);
+              }
+              if (pair.cert.empty() || pair.key.empty()) {
+                r.Fail(internal::LineOf(g.value[i]), ictx, "needs both 'cert' and 'key'");
+              }
+              tls.sni_certs.push_back(std::move(pair));
+            }
+          }
         }
         if (tls.cert.empty() || tls.key.empty())
           r.Fail(f.line, tctx, "needs both 'cert' and 'key'");
@@ -84,6 +100,17 @@ JwtConfig ReadJwt(const Reader& r, const Field& f) {
     r.Fail(f.line, "jwt", "needs exactly one of 'jwks' (a JWKS file) or 'hs256_secret_file'");
   }
   return j;
+}
+
+MeshTlsConfig ReadMeshTls(const Reader& r, const Field& f) {
+  MeshTlsConfig m;
+  for (const Field& g : r.Fields(f.value, "mtls", {"cert", "key", "ca"})) {
+    (g.key == "cert" ? m.cert : g.key == "key" ? m.key : m.ca) = r.String(g, "mtls");
+  }
+  if (m.cert.empty() || m.key.empty() || m.ca.empty()) {
+    r.Fail(f.line, "mtls", "needs 'cert', 'key' and 'ca' (see hms-api certs issue)");
+  }
+  return m;
 }
 
 AccessLogConfig ReadAccessLog(const Reader& r, const Field& f) {
@@ -143,7 +170,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
                                   "egress",
                                   "advertise",
                                   "registration_ttl",
-                                  "access_log"})) {
+                                  "access_log",
+                                  "mtls"})) {
     (*lines)[f.key] = f.line;
     const std::string& k = f.key;
     if (k == "role") {
@@ -216,6 +244,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
       c.egress = r.String(f, "");
     } else if (k == "access_log") {
       c.access_log = ReadAccessLog(r, f);
+    } else if (k == "mtls") {
+      c.mtls = ReadMeshTls(r, f);
     } else if (k == "advertise") {
       c.advertise = r.String(f, "");
     } else if (k == "registration_ttl") {
@@ -395,6 +425,15 @@ void ResolvePaths(const std::string& config_path, GatewayConfig* c) {
     l.tls->cert = RelativeTo(config_path, l.tls->cert);
     l.tls->key = RelativeTo(config_path, l.tls->key);
     l.tls->ca = RelativeTo(config_path, l.tls->ca);
+    for (CertPair& p : l.tls->sni_certs) {
+      p.cert = RelativeTo(config_path, p.cert);
+      p.key = RelativeTo(config_path, p.key);
+    }
+  }
+  if (c->mtls) {
+    c->mtls->cert = RelativeTo(config_path, c->mtls->cert);
+    c->mtls->key = RelativeTo(config_path, c->mtls->key);
+    c->mtls->ca = RelativeTo(config_path, c->mtls->ca);
   }
 }
 

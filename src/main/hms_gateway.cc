@@ -29,6 +29,7 @@
 #include "hms/obs/metrics.h"
 #include "hms/policy/registry.h"
 #include "hms/proxy/engine.h"
+#include "src/main/key_material.h"
 
 namespace {
 
@@ -99,6 +100,7 @@ struct Gateway {
   hms::config::Interner endpoint_ids;
   hms::config::Interner route_keys;
   hms::policy::PolicyRegistry policies;  // rate buckets and breakers, by stable name
+  hms::main::KeyMaterial keys;           // TLS contexts and JWT keys, remade when their files change
   uint64_t version = 0;
   State state;
   hms::proxy::Engine engine;
@@ -134,19 +136,6 @@ std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* er
 }
 
 // Loads the JWT keys the gateway config names. Errors name the file.
-hms::Result<bool> AttachJwt(const GatewayConfig& c, Snapshot* s) {
-  if (!c.jwt) return true;
-  const auto& j = *c.jwt;
-  auto keys = !j.jwks.empty() ? hms::auth::KeySet::FromJwksFile(j.jwks)
-                              : hms::auth::KeySet::FromHs256SecretFile(j.hs256_secret_file);
-  if (!keys.ok()) return keys.error();
-  s->jwt_keys = std::make_shared<const hms::auth::KeySet>(std::move(*keys));
-  s->jwt_policy.issuer = j.issuer;
-  s->jwt_policy.audience = j.audience;
-  s->jwt_policy.leeway_s = j.leeway_ms / 1000;
-  return true;
-}
-
 // Gives the snapshot its process-wide policy state: a route or service that
 // survives a reload keeps its bucket and breaker (a changed limit applies at
 // once); state of names that disappeared is freed.
@@ -197,8 +186,8 @@ Snapshot* Compile(Gateway& g) {
     Log("config not applied, keeping the last good one: %s", snap.error().message.c_str());
     return nullptr;
   }
-  if (auto j = AttachJwt(g.config, snap->get()); !j.ok()) {
-    Log("config not applied, keeping the last good one: %s", j.error().message.c_str());
+  if (auto k = g.keys.Attach(g.config, snap->get()); !k.ok()) {
+    Log("config not applied, keeping the last good one: %s", k.error().message.c_str());
     return nullptr;
   }
   ++g.version;
@@ -313,6 +302,19 @@ std::string RenderMetrics(Gateway& g) {
   counter("hms_health_checks_failed_total", "Active health checks that failed.", t.health_checks_failed);
   counter("hms_downstream_received_bytes_total", "Bytes received from clients.", t.bytes_in);
   counter("hms_downstream_sent_bytes_total", "Bytes sent to clients.", t.bytes_out);
+  e.Family("hms_tls_handshakes_total", "counter",
+           "TLS handshakes with clients, by result (resumed ones are also ok).");
+  e.Sample({{"result", "ok"}}, t.tls_handshakes);
+  e.Sample({{"result", "resumed"}}, t.tls_resumed);
+  e.Sample({{"result", "failed"}}, t.tls_failed);
+  e.Sample({{"result", "plain_http"}}, t.tls_plain_http);
+  e.Family("hms_upstream_tls_handshakes_total", "counter",
+           "mTLS handshakes with upstream sidecars, by result (resumed ones are also ok).");
+  e.Sample({{"result", "ok"}}, t.upstream_tls_handshakes);
+  e.Sample({{"result", "resumed"}}, t.upstream_tls_resumed);
+  e.Sample({{"result", "failed"}}, t.upstream_tls_failed);
+  counter("hms_identity_refused_total", "mTLS callers refused: identity not in allow_from.",
+          t.identity_refused);
   // Policy state is process-wide: read once from the snapshot's shared objects.
   hms::core::Instant now = hms::core::Now();
   std::vector<std::pair<std::string, hms::policy::BreakerStatus>> breakers;
@@ -501,6 +503,15 @@ int Main(int argc, char** argv) {
   g.store = std::move(*store);
   // Watch before the first read: a change between the two is not missed.
   if (!check) g.store->WatchFd();
+  {
+    // Certificates and keys must load before anything is served: a TLS
+    // listener never falls back to the clear.
+    Snapshot probe;
+    if (auto k = g.keys.Attach(g.config, &probe); !k.ok()) {
+      std::fprintf(stderr, "hms-gateway: %s\n", k.error().message.c_str());
+      return 1;
+    }
+  }
   Snapshot* first = Compile(g);
   if (first == nullptr) {
     if (check) return 1;
@@ -509,6 +520,7 @@ int Main(int argc, char** argv) {
     auto empty = hms::config::CompileSnapshot(g.config, g.mesh, {}, ++g.version, &g.endpoint_ids,
                                               &g.route_keys);
     first = empty->release();
+    (void)g.keys.Attach(g.config, first);  // made a moment ago from the same files
     AttachPolicies(g, first);
   }
   if (check) {
@@ -625,6 +637,7 @@ int Main(int argc, char** argv) {
   bool reload_pending = false;
   auto reload_at = std::chrono::steady_clock::now();
   bool store_healthy = true;
+  auto next_key_check = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   for (;;) {
     pollfd fds[2] = {{sfd, POLLIN, 0}, {g.store->WatchFd(), POLLIN, 0}};
     // At least once a second: notice the store coming and going; every 20 ms
@@ -669,6 +682,16 @@ int Main(int argc, char** argv) {
       if (listed.ok() && *listed != g.last_listed) {
         reload_pending = true;
         reload_at = std::chrono::steady_clock::now();
+      }
+    }
+    // Certificates, keys and JWKS files are looked at once a second; a
+    // change makes a new snapshot (a file that fails to load keeps the old
+    // one, and is tried again at its next change).
+    if (auto now = std::chrono::steady_clock::now(); now >= next_key_check) {
+      next_key_check = now + std::chrono::seconds(1);
+      if (g.keys.Changed()) {
+        Log("certificate, key or JWKS file changed: reloading");
+        if (Snapshot* s = Compile(g)) Publish(g, s);
       }
     }
     if (reload_pending && std::chrono::steady_clock::now() >= reload_at) {

@@ -97,6 +97,14 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
     t.health_checks_failed += m->health_checks_failed.Get();
     t.bytes_in += m->bytes_in.Get();
     t.bytes_out += m->bytes_out.Get();
+    t.tls_handshakes += m->tls_handshakes.Get();
+    t.tls_resumed += m->tls_resumed.Get();
+    t.tls_failed += m->tls_failed.Get();
+    t.tls_plain_http += m->tls_plain_http.Get();
+    t.identity_refused += m->identity_refused.Get();
+    t.upstream_tls_handshakes += m->upstream_tls_handshakes.Get();
+    t.upstream_tls_resumed += m->upstream_tls_resumed.Get();
+    t.upstream_tls_failed += m->upstream_tls_failed.Get();
     const uint64_t v = m->snapshot_version.Get();
     t.snapshot_version_min = first ? v : std::min(t.snapshot_version_min, v);
     first = false;

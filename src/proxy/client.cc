@@ -68,6 +68,18 @@ void Worker::OnAccept(uint16_t listener, int res, uint32_t flags) {
   }
   metrics_.connections_accepted.Add();
   metrics_.connections_active.Add();
+  const auto& tls_ctx = current_->snapshot->listener_tls;
+  if (listener < tls_ctx.size() && tls_ctx[listener] != nullptr) {
+    // One session per connection, made at accept (wolfSSL allocates it).
+    c.tls = tls::Session::NewServer(tls_ctx[listener]);
+    if (c.tls == nullptr) {
+      metrics_.tls_failed.Add();
+      c.state = Client::State::kClosing;
+      c.phase = Client::Phase::kHard;
+      MaybeFreeClient(slot);
+      return;
+    }
+  }
   ArmRecv(clients_[slot], kOpRecvClient, slot);
   SetClientTimer(slot);
 }
@@ -77,7 +89,8 @@ void Worker::SetClientTimer(uint32_t slot) {
   if (c.state == Client::State::kClosing) return;
   if (c.ex.active) {
     timers_.Cancel(&c.timer);
-  } else if (!c.in.empty()) {
+  } else if (!c.in.empty() || (c.tls != nullptr && !c.tls->handshake_done())) {
+    // A handshake has header_timeout to finish, like a request head.
     timers_.Arm(&c.timer, now_, config_.header_timeout_ms);
   } else {
     timers_.Arm(&c.timer, now_, config_.idle_timeout_ms);
@@ -96,8 +109,9 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
     if (c.state == Client::State::kClosing) {
       buffers_.Recycle(bid);  // flushing or lingering: read and drop
     } else {
-      bool idle_before = c.in.empty() && !c.ex.active;
-      Hold(c.in, bid, 0, static_cast<uint32_t>(res));
+      bool idle_before = c.in.empty() && !c.ex.active &&
+                         (c.tls == nullptr || c.tls->handshake_done());
+      Hold(c.tls != nullptr ? c.cipher_in : c.in, bid, 0, static_cast<uint32_t>(res));
       PumpClient(slot);
       if (idle_before && c.state != Client::State::kFree && c.state != Client::State::kClosing) {
         SetClientTimer(slot);
@@ -117,7 +131,7 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
   } else if (res != -ECANCELED) {
     CloseClient(slot, false);
   }
-  if (!c.recv_armed && !c.eof && c.in.held_head == kNone &&
+  if (!c.recv_armed && !c.eof && c.in.held_head == kNone && c.cipher_in.held_head == kNone &&
       (c.state == Client::State::kHead || c.state == Client::State::kBody ||
        c.state == Client::State::kAwaitResponse || c.phase == Client::Phase::kLinger)) {
     ArmRecv(clients_[slot], kOpRecvClient, slot);
@@ -129,7 +143,11 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
 void Worker::PumpClient(uint32_t slot) {
   Client& c = clients_[slot];
   if (c.state == Client::State::kFree) return;
-  Drive(c.in, [this, slot](const char* p, size_t n) -> int64_t { return ConsumeClient(slot, p, n); });
+  if (c.tls != nullptr) {
+    PumpClientTls(slot);
+  } else {
+    Drive(c.in, [this, slot](const char* p, size_t n) -> int64_t { return ConsumeClient(slot, p, n); });
+  }
   Client& d = clients_[slot];
   if (d.state == Client::State::kFree || d.state == Client::State::kClosing) return;
   if (!d.eof) PauseOrResume(d, kOpRecvClient, slot);
@@ -369,7 +387,8 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   }
   w.S("x-forwarded-for: ");
   if (!xff.empty()) w.S(xff).S(", ");
-  w.S(std::string_view(c.peer, c.peer_len)).S("\r\nx-forwarded-proto: http\r\nx-trace-id: ");
+  w.S(std::string_view(c.peer, c.peer_len))
+      .S(c.tls != nullptr ? "\r\nx-forwarded-proto: https\r\nx-trace-id: " : "\r\nx-forwarded-proto: http\r\nx-trace-id: ");
   if (ex.trace.external_len > 0) {
     w.S(std::string_view(ex.trace.external_id, ex.trace.external_len));
   } else {
@@ -685,15 +704,15 @@ void Worker::OnClientSent(uint32_t slot, int res) {
     return;
   }
   metrics_.bytes_out.Add(static_cast<uint64_t>(res));
-  c.out.Consume(&blocks_, static_cast<size_t>(res));
-  if (!c.out.empty()) {
+  c.wire().Consume(&blocks_, static_cast<size_t>(res));
+  if (c.queued() > 0) {
     MarkDirty(c, slot);
   } else if (c.phase == Client::Phase::kFlush) {
     CloseClient(slot, true);
     return;
   }
   // The queue drained below the bound: let the upstream side go on.
-  if (c.ex.active && c.ex.upstream != kNone && c.out.size() < kMaxQueued) {
+  if (c.ex.active && c.ex.upstream != kNone && c.queued() < kMaxQueued) {
     PumpUpstream(c.ex.upstream);
   }
   MaybeFreeClient(slot);
@@ -706,10 +725,17 @@ void Worker::CloseClient(uint32_t slot, bool graceful) {
     if (c.ex.status == 0) c.ex.status = 499;  // the client went away first (nginx's convention)
     EndExchange(slot);
   }
+  if (c.tls != nullptr && graceful && c.phase == Client::Phase::kOpen && c.tls->handshake_done()) {
+    // What is queued goes out sealed, then close_notify (RFC 8446 §6.1).
+    tls::Wire w{nullptr, 0, &c.cipher_out, &blocks_};
+    if (TlsSeal(c)) c.tls->Shutdown(w);
+    MarkDirty(c, slot);
+  }
   c.state = Client::State::kClosing;
   ClearInput(c.in);
+  ClearInput(c.cipher_in);
   timers_.Cancel(&c.ex_timer);
-  if (graceful && (!c.out.empty() || c.send_inflight)) {
+  if (graceful && (c.queued() > 0 || c.send_inflight)) {
     c.phase = Client::Phase::kFlush;
     timers_.Arm(&c.timer, now_, config_.idle_timeout_ms);  // a client that never reads
     return;
@@ -736,6 +762,9 @@ void Worker::MaybeFreeClient(uint32_t slot) {
   c.fd = -1;
   ClearInput(c.in);
   c.out.Clear(&blocks_);
+  ClearInput(c.cipher_in);
+  c.cipher_out.Clear(&blocks_);
+  c.tls.reset();
   timers_.Cancel(&c.timer);
   timers_.Cancel(&c.ex_timer);
   c.state = Client::State::kFree;

@@ -288,7 +288,7 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
 int64_t Worker::ForwardResponseBody(uint32_t up, Client& c, const char* p, size_t n) {
   Exchange& ex = c.ex;
   uint32_t slot = upstreams_[up].client;
-  if (c.out.size() >= kMaxQueued) return kBlocked;  // resumed when the client's send drains
+  if (c.queued() >= kMaxQueued) return kBlocked;  // resumed when the client's send drains
   size_t used = 0;
   bool done = false;
   switch (ex.resp_body) {

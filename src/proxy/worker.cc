@@ -253,7 +253,7 @@ void Worker::DrainMailbox() {
         for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
         for (uint32_t i = 0; i < clients_.capacity(); ++i) {
           Client& c = clients_[i];
-          if (c.state == Client::State::kHead && !c.ex.active && c.out.empty() && c.in.empty()) {
+          if (c.state == Client::State::kHead && !c.ex.active && c.queued() == 0 && c.in.empty()) {
             CloseClient(i, false);
           }
         }
@@ -398,7 +398,7 @@ template void Worker::ArmRecv(Upstream&, uint8_t, uint32_t);
 
 template <typename Conn>
 void Worker::PauseOrResume(Conn& c, uint8_t op, uint32_t slot) {
-  if (c.in.held_head != kNone) {
+  if (c.in.held_head != kNone || c.cipher_in.held_head != kNone) {
     if (c.recv_armed && !c.paused) {
       Cancel(op, c.gen, slot);
       c.paused = true;
@@ -418,12 +418,13 @@ void Worker::Cancel(uint8_t op, uint32_t gen, uint32_t slot) {
 
 template <typename Conn>
 void Worker::QueueSend(Conn& c, uint8_t op, uint32_t slot) {
-  int n = c.out.Gather(c.iov, 8);
+  core::ByteQueue& q = c.wire();
+  int n = q.Gather(c.iov, 8);
   io_uring_sqe* sqe = ring_.Sqe();
   // SEND_ZC pins the pages instead of copying them; it pays only for large
   // payloads on real NICs (on loopback the kernel copies anyway, FIELD-NOTES),
   // hence the threshold, off by default.
-  bool zc = config_.zero_copy_min_bytes != 0 && c.out.size() >= config_.zero_copy_min_bytes;
+  bool zc = config_.zero_copy_min_bytes != 0 && q.size() >= config_.zero_copy_min_bytes;
   if (n == 1) {
     if (zc) {
       io_uring_prep_send_zc(sqe, c.fd, c.iov[0].iov_base, c.iov[0].iov_len, MSG_NOSIGNAL, 0);
@@ -457,7 +458,13 @@ void Worker::FlushDirty() {
   for (uint32_t slot : dirty_clients_) {
     Client& c = clients_[slot];
     c.dirty = false;
-    if (c.state == Client::State::kFree || c.send_inflight || c.out.empty() || c.fd < 0) continue;
+    if (c.state == Client::State::kFree || c.send_inflight || c.fd < 0) continue;
+    // Sealed just before it leaves: the answers of one pass share records.
+    if (c.tls != nullptr && !c.out.empty() && c.tls->handshake_done() && !TlsSeal(c)) {
+      CloseClient(slot, false);
+      continue;
+    }
+    if (c.wire().empty()) continue;
     QueueSend(c, kOpSendClient, slot);
   }
   dirty_clients_.clear();

@@ -37,6 +37,7 @@
 #include "hms/policy/backoff.h"
 #include "hms/policy/rate_limit.h"
 #include "hms/policy/retry_budget.h"
+#include "hms/tls/session.h"
 
 namespace hms::proxy {
 
@@ -194,6 +195,16 @@ struct Client {
   iovec iov[8];
   Exchange ex;
   core::ByteQueue replay;  // the request body forwarded so far (Exchange::replayable)
+  // TLS listener (docs/tls.md): the session, else null. `in` and `out` then
+  // carry plaintext; received ciphertext waits in `cipher_in` until the
+  // session decrypts it into `in`, and `out` is sealed into `cipher_out`
+  // when the connection is flushed.
+  std::unique_ptr<tls::Session> tls;
+  Input cipher_in;
+  core::ByteQueue cipher_out;
+  // What goes to the socket next, and everything queued toward the peer.
+  core::ByteQueue& wire() { return tls ? cipher_out : out; }
+  size_t queued() const { return out.size() + cipher_out.size(); }
 };
 
 struct Upstream {
@@ -228,6 +239,12 @@ struct Upstream {
   core::Timer timer;
   msghdr msg{};
   iovec iov[8];
+  // mTLS to a mesh endpoint (docs/tls.md), as on Client.
+  std::unique_ptr<tls::Session> tls;
+  Input cipher_in;
+  core::ByteQueue cipher_out;
+  core::ByteQueue& wire() { return tls ? cipher_out : out; }
+  size_t queued() const { return out.size() + cipher_out.size(); }
 };
 
 class Worker {
@@ -267,9 +284,24 @@ class Worker {
   void PauseOrResume(Conn& c, uint8_t op, uint32_t slot);
   // Cancels the operation op/gen/slot; its final completion still arrives.
   void Cancel(uint8_t op, uint32_t gen, uint32_t slot);
-  // Queues one send of everything in `out` (SEND_ZC from zero_copy_min_bytes).
+  // Queues one send of everything in the connection's wire() queue (SEND_ZC
+  // from zero_copy_min_bytes).
   template <typename Conn>
   void QueueSend(Conn& c, uint8_t op, uint32_t slot);
+
+  // TLS on a connection (tls_io.cc). TlsReceive gives the held ciphertext to
+  // the session: the handshake first, then decrypted bytes into `in`'s block
+  // while it has room. TlsSeal moves `out` into `cipher_out`.
+  enum class TlsStep : uint8_t { kIdle, kProgress, kHandshakeDone, kEof, kFailed };
+  template <typename Conn>
+  TlsStep TlsReceive(Conn& c, uint32_t slot);
+  template <typename Conn>
+  bool TlsSeal(Conn& c);
+  // A TLS client's input: handshake, decrypt, parse, until nothing moves.
+  void PumpClientTls(uint32_t slot);
+  void OnClientHandshake(uint32_t slot);
+  // Answers plain HTTP sent to a TLS listener in the clear, then closes.
+  void RefusePlainHttp(uint32_t slot);
   void AdoptSnapshot(config::Snapshot* s);
   void ReleaseHold(SnapshotHold* h);
   void SizeStateFor(const config::Snapshot& s);

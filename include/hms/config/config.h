@@ -18,9 +18,23 @@
 
 namespace hms::config {
 
-struct ListenerTls {  // parsed now, used by the TLS module
+struct CertPair {
+  std::string cert, key;  // PEM files: the chain (leaf first) and its key
+};
+
+// A TLS listener (docs/tls.md): `cert`/`key` answer clients that name no
+// server, or a name no other certificate carries; `sni_certs` are chosen by
+// the name the client sends (SNI) against their DNS names.
+struct ListenerTls {
   std::string cert, key, ca;
+  std::vector<CertPair> sni_certs;
   bool client_auth = false;
+};
+
+// This proxy's mesh identity (`mtls:`, docs/tls.md): the key and certificate
+// `hms-api certs issue` made, and the mesh CA that peers must chain to.
+struct MeshTlsConfig {
+  std::string cert, key, ca;
 };
 
 struct ListenerConfig {
@@ -51,6 +65,7 @@ struct GatewayConfig {
   std::optional<JwtConfig> jwt;
   std::string mesh;                       // mesh-config.yaml path; empty = seed defaults
   std::optional<AccessLogConfig> access_log;
+  std::optional<MeshTlsConfig> mtls;
   // Per-core tuning.
   uint32_t ring_entries = 4096;
   uint32_t buffer_count = 1024;           // provided receive buffers per core (power of two)

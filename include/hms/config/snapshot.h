@@ -29,6 +29,11 @@
 #include "hms/policy/retry_budget.h"
 #include "hms/route/route_table.h"
 
+namespace hms::tls {
+class ServerContext;
+class ClientContext;
+}  // namespace hms::tls
+
 namespace hms::config {
 
 struct Endpoint {
@@ -112,6 +117,12 @@ struct Snapshot {
   // loaded by the control thread from the jwks or secret file, and the policy.
   std::shared_ptr<const auth::KeySet> jwt_keys;
   auth::JwtPolicy jwt_policy;
+  // TLS (docs/tls.md), made by the control thread from the files: the
+  // server context of each listener ([listener], null for plain ones), and
+  // this proxy's mesh identity for mTLS to upstream sidecars (null without
+  // `mtls` in the gateway config).
+  std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls;
+  std::shared_ptr<const tls::ClientContext> mesh_client;
   // Sidecar (gateway.role == sidecar; docs/sidecar.md): the inbound route
   // sends whatever reaches the inbound listener to the local service (the
   // last cluster, `local`); the egress routes, one per service, carry what

@@ -117,6 +117,15 @@ struct CoreMetrics {
   Counter health_checks_failed;
   Counter bytes_in;
   Counter bytes_out;
+  // TLS (docs/tls.md).
+  Counter tls_handshakes;          // downstream handshakes completed
+  Counter tls_resumed;             // ... of which resumed a session (ticket)
+  Counter tls_failed;              // downstream handshakes that failed (bad input, no client cert, ...)
+  Counter tls_plain_http;          // plain HTTP sent to a TLS listener (answered 400)
+  Counter identity_refused;        // mTLS callers refused by allow_from (403 identity_not_allowed)
+  Counter upstream_tls_handshakes; // mTLS handshakes to upstream sidecars
+  Counter upstream_tls_resumed;
+  Counter upstream_tls_failed;     // ... failed, or the peer was not the service it should be
   Counter snapshot_version;       // gauge
   Counter snapshots_held;         // gauge: snapshots this core still references
   RequestTable requests;          // route key 0 = no route matched (404/405/400/...)
@@ -164,6 +173,9 @@ struct CoreTotals {
   uint64_t health_checks_failed = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+  uint64_t tls_handshakes = 0, tls_resumed = 0, tls_failed = 0, tls_plain_http = 0;
+  uint64_t identity_refused = 0;
+  uint64_t upstream_tls_handshakes = 0, upstream_tls_resumed = 0, upstream_tls_failed = 0;
   uint64_t snapshot_version_min = 0;
   uint64_t snapshots_held = 0;
   std::vector<RequestCount> requests;  // sorted by (route_key, status), no duplicates

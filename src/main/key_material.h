@@ -1,0 +1,51 @@
+// The key material a snapshot carries (docs/tls.md): each TLS listener's
+// certificates, this proxy's mesh identity, and the JWT keys. Made by the
+// control thread from files, reused while those files stay the same, and
+// made again when one changes (size, mtime or inode), so certificates and
+// JWKS rotate without a restart and without dropping a connection: sessions
+// already made keep the context they started with.
+// Control thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hms/auth/key_set.h"
+#include "hms/common/result.h"
+#include "hms/config/config.h"
+#include "hms/config/snapshot.h"
+
+namespace hms::main {
+
+class KeyMaterial {
+ public:
+  // Gives the snapshot its TLS contexts and JWT keys, made from the config's
+  // files (or the last ones, when neither the files nor their names changed).
+  // The error names the file and why; the snapshot is then not to be used.
+  Result<bool> Attach(const config::GatewayConfig& c, config::Snapshot* s);
+  // A file the last Attach read has changed since.
+  bool Changed() const;
+
+ private:
+  struct Stamp {
+    std::string path;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = -1;
+    int64_t mtime_ns = -1;
+    bool operator==(const Stamp&) const = default;
+  };
+  static Stamp StampOf(const std::string& path);
+  static std::string Describe(const config::GatewayConfig& c);
+
+  std::string described_;     // the file names and options the material was made from
+  std::vector<Stamp> stamps_;  // of every file read
+  std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls_;
+  std::shared_ptr<const tls::ClientContext> mesh_client_;
+  std::shared_ptr<const auth::KeySet> jwt_keys_;
+};
+
+}  // namespace hms::main

@@ -1,0 +1,181 @@
+// TLS on a Worker's connections (docs/tls.md).
+//
+// Ciphertext arrives in provided buffers like plaintext does and is held in
+// the connection's `cipher_in`; the session decrypts it into the input
+// block, where the HTTP side reads it as if it had come in the clear. What
+// the HTTP side queues in `out` is sealed into `cipher_out` when the
+// connection is flushed, so several answers of one pass share records.
+// wolfSSL copies a record into its own buffer as it reads it, so a held
+// buffer goes back to the kernel's ring as soon as the session has taken it.
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "src/proxy/wire.h"
+#include "src/proxy/worker.h"
+
+namespace hms::proxy {
+
+template <typename Conn>
+Worker::TlsStep Worker::TlsReceive(Conn& c, uint32_t slot) {
+  tls::Session& s = *c.tls;
+  bool progress = false;
+  for (;;) {
+    Input& ci = c.cipher_in;
+    const uint32_t bid = ci.held_head;
+    const char* p = nullptr;
+    size_t len = 0;
+    if (bid != kNone) {
+      p = buffers_.Buffer(static_cast<uint16_t>(bid)) + ci.held_off;
+      len = held_len_[bid] - ci.held_off;
+    }
+    tls::Wire w{p, len, &c.cipher_out, &blocks_};
+    TlsStep step = TlsStep::kIdle;
+    bool stop = false;
+    if (!s.handshake_done()) {
+      tls::Step st = s.Handshake(w);
+      if (st == tls::Step::kFailed) {
+        step = TlsStep::kFailed;
+        stop = true;
+      } else if (st == tls::Step::kDone) {
+        step = TlsStep::kHandshakeDone;
+        stop = true;
+      } else {
+        stop = bid == kNone;
+      }
+    } else {
+      core::Block*& b = c.in.block;
+      if (b == nullptr) b = blocks_.Get();
+      const uint32_t cap = blocks_.block_size();
+      if (b->begin > 0 && cap - b->end < cap / 4) {
+        std::memmove(b->data(), b->data() + b->begin, b->end - b->begin);
+        b->end -= b->begin;
+        b->begin = 0;
+      }
+      const uint32_t room = cap - b->end;
+      if (room == 0) {
+        stop = true;  // the HTTP side must take what is there first
+      } else {
+        int n = s.Read(w, b->data() + b->end, room);
+        if (n > 0) {
+          b->end += static_cast<uint32_t>(n);
+          progress = true;
+        } else if (n == 0) {
+          stop = bid == kNone;  // needs more ciphertext
+        } else {
+          step = n == tls::Session::kEof ? TlsStep::kEof : TlsStep::kFailed;
+          stop = true;
+        }
+      }
+      if (b->begin == b->end) {  // an idle connection holds no block
+        blocks_.Put(b);
+        b = nullptr;
+      }
+    }
+    if (bid != kNone) {
+      ci.held_off += static_cast<uint32_t>(len - w.in_len);
+      if (ci.held_off == held_len_[bid]) {
+        ci.held_head = held_next_[bid];
+        if (ci.held_head == kNone) ci.held_tail = kNone;
+        ci.held_off = 0;
+        buffers_.Recycle(static_cast<uint16_t>(bid));
+      }
+    }
+    if (!c.cipher_out.empty()) MarkDirty(c, slot);  // handshake messages, alerts
+    if (stop) return step == TlsStep::kIdle && progress ? TlsStep::kProgress : step;
+  }
+}
+
+template <typename Conn>
+bool Worker::TlsSeal(Conn& c) {
+  iovec iov[8];
+  while (!c.out.empty()) {
+    int n = c.out.Gather(iov, 8);
+    size_t total = 0;
+    tls::Wire w{nullptr, 0, &c.cipher_out, &blocks_};
+    for (int i = 0; i < n; ++i) {
+      if (!c.tls->Write(w, static_cast<const char*>(iov[i].iov_base), iov[i].iov_len)) return false;
+      total += iov[i].iov_len;
+    }
+    c.out.Consume(&blocks_, total);
+  }
+  return true;
+}
+
+template Worker::TlsStep Worker::TlsReceive(Client&, uint32_t);
+template Worker::TlsStep Worker::TlsReceive(Upstream&, uint32_t);
+template bool Worker::TlsSeal(Client&);
+template bool Worker::TlsSeal(Upstream&);
+
+void Worker::PumpClientTls(uint32_t slot) {
+  for (;;) {
+    Client& c = clients_[slot];
+    // A TLS record starts with its content type (22 = handshake); a letter
+    // is a request line sent in the clear.
+    if (!c.tls->handshake_done() && c.cipher_in.held_head != kNone) {
+      const uint32_t bid = c.cipher_in.held_head;
+      char first = buffers_.Buffer(static_cast<uint16_t>(bid))[c.cipher_in.held_off];
+      if (first >= 'A' && first <= 'Z' && c.cipher_out.empty()) {
+        RefusePlainHttp(slot);
+        return;
+      }
+    }
+    TlsStep step = TlsReceive(c, slot);
+    if (step == TlsStep::kFailed) {
+      if (!c.tls->handshake_done()) metrics_.tls_failed.Add();
+      // The alert the session queued goes out before the close.
+      CloseClient(slot, true);
+      return;
+    }
+    if (step == TlsStep::kHandshakeDone) {
+      OnClientHandshake(slot);
+      continue;
+    }
+    Drive(c.in, [this, slot](const char* p, size_t n) -> int64_t { return ConsumeClient(slot, p, n); });
+    Client& d = clients_[slot];
+    if (d.state == Client::State::kFree || d.state == Client::State::kClosing) return;
+    if (step == TlsStep::kEof) {  // close_notify: like a FIN
+      d.eof = true;
+      if (!d.ex.active) {
+        CloseClient(slot, true);
+      } else {
+        d.close_after_flush = true;
+      }
+      return;
+    }
+    if (step != TlsStep::kProgress) return;
+  }
+}
+
+void Worker::OnClientHandshake(uint32_t slot) {
+  Client& c = clients_[slot];
+  metrics_.tls_handshakes.Add();
+  if (c.tls->resumed()) metrics_.tls_resumed.Add();
+  SetClientTimer(slot);  // from the handshake's header_timeout to the idle timeout
+}
+
+void Worker::RefusePlainHttp(uint32_t slot) {
+  Client& c = clients_[slot];
+  metrics_.tls_plain_http.Add();
+  ClearInput(c.cipher_in);
+  obs::TraceContext trace{};
+  obs::NewTrace(&trace);
+  char body[192];
+  int blen = std::snprintf(body, sizeof body,
+                           "{\"error\":\"this listener speaks TLS: use https\","
+                           "\"reason\":\"plain_http_to_tls_port\",\"trace_id\":\"%.32s\"}\n",
+                           trace.trace_id);
+  char head[320];
+  int hlen = std::snprintf(head, sizeof head,
+                           "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                           "x-hms-reason: plain_http_to_tls_port\r\nx-trace-id: %.32s\r\n"
+                           "connection: close\r\ncontent-length: %d\r\n\r\n",
+                           trace.trace_id, blen);
+  // Written to the wire as is: the client speaks no TLS to read it through.
+  c.cipher_out.Append(&blocks_, head, static_cast<size_t>(hlen));
+  c.cipher_out.Append(&blocks_, body, static_cast<size_t>(blen));
+  MarkDirty(c, slot);
+  CloseClient(slot, true);
+}
+
+}  // namespace hms::proxy

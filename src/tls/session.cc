@@ -1,0 +1,541 @@
+#include "hms/tls/session.h"
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/openssl/x509v3.h>
+#include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+#include <wolfssl/wolfcrypt/hmac.h>
+#include <wolfssl/wolfcrypt/random.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <climits>
+#include <cstring>
+#include <ctime>
+
+namespace hms::tls {
+namespace {
+
+// AEAD suites with forward secrecy only, TLS 1.3's first (RFC 8446 §9.1;
+// Mozilla's "intermediate" list for TLS 1.2).
+constexpr const char* kCiphers =
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr char kAlpn[] = "http/1.1";
+// Ticket keys rotate with the hour; a ticket sealed in the previous hour is
+// still accepted (and renewed), so a ticket lives at most two hours, and the
+// lifetime hint says one.
+constexpr int64_t kTicketPeriodS = 3600;
+
+void InitLibrary() {
+  static const bool done = [] {
+    wolfSSL_Init();
+    return true;
+  }();
+  (void)done;
+}
+
+std::string Reason(int err) {
+  char buf[WOLFSSL_MAX_ERROR_SZ];
+  wolfSSL_ERR_error_string_n(static_cast<unsigned long>(err), buf, sizeof buf);
+  return buf;
+}
+
+// --- Ticket keys ---------------------------------------------------------
+
+// The process's ticket secret: random, made once.
+const std::array<uint8_t, 32>& TicketSecret() {
+  static const std::array<uint8_t, 32> secret = [] {
+    std::array<uint8_t, 32> s{};
+    WC_RNG rng;
+    if (wc_InitRng(&rng) != 0 || wc_RNG_GenerateBlock(&rng, s.data(), s.size()) != 0) {
+      std::abort();  // no randomness: nothing here can be secret
+    }
+    wc_FreeRng(&rng);
+    return s;
+  }();
+  return secret;
+}
+
+struct EpochKey {
+  int64_t epoch = -1;
+  uint8_t key[CHACHA20_POLY1305_AEAD_KEYSIZE];
+  uint8_t tag[8];  // names the secret in the ticket's key_name
+};
+
+// HMAC-SHA256(secret, label || epoch): each core derives the hour's key on
+// its own, with no shared state.
+void Derive(int64_t epoch, const char* label, uint8_t out[WC_SHA256_DIGEST_SIZE]) {
+  const auto& secret = TicketSecret();
+  Hmac h;
+  uint8_t e[8];
+  for (int i = 0; i < 8; ++i) e[i] = static_cast<uint8_t>(static_cast<uint64_t>(epoch) >> (56 - 8 * i));
+  wc_HmacInit(&h, nullptr, INVALID_DEVID);
+  wc_HmacSetKey(&h, WC_SHA256, secret.data(), static_cast<word32>(secret.size()));
+  wc_HmacUpdate(&h, reinterpret_cast<const byte*>(label), static_cast<word32>(std::strlen(label)));
+  wc_HmacUpdate(&h, e, sizeof e);
+  wc_HmacFinal(&h, out);
+  wc_HmacFree(&h);
+}
+
+const EpochKey& KeyFor(int64_t epoch) {
+  thread_local EpochKey cache[2];
+  EpochKey& k = cache[epoch & 1];
+  if (k.epoch != epoch) {
+    uint8_t d[WC_SHA256_DIGEST_SIZE];
+    Derive(epoch, "hms ticket key", d);
+    std::memcpy(k.key, d, sizeof k.key);
+    Derive(epoch, "hms ticket name", d);
+    std::memcpy(k.tag, d, sizeof k.tag);
+    k.epoch = epoch;
+  }
+  return k;
+}
+
+WC_RNG* ThreadRng() {
+  thread_local struct Rng {
+    WC_RNG rng;
+    bool ok = wc_InitRng(&rng) == 0;
+    ~Rng() {
+      if (ok) wc_FreeRng(&rng);
+    }
+  } r;
+  return r.ok ? &r.rng : nullptr;
+}
+
+// key_name = epoch (8 bytes, big-endian) || the hour's tag; iv = 12 random
+// bytes; ChaCha20-Poly1305 over the ticket with key_name || iv as AAD.
+int OnTicket(WOLFSSL*, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
+             unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
+             int enc, unsigned char* ticket, int in_len, int* out_len, void*) {
+  int64_t now_epoch = static_cast<int64_t>(std::time(nullptr)) / kTicketPeriodS;
+  uint8_t aad[WOLFSSL_TICKET_NAME_SZ + CHACHA20_POLY1305_AEAD_IV_SIZE];
+  if (enc) {
+    const EpochKey& k = KeyFor(now_epoch);
+    for (int i = 0; i < 8; ++i) name[i] = static_cast<uint8_t>(static_cast<uint64_t>(now_epoch) >> (56 - 8 * i));
+    std::memcpy(name + 8, k.tag, 8);
+    WC_RNG* rng = ThreadRng();
+    if (rng == nullptr || wc_RNG_GenerateBlock(rng, iv, WOLFSSL_TICKET_IV_SZ) != 0) {
+      return WOLFSSL_TICKET_RET_FATAL;
+    }
+    std::memcpy(aad, name, WOLFSSL_TICKET_NAME_SZ);
+    std::memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, CHACHA20_POLY1305_AEAD_IV_SIZE);
+    std::memset(mac, 0, WOLFSSL_TICKET_MAC_SZ);
+    if (wc_ChaCha20Poly1305_Encrypt(k.key, iv, aad, sizeof aad, ticket, static_cast<word32>(in_len),
+                                    ticket, mac) != 0) {
+      return WOLFSSL_TICKET_RET_FATAL;
+    }
+    *out_len = in_len;
+    return WOLFSSL_TICKET_RET_OK;
+  }
+  uint64_t e = 0;
+  for (int i = 0; i < 8; ++i) e = (e << 8) | name[i];
+  int64_t epoch = static_cast<int64_t>(e);
+  if (epoch != now_epoch && epoch != now_epoch - 1) return WOLFSSL_TICKET_RET_REJECT;
+  const EpochKey& k = KeyFor(epoch);
+  if (std::memcmp(name + 8, k.tag, 8) != 0) return WOLFSSL_TICKET_RET_REJECT;  // another process's
+  std::memcpy(aad, name, WOLFSSL_TICKET_NAME_SZ);
+  std::memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, CHACHA20_POLY1305_AEAD_IV_SIZE);
+  if (wc_ChaCha20Poly1305_Decrypt(k.key, iv, aad, sizeof aad, ticket, static_cast<word32>(in_len),
+                                  mac, ticket) != 0) {
+    return WOLFSSL_TICKET_RET_REJECT;
+  }
+  *out_len = in_len;
+  return epoch == now_epoch ? WOLFSSL_TICKET_RET_OK : WOLFSSL_TICKET_RET_CREATE;
+}
+
+// --- Certificates --------------------------------------------------------
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string AsnText(WOLFSSL_ASN1_STRING* s) {
+  if (s == nullptr) return {};
+  const char* d = reinterpret_cast<const char*>(wolfSSL_ASN1_STRING_data(s));
+  int n = wolfSSL_ASN1_STRING_length(s);
+  return d != nullptr && n > 0 ? std::string(d, static_cast<size_t>(n)) : std::string();
+}
+
+// The DNS names a certificate serves: its subjectAltName DNS entries, else
+// its subject's CN (RFC 6125 §6.4.4).
+std::vector<std::string> DnsNames(WOLFSSL_X509* x) {
+  std::vector<std::string> names;
+  auto* sans = static_cast<WOLF_STACK_OF(WOLFSSL_GENERAL_NAME)*>(
+      wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  if (sans != nullptr) {
+    int n = wolfSSL_sk_GENERAL_NAME_num(sans);
+    for (int i = 0; i < n; ++i) {
+      WOLFSSL_GENERAL_NAME* g = wolfSSL_sk_GENERAL_NAME_value(sans, i);
+      if (g != nullptr && g->type == GEN_DNS) names.push_back(Lower(AsnText(g->d.dNSName)));
+    }
+    wolfSSL_sk_GENERAL_NAME_pop_free(sans, wolfSSL_GENERAL_NAME_free);
+  }
+  if (names.empty()) {
+    char cn[256];
+    WOLFSSL_X509_NAME* subject = wolfSSL_X509_get_subject_name(x);
+    int n = subject != nullptr ? wolfSSL_X509_NAME_get_text_by_NID(subject, NID_commonName, cn, sizeof cn) : -1;
+    if (n > 0) names.push_back(Lower(std::string(cn, static_cast<size_t>(n))));
+  }
+  return names;
+}
+
+bool NameMatches(const std::string& pattern, std::string_view host) {
+  if (pattern.size() > 2 && pattern[0] == '*' && pattern[1] == '.') {
+    size_t dot = host.find('.');
+    return dot != std::string_view::npos && dot > 0 && host.substr(dot) == std::string_view(pattern).substr(1);
+  }
+  return host == pattern;
+}
+
+Error TlsError(const std::string& file, const std::string& what, int err) {
+  std::string m = file + ": " + what;
+  if (err != 0) m += " (" + Reason(err) + ")";
+  return ConfigError(m);
+}
+
+// Settings every context shares: TLS 1.2 and 1.3 only, AEAD suites, our
+// in-memory I/O (set again on each session: wolfSSL_set_SSL_CTX keeps it).
+Result<WOLFSSL_CTX*> NewCtx(bool server) {
+  InitLibrary();
+  WOLFSSL_CTX* ctx = wolfSSL_CTX_new(server ? wolfSSLv23_server_method() : wolfSSLv23_client_method());
+  if (ctx == nullptr) return ConfigError("tls: cannot make a wolfSSL context (out of memory)");
+  if (wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
+      wolfSSL_CTX_set_cipher_list(ctx, kCiphers) != WOLFSSL_SUCCESS) {
+    wolfSSL_CTX_free(ctx);
+    return ConfigError("tls: the wolfSSL library lacks TLS 1.2/1.3 or the AEAD cipher suites");
+  }
+  return ctx;
+}
+
+
+// Two sessions of this process talking through strings (the key self-test).
+struct StringPipe {
+  std::string data;
+  size_t off = 0;
+};
+int PipeRecv(WOLFSSL*, char* buf, int sz, void* ctx) {
+  auto* p = static_cast<StringPipe*>(ctx);
+  size_t n = std::min(static_cast<size_t>(sz), p->data.size() - p->off);
+  if (n == 0) return WOLFSSL_CBIO_ERR_WANT_READ;
+  std::memcpy(buf, p->data.data() + p->off, n);
+  p->off += n;
+  return static_cast<int>(n);
+}
+int PipeSend(WOLFSSL*, char* buf, int sz, void* ctx) {
+  static_cast<StringPipe*>(ctx)->data.append(buf, static_cast<size_t>(sz));
+  return sz;
+}
+bool SelfHandshake(WOLFSSL* c, WOLFSSL* s) {
+  StringPipe to_s, to_c;
+  wolfSSL_SSLSetIORecv(c, PipeRecv);
+  wolfSSL_SSLSetIOSend(c, PipeSend);
+  wolfSSL_SetIOReadCtx(c, &to_c);
+  wolfSSL_SetIOWriteCtx(c, &to_s);
+  wolfSSL_SSLSetIORecv(s, PipeRecv);
+  wolfSSL_SSLSetIOSend(s, PipeSend);
+  wolfSSL_SetIOReadCtx(s, &to_s);
+  wolfSSL_SetIOWriteCtx(s, &to_c);
+  bool c_done = false, s_done = false;
+  for (int round = 0; round < 10 && !(c_done && s_done); ++round) {
+    if (!c_done) {
+      int rc = wolfSSL_connect(c);
+      if (rc == WOLFSSL_SUCCESS) c_done = true;
+      else if (wolfSSL_get_error(c, rc) != WOLFSSL_ERROR_WANT_READ) return false;
+    }
+    if (!s_done) {
+      int rc = wolfSSL_accept(s);
+      if (rc == WOLFSSL_SUCCESS) s_done = true;
+      else if (wolfSSL_get_error(s, rc) != WOLFSSL_ERROR_WANT_READ) return false;
+    }
+  }
+  return c_done && s_done;
+}
+
+Result<bool> LoadIdentity(WOLFSSL_CTX* ctx, const std::string& cert, const std::string& key) {
+  int rc = wolfSSL_CTX_use_certificate_chain_file(ctx, cert.c_str());
+  if (rc != WOLFSSL_SUCCESS) return TlsError(cert, "cannot load the certificate chain (PEM)", rc);
+  rc = wolfSSL_CTX_use_PrivateKey_file(ctx, key.c_str(), WOLFSSL_FILETYPE_PEM);
+  if (rc != WOLFSSL_SUCCESS) return TlsError(key, "cannot load the private key (PEM)", rc);
+  if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+    return TlsError(key, "the key does not match the certificate " + cert, 0);
+  }
+  return true;
+}
+
+// wolfSSL_CTX_check_private_key only compares key types for ECC here, so a
+// server identity is proven the way a client would: a handshake in memory,
+// whose CertificateVerify fails when the key is not the certificate's.
+bool KeyMatches(const std::string& cert, const std::string& key) {
+  auto server_ctx = NewCtx(true);
+  auto client_ctx = NewCtx(false);
+  bool ok = false;
+  if (server_ctx && client_ctx && LoadIdentity(*server_ctx, cert, key)) {
+    wolfSSL_CTX_set_verify(*client_ctx, WOLFSSL_VERIFY_NONE, nullptr);
+    WOLFSSL* s = wolfSSL_new(*server_ctx);
+    WOLFSSL* c = wolfSSL_new(*client_ctx);
+    if (s != nullptr && c != nullptr) ok = SelfHandshake(c, s);
+    if (s != nullptr) wolfSSL_free(s);
+    if (c != nullptr) wolfSSL_free(c);
+  }
+  if (server_ctx) wolfSSL_CTX_free(*server_ctx);
+  if (client_ctx) wolfSSL_CTX_free(*client_ctx);
+  return ok;
+}
+
+Result<bool> LoadCa(WOLFSSL_CTX* ctx, const std::string& ca) {
+  int rc = wolfSSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr);
+  if (rc != WOLFSSL_SUCCESS) return TlsError(ca, "cannot load the CA certificate (PEM)", rc);
+  wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  return true;
+}
+
+}  // namespace
+
+// --- Contexts ------------------------------------------------------------
+
+Result<std::shared_ptr<const ServerContext>> ServerContext::Make(const ServerOptions& o) {
+  if (o.certs.empty()) return ConfigError("tls: no certificate");
+  std::shared_ptr<ServerContext> sc(new ServerContext());
+  sc->client_auth_ = o.client_auth;
+  for (const CertFiles& f : o.certs) {
+    auto ctx = NewCtx(true);
+    if (!ctx) return ctx.error();
+    sc->ctx_.push_back(*ctx);  // freed by ~ServerContext from here on
+    if (auto ok = LoadIdentity(*ctx, f.cert, f.key); !ok) return ok.error();
+    if (!KeyMatches(f.cert, f.key)) {
+      return TlsError(f.key, "the key does not match the certificate " + f.cert, 0);
+    }
+    if (o.client_auth) {
+      if (auto ok = LoadCa(*ctx, o.ca); !ok) return ok.error();
+    }
+    wolfSSL_CTX_set_TicketEncCb(*ctx, OnTicket);
+    wolfSSL_CTX_set_TicketHint(*ctx, static_cast<int>(kTicketPeriodS));
+    wolfSSL_CTX_set_timeout(*ctx, static_cast<unsigned>(kTicketPeriodS));
+    wolfSSL_CTX_SetIORecv(*ctx, &Session::OnRecv);
+    wolfSSL_CTX_SetIOSend(*ctx, &Session::OnSend);
+    WOLFSSL_X509* x = wolfSSL_X509_load_certificate_file(f.cert.c_str(), WOLFSSL_FILETYPE_PEM);
+    if (x == nullptr) return TlsError(f.cert, "cannot read the certificate", 0);
+    sc->names_.push_back(DnsNames(x));
+    wolfSSL_X509_free(x);
+  }
+  if (sc->ctx_.size() > 1) {
+    wolfSSL_CTX_set_servername_callback(sc->ctx_[0], &ServerContext::OnServerName);
+    wolfSSL_CTX_set_servername_arg(sc->ctx_[0], sc.get());
+  }
+  return std::shared_ptr<const ServerContext>(std::move(sc));
+}
+
+ServerContext::~ServerContext() {
+  for (WOLFSSL_CTX* c : ctx_) wolfSSL_CTX_free(c);
+}
+
+// Chooses the certificate by SNI: exact names first, then wildcards; the
+// default one when none matches (what nginx and HAProxy do).
+int ServerContext::OnServerName(WOLFSSL* ssl, int*, void* arg) {
+  const auto* sc = static_cast<const ServerContext*>(arg);
+  const char* name = wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
+  if (name == nullptr || *name == '\0') return 0;
+  char lower[256];
+  size_t n = std::min(std::strlen(name), sizeof lower);
+  for (size_t i = 0; i < n; ++i) lower[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+  std::string_view host(lower, n);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < sc->names_.size(); ++i) {
+      for (const std::string& p : sc->names_[i]) {
+        bool wildcard = p.size() > 1 && p[0] == '*';
+        if (wildcard != (pass == 1) || !NameMatches(p, host)) continue;
+        if (i > 0) wolfSSL_set_SSL_CTX(ssl, sc->ctx_[i]);
+        return 0;
+      }
+    }
+  }
+  return 0;
+}
+
+Result<std::shared_ptr<const ClientContext>> ClientContext::Make(const ClientOptions& o) {
+  auto ctx = NewCtx(false);
+  if (!ctx) return ctx.error();
+  std::shared_ptr<ClientContext> cc(new ClientContext());
+  cc->ctx_ = *ctx;
+  if (!o.cert.empty()) {
+    if (auto ok = LoadIdentity(cc->ctx_, o.cert, o.key); !ok) return ok.error();
+  }
+  if (auto ok = LoadCa(cc->ctx_, o.ca); !ok) return ok.error();
+  wolfSSL_CTX_SetIORecv(cc->ctx_, &Session::OnRecv);
+  wolfSSL_CTX_SetIOSend(cc->ctx_, &Session::OnSend);
+  return std::shared_ptr<const ClientContext>(std::move(cc));
+}
+
+ClientContext::~ClientContext() {
+  if (ctx_ != nullptr) wolfSSL_CTX_free(ctx_);
+}
+
+SavedSession::~SavedSession() {
+  if (s_ != nullptr) wolfSSL_SESSION_free(s_);
+}
+
+// --- Sessions ------------------------------------------------------------
+
+std::unique_ptr<Session> Session::NewServer(std::shared_ptr<const ServerContext> ctx) {
+  std::unique_ptr<Session> s(new Session());
+  s->ssl_ = wolfSSL_new(ctx->ctx_[0]);
+  if (s->ssl_ == nullptr) return nullptr;
+  s->server_ctx_ = std::move(ctx);
+  s->server_ = true;
+  wolfSSL_SetIOReadCtx(s->ssl_, s.get());
+  wolfSSL_SetIOWriteCtx(s->ssl_, s.get());
+  // Offer http/1.1; a client that asks only for others (h2) goes on without
+  // ALPN rather than failing (RFC 7301 §3.2 allows either).
+  wolfSSL_UseALPN(s->ssl_, const_cast<char*>(kAlpn), sizeof kAlpn - 1,
+                  WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+  return s;
+}
+
+std::unique_ptr<Session> Session::NewClient(const ClientContext& ctx, const SavedSession* resume,
+                                            std::string_view server_name) {
+  std::unique_ptr<Session> s(new Session());
+  s->ssl_ = wolfSSL_new(ctx.ctx_);
+  if (s->ssl_ == nullptr) return nullptr;
+  wolfSSL_SetIOReadCtx(s->ssl_, s.get());
+  wolfSSL_SetIOWriteCtx(s->ssl_, s.get());
+  wolfSSL_UseALPN(s->ssl_, const_cast<char*>(kAlpn), sizeof kAlpn - 1,
+                  WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+  wolfSSL_UseSessionTicket(s->ssl_);
+  if (!server_name.empty()) {
+    wolfSSL_UseSNI(s->ssl_, WOLFSSL_SNI_HOST_NAME, server_name.data(),
+                   static_cast<unsigned short>(server_name.size()));
+  }
+  if (resume != nullptr && resume->s_ != nullptr) wolfSSL_set_session(s->ssl_, resume->s_);
+  return s;
+}
+
+Session::~Session() {
+  if (ssl_ != nullptr) wolfSSL_free(ssl_);
+}
+
+int Session::OnRecv(WOLFSSL*, char* buf, int sz, void* ctx) {
+  Wire* w = static_cast<Session*>(ctx)->wire_;
+  if (w == nullptr || w->in_len == 0) return WOLFSSL_CBIO_ERR_WANT_READ;
+  size_t n = std::min(static_cast<size_t>(sz), w->in_len);
+  std::memcpy(buf, w->in, n);
+  w->in += n;
+  w->in_len -= n;
+  return static_cast<int>(n);
+}
+
+int Session::OnSend(WOLFSSL*, char* buf, int sz, void* ctx) {
+  Wire* w = static_cast<Session*>(ctx)->wire_;
+  if (w == nullptr || w->out == nullptr) return WOLFSSL_CBIO_ERR_WANT_WRITE;
+  w->out->Append(w->pool, buf, static_cast<size_t>(sz));
+  return sz;
+}
+
+void Session::Fail(int err, const char* where) {
+  failure_ = std::string(where) + ": " + Reason(err);
+}
+
+Step Session::Handshake(Wire& w) {
+  if (done_) return Step::kDone;
+  wire_ = &w;
+  int rc = server_ ? wolfSSL_accept(ssl_) : wolfSSL_connect(ssl_);
+  int err = rc == WOLFSSL_SUCCESS ? 0 : wolfSSL_get_error(ssl_, rc);
+  wire_ = nullptr;
+  if (rc != WOLFSSL_SUCCESS) {
+    if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) return Step::kWant;
+    Fail(err, "handshake");
+    return Step::kFailed;
+  }
+  done_ = true;
+  WOLFSSL_X509_CHAIN* chain = wolfSSL_get_peer_chain(ssl_);
+  if (chain != nullptr && wolfSSL_get_chain_count(chain) > 0) {
+    peer_id_ = UriSan(wolfSSL_get_chain_cert(chain, 0),
+                      static_cast<size_t>(wolfSSL_get_chain_length(chain, 0)));
+  }
+  return Step::kDone;
+}
+
+int Session::Read(Wire& w, char* dst, size_t cap) {
+  wire_ = &w;
+  int rc = wolfSSL_read(ssl_, dst, static_cast<int>(std::min<size_t>(cap, INT_MAX)));
+  int err = rc > 0 ? 0 : wolfSSL_get_error(ssl_, rc);
+  wire_ = nullptr;
+  if (rc > 0) return rc;
+  if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) return 0;
+  if (err == WOLFSSL_ERROR_ZERO_RETURN) return kEof;
+  Fail(err, "read");
+  return kError;
+}
+
+bool Session::Write(Wire& w, const char* p, size_t n) {
+  wire_ = &w;
+  bool ok = true;
+  while (n > 0) {
+    int chunk = static_cast<int>(std::min<size_t>(n, 1 << 20));
+    int rc = wolfSSL_write(ssl_, p, chunk);
+    if (rc <= 0) {
+      Fail(wolfSSL_get_error(ssl_, rc), "write");
+      ok = false;
+      break;
+    }
+    p += rc;
+    n -= static_cast<size_t>(rc);
+  }
+  wire_ = nullptr;
+  return ok;
+}
+
+void Session::Shutdown(Wire& w) {
+  if (!done_) return;
+  wire_ = &w;
+  wolfSSL_shutdown(ssl_);  // sends close_notify; the peer's answer is not awaited
+  wire_ = nullptr;
+}
+
+bool Session::resumed() const { return wolfSSL_session_reused(ssl_) == 1; }
+
+std::string_view Session::version() const { return wolfSSL_get_version(ssl_); }
+
+std::string_view Session::alpn() const {
+  char* name = nullptr;
+  unsigned short size = 0;
+  if (wolfSSL_ALPN_GetProtocol(ssl_, &name, &size) != WOLFSSL_SUCCESS || name == nullptr) return {};
+  return std::string_view(name, size);
+}
+
+void Session::Save(SavedSession* into) const {
+  WOLFSSL_SESSION* s = wolfSSL_get1_session(ssl_);
+  if (s == nullptr) return;
+  if (into->s_ != nullptr) wolfSSL_SESSION_free(into->s_);
+  into->s_ = s;
+}
+
+std::string UriSan(const unsigned char* der, size_t len) {
+  if (der == nullptr || len == 0) return {};
+  const unsigned char* p = der;
+  WOLFSSL_X509* x = wolfSSL_d2i_X509(nullptr, &p, static_cast<int>(len));
+  if (x == nullptr) return {};
+  std::string uri;
+  int count = 0;
+  auto* sans = static_cast<WOLF_STACK_OF(WOLFSSL_GENERAL_NAME)*>(
+      wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  if (sans != nullptr) {
+    int n = wolfSSL_sk_GENERAL_NAME_num(sans);
+    for (int i = 0; i < n; ++i) {
+      WOLFSSL_GENERAL_NAME* g = wolfSSL_sk_GENERAL_NAME_value(sans, i);
+      if (g != nullptr && g->type == GEN_URI) {
+        ++count;
+        uri = AsnText(g->d.uniformResourceIdentifier);
+      }
+    }
+    wolfSSL_sk_GENERAL_NAME_pop_free(sans, wolfSSL_GENERAL_NAME_free);
+  }
+  wolfSSL_X509_free(x);
+  return count == 1 ? uri : std::string();
+}
+
+}  // namespace hms::tls
