@@ -334,6 +334,9 @@ void Worker::OnTimer(core::Timer* t) {
       Client& c = clients_[slot];
       if (c.state == Client::State::kClosing) {
         CloseClient(slot, false);  // lingering over, or a client that never read its answer
+      } else if (c.tls != nullptr && !c.tls->handshake_done()) {
+        metrics_.tls_failed.Add();  // a handshake that stalled: no answer can be read
+        CloseClient(slot, false);
       } else if (!c.in.empty() && !c.ex.active) {
         RejectRequest(slot, 408, "header_timeout", "request head not received in time");
       } else {

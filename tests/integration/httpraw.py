@@ -38,10 +38,14 @@ class PeerClosed(Exception):
 
 
 class Conn:
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, tls=None, server_name=None,
+                 session=None):
+        """tls: an ssl.SSLContext to speak TLS with (server_name as SNI, session to resume)."""
         assert host.startswith("127."), "tests talk to loopback only"
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=server_name, session=session)
         self.buf = b""
         self.eof = False
 
