@@ -282,8 +282,8 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
         const std::string& e = s.endpoints[i];
         const int line = internal::LineOf(f.value[i]);
         const std::string ctx = "endpoints[" + std::to_string(i) + "]";
-        if (!ParseHostPort(e)) {
-          r.Fail(line, ctx, "'" + e + "' is not host:port with a port 1..65535");
+        if (!ParseEndpoint(e)) {
+          r.Fail(line, ctx, "'" + e + "' is not [mtls://]host:port with a port 1..65535");
         }
         if (std::count(s.endpoints.begin(), s.endpoints.end(), e) > 1) {
           r.Fail(line, ctx, "'" + e + "' appears twice");

@@ -23,8 +23,10 @@ std::string Where(const std::string& source, int line) {
 // Fills `ep.addr` from "host:port": numeric addresses directly, names through
 // the resolver (blocking: this runs on the control thread, never on a core).
 Result<bool> Resolve(Endpoint* ep) {
-  const std::optional<HostPort> hp = ParseHostPort(ep->address);
-  if (!hp) return ConfigError("'" + ep->address + "' is not host:port with a port 1..65535");
+  const std::optional<EndpointAddress> e = ParseEndpoint(ep->address);
+  if (!e) return ConfigError("'" + ep->address + "' is not [mtls://]host:port with a port 1..65535");
+  ep->mtls = e->mtls;
+  const HostPort* hp = &e->hp;
   std::memset(&ep->addr, 0, sizeof(ep->addr));
   sockaddr_in* v4 = reinterpret_cast<sockaddr_in*>(&ep->addr);
   sockaddr_in6* v6 = reinterpret_cast<sockaddr_in6*>(&ep->addr);
@@ -152,8 +154,11 @@ Result<bool> AddSidecarRoutes(const GatewayConfig& gateway, const MeshConfig& me
   local.retries = 0;
   local.connect_attempts = 2;
   local.timeout_ms = mesh.timeout_ms;
-  for (uint32_t i = 0; i < services; ++i)
-    if (snap->clusters[i].name == gateway.service) local.timeout_ms = snap->clusters[i].timeout_ms;
+  for (uint32_t i = 0; i < services; ++i) {
+    if (snap->clusters[i].name != gateway.service) continue;
+    local.timeout_ms = snap->clusters[i].timeout_ms;
+    local.allowed_peers = snap->clusters[i].allowed_peers;
+  }
   Endpoint ep;
   ep.address = "127.0.0.1:" + std::to_string(gateway.local_port);
   Result<bool> ok = Resolve(&ep);
@@ -225,6 +230,11 @@ Result<std::unique_ptr<Snapshot>> CompileSnapshot(const GatewayConfig& gateway,
     cl.breaker = s.breaker.value_or(mesh.breaker);
     cl.rate_limit = s.rate_limit;
     cl.allow_from = s.allow_from;
+    cl.identity = "spiffe://" + mesh.trust_domain + "/svc/" + s.service;
+    for (const std::string& a : s.allow_from) {
+      cl.allowed_peers.push_back(a.starts_with("spiffe://") ? a
+                                 : "spiffe://" + mesh.trust_domain + "/svc/" + a);
+    }
     std::set<std::string> seen;
     for (const std::string& address : s.endpoints) {
       if (!seen.insert(address).second) continue;  // the file and the store may both list it

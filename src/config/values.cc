@@ -137,6 +137,18 @@ std::optional<RateLimit> ParseRateText(std::string_view text) {
   return r;
 }
 
+std::optional<EndpointAddress> ParseEndpoint(std::string_view text) {
+  EndpointAddress e;
+  if (text.starts_with(kMtlsScheme)) {
+    e.mtls = true;
+    text.remove_prefix(kMtlsScheme.size());
+  }
+  std::optional<HostPort> hp = ParseHostPort(text);
+  if (!hp) return std::nullopt;
+  e.hp = std::move(*hp);
+  return e;
+}
+
 std::optional<HostPort> ParseHostPort(std::string_view text, bool allow_port_zero) {
   HostPort hp;
   std::string_view port_text;

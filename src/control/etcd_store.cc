@@ -468,8 +468,8 @@ class EtcdStoreImpl final : public EtcdStore {
     if (!config::IsValidServiceName(service)) {
       return UserError("'" + service + "' is not a valid service name");
     }
-    if (!config::ParseHostPort(address)) {
-      return UserError("'" + address + "' is not host:port with a port 1..65535");
+    if (!config::ParseEndpoint(address)) {
+      return UserError("'" + address + "' is not [mtls://]host:port with a port 1..65535");
     }
     return true;
   }

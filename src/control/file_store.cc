@@ -25,6 +25,14 @@
 namespace hms::control {
 namespace {
 
+// A lease file is named SERVICE@ADDRESS; "mtls://" cannot be in a file
+// name, so an mTLS endpoint's file says "mtls+" instead.
+constexpr std::string_view kMtlsFilePrefix = "mtls+";
+std::string LeaseFileAddress(const std::string& address) {
+  if (!address.starts_with(config::kMtlsScheme)) return address;
+  return std::string(kMtlsFilePrefix) + address.substr(config::kMtlsScheme.size());
+}
+
 Error IoError(const std::string& what, int err) {
   return Error{what + ": " + std::strerror(err), Side::kInternal, false};
 }
@@ -348,8 +356,8 @@ class FileStore final : public Store {
     if (!config::IsValidServiceName(service)) {
       return UserError("'" + service + "' is not a valid service name");
     }
-    if (!config::ParseHostPort(address)) {
-      return UserError("'" + address + "' is not host:port with a port 1..65535");
+    if (!config::ParseEndpoint(address)) {
+      return UserError("'" + address + "' is not [mtls://]host:port with a port 1..65535");
     }
     if (ttl_s < 1) return UserError("a lease TTL must be at least 1 s");
     DirLock lock;
@@ -363,7 +371,7 @@ class FileStore final : public Store {
     for (const LeaseFile& l : ReadLeases())
       if (l.expires_ms <= now) unlink(l.path.c_str());
     // A sidecar that restarts takes its entry over with its new lease.
-    const std::string base = service + "@" + address;
+    const std::string base = service + "@" + LeaseFileAddress(address);
     Result<std::string> tmp = WriteTemp(leases_, base, std::to_string(ttl_s) + "\n");
     if (!tmp) return tmp.error();
     const std::string target = leases_ + "/" + base;
@@ -477,12 +485,15 @@ class FileStore final : public Store {
     l.path = path;
     l.service = base.substr(0, at);
     l.address = base.substr(at + 1);
+    if (l.address.starts_with(kMtlsFilePrefix)) {  // see LeaseFileAddress
+      l.address = std::string(config::kMtlsScheme) + l.address.substr(kMtlsFilePrefix.size());
+    }
     std::string text;
     struct stat st;
     Result<bool> got = ReadWhole(path, &text);
     if (!got.ok() || !got.value() || stat(path.c_str(), &st) != 0) return std::nullopt;
     l.ttl_s = std::atoll(text.c_str());
-    if (l.ttl_s < 1 || !config::IsValidServiceName(l.service) || !config::ParseHostPort(l.address)) {
+    if (l.ttl_s < 1 || !config::IsValidServiceName(l.service) || !config::ParseEndpoint(l.address)) {
       return std::nullopt;
     }
     l.expires_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000 +
@@ -515,8 +526,8 @@ class FileStore final : public Store {
     if (!config::IsValidServiceName(service)) {
       return UserError("'" + service + "' is not a valid service name");
     }
-    if (!config::ParseHostPort(address)) {
-      return UserError("'" + address + "' is not host:port with a port 1..65535");
+    if (!config::ParseEndpoint(address)) {
+      return UserError("'" + address + "' is not [mtls://]host:port with a port 1..65535");
     }
     DirLock lock;
     Result<bool> locked = lock.Take(LockPath(), true);

@@ -611,9 +611,13 @@ int Main(int argc, char** argv) {
   // A sidecar registers its inbound address as an endpoint of its service.
   std::unique_ptr<hms::control::SelfRegistration> registration;
   if (g.config.role == "sidecar") {
+    // Callers learn from the address that this sidecar takes only mTLS.
+    const auto& inbound = g.config.listeners.front();
+    const bool inbound_mtls = inbound.tls ? inbound.tls->client_auth : g.config.mtls.has_value();
     registration = std::make_unique<hms::control::SelfRegistration>(
         g.store.get(), g.config.service,
-        g.config.advertise.empty() ? bound.front() : g.config.advertise,
+        std::string(inbound_mtls ? hms::config::kMtlsScheme : "") +
+            (g.config.advertise.empty() ? bound.front() : g.config.advertise),
         g.config.registration_ttl_s, [](const std::string& line) { Log("%s", line.c_str()); });
     registration->Tick(std::chrono::steady_clock::now());
     std::printf("hms-gateway: sidecar of %s on 127.0.0.1:%u, registered as %s%s\n",

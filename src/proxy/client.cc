@@ -266,6 +266,20 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   ex.route = &route;
   ex.cluster = &cluster;
   ex.route_key = route.key;
+  // A caller's identity is its certificate's one URI SAN, checked once per
+  // request against allow_from (a reload may change the list).
+  std::string_view peer_id = c.tls != nullptr ? c.tls->peer_identity() : std::string_view();
+  if (kind == ListenerKind::kInbound && c.tls != nullptr && c.tls->handshake_done() &&
+      !PeerAllowed(cluster, peer_id)) {
+    metrics_.identity_refused.Add();
+    char msg[200];
+    std::snprintf(msg, sizeof msg, "identity '%.*s' is not in this service's allow_from",
+                  static_cast<int>(std::min<size_t>(peer_id.size(), 120)), peer_id.data());
+    if (peer_id.empty()) std::snprintf(msg, sizeof msg, "the client certificate carries no single URI identity");
+    LocalResponse(slot, 403, "identity_not_allowed", msg, !ex.req_done);
+    FinishExchange(slot);
+    return static_cast<int64_t>(head_len);
+  }
   if (r.body == http::BodyKind::kContentLength && r.content_length > config_.max_body_bytes) {
     LocalResponse(slot, 413, "body_too_large", "request body exceeds max_body_bytes", true);
     FinishExchange(slot);
@@ -383,7 +397,7 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   if (!egress_to.empty()) {
     w.S("host: ").S(egress_to).S("\r\n");
   } else if (!has_host) {
-    w.S("host: ").S(cluster.endpoints[ep_index].address).S("\r\n");
+    w.S("host: ").S(cluster.endpoints[ep_index].authority()).S("\r\n");
   }
   w.S("x-forwarded-for: ");
   if (!xff.empty()) w.S(xff).S(", ");
@@ -394,6 +408,9 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   } else {
     w.S(std::string_view(ex.trace.trace_id, 32));
   }
+  // The verified caller, for the service behind (any such field from the
+  // caller was dropped above).
+  if (!peer_id.empty()) w.S("\r\nx-hms-peer: ").S(peer_id);
   char tpbuf[64];
   int tplen = obs::FormatTraceparent(ex.trace, tpbuf);
   w.S("\r\ntraceparent: ").S(std::string_view(tpbuf, static_cast<size_t>(tplen))).S("\r\n");
@@ -411,6 +428,14 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   if (!AttachUpstream(slot, false)) return static_cast<int64_t>(head_len);
   if (c.out.size() > 0) MarkDirty(c, slot);
   return static_cast<int64_t>(head_len);
+}
+
+bool Worker::PeerAllowed(const config::Cluster& local, std::string_view identity) {
+  if (identity.empty()) return false;
+  if (local.allowed_peers.empty()) return true;
+  for (const std::string& p : local.allowed_peers)
+    if (p == identity) return true;
+  return false;
 }
 
 // Egress (docs/sidecar.md): `Host: NAME` names the service; else the path's
@@ -447,7 +472,7 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
   Exchange& ex = c.ex;
   if (ex.upstream == kNone) return kBlocked;  // connecting to another endpoint
   Upstream& u = upstreams_[ex.upstream];
-  if (u.out.size() >= kMaxQueued) return kBlocked;  // resumed when the upstream send drains
+  if (u.queued() >= kMaxQueued) return kBlocked;  // resumed when the upstream send drains
   size_t used = 0;
   if (ex.req_body == http::BodyKind::kContentLength) {
     used = static_cast<size_t>(std::min<uint64_t>(n, ex.req_remaining));

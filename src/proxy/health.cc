@@ -27,7 +27,9 @@ void Worker::ReconcileProbes(const config::Snapshot& s) {
   for (const config::Cluster& cl : s.clusters) {
     if (!cl.health_check || OwnerCore(cl.name, cores_) != index_) continue;
     for (const config::Endpoint& ep : cl.endpoints) {
-      if (ep.health == nullptr) continue;
+      // Probes speak plain HTTP; an mTLS sidecar is watched by outlier
+      // ejection and its own lease instead (docs/resilience.md).
+      if (ep.health == nullptr || ep.mtls) continue;
       std::string key = cl.name + "|" + ep.address + "|" + cl.health_check->path;
       HealthProbe* found = nullptr;
       for (auto& p : probes_) {

@@ -178,4 +178,81 @@ void Worker::RefusePlainHttp(uint32_t slot) {
   CloseClient(slot, true);
 }
 
+bool Worker::StartUpstreamTls(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  const auto& ctx = current_->snapshot->mesh_client;
+  if (ctx == nullptr) {
+    metrics_.upstream_tls_failed.Add();
+    UpstreamFailed(up, 502, "no_mesh_identity",
+                   "the endpoint takes mTLS only and this proxy has no mtls identity");
+    return false;
+  }
+  const tls::SavedSession* saved =
+      u.endpoint_id < tls_saved_.size() ? tls_saved_[u.endpoint_id].get() : nullptr;
+  u.tls = tls::Session::NewClient(*ctx, saved);
+  if (u.tls == nullptr) {
+    metrics_.upstream_tls_failed.Add();
+    UpstreamFailed(up, 502, "upstream_tls_failed", "cannot make a TLS session");
+    return false;
+  }
+  if (TlsReceive(u, up) == TlsStep::kFailed) {  // writes the ClientHello
+    metrics_.upstream_tls_failed.Add();
+    UpstreamFailed(up, 502, "upstream_tls_failed", "mTLS handshake with the upstream failed");
+    return false;
+  }
+  return true;
+}
+
+void Worker::PumpUpstreamTls(uint32_t up) {
+  for (;;) {
+    Upstream& u = upstreams_[up];
+    TlsStep step = TlsReceive(u, up);
+    if (step == TlsStep::kFailed) {
+      if (!u.tls->handshake_done()) metrics_.upstream_tls_failed.Add();
+      UpstreamFailed(up, 502, "upstream_tls_failed",
+                     u.tls->handshake_done() ? "bad TLS record from the upstream"
+                                             : "mTLS handshake with the upstream failed");
+      return;
+    }
+    if (step == TlsStep::kHandshakeDone) {
+      if (!OnUpstreamHandshake(up)) return;
+      continue;
+    }
+    if (step == TlsStep::kProgress && !u.tls_saved && u.endpoint_id < tls_saved_.size()) {
+      // After the first read: a TLS 1.3 ticket comes after the handshake.
+      auto& saved = tls_saved_[u.endpoint_id];
+      if (saved == nullptr) saved = std::make_unique<tls::SavedSession>();
+      u.tls->Save(saved.get());
+      u.tls_saved = true;
+    }
+    Drive(u.in, [this, up](const char* p, size_t n) -> int64_t { return ConsumeUpstream(up, p, n); });
+    Upstream& v = upstreams_[up];
+    if (v.state != Upstream::State::kBusy) return;
+    if (step == TlsStep::kEof) {
+      OnUpstreamEof(up);
+      return;
+    }
+    if (step != TlsStep::kProgress) return;
+  }
+}
+
+bool Worker::OnUpstreamHandshake(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  metrics_.upstream_tls_handshakes.Add();
+  if (u.tls->resumed()) metrics_.upstream_tls_resumed.Add();
+  // The peer must be the service this attempt is for: a certificate from
+  // the mesh CA is not enough, or any sidecar could answer for any service.
+  if (u.client != kNone) {
+    const config::Cluster* cluster = clients_[u.client].ex.cluster;
+    if (cluster != nullptr && u.tls->peer_identity() != cluster->identity) {
+      metrics_.upstream_tls_failed.Add();
+      UpstreamFailed(up, 502, "upstream_identity_mismatch",
+                     "the upstream's certificate is not the service's identity");
+      return false;
+    }
+  }
+  MarkDirty(u, up);  // the request waiting in `out` goes now, sealed
+  return true;
+}
+
 }  // namespace hms::proxy

@@ -119,6 +119,8 @@ uint32_t Worker::NewUpstream(const config::Endpoint& ep) {
   u.client = kNone;
   u.ops = 0;
   u.recv_armed = u.send_inflight = u.dirty = u.paused = u.reused = u.got_bytes = false;
+  u.mtls = ep.mtls;
+  u.tls_saved = false;
   u.pool_next = u.pool_prev = kNone;
   u.timer.owner = up;
   u.timer.kind = kTimerUpstream;
@@ -146,7 +148,8 @@ void Worker::OnConnect(uint32_t up, int res) {
   }
   u.state = Upstream::State::kBusy;
   ArmRecv(upstreams_[up], kOpRecvUp, up);
-  MarkDirty(u, up);
+  if (u.mtls && !StartUpstreamTls(up)) return;
+  MarkDirty(upstreams_[up], up);
 }
 
 void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
@@ -158,7 +161,7 @@ void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
   if (res > 0) {
     uint16_t bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     if (u.state == Upstream::State::kBusy) {
-      Hold(u.in, bid, 0, static_cast<uint32_t>(res));
+      Hold(u.tls != nullptr ? u.cipher_in : u.in, bid, 0, static_cast<uint32_t>(res));
       PumpUpstream(up);
     } else {
       buffers_.Recycle(bid);
@@ -168,20 +171,9 @@ void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
   } else if (res == -ENOBUFS) {
     metrics_.buffer_ring_exhausted.Add();
   } else if (res != -ECANCELED || u.state == Upstream::State::kIdle) {
-    // EOF or error.
-    if (u.state == Upstream::State::kBusy && u.client != kNone) {
-      Exchange& ex = clients_[u.client].ex;
-      if (ex.resp_head_done && ex.resp_body == http::BodyKind::kUntilClose) {
-        CompleteResponse(up);  // the close delimits the body
-      } else {
-        UpstreamFailed(up, 502, "upstream_reset",
-                       "the upstream closed the connection before a complete response");
-      }
-    } else {
-      CloseUpstream(up);
-    }
+    OnUpstreamEof(up);  // EOF or error
   }
-  if (!u.recv_armed && u.in.held_head == kNone &&
+  if (!u.recv_armed && u.in.held_head == kNone && u.cipher_in.held_head == kNone &&
       (u.state == Upstream::State::kBusy || u.state == Upstream::State::kIdle) &&
       (res > 0 || res == -ENOBUFS || res == -ECANCELED)) {
     ArmRecv(upstreams_[up], kOpRecvUp, up);
@@ -189,12 +181,32 @@ void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
   MaybeFreeUpstream(up);
 }
 
+void Worker::OnUpstreamEof(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  if (u.state == Upstream::State::kBusy && u.client != kNone) {
+    Exchange& ex = clients_[u.client].ex;
+    if (ex.resp_head_done && ex.resp_body == http::BodyKind::kUntilClose) {
+      CompleteResponse(up);  // the close delimits the body
+    } else {
+      UpstreamFailed(up, 502, "upstream_reset",
+                     "the upstream closed the connection before a complete response");
+    }
+  } else {
+    CloseUpstream(up);
+  }
+}
+
 void Worker::PumpUpstream(uint32_t up) {
   Upstream& u = upstreams_[up];
   if (u.state != Upstream::State::kBusy) return;
-  Drive(u.in, [this, up](const char* p, size_t n) -> int64_t { return ConsumeUpstream(up, p, n); });
-  if (u.state != Upstream::State::kBusy && u.state != Upstream::State::kIdle) return;
-  PauseOrResume(u, kOpRecvUp, up);
+  if (u.tls != nullptr) {
+    PumpUpstreamTls(up);
+  } else {
+    Drive(u.in, [this, up](const char* p, size_t n) -> int64_t { return ConsumeUpstream(up, p, n); });
+  }
+  Upstream& v = upstreams_[up];
+  if (v.state != Upstream::State::kBusy && v.state != Upstream::State::kIdle) return;
+  PauseOrResume(v, kOpRecvUp, up);
 }
 
 int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
@@ -382,7 +394,9 @@ void Worker::RedirectWaiting(uint32_t up) {
 void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const char* message) {
   Upstream& u = upstreams_[up];
   uint32_t slot = u.client;
-  bool connect_failed = u.state == Upstream::State::kConnecting;
+  // A failed mTLS handshake is a failed connect: no request byte left.
+  bool connect_failed = u.state == Upstream::State::kConnecting ||
+                        (u.tls != nullptr && !u.tls->handshake_done());
   bool stale = u.reused && !u.got_bytes;
   u.client = kNone;
   RedirectWaiting(up);  // pipelined requests behind this one never got an answer
@@ -487,7 +501,7 @@ uint64_t Worker::Random() noexcept {
 void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
   Upstream& u = upstreams_[up];
   if (!reusable || draining_ || u.endpoint_id >= pool_head_.size() || !endpoint_live_[u.endpoint_id] ||
-      pool_count_[u.endpoint_id] >= config_.upstream_idle_per_core || !u.out.empty()) {
+      pool_count_[u.endpoint_id] >= config_.upstream_idle_per_core || u.queued() > 0) {
     CloseUpstream(up);
     return;
   }
@@ -529,6 +543,7 @@ void Worker::CloseUpstream(uint32_t up) {
   u.state = Upstream::State::kClosing;
   timers_.Cancel(&u.timer);
   ClearInput(u.in);
+  ClearInput(u.cipher_in);
   shutdown(u.fd, SHUT_RDWR);  // ends the multishot recv and a pending send
   if (u.connect_inflight) Cancel(kOpConnectUp, u.gen, up);
   if (u.recv_armed) Cancel(kOpRecvUp, u.gen, up);
@@ -542,6 +557,9 @@ void Worker::MaybeFreeUpstream(uint32_t up) {
   u.fd = -1;
   ClearInput(u.in);
   u.out.Clear(&blocks_);
+  ClearInput(u.cipher_in);
+  u.cipher_out.Clear(&blocks_);
+  u.tls.reset();
   u.state = Upstream::State::kFree;
   ++u.gen;
   upstreams_.Free(up);
@@ -560,8 +578,8 @@ void Worker::OnUpstreamSent(uint32_t up, int res) {
     MaybeFreeUpstream(up);
     return;
   }
-  u.out.Consume(&blocks_, static_cast<size_t>(res));
-  if (!u.out.empty()) {
+  u.wire().Consume(&blocks_, static_cast<size_t>(res));
+  if (!u.wire().empty() || (u.tls != nullptr && !u.out.empty() && u.tls->handshake_done())) {
     MarkDirty(u, up);
   } else if (u.client != kNone && clients_[u.client].state == Client::State::kBody) {
     repump_.push_back(u.client);  // room again for the request body

@@ -292,6 +292,7 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
     coalesce_.resize(max_ep, kNone);
   }
   if (busy_.size() < pool_head_.size()) busy_.resize(pool_head_.size(), 0);
+  if (tls_saved_.size() < pool_head_.size()) tls_saved_.resize(pool_head_.size());
   endpoint_live_.assign(pool_head_.size(), false);
   for (const auto& cl : s.clusters)
     for (const auto& ep : cl.endpoints) endpoint_live_[ep.id] = true;
@@ -475,9 +476,16 @@ void Worker::FlushDirty() {
     Upstream& u = upstreams_[up];
     u.dirty = false;
     if (u.state == Upstream::State::kFree || u.state == Upstream::State::kConnecting ||
-        u.send_inflight || u.out.empty()) {
+        u.send_inflight) {
       continue;
     }
+    // The request is sealed once the handshake is done; until then only
+    // handshake messages leave.
+    if (u.tls != nullptr && u.tls->handshake_done() && !u.out.empty() && !TlsSeal(u)) {
+      UpstreamFailed(up, 502, "upstream_tls_failed", "cannot encrypt toward the upstream");
+      continue;
+    }
+    if (u.wire().empty()) continue;
     QueueSend(u, kOpSendUp, up);
   }
   dirty_upstreams_.clear();

@@ -239,7 +239,10 @@ struct Upstream {
   core::Timer timer;
   msghdr msg{};
   iovec iov[8];
-  // mTLS to a mesh endpoint (docs/tls.md), as on Client.
+  // mTLS to a mesh endpoint (docs/tls.md), as on Client. The request waits
+  // in `out` until the handshake is done.
+  bool mtls = false;        // the endpoint takes mTLS only
+  bool tls_saved = false;   // this connection's session was kept for the next one
   std::unique_ptr<tls::Session> tls;
   Input cipher_in;
   core::ByteQueue cipher_out;
@@ -302,6 +305,14 @@ class Worker {
   void OnClientHandshake(uint32_t slot);
   // Answers plain HTTP sent to a TLS listener in the clear, then closes.
   void RefusePlainHttp(uint32_t slot);
+  // mTLS to an upstream sidecar: starts the handshake once connected (false
+  // when it cannot: the attempt failed), and checks the peer is the
+  // service's identity when it ends.
+  bool StartUpstreamTls(uint32_t up);
+  void PumpUpstreamTls(uint32_t up);
+  bool OnUpstreamHandshake(uint32_t up);
+  // The upstream closed (FIN or close_notify).
+  void OnUpstreamEof(uint32_t up);
   void AdoptSnapshot(config::Snapshot* s);
   void ReleaseHold(SnapshotHold* h);
   void SizeStateFor(const config::Snapshot& s);
@@ -324,6 +335,9 @@ class Worker {
   // Appends the exchange's access-log line to this core's ring (or counts
   // it dropped when the ring is full).
   void LogAccess(const Client& c);
+  // A sidecar's inbound caller: its identity is in the service's allow_from
+  // (an empty list admits any identity the mesh CA vouches for).
+  static bool PeerAllowed(const config::Cluster& local, std::string_view identity);
   // JWT validation for routes with auth required/optional. False when the
   // request was answered (401/403).
   bool Authenticate(uint32_t slot, const config::Snapshot& snap, const config::Route& route);
@@ -442,6 +456,9 @@ class Worker {
   std::vector<uint32_t> coalesce_;    // [endpoint id] the connection this pass pipelines onto
   std::vector<uint32_t> coalesce_touched_;
   std::vector<uint32_t> rr_;          // [cluster index] round-robin cursor
+  // [endpoint id] the last mTLS session with that endpoint: the next
+  // connection resumes it (an abbreviated handshake, no certificate check).
+  std::vector<std::unique_ptr<tls::SavedSession>> tls_saved_;
   std::vector<policy::CoreRateLimiter> limiters_;  // [route index] this core's view of each bucket
   std::unique_ptr<auth::JwtVerifier> verifier_;     // with the current snapshot's keys; its own cache
   auth::Claims claims_;                             // scratch: the claims of the token being checked

@@ -183,6 +183,15 @@ struct HostPort {
 };
 std::optional<HostPort> ParseHostPort(std::string_view text, bool allow_port_zero = false);
 
+// An upstream endpoint: "HOST:PORT", or "mtls://HOST:PORT" for one that takes
+// only mTLS callers (a sidecar with a mesh identity registers itself so).
+inline constexpr std::string_view kMtlsScheme = "mtls://";
+struct EndpointAddress {
+  HostPort hp;
+  bool mtls = false;
+};
+std::optional<EndpointAddress> ParseEndpoint(std::string_view text);
+
 // Service names: DNS-label-like, [a-z0-9-], 1..63 characters, no leading or
 // trailing '-'. Also the file names of the file store, so never a path.
 bool IsValidServiceName(std::string_view name);

@@ -37,7 +37,12 @@ class ClientContext;
 namespace hms::config {
 
 struct Endpoint {
-  std::string address;  // as written: "127.0.0.1:7001"
+  std::string address;  // as written: "127.0.0.1:7001", "mtls://127.0.0.1:7001"
+  bool mtls = false;    // connections to it are mTLS with the proxy's mesh identity
+  // "host:port" without the scheme (a Host header when the caller sent none).
+  std::string_view authority() const {
+    return std::string_view(address).substr(mtls ? kMtlsScheme.size() : 0);
+  }
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
   uint32_t id = 0;  // stable for the process's life: per-core upstream pools are indexed by it
@@ -58,6 +63,12 @@ struct Cluster {  // one service
   BreakerConfig breaker;
   std::optional<RateLimit> rate_limit;
   std::vector<std::string> allow_from;
+  // mTLS (docs/tls.md): the identity its endpoints must present,
+  // spiffe://TRUST_DOMAIN/svc/NAME, and allow_from as identities (a service
+  // name NAME stands for that service's identity). A sidecar's local
+  // cluster carries its own service's list: who may call in.
+  std::string identity;
+  std::vector<std::string> allowed_peers;
   // Connect attempts made before giving up, at least one per endpoint: a
   // sidecar's local service gets 2 (one retry on connect failure).
   uint32_t connect_attempts = 1;

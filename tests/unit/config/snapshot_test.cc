@@ -96,6 +96,39 @@ TEST_F(SnapshotTest, AuthDefaultsToNoneWithoutJwt) {
   EXPECT_EQ((*snap)->routes[0].auth, "none");
 }
 
+TEST_F(SnapshotTest, MtlsEndpointsAndIdentities) {
+  MeshConfig mesh;
+  mesh.trust_domain = "example.org";
+  GatewayConfig sidecar = DefaultGatewayConfig();
+  sidecar.role = "sidecar";
+  sidecar.service = "calc-svc";
+  sidecar.local_port = 7000;
+  Result<std::unique_ptr<Snapshot>> snap = Compile(
+      {Parse("service: calc-svc\nroutes:\n  - GET /sum\n"
+             "endpoints: [mtls://127.0.0.1:7001, 127.0.0.1:7002]\n"
+             "allow_from: [hms-gateway, spiffe://other.org/svc/x]\n",
+             "calc.yaml")},
+      sidecar, mesh);
+  ASSERT_TRUE(snap) << snap.error().message;
+  const Cluster& calc = (*snap)->clusters[0];
+  ASSERT_EQ(calc.endpoints.size(), 2u);
+  EXPECT_TRUE(calc.endpoints[0].mtls);
+  EXPECT_EQ(calc.endpoints[0].authority(), "127.0.0.1:7001");
+  EXPECT_EQ(ntohs(reinterpret_cast<const sockaddr_in&>(calc.endpoints[0].addr).sin_port), 7001);
+  EXPECT_FALSE(calc.endpoints[1].mtls);
+  EXPECT_EQ(calc.endpoints[1].authority(), "127.0.0.1:7002");
+  EXPECT_EQ(calc.identity, "spiffe://example.org/svc/calc-svc");
+  const std::vector<std::string> peers = {"spiffe://example.org/svc/hms-gateway",
+                                          "spiffe://other.org/svc/x"};
+  EXPECT_EQ(calc.allowed_peers, peers);
+  // The sidecar's local cluster: who may call in.
+  EXPECT_TRUE((*snap)->clusters.back().local);
+  EXPECT_EQ((*snap)->clusters.back().allowed_peers, peers);
+  // Neither a scheme alone nor another scheme is an endpoint.
+  EXPECT_FALSE(ParseServiceConfig("service: a\nendpoints: [\"mtls://\"]\n", "a.yaml"));
+  EXPECT_FALSE(ParseServiceConfig("service: a\nendpoints: [\"tls://127.0.0.1:1\"]\n", "a.yaml"));
+}
+
 TEST_F(SnapshotTest, ClashAcrossServicesNamesBothPlaces) {
   const ServiceConfig a = Parse("service: a\nroutes:\n  - GET /sum/{a}/{b}\n", "a.yaml");
   const ServiceConfig b =

@@ -144,7 +144,7 @@ TEST_F(FileStoreTest, EndpointErrors) {
   ASSERT_TRUE(store_->Register({{"calc-svc", kCalc, "calc.yaml", {}}}));
   r = store_->AddEndpoint("calc-svc", "127.0.0.1:99999");
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().message, "'127.0.0.1:99999' is not host:port with a port 1..65535");
+  EXPECT_EQ(r.error().message, "'127.0.0.1:99999' is not [mtls://]host:port with a port 1..65535");
   r = store_->AddEndpoint("../etc", "127.0.0.1:1");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message, "'../etc' is not a valid service name");
@@ -297,6 +297,14 @@ TEST_F(FileStoreTest, LeasedEndpointLivesWhileKeptAliveAndExpiresOtherwise) {
   EXPECT_FALSE(store_->AddEndpointWithLease("calc-svc", "nonsense", 2));
   EXPECT_FALSE(store_->AddEndpointWithLease("calc-svc", "127.0.0.1:7001", 0));
   EXPECT_EQ(store_->NextExpiryMs(), -1);
+  {
+    // An mTLS sidecar's address keeps its scheme through the lease file.
+    Result<int64_t> m = store_->AddEndpointWithLease("calc-svc", "mtls://127.0.0.1:7009", 5);
+    ASSERT_TRUE(m) << m.error().message;
+    const std::vector<std::string> both = {"127.0.0.1:7000", "mtls://127.0.0.1:7009"};
+    EXPECT_EQ(EndpointsOf(*store_, "calc-svc"), both);
+    ASSERT_TRUE(store_->RevokeLease(*m));
+  }
 
   Result<int64_t> dying = store_->AddEndpointWithLease("calc-svc", "127.0.0.1:7001", 1);
   ASSERT_TRUE(dying) << dying.error().message;

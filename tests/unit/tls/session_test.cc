@@ -200,8 +200,9 @@ TEST_F(SessionTest, TicketsResumeAcrossContexts) {
   ASSERT_TRUE(p.Handshake(*client, *server)) << server->failure();
   EXPECT_TRUE(server->resumed());
   EXPECT_TRUE(client->resumed());
-  // A resumed session still knows who the peer is.
+  // A resumed session still knows who the peer is, on both sides.
   EXPECT_EQ(server->peer_identity(), "spiffe://example.org/svc/gateway");
+  EXPECT_EQ(client->peer_identity(), "spiffe://example.org/svc/calc-svc");
 }
 
 TEST_F(SessionTest, SniChoosesTheCertificate) {
