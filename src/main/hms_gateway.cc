@@ -693,8 +693,13 @@ int Main(int argc, char** argv) {
     // one, and is tried again at its next change).
     if (auto now = std::chrono::steady_clock::now(); now >= next_key_check) {
       next_key_check = now + std::chrono::seconds(1);
+      const int64_t now_s =
+          std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
       if (g.keys.Changed()) {
         Log("certificate, key or JWKS file changed: reloading");
+        if (Snapshot* s = Compile(g)) Publish(g, s);
+      } else if (g.keys.WantsKeyReload(now_s)) {
+        Log("a token named a kid the keys lack: reading the key file again");
         if (Snapshot* s = Compile(g)) Publish(g, s);
       }
     }

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
+
 #include "hms/tls/session.h"
 
 namespace hms::main {
@@ -41,9 +43,21 @@ bool KeyMaterial::Changed() const {
   return false;
 }
 
+bool KeyMaterial::WantsKeyReload(int64_t now_s) {
+  if (!unknown_kid_.load(std::memory_order_relaxed)) return false;
+  if (now_s - keys_read_s_ < kUnknownKidIntervalS) return false;
+  unknown_kid_.store(false, std::memory_order_relaxed);
+  force_ = true;
+  return true;
+}
+
 Result<bool> KeyMaterial::Attach(const config::GatewayConfig& c, config::Snapshot* s) {
   const std::string described = Describe(c);
-  if (described != described_ || Changed()) {
+  if (described != described_ || force_ || Changed()) {
+    force_ = false;
+    keys_read_s_ = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
     std::vector<Stamp> stamps;
     // A file that fails to load is not tried again until a file changes
     // (the snapshot in use keeps the material it has).
@@ -110,6 +124,7 @@ Result<bool> KeyMaterial::Attach(const config::GatewayConfig& c, config::Snapsho
   s->listener_tls = listener_tls_;
   s->mesh_client = mesh_client_;
   s->jwt_keys = jwt_keys_;
+  s->jwt_unknown_kid = &unknown_kid_;
   if (c.jwt) {
     s->jwt_policy.issuer = c.jwt->issuer;
     s->jwt_policy.audience = c.jwt->audience;

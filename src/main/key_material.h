@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,12 @@ class KeyMaterial {
   Result<bool> Attach(const config::GatewayConfig& c, config::Snapshot* s);
   // A file the last Attach read has changed since.
   bool Changed() const;
+  // A core saw a JWT with an unknown kid, and the key file was last read
+  // at least kUnknownKidIntervalS ago: the next Attach reads it again
+  // (a JWKS may gain a key without its file's stamp changing, as when it is
+  // rewritten within one mtime tick).
+  static constexpr int64_t kUnknownKidIntervalS = 5;
+  bool WantsKeyReload(int64_t now_s);
 
  private:
   struct Stamp {
@@ -41,6 +48,9 @@ class KeyMaterial {
   static Stamp StampOf(const std::string& path);
   static std::string Describe(const config::GatewayConfig& c);
 
+  std::atomic<bool> unknown_kid_{false};  // cores write it through Snapshot::jwt_unknown_kid
+  int64_t keys_read_s_ = 0;               // when the key file was last read (steady seconds)
+  bool force_ = false;                    // read everything again at the next Attach
   std::string described_;     // the file names and options the material was made from
   std::vector<Stamp> stamps_;  // of every file read
   std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls_;

@@ -575,6 +575,9 @@ bool Worker::Authenticate(uint32_t slot, const config::Snapshot& snap, const con
     claims_valid_ = true;
     return true;
   }
+  if (v.reason == "unknown_kid" && snap.jwt_unknown_kid != nullptr) {
+    snap.jwt_unknown_kid->store(true, std::memory_order_relaxed);
+  }
   char fields[512];
   size_t n = std::snprintf(fields, sizeof fields, "www-authenticate: ");
   size_t w = auth::FormatWwwAuthenticate(v, fields + n, sizeof fields - n - 3);

@@ -3,6 +3,8 @@ requires a valid bearer token unless it says `auth: none`; refusals are 401
 with WWW-Authenticate (403 insufficient_scope when claims fall short), and
 they say which rule refused them. Tokens are minted independently with
 Debian's python3-jwt."""
+import json
+import os
 import time
 
 import jwt
@@ -136,3 +138,66 @@ def test_hms_api_token_errors(hms_api, tmp_path):
     r = hms_api("token", "--secret-file", short, "--sub", "alice", "--ttl", "forever")
     assert r.returncode == 2 and "--ttl" in r.stderr
     assert hms_api("token", "--help").returncode == 0
+
+
+def es256_key(kid):
+    """A P-256 key pair; the public half as a JWK with `kid`."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    private = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
+    jwk.update({"kid": kid, "alg": "ES256", "use": "sig"})
+    return private, jwk
+
+
+def es256_token(private, kid):
+    now = int(time.time())
+    return jwt.encode({"sub": "u1", "iss": ISS, "aud": AUD, "exp": now + 600}, private,
+                      algorithm="ES256", headers={"kid": kid})
+
+
+def wait_accepted(gw, tok, within_s):
+    deadline = time.monotonic() + within_s
+    while True:
+        r = get(gw, "/headers", tok)
+        if r.status == 200:
+            return time.monotonic()
+        assert r.status == 401 and r.header("x-hms-reason") == "jwt_unknown_kid", r
+        assert time.monotonic() < deadline, f"token not accepted within {within_s} s"
+        time.sleep(0.1)
+
+
+@pytest.mark.deadline(60)
+def test_jwks_reloads_on_change_and_on_an_unknown_kid(echo_upstream, register, gateway, tmp_path):
+    k1, jwk1 = es256_key("k1")
+    k2, jwk2 = es256_key("k2")
+    k3, jwk3 = es256_key("k3")
+    jwks = tmp_path / "jwks.json"
+    # Every version of the file has the same length, so that the last one can
+    # be written without changing the file's size, inode or mtime.
+    docs = [json.dumps({"keys": keys}) for keys in ([jwk1], [jwk1, jwk2], [jwk1, jwk3])]
+    width = max(len(d) for d in docs)
+    docs = [d.ljust(width) for d in docs]
+    jwks.write_text(docs[0])
+    register("service: echo-svc\nroutes:\n  - path: /headers\n    methods: [GET]\n"
+             f"endpoints: [127.0.0.1:{echo_upstream.port}]\n")
+    gw = gateway({"jwt": {"issuer": ISS, "audience": AUD, "jwks": str(jwks)}})
+    assert get(gw, "/headers", es256_token(k1, "k1")).status == 200
+
+    # A new key, the file replaced by rename: seen within the once-a-second look.
+    tmp = tmp_path / "jwks.json.new"
+    tmp.write_text(docs[1])
+    os.replace(tmp, jwks)
+    wait_accepted(gw, es256_token(k2, "k2"), 5)
+    assert get(gw, "/headers", es256_token(k1, "k1")).status == 200
+
+    # A key added without any change the stamp shows: the unknown kid makes
+    # the gateway read the file again (at most once per 5 s).
+    st = os.stat(jwks)
+    with open(jwks, "r+") as f:
+        f.write(docs[2])
+    os.utime(jwks, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(jwks).st_mtime_ns == st.st_mtime_ns and os.stat(jwks).st_size == st.st_size
+    wait_accepted(gw, es256_token(k3, "k3"), 10)
+    # k2 left with that rewrite.
+    r = get(gw, "/headers", es256_token(k2, "k2"))
+    assert r.status == 401 and r.header("x-hms-reason") == "jwt_unknown_kid", r

@@ -128,6 +128,11 @@ struct Snapshot {
   // loaded by the control thread from the jwks or secret file, and the policy.
   std::shared_ptr<const auth::KeySet> jwt_keys;
   auth::JwtPolicy jwt_policy;
+  // Raised by a core that saw a token whose kid the keys lack: the control
+  // thread then reads the key file again, at most once per interval (the
+  // flag belongs to the control thread's key material, which outlives every
+  // snapshot).
+  std::atomic<bool>* jwt_unknown_kid = nullptr;
   // TLS (docs/tls.md), made by the control thread from the files: the
   // server context of each listener ([listener], null for plain ones), and
   // this proxy's mesh identity for mTLS to upstream sidecars (null without
