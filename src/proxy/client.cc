@@ -676,7 +676,10 @@ void Worker::LogAccess(const Client& c) {
   w.S("\",\"retries\":").U(ex.retries_done);
   w.S(",\"bytes_in\":").U(ex.bytes_in).S(",\"bytes_out\":").U(ex.bytes_out);
   w.S(",\"stamp\":\"").Json(std::string_view(ex.reason, ex.reason_len));
-  w.S("\",\"peer\":\"").S(std::string_view(c.peer, c.peer_len)).S("\"}");
+  w.S("\",\"peer\":\"").S(std::string_view(c.peer, c.peer_len));
+  // The caller's mTLS identity (docs/tls.md); bounded so the line always fits.
+  std::string_view identity = c.tls != nullptr ? c.tls->peer_identity() : std::string_view();
+  w.S("\",\"peer_identity\":\"").Json(identity.substr(0, 256)).S("\"}");
   if (w.overflow()) return;  // cannot happen with these bounded fields; never log half a line
   line[w.size()] = '\n';
   if (access_log_->TryWrite(line, w.size() + 1)) {

@@ -39,6 +39,7 @@ def test_one_json_line_per_request(echo_upstream, register, gateway, tmp_path):
     assert (first["method"], first["service"], first["route"]) == ("GET", "echo-svc", "/status/{code}")
     assert first["upstream"] == f"127.0.0.1:{echo_upstream.port}"
     assert first["retries"] == 0 and first["stamp"] == "" and first["peer"] == "127.0.0.1"
+    assert first["peer_identity"] == ""
     assert first["time"].endswith("Z") and first["duration_ms"] >= 0
     post = by_status[200] if by_status[200]["method"] == "POST" else \
         [line for line in lines if line["method"] == "POST"][0]

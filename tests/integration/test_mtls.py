@@ -6,6 +6,7 @@ reuse pooled connections and resume sessions on new ones."""
 import json
 import ssl
 import subprocess
+import time
 
 import pytest
 
@@ -79,7 +80,9 @@ def mtls_client(d, name):
 def test_a_sidecar_admits_only_identities_in_allow_from(echo_upstream, register, gateway,
                                                         mesh_certs, tmp_path):
     register(echo_service(allow_from=("hms-gateway", f"spiffe://{TRUST}/svc/caller-svc")))
-    sc = sidecar(gateway, "echo-svc", echo_upstream.port, mtls=identity(mesh_certs, "echo-svc"))
+    log = tmp_path / "access.log"
+    sc = sidecar(gateway, "echo-svc", echo_upstream.port, mtls=identity(mesh_certs, "echo-svc"),
+                 access_log={"path": str(log)})
     inbound = sc.port
     # Listed, by name or by full identity.
     for name in ("hms-gateway", "caller-svc"):
@@ -97,6 +100,15 @@ def test_a_sidecar_admits_only_identities_in_allow_from(echo_upstream, register,
         assert r.header("x-hms-reason") == "identity_not_allowed"
         assert f"spiffe://{TRUST}/svc/intruder" in r.json()["error"]
     assert metric(sc, "hms_identity_refused_total") == 1
+    # The refusal is logged with the identity.
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+        refused = [x for x in lines if x["stamp"] == "identity_not_allowed"]
+        if refused or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [x["peer_identity"] for x in refused] == [f"spiffe://{TRUST}/svc/intruder"], lines
     # No certificate, or one from another CA: the handshake is refused.
     other = tmp_path / "other"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
