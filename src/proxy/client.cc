@@ -50,6 +50,7 @@ void Worker::OnAccept(uint16_t listener, int res, uint32_t flags) {
   c.state = Client::State::kHead;
   c.listener = listener;
   c.close_after_flush = c.eof = c.paused = c.dirty = c.send_inflight = c.recv_armed = false;
+  c.sniffed = false;
   c.ops = 0;
   c.ex = Exchange{};
   c.timer.owner = c.ex_timer.owner = slot;

@@ -110,12 +110,14 @@ template bool Worker::TlsSeal(Upstream&);
 void Worker::PumpClientTls(uint32_t slot) {
   for (;;) {
     Client& c = clients_[slot];
-    // A TLS record starts with its content type (22 = handshake); a letter
-    // is a request line sent in the clear.
-    if (!c.tls->handshake_done() && c.cipher_in.held_head != kNone) {
+    // A TLS connection starts with a record whose first byte is its content
+    // type (22 = handshake); a letter there is a request line in the clear.
+    // Only the connection's very first byte: later ones may be anything.
+    if (!c.sniffed && c.cipher_in.held_head != kNone) {
+      c.sniffed = true;
       const uint32_t bid = c.cipher_in.held_head;
       char first = buffers_.Buffer(static_cast<uint16_t>(bid))[c.cipher_in.held_off];
-      if (first >= 'A' && first <= 'Z' && c.cipher_out.empty()) {
+      if (first >= 'A' && first <= 'Z') {
         RefusePlainHttp(slot);
         return;
       }

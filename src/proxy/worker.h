@@ -202,6 +202,7 @@ struct Client {
   std::unique_ptr<tls::Session> tls;
   Input cipher_in;
   core::ByteQueue cipher_out;
+  bool sniffed = false;  // the connection's first byte was looked at (plain HTTP?)
   // What goes to the socket next, and everything queued toward the peer.
   core::ByteQueue& wire() { return tls ? cipher_out : out; }
   size_t queued() const { return out.size() + cipher_out.size(); }

@@ -254,3 +254,46 @@ def test_a_bad_certificate_stops_the_start_with_the_file_named(certs, tmp_path, 
                        text=True, timeout=20)
     assert r.returncode == 1
     assert "does not match" in r.stderr, r.stderr
+
+
+def test_a_client_hello_split_anywhere_is_still_tls(tls_gateway):
+    """Only a connection's first byte tells plain HTTP from TLS: a ClientHello
+    whose second segment starts with a letter is a handshake like any other."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_ctx().wrap_bio(inc, out)
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hello = out.read()
+    cut = next(i for i in range(6, len(hello)) if 65 <= hello[i] <= 90)  # 'A'..'Z'
+    s = socket.create_connection(("127.0.0.1", tls_gateway.port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(hello[:cut])
+    time.sleep(0.1)  # two segments, two receives
+    s.sendall(hello[cut:])
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            s.sendall(out.read())
+            data = s.recv(65536)
+            assert data, "closed during the handshake"
+            inc.write(data)
+    obj.write(b"GET /headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.sendall(out.read())
+    got = b""
+    while True:
+        try:
+            chunk = obj.read(65536)
+            if not chunk:
+                break  # close_notify
+            got += chunk
+        except ssl.SSLWantReadError:
+            data = s.recv(65536)
+            if not data:
+                break
+            inc.write(data)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+    s.close()
+    assert got.startswith(b"HTTP/1.1 200 "), got[:200]
