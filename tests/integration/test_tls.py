@@ -297,3 +297,18 @@ def test_a_client_hello_split_anywhere_is_still_tls(tls_gateway):
             break
     s.close()
     assert got.startswith(b"HTTP/1.1 200 "), got[:200]
+
+
+def test_tls_keepalive_allocates_nothing_after_warmup(nginx_upstream, register, gateway, certs):
+    register(f"service: json-svc\nroutes:\n  - GET /json\nendpoints: [127.0.0.1:{nginx_upstream.port}]\n")
+    gw = gateway({"listeners": tls_listener(certs), "cores": 1})
+    with httpraw.Conn(gw.port, tls=client_ctx()) as c:
+        def gets(n):
+            for _ in range(n):
+                c.send(b"GET /json HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert c.read_response().status == 200
+        gets(500)  # warm-up: the session's buffers, pools, blocks
+        before = metric(gw, "hms_core_heap_allocations_total")
+        gets(1000)
+        after = metric(gw, "hms_core_heap_allocations_total")
+    assert after - before == 0, f"{after - before} heap allocations in 1000 warm TLS requests"
