@@ -567,5 +567,49 @@ TEST(JwtMint, Hs256MatchesAnIndependentSigner) {
   EXPECT_EQ(mine, token);
 }
 
+
+
+// RFC 7515 Appendix A: the header and payload of A.1 and A.3 (JSON with CRLF
+// line breaks, exactly as the RFC encodes them), the keys and signatures.
+constexpr const char* kRfcPayload =
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+constexpr int64_t kRfcExp = 1300819380;
+
+Verdict VerifyRfc(const std::string& jwks, const std::string& token, int64_t now) {
+  Result<KeySet> keys = KeySet::FromJwks(jwks, "rfc7515");
+  EXPECT_TRUE(keys) << keys.error().message;
+  if (!keys) return Verdict{};
+  JwtVerifier v(&*keys, JwtPolicy{"joe", "", 0}, 0);
+  return v.Verify(token, now, nullptr);
+}
+
+TEST(JwtRfc7515, A1Hs256) {
+  const std::string jwks =
+      R"({"keys":[{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}]})";
+  const std::string token = std::string("eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.") + kRfcPayload +
+                            ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+  Verdict v = VerifyRfc(jwks, token, kRfcExp - 60);
+  EXPECT_TRUE(v.ok) << v.reason << " " << v.description;
+  // The same token after its exp, and with one signature character changed.
+  EXPECT_EQ(VerifyRfc(jwks, token, kRfcExp + 1).reason, "expired");
+  std::string bad = token;
+  bad[bad.size() - 2] = bad[bad.size() - 2] == 'X' ? 'Y' : 'X';
+  EXPECT_EQ(VerifyRfc(jwks, bad, kRfcExp - 60).reason, "bad_signature");
+}
+
+TEST(JwtRfc7515, A3Es256) {
+  const std::string jwks =
+      R"({"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]})";
+  const std::string token =
+      std::string("eyJhbGciOiJFUzI1NiJ9.") + kRfcPayload +
+      ".DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+  Verdict v = VerifyRfc(jwks, token, kRfcExp - 60);
+  EXPECT_TRUE(v.ok) << v.reason << " " << v.description;
+  // The A.1 HMAC key cannot stand in for the EC key: the algorithm is the key's.
+  const std::string oct =
+      R"({"keys":[{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}]})";
+  EXPECT_FALSE(VerifyRfc(oct, token, kRfcExp - 60).ok);
+}
+
 }  // namespace
 }  // namespace hms::auth
