@@ -161,20 +161,26 @@ std::string AsnText(WOLFSSL_ASN1_STRING* s) {
   return d != nullptr && n > 0 ? std::string(d, static_cast<size_t>(n)) : std::string();
 }
 
+// The subjectAltName entries of one type (GEN_DNS, GEN_URI: both IA5Strings).
+std::vector<std::string> SanEntries(WOLFSSL_X509* x, int type) {
+  std::vector<std::string> out;
+  auto* sans = static_cast<WOLF_STACK_OF(WOLFSSL_GENERAL_NAME)*>(
+      wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  if (sans == nullptr) return out;
+  int n = wolfSSL_sk_GENERAL_NAME_num(sans);
+  for (int i = 0; i < n; ++i) {
+    WOLFSSL_GENERAL_NAME* g = wolfSSL_sk_GENERAL_NAME_value(sans, i);
+    if (g != nullptr && g->type == type) out.push_back(AsnText(g->d.ia5));
+  }
+  wolfSSL_sk_GENERAL_NAME_pop_free(sans, wolfSSL_GENERAL_NAME_free);
+  return out;
+}
+
 // The DNS names a certificate serves: its subjectAltName DNS entries, else
 // its subject's CN (RFC 6125 §6.4.4).
 std::vector<std::string> DnsNames(WOLFSSL_X509* x) {
-  std::vector<std::string> names;
-  auto* sans = static_cast<WOLF_STACK_OF(WOLFSSL_GENERAL_NAME)*>(
-      wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
-  if (sans != nullptr) {
-    int n = wolfSSL_sk_GENERAL_NAME_num(sans);
-    for (int i = 0; i < n; ++i) {
-      WOLFSSL_GENERAL_NAME* g = wolfSSL_sk_GENERAL_NAME_value(sans, i);
-      if (g != nullptr && g->type == GEN_DNS) names.push_back(Lower(AsnText(g->d.dNSName)));
-    }
-    wolfSSL_sk_GENERAL_NAME_pop_free(sans, wolfSSL_GENERAL_NAME_free);
-  }
+  std::vector<std::string> names = SanEntries(x, GEN_DNS);
+  for (std::string& n : names) n = Lower(std::move(n));
   if (names.empty()) {
     char cn[256];
     WOLFSSL_X509_NAME* subject = wolfSSL_X509_get_subject_name(x);
@@ -519,23 +525,9 @@ std::string UriSan(const unsigned char* der, size_t len) {
   const unsigned char* p = der;
   WOLFSSL_X509* x = wolfSSL_d2i_X509(nullptr, &p, static_cast<int>(len));
   if (x == nullptr) return {};
-  std::string uri;
-  int count = 0;
-  auto* sans = static_cast<WOLF_STACK_OF(WOLFSSL_GENERAL_NAME)*>(
-      wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
-  if (sans != nullptr) {
-    int n = wolfSSL_sk_GENERAL_NAME_num(sans);
-    for (int i = 0; i < n; ++i) {
-      WOLFSSL_GENERAL_NAME* g = wolfSSL_sk_GENERAL_NAME_value(sans, i);
-      if (g != nullptr && g->type == GEN_URI) {
-        ++count;
-        uri = AsnText(g->d.uniformResourceIdentifier);
-      }
-    }
-    wolfSSL_sk_GENERAL_NAME_pop_free(sans, wolfSSL_GENERAL_NAME_free);
-  }
+  std::vector<std::string> uris = SanEntries(x, GEN_URI);
   wolfSSL_X509_free(x);
-  return count == 1 ? uri : std::string();
+  return uris.size() == 1 ? uris[0] : std::string();
 }
 
 }  // namespace hms::tls
