@@ -10,22 +10,47 @@ namespace {
 constexpr int kSpanKindServer = 2;
 constexpr int kStatusCodeError = 2;
 
-void AppendJson(std::string* o, std::string_view s) {
+// A JSON string's contents (RFC 8259 escapes), without the quotes.
+void AppendEscaped(std::string* o, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  o->push_back('"');
-  for (unsigned char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      o->push_back('\\');
-      o->push_back(static_cast<char>(ch));
-    } else if (ch < 0x20) {
-      o->append("\\u00");
-      o->push_back(kHex[ch >> 4]);
-      o->push_back(kHex[ch & 15]);
+  // Runs that need no escape (nearly all text here) are appended whole: a
+  // byte at a time, encoding cost several times more.
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char ch = static_cast<unsigned char>(s[i]);
+    if (ch != '"' && ch != '\\' && ch >= 0x20) continue;
+    o->append(s.data() + run, i - run);
+    run = i + 1;
+    if (ch < 0x20) {
+      const char esc[6] = {'\\', 'u', '0', '0', kHex[ch >> 4], kHex[ch & 15]};
+      o->append(esc, 6);
     } else {
-      o->push_back(static_cast<char>(ch));
+      const char esc[2] = {'\\', static_cast<char>(ch)};
+      o->append(esc, 2);
     }
   }
+  o->append(s.data() + run, s.size() - run);
+}
+
+void AppendJson(std::string* o, std::string_view s) {
   o->push_back('"');
+  AppendEscaped(o, s);
+  o->push_back('"');
+}
+
+// Decimal digits of v, without a std::string per number.
+void AppendInt(std::string* o, int64_t v) {
+  char buf[24];
+  char* end = buf + sizeof buf;
+  char* p = end;
+  const bool negative = v < 0;
+  uint64_t u = negative ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+  do {
+    *--p = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (negative) *--p = '-';
+  o->append(p, static_cast<size_t>(end - p));
 }
 
 // Attributes as the KeyValue list of common.proto; `first` tracks the commas.
@@ -41,7 +66,9 @@ class Attributes {
   // AnyValue.int_value is an int64: a decimal string in the JSON mapping.
   void Int(std::string_view key, int64_t value) {
     Key(key);
-    o_->append("{\"intValue\":\"").append(std::to_string(value)).append("\"}}");
+    o_->append("{\"intValue\":\"");
+    AppendInt(o_, value);
+    o_->append("\"}}");
   }
   void Close() { o_->push_back(']'); }
 
@@ -99,13 +126,20 @@ void AppendSpan(std::string* o, const SpanRecord& s) {
   }
   // Span name: "{method} {http.route}", or the method alone (semantic
   // conventions, "HTTP server span name"; "HTTP" for an unknown method).
-  std::string name(known ? method : std::string_view("HTTP"));
-  if (templated) name.append(" ").append(route);
-  o->append(",\"name\":");
-  AppendJson(o, name);
-  o->append(",\"kind\":").append(std::to_string(kSpanKindServer));
-  o->append(",\"startTimeUnixNano\":\"").append(std::to_string(s.start_unix_ns));
-  o->append("\",\"endTimeUnixNano\":\"").append(std::to_string(s.end_unix_ns)).append("\",");
+  o->append(",\"name\":\"");
+  AppendEscaped(o, known ? method : std::string_view("HTTP"));
+  if (templated) {
+    o->push_back(' ');
+    AppendEscaped(o, route);
+  }
+  o->push_back('"');
+  o->append(",\"kind\":");
+  AppendInt(o, kSpanKindServer);
+  o->append(",\"startTimeUnixNano\":\"");
+  AppendInt(o, s.start_unix_ns);
+  o->append("\",\"endTimeUnixNano\":\"");
+  AppendInt(o, s.end_unix_ns);
+  o->append("\",");
 
   Attributes a(o);
   a.String("http.request.method", known ? method : std::string_view("_OTHER"));
@@ -156,7 +190,8 @@ void AppendSpan(std::string* o, const SpanRecord& s) {
   // A server span's status is Error for 5xx only; 4xx is the caller's
   // fault, left Unset (semantic conventions, "Status").
   if (s.status >= 500) {
-    o->append(",\"status\":{\"code\":").append(std::to_string(kStatusCodeError));
+    o->append(",\"status\":{\"code\":");
+    AppendInt(o, kStatusCodeError);
     if (!reason.empty()) {
       o->append(",\"message\":");
       AppendJson(o, reason);
