@@ -43,7 +43,9 @@ Result<bool> SpanExporter::Start() {
   if (wake_fd_ < 0) {
     return Error{std::string("span exporter: eventfd: ") + std::strerror(errno), Side::kInternal};
   }
-  client_->set_cancel_fd(wake_fd_);
+  // No cancel descriptor for the client: a request in flight when Stop()
+  // comes is let finish (bounded by timeout_ms) rather than cut, so the
+  // spans it carries are not lost at shutdown.
   thread_ = std::thread([this] { Run(); });
   return true;
 }
@@ -65,9 +67,7 @@ void SpanExporter::Run() {
     if (stop_.load(std::memory_order_acquire)) break;
     Pass(false);
   }
-  // The last spans (those of the drain) go out with the cancel signal
-  // ignored: it is what woke us.
-  client_->set_cancel_fd(-1);
+  // The last spans (those of the drain) get one more try even after a failure.
   retry_after_ms_ = 0;
   Pass(true);
   client_->Close();

@@ -54,8 +54,9 @@ class SpanExporter {
 
   // Starts the thread.
   Result<bool> Start();
-  // Ends the thread after a last drain of the rings and one more export
-  // attempt (bounded by timeout_ms per batch; the first failure drops the rest).
+  // Ends the thread: a request in flight is let finish, then the rings are
+  // drained once more and sent (each request bounded by timeout_ms; the
+  // first failure drops the rest).
   void Stop();
 
   // Spans the collector accepted (a 2xx answer).
@@ -77,7 +78,7 @@ class SpanExporter {
   LogFn log_;
   std::unique_ptr<HttpClient> client_;
   std::thread thread_;
-  int wake_fd_ = -1;  // eventfd: Stop() wakes the thread and cancels a request in flight
+  int wake_fd_ = -1;  // eventfd: Stop() wakes the thread from its wait between passes
   std::atomic<bool> stop_{false};
   std::vector<obs::SpanRecord> batch_;
   std::string body_;

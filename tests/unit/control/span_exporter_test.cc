@@ -241,5 +241,21 @@ TEST(SpanExporter, StopSendsWhatTheRingsStillHold) {
   EXPECT_EQ(CountSpans(collector.bodies()), 42u);
 }
 
+TEST(SpanExporter, StopLetsARequestInFlightFinish) {
+  FakeCollector slow(200, 300ms);
+  obs::SpanRing ring(256);
+  SpanExportOptions o = Options(slow.port());
+  o.timeout_ms = 2000;
+  std::vector<std::string> logs;
+  SpanExporter e(o, {&ring}, [&logs](const std::string& l) { logs.push_back(l); });
+  ASSERT_TRUE(e.Start());
+  Publish(&ring, 10);
+  ASSERT_TRUE(Eventually([&] { return slow.bodies().size() == 1; }));  // answered in 300 ms
+  e.Stop();
+  EXPECT_EQ(e.exported(), 10u);
+  EXPECT_EQ(e.dropped(), 0u);
+  EXPECT_TRUE(logs.empty());
+}
+
 }  // namespace
 }  // namespace hms::control
