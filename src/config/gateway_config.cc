@@ -370,6 +370,43 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
   return true;
 }
 
+// `tracing: true|false`, or `{otlp_endpoint, sample_ratio, service_name,
+// export_timeout}` (spans on).
+TracingConfig ReadTracing(const Reader& r, const Field& f) {
+  TracingConfig t;
+  if (f.value.IsScalar()) {
+    t.enabled = r.Bool(f, "");
+    return t;
+  }
+  if (!f.value.IsMap()) {
+    r.Fail(f.line, "tracing",
+           "expected true, false or {otlp_endpoint, sample_ratio, service_name}");
+  }
+  for (const Field& g :
+       r.Fields(f.value, "tracing",
+                {"otlp_endpoint", "sample_ratio", "service_name", "export_timeout"})) {
+    if (g.key == "otlp_endpoint") {
+      const std::string url = r.String(g, "tracing");
+      if (Result<bool> ok = ParseOtlpEndpoint(url, &t); !ok) {
+        r.Fail(g.line, "tracing.otlp_endpoint", ok.error().message);
+      }
+    } else if (g.key == "sample_ratio") {
+      const std::string text = r.String(g, "tracing");
+      char* end = nullptr;
+      t.sample_ratio = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || !(t.sample_ratio >= 0.0 && t.sample_ratio <= 1.0)) {
+        r.Fail(g.line, "tracing.sample_ratio", "'" + text + "' must be a number in [0, 1]");
+      }
+    } else if (g.key == "service_name") {
+      t.service_name = r.String(g, "tracing");
+      if (t.service_name.empty()) r.Fail(g.line, "tracing.service_name", "must not be empty");
+    } else {
+      t.export_timeout_ms = static_cast<uint32_t>(r.DurationMs(g, "tracing", 10, 60'000));
+    }
+  }
+  return t;
+}
+
 MeshConfig ReadMesh(const Reader& r, const YAML::Node& doc) {
   MeshConfig m;
   for (const Field& f : r.Fields(
@@ -387,7 +424,7 @@ MeshConfig ReadMesh(const Reader& r, const YAML::Node& doc) {
       }
     }
     if (f.key == "keep_alive") m.keep_alive = r.Bool(f, "");
-    if (f.key == "tracing") m.tracing = r.Bool(f, "");
+    if (f.key == "tracing") m.tracing = ReadTracing(r, f);
     if (f.key == "trust_domain") {
       m.trust_domain = r.String(f, "");
       // SPIFFE trust domains: lower-case letters, digits, '.', '-', '_'.
@@ -463,6 +500,43 @@ Result<GatewayConfig> LoadGatewayConfig(const std::string& path) {
 }
 
 Result<bool> ValidateGatewayConfig(const GatewayConfig& c) { return Validate(c, nullptr); }
+
+Result<bool> ParseOtlpEndpoint(std::string_view url, TracingConfig* out) {
+  const std::string text(url);
+  if (url.starts_with("https://")) {
+    return ConfigError("'" + text +
+                       "': https is not supported; export over http:// (to a "
+                       "collector on loopback or a trusted network)");
+  }
+  if (!url.starts_with("http://")) {
+    return ConfigError("'" + text +
+                       "' is not an http:// URL (e.g. http://127.0.0.1:4318/v1/traces)");
+  }
+  std::string_view rest = url.substr(7);
+  const size_t slash = rest.find('/');
+  std::string authority(rest.substr(0, slash));
+  std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  for (char ch : path) {
+    if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f || ch == '#') {
+      return ConfigError("'" + text + "': the path has a space, control character or '#'");
+    }
+  }
+  // A port-less authority takes OTLP/HTTP's port; "[v6]" and "name" have no ':' after any ']'.
+  const size_t close = authority.rfind(']');
+  const size_t colon = authority.rfind(':');
+  if (colon == std::string::npos || (close != std::string::npos && colon < close)) {
+    authority += ":4318";
+  }
+  const std::optional<HostPort> hp = ParseHostPort(authority);
+  if (!hp) {
+    return ConfigError("'" + text + "': '" + authority + "' is not HOST:PORT with a port 1..65535");
+  }
+  out->otlp_endpoint = text;
+  out->otlp_host = hp->host;
+  out->otlp_port = hp->port;
+  out->otlp_path = path.empty() || path == "/" ? "/v1/traces" : std::string(path);
+  return true;
+}
 
 Result<MeshConfig> LoadMeshConfig(const std::string& path) {
   try {

@@ -325,6 +325,15 @@ std::string Snapshot::ToJson() const {
        ",\"timeout_ms\":" + std::to_string(mesh.timeout_ms) + ",";
   AppendKey(&o, "trust_domain");
   AppendJsonString(&o, mesh.trust_domain);
+  o += std::string(",\"tracing\":{\"enabled\":") + (mesh.tracing.enabled ? "true" : "false") + ",";
+  AppendKey(&o, "otlp_endpoint");
+  AppendJsonString(&o, mesh.tracing.otlp_endpoint);
+  char ratio[32];
+  std::snprintf(ratio, sizeof ratio, "%.6g", mesh.tracing.sample_ratio);
+  o += std::string(",\"sample_ratio\":") + ratio + ",";
+  AppendKey(&o, "service_name");
+  AppendJsonString(&o, mesh.tracing.service_name);
+  o += ",\"export_timeout_ms\":" + std::to_string(mesh.tracing.export_timeout_ms) + "}";
   o += "},\"clusters\":[";
   for (size_t i = 0; i < clusters.size(); ++i) {
     const Cluster& c = clusters[i];

@@ -23,6 +23,7 @@
 #include "hms/config/snapshot.h"
 #include "hms/control/admin_server.h"
 #include "hms/control/self_registration.h"
+#include "hms/control/span_exporter.h"
 #include "hms/control/store.h"
 #include "hms/obs/access_log.h"
 #include "hms/obs/exposition.h"
@@ -35,6 +36,8 @@ namespace {
 
 using hms::config::GatewayConfig;
 using hms::config::Snapshot;
+
+constexpr const char* kVersion = "0.1.0";
 
 constexpr const char* kUsage =
     "usage: hms-gateway [--config FILE] [--store URI] [--check]\n"
@@ -104,6 +107,8 @@ struct Gateway {
   uint64_t version = 0;
   State state;
   hms::proxy::Engine engine;
+  // Sends the cores' spans when mesh-config's tracing exports them (null otherwise).
+  std::unique_ptr<hms::control::SpanExporter> spans;
 };
 
 hms::Result<GatewayConfig> LoadConfig(const std::string& path) {
@@ -300,6 +305,18 @@ std::string RenderMetrics(Gateway& g) {
   counter("hms_access_log_dropped_total", "Access-log lines dropped: a core's ring was full.",
           t.access_log_dropped);
   counter("hms_health_checks_failed_total", "Active health checks that failed.", t.health_checks_failed);
+  counter("hms_spans_recorded_total", "Sampled spans the cores handed to the span exporter.",
+          t.spans_recorded);
+  counter("hms_spans_exported_total", "Spans the OTLP collector accepted.",
+          g.spans ? g.spans->exported() : 0);
+  e.Family("hms_spans_dropped_total", "counter",
+           "Spans dropped: a core's span ring was full (ring_full), or their export failed or "
+           "came while the exporter waited after a failure (export_failed).");
+  e.Sample({{"reason", "ring_full"}}, t.spans_dropped);
+  e.Sample({{"reason", "export_failed"}}, g.spans ? g.spans->dropped() : 0);
+  counter("hms_span_export_failures_total",
+          "OTLP export requests that failed (each drops its spans).",
+          g.spans ? g.spans->failed_requests() : 0);
   counter("hms_downstream_received_bytes_total", "Bytes received from clients.", t.bytes_in);
   counter("hms_downstream_sent_bytes_total", "Bytes sent to clients.", t.bytes_out);
   e.Family("hms_tls_handshakes_total", "counter",
@@ -455,7 +472,7 @@ int Main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (a == "--version") {
-      std::puts("hms-gateway 0.1.0");
+      std::printf("hms-gateway %s\n", kVersion);
       return 0;
     } else {
       std::fprintf(stderr, "hms-gateway: unknown argument '%s'\n%s", a.c_str(), kUsage);
@@ -548,6 +565,29 @@ int Main(int argc, char** argv) {
     return 1;
   }
   g.state.SetCurrent(first);
+  if (g.mesh.tracing.exports()) {
+    // Started after the cores, whose rings it drains; stopped after them, so
+    // the spans of the drain go out too.
+    const hms::config::TracingConfig& t = g.mesh.tracing;
+    hms::control::SpanExportOptions o;
+    o.host = t.otlp_host;
+    o.port = t.otlp_port;
+    o.path = t.otlp_path;
+    o.timeout_ms = static_cast<int>(t.export_timeout_ms);
+    o.resource.service_name = !t.service_name.empty()      ? t.service_name
+                              : g.config.role == "sidecar" ? g.config.service
+                                                           : "hms-gateway";
+    o.resource.service_version = kVersion;
+    o.resource.role = g.config.role;
+    g.spans = std::make_unique<hms::control::SpanExporter>(
+        o, g.engine.span_rings(), [](const std::string& line) { Log("%s", line.c_str()); });
+    if (auto s = g.spans->Start(); !s.ok()) {
+      Log("%s", s.error().message.c_str());
+      return 1;
+    }
+    Log("tracing: exporting spans of %s to %s (sample_ratio %g)", o.resource.service_name.c_str(),
+        t.otlp_endpoint.c_str(), t.sample_ratio);
+  }
 
   hms::control::AdminServer admin;
   bool admin_on = !g.config.admin.empty() && g.config.admin != "off";
@@ -745,6 +785,7 @@ int Main(int argc, char** argv) {
   g.engine.Drain();
   g.engine.Join();
   if (g.config.access_log) access_log.Flush(g.engine.access_logs());  // what the drain answered
+  if (g.spans) g.spans->Stop();
   if (admin_on) admin.Stop();
   Log("stopped");
   return 0;

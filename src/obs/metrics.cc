@@ -94,6 +94,8 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
     t.health_checks += m->health_checks.Get();
     t.access_log_lines += m->access_log_lines.Get();
     t.access_log_dropped += m->access_log_dropped.Get();
+    t.spans_recorded += m->spans_recorded.Get();
+    t.spans_dropped += m->spans_dropped.Get();
     t.health_checks_failed += m->health_checks_failed.Get();
     t.bytes_in += m->bytes_in.Get();
     t.bytes_out += m->bytes_out.Get();

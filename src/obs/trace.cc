@@ -197,6 +197,29 @@ bool ParseTraceId(std::string_view v, TraceContext* out) noexcept {
   return true;
 }
 
+TraceOrigin AcceptTrace(std::string_view x_trace_id, std::string_view traceparent,
+                        std::string_view b3, TraceContext* out) noexcept {
+  if (!x_trace_id.empty() && ParseTraceId(x_trace_id, out)) {
+    TraceContext tp;
+    if (!traceparent.empty() && ParseTraceparent(traceparent, &tp) &&
+        std::memcmp(tp.trace_id, out->trace_id, 32) == 0) {
+      std::memcpy(out->span_id, tp.span_id, sizeof tp.span_id);
+      std::memcpy(out->parent_id, tp.parent_id, sizeof tp.parent_id);
+      out->flags = tp.flags;
+      return TraceOrigin::kTraceparent;
+    }
+    return TraceOrigin::kTraceId;
+  }
+  if (!traceparent.empty() && ParseTraceparent(traceparent, out)) return TraceOrigin::kTraceparent;
+  if (!b3.empty() && ParseB3(b3, out)) {
+    // "<trace>-<span>" is all ids; anything after it starts with the sampling field.
+    const size_t ids = b3.find('-') + 1 + 16;
+    return b3.size() > ids ? TraceOrigin::kB3 : TraceOrigin::kB3Deferred;
+  }
+  NewTrace(out);
+  return TraceOrigin::kNew;
+}
+
 void NewTrace(TraceContext* out) noexcept {
   Xoshiro256& rng = Rng();
   // Only the pair must be non-zero; each half non-zero is simpler and costs

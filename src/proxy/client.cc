@@ -207,16 +207,24 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   timers_.Cancel(&c.timer);
 
   // Trace: the caller's x-trace-id, else its traceparent, else its B3
-  // header, else a new trace.
-  std::string_view xid = Find(r.headers, r.header_count, "x-trace-id");
-  std::string_view tp = Find(r.headers, r.header_count, "traceparent");
+  // header, else a new trace (obs::AcceptTrace), found in one pass.
+  std::string_view xid, tp, b3;
+  for (int i = 0; i < r.header_count; ++i) {
+    const http::Header& h = r.headers[i];
+    if (xid.empty() && http::EqualsIgnoreCase(h.name, "x-trace-id")) {
+      xid = h.value;
+    } else if (tp.empty() && http::EqualsIgnoreCase(h.name, "traceparent")) {
+      tp = h.value;
+    } else if (b3.empty() && http::EqualsIgnoreCase(h.name, "b3")) {
+      b3 = h.value;
+    }
+  }
   ex.trace.external_len = 0;
-  if (!(xid.size() > 0 && obs::ParseTraceId(xid, &ex.trace)) &&
-      !(tp.size() > 0 && obs::ParseTraceparent(tp, &ex.trace))) {
-    std::string_view b3 = Find(r.headers, r.header_count, "b3");
-    if (!(b3.size() > 0 && obs::ParseB3(b3, &ex.trace))) obs::NewTrace(&ex.trace);
+  if (!obs::CallerDecidedSampling(obs::AcceptTrace(xid, tp, b3, &ex.trace))) {
+    obs::SetSampled(&ex.trace, obs::SampleHit(Random(), span_sample_below_));
   }
   obs::NewSpan(&ex.trace);
+  if (spans_ != nullptr && (ex.trace.flags & 1) != 0) StartSpan(ex, r);
 
   ex.hold = current_;
   ++current_->inflight;
@@ -619,6 +627,10 @@ void Worker::RejectRequest(uint32_t slot, int status, const char* reason, const 
   LocalResponse(slot, status, reason, message, true);
   metrics_.requests.Count(kNoRouteKey, static_cast<uint16_t>(status));
   if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
+  if (spans_ != nullptr && obs::SampleHit(Random(), span_sample_below_)) {
+    c.ex.sampled = true;
+    RecordSpan(c);
+  }
   CloseClient(slot, true);
 }
 
@@ -630,6 +642,7 @@ void Worker::EndExchange(uint32_t slot) {
   if (!ex.active) return;
   metrics_.Observe(ex.route_key, ex.status, (now_ - ex.start) / 1000);
   if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
+  if (ex.sampled) RecordSpan(c);
   timers_.Cancel(&c.ex_timer);
   if (ex.head != nullptr) {
     blocks_.Put(ex.head);

@@ -175,6 +175,12 @@ std::vector<obs::LogRing*> Engine::access_logs() {
   return out;
 }
 
+std::vector<obs::SpanRing*> Engine::span_rings() {
+  std::vector<obs::SpanRing*> out;
+  for (auto& w : workers_) out.push_back(w->spans());
+  return out;
+}
+
 uint32_t Engine::cores() const { return static_cast<uint32_t>(workers_.size()); }
 
 const obs::CoreMetrics& Engine::metrics(uint32_t core) const { return workers_[core]->metrics(); }

@@ -69,6 +69,11 @@ Worker::~Worker() {
 }
 
 int Worker::Start(config::Snapshot* snapshot) {
+  // mesh-config is read once per process (a reload keeps it), so the span
+  // ring and the sampling ratio are set here, before the core runs.
+  const config::TracingConfig& tracing = snapshot->mesh.tracing;
+  span_sample_below_ = obs::SampleThreshold(tracing.sample_ratio);
+  if (tracing.exports()) spans_ = std::make_unique<obs::SpanRing>(kSpanRingSlots);
   current_ = new SnapshotHold{snapshot, 0};
   holds_.push_back(current_);
   metrics_.snapshot_version.Set(snapshot->version);
@@ -154,9 +159,12 @@ void Worker::Loop() {
     }
     now_ = core::Now();
     timespec wall;
-    clock_gettime(access_log_ ? CLOCK_REALTIME : CLOCK_REALTIME_COARSE, &wall);
+    // Spans need the precise clock: a hop's span must not seem to start
+    // before its parent's (the coarse clock lags by up to a tick, 4 ms).
+    clock_gettime(access_log_ || spans_ ? CLOCK_REALTIME : CLOCK_REALTIME_COARSE, &wall);
     now_unix_ = wall.tv_sec;
     now_unix_ms_ = static_cast<int64_t>(wall.tv_sec) * 1000 + wall.tv_nsec / 1'000'000;
+    now_unix_ns_ = static_cast<int64_t>(wall.tv_sec) * 1'000'000'000 + wall.tv_nsec;
     uint32_t seen = 0;
     unsigned head;
     io_uring_for_each_cqe(ring_.raw(), head, cqe) {

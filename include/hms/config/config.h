@@ -111,13 +111,36 @@ struct RateLimit {
   std::string text;                 // as written, for /config and errors
 };
 
+// `tracing` in mesh-config.yaml (docs/observability.md "Spans"). Trace ids
+// are always accepted, made and forwarded; this says whether spans are
+// recorded and where they are exported. `tracing: true|false` is the short
+// form (no export either way).
+struct TracingConfig {
+  bool enabled = true;        // false: no span is recorded, whatever else is set
+  std::string otlp_endpoint;  // as written: "http://HOST[:PORT][/PATH]"; empty = no export
+  std::string otlp_host;      // parsed from it (IPv6 without brackets)
+  uint16_t otlp_port = 0;
+  std::string otlp_path;      // "/v1/traces" when the URL has no path
+  double sample_ratio = 1.0;  // [0, 1]: traces this hop starts (or gets undecided) that are sampled
+  std::string service_name;   // service.name; empty = the sidecar's service, else "hms-gateway"
+  uint32_t export_timeout_ms = 500;  // one export request's bound (connect, send, answer)
+  // Spans are recorded and exported.
+  bool exports() const { return enabled && !otlp_endpoint.empty(); }
+  friend bool operator==(const TracingConfig&, const TracingConfig&) = default;
+};
+
+// Parses an OTLP/HTTP endpoint: "http://HOST[:PORT][/PATH]" (PORT defaults
+// to 4318, the OTLP/HTTP port; an empty PATH or "/" becomes "/v1/traces").
+// Only plain http: an error message otherwise.
+Result<bool> ParseOtlpEndpoint(std::string_view url, TracingConfig* out);
+
 // mesh-config.yaml: mesh-wide defaults that route files override.
 struct MeshConfig {
   uint32_t retries = 2;
   uint32_t timeout_ms = 15'000;
   BreakerConfig breaker;
   bool keep_alive = true;
-  bool tracing = true;
+  TracingConfig tracing;
   std::string trust_domain = "hms.local";
 };
 

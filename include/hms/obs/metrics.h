@@ -113,6 +113,8 @@ struct CoreMetrics {
   Counter heap_allocations;       // operator new calls on this core's thread
   Counter access_log_lines;       // access-log lines handed to the control thread
   Counter access_log_dropped;     // ... dropped because the core's ring was full
+  Counter spans_recorded;         // sampled spans handed to the exporter
+  Counter spans_dropped;          // ... dropped because the core's span ring was full
   Counter health_checks;          // active health checks made by this core
   Counter health_checks_failed;
   Counter bytes_in;
@@ -169,6 +171,8 @@ struct CoreTotals {
   uint64_t heap_allocations = 0;
   uint64_t access_log_lines = 0;
   uint64_t access_log_dropped = 0;
+  uint64_t spans_recorded = 0;
+  uint64_t spans_dropped = 0;
   uint64_t health_checks = 0;
   uint64_t health_checks_failed = 0;
   uint64_t bytes_in = 0;

@@ -50,6 +50,34 @@ bool ParseB3(std::string_view value, TraceContext* out) noexcept;
 void NewTrace(TraceContext* out) noexcept;
 void NewSpan(TraceContext* out) noexcept;
 
+// Where a request's trace context came from, which says who made the
+// sampling decision (W3C Trace Context §3.2.2.5, "parent-based" sampling).
+enum class TraceOrigin : uint8_t {
+  kNew,          // no usable header: a new trace; this hop decides
+  kTraceId,      // x-trace-id without a traceparent of the same trace: this hop decides
+  kTraceparent,  // traceparent, alone or with an x-trace-id of the same trace: its flags decide
+  kB3,           // a b3 header with a sampling field: it decides
+  kB3Deferred,   // a b3 header with ids only ("defer"): this hop decides
+};
+inline bool CallerDecidedSampling(TraceOrigin o) noexcept {
+  return o == TraceOrigin::kTraceparent || o == TraceOrigin::kB3;
+}
+
+// A request's trace, by precedence: its x-trace-id, else its traceparent,
+// else its b3 header, else a new trace (empty views are absent headers).
+// When the x-trace-id and the traceparent name the same trace, as they do on
+// every request one HMS hop sends the next, the traceparent's parent span
+// and flags are kept too: x-trace-id alone would cut the span tree at every
+// hop. Call NewSpan before forwarding.
+TraceOrigin AcceptTrace(std::string_view x_trace_id, std::string_view traceparent,
+                        std::string_view b3, TraceContext* out) noexcept;
+
+// Sets or clears the sampled bit (trace-flags bit 0) of a context whose
+// sampling this hop decides.
+inline void SetSampled(TraceContext* t, bool sampled) noexcept {
+  t->flags = static_cast<uint8_t>((t->flags & ~1u) | (sampled ? 1u : 0u));
+}
+
 // Writes "00-<trace>-<span>-<flags>" (55 bytes) into out; returns 55.
 int FormatTraceparent(const TraceContext& t, char* out) noexcept;
 

@@ -15,6 +15,7 @@
 #include "hms/config/snapshot.h"
 #include "hms/obs/log_ring.h"
 #include "hms/obs/metrics.h"
+#include "hms/obs/span.h"
 
 namespace hms::proxy {
 
@@ -53,6 +54,8 @@ class Engine {
   std::vector<const obs::CoreMetrics*> all_metrics() const;
   // Each core's access-log ring (null entries without an access_log).
   std::vector<obs::LogRing*> access_logs();
+  // Each core's span ring (null entries unless mesh-config's tracing exports spans).
+  std::vector<obs::SpanRing*> span_rings();
 
  private:
   std::vector<std::unique_ptr<Worker>> workers_;

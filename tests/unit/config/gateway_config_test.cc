@@ -258,7 +258,8 @@ trust_domain: example.org
   EXPECT_EQ(m->breaker.failures, 7u);
   EXPECT_EQ(m->breaker.open_for_ms, 10'000u);
   EXPECT_FALSE(m->keep_alive);
-  EXPECT_FALSE(m->tracing);
+  EXPECT_FALSE(m->tracing.enabled);
+  EXPECT_FALSE(m->tracing.exports());
   EXPECT_EQ(m->trust_domain, "example.org");
 
   const std::string bad = Write("bad-mesh.yaml", "retries: 2\ntimeuot: 5s\n");
@@ -277,7 +278,93 @@ TEST(MeshConfig, SeedDefaults) {
   EXPECT_EQ(m.breaker.failures, 3u);
   EXPECT_EQ(m.breaker.open_for_ms, 30'000u);
   EXPECT_TRUE(m.keep_alive);
-  EXPECT_TRUE(m.tracing);
+  EXPECT_TRUE(m.tracing.enabled);
+  EXPECT_FALSE(m.tracing.exports());  // trace ids only: no collector named
+  EXPECT_EQ(m.tracing.sample_ratio, 1.0);
+}
+
+TEST_F(GatewayConfigTest, TracingExport) {
+  const std::string path = Write("mesh-tracing.yaml", R"(tracing:
+  otlp_endpoint: http://127.0.0.1:4318/v1/traces
+  sample_ratio: 0.25
+  service_name: edge-eu
+  export_timeout: 250ms
+)");
+  Result<MeshConfig> m = LoadMeshConfig(path);
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_TRUE(m->tracing.exports());
+  EXPECT_EQ(m->tracing.otlp_endpoint, "http://127.0.0.1:4318/v1/traces");
+  EXPECT_EQ(m->tracing.otlp_host, "127.0.0.1");
+  EXPECT_EQ(m->tracing.otlp_port, 4318);
+  EXPECT_EQ(m->tracing.otlp_path, "/v1/traces");
+  EXPECT_EQ(m->tracing.sample_ratio, 0.25);
+  EXPECT_EQ(m->tracing.service_name, "edge-eu");
+  EXPECT_EQ(m->tracing.export_timeout_ms, 250u);
+
+  // The short form stays: true is trace ids without export.
+  Result<MeshConfig> short_form = LoadMeshConfig(Write("mesh-true.yaml", "tracing: true\n"));
+  ASSERT_TRUE(short_form) << short_form.error().message;
+  EXPECT_TRUE(short_form->tracing.enabled);
+  EXPECT_FALSE(short_form->tracing.exports());
+}
+
+TEST_F(GatewayConfigTest, TracingErrorsPointAtTheLine) {
+  struct Case {
+    const char* text;
+    const char* error;  // after "file:"
+  };
+  const Case cases[] = {
+      {"tracing:\n  otlp_endpoint: https://collector:4318\n",
+       "2: tracing.otlp_endpoint: 'https://collector:4318': https is not supported; export over "
+       "http:// (to a collector on loopback or a trusted network)"},
+      {"tracing:\n  otlp_endpoint: collector:4318\n",
+       "2: tracing.otlp_endpoint: 'collector:4318' is not an http:// URL (e.g. "
+       "http://127.0.0.1:4318/v1/traces)"},
+      {"tracing:\n  otlp_endpoint: http://127.0.0.1:99999/v1/traces\n",
+       "2: tracing.otlp_endpoint: 'http://127.0.0.1:99999/v1/traces': '127.0.0.1:99999' is not "
+       "HOST:PORT with a port 1..65535"},
+      {"retries: 1\ntracing:\n  sample_ratio: 1.5\n",
+       "3: tracing.sample_ratio: '1.5' must be a number in [0, 1]"},
+      {"tracing:\n  otlp_endpiont: http://127.0.0.1:4318\n",
+       "2: tracing: unknown key 'otlp_endpiont' (did you mean 'otlp_endpoint'?)"},
+  };
+  int i = 0;
+  for (const Case& c : cases) {
+    const std::string path = Write("bad-tracing-" + std::to_string(i++) + ".yaml", c.text);
+    Result<MeshConfig> m = LoadMeshConfig(path);
+    ASSERT_FALSE(m) << c.text;
+    EXPECT_EQ(m.error().message, path + ":" + c.error) << c.text;
+  }
+}
+
+TEST(TracingConfig, ParsesOtlpEndpoints) {
+  struct Case {
+    const char* url;
+    const char* host;
+    uint16_t port;
+    const char* path;
+  };
+  const Case cases[] = {
+      {"http://127.0.0.1:4318/v1/traces", "127.0.0.1", 4318, "/v1/traces"},
+      {"http://collector", "collector", 4318, "/v1/traces"},  // OTLP/HTTP's port and path
+      {"http://collector:9000/", "collector", 9000, "/v1/traces"},
+      {"http://[::1]:4318/otlp/v1/traces", "::1", 4318, "/otlp/v1/traces"},
+      {"http://[::1]", "::1", 4318, "/v1/traces"},
+  };
+  for (const Case& c : cases) {
+    TracingConfig t;
+    Result<bool> ok = ParseOtlpEndpoint(c.url, &t);
+    ASSERT_TRUE(ok) << c.url << ": " << ok.error().message;
+    EXPECT_EQ(t.otlp_host, c.host) << c.url;
+    EXPECT_EQ(t.otlp_port, c.port) << c.url;
+    EXPECT_EQ(t.otlp_path, c.path) << c.url;
+    EXPECT_EQ(t.otlp_endpoint, c.url);
+  }
+  for (const char* bad : {"", "http://", "http://:4318", "http://a b:1/", "http://h:1/a b",
+                          "ftp://h:1/", "http://h:0/"}) {
+    TracingConfig t;
+    EXPECT_FALSE(ParseOtlpEndpoint(bad, &t)) << bad;
+  }
 }
 
 }  // namespace

@@ -59,7 +59,7 @@ TEST(ShippedConfigs, MeshConfigIsTheSeedDefaults) {
   EXPECT_EQ(m->breaker.failures, d.breaker.failures);
   EXPECT_EQ(m->breaker.open_for_ms, d.breaker.open_for_ms);
   EXPECT_EQ(m->keep_alive, d.keep_alive);
-  EXPECT_EQ(m->tracing, d.tracing);
+  EXPECT_TRUE(m->tracing == d.tracing);
   EXPECT_EQ(m->trust_domain, d.trust_domain);
 }
 

@@ -218,3 +218,75 @@ TEST(B3, RejectsWhatIsNotAContext) {
 }
 
 }  // namespace hms::obs
+
+namespace hms::obs {
+namespace {
+
+constexpr std::string_view kTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+TEST(AcceptTrace, PrecedenceAndWhoDecidesSampling) {
+  TraceContext t{};
+  // Nothing: a new trace, decided here.
+  EXPECT_EQ(AcceptTrace("", "", "", &t), TraceOrigin::kNew);
+  EXPECT_EQ(t.parent_id[0], '\0');
+  // traceparent alone: its parent and flags.
+  EXPECT_EQ(AcceptTrace("", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", "", &t),
+            TraceOrigin::kTraceparent);
+  EXPECT_STREQ(t.parent_id, "00f067aa0ba902b7");
+  EXPECT_EQ(t.flags, 0);
+  EXPECT_TRUE(CallerDecidedSampling(TraceOrigin::kTraceparent));
+  // x-trace-id alone: no parent, decided here.
+  EXPECT_EQ(AcceptTrace("abc", "", "", &t), TraceOrigin::kTraceId);
+  EXPECT_STREQ(t.trace_id, "00000000000000000000000000000abc");
+  EXPECT_EQ(t.parent_id[0], '\0');
+  EXPECT_FALSE(CallerDecidedSampling(TraceOrigin::kTraceId));
+  // A malformed x-trace-id falls through to the traceparent.
+  EXPECT_EQ(
+      AcceptTrace("not-hex", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "", &t),
+      TraceOrigin::kTraceparent);
+  EXPECT_STREQ(t.trace_id, kTrace.data());
+}
+
+TEST(AcceptTrace, XTraceIdWithTheSameTracesTraceparentKeepsTheParent) {
+  // What one HMS hop sends the next: both headers, the same trace.
+  TraceContext t{};
+  EXPECT_EQ(AcceptTrace(kTrace, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "", &t),
+            TraceOrigin::kTraceparent);
+  EXPECT_STREQ(t.trace_id, kTrace.data());
+  EXPECT_STREQ(t.parent_id, "00f067aa0ba902b7");
+  EXPECT_EQ(t.flags, 1);
+  EXPECT_EQ(std::string_view(t.external_id, t.external_len), kTrace);  // still returned as sent
+  // A short x-trace-id and the padded trace id of the traceparent match too.
+  EXPECT_EQ(AcceptTrace("ABC", "00-00000000000000000000000000000abc-00f067aa0ba902b7-00", "", &t),
+            TraceOrigin::kTraceparent);
+  EXPECT_STREQ(t.parent_id, "00f067aa0ba902b7");
+  EXPECT_EQ(t.flags, 0);
+  EXPECT_EQ(std::string_view(t.external_id, t.external_len), "ABC");
+  // Different traces: x-trace-id wins, the traceparent is ignored.
+  EXPECT_EQ(AcceptTrace("abd", "00-00000000000000000000000000000abc-00f067aa0ba902b7-00", "", &t),
+            TraceOrigin::kTraceId);
+  EXPECT_EQ(t.parent_id[0], '\0');
+  EXPECT_EQ(t.flags, 1);
+}
+
+TEST(AcceptTrace, B3WithAndWithoutASamplingDecision) {
+  TraceContext t{};
+  EXPECT_EQ(AcceptTrace("", "", "64fe8b2a57d3eff7-e457b5a2e4d86bd1-0", &t), TraceOrigin::kB3);
+  EXPECT_EQ(t.flags, 0);
+  EXPECT_EQ(AcceptTrace("", "", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1", &t),
+            TraceOrigin::kB3Deferred);
+  EXPECT_STREQ(t.parent_id, "e457b5a2e4d86bd1");
+  EXPECT_FALSE(CallerDecidedSampling(TraceOrigin::kB3Deferred));
+}
+
+TEST(AcceptTrace, SetSampledTouchesBitZeroOnly) {
+  TraceContext t{};
+  t.flags = 0xa3;
+  SetSampled(&t, false);
+  EXPECT_EQ(t.flags, 0xa2);
+  SetSampled(&t, true);
+  EXPECT_EQ(t.flags, 0xa3);
+}
+
+}  // namespace
+}  // namespace hms::obs
