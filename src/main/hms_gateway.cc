@@ -414,11 +414,13 @@ std::string JsonString(const std::string& s) {
 }
 
 // The live summary `hms-api status` prints: per core, per route, breakers and
-// rate limits.
+// rate limits. Counts only: the CLI takes two samples for rates, dividing by
+// the difference of their "clock_ms" (this process's monotonic clock when the
+// counts were read), so the gateway keeps no rate state.
 std::string StatusJson(Gateway& g) {
   hms::core::Instant now = hms::core::Now();
   auto all = g.engine.all_metrics();
-  std::string o = "{\"cores\":[";
+  std::string o = "{\"clock_ms\":" + std::to_string(now / 1'000'000) + ",\"cores\":[";
   for (size_t i = 0; i < all.size(); ++i) {
     uint64_t requests = 0;
     all[i]->requests.ForEach([&](uint32_t, uint16_t, uint64_t n) { requests += n; });
