@@ -10,9 +10,13 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -52,7 +56,8 @@ constexpr char kProgramHelp[] =
     "  endpoints add|remove SERVICE HOST:PORT  static endpoints of a service\n"
     "  explain [--host HOST] [--json] METHOD PATH\n"
     "                                        which route, policies and endpoints a request gets\n"
-    "  status [--admin HOST:PORT] [--json]   a running gateway's live summary\n"
+    "  status [--admin HOST:PORT] [--interval S] [--json]\n"
+    "                                        a running gateway's live summary, with rates\n"
     "  token --sub S [--aud A] [--scope X] [--ttl 1h] [--config GATEWAY_YAML]\n"
     "                                        mint a development JWT with the dev key\n"
     "  certs init | certs issue NAME         the mesh CA, and a service's mTLS identity\n"
@@ -64,15 +69,19 @@ constexpr char kProgramHelp[] =
     "  --version     the program's version\n";
 
 constexpr char kStatusHelp[] =
-    "usage: hms-api status [--admin HOST:PORT] [--json]\n"
+    "usage: hms-api status [--admin HOST:PORT] [--interval SECONDS] [--json]\n"
     "\n"
     "Asks a running gateway's admin API (GET /status) for a live summary: per\n"
-    "core its connections, requests and snapshot version; per route its requests,\n"
-    "5xx answers and rate limit with the tokens left; each service's breaker with\n"
-    "its state and the seconds until its next probe.\n"
+    "core its connections, requests, request rate and snapshot version; per route\n"
+    "its requests and request rate, 5xx answers and their rate, and its rate limit\n"
+    "with the tokens left; each service's breaker with its state and the seconds\n"
+    "until its next probe. Rates are per second between two samples taken\n"
+    "--interval apart; counts and states are from the second.\n"
     "\n"
-    "  --admin HOST:PORT  the admin listener (default: $HMS_ADMIN, else 127.0.0.1:9901)\n"
-    "  --json             print the gateway's JSON as it came\n";
+    "  --admin HOST:PORT    the admin listener (default: $HMS_ADMIN, else 127.0.0.1:9901)\n"
+    "  --interval SECONDS   time between the two samples (default 1; \"0.5\" and \"500ms\"\n"
+    "                       work too); 0 takes one sample and prints no rates (\"-\")\n"
+    "  --json               print one sample of the gateway's JSON as it came (no rates)\n";
 
 constexpr char kRegisterHelp[] =
     "usage: hms-api register [--dry-run] FILE...\n"
@@ -882,29 +891,31 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   return kOk;
 }
 
-int Status(const std::vector<std::string>& args) {
-  const char* env = std::getenv("HMS_ADMIN");
-  std::string admin = env != nullptr && env[0] != '\0' ? env : "127.0.0.1:9901";
-  bool json = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
-      std::fputs(kStatusHelp, stdout);
-      return kOk;
-    }
-    if (args[i] == "--json") {
-      json = true;
-    } else if (args[i] == "--admin" && i + 1 < args.size()) {
-      admin = args[++i];
-    } else {
-      return Usage("unknown argument '" + args[i] + "'", kStatusHelp);
-    }
+// --interval: "2", "0.5" (seconds) or a config duration ("500ms", "2s").
+std::optional<uint64_t> ParseIntervalMs(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  double seconds = std::strtod(text.c_str(), &end);
+  if (!text.empty() && end == text.c_str() + text.size() && errno == 0) {
+    if (!(seconds >= 0 && seconds <= 3600)) return std::nullopt;
+    return static_cast<uint64_t>(seconds * 1000 + 0.5);
   }
-  size_t colon = admin.rfind(':');
-  int port = colon == std::string::npos ? 0 : std::atoi(admin.c_str() + colon + 1);
-  if (port <= 0 || port > 65535) return Usage("--admin needs HOST:PORT", kStatusHelp);
-  std::string host = admin.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  control::HttpClient client({control::HttpTarget{host, static_cast<uint16_t>(port)}}, 3000);
+  std::optional<uint64_t> ms = config::ParseDurationMs(text);
+  if (!ms || *ms > 3600 * 1000) return std::nullopt;
+  return ms;
+}
+
+// One GET /status, parsed. Returns kOk, or kUserError after saying why.
+struct StatusSample {
+  std::string body;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::array cores, routes, breakers;
+  int64_t snapshot = 0;
+  int64_t clock_ms = -1;  // absent from gateways older than the field
+};
+
+int FetchStatus(control::HttpClient& client, const std::string& admin, StatusSample* s) {
   auto r = client.Get("/status");
   if (!r.ok()) {
     std::fprintf(stderr, "hms-api: no gateway admin API at %s: %s\n", admin.c_str(),
@@ -915,19 +926,89 @@ int Status(const std::vector<std::string>& args) {
     std::fprintf(stderr, "hms-api: %s answered %d to GET /status\n", admin.c_str(), r->status);
     return kUserError;
   }
+  s->body = std::move(r->body);
+  if (s->parser.parse(s->body).get(s->doc) != simdjson::SUCCESS || s->doc["cores"].get(s->cores) ||
+      s->doc["routes"].get(s->routes) || s->doc["breakers"].get(s->breakers) ||
+      s->doc["snapshot"].get(s->snapshot)) {
+    std::fprintf(stderr, "hms-api: %s sent a /status this version does not read\n", admin.c_str());
+    return kUserError;
+  }
+  if (s->doc["clock_ms"].get(s->clock_ms) != simdjson::SUCCESS) s->clock_ms = -1;
+  return kOk;
+}
+
+int Status(const std::vector<std::string>& args) {
+  const char* env = std::getenv("HMS_ADMIN");
+  std::string admin = env != nullptr && env[0] != '\0' ? env : "127.0.0.1:9901";
+  bool json = false;
+  uint64_t interval_ms = 1000;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      std::fputs(kStatusHelp, stdout);
+      return kOk;
+    }
+    if (args[i] == "--json") {
+      json = true;
+    } else if (args[i] == "--admin" && i + 1 < args.size()) {
+      admin = args[++i];
+    } else if (args[i] == "--interval" && i + 1 < args.size()) {
+      std::optional<uint64_t> ms = ParseIntervalMs(args[++i]);
+      if (!ms) {
+        return Usage("--interval needs seconds from 0 to 3600 (\"1\", \"0.5\", \"500ms\")",
+                     kStatusHelp);
+      }
+      interval_ms = *ms;
+    } else {
+      return Usage("unknown argument '" + args[i] + "'", kStatusHelp);
+    }
+  }
+  size_t colon = admin.rfind(':');
+  int port = colon == std::string::npos ? 0 : std::atoi(admin.c_str() + colon + 1);
+  if (port <= 0 || port > 65535) return Usage("--admin needs HOST:PORT", kStatusHelp);
+  std::string host = admin.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  control::HttpClient client({control::HttpTarget{host, static_cast<uint16_t>(port)}}, 3000);
   if (json) {
+    auto r = client.Get("/status");
+    if (!r.ok()) {
+      std::fprintf(stderr, "hms-api: no gateway admin API at %s: %s\n", admin.c_str(),
+                   r.error().message.c_str());
+      return kUserError;
+    }
+    if (r->status != 200) {
+      std::fprintf(stderr, "hms-api: %s answered %d to GET /status\n", admin.c_str(), r->status);
+      return kUserError;
+    }
     std::fputs(r->body.c_str(), stdout);
     return kOk;
   }
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  simdjson::dom::array cores, routes, breakers;
-  int64_t snapshot = 0;
-  if (parser.parse(r->body).get(doc) != simdjson::SUCCESS || doc["cores"].get(cores) ||
-      doc["routes"].get(routes) || doc["breakers"].get(breakers) ||
-      doc["snapshot"].get(snapshot)) {
-    std::fprintf(stderr, "hms-api: %s sent a /status this version does not read\n", admin.c_str());
-    return kUserError;
+  // Rates need two samples: the counts now and `interval` later, divided by
+  // the time between them on the gateway's clock (the wall clock here when
+  // the gateway does not say).
+  auto wall_ms = [] {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+  };
+  auto first = std::make_unique<StatusSample>();
+  if (int rc = FetchStatus(client, admin, first.get()); rc != kOk) return rc;
+  const int64_t wall_first = wall_ms();
+  const StatusSample* before = first.get();
+  const StatusSample* after = first.get();
+  std::unique_ptr<StatusSample> second;
+  double seconds = 0;  // between the samples; 0: one sample, no rates
+  if (interval_ms > 0) {
+    timespec pause{static_cast<time_t>(interval_ms / 1000),
+                   static_cast<long>(interval_ms % 1000) * 1'000'000};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+    second = std::make_unique<StatusSample>();
+    if (int rc = FetchStatus(client, admin, second.get()); rc != kOk) return rc;
+    const int64_t wall_second = wall_ms();
+    after = second.get();
+    seconds = before->clock_ms >= 0 && after->clock_ms > before->clock_ms
+                  ? static_cast<double>(after->clock_ms - before->clock_ms) / 1000
+                  : static_cast<double>(std::max<int64_t>(wall_second - wall_first, 1)) / 1000;
   }
   // Fields of one row; a missing one reads as 0 or "".
   auto num = [](simdjson::dom::element e, const char* key) {
@@ -938,24 +1019,60 @@ int Status(const std::vector<std::string>& args) {
     std::string_view v;
     return e[key].get(v) == simdjson::SUCCESS ? std::string(v) : std::string();
   };
-  std::printf("gateway %s, config snapshot %lld\n\n", admin.c_str(), static_cast<long long>(snapshot));
-  std::printf("%-6s %12s %12s %9s\n", "CORE", "CONNECTIONS", "REQUESTS", "SNAPSHOT");
-  for (simdjson::dom::element c : cores) {
-    std::printf("%-6lld %12lld %12lld %9lld\n", num(c, "core"), num(c, "connections"),
-                num(c, "requests"), num(c, "snapshot"));
+  // A count's rate between the samples: "-" without a first sample, or when
+  // the count went down (the gateway restarted in between).
+  auto rate = [seconds](long long now, std::optional<long long> then) {
+    if (seconds <= 0 || !then || now < *then) return std::string("-");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(now - *then) / seconds);
+    return std::string(buf);
+  };
+  std::map<long long, long long> core_before;
+  std::map<std::string, std::pair<long long, long long>> route_before;  // service + route → counts
+  auto route_key = [&str](simdjson::dom::element rt) {
+    return str(rt, "service") + '\n' + str(rt, "route");
+  };
+  if (seconds > 0) {
+    for (simdjson::dom::element c : before->cores) core_before[num(c, "core")] = num(c, "requests");
+    for (simdjson::dom::element rt : before->routes) {
+      route_before[route_key(rt)] = {num(rt, "requests"), num(rt, "errors_5xx")};
+    }
   }
-  std::printf("\n%-16s %-32s %10s %8s  %s\n", "SERVICE", "ROUTE", "REQUESTS", "5XX", "RATE LIMIT");
-  for (simdjson::dom::element rt : routes) {
+  std::printf("gateway %s, config snapshot %lld", admin.c_str(),
+              static_cast<long long>(after->snapshot));
+  if (seconds > 0) {
+    std::printf(", rates over %.1f s\n\n", seconds);
+  } else {
+    std::printf(", no rates (--interval 0)\n\n");
+  }
+  std::printf("%-6s %12s %12s %9s %9s\n", "CORE", "CONNECTIONS", "REQUESTS", "REQ/S", "SNAPSHOT");
+  for (simdjson::dom::element c : after->cores) {
+    long long requests = num(c, "requests");
+    std::optional<long long> then;
+    if (auto it = core_before.find(num(c, "core")); it != core_before.end()) then = it->second;
+    std::printf("%-6lld %12lld %12lld %9s %9lld\n", num(c, "core"), num(c, "connections"), requests,
+                rate(requests, then).c_str(), num(c, "snapshot"));
+  }
+  std::printf("\n%-16s %-32s %10s %9s %8s %8s  %s\n", "SERVICE", "ROUTE", "REQUESTS", "REQ/S",
+              "5XX", "5XX/S", "RATE LIMIT");
+  for (simdjson::dom::element rt : after->routes) {
     std::string limit = str(rt, "rate_limit");
     int64_t left;
     if (!limit.empty() && rt["tokens_left"].get(left) == simdjson::SUCCESS) {
       limit += ", " + std::to_string(left) + " left";
     }
-    std::printf("%-16s %-32s %10lld %8lld  %s\n", str(rt, "service").c_str(), str(rt, "route").c_str(),
-                num(rt, "requests"), num(rt, "errors_5xx"), limit.empty() ? "-" : limit.c_str());
+    long long requests = num(rt, "requests"), errors = num(rt, "errors_5xx");
+    std::optional<long long> requests_then, errors_then;
+    if (auto then = route_before.find(route_key(rt)); then != route_before.end()) {
+      requests_then = then->second.first;
+      errors_then = then->second.second;
+    }
+    std::printf("%-16s %-32s %10lld %9s %8lld %8s  %s\n", str(rt, "service").c_str(),
+                str(rt, "route").c_str(), requests, rate(requests, requests_then).c_str(), errors,
+                rate(errors, errors_then).c_str(), limit.empty() ? "-" : limit.c_str());
   }
   std::printf("\n%-16s %-10s %9s  %s\n", "SERVICE", "BREAKER", "FAILURES", "NEXT PROBE");
-  for (simdjson::dom::element b : breakers) {
+  for (simdjson::dom::element b : after->breakers) {
     std::string state = str(b, "state");
     std::string next = state == "closed" ? "-" : std::to_string(num(b, "next_probe_s")) + " s";
     std::printf("%-16s %-10s %9lld  %s\n", str(b, "service").c_str(), state.c_str(),

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "hms/auth/jwt.h"
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/admin_server.h"
@@ -225,36 +226,42 @@ std::string RenderMetrics(Gateway& g) {
     std::string code = std::to_string(rc.status);
     e.Sample({{"service", service}, {"route", route}, {"code", code}}, rc.count);
   }
-  e.Family("hms_request_duration_seconds", "histogram",
-           "Gateway-side time from a request's head to its answer, by service and route.");
-  for (size_t i = 0; i < t.durations.size();) {
-    // Rows of one route key are adjacent, by bucket, the sum (0xffff) last.
-    uint32_t key = t.durations[i].route_key;
-    uint64_t per_bucket[hms::obs::kDurationBuckets + 1] = {};
-    uint64_t sum_us = 0;
-    for (; i < t.durations.size() && t.durations[i].route_key == key; ++i) {
-      const auto& d = t.durations[i];
-      if (d.status == hms::obs::kDurationSumSlot) {
-        sum_us = d.count;
-      } else if (d.status <= hms::obs::kDurationBuckets) {
-        per_bucket[d.status] += d.count;
+  auto histograms = [&](const char* name, const char* help,
+                        const std::vector<hms::obs::RequestCount>& rows) {
+    e.Family(name, "histogram", help);
+    for (const hms::obs::DurationHistogram& h : hms::obs::Histograms(rows)) {
+      auto [service, route] = names(h.route_key);
+      for (uint16_t b = 0; b <= hms::obs::kDurationBuckets; ++b) {
+        std::string le = hms::obs::DurationBucketLabel(b);
+        e.Sample("_bucket", {{"service", service}, {"route", route}, {"le", le}}, h.cumulative[b]);
       }
+      e.Sample("_sum", {{"service", service}, {"route", route}}, h.sum_us / 1e6);
+      e.Sample("_count", {{"service", service}, {"route", route}}, h.count());
     }
-    auto [service, route] = names(key);
-    uint64_t cumulative = 0;
-    for (uint16_t b = 0; b <= hms::obs::kDurationBuckets; ++b) {
-      cumulative += per_bucket[b];
-      char le[32];
-      if (b == hms::obs::kDurationBuckets) {
-        std::snprintf(le, sizeof le, "+Inf");
-      } else {
-        std::snprintf(le, sizeof le, "%g", hms::obs::kDurationBucketsUs[b] / 1e6);
-      }
-      e.Sample("_bucket", {{"service", service}, {"route", route}, {"le", le}}, cumulative);
+  };
+  histograms("hms_request_duration_seconds",
+             "Gateway-side time from a request's head to its answer, by service and route.",
+             t.durations);
+  histograms(
+      "hms_upstream_response_duration_seconds",
+      "Upstream-side time of each attempt, from its request queued on an upstream connection "
+      "(connect included) to the response head, by service and route; retries count apart.",
+      t.upstream_durations);
+  auto bytes_family = [&](const char* name, const char* help, uint16_t slot) {
+    e.Family(name, "counter", help);
+    for (const auto& bc : t.route_bytes) {
+      if (bc.status != slot) continue;
+      auto [service, route] = names(bc.route_key);
+      e.Sample({{"service", service}, {"route", route}}, bc.count);
     }
-    e.Sample("_sum", {{"service", service}, {"route", route}}, sum_us / 1e6);
-    e.Sample("_count", {{"service", service}, {"route", route}}, cumulative);
-  }
+  };
+  bytes_family(
+      "hms_request_bytes_total",
+      "Request bytes (head and body as received) of answered requests, by service and route.",
+      hms::obs::kBytesRequest);
+  bytes_family("hms_response_bytes_total",
+               "Response bytes (head and body as sent) of answered requests, by service and route.",
+               hms::obs::kBytesResponse);
   auto policy_family = [&](const char* name, const char* help, uint16_t slot) {
     e.Family(name, "counter", help);
     for (const auto& pc : t.policy) {
@@ -272,6 +279,19 @@ std::string RenderMetrics(Gateway& g) {
   policy_family("hms_retry_budget_exhausted_total",
                 "Retries not made because the service's retry budget was spent.",
                 hms::obs::kPolicyBudgetRefused);
+  e.Family("hms_jwt_rejections_total", "counter",
+           "Requests refused by JWT validation (401, or 403 insufficient_scope), by service, route "
+           "and reason.");
+  for (const auto& pc : t.policy) {
+    if (pc.status < hms::obs::kPolicyJwtRejected ||
+        pc.status >= hms::obs::kPolicyJwtRejected + hms::obs::kJwtReasonSlots) {
+      continue;
+    }
+    auto [service, route] = names(pc.route_key);
+    std::string reason(hms::auth::ReasonToken(
+        static_cast<hms::auth::JwtReason>(pc.status - hms::obs::kPolicyJwtRejected)));
+    e.Sample({{"service", service}, {"route", route}, {"reason", reason}}, pc.count);
+  }
   e.Family("hms_requests_unrecorded_total", "counter",
            "Requests whose per-route counter found no room in a core's table.");
   e.Sample({}, t.requests_overflow);
@@ -359,6 +379,13 @@ std::string RenderMetrics(Gateway& g) {
   for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, st.next_probe_in_ns / 1e9);
   e.Family("hms_breaker_opened_total", "counter", "Times each service's breaker opened.");
   for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, st.opened_total);
+  e.Family("hms_breaker_transitions_total", "counter",
+           "Circuit breaker state changes per service, by the state entered.");
+  for (const auto& [name, st] : breakers) {
+    e.Sample({{"service", name}, {"to", "open"}}, st.opened_total);
+    e.Sample({{"service", name}, {"to", "half_open"}}, st.half_opened_total);
+    e.Sample({{"service", name}, {"to", "closed"}}, st.closed_total);
+  }
   e.Family("hms_endpoint_ejected", "gauge",
            "1 while an endpoint is ejected for consecutive failures (outlier ejection).");
   for (const auto& [service, address, until, total, failing] : endpoints) {
@@ -406,11 +433,13 @@ std::string JsonString(const std::string& s) {
 }
 
 // The live summary `hms-api status` prints: per core, per route, breakers and
-// rate limits.
+// rate limits. Counts only: the CLI takes two samples for rates, dividing by
+// the difference of their "clock_ms" (this process's monotonic clock when the
+// counts were read), so the gateway keeps no rate state.
 std::string StatusJson(Gateway& g) {
   hms::core::Instant now = hms::core::Now();
   auto all = g.engine.all_metrics();
-  std::string o = "{\"cores\":[";
+  std::string o = "{\"clock_ms\":" + std::to_string(now / 1'000'000) + ",\"cores\":[";
   for (size_t i = 0; i < all.size(); ++i) {
     uint64_t requests = 0;
     all[i]->requests.ForEach([&](uint32_t, uint16_t, uint64_t n) { requests += n; });

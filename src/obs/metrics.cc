@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdio>
 
 #include "hms/common/check.h"
 
@@ -121,11 +122,46 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
     m->policy.ForEach([&t](uint32_t route_key, uint16_t slot, uint64_t count) {
       t.policy.push_back(RequestCount{route_key, slot, count});
     });
+    m->upstream_durations.ForEach([&t](uint32_t route_key, uint16_t bucket, uint64_t count) {
+      t.upstream_durations.push_back(RequestCount{route_key, bucket, count});
+    });
+    m->route_bytes.ForEach([&t](uint32_t route_key, uint16_t slot, uint64_t count) {
+      t.route_bytes.push_back(RequestCount{route_key, slot, count});
+    });
   }
   SortAndMerge(&t.requests);
   SortAndMerge(&t.durations);
   SortAndMerge(&t.policy);
+  SortAndMerge(&t.upstream_durations);
+  SortAndMerge(&t.route_bytes);
   return t;
+}
+
+std::vector<DurationHistogram> Histograms(const std::vector<RequestCount>& rows) {
+  std::vector<DurationHistogram> out;
+  for (size_t i = 0; i < rows.size();) {
+    DurationHistogram h;
+    h.route_key = rows[i].route_key;
+    for (; i < rows.size() && rows[i].route_key == h.route_key; ++i) {
+      const RequestCount& r = rows[i];
+      if (r.status == kDurationSumSlot) {
+        h.sum_us = r.count;
+      } else if (r.status <= kDurationBuckets) {
+        h.cumulative[r.status] += r.count;
+      }
+    }
+    for (uint16_t b = 1; b <= kDurationBuckets; ++b) h.cumulative[b] += h.cumulative[b - 1];
+    out.push_back(h);
+  }
+  return out;
+}
+
+std::string DurationBucketLabel(uint16_t b) {
+  if (b >= kDurationBuckets) return "+Inf";
+  // %g of these bounds is exact and short: 0.0005, 0.001, ..., 2.5, 5, 10.
+  char le[32];
+  std::snprintf(le, sizeof le, "%g", static_cast<double>(kDurationBucketsUs[b]) / 1e6);
+  return le;
 }
 
 }  // namespace hms::obs

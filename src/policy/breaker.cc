@@ -54,6 +54,10 @@ BreakerAdmission Breaker::Admit(core::Instant now) noexcept {
     // The one caller whose swap lands is the probe; the others see half-open.
     if (word_.compare_exchange_weak(w, Pack(BreakerState::kHalfOpen, now),
                                     std::memory_order_acq_rel)) {
+      // A lost probe's replacement stays half-open: not a transition.
+      if (StateOf(w) == BreakerState::kOpen) {
+        half_opened_total_.fetch_add(1, std::memory_order_relaxed);
+      }
       return {true, true};
     }
   }
@@ -69,6 +73,7 @@ void Breaker::OnSuccess(bool is_probe) noexcept {
     if (word_.compare_exchange_strong(w, Pack(BreakerState::kClosed, epoch),
                                       std::memory_order_acq_rel)) {
       failures_.store(0, std::memory_order_relaxed);
+      closed_total_.fetch_add(1, std::memory_order_relaxed);
     }
     return;
   }
@@ -98,6 +103,8 @@ BreakerStatus Breaker::Status(core::Instant now) const noexcept {
   s.state = StateOf(w);
   s.consecutive_failures = failures_.load(std::memory_order_relaxed);
   s.opened_total = opened_total_.load(std::memory_order_relaxed);
+  s.half_opened_total = half_opened_total_.load(std::memory_order_relaxed);
+  s.closed_total = closed_total_.load(std::memory_order_relaxed);
   if (s.state == BreakerState::kOpen && PayloadOf(w) > now) s.next_probe_in_ns = PayloadOf(w) - now;
   return s;
 }

@@ -584,9 +584,12 @@ bool Worker::Authenticate(uint32_t slot, const config::Snapshot& snap, const con
     claims_valid_ = true;
     return true;
   }
-  if (v.reason == "unknown_kid" && snap.jwt_unknown_kid != nullptr) {
+  if (v.code == auth::JwtReason::kUnknownKid && snap.jwt_unknown_kid != nullptr) {
     snap.jwt_unknown_kid->store(true, std::memory_order_relaxed);
   }
+  static_assert(static_cast<uint16_t>(auth::JwtReason::kInsufficientScope) < obs::kJwtReasonSlots);
+  metrics_.policy.Count(
+      route.key, static_cast<uint16_t>(obs::kPolicyJwtRejected + static_cast<uint16_t>(v.code)));
   char fields[512];
   size_t n = std::snprintf(fields, sizeof fields, "www-authenticate: ");
   size_t w = auth::FormatWwwAuthenticate(v, fields + n, sizeof fields - n - 3);
@@ -641,6 +644,7 @@ void Worker::EndExchange(uint32_t slot) {
   Exchange& ex = c.ex;
   if (!ex.active) return;
   metrics_.Observe(ex.route_key, ex.status, (now_ - ex.start) / 1000);
+  metrics_.ObserveBytes(ex.route_key, ex.bytes_in, ex.bytes_out);
   if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
   if (ex.sampled) RecordSpan(c);
   timers_.Cancel(&c.ex_timer);

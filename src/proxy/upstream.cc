@@ -28,6 +28,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   }
   const config::Endpoint& ep = eps[ex.endpoint_index % eps.size()];
   ++ex.attempts;
+  ex.attempt_start = now_;
   // This attempt's time: what is left of the deadline, or the per-try
   // timeout when shorter. The upstream is told in x-hms-timeout-ms.
   uint64_t left_ms = ex.deadline > now_ ? (ex.deadline - now_ + 999'999) / 1'000'000 : 1;
@@ -228,6 +229,8 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
     return static_cast<int64_t>(n);
   }
   if (resp_.status < 200) return rc;  // interim 1xx: we answered Expect ourselves
+  // Every attempt with a final head counts, a 5xx about to be retried too.
+  metrics_.ObserveUpstream(ex.route_key, (now_ - ex.attempt_start) / 1000);
   ReportEndpoint(ex, resp_.status < 500);
   if (resp_.status >= 502 && resp_.status <= 504 && ScheduleRetry(slot, true)) {
     // A gateway error from upstream, and a retry is allowed: this answer is

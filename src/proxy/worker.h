@@ -151,6 +151,7 @@ struct Exchange {
   core::Block* head = nullptr;  // the upstream request head, kept for a retry on a stale pooled connection
   uint8_t attempts = 0;
   uint32_t endpoint_index = 0;
+  core::Instant attempt_start = 0;  // the current attempt's attach (upstream-side duration)
   // Response.
   bool resp_started = false;  // a byte of the response went into the client's queue
   bool resp_head_done = false;

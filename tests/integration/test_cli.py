@@ -1,5 +1,7 @@
-"""hms-api's explain and register --dry-run over the real binary and a file store."""
+"""hms-api's explain, register --dry-run and status over the real binaries and a file store."""
 import json
+import re
+import time
 
 from conftest import REPO
 
@@ -236,3 +238,106 @@ def test_register_help_mentions_dry_run(hms_api):
     r = hms_api("register", "--help")
     assert r.returncode == 0 and "--dry-run" in r.stdout
     assert hms_api("register", "--dry-run").returncode == 2
+
+
+# ---------------------------------------------------------------- status
+
+
+def status_tables(stdout):
+    """`hms-api status` text → (header line, core rows, route rows by template).
+    Rows are split on whitespace; the numeric columns are read from the right
+    of a route row (REQUESTS, REQ/S, 5XX, 5XX/S, then the rate limit)."""
+    lines = stdout.splitlines()
+    cores, routes = [], {}
+    section = None
+    for line in lines[1:]:
+        if line.startswith("CORE"):
+            section = "cores"
+        elif line.startswith("SERVICE") and "ROUTE" in line:
+            section = "routes"
+        elif line.startswith("SERVICE"):
+            section = "breakers"
+        elif line.strip() and section == "cores":
+            cores.append(line.split())
+        elif line.strip() and section == "routes":
+            f = line.split()
+            template = next(x for x in f if x.startswith("/"))
+            routes[template] = {"requests": f[-5], "rps": f[-4], "5xx": f[-3], "5xx_ps": f[-2]}
+    return lines[0], cores, routes
+
+
+def test_status_prints_rates_between_two_samples(echo_upstream, register, gateway, hms_api):
+    import threading
+
+    import httpraw
+    register("service: echo-svc\nroutes:\n  - GET /headers\n  - GET /status/{code}\n"
+             "  - GET /stream\nbreaker: {failures: 1000, open_for: 1s}\n"
+             f"endpoints: [127.0.0.1:{echo_upstream.port}]\n")
+    gw = gateway()
+    assert httpraw.get(gw.port, "/stream").status == 200  # before the samples only
+    stop = threading.Event()
+    errors = []
+
+    def drive():
+        try:
+            with httpraw.Conn(gw.port) as c:
+                while not stop.is_set():
+                    for path, code in (("/headers", 200), ("/status/500", 500)):
+                        c.send(httpraw.build("GET", path))
+                        assert c.read_response().status == code
+                    time.sleep(0.005)
+        except Exception as e:  # reported by the test, not lost in the thread
+            errors.append(e)
+
+    t = threading.Thread(target=drive, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.3)
+        r = hms_api("status", "--admin", f"127.0.0.1:{gw.admin_port}", "--interval", "1")
+    finally:
+        stop.set()
+        t.join(10)
+    assert not errors, errors
+    assert r.returncode == 0, r.stderr
+    header, cores, routes = status_tables(r.stdout)
+    m = re.search(r"rates over (\d+\.\d) s", header)
+    assert m and 0.9 <= float(m.group(1)) <= 3, header
+    assert len(cores) == 2 and sum(float(c[3]) for c in cores) > 0, r.stdout
+    ok, bad, idle = routes["/headers"], routes["/status/{code}"], routes["/stream"]
+    assert float(ok["rps"]) > 0 and ok["5xx"] == "0" and ok["5xx_ps"] == "0.0", r.stdout
+    # Every answer of /status/500 is a 5xx: both rates are the same number.
+    assert float(bad["rps"]) > 0 and bad["5xx_ps"] == bad["rps"], r.stdout
+    assert idle == {"requests": "1", "rps": "0.0", "5xx": "0", "5xx_ps": "0.0"}, r.stdout
+
+
+def test_status_interval_zero_prints_counts_without_rates(echo_upstream, register, gateway,
+                                                         hms_api):
+    import httpraw
+    register("service: echo-svc\nroutes:\n  - GET /headers\n  - GET /status/{code}\n"
+             "breaker: {failures: 1000, open_for: 1s}\n"
+             f"endpoints: [127.0.0.1:{echo_upstream.port}]\n")
+    gw = gateway()
+    for path, code in [("/headers", 200)] * 3 + [("/status/500", 500)] * 2:
+        assert httpraw.get(gw.port, path).status == code
+    started = time.monotonic()
+    r = hms_api("status", "--admin", f"127.0.0.1:{gw.admin_port}", "--interval", "0")
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - started < 1, "--interval 0 takes one sample at once"
+    header, cores, routes = status_tables(r.stdout)
+    assert "no rates" in header, header
+    assert sum(int(c[2]) for c in cores) == 5 and all(c[3] == "-" for c in cores), r.stdout
+    assert routes["/headers"] == {"requests": "3", "rps": "-", "5xx": "0", "5xx_ps": "-"}
+    assert routes["/status/{code}"] == {"requests": "2", "rps": "-", "5xx": "2", "5xx_ps": "-"}
+    # The JSON is the gateway's, with the clock that rates are computed over.
+    r = hms_api("status", "--admin", f"127.0.0.1:{gw.admin_port}", "--json")
+    doc = json.loads(r.stdout)
+    assert isinstance(doc["clock_ms"], int) and doc["clock_ms"] > 0, doc
+
+
+def test_status_rejects_a_bad_interval(hms_api):
+    for bad in ("abc", "-1", "7200", "1x"):
+        r = hms_api("status", "--admin", "127.0.0.1:1", "--interval", bad)
+        assert r.returncode == 2, (bad, r.stdout, r.stderr)
+        assert "--interval" in r.stderr, r.stderr
+    r = hms_api("status", "--help")
+    assert r.returncode == 0 and "--interval" in r.stdout

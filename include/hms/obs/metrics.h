@@ -98,6 +98,29 @@ inline constexpr uint16_t kPolicyAdmitted = 0;      // a rate-limited route let 
 inline constexpr uint16_t kPolicyLimited = 1;       // ... refused it (429)
 inline constexpr uint16_t kPolicyRetried = 2;       // a retry attempt was made
 inline constexpr uint16_t kPolicyBudgetRefused = 3; // a retry the retry budget refused
+// A JWT refusal (401/403) is slot kPolicyJwtRejected + the refusal's reason
+// code (auth::JwtReason, fewer than kJwtReasonSlots values); obs does not
+// depend on auth, so the exposition names the reasons.
+inline constexpr uint16_t kPolicyJwtRejected = 16;
+inline constexpr uint16_t kJwtReasonSlots = 32;
+
+// Slots of CoreMetrics::route_bytes, per route.
+inline constexpr uint16_t kBytesRequest = 0;   // request head and body bytes read from the client
+inline constexpr uint16_t kBytesResponse = 1;  // response head and body bytes queued to the client
+
+// One route key's duration histogram, summed over cores, buckets cumulative
+// as the exposition wants them: cumulative[b] counts the observations of at
+// most kDurationBucketsUs[b]; cumulative[kDurationBuckets] (+Inf) is the count.
+struct DurationHistogram {
+  uint32_t route_key = 0;
+  uint64_t cumulative[kDurationBuckets + 1] = {};
+  uint64_t sum_us = 0;
+  uint64_t count() const noexcept { return cumulative[kDurationBuckets]; }
+};
+
+// The "le" label of bucket `b`: the bound in seconds ("0.0005", ..., "10"),
+// or "+Inf" for b == kDurationBuckets. Control thread (it allocates).
+std::string DurationBucketLabel(uint16_t b);
 
 struct CoreMetrics {
   Counter connections_accepted;
@@ -136,12 +159,29 @@ struct CoreMetrics {
   // Gateway-side request durations (first byte of the head to the last byte
   // of the answer queued): (route key, bucket) → count, and the sum in µs.
   RequestTable durations{8192};
+  // Upstream-side durations, one per attempt that got a response head: from
+  // the attempt's request being queued on its upstream connection (a new
+  // connection's connect included) to its response head parsed. Same shape.
+  RequestTable upstream_durations{8192};
+  // Bytes of answered requests per route key; the "status" is kBytesRequest
+  // or kBytesResponse.
+  RequestTable route_bytes{4096};
 
   // One answered request: its status and how long it took.
   void Observe(uint32_t route_key, uint16_t status, uint64_t duration_us) noexcept {
     requests.Count(route_key, status);
     durations.Count(route_key, DurationBucket(duration_us));
     durations.Count(route_key, kDurationSumSlot, duration_us);
+  }
+  // One upstream attempt's time to its response head.
+  void ObserveUpstream(uint32_t route_key, uint64_t duration_us) noexcept {
+    upstream_durations.Count(route_key, DurationBucket(duration_us));
+    upstream_durations.Count(route_key, kDurationSumSlot, duration_us);
+  }
+  // One answered request's bytes, both ways (zeros are not counted).
+  void ObserveBytes(uint32_t route_key, uint64_t request_bytes, uint64_t response_bytes) noexcept {
+    if (request_bytes != 0) route_bytes.Count(route_key, kBytesRequest, request_bytes);
+    if (response_bytes != 0) route_bytes.Count(route_key, kBytesResponse, response_bytes);
   }
 };
 
@@ -185,6 +225,8 @@ struct CoreTotals {
   std::vector<RequestCount> requests;  // sorted by (route_key, status), no duplicates
   // Same shape; `status` is the bucket index (kDurationSumSlot: the sum in µs).
   std::vector<RequestCount> durations;
+  std::vector<RequestCount> upstream_durations;  // same shape as durations
+  std::vector<RequestCount> route_bytes;         // same shape; `status` is a kBytes* slot
   std::vector<RequestCount> policy;    // same shape; `status` is a kPolicy* slot
   uint64_t requests_overflow = 0;      // counts no core's table had room for
 };
@@ -192,5 +234,10 @@ struct CoreTotals {
 // Sums the given cores' metrics (null entries are skipped). Control thread
 // only: it allocates. Reads race benignly with the cores' writers.
 CoreTotals Sum(const std::vector<const CoreMetrics*>& cores);
+
+// The histograms held in `rows` (CoreTotals::durations or upstream_durations:
+// sorted by route key, then bucket), one per route key in that order. Rows of
+// unknown buckets are ignored. Control thread only.
+std::vector<DurationHistogram> Histograms(const std::vector<RequestCount>& rows);
 
 }  // namespace hms::obs

@@ -41,6 +41,8 @@ struct BreakerStatus {
   uint32_t consecutive_failures = 0;
   uint64_t next_probe_in_ns = 0;  // open: time until the probe may go; else 0
   uint64_t opened_total = 0;      // closed → open and half-open → open transitions
+  uint64_t half_opened_total = 0;  // open → half-open (a probe went out)
+  uint64_t closed_total = 0;       // half-open → closed (a probe succeeded)
 };
 
 class Breaker {
@@ -87,6 +89,9 @@ class Breaker {
   std::atomic<uint32_t> threshold_;
   std::atomic<uint64_t> open_for_ns_;
   std::atomic<uint64_t> opened_total_{0};
+  // Written on transitions only, like opened_total_.
+  std::atomic<uint64_t> half_opened_total_{0};
+  std::atomic<uint64_t> closed_total_{0};
   // Written on every failure and on the first success after failures.
   alignas(64) std::atomic<uint32_t> failures_{0};
 };

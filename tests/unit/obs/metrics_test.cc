@@ -183,6 +183,78 @@ TEST(CoreMetrics, ObserveCountsStatusBucketAndSumAcrossCores) {
   EXPECT_EQ(t.durations[2].count, 30'600u);
 }
 
+TEST(CoreMetrics, UpstreamAttemptsAndBytesAreSummedApartFromRequests) {
+  CoreMetrics a;
+  CoreMetrics b;
+  // One request that took two attempts (a 503, then a 200) on core a, one on b.
+  a.ObserveUpstream(4, 2'000);  // bucket 2 (1 ms < 2 ms <= 2.5 ms)
+  a.ObserveUpstream(4, 700);    // bucket 1
+  a.ObserveBytes(4, 120, 300);
+  b.ObserveUpstream(4, 700);
+  b.ObserveBytes(4, 80, 0);  // no response byte: nothing counted
+  b.ObserveBytes(9, 0, 50);
+  CoreTotals t = Sum({&a, &b});
+  EXPECT_TRUE(t.requests.empty());
+  EXPECT_TRUE(t.durations.empty());
+  ASSERT_EQ(t.upstream_durations.size(), 3u);  // bucket 1, bucket 2, the sum
+  EXPECT_EQ(t.upstream_durations[0].status, 1);
+  EXPECT_EQ(t.upstream_durations[0].count, 2u);
+  EXPECT_EQ(t.upstream_durations[1].status, 2);
+  EXPECT_EQ(t.upstream_durations[1].count, 1u);
+  EXPECT_EQ(t.upstream_durations[2].status, kDurationSumSlot);
+  EXPECT_EQ(t.upstream_durations[2].count, 3'400u);
+  ASSERT_EQ(t.route_bytes.size(), 3u);
+  EXPECT_EQ(t.route_bytes[0].route_key, 4u);
+  EXPECT_EQ(t.route_bytes[0].status, kBytesRequest);
+  EXPECT_EQ(t.route_bytes[0].count, 200u);
+  EXPECT_EQ(t.route_bytes[1].route_key, 4u);
+  EXPECT_EQ(t.route_bytes[1].status, kBytesResponse);
+  EXPECT_EQ(t.route_bytes[1].count, 300u);
+  EXPECT_EQ(t.route_bytes[2].route_key, 9u);
+  EXPECT_EQ(t.route_bytes[2].status, kBytesResponse);
+  EXPECT_EQ(t.route_bytes[2].count, 50u);
+}
+
+TEST(Histograms, CumulativeBucketsPerRouteKey) {
+  CoreMetrics a;
+  CoreMetrics b;
+  a.ObserveUpstream(3, 100);         // bucket 0
+  b.ObserveUpstream(3, 100);         // bucket 0
+  a.ObserveUpstream(3, 60'000);      // bucket 7 (50 ms < 60 ms <= 100 ms)
+  a.ObserveUpstream(3, 20'000'000);  // +Inf
+  b.ObserveUpstream(8, 5'000);       // bucket 3, exactly on the bound
+  std::vector<DurationHistogram> hs = Histograms(Sum({&a, &b}).upstream_durations);
+  ASSERT_EQ(hs.size(), 2u);
+  const DurationHistogram& h = hs[0];
+  EXPECT_EQ(h.route_key, 3u);
+  const uint64_t want[kDurationBuckets + 1] = {2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 4};
+  for (uint16_t i = 0; i <= kDurationBuckets; ++i) EXPECT_EQ(h.cumulative[i], want[i]) << i;
+  EXPECT_EQ(h.count(), 4u);
+  EXPECT_EQ(h.sum_us, 20'060'200u);
+  EXPECT_EQ(hs[1].route_key, 8u);
+  EXPECT_EQ(hs[1].cumulative[2], 0u);
+  EXPECT_EQ(hs[1].cumulative[3], 1u);
+  EXPECT_EQ(hs[1].count(), 1u);
+  EXPECT_EQ(hs[1].sum_us, 5'000u);
+}
+
+TEST(Histograms, RowsWithoutObservationsGiveNone) {
+  EXPECT_TRUE(Histograms({}).empty());
+  // A sum row alone (a reader that raced the bucket's first count) still
+  // makes a histogram, with zero counts.
+  std::vector<DurationHistogram> hs = Histograms({RequestCount{5, kDurationSumSlot, 10}});
+  ASSERT_EQ(hs.size(), 1u);
+  EXPECT_EQ(hs[0].count(), 0u);
+  EXPECT_EQ(hs[0].sum_us, 10u);
+}
+
+TEST(Histograms, BucketLabelsAreSecondsAsPrometheusWritesThem) {
+  const char* want[kDurationBuckets + 1] = {"0.0005", "0.001", "0.0025", "0.005", "0.01",
+                                            "0.025",  "0.05",  "0.1",    "0.25",  "0.5",
+                                            "1",      "2.5",   "5",      "10",    "+Inf"};
+  for (uint16_t i = 0; i <= kDurationBuckets; ++i) EXPECT_EQ(DurationBucketLabel(i), want[i]) << i;
+}
+
 TEST(CoreMetrics, SumOfNothingIsZero) {
   CoreTotals t = Sum({});
   EXPECT_EQ(t.cores, 0u);

@@ -104,6 +104,31 @@ TEST(Breaker, LostProbeIsReplacedAfterAnotherOpenFor) {
   EXPECT_FALSE(b.Admit(kT0 + 60 * kSec).allowed);
 }
 
+// Each transition is counted once: a lost probe's replacement and the late
+// answers that change nothing are not transitions.
+TEST(Breaker, CountsEveryTransition) {
+  Breaker b(kParams);
+  auto totals = [&b](core::Instant now) {
+    const BreakerStatus s = b.Status(now);
+    return std::vector<uint64_t>{s.opened_total, s.half_opened_total, s.closed_total};
+  };
+  EXPECT_EQ(totals(kT0), (std::vector<uint64_t>{0, 0, 0}));
+  for (int i = 0; i < 3; ++i) b.OnFailure(kT0, false);  // closed → open
+  EXPECT_EQ(totals(kT0), (std::vector<uint64_t>{1, 0, 0}));
+  ASSERT_TRUE(b.Admit(kT0 + 30 * kSec).is_probe);  // open → half-open
+  EXPECT_FALSE(b.Admit(kT0 + 30 * kSec).allowed);
+  EXPECT_EQ(totals(kT0 + 30 * kSec), (std::vector<uint64_t>{1, 1, 0}));
+  ASSERT_TRUE(b.Admit(kT0 + 60 * kSec).is_probe);  // a replacement probe
+  EXPECT_EQ(totals(kT0 + 60 * kSec), (std::vector<uint64_t>{1, 1, 0}));
+  b.OnFailure(kT0 + 61 * kSec, true);  // half-open → open
+  EXPECT_EQ(totals(kT0 + 61 * kSec), (std::vector<uint64_t>{2, 1, 0}));
+  ASSERT_TRUE(b.Admit(kT0 + 91 * kSec).is_probe);  // open → half-open
+  b.OnSuccess(true);                               // half-open → closed
+  b.OnSuccess(true);                               // a late duplicate: nothing
+  EXPECT_EQ(totals(kT0 + 92 * kSec), (std::vector<uint64_t>{2, 2, 1}));
+  EXPECT_EQ(b.Status(kT0 + 92 * kSec).state, BreakerState::kClosed);
+}
+
 TEST(Breaker, ReconfigureChangesThresholds) {
   Breaker b(kParams);
   b.Reconfigure({1, kSec});
