@@ -113,6 +113,7 @@ void Worker::Run() {
     if (u.state != Upstream::State::kFree && u.fd >= 0) close(u.fd);
   }
   for (int fd : listen_fds_) close(fd);
+  tls::ReleaseThreadCaches();  // this thread verified ECDSA (mTLS, ES256 tokens)
 }
 
 int Worker::SetUp() {

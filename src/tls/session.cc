@@ -4,6 +4,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/openssl/x509v3.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/hmac.h>
 #include <wolfssl/wolfcrypt/random.h>
 
@@ -518,6 +519,12 @@ void Session::Save(SavedSession* into) const {
   if (s == nullptr) return;
   if (into->s_ != nullptr) wolfSSL_SESSION_free(into->s_);
   into->s_ = s;
+}
+
+void ReleaseThreadCaches() {
+#ifdef FP_ECC
+  wc_ecc_fp_free();
+#endif
 }
 
 std::string UriSan(const unsigned char* der, size_t len) {

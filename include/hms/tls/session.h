@@ -168,4 +168,9 @@ class Session {
 // The one URI subjectAltName of a DER certificate ("" if none or several).
 std::string UriSan(const unsigned char* der, size_t len);
 
+// Frees what wolfCrypt keeps per thread (its fixed-point ECC tables, built
+// on a thread's first ECDSA operation and otherwise lost when the thread
+// ends). Called by a thread that did TLS or verified ES256 tokens, last.
+void ReleaseThreadCaches();
+
 }  // namespace hms::tls

@@ -16,6 +16,10 @@ namespace {
 struct Pipe {
   core::BlockPool pool{4096};
   core::ByteQueue to_server, to_client;
+  ~Pipe() {  // queues hand their blocks back; the pool frees them
+    to_server.Clear(&pool);
+    to_client.Clear(&pool);
+  }
 
   // Lends everything queued in `q` to `step` until it stops taking bytes.
   template <typename F>
