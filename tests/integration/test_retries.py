@@ -179,11 +179,14 @@ def test_failing_endpoint_is_ejected_while_the_other_serves(uvicorn_app, registe
     took = time.monotonic() - start
     # Round robin alone would send half to the bad one (20 failures). It is
     # ejected after 5 consecutive failures counted over both cores, for 1 s,
-    # then 2 s, ...: each ejection costs exactly 5 failed requests.
+    # then 2 s, ...: each ejection costs exactly 5 failed requests, and once
+    # the last one ends (a slow run: sanitizers) fewer than 5 more may fail
+    # before the next.
     failures = statuses.count(503)
     ejections = metric(gw, "hms_endpoint_ejections_total")
     print(f"\n40 requests in {took:.2f} s: {failures} failed, {ejections:.0f} ejections")
-    assert ejections >= 1 and failures == 5 * ejections, statuses
+    assert ejections >= 1, statuses
+    assert 5 * ejections <= failures <= 5 * ejections + (4 if took > 1.0 else 0), statuses
     assert ejections <= 1 + int(took), statuses  # 1 s, then 2 s, 4 s...
     body = admin_get(gw, "/metrics").body.decode()
     assert f'hms_endpoint_ejected{{service="flaky-svc",endpoint="{bad.addr}"}}' in body, body
