@@ -41,7 +41,9 @@ Worker::TlsStep Worker::TlsReceive(Conn& c, uint32_t slot) {
         step = TlsStep::kHandshakeDone;
         stop = true;
       } else {
-        stop = bid == kNone;
+        // Wants more: the next held buffer, if the session took this one
+        // (a session that takes nothing must not spin this loop).
+        stop = bid == kNone || w.in_len == len;
       }
     } else {
       core::Block*& b = c.in.block;
@@ -61,7 +63,7 @@ Worker::TlsStep Worker::TlsReceive(Conn& c, uint32_t slot) {
           b->end += static_cast<uint32_t>(n);
           progress = true;
         } else if (n == 0) {
-          stop = bid == kNone;  // needs more ciphertext
+          stop = bid == kNone || w.in_len == len;  // needs more ciphertext
         } else {
           step = n == tls::Session::kEof ? TlsStep::kEof : TlsStep::kFailed;
           stop = true;

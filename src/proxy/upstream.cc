@@ -504,7 +504,8 @@ uint64_t Worker::Random() noexcept {
 void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
   Upstream& u = upstreams_[up];
   if (!reusable || draining_ || u.endpoint_id >= pool_head_.size() || !endpoint_live_[u.endpoint_id] ||
-      pool_count_[u.endpoint_id] >= config_.upstream_idle_per_core || u.queued() > 0) {
+      pool_count_[u.endpoint_id] >= config_.upstream_idle_per_core || u.queued() > 0 ||
+      u.cipher_in.held_head != kNone) {  // TLS records after the answer: not ours to keep
     CloseUpstream(up);
     return;
   }
