@@ -915,7 +915,8 @@ struct StatusSample {
   int64_t clock_ms = -1;  // absent from gateways older than the field
 };
 
-int FetchStatus(control::HttpClient& client, const std::string& admin, StatusSample* s) {
+// GET /status from the gateway's admin API into `body`; errors are printed.
+int GetStatusBody(control::HttpClient& client, const std::string& admin, std::string* body) {
   auto r = client.Get("/status");
   if (!r.ok()) {
     std::fprintf(stderr, "hms-api: no gateway admin API at %s: %s\n", admin.c_str(),
@@ -926,7 +927,12 @@ int FetchStatus(control::HttpClient& client, const std::string& admin, StatusSam
     std::fprintf(stderr, "hms-api: %s answered %d to GET /status\n", admin.c_str(), r->status);
     return kUserError;
   }
-  s->body = std::move(r->body);
+  *body = std::move(r->body);
+  return kOk;
+}
+
+int FetchStatus(control::HttpClient& client, const std::string& admin, StatusSample* s) {
+  if (int rc = GetStatusBody(client, admin, &s->body); rc != kOk) return rc;
   if (s->parser.parse(s->body).get(s->doc) != simdjson::SUCCESS || s->doc["cores"].get(s->cores) ||
       s->doc["routes"].get(s->routes) || s->doc["breakers"].get(s->breakers) ||
       s->doc["snapshot"].get(s->snapshot)) {
@@ -969,17 +975,9 @@ int Status(const std::vector<std::string>& args) {
   if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
   control::HttpClient client({control::HttpTarget{host, static_cast<uint16_t>(port)}}, 3000);
   if (json) {
-    auto r = client.Get("/status");
-    if (!r.ok()) {
-      std::fprintf(stderr, "hms-api: no gateway admin API at %s: %s\n", admin.c_str(),
-                   r.error().message.c_str());
-      return kUserError;
-    }
-    if (r->status != 200) {
-      std::fprintf(stderr, "hms-api: %s answered %d to GET /status\n", admin.c_str(), r->status);
-      return kUserError;
-    }
-    std::fputs(r->body.c_str(), stdout);
+    std::string body;
+    if (int rc = GetStatusBody(client, admin, &body); rc != kOk) return rc;
+    std::fputs(body.c_str(), stdout);
     return kOk;
   }
   // Rates need two samples: the counts now and `interval` later, divided by

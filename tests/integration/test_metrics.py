@@ -9,16 +9,11 @@ import socket
 import subprocess
 import time
 
-import jwt
 import pytest
 
 import httpraw
 from conftest import admin_get, echo_routes
-
-SECRET = "s" * 48
-ISS = "https://auth.hms.test"
-AUD = "hms-gateway"
-
+from test_jwt import get, jwt_gateway, token  # noqa: F401 (jwt_gateway is a fixture)
 
 def scrape(gw):
     r = admin_get(gw, "/metrics")
@@ -152,32 +147,6 @@ def test_request_and_response_bytes_per_route_are_exact(echo_upstream, register,
     assert value(text, "hms_downstream_received_bytes_total") == sum(sent.values())
     assert value(text, "hms_request_bytes_total") == sum(sent.values())
     assert value(text, "hms_response_bytes_total") == sum(got.values())
-
-
-def token(**over):
-    now = int(time.time())
-    claims = {"sub": "veteran-42", "iss": ISS, "aud": AUD, "exp": now + 600, "iat": now}
-    claims.update(over)
-    return jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET, algorithm="HS256")
-
-
-@pytest.fixture
-def jwt_gateway(echo_upstream, register, gateway, tmp_path):
-    secret = tmp_path / "jwt-secret"
-    secret.write_text(SECRET + "\n")
-    register("service: echo-svc\nroutes:\n"
-             "  - path: /headers\n    methods: [GET]\n"
-             "  - path: /status/{code}\n    methods: [GET]\n    auth: none\n"
-             "  - path: /stream\n    methods: [GET]\n    require: {scope: calc:read}\n"
-             "breaker: {failures: 1000, open_for: 1s}\n"
-             f"endpoints: [127.0.0.1:{echo_upstream.port}]\n")
-    return gateway({"jwt": {"issuer": ISS, "audience": AUD,
-                            "hs256_secret_file": str(secret), "leeway": "5s"}})
-
-
-def get(gw, path, tok=None):
-    headers = {"Authorization": f"Bearer {tok}"} if tok else None
-    return httpraw.get(gw.port, path, headers=headers)
 
 
 def test_jwt_rejections_are_counted_by_route_and_reason(jwt_gateway):
