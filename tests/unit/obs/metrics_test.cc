@@ -108,14 +108,22 @@ TEST(RequestTable, ConcurrentReaderSeesMonotonicCounts) {
     }
   });
 
-  for (uint64_t i = 0; i < kRounds; ++i) {
-    for (uint32_t r = 0; r < kRoutes; ++r) t.Count(r, static_cast<uint16_t>(200 + r));
+  // The writer works in phases and, after each, waits for a scrape that
+  // started after it: reader and writer meet kPhases times whatever the
+  // scheduler does, so the reader always sees counts grow mid-run.
+  constexpr uint64_t kPhases = 20;
+  for (uint64_t phase = 0; phase < kPhases; ++phase) {
+    for (uint64_t i = 0; i < kRounds / kPhases; ++i) {
+      for (uint32_t r = 0; r < kRoutes; ++r) t.Count(r, static_cast<uint16_t>(200 + r));
+    }
+    const uint64_t seen = scrapes.load(std::memory_order_relaxed);
+    while (scrapes.load(std::memory_order_relaxed) < seen + 2) std::this_thread::yield();
   }
   done.store(true, std::memory_order_release);
   reader.join();
 
   EXPECT_TRUE(reader_ok.load());
-  EXPECT_GT(scrapes.load(), 1u);
+  EXPECT_GT(scrapes.load(), 2 * kPhases);
   Counts c = Snapshot(t);
   ASSERT_EQ(c.size(), kRoutes);
   for (const auto& [k, n] : c) EXPECT_EQ(n, kRounds);
