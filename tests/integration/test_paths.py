@@ -306,3 +306,30 @@ def test_a_template_not_in_canonical_form_is_refused_at_register(hms_api, tmp_pa
         r = hms_api("register", f)
         assert r.returncode != 0, r
         assert f"{f}:3:" in r.stderr and words in r.stderr, r.stderr
+
+
+def test_sidecar_inbound_and_egress_use_the_canonical_path(head_echo, register, gateway):
+    from test_sidecar import sidecar  # noqa: PLC0415
+    register("service: echo-head\nroutes:\n  - path: /{rest*}\n")
+    sc = sidecar(gateway, "echo-head", head_echo.port)
+    register("service: caller-svc\nroutes:\n  - GET /caller\n")
+    caller = sidecar(gateway, "caller-svc", free_port())
+
+    def first_line(port, target, headers=None):
+        r = httpraw.get(port, target, headers=headers)
+        assert r.status == 200, (target, r)
+        return r.body.split(b"\r\n", 1)[0].decode()
+
+    # Inbound: the local service gets the canonical path.
+    assert first_line(sc.port, "/a/./b/../c?q=%2f") == "GET /a/c?q=%2f HTTP/1.1"
+    r = httpraw.get(sc.port, "/a/..%2f..%2fetc")
+    assert r.status == 400 and r.header("x-hms-reason") == "bad_path", r
+    # Egress: the service is the canonical path's first segment; the rest goes out.
+    e = caller.egress_port
+    assert first_line(e, "/x/../echo-head/a/./b?q=1") == "GET /a/b?q=1 HTTP/1.1"
+    assert first_line(e, "//echo-head//a") == "GET /a HTTP/1.1"
+    assert first_line(e, "/%65cho-head/a") == "GET /a HTTP/1.1"
+    assert first_line(e, "http://echo-head/a/../b", headers={"Host": "other"}) == \
+        "GET /b HTTP/1.1"
+    r = httpraw.get(e, "/echo-head/../../x")
+    assert r.status == 400 and r.header("x-hms-reason") == "bad_path", r
