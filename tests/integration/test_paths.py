@@ -333,3 +333,14 @@ def test_sidecar_inbound_and_egress_use_the_canonical_path(head_echo, register, 
         "GET /b HTTP/1.1"
     r = httpraw.get(e, "/echo-head/../../x")
     assert r.status == 400 and r.header("x-hms-reason") == "bad_path", r
+
+
+def test_explain_matches_the_canonical_path(hms_api, register):
+    register("service: nginx-svc\nroutes:\n  - path: /secret\n  - path: /{rest*}\n"
+             "    auth: none\nendpoints: [127.0.0.1:1]\n")
+    r = hms_api("explain", "GET", "/x/../%73ecret")
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines()[0] == "GET /secret → nginx-svc", r.stdout
+    r = hms_api("explain", "GET", "/x/..%2fsecret")
+    assert r.returncode == 1, r
+    assert r.stdout.startswith("400 Bad Request (bad_path): bad path (encoded_slash)"), r.stdout
