@@ -4,7 +4,9 @@
 // whole request targets (query untouched, absolute-form to origin-form).
 #include <gtest/gtest.h>
 
+#include <iterator>
 #include <memory>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -289,6 +291,39 @@ TEST(HttpPath, AbsoluteFormRoutesOnItsAuthority) {
   PathError e;
   ASSERT_TRUE(CanonicalizeTarget(head, kStrict, scratch, sizeof scratch, &t, &e));
   EXPECT_EQ(t.origin, "/h/x?q");
+}
+
+// A seeded sweep over paths made of the characters that matter: the result is
+// a fixed point (normalizing it again changes nothing and the fast scan may
+// accept it), holds no dot segment and, when merging, no "//"; and the fast
+// scan never accepts a path that normalization changes or refuses.
+TEST(HttpPath, RandomPathsNormalizeToFixedPoints) {
+  static constexpr const char* kPieces[] = {"/", ".", "..", "a", "%2e", "%2E", "%2f", "%41",
+                                            "%7e", "%3f", "%zz", "%", "%5c", "//", "b/c"};
+  std::mt19937 rng(11);
+  for (const PathOptions& opts : {kStrict, kKeepSlashes, kNoMerge}) {
+    for (int n = 0; n < 20000; ++n) {
+      std::string in = "/";
+      const int parts = static_cast<int>(rng() % 8);
+      for (int k = 0; k < parts; ++k) in += kPieces[rng() % std::size(kPieces)];
+      std::string out(in.size(), '\0');
+      PathError e = PathError::kNone;
+      const int len = NormalizePath(in, opts, out.data(), &e);
+      if (PathLooksCanonical(in, opts)) {
+        ASSERT_EQ(len, static_cast<int>(in.size())) << in;
+        ASSERT_EQ(out, in) << in;
+      }
+      if (len < 0) continue;
+      out.resize(static_cast<size_t>(len));
+      std::string again(out.size(), '\0');
+      ASSERT_EQ(NormalizePath(out, opts, again.data(), &e), len) << in;
+      ASSERT_EQ(again, out) << in;
+      const std::string padded = out + "/";
+      ASSERT_EQ(padded.find("/./"), std::string::npos) << in << " -> " << out;
+      ASSERT_EQ(padded.find("/../"), std::string::npos) << in << " -> " << out;
+      if (opts.merge_slashes) ASSERT_EQ(out.find("//"), std::string::npos) << in << " -> " << out;
+    }
+  }
 }
 
 TEST(HttpPath, RulesHaveNames) {
