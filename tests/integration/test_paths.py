@@ -344,3 +344,24 @@ def test_explain_matches_the_canonical_path(hms_api, register):
     r = hms_api("explain", "GET", "/x/..%2fsecret")
     assert r.returncode == 1, r
     assert r.stdout.startswith("400 Bad Request (bad_path): bad path (encoded_slash)"), r.stdout
+
+
+def test_normalizing_and_refusing_allocate_nothing_after_warmup(nginx, register, gateway):
+    from test_engine import metric  # noqa: PLC0415
+    register(f"service: nginx-svc\nroutes:\n  - path: /{{rest*}}\nendpoints: [127.0.0.1:{nginx}]\n")
+    gw = gateway({"cores": 1})
+    targets = [("/a/./b//%63/../d%3f?q=%2F", 200), ("http://h.test/x/../y?z", 200),
+               ("/a%2fb", 400), ("/../x", 400)]
+
+    def run(n):
+        with httpraw.Conn(gw.port) as c:
+            for i in range(n):
+                target, status = targets[i % len(targets)]
+                c.send(f"GET {target} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                assert c.read_response().status == status, target
+
+    run(1000)  # warm-up
+    before = metric(gw, "hms_core_heap_allocations_total")
+    run(1000)
+    after = metric(gw, "hms_core_heap_allocations_total")
+    assert after - before == 0, f"{after - before} heap allocations in 1000 warm requests"
