@@ -1,15 +1,19 @@
 // HTTP/1.1 parser micro-benchmarks: a ~600-byte browser request (the shape
 // picohttpparser's bench uses), a small 3-field request, a response head, and
-// chunked decoding of a 64 KiB body in 4 KiB chunks.
+// chunked decoding of a 64 KiB body in 4 KiB chunks, and the path
+// canonicalization every request goes through before routing (a canonical
+// path: one scan; a path needing work: the full RFC 3986 normalization).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "hms/http/parser.h"
+#include "hms/http/path.h"
 
 namespace {
 
@@ -120,6 +124,47 @@ void BM_ChunkedDecode(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
 }
 BENCHMARK(BM_ChunkedDecode)->Arg(64)->Arg(4096)->ComputeStatistics("min", Min);
+
+// CanonicalizeTarget on a parsed request: what StartExchange pays per request.
+void RunCanonicalize(benchmark::State& state, const char* req) {
+  auto head = std::make_unique<RequestHead>();
+  const size_t len = std::strlen(req);
+  if (ParseRequest(req, len, 8192, head.get()) != static_cast<int>(len)) {
+    state.SkipWithError("parse failed");
+    return;
+  }
+  std::vector<char> scratch(head->target.size() + 1);
+  hms::http::CanonicalTarget t;
+  hms::http::PathError e;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(head.get());
+    const bool ok = hms::http::CanonicalizeTarget(*head, hms::http::PathOptions{}, scratch.data(),
+                                                  scratch.size(), &t, &e);
+    if (!ok) state.SkipWithError("refused");
+    benchmark::DoNotOptimize(t);
+    benchmark::ClobberMemory();
+  }
+}
+
+// A typical API path, already canonical: the fast scan only.
+void BM_CanonicalPath_Canonical(benchmark::State& state) {
+  RunCanonicalize(state, "GET /api/v1/users/12345/orders?limit=20 HTTP/1.1\r\nHost: h\r\n\r\n");
+}
+BENCHMARK(BM_CanonicalPath_Canonical)->ComputeStatistics("min", Min);
+
+// The browser request's 62-byte path (no query), already canonical.
+void BM_CanonicalPath_CanonicalLong(benchmark::State& state) {
+  RunCanonicalize(state, kBrowserRequest);
+}
+BENCHMARK(BM_CanonicalPath_CanonicalLong)->ComputeStatistics("min", Min);
+
+// A path needing every kind of work: escapes to decode and upper-case, dot
+// segments, a repeated slash; the query is copied after it.
+void BM_CanonicalPath_NeedsWork(benchmark::State& state) {
+  RunCanonicalize(state,
+                  "GET /api/v1/./users//%31%32345/x/../orders%3f?limit=20 HTTP/1.1\r\nHost: h\r\n\r\n");
+}
+BENCHMARK(BM_CanonicalPath_NeedsWork)->ComputeStatistics("min", Min);
 
 }  // namespace
 

@@ -139,6 +139,22 @@ AccessLogConfig ReadAccessLog(const Reader& r, const Field& f) {
 // after loading still point at a line.
 using KeyLines = std::map<std::string, int>;
 
+// `paths: {encoded_slashes: refuse|keep, merge_slashes: true|false}`.
+void ReadPaths(const Reader& r, const Field& f, GatewayConfig* c, KeyLines* lines) {
+  for (const Field& g : r.Fields(f.value, "paths", {"encoded_slashes", "merge_slashes"})) {
+    (*lines)["paths." + g.key] = g.line;
+    if (g.key == "encoded_slashes") {
+      const std::string v = r.String(g, "paths");
+      if (v != "refuse" && v != "keep") {
+        r.Fail(g.line, "paths.encoded_slashes", "'" + v + "' must be refuse or keep");
+      }
+      c->keep_encoded_slashes = v == "keep";
+    } else {
+      c->merge_slashes = r.Bool(g, "paths");
+    }
+  }
+}
+
 GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* lines) {
   GatewayConfig c = DefaultGatewayConfig();
   c.source = r.source();
@@ -165,6 +181,7 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
                                   "header_timeout",
                                   "idle_timeout",
                                   "drain_timeout",
+                                  "paths",
                                   "service",
                                   "local_port",
                                   "egress",
@@ -236,6 +253,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
       c.idle_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
     } else if (k == "drain_timeout") {
       c.drain_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
+    } else if (k == "paths") {
+      ReadPaths(r, f, &c, lines);
     } else if (k == "service") {
       c.service = r.String(f, "");
     } else if (k == "local_port") {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "hms/config/config.h"
+#include "hms/http/path.h"
 #include "hms/route/route_table.h"
 #include "yaml_reader.h"
 
@@ -44,6 +45,24 @@ void CheckTemplate(const Reader& r, int line, const std::string& ctx, const std:
   }
   Result<bool> ok = route::ValidateTemplate(path);
   if (!ok) r.Fail(line, ctx, ok.error().message);
+  // Requests are matched after normalization (docs/engine.md "The canonical
+  // path"), so a template in another spelling could never match, or would
+  // match a path the upstream reads differently: it must be canonical under
+  // the strict rules whatever a gateway relaxes.
+  std::string canonical(path.size(), '\0');
+  http::PathError e = http::PathError::kNone;
+  const int n = http::NormalizePath(path, http::PathOptions{}, canonical.data(), &e);
+  if (n < 0) {
+    r.Fail(line, ctx,
+           "path '" + path + "' is refused (" + std::string(http::PathErrorRule(e)) + "): " +
+               std::string(http::PathErrorText(e)));
+  }
+  canonical.resize(static_cast<size_t>(n));
+  if (canonical != path) {
+    r.Fail(line, ctx,
+           "path '" + path + "' is not in canonical form (requests are matched after "
+           "normalization, which spells it '" + canonical + "'); write '" + canonical + "'");
+  }
 }
 
 RateLimit ReadRateLimit(const Reader& r, const Field& f, const std::string& parent) {

@@ -321,6 +321,9 @@ std::string Snapshot::ToJson() const {
   o += ",\"header_timeout_ms\":" + std::to_string(gateway.header_timeout_ms);
   o += ",\"idle_timeout_ms\":" + std::to_string(gateway.idle_timeout_ms);
   o += ",\"drain_timeout_ms\":" + std::to_string(gateway.drain_timeout_ms);
+  o += std::string(",\"paths\":{\"encoded_slashes\":") +
+       (gateway.keep_encoded_slashes ? "\"keep\"" : "\"refuse\"") +
+       ",\"merge_slashes\":" + (gateway.merge_slashes ? "true" : "false") + "}";
   o += "},\"mesh\":{\"retries\":" + std::to_string(mesh.retries) +
        ",\"timeout_ms\":" + std::to_string(mesh.timeout_ms) + ",";
   AppendKey(&o, "trust_domain");

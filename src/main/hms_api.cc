@@ -24,6 +24,7 @@
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/store.h"
+#include "hms/http/path.h"
 #include "src/main/certs_command.h"
 #include "src/main/json_text.h"
 #include "src/main/token_command.h"
@@ -727,8 +728,35 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   const std::string& method = positional[0];
   std::string path = positional[1];
   if (!path.starts_with("/")) return Usage("PATH must start with '/'", kExplainHelp);
-  // The gateway matches the path without its query (route/route_table.h).
+  // The gateway matches the path without its query (route/route_table.h),
+  // canonicalized with the strict rules (docs/engine.md "The canonical path").
   path = path.substr(0, path.find('?'));
+  {
+    std::string canonical(path.size(), '\0');
+    http::PathError pe = http::PathError::kNone;
+    const int n = http::NormalizePath(path, http::PathOptions{}, canonical.data(), &pe);
+    if (n < 0) {
+      const std::string message = "bad path (" + std::string(http::PathErrorRule(pe)) + "): " +
+                                  std::string(http::PathErrorText(pe));
+      if (json) {
+        std::string o = "{\"status\":400,\"method\":";
+        AppendJson(&o, method);
+        o += ",\"path\":";
+        AppendJson(&o, path);
+        o += ",\"host\":";
+        AppendJson(&o, host);
+        o += ",\"reason\":\"bad_path\",\"message\":";
+        AppendJson(&o, message);
+        o += "}\n";
+        std::fputs(o.c_str(), stdout);
+      } else {
+        std::printf("400 Bad Request (bad_path): %s\n", message.c_str());
+      }
+      return kUserError;
+    }
+    canonical.resize(static_cast<size_t>(n));
+    path = canonical;
+  }
 
   Result<std::unique_ptr<control::Store>> store = Open(uri);
   if (!store) return Fail(store.error().message);

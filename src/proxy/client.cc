@@ -229,17 +229,35 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   ex.hold = current_;
   ++current_->inflight;
   const config::Snapshot& snap = *current_->snapshot;
+  // One canonical path, checked and served (docs/engine.md "The canonical
+  // path"): every listener kind routes on it and sends exactly it upstream,
+  // in origin-form, so the route whose stamps were applied is the resource
+  // the upstream serves. A target already canonical costs one scan.
+  http::CanonicalTarget canon;
+  http::PathError path_error = http::PathError::kNone;
+  if (!http::CanonicalizeTarget(r, path_options_, path_scratch_.get(), path_scratch_size_, &canon,
+                                &path_error)) {
+    const std::string_view rule = http::PathErrorRule(path_error);
+    const std::string_view why = http::PathErrorText(path_error);
+    char msg[200];
+    std::snprintf(msg, sizeof msg, "bad path (%.*s): %.*s", static_cast<int>(rule.size()),
+                  rule.data(), static_cast<int>(why.size()), why.data());
+    LocalResponse(slot, 400, "bad_path", msg, !ex.req_done);
+    FinishExchange(slot);
+    return static_cast<int64_t>(head_len);
+  }
+  req_.path = canon.path;  // r aliases req_: routing, logs and spans see the canonical path
   // Which route: the edge's table, a sidecar's inbound route, or the egress
   // route of the service the local caller names.
   uint32_t target = 0;
-  std::string_view origin = r.target;  // the request-target sent upstream
-  std::string_view egress_to;          // egress: the service, sent as Host
+  std::string_view origin = canon.origin;  // the request-target sent upstream
+  std::string_view egress_to;              // egress: the service, sent as Host
   ListenerKind kind = listener_kind_[c.listener];
   route::Match m;
   if (kind == ListenerKind::kInbound) {
     target = snap.inbound_route;
   } else if (kind == ListenerKind::kEgress) {
-    if (!SelectEgress(snap, r, &target, &origin, &egress_to)) {
+    if (!SelectEgress(snap, r, canon, &target, &origin, &egress_to)) {
       char msg[160];
       std::snprintf(msg, sizeof msg,
                     "no service named by Host '%.*s' or by the path's first segment",
@@ -361,6 +379,10 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   std::string_view xff;
   std::string_view caller_ms;  // the caller's x-hms-timeout-ms (the first one)
   bool has_host = false;
+  // RFC 9112 §3.2.2: a proxy forwarding an absolute-form request replaces
+  // Host with the target's authority (the parser put it in r.host, which is
+  // what chose the route); the origin above is already origin-form.
+  const bool absolute_form = r.target.front() != '/' && !r.path.empty() && r.path.front() == '/';
   HopByHop hop_by_hop(r.headers, r.header_count);
   for (int i = 0; i < r.header_count; ++i) {
     const http::Header& h = r.headers[i];
@@ -379,7 +401,7 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
       continue;
     }
     if (http::EqualsIgnoreCase(h.name, "host")) {
-      if (!egress_to.empty()) continue;
+      if (!egress_to.empty() || absolute_form) continue;
       has_host = true;
     }
     // Identical repeated Content-Length fields were folded by the parser: one goes out.
@@ -405,6 +427,8 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   ex.endpoint_index = ep_index;
   if (!egress_to.empty()) {
     w.S("host: ").S(egress_to).S("\r\n");
+  } else if (absolute_form) {
+    w.S("host: ").S(r.host).S("\r\n");  // the target's authority (RFC 9112 §3.2.2)
   } else if (!has_host) {
     w.S("host: ").S(cluster.endpoints[ep_index].authority()).S("\r\n");
   }
@@ -447,31 +471,28 @@ bool Worker::PeerAllowed(const config::Cluster& local, std::string_view identity
   return false;
 }
 
-// Egress (docs/sidecar.md): `Host: NAME` names the service; else the path's
-// first segment does (`/NAME/rest` goes out as `/rest`). Upstream the target
-// is always origin-form and the Host is the service's name.
-bool Worker::SelectEgress(const config::Snapshot& snap, const http::RequestHead& r, uint32_t* target,
+// Egress (docs/sidecar.md): `Host: NAME` names the service; else the
+// canonical path's first segment does (`/NAME/rest` goes out as `/rest`), so
+// `/x/../NAME/rest` selects NAME too. Upstream the target is always
+// origin-form (absolute-form, "GET http://NAME/x", a proxy-style call,
+// included) and the Host is the service's name.
+bool Worker::SelectEgress(const config::Snapshot& snap, const http::RequestHead& r,
+                          const http::CanonicalTarget& canon, uint32_t* target,
                           std::string_view* origin, std::string_view* service) {
   std::string_view host = r.host;
   if (!host.empty() && host.front() != '[') host = host.substr(0, host.find(':'));
-  // From the path on: absolute-form ("GET http://NAME/x", a proxy-style
-  // call) goes upstream as origin-form.
-  std::string_view from_path = r.path.empty() || r.path.front() != '/'
-                                   ? r.target
-                                   : std::string_view(r.path.data(), r.target.data() + r.target.size() -
-                                                                         r.path.data());
   if (const config::Route* route = snap.EgressRoute(host)) {
     *target = static_cast<uint32_t>(route - snap.routes.data());
-    *origin = from_path;
+    *origin = canon.origin;
     *service = snap.clusters[route->cluster].name;
     return true;
   }
-  if (r.path.size() < 2 || r.path.front() != '/') return false;
-  std::string_view segment = r.path.substr(1, r.path.find('/', 1) - 1);
+  if (canon.path.size() < 2 || canon.path.front() != '/') return false;
+  std::string_view segment = canon.path.substr(1, canon.path.find('/', 1) - 1);
   const config::Route* route = snap.EgressRoute(segment);
   if (route == nullptr) return false;
   *target = static_cast<uint32_t>(route - snap.routes.data());
-  *origin = from_path.substr(1 + segment.size());  // "", "/rest...", "?query"
+  *origin = canon.origin.substr(1 + segment.size());  // "", "/rest...", "?query"
   *service = snap.clusters[route->cluster].name;
   return true;
 }

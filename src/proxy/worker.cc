@@ -40,6 +40,10 @@ Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& conf
       blocks_(static_cast<uint32_t>(InputCapacity(config))),
       timers_(core::Now()) {
   accept_armed_.assign(listen_fds_.size(), false);
+  path_scratch_size_ = static_cast<size_t>(config.max_header_bytes) + 1;
+  path_scratch_ = std::make_unique<char[]>(path_scratch_size_);
+  path_options_.keep_encoded_slashes = config.keep_encoded_slashes;
+  path_options_.merge_slashes = config.merge_slashes;
   if (config.access_log) {
     access_log_ = std::make_unique<obs::LogRing>(config.access_log->buffer_bytes);
     double ratio = config.access_log->sample_ratio;

@@ -31,6 +31,7 @@
 #include "hms/core/slab.h"
 #include "hms/core/timer_wheel.h"
 #include "hms/http/parser.h"
+#include "hms/http/path.h"
 #include "hms/obs/log_ring.h"
 #include "hms/obs/metrics.h"
 #include "hms/obs/span.h"
@@ -363,7 +364,8 @@ class Worker {
   // segment), the request-target to send upstream and the service's name.
   // False when it names no service.
   static bool SelectEgress(const config::Snapshot& snap, const http::RequestHead& r,
-                           uint32_t* target, std::string_view* origin, std::string_view* service);
+                           const http::CanonicalTarget& canon, uint32_t* target,
+                           std::string_view* origin, std::string_view* service);
   // Tells the service's breaker how the current attempt went (once per attempt).
   void ReportOutcome(Exchange& ex, bool ok);
   // A policy retry of the client's exchange (DESIGN §5): when every rule
@@ -439,6 +441,11 @@ class Worker {
   std::vector<uint32_t> held_next_;  // [buffer id] → next held buffer
   std::vector<uint32_t> held_len_;   // [buffer id] → bytes received into it
   http::RequestHead req_;            // scratch: the head being parsed
+  // The canonical target of the request being started, when its path needed
+  // work (http::CanonicalizeTarget); a target fits in max_header_bytes.
+  std::unique_ptr<char[]> path_scratch_;
+  size_t path_scratch_size_ = 0;
+  http::PathOptions path_options_;   // gateway.yaml `paths:`
   http::ResponseHead resp_;
 
   uint32_t index_;

@@ -81,6 +81,10 @@ struct GatewayConfig {
   uint32_t header_timeout_ms = 10'000;
   uint32_t idle_timeout_ms = 60'000;
   uint32_t drain_timeout_ms = 10'000;
+  // Request paths (`paths:`, docs/engine.md "The canonical path"): the two
+  // relaxations of the strict normalization, both off by default.
+  bool keep_encoded_slashes = false;  // paths.encoded_slashes: keep (default refuse)
+  bool merge_slashes = true;          // paths.merge_slashes
   // Sidecar keys (role: sidecar).
   std::string service;
   uint16_t local_port = 0;

@@ -143,6 +143,21 @@ TEST_F(GatewayConfigTest, AccessLog) {
 
 TEST_F(GatewayConfigTest, CoresAuto) { EXPECT_EQ(LoadError("cores: auto\n"), ""); }
 
+TEST_F(GatewayConfigTest, PathSwitches) {
+  Result<GatewayConfig> d = LoadGatewayConfig(Write("gateway.yaml", "role: gateway\n"));
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_FALSE(d->keep_encoded_slashes);  // strict unless relaxed
+  EXPECT_TRUE(d->merge_slashes);
+  Result<GatewayConfig> c = LoadGatewayConfig(
+      Write("gateway.yaml", "paths:\n  encoded_slashes: keep\n  merge_slashes: false\n"));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->keep_encoded_slashes);
+  EXPECT_FALSE(c->merge_slashes);
+  Result<GatewayConfig> r = LoadGatewayConfig(Write("gateway.yaml", "paths: {encoded_slashes: refuse}\n"));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(r->keep_encoded_slashes);
+}
+
 struct RuleCase {
   const char* text;
   const char* error;  // after "PATH"
@@ -191,6 +206,11 @@ const RuleCase kRules[] = {
     {"listeners:\n  - address: 127.0.0.1:8443\n    tls: {cert: c, key: k, client_auth: true}\n",
      ":3: listeners[0].tls: client_auth: true needs 'ca' to verify client certificates"},
     {"admin: nowhere\n", ":1: admin: 'nowhere' is not a numeric address:port (or off)"},
+    {"paths:\n  encoded_slashes: decode\n",
+     ":2: paths.encoded_slashes: 'decode' must be refuse or keep"},
+    {"paths:\n  merge_slashes: sometimes\n", ":2: paths.merge_slashes: expected true or false, found 'sometimes'"},
+    {"paths: {merge_slash: true}\n",
+     ":1: paths: unknown key 'merge_slash' (did you mean 'merge_slashes'?)"},
     {"role: edge\n", ":1: role: 'edge' must be gateway or sidecar"},
     {"role: sidecar\nlocal_port: 7000\n",
      ":1: service: role: sidecar needs 'service' (its service's name)"},

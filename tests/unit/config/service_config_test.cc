@@ -176,6 +176,30 @@ const BadCase kBad[] = {
      "calc.yaml:3: routes[0]: \"GET sum\": path 'sum' must start with '/'"},
     {"service: calc-svc\nroutes:\n  - GET /a/{rest*}/b\n",
      "calc.yaml:3: routes[0]: \"GET /a/{rest*}/b\": catch-all {rest*} must be the last segment"},
+    {"service: calc-svc\nroutes:\n  - GET /a/../secret\n",
+     "calc.yaml:3: routes[0]: \"GET /a/../secret\": path '/a/../secret' is not in canonical form "
+     "(requests are matched after normalization, which spells it '/secret'); write '/secret'"},
+    {"service: calc-svc\nroutes:\n  - GET /./x\n",
+     "calc.yaml:3: routes[0]: \"GET /./x\": path '/./x' is not in canonical form (requests are "
+     "matched after normalization, which spells it '/x'); write '/x'"},
+    {"service: calc-svc\nroutes:\n  - GET /%73ecret\n",
+     "calc.yaml:3: routes[0]: \"GET /%73ecret\": path '/%73ecret' is not in canonical form "
+     "(requests are matched after normalization, which spells it '/secret'); write '/secret'"},
+    {"service: calc-svc\nroutes:\n  - GET /a%3fb\n",
+     "calc.yaml:3: routes[0]: \"GET /a%3fb\": path '/a%3fb' is not in canonical form (requests "
+     "are matched after normalization, which spells it '/a%3Fb'); write '/a%3Fb'"},
+    {"service: calc-svc\nroutes:\n  - path: /admin%2Fusers\n",
+     "calc.yaml:3: routes[0]: \"/admin%2Fusers\": path '/admin%2Fusers' is refused "
+     "(encoded_slash): the path holds an encoded '/' (%2F)"},
+    {"service: calc-svc\nroutes:\n  - GET /a%5Cb\n",
+     "calc.yaml:3: routes[0]: \"GET /a%5Cb\": path '/a%5Cb' is refused (backslash): the path "
+     "holds a '\\' (raw or %5C)"},
+    {"service: calc-svc\nroutes:\n  - GET /a%00\n",
+     "calc.yaml:3: routes[0]: \"GET /a%00\": path '/a%00' is refused (control): the path holds "
+     "a control character, a space or a non-ASCII byte (raw or encoded)"},
+    {"service: calc-svc\nroutes:\n  - GET /../x\n",
+     "calc.yaml:3: routes[0]: \"GET /../x\": path '/../x' is refused (above_root): the path's "
+     "'..' segments climb above the root"},
     {"service: calc-svc\nroutes:\n  - G@T /x\n",
      "calc.yaml:3: routes[0]: \"G@T /x\": method 'G@T' is not an HTTP token"},
     {"service: calc-svc\nroutes:\n  - methods: [GET]\n", "calc.yaml:3: routes[0]: missing 'path'"},

@@ -33,6 +33,8 @@ TEST(ShippedConfigs, GatewayYamlIsTheDefaults) {
   EXPECT_EQ(c->header_timeout_ms, d.header_timeout_ms);
   EXPECT_EQ(c->idle_timeout_ms, d.idle_timeout_ms);
   EXPECT_EQ(c->drain_timeout_ms, d.drain_timeout_ms);
+  EXPECT_EQ(c->keep_encoded_slashes, d.keep_encoded_slashes);
+  EXPECT_EQ(c->merge_slashes, d.merge_slashes);
   EXPECT_EQ(c->mesh, kConfigs + "/mesh-config.yaml");
 }
 
