@@ -144,15 +144,23 @@ def test_genuine_upstream_failures_still_open_it(failure, flaky, register, gatew
 
 def open_breaker(gw, flaky):
     """Fails one request (failures: 1) while the upstream is down, then brings
-    it back up. Returns the time just before that request: the breaker opened
-    after it."""
+    it back up. Returns the times just before and just after that request:
+    the breaker opened between them."""
     assert httpraw.request(flaky.port, "POST", "/down").status == 200
     sent = time.monotonic()
     assert httpraw.get(gw.port, "/who").status == 503
+    received = time.monotonic()
     assert httpraw.request(flaky.port, "POST", "/up").status == 200
     r = httpraw.get(gw.port, "/who")
     assert r.status == 503 and r.header("x-hms-reason") == "circuit_open", r
-    return sent
+    return sent, received
+
+
+def probe_due(gw):
+    body = admin_get(gw, "/metrics").body.decode()
+    line = 'hms_breaker_next_probe_seconds{service="flaky-svc"} '
+    (value,) = [l[len(line):] for l in body.splitlines() if l.startswith(line)]
+    return float(value) == 0 and breaker(gw)["state"] == "open"
 
 
 @pytest.mark.deadline(60)
@@ -168,7 +176,7 @@ def test_shorter_open_for_reaches_an_open_breaker(flaky, register, gateway):
 
     # Shortened while the new time is still ahead: the probe goes at the
     # opening time plus the new open_for, not before.
-    sent = open_breaker(gw, flaky)
+    sent, _ = open_breaker(gw, flaky)
     reregister("2s")
     assert breaker(gw)["next_probe_s"] <= 2, breaker(gw)
     if time.monotonic() < sent + 1.5:
@@ -180,8 +188,8 @@ def test_shorter_open_for_reaches_an_open_breaker(flaky, register, gateway):
 
     # Shortened after the new time has passed: the probe goes at once.
     reregister("60s")
-    sent = open_breaker(gw, flaky)
-    time.sleep(max(0.0, sent + 1.2 - time.monotonic()))  # past opening + the next open_for
+    _, received = open_breaker(gw, flaky)
+    time.sleep(max(0.0, received + 1.1 - time.monotonic()))  # past opening + the next open_for
     reregister("1s")
     r = httpraw.get(gw.port, "/who")
     assert r.status == 200, r
@@ -194,8 +202,8 @@ def test_probe_not_counted_hands_on_its_slot(how, flaky, register, gateway):
     leave the breaker half-open (every caller refused) for another open_for."""
     register(routes(flaky, failures=1, open_for="1s"))
     gw = gateway()
-    sent = open_breaker(gw, flaky)
-    time.sleep(max(0.0, sent + 1.1 - time.monotonic()))  # the probe is due
+    open_breaker(gw, flaky)
+    wait_until("the probe is due", lambda: probe_due(gw))
     if how == "caller_deadline":
         r = httpraw.get(gw.port, "/who?ms=2000", headers={"x-hms-timeout-ms": "50"})
         assert r.status == 504 and r.header("x-hms-reason") == "caller_deadline", r
