@@ -25,8 +25,8 @@ BreakerParams Breaker::params() const noexcept {
 }
 
 bool Breaker::Open(uint64_t expected, core::Instant now) noexcept {
-  const uint64_t until = now + open_for_ns_.load(std::memory_order_relaxed);
-  if (!word_.compare_exchange_strong(expected, Pack(BreakerState::kOpen, until),
+  // The opening time, not the probe's: Admit adds `open_for` as it is then.
+  if (!word_.compare_exchange_strong(expected, Pack(BreakerState::kOpen, now),
                                      std::memory_order_acq_rel)) {
     return false;
   }
@@ -42,7 +42,9 @@ BreakerAdmission Breaker::Admit(core::Instant now) noexcept {
       case BreakerState::kClosed:
         return {true, false};
       case BreakerState::kOpen:
-        if (now < PayloadOf(w)) return {false, false};
+        if (now < PayloadOf(w) + open_for_ns_.load(std::memory_order_relaxed)) {
+          return {false, false};
+        }
         break;
       case BreakerState::kHalfOpen:
         // A probe is out; replace it only if it never came back.
@@ -84,6 +86,17 @@ void Breaker::OnSuccess(bool is_probe) noexcept {
   }
 }
 
+void Breaker::ReleaseProbe(core::Instant now) noexcept {
+  uint64_t w = word_.load(std::memory_order_acquire);
+  if (StateOf(w) != BreakerState::kHalfOpen) return;  // decided meanwhile
+  // Open "one open_for ago": the next Admit is the probe. Not counted as an
+  // opening (opened_total): nothing failed. Only a clock younger than
+  // open_for (a fresh boot) makes the next probe wait until open_for.
+  const uint64_t open_for = open_for_ns_.load(std::memory_order_relaxed);
+  const uint64_t since = now >= open_for ? now - open_for : 0;
+  word_.compare_exchange_strong(w, Pack(BreakerState::kOpen, since), std::memory_order_acq_rel);
+}
+
 void Breaker::OnFailure(core::Instant now, bool is_probe) noexcept {
   uint64_t w = word_.load(std::memory_order_acquire);
   if (is_probe) {
@@ -105,7 +118,10 @@ BreakerStatus Breaker::Status(core::Instant now) const noexcept {
   s.opened_total = opened_total_.load(std::memory_order_relaxed);
   s.half_opened_total = half_opened_total_.load(std::memory_order_relaxed);
   s.closed_total = closed_total_.load(std::memory_order_relaxed);
-  if (s.state == BreakerState::kOpen && PayloadOf(w) > now) s.next_probe_in_ns = PayloadOf(w) - now;
+  if (s.state == BreakerState::kOpen) {
+    const uint64_t due = PayloadOf(w) + open_for_ns_.load(std::memory_order_relaxed);
+    if (due > now) s.next_probe_in_ns = due - now;
+  }
   return s;
 }
 

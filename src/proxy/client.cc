@@ -124,7 +124,7 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
       if (c.phase != Client::Phase::kFlush) CloseClient(slot, false);  // flushing: closes when sent
     } else if (!c.ex.active) {
       CloseClient(slot, true);
-    } else {
+    } else if (!EndAbandonedUpload(slot)) {
       c.close_after_flush = true;  // answer the request in flight, then close
     }
   } else if (res == -ENOBUFS) {
@@ -420,7 +420,10 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
       }
       v = v * 10 + static_cast<uint64_t>(ch - '0');
     }
-    if (v > 0) timeout_ms = std::min(timeout_ms, v);
+    if (v > 0 && v < timeout_ms) {
+      timeout_ms = v;
+      ex.caller_deadline = true;  // its running out is the caller's choice, not a failure
+    }
   }
   ex.deadline = now_ + core::Millis(timeout_ms);
   uint32_t ep_index = PickEndpoint(route.cluster, cluster);
@@ -517,6 +520,7 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
         ex.upstream = kNone;
         upstreams_[up].client = kNone;
         CloseUpstream(up);
+        ReportOutcome(ex, policy::Fault::kBodyRefused);
         if (!ex.resp_started) {
           LocalResponse(slot, 400, "bad_chunk", "malformed chunked request body", true);
           FinishExchange(slot);
@@ -534,6 +538,7 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
       ex.upstream = kNone;
       upstreams_[up].client = kNone;
       CloseUpstream(up);
+      ReportOutcome(ex, policy::Fault::kBodyRefused);
       LocalResponse(slot, 413, "body_too_large", "request body exceeds max_body_bytes", true);
       FinishExchange(slot);
       return static_cast<int64_t>(n);
@@ -625,14 +630,39 @@ bool Worker::Authenticate(uint32_t slot, const config::Snapshot& snap, const con
   return false;
 }
 
-void Worker::ReportOutcome(Exchange& ex, bool ok) {
+void Worker::ReportOutcome(Exchange& ex, policy::Fault fault) {
   if (ex.breaker == nullptr || ex.outcome_reported) return;
   ex.outcome_reported = true;
-  if (ok) {
-    ex.breaker->OnSuccess(ex.probe);
-  } else {
-    ex.breaker->OnFailure(now_, ex.probe);
+  switch (policy::Classify(fault).verdict) {
+    case policy::FaultVerdict::kSuccess:
+      ex.breaker->OnSuccess(ex.probe);
+      break;
+    case policy::FaultVerdict::kFailure:
+      ex.breaker->OnFailure(now_, ex.probe);
+      break;
+    case policy::FaultVerdict::kNotCounted:
+      if (ex.probe) ex.breaker->ReleaseProbe(now_);
+      break;
   }
+}
+
+bool Worker::ClientOwesBody(const Client& c) const {
+  const Exchange& ex = c.ex;
+  if (!ex.active || ex.req_done) return false;
+  // Held input means the gateway stopped reading for lack of room upstream.
+  if (c.in.held_head != kNone || c.cipher_in.held_head != kNone) return false;
+  if (ex.upstream == kNone) return false;  // backing off: the gateway is not reading the body now
+  return upstreams_[ex.upstream].queued() < kMaxQueued;
+}
+
+bool Worker::EndAbandonedUpload(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (c.ex.resp_started || !ClientOwesBody(c)) return false;
+  ReportOutcome(c.ex, policy::Fault::kClientGone);
+  LocalResponse(slot, 400, "body_incomplete",
+                "the client closed its side before sending the whole request body", true);
+  FinishExchange(slot);
+  return true;
 }
 
 void Worker::WriteRateFields(Writer& w, const policy::RateDecision& d) {
@@ -664,6 +694,10 @@ void Worker::EndExchange(uint32_t slot) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
   if (!ex.active) return;
+  // An exchange that ends without a reported outcome never got an answer
+  // the upstream is to blame for: the client left (499), or the gateway
+  // refused it after the breaker had admitted it. A probe gives its slot back.
+  ReportOutcome(ex, ex.status == 499 ? policy::Fault::kClientGone : policy::Fault::kRefused);
   metrics_.Observe(ex.route_key, ex.status, (now_ - ex.start) / 1000);
   metrics_.ObserveBytes(ex.route_key, ex.bytes_in, ex.bytes_out);
   if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);

@@ -142,7 +142,7 @@ void Worker::PumpClientTls(uint32_t slot) {
       d.eof = true;
       if (!d.ex.active) {
         CloseClient(slot, true);
-      } else {
+      } else if (!EndAbandonedUpload(slot)) {
         d.close_after_flush = true;
       }
       return;

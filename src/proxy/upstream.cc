@@ -75,6 +75,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
     up = NewUpstream(ep);
     if (up == kNone) {
       metrics_.upstream_connect_errors.Add();
+      ReportOutcome(ex, policy::Fault::kLocal);  // no socket here: nothing the service did
       LocalResponse(slot, 502, "upstream_connect_failed", "cannot open a connection to the upstream",
                     !ex.req_done);
       FinishExchange(slot);
@@ -231,8 +232,9 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   if (resp_.status < 200) return rc;  // interim 1xx: we answered Expect ourselves
   // Every attempt with a final head counts, a 5xx about to be retried too.
   metrics_.ObserveUpstream(ex.route_key, (now_ - ex.attempt_start) / 1000);
-  ReportEndpoint(ex, resp_.status < 500);
-  if (resp_.status >= 502 && resp_.status <= 504 && ScheduleRetry(slot, true)) {
+  const policy::Fault fault = policy::StatusFault(resp_.status);
+  ReportEndpoint(ex, fault);
+  if (ScheduleRetry(slot, fault)) {
     // A gateway error from upstream, and a retry is allowed: this answer is
     // dropped with its connection (its body is never read).
     u.client = kNone;
@@ -242,7 +244,7 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
     return static_cast<int64_t>(n);
   }
   const http::ResponseHead& r = resp_;
-  ReportOutcome(ex, r.status < 500);
+  ReportOutcome(ex, fault);
   ex.resp_head_done = true;
   ex.resp_started = true;
   ex.status = r.status;
@@ -387,6 +389,7 @@ void Worker::RedirectWaiting(uint32_t up) {
     if (static_cast<size_t>(ex.attempts - ex.retries_done) <= ex.cluster->endpoints.size() + 1) {
       AttachUpstream(slot, true);
     } else {
+      ReportOutcome(ex, policy::Fault::kUpstreamReset);
       LocalResponse(slot, 502, "upstream_reset",
                     "the upstream closed the connection before a complete response", true);
       FinishExchange(slot);
@@ -409,7 +412,9 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
   Exchange& ex = c.ex;
   ex.upstream = kNone;
   if (!ex.active) return;
-  if (!stale) ReportEndpoint(ex, false);
+  // A malformed answer counts with resets: the upstream broke the exchange.
+  const policy::Fault fault = connect_failed ? policy::Fault::kConnect : policy::Fault::kUpstreamReset;
+  if (!stale) ReportEndpoint(ex, fault);
   if (ex.resp_started) {
     // Mid-response: what already arrived still goes out, then the close is
     // the client's only signal that the body is short.
@@ -433,10 +438,10 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
     AttachUpstream(slot, true);
     return;
   }
-  if (ScheduleRetry(slot, !connect_failed)) return;
+  if (ScheduleRetry(slot, fault)) return;
   // The request failed: one failure for the service's breaker, whatever
   // number of attempts it took (docs/resilience.md).
-  ReportOutcome(ex, false);
+  ReportOutcome(ex, fault);
   open = ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed;
   if (open) {
     // This failure opened the breaker (or it opened meanwhile): say so.
@@ -447,22 +452,29 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
   FinishExchange(slot);
 }
 
-void Worker::ReportEndpoint(const Exchange& ex, bool ok) {
+void Worker::ReportEndpoint(const Exchange& ex, policy::Fault fault) {
   const config::Endpoint& e = ex.cluster->endpoints[ex.endpoint_index % ex.cluster->endpoints.size()];
   if (e.health == nullptr) return;
-  if (ok) {
-    e.health->OnSuccess();
-  } else {
-    e.health->OnFailure(now_);
+  switch (policy::Classify(fault).verdict) {
+    case policy::FaultVerdict::kSuccess:
+      e.health->OnSuccess();
+      break;
+    case policy::FaultVerdict::kFailure:
+      e.health->OnFailure(now_);
+      break;
+    case policy::FaultVerdict::kNotCounted:
+      break;
   }
 }
 
-bool Worker::ScheduleRetry(uint32_t slot, bool reached_upstream) {
+bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
   const config::Cluster& cl = *ex.cluster;
+  if (!policy::Classify(fault).retry_may_help) return false;
   if (ex.resp_started || ex.probe || !ex.replayable || ex.retries_done >= cl.retries) return false;
-  if (reached_upstream && !ex.retryable) return false;
+  // Only a failed connect provably never reached the upstream.
+  if (fault != policy::Fault::kConnect && !ex.retryable) return false;
   if (ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed) {
     return false;
   }

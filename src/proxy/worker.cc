@@ -367,14 +367,25 @@ void Worker::OnTimer(core::Timer* t) {
         return;
       }
       if (!c.ex.resp_started) {
-        // A per-try timeout with time left may retry; the deadline may not.
-        bool per_try = c.ex.per_try_bound;
-        if (c.ex.upstream != kNone) ReportEndpoint(c.ex, false);
+        // Whose time ran out (policy::TimeoutFault): a client still owing its
+        // body, else the service's per-try timeout (with time left, it may
+        // retry), else the caller's shorter deadline or the route's own.
+        const policy::Fault fault =
+            policy::TimeoutFault(ClientOwesBody(c), c.ex.per_try_bound, c.ex.caller_deadline);
+        if (c.ex.upstream != kNone) ReportEndpoint(c.ex, fault);
         DetachUpstream(slot);
-        if (per_try && ScheduleRetry(slot, true)) return;
-        ReportOutcome(c.ex, false);
-        LocalResponse(slot, 504, "upstream_timeout", "the upstream did not answer in time",
-                      !c.ex.req_done);
+        if (ScheduleRetry(slot, fault)) return;
+        ReportOutcome(c.ex, fault);
+        if (fault == policy::Fault::kClientBodyStalled) {
+          LocalResponse(slot, 408, "body_timeout", "request body not received in time", true);
+        } else if (fault == policy::Fault::kCallerDeadline) {
+          LocalResponse(slot, 504, "caller_deadline",
+                        "the upstream did not answer within the caller's x-hms-timeout-ms",
+                        !c.ex.req_done);
+        } else {
+          LocalResponse(slot, 504, "upstream_timeout", "the upstream did not answer in time",
+                        !c.ex.req_done);
+        }
         FinishExchange(slot);  // closes the upstream: a late answer must not reach anyone
       } else {
         CloseClient(slot, false);  // stalled mid-response: nothing honest left to send

@@ -37,6 +37,7 @@
 #include "hms/obs/span.h"
 #include "hms/obs/trace.h"
 #include "hms/policy/backoff.h"
+#include "hms/policy/fault.h"
 #include "hms/policy/rate_limit.h"
 #include "hms/policy/retry_budget.h"
 #include "hms/tls/session.h"
@@ -136,6 +137,7 @@ struct Exchange {
   bool retryable = false;      // idempotent method, or an Idempotency-Key
   // Deadlines and retries.
   core::Instant deadline = 0;  // the route's timeout (or the caller's, if shorter)
+  bool caller_deadline = false;  // the deadline is the caller's x-hms-timeout-ms, not the route's
   bool per_try_bound = false;  // the running attempt's timer is its per-try timeout
   bool backing_off = false;    // waiting for a retry: ex_timer is the backoff
   uint8_t retries_done = 0;    // policy retries made (not counting transparent ones)
@@ -366,16 +368,28 @@ class Worker {
   static bool SelectEgress(const config::Snapshot& snap, const http::RequestHead& r,
                            const http::CanonicalTarget& canon, uint32_t* target,
                            std::string_view* origin, std::string_view* service);
-  // Tells the service's breaker how the current attempt went (once per attempt).
-  void ReportOutcome(Exchange& ex, bool ok);
+  // Tells the service's breaker how the request went (once per request): the
+  // one place where an outcome reaches it, judged by policy::Classify. An
+  // outcome not counted leaves the breaker as it was, but a probe that ends
+  // so gives its slot back.
+  void ReportOutcome(Exchange& ex, policy::Fault fault);
   // A policy retry of the client's exchange (DESIGN §5): when every rule
-  // allows it (attempts left, idempotent or never reached the upstream, body
-  // kept, breaker closed, time left after the backoff, the retry budget),
-  // counts it and arms the backoff; the attempt starts when it expires. The
-  // caller has detached (or will detach) the failed attempt's upstream.
-  bool ScheduleRetry(uint32_t slot, bool reached_upstream);
-  // Tells the endpoint of the current attempt how it went (outlier ejection).
-  void ReportEndpoint(const Exchange& ex, bool ok);
+  // allows it (a fault that another attempt may help, attempts left,
+  // idempotent or never reached the upstream, body kept, breaker closed, time
+  // left after the backoff, the retry budget), counts it and arms the
+  // backoff; the attempt starts when it expires. The caller has detached (or
+  // will detach) the failed attempt's upstream.
+  bool ScheduleRetry(uint32_t slot, policy::Fault fault);
+  // Tells the endpoint of the current attempt how it went (outlier ejection),
+  // by the same table as the breaker.
+  void ReportEndpoint(const Exchange& ex, policy::Fault fault);
+  // The request body is unfinished and the gateway holds none of its bytes
+  // back (nothing waits for room toward the upstream): the client is behind.
+  bool ClientOwesBody(const Client& c) const;
+  // The client closed its sending side (FIN or close_notify) during an
+  // exchange. True when that ended the exchange: a body it can no longer
+  // finish is answered 400 at once, counted against no one.
+  bool EndAbandonedUpload(uint32_t slot);
   // Lets go of the exchange's upstream connection without an answer: closed,
   // or, when queued behind another exchange, left to serve that one.
   void DetachUpstream(uint32_t slot);

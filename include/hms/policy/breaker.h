@@ -3,11 +3,14 @@
 // One object per service, made by the control thread (through PolicyRegistry,
 // which keeps it across reloads) and shared by every core; any core's thread
 // may call any method. Closed → open after `failures` consecutive failed
-// attempts counted over all cores; open → half-open when `open_for` has
-// passed, for exactly one probe request process-wide; the probe's success
-// closes it for every core, its failure opens it again.
+// requests counted over all cores; open → half-open when `open_for` has
+// passed since it opened, for exactly one probe request process-wide; the
+// probe's success closes it for every core, its failure opens it again, and a
+// probe whose outcome says nothing about the service (policy::Fault: the
+// client left, the caller's deadline) gives the slot to the next request.
+// What is a failure is decided by the caller, from policy/fault.h.
 //
-// The state and its deadline are one 64-bit word changed only by
+// The state and its time are one 64-bit word changed only by
 // compare-and-swap, so exactly one core wins each transition; consecutive
 // failures are one shared counter. While closed, Admit is one load of a word
 // that is written only on transitions, and a success writes nothing unless
@@ -57,24 +60,30 @@ class Breaker {
   // exchange vanished) is replaced by another after a further `open_for`.
   [[nodiscard]] BreakerAdmission Admit(core::Instant now) noexcept;
 
-  // The outcome of an attempt that Admit allowed. A failure is a connect
-  // error, a timeout or a 5xx. Outcomes of ordinary attempts that finish
-  // while the breaker is open or half-open change nothing: only the probe
-  // decides.
+  // The outcome of an attempt that Admit allowed. A failure is one that
+  // policy::CountsAgainstUpstream says is the upstream's. Outcomes of ordinary
+  // attempts that finish while the breaker is open or half-open change
+  // nothing: only the probe decides.
   void OnSuccess(bool is_probe) noexcept;
   void OnFailure(core::Instant now, bool is_probe) noexcept;
+  // The probe ended with an outcome that is not counted either way: the
+  // breaker goes back to open with the probe due at once, so the next
+  // request probes instead of everyone waiting out another `open_for`.
+  void ReleaseProbe(core::Instant now) noexcept;
 
-  // New thresholds take effect at once; the state is kept. Control thread.
+  // New thresholds take effect at once; the state is kept. An open breaker
+  // probes at its opening time plus the new `open_for` (at once if that has
+  // passed). Control thread.
   void Reconfigure(BreakerParams params) noexcept;
   BreakerParams params() const noexcept;
 
   BreakerStatus Status(core::Instant now) const noexcept;
 
  private:
-  // Word layout: state in the low 2 bits; the rest is a time (open: when the
-  // probe may go; half-open: when the probe went) or, when closed, the count
-  // of closings, so that a stale compare-and-swap from before a close →
-  // open → close cycle fails.
+  // Word layout: state in the low 2 bits; the rest is a time (open: when it
+  // opened, so that the probe's time follows a changed `open_for`; half-open:
+  // when the probe went) or, when closed, the count of closings, so that a
+  // stale compare-and-swap from before a close → open → close cycle fails.
   static constexpr uint64_t Pack(BreakerState s, uint64_t payload) noexcept {
     return (payload << 2) | static_cast<uint64_t>(s);
   }

@@ -138,6 +138,85 @@ TEST(Breaker, ReconfigureChangesThresholds) {
   EXPECT_TRUE(b.Admit(kT0 + kSec).is_probe);
 }
 
+// A probe whose outcome says nothing about the service (the client left, the
+// caller's own deadline) hands the slot on: the next request probes at once,
+// and the opening is not counted again.
+TEST(Breaker, ReleasedProbeLetsTheNextRequestProbeAtOnce) {
+  Breaker b(kParams);
+  for (int i = 0; i < 3; ++i) b.OnFailure(kT0, false);
+  ASSERT_TRUE(b.Admit(kT0 + 30 * kSec).is_probe);
+  EXPECT_FALSE(b.Admit(kT0 + 31 * kSec).allowed);
+  b.ReleaseProbe(kT0 + 32 * kSec);
+  BreakerStatus s = b.Status(kT0 + 32 * kSec);
+  EXPECT_EQ(s.state, BreakerState::kOpen);
+  EXPECT_EQ(s.next_probe_in_ns, 0u);
+  EXPECT_EQ(s.opened_total, 1u);
+  const BreakerAdmission next = b.Admit(kT0 + 32 * kSec);
+  EXPECT_TRUE(next.allowed);
+  EXPECT_TRUE(next.is_probe);
+  EXPECT_FALSE(b.Admit(kT0 + 32 * kSec).allowed);  // one probe at a time still
+  b.OnSuccess(true);
+  EXPECT_EQ(b.Status(kT0 + 33 * kSec).state, BreakerState::kClosed);
+  // Released while not half-open (already decided): nothing happens.
+  b.ReleaseProbe(kT0 + 34 * kSec);
+  EXPECT_EQ(b.Status(kT0 + 34 * kSec).state, BreakerState::kClosed);
+}
+
+// Without the release, a probe that vanished blocks every caller for a
+// further open_for; the release is what keeps a caller from doing that on
+// purpose (x-hms-timeout-ms: 1 on the probe).
+TEST(Breaker, UnreleasedProbeBlocksForAnotherOpenFor) {
+  Breaker b(kParams);
+  for (int i = 0; i < 3; ++i) b.OnFailure(kT0, false);
+  ASSERT_TRUE(b.Admit(kT0 + 30 * kSec).is_probe);
+  EXPECT_FALSE(b.Admit(kT0 + 59 * kSec).allowed);
+}
+
+// A re-registration that changes open_for moves an open breaker's probe to
+// its opening time plus the new open_for, shorter or longer, or to now when
+// that time has passed.
+TEST(Breaker, ChangedOpenForMovesTheProbe) {
+  struct Case {
+    const char* what;
+    uint64_t new_open_for;
+    core::Instant reconfigured_at;  // after the opening at kT0
+    core::Instant probe_at;         // the first time Admit lets the probe go
+  } cases[] = {
+      {"shorter, still ahead", 5 * kSec, 2 * kSec, 5 * kSec},
+      {"shorter, already passed", 5 * kSec, 10 * kSec, 10 * kSec},
+      {"longer", 60 * kSec, 2 * kSec, 60 * kSec},
+      {"unchanged", 30 * kSec, 2 * kSec, 30 * kSec},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    Breaker b(kParams);
+    for (int i = 0; i < 3; ++i) b.OnFailure(kT0, false);
+    EXPECT_FALSE(b.Admit(kT0 + c.reconfigured_at - 1).allowed);
+    b.Reconfigure({3, c.new_open_for});
+    const core::Instant now = kT0 + c.reconfigured_at;
+    const core::Instant due = kT0 + c.probe_at;
+    EXPECT_EQ(b.Status(now).next_probe_in_ns, due - now);
+    if (due > now) {
+      EXPECT_FALSE(b.Admit(due - 1).allowed);
+    }
+    const BreakerAdmission a = b.Admit(due);
+    EXPECT_TRUE(a.allowed);
+    EXPECT_TRUE(a.is_probe);
+  }
+}
+
+// The probe's failure opens it again from then, with the open_for in force.
+TEST(Breaker, ReopeningUsesTheNewOpenFor) {
+  Breaker b(kParams);
+  for (int i = 0; i < 3; ++i) b.OnFailure(kT0, false);
+  b.Reconfigure({3, 2 * kSec});
+  ASSERT_TRUE(b.Admit(kT0 + 2 * kSec).is_probe);
+  b.OnFailure(kT0 + 3 * kSec, true);
+  EXPECT_EQ(b.Status(kT0 + 3 * kSec).next_probe_in_ns, 2 * kSec);
+  EXPECT_FALSE(b.Admit(kT0 + 5 * kSec - 1).allowed);
+  EXPECT_TRUE(b.Admit(kT0 + 5 * kSec).is_probe);
+}
+
 // Failures reported from several cores add up to one run.
 TEST(Breaker, FailuresAreCountedAcrossThreads) {
   for (int threads : {2, 4}) {

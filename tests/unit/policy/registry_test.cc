@@ -53,6 +53,20 @@ TEST(PolicyRegistry, BreakersAndBudgetsByService) {
   EXPECT_NE(reg.GetRetryBudget("calc-svc", 4, {}), r1);
 }
 
+// A re-registration with a shorter open_for reaches a breaker that is
+// already open: it probes at its opening time plus the new open_for.
+TEST(PolicyRegistry, ReloadWithShorterOpenForShortensAnOpenBreaker) {
+  PolicyRegistry reg;
+  auto b = reg.GetBreaker("calc-svc", {1, 30 * kSec});
+  b->OnFailure(kT0, false);
+  ASSERT_EQ(b->Status(kT0).state, BreakerState::kOpen);
+  reg.Sweep();
+  ASSERT_EQ(reg.GetBreaker("calc-svc", {1, 2 * kSec}), b);  // the reload at kT0 + 1 s
+  EXPECT_EQ(b->Status(kT0 + kSec).next_probe_in_ns, kSec);
+  EXPECT_FALSE(b->Admit(kT0 + 2 * kSec - 1).allowed);
+  EXPECT_TRUE(b->Admit(kT0 + 2 * kSec).is_probe);
+}
+
 TEST(PolicyRegistry, SweepForgetsWhatTheReloadDidNotAskFor) {
   PolicyRegistry reg;
   auto kept = reg.RateLimit("kept", Limit::Every(1, kSec, 1), 0, kT0);
