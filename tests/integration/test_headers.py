@@ -218,3 +218,32 @@ def test_a_head_that_outgrows_its_buffer_is_refused_not_cut(echo_upstream, regis
     r = get(14000)
     assert_refused(r, 431, "header_too_large")
     assert get(10).status == 200  # and the gateway goes on serving
+
+
+# ---------------------------------------------------------------- no allocation
+
+
+def test_removing_and_refusing_fields_allocates_nothing_after_warmup(nginx_upstream, register,
+                                                                     gateway, tmp_path):
+    register(f"service: json-svc\nroutes:\n  - GET /json\nendpoints: [{nginx_upstream.addr}]\n")
+    gw = gateway({"cores": 1, "access_log": {"path": str(tmp_path / "access.log")}})
+    dropped = (b"GET /json HTTP/1.1\r\nHost: t\r\nX_Forwarded_For: 6.6.6.6\r\n"
+               + b"".join(b"X-Hop-%d: 1\r\nConnection: X-Hop-%d\r\n" % (i, i) for i in range(5))
+               + b"\r\n")
+    refused = (b"GET /json HTTP/1.1\r\nHost: t\r\n"
+               + b"".join(b"Connection: x-%d\r\n" % i for i in range(33)) + b"\r\n")
+
+    def rounds(n):
+        with httpraw.Conn(gw.port) as c:
+            for _ in range(n):
+                c.send(dropped)
+                assert c.read_response().status == 200
+                c.send(refused)
+                assert c.read_response().status == 400
+
+    rounds(500)  # warm-up: pools, blocks, slabs reach their size
+    before = metric(gw, "hms_core_heap_allocations_total")
+    rounds(500)
+    after = metric(gw, "hms_core_heap_allocations_total")
+    assert after - before == 0, f"{after - before} heap allocations in 1000 warm requests"
+    assert metric(gw, "hms_headers_dropped_total", reason="underscore") == 1000
