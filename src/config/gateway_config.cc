@@ -182,6 +182,7 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
                                   "idle_timeout",
                                   "drain_timeout",
                                   "paths",
+                                  "underscores_in_headers",
                                   "service",
                                   "local_port",
                                   "egress",
@@ -255,6 +256,11 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
       c.drain_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
     } else if (k == "paths") {
       ReadPaths(r, f, &c, lines);
+    } else if (k == "underscores_in_headers") {
+      if (!http::ParseUnderscorePolicy(r.String(f, ""), &c.underscores_in_headers)) {
+        r.Fail(f.line, "underscores_in_headers",
+               "'" + r.String(f, "") + "' must be allow, drop or reject");
+      }
     } else if (k == "service") {
       c.service = r.String(f, "");
     } else if (k == "local_port") {

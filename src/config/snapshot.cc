@@ -324,6 +324,9 @@ std::string Snapshot::ToJson() const {
   o += std::string(",\"paths\":{\"encoded_slashes\":") +
        (gateway.keep_encoded_slashes ? "\"keep\"" : "\"refuse\"") +
        ",\"merge_slashes\":" + (gateway.merge_slashes ? "true" : "false") + "}";
+  o += ",\"underscores_in_headers\":\"";
+  o += http::UnderscorePolicyName(gateway.underscores_in_headers);
+  o += "\"";
   o += "},\"mesh\":{\"retries\":" + std::to_string(mesh.retries) +
        ",\"timeout_ms\":" + std::to_string(mesh.timeout_ms) + ",";
   AppendKey(&o, "trust_domain");

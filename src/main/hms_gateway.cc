@@ -352,6 +352,10 @@ std::string RenderMetrics(Gateway& g) {
   e.Sample({{"result", "failed"}}, t.upstream_tls_failed);
   counter("hms_identity_refused_total", "mTLS callers refused: identity not in allow_from.",
           t.identity_refused);
+  e.Family("hms_headers_dropped_total", "counter",
+           "Request fields not forwarded for their names, by reason: a '_' in the name "
+           "(underscores_in_headers: drop).");
+  e.Sample({{"reason", "underscore"}}, t.headers_dropped_underscore);
   // Policy state is process-wide: read once from the snapshot's shared objects.
   hms::core::Instant now = hms::core::Now();
   std::vector<std::pair<std::string, hms::policy::BreakerStatus>> breakers;

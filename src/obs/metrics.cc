@@ -105,6 +105,7 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
     t.tls_failed += m->tls_failed.Get();
     t.tls_plain_http += m->tls_plain_http.Get();
     t.identity_refused += m->identity_refused.Get();
+    t.headers_dropped_underscore += m->headers_dropped_underscore.Get();
     t.upstream_tls_handshakes += m->upstream_tls_handshakes.Get();
     t.upstream_tls_resumed += m->upstream_tls_resumed.Get();
     t.upstream_tls_failed += m->upstream_tls_failed.Get();

@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "hms/common/check.h"
+#include "hms/http/field_names.h"
 #include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
 
@@ -312,6 +313,18 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     FinishExchange(slot);
     return static_cast<int64_t>(head_len);
   }
+  // The caller's fields that never go upstream are decided here, before any
+  // stamp spends a token or a breaker probe on a request that may be refused.
+  HopByHop hop_by_hop(r.headers, r.header_count);
+  if (hop_by_hop.too_many_options()) {
+    char msg[96];
+    std::snprintf(msg, sizeof msg, "the Connection fields name more than %d options",
+                  HopByHop::kMaxOptions);
+    LocalResponse(slot, 400, "too_many_connection_options", msg, !ex.req_done);
+    FinishExchange(slot);
+    return static_cast<int64_t>(head_len);
+  }
+  if (!JudgeFieldNames(slot)) return static_cast<int64_t>(head_len);
   claims_valid_ = false;
   if (snap.jwt_keys != nullptr && route.auth != "none" && !Authenticate(slot, snap, route)) {
     return static_cast<int64_t>(head_len);
@@ -341,6 +354,7 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
       Writer f(fields, sizeof fields - 1);
       f.S("retry-after: ").U(ex.rate.retry_after_s).S("\r\n");
       WriteRateFields(f, ex.rate);
+      HMS_CHECK(!f.overflow());  // four numbers of at most 20 digits and their names: < 160
       fields[f.size()] = '\0';
       LocalResponse(slot, 429, "rate_limited", "rate limit exceeded for this route", !ex.req_done,
                     fields);
@@ -383,14 +397,18 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   // Host with the target's authority (the parser put it in r.host, which is
   // what chose the route); the origin above is already origin-form.
   const bool absolute_form = r.target.front() != '/' && !r.path.empty() && r.path.front() == '/';
-  HopByHop hop_by_hop(r.headers, r.header_count);
   for (int i = 0; i < r.header_count; ++i) {
     const http::Header& h = r.headers[i];
     if (http::EqualsIgnoreCase(h.name, kTimeoutHeader)) {
       if (caller_ms.empty()) caller_ms = h.value;
       continue;  // ours replaces it
     }
-    if (hop_by_hop(h.name)) continue;
+    if (hop_by_hop(i)) continue;
+    // Counted and noted by JudgeFieldNames.
+    if (http::JudgeFieldName(h.name, config_.underscores_in_headers) !=
+        http::FieldVerdict::kForward) {
+      continue;
+    }
     if (http::EqualsIgnoreCase(h.name, "x-forwarded-for")) {
       xff = h.value;
       continue;
@@ -457,6 +475,16 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   if (r.body == http::BodyKind::kChunked) w.S("transfer-encoding: chunked\r\n");
   if (r.body == http::BodyKind::kContentLength) w.S("content-length: ").U(r.content_length).S("\r\n");
   w.S("\r\n");
+  if (w.overflow()) {
+    // The head with our fields outgrew its block (kHeadRoom past
+    // max_header_bytes): only an outsized caller identity gets here today.
+    // Refused whole; a cut head would reach the upstream as another message.
+    LocalResponse(slot, 431, "header_too_large",
+                  "the request head with the fields the gateway adds does not fit its buffer",
+                  !ex.req_done);
+    FinishExchange(slot);
+    return static_cast<int64_t>(head_len);
+  }
   ex.head->end = static_cast<uint32_t>(w.size());
 
   if (r.expect_continue && !ex.req_done) c.out.Append(&blocks_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -578,7 +606,19 @@ void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const 
                              : std::string_view(ex.trace.trace_id, 32);
   b.S("{\"error\":\"").Json(message).S("\",\"reason\":\"").Json(reason).S("\",\"trace_id\":\"")
       .Json(tid).S("\"}\n");
-  // Head (< 600 bytes with the longest Allow) and body (< 512) fit in 2 KiB.
+  if (b.overflow()) {
+    // A message that escapes past the body (a certificate's identity full of
+    // control characters): the answer keeps its reason, not half a JSON text.
+    b = Writer(body, sizeof body);
+    b.S("{\"error\":\"(message too long)\",\"reason\":\"")
+        .Json(reason)
+        .S("\",\"trace_id\":\"")
+        .Json(tid)
+        .S("\"}\n");
+    HMS_CHECK(!b.overflow());  // a reason token and a trace id: < 300 bytes
+  }
+  // Head (< 800 bytes with the longest extra field, a 512-byte
+  // WWW-Authenticate) and body (< 512) fit in 2 KiB.
   char* dst = c.out.Reserve(&blocks_, 2048);
   Writer w(dst, 2048);
   w.S("HTTP/1.1 ").U(static_cast<uint64_t>(status)).C(' ').S(StatusText(status)).S("\r\n");
@@ -593,9 +633,35 @@ void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const 
   w.S("\r\n");
   // An answer to HEAD has the same fields and no body (RFC 9110 §9.3.2).
   if (ex.method != http::Method::kHead) w.S(std::string_view(body, b.size()));
+  HMS_CHECK(!w.overflow());
   c.out.Commit(w.size());
   ex.bytes_out += w.size();
   MarkDirty(c, slot);
+}
+
+bool Worker::JudgeFieldNames(uint32_t slot) {
+  Exchange& ex = clients_[slot].ex;
+  const http::RequestHead& r = req_;
+  for (int i = 0; i < r.header_count; ++i) {
+    std::string_view name = r.headers[i].name;
+    http::FieldVerdict v = http::JudgeFieldName(name, config_.underscores_in_headers);
+    if (v == http::FieldVerdict::kForward) continue;
+    if (ex.dropped_headers++ == 0) {
+      ex.dropped_name_len = static_cast<uint8_t>(std::min(name.size(), sizeof ex.dropped_name));
+      std::memcpy(ex.dropped_name, name.data(), ex.dropped_name_len);
+    }
+    if (v == http::FieldVerdict::kReject) {
+      char msg[160];
+      std::snprintf(msg, sizeof msg,
+                    "header field '%.*s' has '_' in its name (underscores_in_headers: reject)",
+                    static_cast<int>(std::min<size_t>(name.size(), 64)), name.data());
+      LocalResponse(slot, 400, "underscore_in_header", msg, !ex.req_done);
+      FinishExchange(slot);
+      return false;
+    }
+  }
+  if (ex.dropped_headers > 0) metrics_.headers_dropped_underscore.Add(ex.dropped_headers);
+  return true;
 }
 
 bool Worker::Authenticate(uint32_t slot, const config::Snapshot& snap, const config::Route& route) {
@@ -752,8 +818,20 @@ void Worker::LogAccess(const Client& c) {
   w.S("\",\"peer\":\"").S(std::string_view(c.peer, c.peer_len));
   // The caller's mTLS identity (docs/tls.md); bounded so the line always fits.
   std::string_view identity = c.tls != nullptr ? c.tls->peer_identity() : std::string_view();
-  w.S("\",\"peer_identity\":\"").Json(identity.substr(0, 256)).S("\"}");
-  if (w.overflow()) return;  // cannot happen with these bounded fields; never log half a line
+  w.S("\",\"peer_identity\":\"").Json(identity.substr(0, 256));
+  // Fields not forwarded for their names: how many, and the first one's name
+  // (a token: nothing to escape; at most sizeof ex.dropped_name bytes).
+  w.S("\",\"dropped_headers\":")
+      .U(ex.dropped_headers)
+      .S(",\"dropped_header\":\"")
+      .Json(std::string_view(ex.dropped_name, ex.dropped_name_len))
+      .S("\"}");
+  if (w.overflow()) {
+    // Never half a line: an outsized route template or identity costs the
+    // line, counted with those a full ring drops.
+    metrics_.access_log_dropped.Add();
+    return;
+  }
   line[w.size()] = '\n';
   if (access_log_->TryWrite(line, w.size() + 1)) {
     metrics_.access_log_lines.Add();

@@ -3,16 +3,30 @@
 // never allocate. Used by the worker on its own thread.
 #pragma once
 
+#include <algorithm>
+#include <bitset>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
 
+#include "hms/common/check.h"
 #include "hms/http/parser.h"
 
 namespace hms::proxy {
 
-// Appends into [p, end); silently truncates when full (heads are bounded by the
-// block size, which leaves room for everything the proxy adds).
+// Bytes a block holds beyond max_header_bytes (worker.cc sizes blocks so): the
+// room for what the proxy adds to a head it forwards. Toward an upstream that
+// is at most ~500 bytes plus the caller's mTLS identity (x-hms-peer), which
+// only the certificate bounds; toward a client at most ~400 (x-trace-id,
+// framing, RateLimit-*, connection, and ": " for fields sent without the
+// space). A head that still does not fit is refused, never cut.
+inline constexpr size_t kHeadRoom = 4096;
+
+// Appends into [p, end). When full it stops writing and remembers it: a writer
+// that overflowed holds a prefix, never a message, so every caller checks
+// overflow() before its bytes go anywhere. Where the input decides the size
+// (a caller's head, an upstream's head) the caller answers (431, 502);
+// where the bounds of what is written make it impossible, it HMS_CHECKs.
 class Writer {
  public:
   Writer(char* p, size_t cap) : begin_(p), p_(p), end_(p + cap) {}
@@ -66,24 +80,54 @@ class Writer {
 };
 
 // Which fields of a message are hop-by-hop (RFC 9110 §7.6.1): the fixed set
-// plus every field its Connection headers name.
+// (http::IsHopByHop) plus every field named by any of its Connection fields,
+// however many Connection fields there are. Decided once per message, by
+// field index: with n fields and k connection-options it costs at most
+// n × (9 + k) name comparisons, and keeps nothing but a bit per field.
 class HopByHop {
  public:
+  // Connection-options (list elements, over all of a message's Connection
+  // fields) a message may carry. One with more is refused: 400
+  // too_many_connection_options from a client, 502 upstream_bad_response from
+  // an upstream. Real peers send one or two (close, keep-alive, upgrade, TE);
+  // the bound keeps each message's work small however its head is spent.
+  static constexpr int kMaxOptions = 32;
+
   HopByHop(const http::Header* headers, int count) noexcept {
-    for (int i = 0; i < count && n_ < kMax; ++i)
-      if (http::EqualsIgnoreCase(headers[i].name, "connection")) values_[n_++] = headers[i].value;
+    HMS_CHECK(count >= 0 && count <= http::kMaxHeaders);
+    for (int i = 0; i < count; ++i) {
+      if (!http::IsHopByHop(headers[i].name, {})) continue;
+      drop_[static_cast<size_t>(i)] = true;
+      if (!http::EqualsIgnoreCase(headers[i].name, "connection")) continue;
+      std::string_view v = headers[i].value;
+      for (size_t pos = 0; pos <= v.size();) {
+        size_t comma = v.find(',', pos);
+        if (comma == std::string_view::npos) comma = v.size();
+        std::string_view option = TrimOws(v.substr(pos, comma - pos));
+        pos = comma + 1;
+        if (option.empty()) continue;  // "a, , b": empty list elements (RFC 9110 §5.6.1)
+        if (++options_ > kMaxOptions) return;
+        for (int j = 0; j < count; ++j) {
+          if (http::EqualsIgnoreCase(headers[j].name, option)) drop_[static_cast<size_t>(j)] = true;
+        }
+      }
+    }
   }
-  bool operator()(std::string_view name) const noexcept {
-    if (n_ == 0) return http::IsHopByHop(name, {});
-    for (int k = 0; k < n_; ++k)
-      if (http::IsHopByHop(name, values_[k])) return true;
-    return false;
-  }
+  // The message named more than kMaxOptions options: refuse it (the marks
+  // are then incomplete).
+  bool too_many_options() const noexcept { return options_ > kMaxOptions; }
+  // Field `i` of the message is not forwarded.
+  bool operator()(int i) const noexcept { return drop_[static_cast<size_t>(i)]; }
 
  private:
-  static constexpr int kMax = 4;
-  std::string_view values_[kMax];
-  int n_ = 0;
+  static std::string_view TrimOws(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  }
+
+  std::bitset<http::kMaxHeaders> drop_;
+  int options_ = 0;
 };
 
 inline std::string_view StatusText(int status) noexcept {

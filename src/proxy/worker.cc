@@ -13,6 +13,7 @@
 
 #include "hms/common/check.h"
 #include "hms/obs/alloc_hook.h"
+#include "src/proxy/wire.h"
 
 namespace hms::proxy {
 namespace {
@@ -23,9 +24,10 @@ constexpr uint32_t kMaxMailboxPerPass = 64;
 constexpr uint32_t kMaxTimerTicksPerPass = 64;
 
 size_t InputCapacity(const config::GatewayConfig& c) {
-  // A whole head must fit, plus room for what the proxy adds to it; and a whole
-  // receive buffer, so a held buffer can always move into an empty block.
-  return std::max<size_t>({16384, c.max_header_bytes + 4096, c.buffer_size});
+  // A whole head must fit, plus room for what the proxy adds to it (kHeadRoom);
+  // and a whole receive buffer, so a held buffer can always move into an
+  // empty block.
+  return std::max<size_t>({16384, c.max_header_bytes + kHeadRoom, c.buffer_size});
 }
 
 }  // namespace

@@ -149,6 +149,11 @@ struct Exchange {
   uint8_t method_len = 0;
   char reason[32];             // x-hms-reason of a local answer ("" for upstream answers)
   uint8_t reason_len = 0;
+  // Request fields not forwarded for their names (underscores_in_headers),
+  // and the first one's name (truncated), for the access log.
+  uint8_t dropped_headers = 0;
+  uint8_t dropped_name_len = 0;
+  char dropped_name[48];
   // Upstream side.
   uint32_t upstream = kNone;
   core::Block* head = nullptr;  // the upstream request head, kept for a retry on a stale pooled connection
@@ -351,6 +356,10 @@ class Worker {
   // Appends the exchange's access-log line to this core's ring (or counts
   // it dropped when the ring is full).
   void LogAccess(const Client& c);
+  // Applies the field-name rules (underscores_in_headers) to the request head
+  // in req_: counts and notes the fields that will not go upstream, or
+  // answers 400 under `reject`. False when the request was answered.
+  bool JudgeFieldNames(uint32_t slot);
   // A sidecar's inbound caller: its identity is in the service's allow_from
   // (an empty list admits any identity the mesh CA vouches for).
   static bool PeerAllowed(const config::Cluster& local, std::string_view identity);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "hms/common/result.h"
+#include "hms/http/field_names.h"
 
 namespace hms::config {
 
@@ -85,6 +86,8 @@ struct GatewayConfig {
   // relaxations of the strict normalization, both off by default.
   bool keep_encoded_slashes = false;  // paths.encoded_slashes: keep (default refuse)
   bool merge_slashes = true;          // paths.merge_slashes
+  // Request fields whose names hold '_' (docs/engine.md "Header fields").
+  http::UnderscorePolicy underscores_in_headers = http::UnderscorePolicy::kDrop;
   // Sidecar keys (role: sidecar).
   std::string service;
   uint16_t local_port = 0;

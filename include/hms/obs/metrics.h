@@ -148,6 +148,9 @@ struct CoreMetrics {
   Counter tls_failed;              // downstream handshakes that failed (bad input, no client cert, ...)
   Counter tls_plain_http;          // plain HTTP sent to a TLS listener (answered 400)
   Counter identity_refused;        // mTLS callers refused by allow_from (403 identity_not_allowed)
+  // Request fields the gateway did not forward for their names (docs/engine.md
+  // "Header fields"): '_' in the name under underscores_in_headers: drop.
+  Counter headers_dropped_underscore;
   Counter upstream_tls_handshakes; // mTLS handshakes to upstream sidecars
   Counter upstream_tls_resumed;
   Counter upstream_tls_failed;     // ... failed, or the peer was not the service it should be
@@ -219,6 +222,7 @@ struct CoreTotals {
   uint64_t bytes_out = 0;
   uint64_t tls_handshakes = 0, tls_resumed = 0, tls_failed = 0, tls_plain_http = 0;
   uint64_t identity_refused = 0;
+  uint64_t headers_dropped_underscore = 0;
   uint64_t upstream_tls_handshakes = 0, upstream_tls_resumed = 0, upstream_tls_failed = 0;
   uint64_t snapshot_version_min = 0;
   uint64_t snapshots_held = 0;

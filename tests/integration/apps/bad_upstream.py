@@ -7,6 +7,8 @@ stdout once listening, and answers each request by its path:
   /garbage         bytes that are not HTTP, then closes
   /reset           a complete head announcing 1 MiB, 64 KiB of body, then a TCP reset
   /truncated-body  a head announcing 100 bytes, 5 bytes of body, then closes
+  /hop-by-hop?n=N  200 whose fields X-Hop-0..N-1 are each named by a Connection
+                   field of their own (N of them), plus X-End-To-End
   anything else    200 with a small body (so the service itself looks alive)
 
 Runs until SIGTERM; every connection is bounded by a 10 s socket timeout.
@@ -44,7 +46,7 @@ def serve(conn):
         if line is None:
             return
         parts = line.split(" ")
-        path = parts[1].split("?", 1)[0] if len(parts) > 1 else "/"
+        path, _, query = (parts[1] if len(parts) > 1 else "/").partition("?")
         if path == "/truncated":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Le")
         elif path == "/garbage":
@@ -56,6 +58,12 @@ def serve(conn):
             return
         elif path == "/truncated-body":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+        elif path == "/hop-by-hop":
+            n = int(query.partition("n=")[2] or "5")
+            named = "".join(f"X-Hop-{i}: {i}\r\n" for i in range(n))
+            connection = "".join(f"Connection: X-Hop-{i}\r\n" for i in range(n))
+            conn.sendall(("HTTP/1.1 200 OK\r\n" + named + connection +
+                          "X-End-To-End: kept\r\nContent-Length: 2\r\n\r\nok").encode())
         else:
             body = b'{"bad_upstream":"alive"}'
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

@@ -59,6 +59,7 @@ TEST_F(GatewayConfigTest, DefaultsWhenKeysAreMissing) {
   EXPECT_EQ(c->header_timeout_ms, 10'000u);
   EXPECT_EQ(c->idle_timeout_ms, 60'000u);
   EXPECT_EQ(c->drain_timeout_ms, 10'000u);
+  EXPECT_EQ(c->underscores_in_headers, http::UnderscorePolicy::kDrop);
   EXPECT_FALSE(c->jwt);
   EXPECT_TRUE(ValidateGatewayConfig(DefaultGatewayConfig()));
 }
@@ -86,6 +87,7 @@ max_body_bytes: 10MiB
 header_timeout: 5s
 idle_timeout: 2m
 drain_timeout: 30s
+underscores_in_headers: reject
 service: calc-svc
 local_port: 7000
 egress: 127.0.0.1:15001
@@ -122,6 +124,7 @@ registration_ttl: 30s
   EXPECT_EQ(c->header_timeout_ms, 5000u);
   EXPECT_EQ(c->idle_timeout_ms, 120'000u);
   EXPECT_EQ(c->drain_timeout_ms, 30'000u);
+  EXPECT_EQ(c->underscores_in_headers, http::UnderscorePolicy::kReject);
   EXPECT_EQ(c->service, "calc-svc");
   EXPECT_EQ(c->local_port, 7000);
   EXPECT_EQ(c->egress, "127.0.0.1:15001");
@@ -156,6 +159,22 @@ TEST_F(GatewayConfigTest, PathSwitches) {
   Result<GatewayConfig> r = LoadGatewayConfig(Write("gateway.yaml", "paths: {encoded_slashes: refuse}\n"));
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_FALSE(r->keep_encoded_slashes);
+}
+
+TEST_F(GatewayConfigTest, UnderscoresInHeaders) {
+  const struct {
+    const char* value;
+    http::UnderscorePolicy policy;
+  } kValues[] = {{"allow", http::UnderscorePolicy::kAllow},
+                 {"drop", http::UnderscorePolicy::kDrop},
+                 {"reject", http::UnderscorePolicy::kReject}};
+  for (const auto& v : kValues) {
+    const std::string path =
+        Write("gateway.yaml", std::string("cores: 1\nunderscores_in_headers: ") + v.value + "\n");
+    Result<GatewayConfig> c = LoadGatewayConfig(path);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->underscores_in_headers, v.policy) << v.value;
+  }
 }
 
 struct RuleCase {
@@ -233,6 +252,14 @@ const RuleCase kRules[] = {
      ":1: jwt: needs exactly one of 'jwks' (a JWKS file) or 'hs256_secret_file'"},
     {"jwt: {jwks: a.json, hs256_secret: s}\n",
      ":1: jwt: unknown key 'hs256_secret' (did you mean 'hs256_secret_file'?)"},
+    {"cores: 1\nunderscores_in_headers: off\n",
+     ":2: underscores_in_headers: 'off' must be allow, drop or reject"},
+    {"underscores_in_headers: Drop\n",
+     ":1: underscores_in_headers: 'Drop' must be allow, drop or reject"},
+    {"underscores_in_headers: [drop]\n",
+     ":1: underscores_in_headers: expected a string, found a list"},
+    {"underscores_in_header: drop\n",
+     ":1: unknown key 'underscores_in_header' (did you mean 'underscores_in_headers'?)"},
     {"ring_entrys: 64\n", ":1: unknown key 'ring_entrys' (did you mean 'ring_entries'?)"},
     {"cores: auto\nmax_body_bytes: 1KiB\nmax_body_bytes: 2KiB\n",
      ":3: key 'max_body_bytes' appears twice"},

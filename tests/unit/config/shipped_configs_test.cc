@@ -35,6 +35,7 @@ TEST(ShippedConfigs, GatewayYamlIsTheDefaults) {
   EXPECT_EQ(c->drain_timeout_ms, d.drain_timeout_ms);
   EXPECT_EQ(c->keep_encoded_slashes, d.keep_encoded_slashes);
   EXPECT_EQ(c->merge_slashes, d.merge_slashes);
+  EXPECT_EQ(c->underscores_in_headers, d.underscores_in_headers);
   EXPECT_EQ(c->mesh, kConfigs + "/mesh-config.yaml");
 }
 

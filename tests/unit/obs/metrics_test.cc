@@ -139,6 +139,8 @@ TEST(CoreMetrics, SumAddsCoresAndMergesRequestRows) {
   b.connections_active.Set(5);
   a.bytes_in.Add(100);
   b.bytes_out.Add(7);
+  a.headers_dropped_underscore.Add(2);
+  b.headers_dropped_underscore.Add(3);
   a.snapshot_version.Set(9);
   b.snapshot_version.Set(8);
   a.requests.Count(1, 200, 10);
@@ -152,6 +154,7 @@ TEST(CoreMetrics, SumAddsCoresAndMergesRequestRows) {
   EXPECT_EQ(t.connections_active, 7u);
   EXPECT_EQ(t.bytes_in, 100u);
   EXPECT_EQ(t.bytes_out, 7u);
+  EXPECT_EQ(t.headers_dropped_underscore, 5u);
   EXPECT_EQ(t.snapshot_version_min, 8u);
   ASSERT_EQ(t.requests.size(), 3u);
   EXPECT_EQ(t.requests[0].route_key, 0u);
