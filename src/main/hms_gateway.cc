@@ -547,6 +547,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   g.store = std::move(*store);
+  g.keys.set_log([](const std::string& line) { Log("%s", line.c_str()); });
   // Watch before the first read: a change between the two is not missed.
   if (!check) g.store->WatchFd();
   {
