@@ -179,7 +179,8 @@ def sanitized_build():
         options = json.loads(info.read_text())
     except OSError:
         return False
-    return any(o["name"] == "b_sanitize" and o["value"] not in ("none", "") for o in options)
+    return any(o["name"] == "b_sanitize" and o["value"] not in ("none", "", [], ["none"])
+               for o in options)
 
 
 def test_a_core_that_cannot_start_ends_in_exit_1_not_an_abort(tmp_path, store_dir):
