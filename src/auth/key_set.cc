@@ -64,12 +64,27 @@ size_t BitLength(const std::string& be) {
          (32 - static_cast<size_t>(__builtin_clz(static_cast<uint8_t>(be[0]))));
 }
 
-// The members of one JWKS entry this loader reads; others (x5c, key_ops,
-// private parts...) are ignored, as RFC 7517 §4 asks of unknown members.
+// The members of one JWKS entry this loader reads; others (x5c, private
+// parts...) are ignored, as RFC 7517 §4 asks of unknown members.
 struct RawJwk {
   std::string_view kty, kid, use, alg, n, e, crv, x, y, k;
+  std::string key_ops;  // the "key_ops" entries, comma-separated, for messages
   bool has_kid = false, has_use = false, has_alg = false;
+  bool has_key_ops = false, key_ops_verify = false;
 };
+
+// Why a key is not for verifying signatures (RFC 7517 §4.2 "use", §4.3
+// "key_ops"), or empty when it may verify. A key with neither member is
+// used, as most issuers publish their keys that way.
+std::string NotForSignatures(const RawJwk& raw) {
+  if (raw.has_use && raw.use != "sig") {
+    return "\"use\" is \"" + std::string(raw.use) + "\", not \"sig\"";
+  }
+  if (raw.has_key_ops && !raw.key_ops_verify) {
+    return "\"key_ops\" [" + raw.key_ops + "] lacks \"verify\"";
+  }
+  return {};
+}
 
 std::string Where(std::string_view origin, size_t index, const RawJwk& raw) {
   std::string w = std::string(origin) + ": key " + std::to_string(index);
@@ -223,6 +238,24 @@ Result<KeySet> KeySet::FromJwks(std::string_view json, std::string_view origin) 
           slot = &raw.y;
         else if (key == "k")
           slot = &raw.k;
+        if (key == "key_ops") {
+          od::array ops;
+          if (member.value().get_array().get(ops)) {
+            return ConfigError(o + ": key " + std::to_string(index) +
+                               ": \"key_ops\" is not an array of strings");
+          }
+          raw.has_key_ops = true;
+          for (auto op_value : ops) {
+            std::string_view op;
+            if (op_value.get_string().get(op)) {
+              return ConfigError(o + ": key " + std::to_string(index) +
+                                 ": \"key_ops\" is not an array of strings");
+            }
+            if (op == "verify") raw.key_ops_verify = true;
+            raw.key_ops += (raw.key_ops.empty() ? "\"" : ", \"") + std::string(op) + "\"";
+          }
+          continue;
+        }
         if (slot == nullptr) continue;
         if (member.value().get_string().get(*slot)) {
           return ConfigError(o + ": key " + std::to_string(index) + ": \"" + std::string(key) +
@@ -231,7 +264,12 @@ Result<KeySet> KeySet::FromJwks(std::string_view json, std::string_view origin) 
       }
       const std::string where = Where(origin, index, raw);
       ++index;
-      if (raw.has_use && raw.use != "sig") continue;  // encryption keys never verify a JWS
+      // Keys published for encryption (or for anything but verifying) never
+      // verify a JWS: skipped, and said why, before they are even parsed.
+      if (std::string why = NotForSignatures(raw); !why.empty()) {
+        set.skipped_.push_back(where + "skipped: " + why);
+        continue;
+      }
       Result<Jwk> key =
           raw.kty == "RSA"  ? ConvertRsa(raw, where)
           : raw.kty == "EC" ? ConvertEc(raw, where)
@@ -249,7 +287,18 @@ Result<KeySet> KeySet::FromJwks(std::string_view json, std::string_view origin) 
   }
   if (!AtEnd(doc)) return ConfigError(o + ": invalid JSON after the top-level object");
   if (!saw_keys) return ConfigError(o + ": no \"keys\" array");
-  if (set.keys_.empty()) return ConfigError(o + ": no signing keys");
+  if (set.keys_.empty()) {
+    std::string e = o + ": no signing keys";
+    if (!set.skipped_.empty()) {
+      e += " (" + std::to_string(set.skipped_.size()) + " skipped: ";
+      for (size_t i = 0; i < set.skipped_.size(); ++i) {
+        // Each note starts with the origin; "key N (kid ...): ..." is enough here.
+        e += (i ? "; " : "") + set.skipped_[i].substr(o.size() + 2);
+      }
+      e += ")";
+    }
+    return ConfigError(e);
+  }
   if (set.keys_.size() > 1) {
     for (const Jwk& k : set.keys_) {
       if (k.kid.empty())

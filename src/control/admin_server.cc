@@ -131,8 +131,8 @@ void AdminServer::Handle(std::string path, Handler handler) {
   handlers_[std::move(path)] = std::move(handler);
 }
 
-Result<bool> AdminServer::Start(const std::string& address) {
-  if (running()) return Error{"admin: already running on port " + std::to_string(port_)};
+Result<bool> AdminServer::Listen(const std::string& address) {
+  if (listen_fd_ >= 0) return Error{"admin: already listening on port " + std::to_string(port_)};
   sockaddr_storage ss;
   socklen_t ss_len = 0;
   if (!ParseAddress(address, &ss, &ss_len)) {
@@ -143,22 +143,25 @@ Result<bool> AdminServer::Start(const std::string& address) {
   if (fd < 0) return Error{Errno("admin: socket", errno)};
   int one = 1;
   // A restarted gateway must rebind at once although the last run's
-  // connections sit in TIME_WAIT.
+  // connections sit in TIME_WAIT. Without SO_REUSEPORT the address stays
+  // exclusive: bind (or, when two binds race, the second listen) fails with
+  // EADDRINUSE while any other socket listens there.
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
     int err = errno;
     close(fd);
     return Error{Errno("admin: SO_REUSEADDR", err)};
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), ss_len) < 0) {
-    int err = errno;
+  auto failed = [&](const char* call, int err) -> Result<bool> {
     close(fd);
-    return Error{Errno("admin: bind " + address, err), Side::kInternal, err == EADDRINUSE};
-  }
-  if (listen(fd, 128) < 0) {
-    int err = errno;
-    close(fd);
-    return Error{Errno("admin: listen " + address, err)};
-  }
+    if (err == EADDRINUSE) {
+      return Error{"admin: cannot listen on " + address + ": another process listens there (" +
+                       std::strerror(err) + ")",
+                   Side::kInternal, true};
+    }
+    return Error{Errno(std::string("admin: ") + call + " " + address, err)};
+  };
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), ss_len) < 0) return failed("bind", errno);
+  if (listen(fd, 128) < 0) return failed("listen", errno);
   sockaddr_storage bound;
   socklen_t bound_len = sizeof(bound);
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len) < 0) {
@@ -168,27 +171,39 @@ Result<bool> AdminServer::Start(const std::string& address) {
   }
   port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake < 0) {
-    int err = errno;
-    close(fd);
-    return Error{Errno("admin: eventfd", err)};
-  }
   listen_fd_ = fd;
+  return true;
+}
+
+Result<bool> AdminServer::Start() {
+  if (running()) return Error{"admin: already running on port " + std::to_string(port_)};
+  if (listen_fd_ < 0) return Error{"admin: Start() before Listen()"};
+  int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake < 0) return Error{Errno("admin: eventfd", errno)};
   wake_fd_ = wake;
   try {
     thread_ = std::thread(&AdminServer::Run, this);
   } catch (const std::system_error& e) {
-    close(listen_fd_);
     close(wake_fd_);
-    listen_fd_ = wake_fd_ = -1;
+    wake_fd_ = -1;
     return Error{std::string("admin: thread: ") + e.what()};
   }
   return true;
 }
 
+Result<bool> AdminServer::Start(const std::string& address) {
+  if (running()) return Error{"admin: already running on port " + std::to_string(port_)};
+  if (auto l = Listen(address); !l.ok()) return l;
+  return Start();
+}
+
 void AdminServer::Stop() {
-  if (!thread_.joinable()) return;
+  if (!thread_.joinable()) {
+    // Listening but never started (start-up failed in between).
+    if (listen_fd_ >= 0) close(listen_fd_);
+    listen_fd_ = -1;
+    return;
+  }
   HMS_CHECK(thread_.get_id() != std::this_thread::get_id());
   uint64_t one = 1;
   // An eventfd write fails only when the counter would overflow, and then

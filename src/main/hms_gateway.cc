@@ -551,6 +551,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   g.store = std::move(*store);
+  g.keys.set_log([](const std::string& line) { Log("%s", line.c_str()); });
   // Watch before the first read: a change between the two is not missed.
   if (!check) g.store->WatchFd();
   {
@@ -581,6 +582,8 @@ int Main(int argc, char** argv) {
     return 0;
   }
 
+  g.state.SetCurrent(first);  // released by ~State on every return from here
+
   // The access log: opened before the cores start, so a bad path stops here.
   hms::obs::AccessLogFile access_log;
   if (g.config.access_log) {
@@ -589,15 +592,27 @@ int Main(int argc, char** argv) {
       return 1;
     }
   }
+  // Every address is claimed before any thread starts (docs/engine.md, "One
+  // gateway per address"): a listener or admin address another process
+  // listens on ends the start here, exit 1, naming the address. From Start
+  // on, a failure returns through ~Gateway, whose engine stops and joins the
+  // cores before the process exits.
   if (auto b = g.engine.Bind(g.config); !b.ok()) {
     Log("%s", b.error().message.c_str());
     return 1;
+  }
+  hms::control::AdminServer admin;
+  const bool admin_on = !g.config.admin.empty() && g.config.admin != "off";
+  if (admin_on) {
+    if (auto a = admin.Listen(g.config.admin); !a.ok()) {
+      Log("%s", a.error().message.c_str());
+      return 1;
+    }
   }
   if (auto s = g.engine.Start(g.config, first); !s.ok()) {
     Log("%s", s.error().message.c_str());
     return 1;
   }
-  g.state.SetCurrent(first);
   if (g.mesh.tracing.exports()) {
     // Started after the cores, whose rings it drains; stopped after them, so
     // the spans of the drain go out too.
@@ -622,8 +637,6 @@ int Main(int argc, char** argv) {
         t.otlp_endpoint.c_str(), t.sample_ratio);
   }
 
-  hms::control::AdminServer admin;
-  bool admin_on = !g.config.admin.empty() && g.config.admin != "off";
   if (admin_on) {
     admin.Handle("/healthz", [&g](const hms::control::AdminRequest&) {
       // The gateway is healthy while it serves; a lost store is reported, not
@@ -667,8 +680,8 @@ int Main(int argc, char** argv) {
       r.body = std::move(json);
       return r;
     });
-    if (auto a = admin.Start(g.config.admin); !a.ok()) {
-      Log("admin API: %s", a.error().message.c_str());
+    if (auto a = admin.Start(); !a.ok()) {
+      Log("%s", a.error().message.c_str());
       return 1;
     }
   }

@@ -113,6 +113,9 @@ Result<bool> KeyMaterial::Attach(const config::GatewayConfig& c, config::Snapsho
       auto keys = !c.jwt->jwks.empty() ? auth::KeySet::FromJwksFile(file)
                                        : auth::KeySet::FromHs256SecretFile(file);
       if (!keys.ok()) return fail(keys.error());
+      if (log_) {
+        for (const std::string& note : keys->skipped()) log_(note);
+      }
       jwt_keys = std::make_shared<const auth::KeySet>(std::move(*keys));
     }
     described_ = described;

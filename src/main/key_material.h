@@ -10,8 +10,10 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hms/auth/key_set.h"
@@ -23,6 +25,10 @@ namespace hms::main {
 
 class KeyMaterial {
  public:
+  // Where notes go that are not errors (JWKS keys skipped, and why); each
+  // is said once per read of its file.
+  void set_log(std::function<void(const std::string&)> log) { log_ = std::move(log); }
+
   // Gives the snapshot its TLS contexts and JWT keys, made from the config's
   // files (or the last ones, when neither the files nor their names changed).
   // The error names the file and why; the snapshot is then not to be used.
@@ -48,6 +54,7 @@ class KeyMaterial {
   static Stamp StampOf(const std::string& path);
   static std::string Describe(const config::GatewayConfig& c);
 
+  std::function<void(const std::string&)> log_;
   std::atomic<bool> unknown_kid_{false};  // cores write it through Snapshot::jwt_unknown_kid
   int64_t keys_read_s_ = 0;               // when the key file was last read (steady seconds)
   bool force_ = false;                    // read everything again at the next Attach

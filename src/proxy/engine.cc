@@ -11,6 +11,7 @@
 #include <cstring>
 #include <thread>
 
+#include "src/proxy/listen_claim.h"
 #include "src/proxy/worker.h"
 
 namespace hms::proxy {
@@ -73,6 +74,10 @@ std::vector<int> AllowedCpus() {
 
 Engine::Engine() = default;
 Engine::~Engine() {
+  // A start-up that fails after the cores started (the admin API, the span
+  // exporter) ends here: its cores are stopped and joined, never left running
+  // while their std::thread is destroyed (std::terminate).
+  Stop();
   for (auto& per_core : listen_fds_)
     for (int fd : per_core) close(fd);
 }
@@ -91,19 +96,34 @@ Result<bool> Engine::Bind(const config::GatewayConfig& config) {
   std::vector<std::string> addresses;
   for (const auto& l : config.listeners) addresses.push_back(l.address);
   if (config.role == "sidecar" && !config.egress.empty()) addresses.push_back(config.egress);
+  // Every claim is held until every listener listens (docs/engine.md, "One
+  // gateway per address"): a gateway starting at the same moment then finds
+  // them listening.
+  std::vector<ListenClaim> claims;
   for (const std::string& address : addresses) {
     sockaddr_storage ss;
     socklen_t len;
     if (!ParseAddress(address, &ss, &len)) {
       return Error{"listener address '" + address + "' is not HOST:PORT", Side::kConfig};
     }
+    // Port 0: the claim takes the port the kernel picks, and every core's
+    // socket binds that one.
+    auto claim = ListenClaim::Take(&ss, len, address);
+    if (!claim.ok()) return claim.error();
+    claims.push_back(std::move(*claim));
     for (uint32_t core = 0; core < cores; ++core) {
       int fd = Listen(ss, len);
       if (fd < 0) {
-        return Error{"cannot listen on " + address + ": " + std::strerror(-fd), Side::kInternal};
+        // EADDRINUSE here: a process that is no hms-gateway listened between
+        // the probe and this socket.
+        return Error{
+            "cannot listen on " + address + ": " +
+                (fd == -EADDRINUSE
+                     ? std::string("another process listens there (Address already in use)")
+                     : std::string(std::strerror(-fd))),
+            Side::kInternal};
       }
       if (core == 0) {
-        // Port 0: every core's socket joins the port the first one got.
         getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
         char host[64];
         uint16_t port;
@@ -138,11 +158,15 @@ Result<bool> Engine::Start(const config::GatewayConfig& config, config::Snapshot
                                                 std::move(listen_fds_[i]), cpu));
   }
   listen_fds_.clear();  // the workers own them now
-  for (auto& w : workers_) {
+  for (uint32_t i = 0; i < workers_.size(); ++i) {
     snapshot->Acquire();
-    int rc = w->Start(snapshot);
+    int rc = workers_[i]->Start(snapshot);
     if (rc < 0) {
-      return Error{std::string("cannot start a core: io_uring: ") + std::strerror(-rc),
+      // The cores started before this one run until ~Engine stops them.
+      return Error{"cannot start core " + std::to_string(i) + ": io_uring set-up (ring_entries " +
+                       std::to_string(config.ring_entries) + ", buffers " +
+                       std::to_string(config.buffer_count) + " x " +
+                       std::to_string(config.buffer_size) + " bytes): " + std::strerror(-rc),
                    Side::kInternal};
     }
   }
@@ -167,6 +191,13 @@ void Engine::Drain() {
 
 void Engine::Join() {
   for (auto& w : workers_) w->Join();
+  stopped_ = true;
+}
+
+void Engine::Stop() {
+  if (workers_.empty() || stopped_) return;
+  Drain();
+  Join();
 }
 
 std::vector<obs::LogRing*> Engine::access_logs() {

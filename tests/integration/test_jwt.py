@@ -201,3 +201,63 @@ def test_jwks_reloads_on_change_and_on_an_unknown_kid(echo_upstream, register, g
     # k2 left with that rewrite.
     r = get(gw, "/headers", es256_token(k2, "k2"))
     assert r.status == 401 and r.header("x-hms-reason") == "jwt_unknown_kid", r
+
+
+def test_jwks_key_meant_for_encryption_never_verifies(echo_upstream, register, gateway, tmp_path):
+    """RFC 7517 §4.3: a key whose key_ops lack "verify" (here ["encrypt"], no
+    "use") is skipped and logged with its kid; a token it signed is refused."""
+    k_sig, jwk_sig = es256_key("sig-1")
+    k_enc, jwk_enc = es256_key("enc-1")
+    del jwk_enc["use"]
+    jwk_enc["key_ops"] = ["encrypt"]
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [jwk_sig, jwk_enc]}))
+    register("service: echo-svc\nroutes:\n  - path: /headers\n    methods: [GET]\n"
+             f"endpoints: [127.0.0.1:{echo_upstream.port}]\n")
+    gw = gateway({"jwt": {"issuer": ISS, "audience": AUD, "jwks": str(jwks)}})
+    assert get(gw, "/headers", es256_token(k_sig, "sig-1")).status == 200
+    r = get(gw, "/headers", es256_token(k_enc, "enc-1"))
+    assert r.status == 401, r
+    assert r.header("x-hms-reason") == "jwt_unknown_kid", r
+    assert ('key 1 (kid "enc-1"): skipped: "key_ops" ["encrypt"] lacks "verify"'
+            in gw.logs()), gw.logs()
+
+
+def test_jwks_without_a_usable_key_stops_the_start_and_keeps_the_old_keys_on_reload(
+        echo_upstream, register, gateway, tmp_path):
+    import subprocess
+    from conftest import binary
+    k1, jwk1 = es256_key("k1")
+    _, enc = es256_key("enc")
+    enc["use"] = "enc"
+    only_enc = json.dumps({"keys": [enc]})
+    register("service: echo-svc\nroutes:\n  - path: /headers\n    methods: [GET]\n"
+             f"endpoints: [127.0.0.1:{echo_upstream.port}]\n")
+    # At start: exit 1, naming the file and why its keys were skipped.
+    bad = tmp_path / "bad-jwks.json"
+    bad.write_text(only_enc)
+    conf = tmp_path / "bad.yaml"
+    conf.write_text('listeners: ["127.0.0.1:0"]\nadmin: "127.0.0.1:0"\ncores: 1\n'
+                    f'store: "file:{tmp_path / "empty-store"}"\n'
+                    f'jwt: {{issuer: "{ISS}", audience: "{AUD}", jwks: "{bad}"}}\n')
+    r = subprocess.run([str(binary("hms-gateway")), "--config", str(conf)], capture_output=True,
+                       text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{bad}: no signing keys" in r.stderr and '"use" is "enc"' in r.stderr, r.stderr
+    # On a reload: the old keys stay.
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [jwk1]}))
+    gw = gateway({"jwt": {"issuer": ISS, "audience": AUD, "jwks": str(jwks)}})
+    assert get(gw, "/headers", es256_token(k1, "k1")).status == 200
+    _, wrap = es256_key("wrap")
+    del wrap["use"]
+    wrap["key_ops"] = ["wrapKey", "encrypt"]
+    tmp = tmp_path / "jwks.json.new"
+    tmp.write_text(json.dumps({"keys": [wrap]}))
+    os.replace(tmp, jwks)
+    deadline = time.monotonic() + 10
+    while "no signing keys" not in gw.logs():
+        assert time.monotonic() < deadline, "the bad JWKS was not read within 10 s" + gw.logs()
+        time.sleep(0.1)
+    assert "keeping the last good one" in gw.logs(), gw.logs()
+    assert get(gw, "/headers", es256_token(k1, "k1")).status == 200

@@ -39,9 +39,13 @@ class KeySet {
   static constexpr size_t kMaxRsaBits = 4096;
 
   // A JWKS document ({"keys": [...]}) with RSA, EC P-256 and "oct" keys.
-  // Keys with "use" other than "sig" are skipped; any other key the verifier
-  // could not use, an "alg" that disagrees with "kty"/"crv", a duplicate or
-  // (with several keys) missing "kid" is a load error naming the key.
+  // A key not meant for signatures is skipped, and skipped() says which and
+  // why: "use" present and not "sig", or "key_ops" present without "verify"
+  // (a key with neither is used). A set left with no key is a load error
+  // that lists the skipped ones. Any other key the verifier could not use,
+  // an "alg" that disagrees with "kty"/"crv", a malformed "key_ops", a
+  // duplicate or (with several keys) missing "kid" is a load error naming
+  // the key.
   static Result<KeySet> FromJwksFile(const std::string& path);
   static Result<KeySet> FromJwks(std::string_view json, std::string_view origin);
 
@@ -51,6 +55,8 @@ class KeySet {
   static Result<KeySet> FromHs256Secret(std::string_view secret, std::string_view origin);
 
   size_t size() const noexcept { return keys_.size(); }
+  // One line per key the load skipped: "FILE: key N (kid "K"): skipped: why".
+  const std::vector<std::string>& skipped() const noexcept { return skipped_; }
   const Jwk& key(size_t i) const noexcept { return keys_[i]; }
 
   // The key a token's header selects: by kid when the token has one; a set
@@ -60,6 +66,7 @@ class KeySet {
 
  private:
   std::vector<Jwk> keys_;
+  std::vector<std::string> skipped_;
 };
 
 }  // namespace hms::auth

@@ -64,17 +64,25 @@ class AdminServer {
   // Connections idle longer than this are closed (default 60 s). Before Start().
   void set_idle_timeout(std::chrono::milliseconds t) { idle_timeout_ = t; }
 
-  // Binds "HOST:PORT" (IPv4 literal, "[IPv6]" literal or "localhost"; port 0
-  // picks a free one, see port()), with SO_REUSEADDR, and starts the thread.
-  // Errors: a malformed address (Side::kConfig), a failed socket/bind/listen
-  // (Side::kInternal, with errno's text), or already running.
+  // Binds and listens on "HOST:PORT" (IPv4 literal, "[IPv6]" literal or
+  // "localhost"; port 0 picks a free one, see port()), with SO_REUSEADDR and
+  // without SO_REUSEPORT, so the address is this server's alone. Nothing is
+  // served until Start(): start-up claims the address before it starts any
+  // thread. Errors: a malformed address (Side::kConfig); an address another
+  // process listens on ("another process listens there", retryable); any
+  // other failed socket/bind/listen (Side::kInternal, with errno's text).
+  Result<bool> Listen(const std::string& address);
+  // Starts the thread over the socket Listen() made.
+  Result<bool> Start();
+  // Listen(address), then Start().
   Result<bool> Start(const std::string& address);
 
-  // The bound port, valid after a successful Start().
+  // The bound port, valid after a successful Listen().
   uint16_t port() const { return port_; }
   bool running() const { return thread_.joinable(); }
 
-  // Wakes the loop, closes every connection and joins the thread. Idempotent.
+  // Wakes the loop, closes every connection and joins the thread (or closes
+  // the socket of a Listen() never started). Idempotent.
   // Any thread but the server's own (not from a handler).
   void Stop();
 

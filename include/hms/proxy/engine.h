@@ -31,7 +31,9 @@ class Engine {
   ~Engine();
 
   // Opens one SO_REUSEPORT listening socket per listener per core; port 0
-  // picks a free port, shared by every core. Call before Start.
+  // picks a free port, shared by every core. Call before Start. Each address
+  // is claimed first (src/proxy/listen_claim.h): when another process
+  // listens there, nothing is bound and the error names the address.
   Result<bool> Bind(const config::GatewayConfig& config);
   // "127.0.0.1:PORT" per listener, after Bind; a sidecar's egress listener
   // comes last.
@@ -48,6 +50,10 @@ class Engine {
   // after drain_timeout. Join() waits for them.
   void Drain();
   void Join();
+  // Drain() and Join() unless the cores were joined already or never
+  // started; the destructor calls it, so a start-up that fails after Start
+  // stops its cores before the process exits.
+  void Stop();
 
   uint32_t cores() const;
   const obs::CoreMetrics& metrics(uint32_t core) const;
@@ -61,6 +67,7 @@ class Engine {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::vector<int>> listen_fds_;  // [core][listener]
   std::vector<std::string> bound_;
+  bool stopped_ = false;  // Join() returned: no core runs
 };
 
 }  // namespace hms::proxy

@@ -142,6 +142,68 @@ TEST(KeySet, SkipsEncryptionKeysButNeedsOneSigningKey) {
   EXPECT_NE(LoadError("").find("no signing keys"), std::string::npos);
 }
 
+// RFC 7517 §4.2/§4.3: a key whose "use" is not "sig", or whose "key_ops"
+// lack "verify", is not for verifying signatures. Each case: the key under
+// test beside a plain signing key "ok"; whether it is loaded, and the reason
+// logged when it is skipped.
+TEST(KeySet, UsesOnlyKeysMeantForVerifying) {
+  struct Case {
+    const char* members;
+    bool used;
+    const char* skipped_because;
+  };
+  const Case cases[] = {
+      {"", true, nullptr},
+      {",\"use\":\"sig\"", true, nullptr},
+      {",\"key_ops\":[\"verify\"]", true, nullptr},
+      {",\"key_ops\":[\"sign\",\"verify\"]", true, nullptr},
+      {",\"use\":\"sig\",\"key_ops\":[\"verify\"]", true, nullptr},
+      {",\"use\":\"enc\"", false, "\"use\" is \"enc\", not \"sig\""},
+      {",\"use\":\"SIG\"", false, "\"use\" is \"SIG\", not \"sig\""},
+      {",\"key_ops\":[\"encrypt\"]", false, "\"key_ops\" [\"encrypt\"] lacks \"verify\""},
+      {",\"key_ops\":[\"sign\"]", false, "\"key_ops\" [\"sign\"] lacks \"verify\""},
+      {",\"key_ops\":[]", false, "\"key_ops\" [] lacks \"verify\""},
+      {",\"use\":\"sig\",\"key_ops\":[\"encrypt\",\"wrapKey\"]", false,
+       "\"key_ops\" [\"encrypt\", \"wrapKey\"] lacks \"verify\""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.members);
+    auto ks = Jwks(Oct("k", c.members) + "," + Oct("ok"));
+    ASSERT_TRUE(ks.ok()) << ks.error().message;
+    EXPECT_EQ(ks->Select("k", true) >= 0, c.used);
+    EXPECT_GE(ks->Select("ok", true), 0);
+    if (c.used) {
+      EXPECT_TRUE(ks->skipped().empty());
+    } else {
+      ASSERT_EQ(ks->skipped().size(), 1u);
+      EXPECT_EQ(ks->skipped()[0],
+                std::string("t.json: key 0 (kid \"k\"): skipped: ") + c.skipped_because);
+    }
+  }
+}
+
+TEST(KeySet, ASetLeftWithoutAUsableKeyFailsTheLoad) {
+  const std::string e =
+      LoadError(Oct("a", ",\"use\":\"enc\"") + "," + Oct("b", ",\"key_ops\":[\"encrypt\"]"));
+  EXPECT_NE(e.find("t.json: no signing keys (2 skipped: key 0 (kid \"a\"): skipped: \"use\" is "
+                   "\"enc\", not \"sig\"; key 1 (kid \"b\"): skipped: \"key_ops\" "
+                   "[\"encrypt\"] lacks \"verify\")"),
+            std::string::npos)
+      << e;
+  // A skipped key is not parsed: an encryption key of a kind the verifier
+  // lacks does not fail the set.
+  auto ks = Jwks("{\"kty\":\"OKP\",\"kid\":\"x\",\"key_ops\":[\"deriveKey\"]}," + Oct("ok"));
+  ASSERT_TRUE(ks.ok()) << ks.error().message;
+  EXPECT_EQ(ks->size(), 1u);
+}
+
+TEST(KeySet, RefusesMalformedKeyOps) {
+  EXPECT_NE(LoadError(Oct("k", ",\"key_ops\":\"verify\"")).find("\"key_ops\" is not an array"),
+            std::string::npos);
+  EXPECT_NE(LoadError(Oct("k", ",\"key_ops\":[\"verify\",1]")).find("\"key_ops\" is not an array"),
+            std::string::npos);
+}
+
 TEST(KeySet, RefusesBrokenDocuments) {
   for (const char* doc : {"", "[]", "{}", "{\"keys\":{}}", "{\"keys\":[1]}", "{\"keys\":[",
                           "{\"keys\":[]} trailing", "not json"}) {

@@ -362,10 +362,28 @@ TEST(AdminServer, BusyPortIsAnError) {
   AdminServer a;
   ASSERT_TRUE(a.Start("127.0.0.1:0").ok());
   AdminServer b;
-  auto r = b.Start("127.0.0.1:" + std::to_string(a.port()));
+  const std::string address = "127.0.0.1:" + std::to_string(a.port());
+  auto r = b.Start(address);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("bind"), std::string::npos) << r.error().message;
+  EXPECT_NE(
+      r.error().message.find("cannot listen on " + address + ": another process listens there"),
+      std::string::npos)
+      << r.error().message;
   EXPECT_FALSE(b.running());
+}
+
+// Start-up claims the admin address before any thread runs, and may fail
+// before it serves: the socket of a Listen() never started is let go.
+TEST(AdminServer, ListenHoldsTheAddressUntilStopWithoutAThread) {
+  AdminServer a;
+  ASSERT_TRUE(a.Listen("127.0.0.1:0").ok());
+  EXPECT_FALSE(a.running());
+  const std::string address = "127.0.0.1:" + std::to_string(a.port());
+  AdminServer b;
+  EXPECT_FALSE(b.Listen(address).ok());
+  a.Stop();
+  auto r = b.Start(address);
+  EXPECT_TRUE(r.ok()) << r.error().message;
 }
 
 TEST(AdminServer, BadAddressesAreConfigErrors) {
