@@ -518,10 +518,19 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", v.error().message.c_str());
     return 1;
   }
+  // What start-up needs of this machine besides the ports, checked the same
+  // way for --check and for a start (one function), so a config that --check
+  // passes does not fail at start.
+  if (auto e = hms::config::CheckGatewayEnvironment(g.config); !e.ok()) {
+    std::fprintf(stderr, "%s\n", e.error().message.c_str());
+    return 1;
+  }
   if (!g.config.mesh.empty()) {
     auto mesh = hms::config::LoadMeshConfig(g.config.mesh);
     if (!mesh.ok()) {
-      std::fprintf(stderr, "%s\n", mesh.error().message.c_str());
+      // The mesh file's own errors carry its file:line; say which key named it.
+      std::fprintf(stderr, "%s: mesh: %s\n", hms::config::WhereIs(g.config, "mesh").c_str(),
+                   mesh.error().message.c_str());
       return 1;
     }
     g.mesh = *mesh;
