@@ -739,7 +739,8 @@ int Endpoints(const std::string& uri, const std::vector<std::string>& args) {
     return Usage("endpoints " + action + " needs SERVICE HOST:PORT", kEndpointsHelp);
   const std::string& service = args[1];
   const std::string& address = args[2];
-  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kWrite);
+  Result<std::unique_ptr<control::Store>> store =
+      Open(uri, action == "add" ? Access::kWrite : Access::kRead);
   if (!store) return Fail(store.error().message);
   if (action == "add") {
     Result<bool> ok = (*store)->AddEndpoint(service, address);

@@ -89,7 +89,7 @@ def test_read_only_commands_refuse_a_missing_store_and_writers_make_it(hms_api, 
                                                                        tmp_path):
     shutil.rmtree(store_dir)
     for args in (["list"], ["show", "echo-svc"], ["explain", "GET", "/x"],
-                 ["deregister", "echo-svc"]):
+                 ["deregister", "echo-svc"], ["endpoints", "remove", "echo-svc", "127.0.0.1:1"]):
         r = hms_api(*args)
         assert r.returncode == 1, (args, r.stdout, r.stderr)
         assert f"store {store_dir} does not exist" in r.stderr, (args, r.stderr)
@@ -101,6 +101,10 @@ def test_read_only_commands_refuse_a_missing_store_and_writers_make_it(hms_api, 
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("\n") == 1 and "did not exist: creating it" in r.stderr
     assert hms_api("list").returncode == 0
+    shutil.rmtree(store_dir)
+    r = hms_api("endpoints", "add", "a-svc", "127.0.0.1:7001")
+    assert "did not exist: creating it" in r.stderr  # then: a-svc is not registered
+    assert store_dir.is_dir()
 
 
 def test_register_of_a_directory_says_so(hms_api, tmp_path):
