@@ -15,6 +15,7 @@
 #include <cstdio>
 
 #include "hms/auth/base64url.h"
+#include "hms/common/file_check.h"
 
 namespace hms::auth {
 namespace {
@@ -26,8 +27,9 @@ bool AtEnd(simdjson::ondemand::document& doc) {
 }
 
 Result<std::string> ReadFile(const std::string& path) {
+  if (std::string why = UnreadableFile(path); !why.empty()) return ConfigError(why);
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return ConfigError(path + ": cannot open");
+  if (f == nullptr) return ConfigError(path + ": cannot open: " + std::strerror(errno));
   std::string data;
   char buf[4096];
   size_t n;

@@ -1,12 +1,18 @@
 // gateway.yaml and mesh-config.yaml (DESIGN §3).
 #include <arpa/inet.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
 
+#include "hms/common/file_check.h"
 #include "hms/config/config.h"
 #include "yaml_reader.h"
 
@@ -23,6 +29,31 @@ constexpr uint32_t kMaxCores = 256;
 
 bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
+// The store URI's form, as control::OpenStore reads it; "" when it is one.
+std::string StoreUriProblem(const std::string& uri) {
+  if (uri.starts_with("file:")) {
+    std::string dir = uri.substr(5);
+    if (dir.starts_with("//")) dir.erase(0, 2);
+    return dir.empty() ? "'" + uri + "' names no directory (file:DIR)" : "";
+  }
+  if (uri.starts_with("etcd://")) {
+    return uri.size() > 7 ? "" : "'" + uri + "' names no endpoint (etcd://HOST:PORT)";
+  }
+  const size_t colon = uri.find(':');
+  const std::string scheme = colon == std::string::npos ? uri : uri.substr(0, colon);
+  return "unsupported store scheme '" + scheme +
+         "' (expected file:DIR or etcd://HOST:PORT[,HOST:PORT...])";
+}
+
+// Two sockets cannot share an address:port, and SO_REUSEPORT (which every
+// listener sets, so that each core binds its own) would let a second one
+// bind silently and split the connections. Port 0 asks for a fresh port.
+bool SameBind(const HostPort& a, const HostPort& b) {
+  if (a.port == 0 || a.port != b.port) return false;
+  auto wildcard = [](const std::string& h) { return h == "0.0.0.0" || h == "::"; };
+  return a.host == b.host || wildcard(a.host) || wildcard(b.host);
+}
+
 // Listener addresses are numeric: a gateway binds, it does not resolve.
 bool IsListenAddress(const std::string& address) {
   const std::optional<HostPort> hp = ParseHostPort(address, /*allow_port_zero=*/true);
@@ -33,7 +64,13 @@ bool IsListenAddress(const std::string& address) {
          inet_pton(AF_INET6, hp->host.c_str(), &a6) == 1;
 }
 
-ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::string& ctx) {
+// Where each top-level key was written, so that cross-field errors found
+// after loading still point at a line.
+using KeyLines = std::map<std::string, int>;
+
+ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::string& ctx,
+                            KeyLines* lines) {
+  (*lines)[ctx] = internal::LineOf(item);
   ListenerConfig l;
   if (item.IsScalar()) {
     l.address = item.Scalar();
@@ -48,6 +85,7 @@ ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::
         ListenerTls tls;
         for (const Field& g :
              r.Fields(f.value, tctx, {"cert", "key", "ca", "client_auth", "sni_certs"})) {
+          (*lines)[Ctx(tctx, g.key)] = g.line;
           if (g.key == "cert") tls.cert = r.String(g, tctx);
           if (g.key == "key") tls.key = r.String(g, tctx);
           if (g.key == "ca") tls.ca = r.String(g, tctx);
@@ -59,6 +97,7 @@ ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::
               const std::string ictx = sctx + "[" + std::to_string(i) + "]";
               CertPair pair;
               for (const Field& h : r.Fields(g.value[i], ictx, {"cert", "key"})) {
+                (*lines)[Ctx(ictx, h.key)] = h.line;
                 (h.key == "cert" ? pair.cert : pair.key) = r.String(h, ictx);
               }
               if (pair.cert.empty() || pair.key.empty()) {
@@ -85,10 +124,11 @@ ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::
   return l;
 }
 
-JwtConfig ReadJwt(const Reader& r, const Field& f) {
+JwtConfig ReadJwt(const Reader& r, const Field& f, KeyLines* lines) {
   JwtConfig j;
   for (const Field& g :
        r.Fields(f.value, "jwt", {"issuer", "audience", "jwks", "hs256_secret_file", "leeway"})) {
+    (*lines)["jwt." + g.key] = g.line;
     if (g.key == "issuer") j.issuer = r.String(g, "jwt");
     if (g.key == "audience") j.audience = r.String(g, "jwt");
     if (g.key == "jwks") j.jwks = r.String(g, "jwt");
@@ -102,9 +142,10 @@ JwtConfig ReadJwt(const Reader& r, const Field& f) {
   return j;
 }
 
-MeshTlsConfig ReadMeshTls(const Reader& r, const Field& f) {
+MeshTlsConfig ReadMeshTls(const Reader& r, const Field& f, KeyLines* lines) {
   MeshTlsConfig m;
   for (const Field& g : r.Fields(f.value, "mtls", {"cert", "key", "ca"})) {
+    (*lines)["mtls." + g.key] = g.line;
     (g.key == "cert" ? m.cert : g.key == "key" ? m.key : m.ca) = r.String(g, "mtls");
   }
   if (m.cert.empty() || m.key.empty() || m.ca.empty()) {
@@ -113,10 +154,11 @@ MeshTlsConfig ReadMeshTls(const Reader& r, const Field& f) {
   return m;
 }
 
-AccessLogConfig ReadAccessLog(const Reader& r, const Field& f) {
+AccessLogConfig ReadAccessLog(const Reader& r, const Field& f, KeyLines* lines) {
   AccessLogConfig a;
   bool have_path = false;
   for (const Field& g : r.Fields(f.value, "access_log", {"path", "sample_ratio", "buffer"})) {
+    (*lines)["access_log." + g.key] = g.line;
     if (g.key == "path") {
       a.path = r.String(g, "access_log");
       have_path = !a.path.empty();
@@ -134,10 +176,6 @@ AccessLogConfig ReadAccessLog(const Reader& r, const Field& f) {
   if (!have_path) r.Fail(f.line, "access_log", "needs 'path' (the file lines are appended to)");
   return a;
 }
-
-// Where each top-level key was written, so that cross-field errors found
-// after loading still point at a line.
-using KeyLines = std::map<std::string, int>;
 
 // `paths: {encoded_slashes: refuse|keep, merge_slashes: true|false}`.
 void ReadPaths(const Reader& r, const Field& f, GatewayConfig* c, KeyLines* lines) {
@@ -214,14 +252,22 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
       if (!f.value.IsSequence()) r.Fail(f.line, "listeners", "expected a list of listeners");
       have_listeners = true;
       for (size_t i = 0; i < f.value.size(); ++i) {
-        c.listeners.push_back(ReadListener(r, f.value[i], "listeners[" + std::to_string(i) + "]"));
+        c.listeners.push_back(
+            ReadListener(r, f.value[i], "listeners[" + std::to_string(i) + "]", lines));
       }
     } else if (k == "admin") {
       c.admin = f.value.IsNull() ? "" : r.String(f, "");
     } else if (k == "store") {
       c.store = r.String(f, "");
+      // An empty value used to mean the default store without saying so.
+      if (c.store.empty()) {
+        r.Fail(f.line, "store",
+               "must not be empty: give file:DIR or etcd://HOST:PORT, or leave 'store' out for "
+               "the default store");
+      }
+      if (std::string why = StoreUriProblem(c.store); !why.empty()) r.Fail(f.line, "store", why);
     } else if (k == "jwt") {
-      c.jwt = ReadJwt(r, f);
+      c.jwt = ReadJwt(r, f, lines);
     } else if (k == "mesh") {
       c.mesh = r.String(f, "");
     } else if (k == "ring_entries") {
@@ -268,9 +314,9 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
     } else if (k == "egress") {
       c.egress = r.String(f, "");
     } else if (k == "access_log") {
-      c.access_log = ReadAccessLog(r, f);
+      c.access_log = ReadAccessLog(r, f, lines);
     } else if (k == "mtls") {
-      c.mtls = ReadMeshTls(r, f);
+      c.mtls = ReadMeshTls(r, f, lines);
     } else if (k == "advertise") {
       c.advertise = r.String(f, "");
     } else if (k == "registration_ttl") {
@@ -327,6 +373,28 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
   }
   if (!c.admin.empty() && c.admin != "off" && !IsListenAddress(c.admin)) {
     return fail("admin", "'" + c.admin + "' is not a numeric address:port (or off)");
+  }
+  if (!c.egress.empty() && !IsListenAddress(c.egress)) {
+    return fail("egress", "'" + c.egress + "' is not a numeric address:port");
+  }
+  {
+    // Every address this process binds, by the key that names it.
+    std::vector<std::pair<std::string, std::string>> binds;
+    for (size_t i = 0; i < c.listeners.size(); ++i) {
+      binds.emplace_back("listeners[" + std::to_string(i) + "]", c.listeners[i].address);
+    }
+    if (!c.admin.empty() && c.admin != "off") binds.emplace_back("admin", c.admin);
+    if (!c.egress.empty()) binds.emplace_back("egress", c.egress);
+    for (size_t i = 0; i < binds.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        const std::optional<HostPort> a = ParseHostPort(binds[j].second, true);
+        const std::optional<HostPort> b = ParseHostPort(binds[i].second, true);
+        if (a && b && SameBind(*a, *b)) {
+          return fail(binds[i].first, binds[i].second + " is also " + binds[j].first + " (" +
+                                          binds[j].second + "): each address is bound once");
+        }
+      }
+    }
   }
   if (c.ring_entries < 64 || c.ring_entries > 32768 || !IsPowerOfTwo(c.ring_entries)) {
     return fail("ring_entries",
@@ -388,9 +456,6 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
   }
   if (!c.service.empty() && !IsValidServiceName(c.service)) {
     return fail("service", "'" + c.service + "' is not a valid service name");
-  }
-  if (!c.egress.empty() && !IsListenAddress(c.egress)) {
-    return fail("egress", "'" + c.egress + "' is not a numeric address:port");
   }
   return true;
 }
@@ -516,6 +581,7 @@ Result<GatewayConfig> LoadGatewayConfig(const std::string& path) {
     Result<bool> ok = Validate(c, &lines);
     if (!ok) return ok.error();
     ResolvePaths(path, &c);
+    c.lines = std::move(lines);
     return c;
   } catch (const ConfigFailure& f) {
     return ConfigError(f.message);
@@ -524,7 +590,100 @@ Result<GatewayConfig> LoadGatewayConfig(const std::string& path) {
   }
 }
 
-Result<bool> ValidateGatewayConfig(const GatewayConfig& c) { return Validate(c, nullptr); }
+Result<bool> ValidateGatewayConfig(const GatewayConfig& c) {
+  return Validate(c, c.lines.empty() ? nullptr : &c.lines);
+}
+
+std::string WhereIs(const GatewayConfig& c, const std::string& key) {
+  std::string where = c.source.empty() ? "<config>" : c.source;
+  // "listeners[0].tls.cert" → "listeners[0].tls" → "listeners[0]" → "listeners".
+  std::string k = key;
+  while (!k.empty()) {
+    if (const auto it = c.lines.find(k); it != c.lines.end()) {
+      return where + ":" + std::to_string(it->second);
+    }
+    const size_t cut = k.find_last_of(".[");
+    if (cut == std::string::npos) break;
+    k.resize(cut);
+  }
+  return where;
+}
+
+Result<bool> CheckGatewayEnvironment(const GatewayConfig& c) {
+  auto fail = [&c](const std::string& key, const std::string& reason) -> Result<bool> {
+    return ConfigError(WhereIs(c, key) + ": " + key + ": " + reason);
+  };
+  // Every file the config names, by the key that names it.
+  std::vector<std::pair<std::string, std::string>> files;
+  for (size_t i = 0; i < c.listeners.size(); ++i) {
+    const std::optional<ListenerTls>& t = c.listeners[i].tls;
+    if (!t) continue;
+    const std::string k = "listeners[" + std::to_string(i) + "].tls";
+    files.emplace_back(k + ".cert", t->cert);
+    files.emplace_back(k + ".key", t->key);
+    if (!t->ca.empty()) files.emplace_back(k + ".ca", t->ca);
+    for (size_t j = 0; j < t->sni_certs.size(); ++j) {
+      const std::string sk = k + ".sni_certs[" + std::to_string(j) + "]";
+      files.emplace_back(sk + ".cert", t->sni_certs[j].cert);
+      files.emplace_back(sk + ".key", t->sni_certs[j].key);
+    }
+  }
+  if (c.mtls) {
+    files.emplace_back("mtls.cert", c.mtls->cert);
+    files.emplace_back("mtls.key", c.mtls->key);
+    files.emplace_back("mtls.ca", c.mtls->ca);
+  }
+  if (c.jwt) {
+    if (!c.jwt->jwks.empty()) files.emplace_back("jwt.jwks", c.jwt->jwks);
+    if (!c.jwt->hs256_secret_file.empty()) {
+      files.emplace_back("jwt.hs256_secret_file", c.jwt->hs256_secret_file);
+    }
+  }
+  if (!c.mesh.empty()) files.emplace_back("mesh", c.mesh);
+  for (const auto& [key, path] : files) {
+    if (std::string why = UnreadableFile(path); !why.empty()) return fail(key, why);
+  }
+  if (c.access_log) {
+    // Opened for appending at start (and again on SIGHUP): its directory
+    // must exist and take a new file, or the file must take writes.
+    const std::string& path = c.access_log->path;
+    const size_t slash = path.rfind('/');
+    const std::string dir =
+        slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) return fail("access_log.path", path + ": is a directory");
+      if (access(path.c_str(), W_OK) != 0) {
+        return fail("access_log.path", path + ": cannot write: " + std::strerror(errno));
+      }
+    } else if (stat(dir.c_str(), &st) != 0) {
+      return fail("access_log.path",
+                  dir + ": cannot open the log's directory: " + std::strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+      return fail("access_log.path", dir + ": is not a directory");
+    } else if (access(dir.c_str(), W_OK | X_OK) != 0) {
+      return fail("access_log.path",
+                  dir + ": cannot create the log in it: " + std::strerror(errno));
+    }
+  }
+  if (!c.cpu_affinity.empty()) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+      for (int cpu : c.cpu_affinity) {
+        if (cpu < CPU_SETSIZE && CPU_ISSET(cpu, &allowed)) continue;
+        std::string list;
+        for (int i = 0; i < CPU_SETSIZE; ++i) {
+          if (CPU_ISSET(i, &allowed)) list += (list.empty() ? "" : ", ") + std::to_string(i);
+        }
+        return fail("cpu_affinity", "CPU " + std::to_string(cpu) +
+                                        " is not one this process may run on (allowed: " + list +
+                                        ")");
+      }
+    }
+  }
+  return true;
+}
 
 Result<bool> ParseOtlpEndpoint(std::string_view url, TracingConfig* out) {
   const std::string text(url);

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "hms/common/file_check.h"
 #include "hms/config/config.h"
 
 namespace hms::config::internal {
@@ -205,6 +206,8 @@ YAML::Node ParseDocument(const std::string& text, const std::string& source) {
 }
 
 std::string ReadFile(const std::string& path) {
+  // A directory opens as an ifstream and reads as an empty file: say what it is.
+  if (std::string why = UnreadableFile(path); !why.empty()) throw ConfigFailure{why};
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigFailure{path + ": cannot read: " + std::strerror(errno)};
   std::ostringstream ss;

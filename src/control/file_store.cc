@@ -180,7 +180,11 @@ class FileStore final : public Store {
       : dir_(std::move(dir)),
         services_(dir_ + "/services"),
         endpoints_(dir_ + "/endpoints"),
-        leases_(dir_ + "/leases") {}
+        leases_(dir_ + "/leases") {
+    const size_t slash = dir_.rfind('/');
+    parent_ = slash == std::string::npos ? "." : slash == 0 ? "/" : dir_.substr(0, slash);
+    dir_base_ = slash == std::string::npos ? dir_ : dir_.substr(slash + 1);
+  }
   ~FileStore() override {
     if (watch_fd_ >= 0) close(watch_fd_);
   }
@@ -331,6 +335,9 @@ class FileStore final : public Store {
       got = ReadWhole(services_ + "/" + name + ".source", &s.source);
       if (!got) return got.error();
       while (!s.source.empty() && s.source.back() == '\n') s.source.pop_back();
+      // A file written by hand into the store has no .source: messages name
+      // the store's own file.
+      if (s.source.empty()) s.source = services_ + "/" + name + ".yaml";
       Result<std::vector<std::string>> eps = ReadEndpoints(name);
       if (!eps) return eps.error();
       s.endpoints = std::move(eps.value());
@@ -423,14 +430,8 @@ class FileStore final : public Store {
     if (watch_fd_ >= 0) return watch_fd_;
     const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) return -1;
-    const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM;
-    if (inotify_add_watch(fd, services_.c_str(), mask) < 0 ||
-        inotify_add_watch(fd, endpoints_.c_str(), mask) < 0 ||
-        inotify_add_watch(fd, leases_.c_str(), mask) < 0) {
-      close(fd);
-      return -1;
-    }
     watch_fd_ = fd;
+    AddWatches();
     return watch_fd_;
   }
 
@@ -438,19 +439,50 @@ class FileStore final : public Store {
     if (watch_fd_ < 0) return false;
     alignas(inotify_event) char buf[8192];
     bool changed = false;
+    bool rewatch = false;
     for (;;) {
       const ssize_t n = read(watch_fd_, buf, sizeof(buf));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;  // EAGAIN: drained
-      // Writers' temp files start with '.': their close and their rename
-      // away change nothing a reader sees; the rename into place does.
       for (ssize_t off = 0; off < n;) {
         const auto* e = reinterpret_cast<const inotify_event*>(buf + off);
-        if (e->len == 0 || e->name[0] != '.' || (e->mask & IN_Q_OVERFLOW)) changed = true;
         off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+        if (e->mask & IN_Q_OVERFLOW) {
+          changed = rewatch = true;
+          continue;
+        }
+        if (e->mask & IN_IGNORED) {
+          // The kernel dropped a watch: its directory was removed (or the
+          // file system unmounted). Forget it; AddWatches makes it again
+          // once the directory is back.
+          for (int& wd : sub_wds_)
+            if (wd == e->wd) wd = -1;
+          if (dir_wd_ == e->wd) dir_wd_ = -1;
+          if (parent_wd_ == e->wd) parent_wd_ = -1;
+          changed = rewatch = true;
+          continue;
+        }
+        if (e->wd == parent_wd_ || e->wd == dir_wd_) {
+          // The store's directory, or one of its subdirectories, appeared
+          // (hms-api recreating a removed store), or went: watch what is
+          // there now, and read the store again.
+          if (e->wd == parent_wd_ && (e->len == 0 || dir_base_ != e->name)) continue;
+          changed = rewatch = true;
+          continue;
+        }
+        // Writers' temp files start with '.': their close and their rename
+        // away change nothing a reader sees; the rename into place does.
+        if (e->len == 0 || e->name[0] != '.') changed = true;
       }
     }
+    if (rewatch) AddWatches();
     return changed;
+  }
+
+  bool Rewatch() override {
+    if (watch_fd_ < 0 || Watching()) return false;
+    AddWatches();
+    return Watching();
   }
 
   std::string Uri() const override { return "file:" + dir_; }
@@ -567,8 +599,33 @@ class FileStore final : public Store {
     return true;
   }
 
+  // Whether every directory a reader depends on is watched.
+  bool Watching() const {
+    return dir_wd_ >= 0 && std::all_of(std::begin(sub_wds_), std::end(sub_wds_),
+                                       [](int wd) { return wd >= 0; });
+  }
+
+  // Watches whatever of the store's directories exist now. The parent's
+  // watch sees the store's directory come back after `rm -rf` (a removed
+  // directory's watches are gone for good, and a new directory of the same
+  // name is another inode); the store's own sees its subdirectories come
+  // back. Adding a watch that exists only returns its descriptor again.
+  void AddWatches() {
+    const uint32_t files = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM;
+    const uint32_t dirs = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR;
+    if (parent_wd_ < 0) parent_wd_ = inotify_add_watch(watch_fd_, parent_.c_str(), dirs);
+    dir_wd_ = inotify_add_watch(watch_fd_, dir_.c_str(), dirs);
+    const std::string* subs[] = {&services_, &endpoints_, &leases_};
+    for (size_t i = 0; i < 3; ++i) {
+      sub_wds_[i] = inotify_add_watch(watch_fd_, subs[i]->c_str(), files | IN_ONLYDIR);
+    }
+  }
+
   std::string dir_, services_, endpoints_, leases_;
+  std::string parent_, dir_base_;  // the directory that holds the store, and the store's name in it
   int watch_fd_ = -1;
+  int parent_wd_ = -1, dir_wd_ = -1;
+  int sub_wds_[3] = {-1, -1, -1};  // services, endpoints, leases
   int64_t last_lease_ = 0;
   std::map<int64_t, std::string> held_;  // lease id → its file, for this object's leases
   int64_t next_expiry_at_ms_ = -1;  // wall clock: the first live lease the last List saw expires

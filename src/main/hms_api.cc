@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "hms/common/file_check.h"
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/store.h"
@@ -160,6 +161,11 @@ bool IsHelp(const std::vector<std::string>& args) {
 }
 
 bool ReadFile(const std::string& path, std::string* text, std::string* error) {
+  // A directory opens as an ifstream and reads as an empty file: say what it is.
+  if (std::string why = UnreadableFile(path); !why.empty()) {
+    *error = std::move(why);
+    return false;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     *error = path + ": cannot read: " + std::strerror(errno);
@@ -171,8 +177,84 @@ bool ReadFile(const std::string& path, std::string* text, std::string* error) {
   return true;
 }
 
-Result<std::unique_ptr<control::Store>> Open(const std::string& uri) {
-  return control::OpenStore(uri.empty() ? control::DefaultStoreUri() : uri);
+// What a command does with a file store whose directory is missing (never
+// made, or removed): a writing command makes it and says so in one line; a
+// reading one refuses, since an empty listing would hide a wrong path.
+enum class Access { kRead, kWrite };
+
+Result<std::unique_ptr<control::Store>> Open(const std::string& uri, Access access) {
+  const std::string resolved = uri.empty() ? control::DefaultStoreUri() : uri;
+  if (resolved.starts_with("file:")) {
+    std::string dir = resolved.substr(5);
+    if (dir.starts_with("//")) dir.erase(0, 2);
+    struct stat st;
+    if (!dir.empty() && stat(dir.c_str(), &st) != 0 && errno == ENOENT) {
+      if (access == Access::kRead) {
+        return Error{"store " + dir +
+                         " does not exist (hms-api register FILE creates it; or name another "
+                         "store with --store URI or HMS_STORE)",
+                     Side::kConfig, false};
+      }
+      std::fprintf(stderr, "hms-api: store %s did not exist: creating it\n", dir.c_str());
+    }
+  }
+  return control::OpenStore(resolved);
+}
+
+// The services the store's files hold, parsed; a file that does not load,
+// or whose `service:` is not the name it is stored under, gets an error
+// (file:line) and the command that fixes it. `parsed[i]` is empty then.
+std::vector<std::string> StoredProblems(const std::vector<control::StoredService>& stored,
+                                        std::vector<std::optional<config::ServiceConfig>>* parsed) {
+  std::vector<std::string> errors(stored.size());
+  parsed->assign(stored.size(), std::nullopt);
+  for (size_t i = 0; i < stored.size(); ++i) {
+    const control::StoredService& s = stored[i];
+    const std::string source = s.source.empty() ? s.name : s.source;
+    Result<config::ServiceConfig> p = config::ParseServiceConfig(s.text, source);
+    if (!p) {
+      errors[i] = p.error().message + " (fix: hms-api register a corrected file for " + s.name +
+                  ", or hms-api deregister " + s.name + ")";
+    } else if (p->service != s.name) {
+      // Gateways refuse it too, and keep serving the service's last good version.
+      errors[i] = source + ":" + std::to_string(p->line) + ": service: '" + p->service +
+                  "' is not the name it is stored under ('" + s.name +
+                  "'): a store file's service name must match its file name (fix: hms-api "
+                  "deregister " + s.name + ", then hms-api register the file)";
+    } else {
+      (*parsed)[i] = std::move(p.value());
+    }
+  }
+  return errors;
+}
+
+// Whether the store's services compile together; when they do not (a clash
+// written by hand, which every gateway refuses, so each keeps its last good
+// config and no later change applies), the reason and the services whose
+// removal would end it, as commands.
+std::string StoreClash(const std::vector<std::optional<config::ServiceConfig>>& parsed) {
+  auto compile = [&parsed](size_t skip) -> std::string {
+    std::vector<config::ServiceConfig> trial;
+    for (size_t i = 0; i < parsed.size(); ++i) {
+      if (i == skip || !parsed[i]) continue;
+      trial.push_back(*parsed[i]);
+      trial.back().endpoints.clear();
+    }
+    config::Interner endpoint_ids, route_keys;
+    Result<std::unique_ptr<config::Snapshot>> snap =
+        config::CompileSnapshot(config::DefaultGatewayConfig(), config::MeshConfig{}, trial, 0,
+                                &endpoint_ids, &route_keys);
+    return snap ? "" : snap.error().message;
+  };
+  std::string why = compile(parsed.size());
+  if (why.empty()) return "";
+  std::string fixes;
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    if (!parsed[i] || !compile(i).empty()) continue;
+    fixes += std::string(fixes.empty() ? "" : ", or ") + "hms-api deregister " + parsed[i]->service;
+  }
+  return "the store's services clash, so gateways keep their last good config: " + why +
+         (fixes.empty() ? "" : " (fix: " + fixes + ", then register the corrected file)");
 }
 
 // Reads and parses every file, printing every error (not just the first) to
@@ -495,7 +577,7 @@ int Register(const std::string& uri, const std::vector<std::string>& args) {
     return kOk;
   }
 
-  Result<std::unique_ptr<control::Store>> store = Open(uri);
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kWrite);
   if (!store) return Fail(store.error().message);
   // The trial compile runs inside the store's write (under its lock, or
   // against the revision the txn compares), so two registrations of
@@ -515,7 +597,7 @@ int Register(const std::string& uri, const std::vector<std::string>& args) {
 int Deregister(const std::string& uri, const std::vector<std::string>& args) {
   if (IsHelp(args)) return std::fputs(kDeregisterHelp, stdout), kOk;
   if (args.size() != 1) return Usage("deregister needs exactly one SERVICE", kDeregisterHelp);
-  Result<std::unique_ptr<control::Store>> store = Open(uri);
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
   if (!store) return Fail(store.error().message);
   Result<bool> ok = (*store)->Deregister(args[0]);
   if (!ok) return Fail(ok.error().message);
@@ -544,7 +626,7 @@ int List(const std::string& uri, const std::vector<std::string>& args) {
       return Usage("unknown argument '" + a + "'", kListHelp);
     }
   }
-  Result<std::unique_ptr<control::Store>> store = Open(uri);
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
   if (!store) return Fail(store.error().message);
   Result<std::vector<control::StoredService>> list = (*store)->List();
   if (!list) return Fail(list.error().message);
@@ -555,12 +637,10 @@ int List(const std::string& uri, const std::vector<std::string>& args) {
     std::string error;
   };
   std::vector<Row> rows;
-  for (const control::StoredService& s : list.value()) {
-    Result<config::ServiceConfig> p =
-        config::ParseServiceConfig(s.text, s.source.empty() ? s.name : s.source);
-    rows.push_back(
-        Row{&s, p ? std::optional(p.value()) : std::nullopt, p ? "" : p.error().message});
-  }
+  std::vector<std::optional<config::ServiceConfig>> parsed;
+  const std::vector<std::string> errors = StoredProblems(list.value(), &parsed);
+  for (size_t i = 0; i < list->size(); ++i) rows.push_back(Row{&(*list)[i], parsed[i], errors[i]});
+  const std::string clash = StoreClash(parsed);
 
   if (json) {
     std::string o = "[";
@@ -603,6 +683,7 @@ int List(const std::string& uri, const std::vector<std::string>& args) {
     }
     o += "]\n";
     std::fputs(o.c_str(), stdout);
+    if (!clash.empty()) std::fprintf(stderr, "hms-api: warning: %s\n", clash.c_str());
     return kOk;
   }
 
@@ -625,13 +706,14 @@ int List(const std::string& uri, const std::vector<std::string>& args) {
   for (const Row& r : rows) {
     if (!r.error.empty()) std::fprintf(stderr, "hms-api: warning: %s\n", r.error.c_str());
   }
+  if (!clash.empty()) std::fprintf(stderr, "hms-api: warning: %s\n", clash.c_str());
   return kOk;
 }
 
 int Show(const std::string& uri, const std::vector<std::string>& args) {
   if (IsHelp(args)) return std::fputs(kShowHelp, stdout), kOk;
   if (args.size() != 1) return Usage("show needs exactly one SERVICE", kShowHelp);
-  Result<std::unique_ptr<control::Store>> store = Open(uri);
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
   if (!store) return Fail(store.error().message);
   Result<std::vector<control::StoredService>> list = (*store)->List();
   if (!list) return Fail(list.error().message);
@@ -657,7 +739,8 @@ int Endpoints(const std::string& uri, const std::vector<std::string>& args) {
     return Usage("endpoints " + action + " needs SERVICE HOST:PORT", kEndpointsHelp);
   const std::string& service = args[1];
   const std::string& address = args[2];
-  Result<std::unique_ptr<control::Store>> store = Open(uri);
+  Result<std::unique_ptr<control::Store>> store =
+      Open(uri, action == "add" ? Access::kWrite : Access::kRead);
   if (!store) return Fail(store.error().message);
   if (action == "add") {
     Result<bool> ok = (*store)->AddEndpoint(service, address);
@@ -758,7 +841,7 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
     path = canonical;
   }
 
-  Result<std::unique_ptr<control::Store>> store = Open(uri);
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
   if (!store) return Fail(store.error().message);
   Result<std::vector<control::StoredService>> list = (*store)->List();
   if (!list) return Fail(list.error().message);
@@ -1063,6 +1146,13 @@ int Status(const std::vector<std::string>& args) {
     for (simdjson::dom::element rt : before->routes) {
       route_before[route_key(rt)] = {num(rt, "requests"), num(rt, "errors_5xx")};
     }
+  }
+  if (std::string_view config; after->doc["config"].get(config) == simdjson::SUCCESS &&
+                                config != "ok") {
+    // The gateway serves its last good config: say why, and where the fix is.
+    std::printf("config: %.*s\n  (hms-api list shows the store's problems and the commands that "
+                "fix them)\n",
+                static_cast<int>(config.size()), config.data());
   }
   std::printf("gateway %s, config snapshot %lld", admin.c_str(),
               static_cast<long long>(after->snapshot));

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -86,12 +87,22 @@ class State {
     std::lock_guard<std::mutex> lock(mu_);
     return store_error_;
   }
+  // Why what is served is not what the store holds ("" when it is).
+  void SetStale(std::string why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stale_ = std::move(why);
+  }
+  std::string stale() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stale_;
+  }
   ~State() { SetCurrent(nullptr); }
 
  private:
   std::mutex mu_;
   Snapshot* current_ = nullptr;
   std::string store_error_;
+  std::string stale_;
 };
 
 struct Gateway {
@@ -101,6 +112,9 @@ struct Gateway {
   hms::config::MeshConfig mesh;
   std::unique_ptr<hms::control::Store> store;
   std::vector<hms::control::StoredService> last_listed;  // what the last Compile read
+  // Each stored service's last version that loaded, without its store
+  // endpoints: served in place of a version that does not load.
+  std::map<std::string, hms::config::ServiceConfig> last_good;
   hms::config::Interner endpoint_ids;
   hms::config::Interner route_keys;
   hms::policy::PolicyRegistry policies;  // rate buckets and breakers, by stable name
@@ -117,10 +131,13 @@ hms::Result<GatewayConfig> LoadConfig(const std::string& path) {
   return hms::config::LoadGatewayConfig(path);
 }
 
-// Reads every service from the store. A service whose stored text no longer
-// parses is skipped with a log line: one bad entry must not take the others
-// down (DESIGN §6).
-std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* error) {
+// Reads every service from the store. A stored service that no longer
+// loads (its text does not parse, or its `service:` is not the name it is
+// stored under) keeps its last good version, with a log line and a word in
+// /healthz: one bad entry must not take the others down, nor its own
+// routes (DESIGN §6). `problems` gets one line per such service.
+std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* error,
+                                                     std::vector<std::string>* problems) {
   std::vector<hms::config::ServiceConfig> services;
   auto listed = g.store->List();
   if (!listed.ok()) {
@@ -128,16 +145,35 @@ std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* er
     return services;
   }
   g.last_listed = *listed;
+  std::map<std::string, hms::config::ServiceConfig> good;
   for (const auto& s : *listed) {
-    auto parsed = hms::config::ParseServiceConfig(s.text, s.source.empty() ? s.name : s.source);
+    const std::string source = s.source.empty() ? s.name : s.source;
+    auto parsed = hms::config::ParseServiceConfig(s.text, source);
+    std::string why;
     if (!parsed.ok()) {
-      Log("skipping service %s from the store: %s", s.name.c_str(),
-          parsed.error().message.c_str());
-      continue;
+      why = parsed.error().message;
+    } else if (parsed->service != s.name) {
+      // Published under the inner name, it would be a service `hms-api list`
+      // does not show, and the file's own name would serve nothing.
+      why = source + ":" + std::to_string(parsed->line) + ": service: '" + parsed->service +
+            "' is not the name it is stored under ('" + s.name +
+            "'): a store file's service name must match its file name";
     }
+    if (!why.empty()) {
+      auto last = g.last_good.find(s.name);
+      std::string line = "service " + s.name + ": " + why +
+                         (last != g.last_good.end() ? "; serving its last good version"
+                                                    : "; not served");
+      Log("%s", line.c_str());
+      problems->push_back(std::move(line));
+      if (last == g.last_good.end()) continue;
+      parsed = last->second;
+    }
+    good[s.name] = *parsed;
     for (const auto& ep : s.endpoints) parsed->endpoints.push_back(ep);
     services.push_back(std::move(*parsed));
   }
+  g.last_good = std::move(good);  // deregistered services are forgotten
   return services;
 }
 
@@ -178,7 +214,8 @@ void AttachPolicies(Gateway& g, Snapshot* s) {
 // in which case the last good snapshot stays.
 Snapshot* Compile(Gateway& g) {
   std::string error;
-  auto services = ReadServices(g, &error);
+  std::vector<std::string> problems;
+  auto services = ReadServices(g, &error, &problems);
   if (!error.empty()) {
     Log("store %s unreadable, keeping the last good config: %s", g.store->Uri().c_str(),
         error.c_str());
@@ -190,12 +227,17 @@ Snapshot* Compile(Gateway& g) {
                                            &g.endpoint_ids, &g.route_keys);
   if (!snap.ok()) {
     Log("config not applied, keeping the last good one: %s", snap.error().message.c_str());
+    g.state.SetStale(snap.error().message);
     return nullptr;
   }
   if (auto k = g.keys.Attach(g.config, snap->get()); !k.ok()) {
     Log("config not applied, keeping the last good one: %s", k.error().message.c_str());
+    g.state.SetStale(k.error().message);
     return nullptr;
   }
+  std::string stale;
+  for (const std::string& p : problems) stale += (stale.empty() ? "" : "; ") + p;
+  g.state.SetStale(stale);
   ++g.version;
   Snapshot* s = snap->release();
   AttachPolicies(g, s);
@@ -443,7 +485,11 @@ std::string JsonString(const std::string& s) {
 std::string StatusJson(Gateway& g) {
   hms::core::Instant now = hms::core::Now();
   auto all = g.engine.all_metrics();
-  std::string o = "{\"clock_ms\":" + std::to_string(now / 1'000'000) + ",\"cores\":[";
+  // "config" as in /healthz: "ok", or "stale: WHY" (hms-api status prints it).
+  const std::string stale = g.state.stale();
+  std::string o = "{\"clock_ms\":" + std::to_string(now / 1'000'000) +
+                  ",\"config\":" + JsonString(stale.empty() ? "ok" : "stale: " + stale) +
+                  ",\"cores\":[";
   for (size_t i = 0; i < all.size(); ++i) {
     uint64_t requests = 0;
     all[i]->requests.ForEach([&](uint32_t, uint16_t, uint64_t n) { requests += n; });
@@ -522,10 +568,19 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", v.error().message.c_str());
     return 1;
   }
+  // What start-up needs of this machine besides the ports, checked the same
+  // way for --check and for a start (one function), so a config that --check
+  // passes does not fail at start.
+  if (auto e = hms::config::CheckGatewayEnvironment(g.config); !e.ok()) {
+    std::fprintf(stderr, "%s\n", e.error().message.c_str());
+    return 1;
+  }
   if (!g.config.mesh.empty()) {
     auto mesh = hms::config::LoadMeshConfig(g.config.mesh);
     if (!mesh.ok()) {
-      std::fprintf(stderr, "%s\n", mesh.error().message.c_str());
+      // The mesh file's own errors carry its file:line; say which key named it.
+      std::fprintf(stderr, "%s: mesh: %s\n", hms::config::WhereIs(g.config, "mesh").c_str(),
+                   mesh.error().message.c_str());
       return 1;
     }
     g.mesh = *mesh;
@@ -645,8 +700,13 @@ int Main(int argc, char** argv) {
       std::string err = g.state.store_error();
       if (err.empty() && !g.store->healthy()) err = g.store->last_error();
       std::string store = err.empty() ? "\"ok\"" : "\"unreachable, serving the last good config\"";
+      // "config": "ok", or "stale: WHY" while the store holds something
+      // that does not load (the last good version serves); "status" stays
+      // "ok" so probes keep routing to a gateway that serves.
+      std::string stale = g.state.stale();
       r.body = "{\"status\":\"ok\",\"cores\":" + std::to_string(g.engine.cores()) +
-               ",\"store\":" + store + ",\"store_uri\":" + JsonString(g.store->Uri());
+               ",\"store\":" + store + ",\"store_uri\":" + JsonString(g.store->Uri()) +
+               ",\"config\":" + JsonString(stale.empty() ? "ok" : "stale: " + stale);
       if (!err.empty()) r.body += ",\"store_error\":" + JsonString(err);
       r.body += "}\n";
       return r;
@@ -760,6 +820,13 @@ int Main(int argc, char** argv) {
       } else {
         Log("store unreachable, serving the last good config: %s", g.store->last_error().c_str());
       }
+    }
+    // A store whose directory was removed lost its watches; they come back
+    // with the directory (and the store is read again then).
+    if (g.store->Rewatch() && !reload_pending) {
+      Log("store %s is back: watching it again", g.store->Uri().c_str());
+      reload_pending = true;
+      reload_at = std::chrono::steady_clock::now();
     }
     if (fds[1].fd >= 0 && (fds[1].revents & POLLIN) && g.store->DrainWatch()) {
       if (!reload_pending) {

@@ -93,7 +93,8 @@ Result<bool> KeyMaterial::Attach(const config::GatewayConfig& c, config::Snapsho
       if (o.client_auth) read(o.ca);
       auto ctx = tls::ServerContext::Make(o);
       if (!ctx) {
-        return fail(ConfigError("listeners[" + std::to_string(i) + "].tls: " + ctx.error().message));
+        const std::string key = "listeners[" + std::to_string(i) + "].tls";
+        return fail(ConfigError(config::WhereIs(c, key) + ": " + key + ": " + ctx.error().message));
       }
       listener_tls[i] = *ctx;
     }
@@ -103,7 +104,9 @@ Result<bool> KeyMaterial::Attach(const config::GatewayConfig& c, config::Snapsho
       read(c.mtls->key);
       read(c.mtls->ca);
       auto ctx = tls::ClientContext::Make({c.mtls->cert, c.mtls->key, c.mtls->ca});
-      if (!ctx) return fail(ConfigError("mtls: " + ctx.error().message));
+      if (!ctx) {
+        return fail(ConfigError(config::WhereIs(c, "mtls") + ": mtls: " + ctx.error().message));
+      }
       mesh_client = *ctx;
     }
     std::shared_ptr<const auth::KeySet> jwt_keys;
@@ -112,7 +115,10 @@ Result<bool> KeyMaterial::Attach(const config::GatewayConfig& c, config::Snapsho
       read(file);
       auto keys = !c.jwt->jwks.empty() ? auth::KeySet::FromJwksFile(file)
                                        : auth::KeySet::FromHs256SecretFile(file);
-      if (!keys.ok()) return fail(keys.error());
+      if (!keys.ok()) {
+        const std::string key = !c.jwt->jwks.empty() ? "jwt.jwks" : "jwt.hs256_secret_file";
+        return fail(ConfigError(config::WhereIs(c, key) + ": " + key + ": " + keys.error().message));
+      }
       if (log_) {
         for (const std::string& note : keys->skipped()) log_(note);
       }

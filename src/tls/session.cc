@@ -1,5 +1,7 @@
 #include "hms/tls/session.h"
 
+#include "hms/common/file_check.h"
+
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/openssl/x509v3.h>
@@ -264,6 +266,10 @@ bool SelfHandshake(WOLFSSL* c, WOLFSSL* s) {
 }
 
 Result<bool> LoadIdentity(WOLFSSL_CTX* ctx, const std::string& cert, const std::string& key) {
+  // wolfSSL says "cannot load" for a missing file too: name the real reason.
+  for (const std::string* f : {&cert, &key}) {
+    if (std::string why = UnreadableFile(*f); !why.empty()) return ConfigError(why);
+  }
   int rc = wolfSSL_CTX_use_certificate_chain_file(ctx, cert.c_str());
   if (rc != WOLFSSL_SUCCESS) return TlsError(cert, "cannot load the certificate chain (PEM)", rc);
   rc = wolfSSL_CTX_use_PrivateKey_file(ctx, key.c_str(), WOLFSSL_FILETYPE_PEM);
@@ -295,6 +301,7 @@ bool KeyMatches(const std::string& cert, const std::string& key) {
 }
 
 Result<bool> LoadCa(WOLFSSL_CTX* ctx, const std::string& ca) {
+  if (std::string why = UnreadableFile(ca); !why.empty()) return ConfigError(why);
   int rc = wolfSSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr);
   if (rc != WOLFSSL_SUCCESS) return TlsError(ca, "cannot load the CA certificate (PEM)", rc);
   wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,6 +58,9 @@ struct AccessLogConfig {
 
 struct GatewayConfig {
   std::string source;  // file name the config came from ("<embedded>" for defaults)
+  // Where each key was written ("listeners", "listeners[0].tls.cert",
+  // "jwt.jwks", ...), so checks made after loading still name file:line.
+  std::map<std::string, int> lines;
   std::string role = "gateway";  // gateway | sidecar
   uint32_t cores = 0;            // 0 = auto (one per CPU the process may run on)
   std::vector<int> cpu_affinity; // empty = core i on the i-th allowed CPU
@@ -186,8 +190,19 @@ Result<GatewayConfig> LoadGatewayConfig(const std::string& path);
 // The embedded defaults ("hms-gateway" with no --config): one plain listener
 // on 127.0.0.1:8080, admin on 127.0.0.1:9901, the default store.
 GatewayConfig DefaultGatewayConfig();
-// Checks cross-field rules (cores vs cpu_affinity, buffer_count a power of two, ...).
+// Checks cross-field rules (cores vs cpu_affinity, buffer_count a power of two,
+// listener addresses distinct from each other and from admin and egress, ...).
 Result<bool> ValidateGatewayConfig(const GatewayConfig& c);
+// The checks start-up makes against this machine that need no port: every
+// file the config names opens (certificates, keys, CAs, JWKS or secret, mesh
+// config), the access log's directory is writable, every CPU in cpu_affinity
+// is one this process may run on. `hms-gateway --check` and start-up both run
+// it, so a config --check passes does not fail at start. Errors name
+// file:line, then the file and why ("... cannot open: No such file or directory").
+Result<bool> CheckGatewayEnvironment(const GatewayConfig& c);
+// "gateway.yaml:12" for a key of `c.lines` (the closest recorded parent key
+// when that one was not), or just the source file.
+std::string WhereIs(const GatewayConfig& c, const std::string& key);
 
 Result<MeshConfig> LoadMeshConfig(const std::string& path);
 

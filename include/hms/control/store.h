@@ -68,6 +68,12 @@ class Store {
   // Consumes what made WatchFd readable; false when none of it changes what
   // List() returns (the file store's writers' temp files).
   virtual bool DrainWatch() = 0;
+  // Watches what WatchFd could not watch when it was last set up (the file
+  // store's directory, removed and not yet back); true when that changed, so
+  // the caller reads the store again. The caller calls it about once a
+  // second: the fallback for when no event can announce the return (the
+  // store's parent directory went too).
+  virtual bool Rewatch() { return false; }
   virtual std::string Uri() const = 0;
   // Whether the store answers now, and why it last failed ("" when it never
   // did). The file store is always healthy; etcd's goes false while etcd is

@@ -414,5 +414,97 @@ TEST(TracingConfig, ParsesOtlpEndpoints) {
   }
 }
 
+TEST_F(GatewayConfigTest, ListenerAddressesAreDistinct) {
+  struct Case {
+    const char* yaml;
+    const char* error;  // "" = loads
+  } cases[] = {
+      {"listeners: [127.0.0.1:8080, 127.0.0.1:8080]\n",
+       ":1: listeners[1]: 127.0.0.1:8080 is also listeners[0] (127.0.0.1:8080): each address is "
+       "bound once"},
+      {"listeners: [0.0.0.0:8080, 127.0.0.1:8080]\n", "is also listeners[0] (0.0.0.0:8080)"},
+      {"listeners: [127.0.0.1:8080]\nadmin: 127.0.0.1:8080\n",
+       ":2: admin: 127.0.0.1:8080 is also listeners[0]"},
+      {"listeners: [127.0.0.1:0, 127.0.0.1:0]\nadmin: 127.0.0.1:0\n", ""},  // fresh ports
+      {"listeners: [127.0.0.1:8080, 127.0.0.2:8080]\n", ""},
+      {"role: sidecar\nservice: a\nlocal_port: 7000\nlisteners: [127.0.0.1:8080]\n"
+       "egress: 127.0.0.1:8080\n",
+       ":5: egress: 127.0.0.1:8080 is also listeners[0]"},
+  };
+  for (const Case& c : cases) {
+    const std::string err = LoadError(c.yaml);
+    if (std::string(c.error).empty()) {
+      EXPECT_EQ(err, "") << c.yaml;
+    } else {
+      EXPECT_NE(err.find(c.error), std::string::npos) << c.yaml << " → " << err;
+    }
+  }
+}
+
+TEST_F(GatewayConfigTest, StoreMustBeAValidUri) {
+  EXPECT_NE(LoadError("store: ''\n").find(":1: store: must not be empty"), std::string::npos);
+  EXPECT_NE(LoadError("store: s3://bucket\n").find(":1: store: unsupported store scheme 's3'"),
+            std::string::npos);
+  EXPECT_NE(LoadError("store: 'file:'\n").find(":1: store: 'file:' names no directory"),
+            std::string::npos);
+  EXPECT_EQ(LoadError("store: file:/var/lib/hms\n"), "");
+  EXPECT_EQ(LoadError("store: etcd://127.0.0.1:2379\n"), "");
+}
+
+// CheckGatewayEnvironment's error for the config at `path` (after the path), or "" when it passes.
+std::string EnvError(const std::string& path) {
+  Result<GatewayConfig> c = LoadGatewayConfig(path);
+  EXPECT_TRUE(c) << c.error().message;
+  if (!c) return "load failed";
+  Result<bool> ok = CheckGatewayEnvironment(*c);
+  return ok ? "" : ok.error().message.substr(path.size());
+}
+
+TEST_F(GatewayConfigTest, EnvironmentChecksNameFileLineAndTheFile) {
+  const std::string pem = Write("real.pem", "not really a certificate\n");
+  const std::string secret = Write("secret", "0123456789abcdef0123456789abcdef\n");
+  struct Case {
+    std::string yaml;
+    std::string error;  // "" = passes
+  } cases[] = {
+      {"jwt:\n  hs256_secret_file: /nonexistent/secret\n",
+       ":2: jwt.hs256_secret_file: /nonexistent/secret: cannot open: No such file or directory"},
+      {"jwt:\n  hs256_secret_file: " + secret + "\n", ""},
+      {"jwt:\n  jwks: " + dir_ + "\n", ":2: jwt.jwks: " + dir_ + ": is a directory"},
+      {"listeners:\n  - address: 127.0.0.1:0\n    tls:\n      cert: " + pem +
+           "\n      key: missing.key\n",
+       ":5: listeners[0].tls.key: " + dir_ + "/missing.key: cannot open: No such file or directory"},
+      {"mtls:\n  cert: " + pem + "\n  key: " + pem + "\n  ca: /nonexistent/ca.pem\n",
+       ":4: mtls.ca: /nonexistent/ca.pem: cannot open: No such file or directory"},
+      {"mesh: " + dir_ + "\n", ":1: mesh: " + dir_ + ": is a directory"},
+      {"access_log:\n  path: /nonexistent-dir/a.log\n",
+       ":2: access_log.path: /nonexistent-dir: cannot open the log's directory: No such file or "
+       "directory"},
+      {"access_log:\n  path: " + dir_ + "\n", ":2: access_log.path: " + dir_ + ": is a directory"},
+      {"access_log:\n  path: " + dir_ + "/access.log\n", ""},
+      {"cores: 2\ncpu_affinity: [0, 1023]\n",
+       ":2: cpu_affinity: CPU 1023 is not one this process may run on (allowed: "},
+  };
+  for (const Case& c : cases) {
+    const std::string path = Write("gateway.yaml", c.yaml);
+    const std::string err = EnvError(path);
+    if (c.error.empty()) {
+      EXPECT_EQ(err, "") << c.yaml;
+    } else {
+      EXPECT_EQ(err.rfind(c.error, 0), 0u) << c.yaml << " → " << err;
+    }
+  }
+}
+
+TEST_F(GatewayConfigTest, AReferencedDirectoryIsSaidToBeOne) {
+  // mesh-config read as a file: a directory is not "empty".
+  Result<MeshConfig> m = LoadMeshConfig(dir_);
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().message, dir_ + ": is a directory");
+  Result<ServiceConfig> s = LoadServiceConfig(dir_ + "/absent.yaml");
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message, dir_ + "/absent.yaml: cannot open: No such file or directory");
+}
+
 }  // namespace
 }  // namespace hms::config

@@ -284,7 +284,7 @@ TEST(LoadServiceConfig, ReadsFileAndNamesIt) {
 
   Result<ServiceConfig> missing = LoadServiceConfig(path);
   ASSERT_FALSE(missing);
-  EXPECT_EQ(missing.error().message, path + ": cannot read: No such file or directory");
+  EXPECT_EQ(missing.error().message, path + ": cannot open: No such file or directory");
   rmdir(dir);
 }
 

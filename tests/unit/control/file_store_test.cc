@@ -241,6 +241,71 @@ TEST_F(FileStoreTest, WatchFiresOnChanges) {
   EXPECT_FALSE(store_->DrainWatch());
 }
 
+// Drains the watch until it goes quiet; true if any drain said "changed".
+bool DrainAll(Store& store, int fd) {
+  bool changed = false;
+  while (Readable(fd, 200)) changed = store.DrainWatch() || changed;
+  return changed;
+}
+
+TEST_F(FileStoreTest, WatchComesBackWhenTheDirectoryIsRemovedAndMadeAgain) {
+  const int fd = store_->WatchFd();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(store_->Register({{"calc-svc", kCalc, "calc.yaml", {}}}));
+  DrainAll(*store_, fd);
+
+  // `rm -rf` of the store while a gateway watches it: the removal is a change.
+  ASSERT_EQ(std::system(("rm -rf '" + dir_ + "'").c_str()), 0);
+  EXPECT_TRUE(Readable(fd, 1000));
+  EXPECT_TRUE(DrainAll(*store_, fd));
+  EXPECT_FALSE(store_->List());
+  EXPECT_FALSE(store_->Rewatch());  // nothing to watch yet
+
+  // hms-api recreating it (another store object makes the directory) is seen...
+  Result<std::unique_ptr<Store>> writer = OpenStore("file:" + dir_);
+  ASSERT_TRUE(writer) << writer.error().message;
+  ASSERT_TRUE((*writer)->Register({{"hello-svc", kHello, "hello.yaml", {}}}));
+  EXPECT_TRUE(Readable(fd, 1000));
+  EXPECT_TRUE(DrainAll(*store_, fd));
+  Result<std::vector<StoredService>> list = store_->List();
+  ASSERT_TRUE(list) << list.error().message;
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].name, "hello-svc");
+
+  // ...and so is every change after it: the watch is whole again.
+  ASSERT_TRUE((*writer)->AddEndpoint("hello-svc", "127.0.0.1:7001"));
+  EXPECT_TRUE(Readable(fd, 1000));
+  EXPECT_TRUE(store_->DrainWatch());
+  EXPECT_FALSE(store_->Rewatch());  // nothing left to re-watch
+}
+
+TEST_F(FileStoreTest, RewatchWatchesAStoreWhoseParentCameBackToo) {
+  // The parent's watch goes with the parent: the caller's periodic Rewatch
+  // is what finds the store again.
+  const std::string nested = root_ + "/deep/store";
+  Result<std::unique_ptr<Store>> s = OpenStore("file:" + nested);
+  ASSERT_TRUE(s) << s.error().message;
+  const int fd = (*s)->WatchFd();
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(std::system(("rm -rf '" + root_ + "/deep'").c_str()), 0);
+  DrainAll(**s, fd);
+  EXPECT_FALSE((*s)->Rewatch());
+  Result<std::unique_ptr<Store>> writer = OpenStore("file:" + nested);
+  ASSERT_TRUE(writer) << writer.error().message;
+  EXPECT_TRUE((*s)->Rewatch());
+  ASSERT_TRUE((*writer)->Register({{"hello-svc", kHello, "hello.yaml", {}}}));
+  EXPECT_TRUE(Readable(fd, 1000));
+  EXPECT_TRUE(DrainAll(**s, fd));
+}
+
+TEST_F(FileStoreTest, AHandWrittenFileIsNamedByItsPathInTheStore) {
+  { std::ofstream(dir_ + "/services/hello-svc.yaml") << kHello; }
+  Result<std::vector<StoredService>> list = store_->List();
+  ASSERT_TRUE(list) << list.error().message;
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].source, dir_ + "/services/hello-svc.yaml");
+}
+
 TEST_F(FileStoreTest, ConcurrentRegistersFromManyProcessesAllLand) {
   ASSERT_TRUE(store_->Register({{"shared-svc", kHello, "shared.yaml", {}}}));
   constexpr int kChildren = 20;
