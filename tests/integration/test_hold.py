@@ -14,7 +14,6 @@ import signal
 import socket
 import ssl
 import struct
-import threading
 import time
 
 import pytest
