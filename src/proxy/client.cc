@@ -1,6 +1,7 @@
 // The downstream side of a Worker: accepting, reading requests, answering.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -51,6 +52,7 @@ void Worker::OnAccept(uint16_t listener, int res, uint32_t flags) {
   c.state = Client::State::kHead;
   c.listener = listener;
   c.close_after_flush = c.eof = c.paused = c.dirty = c.send_inflight = c.recv_armed = false;
+  c.watch_armed = c.watch_cancelling = false;
   c.sniffed = false;
   c.ops = 0;
   c.ex = Exchange{};
@@ -138,6 +140,48 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
        c.state == Client::State::kAwaitResponse || c.phase == Client::Phase::kLinger)) {
     ArmRecv(clients_[slot], kOpRecvClient, slot);
   }
+  WatchClient(slot);
+  MaybeFreeClient(slot);
+}
+
+// A connection that is open but not reading (its input held while an exchange
+// runs, or the peer's FIN read) would learn of its peer's reset only when it
+// reads again: after a slow upstream answers, after a stalled upload's route
+// timeout, or never. Its slot, descriptor, blocks, held buffers and upstream
+// connection would stay taken meanwhile. A one-shot poll for POLLERR|POLLHUP
+// covers that time. TCP raises both on a reset (tcp_reset: sk_err set, then
+// tcp_done shuts both directions); a FIN alone raises neither (only
+// POLLRDHUP), so a half-closed client still gets its answers. The error
+// queue, the other source of POLLERR, is unused (SEND_ZC notifies in CQEs).
+void Worker::WatchClient(uint32_t slot) {
+  Client& c = clients_[slot];
+  bool open = c.state == Client::State::kHead || c.state == Client::State::kBody ||
+              c.state == Client::State::kAwaitResponse;
+  bool reading = c.recv_armed && !c.paused;
+  if (open && !reading) {
+    if (c.watch_armed) return;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_poll_add(sqe, c.fd, POLLERR | POLLHUP);
+    io_uring_sqe_set_data64(sqe, core::PackUserData(kOpWatchClient, c.gen, slot));
+    c.watch_armed = true;
+    ++c.ops;
+  } else if (c.watch_armed && !c.watch_cancelling) {
+    Cancel(kOpWatchClient, c.gen, slot);
+    c.watch_cancelling = true;
+  }
+}
+
+void Worker::OnClientWatch(uint32_t slot, int res) {
+  Client& c = clients_[slot];
+  c.watch_armed = c.watch_cancelling = false;
+  --c.ops;
+  if (res > 0 && (res & (POLLERR | POLLHUP)) != 0) {
+    CloseClient(slot, false);  // reset: nothing more can reach this client (frees the slot)
+    return;
+  }
+  // Cancelled, and the need may have come back since; any other error is not
+  // retried (no spin): the connection's own timers still bound it.
+  if (res == -ECANCELED) WatchClient(slot);
   MaybeFreeClient(slot);
 }
 
@@ -153,6 +197,7 @@ void Worker::PumpClient(uint32_t slot) {
   Client& d = clients_[slot];
   if (d.state == Client::State::kFree || d.state == Client::State::kClosing) return;
   if (!d.eof) PauseOrResume(d, kOpRecvClient, slot);
+  WatchClient(slot);
 }
 
 int64_t Worker::ConsumeClient(uint32_t slot, const char* p, size_t n) {
@@ -881,6 +926,10 @@ void Worker::OnClientSent(uint32_t slot, int res) {
   Client& c = clients_[slot];
   c.send_inflight = false;
   --c.ops;
+  if (c.phase == Client::Phase::kHard) {
+    MaybeFreeClient(slot);  // closed for good meanwhile: what was queued is dropped
+    return;
+  }
   if (res < 0) {
     CloseClient(slot, false);
     return;
@@ -917,6 +966,7 @@ void Worker::CloseClient(uint32_t slot, bool graceful) {
   ClearInput(c.in);
   ClearInput(c.cipher_in);
   timers_.Cancel(&c.ex_timer);
+  WatchClient(slot);  // not open any more: the watch is cancelled
   if (graceful && (c.queued() > 0 || c.send_inflight)) {
     c.phase = Client::Phase::kFlush;
     timers_.Arm(&c.timer, now_, config_.idle_timeout_ms);  // a client that never reads
@@ -929,7 +979,12 @@ void Worker::CloseClient(uint32_t slot, bool graceful) {
     if (!c.recv_armed) ArmRecv(clients_[slot], kOpRecvClient, slot);
     return;
   }
-  if (c.phase == Client::Phase::kHard) return;
+  // Already closing for good: it may be the last operation's completion that
+  // called (a failed send), so the slot may be free now.
+  if (c.phase == Client::Phase::kHard) {
+    MaybeFreeClient(slot);
+    return;
+  }
   c.phase = Client::Phase::kHard;
   timers_.Cancel(&c.timer);
   shutdown(c.fd, SHUT_RDWR);  // ends the multishot recv and any pending send

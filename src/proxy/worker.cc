@@ -109,15 +109,7 @@ void Worker::Run() {
   obs::g_thread_alloc_counter = &metrics_.heap_allocations;
   Loop();
   obs::g_thread_alloc_counter = nullptr;
-  // Everything left is closed synchronously: the ring dies with the thread.
-  for (uint32_t i = 0; i < clients_.capacity(); ++i) {
-    Client& c = clients_[i];
-    if (c.state != Client::State::kFree && c.fd >= 0) close(c.fd);
-  }
-  for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
-    Upstream& u = upstreams_[i];
-    if (u.state != Upstream::State::kFree && u.fd >= 0) close(u.fd);
-  }
+  ReleaseAll();
   for (int fd : listen_fds_) close(fd);
   tls::ReleaseThreadCaches();  // this thread verified ECDSA (mTLS, ES256 tokens)
 }
@@ -187,7 +179,51 @@ void Worker::Loop() {
     for (uint32_t id : coalesce_touched_) coalesce_[id] = kNone;  // pipelining spans one pass
     coalesce_touched_.clear();
     buffers_.Flush();
-    if (draining_ && (clients_.live() == 0 || now_ >= drain_deadline_)) stop_ = true;
+    // Done when every connection has gone (the upstream ones too: a closing
+    // one still has its last operations in flight), or when the grace after
+    // the deadline has run out (drain_timer_).
+    if (draining_ && clients_.live() == 0 && upstreams_.live() == 0) stop_ = true;
+  }
+}
+
+void Worker::CloseEverything() {
+  for (uint32_t i = 0; i < clients_.capacity(); ++i) {
+    if (clients_[i].state != Client::State::kFree) CloseClient(i, false);
+  }
+  for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
+    if (upstreams_[i].state != Upstream::State::kFree) CloseUpstream(i);
+  }
+}
+
+// After the loop: what connections still hold (only those the drain's grace
+// did not see freed) goes back, descriptors closed and blocks to the pool,
+// which frees them with the worker; the process exits with nothing leaked.
+// No completion is read after this: the ring is torn down with the worker.
+void Worker::ReleaseAll() {
+  for (uint32_t i = 0; i < clients_.capacity(); ++i) {
+    Client& c = clients_[i];
+    if (c.state == Client::State::kFree) continue;
+    if (c.ex.head != nullptr) blocks_.Put(c.ex.head);
+    c.ex.head = nullptr;
+    c.replay.Clear(&blocks_);
+    ClearInput(c.in);
+    ClearInput(c.cipher_in);
+    c.out.Clear(&blocks_);
+    c.cipher_out.Clear(&blocks_);
+    c.tls.reset();
+    if (c.fd >= 0) close(c.fd);
+    c.fd = -1;
+  }
+  for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
+    Upstream& u = upstreams_[i];
+    if (u.state == Upstream::State::kFree) continue;
+    ClearInput(u.in);
+    ClearInput(u.cipher_in);
+    u.out.Clear(&blocks_);
+    u.cipher_out.Clear(&blocks_);
+    u.tls.reset();
+    if (u.fd >= 0) close(u.fd);
+    u.fd = -1;
   }
 }
 
@@ -245,6 +281,9 @@ void Worker::HandleCqe(io_uring_cqe* cqe) {
     case kOpConnectUp:
       if ((upstreams_[slot].gen & 0xffffff) == gen) OnConnect(slot, res);
       return;
+    case kOpWatchClient:
+      if ((clients_[slot].gen & 0xffffff) == gen) OnClientWatch(slot, res);
+      return;
     case kOpHealth:
       if (slot < probes_.size() && (probes_[slot]->gen & 0xffffff) == gen) OnProbe(slot, res);
       return;
@@ -263,7 +302,10 @@ void Worker::DrainMailbox() {
       case core::Message::Kind::kDrain:
         if (draining_) break;
         draining_ = true;
-        drain_deadline_ = now_ + core::Millis(config_.drain_timeout_ms);
+        // A timer, not a check after each wake-up: a core with nothing else
+        // armed would otherwise sleep through its deadline.
+        drain_timer_.kind = kTimerDrain;
+        timers_.Arm(&drain_timer_, now_, config_.drain_timeout_ms);
         // Stop accepting: the multishot accepts end with an error.
         for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
         for (uint32_t i = 0; i < clients_.capacity(); ++i) {
@@ -400,6 +442,15 @@ void Worker::OnTimer(core::Timer* t) {
     case kTimerHealth:
       OnProbeTimer(slot);
       return;
+    case kTimerDrain:
+      if (drain_forced_) {
+        stop_ = true;  // the grace is over: what is left is closed after the loop
+      } else {
+        drain_forced_ = true;
+        CloseEverything();
+        timers_.Arm(&drain_timer_, now_, kDrainGraceMs);
+      }
+      return;
     default:
       return;
   }
@@ -488,7 +539,11 @@ void Worker::FlushDirty() {
   for (uint32_t slot : dirty_clients_) {
     Client& c = clients_[slot];
     c.dirty = false;
-    if (c.state == Client::State::kFree || c.send_inflight || c.fd < 0) continue;
+    // A connection closed for good sends nothing more: its socket is shut down.
+    if (c.state == Client::State::kFree || c.phase == Client::Phase::kHard || c.send_inflight ||
+        c.fd < 0) {
+      continue;
+    }
     // Sealed just before it leaves: the answers of one pass share records.
     if (c.tls != nullptr && !c.out.empty() && c.tls->handshake_done() && !TlsSeal(c)) {
       CloseClient(slot, false);

@@ -52,6 +52,10 @@ inline constexpr size_t kMaxQueued = 256 * 1024;
 // what the client still sends for this long, so a reset does not destroy the
 // response in flight (the lingering close of nginx and Apache).
 inline constexpr uint64_t kLingerMs = 1000;
+// At the drain deadline every connection still open is closed at once; the
+// core then waits this long at most for the kernel to return their last
+// operations (a shutdown ends them within a pass) before it stops.
+inline constexpr uint64_t kDrainGraceMs = 200;
 // Pooled upstream connections close after this long idle: below the 5 s
 // keep-alive of common upstream servers (uvicorn, gunicorn), so we close first
 // instead of racing their close with a new request.
@@ -196,9 +200,15 @@ struct Client {
   Phase phase = Phase::kOpen;
   Input in;
   core::ByteQueue out;
-  uint8_t ops = 0;            // operations in flight (recv, send): the slot is freed at zero
+  uint8_t ops = 0;            // operations in flight (recv, send, watch): the slot is freed at zero
   bool recv_armed = false;
   bool send_inflight = false;
+  // While the connection is open but not reading (input held, or the peer's
+  // FIN read with an exchange still running), a poll for POLLERR|POLLHUP
+  // watches for the peer's reset, so a client that resets frees at once what
+  // it holds instead of when its exchange ends (Worker::WatchClient).
+  bool watch_armed = false;
+  bool watch_cancelling = false;
   bool close_after_flush = false;
   bool dirty = false;         // listed for this pass's flush
   bool paused = false;        // input full: recv cancelled until consumed
@@ -288,15 +298,21 @@ class Worker {
  private:
   enum Op : uint8_t {
     kOpAccept = 1, kOpRecvClient, kOpSendClient, kOpRecvUp, kOpSendUp, kOpConnectUp, kOpWake,
-    kOpIgnore, kOpHealth
+    kOpIgnore, kOpHealth, kOpWatchClient
   };
-  enum TimerKind : uint8_t { kTimerClient = 1, kTimerUpstream, kTimerExchange, kTimerHealth };
+  enum TimerKind : uint8_t {
+    kTimerClient = 1, kTimerUpstream, kTimerExchange, kTimerHealth, kTimerDrain
+  };
 
   void Run();
   int SetUp();
   void Loop();
   void HandleCqe(io_uring_cqe* cqe);
   void DrainMailbox();
+  // The drain deadline: closes every connection still open, at once.
+  void CloseEverything();
+  // After the loop: lets go of what connections still hold (the process exits).
+  void ReleaseAll();
   void OnTimer(core::Timer* t);
   void FlushDirty();
   // Arms a multishot recv into the provided-buffer ring.
@@ -343,6 +359,9 @@ class Worker {
   void OnAccept(uint16_t listener, int res, uint32_t flags);
   void OnClientRecv(uint32_t slot, int res, uint32_t flags);
   void OnClientSent(uint32_t slot, int res);
+  // Arms or cancels the reset watch as the connection's state needs it.
+  void WatchClient(uint32_t slot);
+  void OnClientWatch(uint32_t slot, int res);
   void PumpClient(uint32_t slot);
   int64_t ConsumeClient(uint32_t slot, const char* p, size_t n);
   int64_t StartExchange(uint32_t slot, size_t head_len);
@@ -524,7 +543,8 @@ class Worker {
   uint64_t wake_value_ = 0;
   uint32_t active_clients_ = 0;
   bool draining_ = false;
-  core::Instant drain_deadline_ = 0;
+  bool drain_forced_ = false;  // the deadline passed: everything was closed, the grace runs
+  core::Timer drain_timer_;    // wakes the ring at the deadline, then at the grace's end
   bool stop_ = false;
   std::vector<bool> accept_armed_;
 };
