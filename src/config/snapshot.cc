@@ -2,6 +2,8 @@
 // immutable Snapshot (DESIGN §4). Runs on the control thread and in hms-api.
 #include "hms/config/snapshot.h"
 
+#include "hms/common/json_escape.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 
@@ -68,38 +70,6 @@ std::string JoinMethods(const std::vector<std::string>& methods) {
     out += m;
   }
   return out;
-}
-
-void AppendJsonString(std::string* out, std::string_view s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        *out += "\\\"";
-        break;
-      case '\\':
-        *out += "\\\\";
-        break;
-      case '\n':
-        *out += "\\n";
-        break;
-      case '\r':
-        *out += "\\r";
-        break;
-      case '\t':
-        *out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          *out += buf;
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
 }
 
 void AppendKey(std::string* out, std::string_view key) {

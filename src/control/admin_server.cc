@@ -17,7 +17,9 @@
 #include <system_error>
 
 #include "hms/common/check.h"
+#include "hms/common/json_escape.h"
 #include "hms/http/parser.h"
+#include "hms/http/status_text.h"
 
 namespace hms::control {
 namespace {
@@ -35,59 +37,6 @@ std::string Errno(std::string_view what, int err) {
   std::string s(what);
   s.append(": ").append(std::strerror(err));
   return s;
-}
-
-std::string_view ReasonPhrase(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: break;
-  }
-  if (status < 200) return "Informational";
-  if (status < 300) return "Success";
-  if (status < 400) return "Redirection";
-  if (status < 500) return "Client Error";
-  return "Server Error";
-}
-
-void AppendJsonString(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
 }
 
 // Parses "HOST:PORT" into a sockaddr. HOST is an IPv4 literal, "[IPv6]" or
@@ -417,7 +366,7 @@ void AdminServer::Respond(Client* c, int status, const AdminResponse& r, bool he
   const bool no_content = status == 204 || status == 304;
   std::string& o = c->out;
   o.append(http10 ? "HTTP/1.0 " : "HTTP/1.1 ").append(std::to_string(status)).push_back(' ');
-  o.append(ReasonPhrase(status)).append("\r\n");
+  o.append(http::StatusText(status)).append("\r\n");
   if (!no_content && !r.content_type.empty()) {
     o.append("Content-Type: ").append(r.content_type).append("\r\n");
   }
@@ -446,9 +395,9 @@ void AdminServer::RespondError(Client* c, int status, std::string_view error,
   AdminResponse r;
   r.status = status;
   r.body = "{\"error\": ";
-  AppendJsonString(error, &r.body);
+  AppendJsonString(&r.body, error);
   r.body.append(", \"reason\": ");
-  AppendJsonString(reason, &r.body);
+  AppendJsonString(&r.body, reason);
   r.body.append("}\n");
   r.headers.emplace_back("x-hms-reason", std::string(error));
   if (!allow.empty()) r.headers.emplace_back("Allow", std::string(allow));

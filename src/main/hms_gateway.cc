@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "hms/auth/jwt.h"
+#include "hms/common/json_escape.h"
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/admin_server.h"
@@ -469,14 +470,7 @@ std::string RenderMetrics(Gateway& g) {
   return e.Finish();
 }
 
-std::string JsonString(const std::string& s) {
-  std::string o = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') o += '\\';
-    if (static_cast<unsigned char>(ch) >= 0x20) o += ch;
-  }
-  return o + "\"";
-}
+using hms::JsonString;
 
 // The live summary `hms-api status` prints: per core, per route, breakers and
 // rate limits. Counts only: the CLI takes two samples for rates, dividing by
