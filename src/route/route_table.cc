@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "hms/common/check.h"
+#include "hms/http/char_class.h"
 
 namespace hms::route {
 namespace {
@@ -53,12 +54,6 @@ bool IsPchar(char c) {
     default:
       return false;
   }
-}
-
-// RFC 9110 §5.6.2 tchar.
-bool IsTchar(char c) {
-  if (IsAsciiAlnum(c)) return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
 }
 
 char ToLowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; }
@@ -443,7 +438,7 @@ std::string CheckMethods(const RouteSpec& spec, std::vector<std::string_view>* o
     if (m.empty()) return "empty method name";
     for (char c : m) {
       if (c >= 'a' && c <= 'z') return "method " + Quote(m) + " must be upper-case";
-      if (!IsTchar(c)) return "invalid character " + ShowChar(c) + " in method " + Quote(m);
+      if (!http::IsTokenChar(c)) return "invalid character " + ShowChar(c) + " in method " + Quote(m);
     }
     if (std::find(out->begin(), out->end(), m) == out->end()) out->push_back(m);
   }
