@@ -16,6 +16,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "hms/common/address.h"
 #include "hms/common/check.h"
 #include "hms/common/json_escape.h"
 #include "hms/http/parser.h"
@@ -39,38 +40,6 @@ std::string Errno(std::string_view what, int err) {
   return s;
 }
 
-// Parses "HOST:PORT" into a sockaddr. HOST is an IPv4 literal, "[IPv6]" or
-// "localhost" (127.0.0.1: the admin API is loopback-only by default).
-bool ParseAddress(const std::string& address, sockaddr_storage* ss, socklen_t* len) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon + 1 == address.size()) return false;
-  std::string host = address.substr(0, colon);
-  std::string_view port_text = std::string_view(address).substr(colon + 1);
-  unsigned port = 0;
-  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535) {
-    return false;
-  }
-  std::memset(ss, 0, sizeof(*ss));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(ss);
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6->sin6_addr) != 1) {
-      return false;
-    }
-    *len = sizeof(sockaddr_in6);
-    return true;
-  }
-  if (host == "localhost") host = "127.0.0.1";
-  auto* a4 = reinterpret_cast<sockaddr_in*>(ss);
-  a4->sin_family = AF_INET;
-  a4->sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) return false;
-  *len = sizeof(sockaddr_in);
-  return true;
-}
-
 }  // namespace
 
 AdminServer::~AdminServer() { Stop(); }
@@ -84,7 +53,7 @@ Result<bool> AdminServer::Listen(const std::string& address) {
   if (listen_fd_ >= 0) return Error{"admin: already listening on port " + std::to_string(port_)};
   sockaddr_storage ss;
   socklen_t ss_len = 0;
-  if (!ParseAddress(address, &ss, &ss_len)) {
+  if (!ParseNumericAddress(address, &ss, &ss_len)) {
     return Error{"admin: bad address \"" + address + "\" (want HOST:PORT, e.g. 127.0.0.1:9901)",
                  Side::kConfig};
   }

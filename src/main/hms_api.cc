@@ -210,19 +210,12 @@ std::vector<std::string> StoredProblems(const std::vector<control::StoredService
   parsed->assign(stored.size(), std::nullopt);
   for (size_t i = 0; i < stored.size(); ++i) {
     const control::StoredService& s = stored[i];
-    const std::string source = s.source.empty() ? s.name : s.source;
-    Result<config::ServiceConfig> p = config::ParseServiceConfig(s.text, source);
-    if (!p) {
+    Result<config::ServiceConfig> p = control::LoadStoredService(s);
+    if (p) {
+      (*parsed)[i] = std::move(p.value());
+    } else {
       errors[i] = p.error().message + " (fix: hms-api register a corrected file for " + s.name +
                   ", or hms-api deregister " + s.name + ")";
-    } else if (p->service != s.name) {
-      // Gateways refuse it too, and keep serving the service's last good version.
-      errors[i] = source + ":" + std::to_string(p->line) + ": service: '" + p->service +
-                  "' is not the name it is stored under ('" + s.name +
-                  "'): a store file's service name must match its file name (fix: hms-api "
-                  "deregister " + s.name + ", then hms-api register the file)";
-    } else {
-      (*parsed)[i] = std::move(p.value());
     }
   }
   return errors;
@@ -292,8 +285,7 @@ bool TrialCompile(const std::vector<control::StoredService>& existing,
     bool replaced = false;
     for (const config::ServiceConfig& s : parsed) replaced = replaced || s.service == stored.name;
     if (replaced) continue;
-    Result<config::ServiceConfig> s = config::ParseServiceConfig(
-        stored.text, stored.source.empty() ? stored.name : stored.source);
+    Result<config::ServiceConfig> s = control::LoadStoredService(stored);
     if (!s) {
       std::fprintf(stderr, "hms-api: warning: stored service %s no longer loads: %s\n",
                    stored.name.c_str(), s.error().message.c_str());
@@ -475,8 +467,7 @@ void PrintPlan(const std::vector<control::StoredService>& existing,
     }
     std::optional<config::ServiceConfig> was;
     if (stored != nullptr) {
-      Result<config::ServiceConfig> p = config::ParseServiceConfig(
-          stored->text, stored->source.empty() ? stored->name : stored->source);
+      Result<config::ServiceConfig> p = control::LoadStoredService(*stored);
       if (p) {
         was = std::move(p.value());
       } else {
@@ -994,19 +985,14 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   if (!store) return Fail(store.error().message);
   Result<std::vector<control::StoredService>> list = (*store)->List();
   if (!list) return Fail(list.error().message);
-  // As the gateway reads the store: a service whose text no longer parses is
+  // As the gateway reads the store: a service that no longer loads is
   // skipped, the others still serve; added endpoints follow the file's.
-  std::vector<config::ServiceConfig> services;
-  for (const control::StoredService& stored : list.value()) {
-    Result<config::ServiceConfig> p = config::ParseServiceConfig(
-        stored.text, stored.source.empty() ? stored.name : stored.source);
-    if (!p) {
-      std::fprintf(stderr, "hms-api: warning: skipping service %s, as the gateway would: %s\n",
-                   stored.name.c_str(), p.error().message.c_str());
-      continue;
-    }
-    for (const std::string& e : stored.endpoints) p->endpoints.push_back(e);
-    services.push_back(std::move(p.value()));
+  std::vector<std::string> problems;
+  const std::vector<config::ServiceConfig> services =
+      control::LoadStoredServices(list.value(), &problems);
+  for (const std::string& p : problems) {
+    std::fprintf(stderr, "hms-api: warning: skipping service %s (as the gateway would)\n",
+                 p.c_str());
   }
   config::Interner endpoint_ids, route_keys;
   Result<std::unique_ptr<config::Snapshot>> compiled =
@@ -1106,12 +1092,9 @@ int Status(const std::vector<std::string>& args) {
       return Usage("unknown argument '" + args[i] + "'", kStatusHelp);
     }
   }
-  size_t colon = admin.rfind(':');
-  int port = colon == std::string::npos ? 0 : std::atoi(admin.c_str() + colon + 1);
-  if (port <= 0 || port > 65535) return Usage("--admin needs HOST:PORT", kStatusHelp);
-  std::string host = admin.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  control::HttpClient client({control::HttpTarget{host, static_cast<uint16_t>(port)}}, 3000);
+  const std::optional<config::HostPort> hp = config::ParseHostPort(admin);
+  if (!hp) return Usage("--admin needs HOST:PORT", kStatusHelp);
+  control::HttpClient client({control::HttpTarget{hp->host, hp->port}}, 3000);
   if (json) {
     std::string body;
     if (int rc = GetStatusBody(client, admin, &body); rc != kOk) return rc;
