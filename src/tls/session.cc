@@ -34,14 +34,17 @@ constexpr char kAlpn[] = "http/1.1";
 constexpr int64_t kTicketPeriodS = 3600;
 // Plaintext room wolfSSL leaves after its own ticket for the callback's use
 // (WOLFSSL_TICKET_EXTRA_PADDING_SZ, internal.h; 32 unless the build says
-// more, as tools/bootstrap's does). The peer's identity goes there, then its
-// length in one byte; an identity that does not fit is not sealed.
+// more, as tools/bootstrap's does). The peer's identity goes there, then one
+// byte: its length, kNoIdentity (none was verified) or kIdentityTooLong.
 #ifdef WOLFSSL_TICKET_EXTRA_PADDING_SZ
 constexpr size_t kTicketRoom = WOLFSSL_TICKET_EXTRA_PADDING_SZ;
 #else
 constexpr size_t kTicketRoom = 32;
 #endif
-static_assert(kTicketRoom >= 1 && kTicketRoom <= 256, "one length byte after the identity");
+constexpr uint8_t kNoIdentity = 0;
+constexpr uint8_t kIdentityTooLong = 0xff;
+constexpr size_t kMaxTicketIdentity = std::min<size_t>(kTicketRoom - 1, kIdentityTooLong - 1);
+static_assert(kTicketRoom >= 1, "room for the identity's length byte");
 
 // The identity is taken from the chain while it is verified, which wolfSSL
 // reports to the callback only on failure unless built with this.
@@ -528,35 +531,50 @@ int Session::OnVerify(int ok, WOLFSSL_X509_STORE_CTX* store) {
   return ok;
 }
 
-// The sealed plaintext is wolfSSL's ticket, the identity, and its length in
-// the last byte (0: none).
+// The sealed plaintext is wolfSSL's ticket, the identity, and the byte that
+// says its length (above). A listener that requires a client certificate
+// resumes only a ticket that carries the identity verified when it was
+// issued: one issued where no certificate was asked for (the keys are the
+// process's, shared by every listener) makes the client prove itself again.
 int Session::OnTicket(WOLFSSL* ssl, unsigned char* name, unsigned char* iv, unsigned char* mac,
                       int enc, unsigned char* ticket, int in_len, int* out_len, void*) {
   auto* s = static_cast<Session*>(wolfSSL_GetIOReadCtx(ssl));
   if (enc) {
     std::string_view id;
     if (s != nullptr) id = wolfSSL_session_reused(ssl) == 1 ? s->resumed_id_ : s->verified_id_;
-    if (id.size() >= kTicketRoom) id = {};  // resumes as a caller without identity
+    uint8_t mark = static_cast<uint8_t>(id.size());
+    if (id.empty()) {
+      mark = kNoIdentity;
+    } else if (id.size() > kMaxTicketIdentity) {
+      mark = kIdentityTooLong;
+      id = {};
+    }
     std::memcpy(ticket + in_len, id.data(), id.size());
-    ticket[in_len + static_cast<int>(id.size())] = static_cast<unsigned char>(id.size());
-    return SealTicket(name, iv, mac, 1, ticket,
-                      in_len + static_cast<int>(id.size()) + 1, out_len);
+    ticket[in_len + static_cast<int>(id.size())] = mark;
+    return SealTicket(name, iv, mac, 1, ticket, in_len + static_cast<int>(id.size()) + 1,
+                      out_len);
   }
   int rc = SealTicket(name, iv, mac, 0, ticket, in_len, out_len);
   if (rc != WOLFSSL_TICKET_RET_OK && rc != WOLFSSL_TICKET_RET_CREATE) return rc;
-  size_t n = ticket[in_len - 1];
-  if (n + 1 > kTicketRoom || n + 1 > static_cast<size_t>(in_len)) return WOLFSSL_TICKET_RET_REJECT;
+  // Authentic from here: only this process seals with these keys.
+  uint8_t mark = ticket[in_len - 1];
+  size_t n = mark == kIdentityTooLong ? 0 : mark;
+  if (n + 1 > static_cast<size_t>(in_len)) return WOLFSSL_TICKET_RET_REJECT;
   if (s == nullptr) return rc;
   s->resumed_id_.assign(reinterpret_cast<const char*>(ticket) + in_len - 1 - n, n);
+  if (s->server_ctx_ != nullptr && s->server_ctx_->client_auth()) {
+    if (mark == kNoIdentity) return WOLFSSL_TICKET_RET_REJECT;
 #ifndef SESSION_CERTS
-  // A listener that requires a client certificate resumes only a session
-  // whose identity it knows; otherwise the client sends its certificate again.
-  if (n == 0 && s->server_ctx_ != nullptr && s->server_ctx_->client_auth()) {
-    return WOLFSSL_TICKET_RET_REJECT;
-  }
+    if (mark == kIdentityTooLong) return WOLFSSL_TICKET_RET_REJECT;
 #endif
+    // With SESSION_CERTS (Debian's packaged library) an identity too long
+    // for its 32 bytes of room comes back from wolfSSL's session cache, as
+    // before tickets carried it (Handshake).
+  }
   return rc;
 }
+
+size_t MaxTicketIdentity() { return kMaxTicketIdentity; }
 
 int Session::Read(Wire& w, char* dst, size_t cap) {
   wire_ = &w;

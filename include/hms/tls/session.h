@@ -184,6 +184,12 @@ class Session {
   std::string failure_;
 };
 
+// The longest identity a session ticket carries (127 bytes with
+// tools/bootstrap's wolfSSL, 31 with Debian's packaged one). A resumed
+// caller with a longer one proves itself again with its certificate, or,
+// with the packaged library, gets it back from wolfSSL's session cache.
+size_t MaxTicketIdentity();
+
 // The one URI subjectAltName of a DER certificate ("" if none or several).
 std::string UriSan(const unsigned char* der, size_t len);
 
