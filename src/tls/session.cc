@@ -541,10 +541,12 @@ int Session::OnTicket(WOLFSSL* ssl, unsigned char* name, unsigned char* iv, unsi
   auto* s = static_cast<Session*>(wolfSSL_GetIOReadCtx(ssl));
   if (enc) {
     std::string_view id;
-    if (s != nullptr) id = wolfSSL_session_reused(ssl) == 1 ? s->resumed_id_ : s->verified_id_;
+    bool reused = wolfSSL_session_reused(ssl) == 1;
+    if (s != nullptr) id = reused ? s->resumed_id_ : s->verified_id_;
     uint8_t mark = static_cast<uint8_t>(id.size());
     if (id.empty()) {
-      mark = kNoIdentity;
+      // A renewed ticket says what the one it replaces said.
+      mark = reused && s != nullptr && s->resumed_too_long_ ? kIdentityTooLong : kNoIdentity;
     } else if (id.size() > kMaxTicketIdentity) {
       mark = kIdentityTooLong;
       id = {};
@@ -562,6 +564,7 @@ int Session::OnTicket(WOLFSSL* ssl, unsigned char* name, unsigned char* iv, unsi
   if (n + 1 > static_cast<size_t>(in_len)) return WOLFSSL_TICKET_RET_REJECT;
   if (s == nullptr) return rc;
   s->resumed_id_.assign(reinterpret_cast<const char*>(ticket) + in_len - 1 - n, n);
+  s->resumed_too_long_ = mark == kIdentityTooLong;
   if (s->server_ctx_ != nullptr && s->server_ctx_->client_auth()) {
     if (mark == kNoIdentity) return WOLFSSL_TICKET_RET_REJECT;
 #ifndef SESSION_CERTS

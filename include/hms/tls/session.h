@@ -176,6 +176,7 @@ class Session {
   Wire* wire_ = nullptr;  // during a call
   bool server_ = false;
   bool done_ = false;
+  bool resumed_too_long_ = false;  // the ticket's identity did not fit in it
   std::string peer_id_;
   // During the handshake: the verified leaf's identity, and the one a
   // ticket (or a client's saved session) carried, used if it resumes.
