@@ -551,7 +551,7 @@ int Session::OnTicket(WOLFSSL* ssl, unsigned char* name, unsigned char* iv, unsi
       mark = kIdentityTooLong;
       id = {};
     }
-    std::memcpy(ticket + in_len, id.data(), id.size());
+    if (!id.empty()) std::memcpy(ticket + in_len, id.data(), id.size());
     ticket[in_len + static_cast<int>(id.size())] = mark;
     return SealTicket(name, iv, mac, 1, ticket, in_len + static_cast<int>(id.size()) + 1,
                       out_len);
