@@ -98,7 +98,8 @@ def growth_per_connection(gw, ctx):
 def idle_room():
     """Skips where RSS says nothing about this, and makes room for the
     connections' descriptors (the gateway started afterwards inherits it)."""
-    if build_option("b_sanitize") not in (None, "none"):
+    # meson gives "none", "address,undefined" or a list, depending on its version.
+    if build_option("b_sanitize") not in (None, "none", "", [], ["none"]):
         pytest.skip("RSS means nothing under the sanitizers (shadow memory, quarantine)")
     if packaged_wolfssl():
         pytest.skip("Debian's packaged wolfSSL keeps certificate copies in every session "
