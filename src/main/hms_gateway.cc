@@ -26,6 +26,7 @@
 #include "hms/obs/exposition.h"
 #include "hms/obs/metrics.h"
 #include "hms/obs/metrics_page.h"
+#include "hms/policy/binding.h"
 #include "hms/policy/registry.h"
 #include "hms/proxy/engine.h"
 #include "src/main/key_material.h"
@@ -138,37 +139,11 @@ std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* er
   return services;
 }
 
-// Loads the JWT keys the gateway config names. Errors name the file.
-// Gives the snapshot its process-wide policy state: a route or service that
-// survives a reload keeps its bucket and breaker (a changed limit applies at
-// once); state of names that disappeared is freed.
+// Gives the snapshot its process-wide policy state (policy/binding.h).
 void AttachPolicies(Gateway& g, Snapshot* s) {
-  hms::core::Instant now = hms::core::Now();
   // Cores change only at a restart: the running count once started.
   const uint32_t cores = g.engine.cores() > 0 ? g.engine.cores() : hms::proxy::CoresFor(g.config);
-  for (auto& cl : s->clusters) {
-    if (cl.local) continue;  // a sidecar's own service: its callers' breakers guard it
-    hms::policy::BreakerParams p;
-    p.failures = cl.breaker.failures;
-    p.open_for_ns = hms::core::Millis(cl.breaker.open_for_ms);
-    if (cl.breaker.failures > 0) cl.breaker_state = g.policies.GetBreaker(cl.name, p);
-    for (auto& ep : cl.endpoints) {
-      ep.health = g.policies.GetEndpointHealth(cl.name + "|" + ep.address, hms::policy::OutlierParams{});
-    }
-    if (cl.retries > 0) {
-      cl.retry_budget = g.policies.GetRetryBudget(cl.name, cores, hms::policy::RetryBudgetParams{});
-    }
-  }
-  for (auto& r : s->routes) {
-    if (!r.rate_limit || r.rate_limit->rate_per_sec_x1000 == 0) continue;
-    auto limit = hms::policy::Limit::PerSecondX1000(r.rate_limit->rate_per_sec_x1000,
-                                                    std::max<uint32_t>(1, r.rate_limit->burst));
-    // Keyed limits (per: client_ip, header:NAME) hold at most 4096 keys per
-    // route, least recently used evicted.
-    uint32_t keys = r.rate_limit->per.empty() ? 0 : 4096;
-    r.limiter = g.policies.RateLimit(g.route_keys.Name(r.key), limit, keys, now);
-  }
-  g.policies.Sweep();
+  hms::policy::BindPolicies(g.policies, g.route_keys, cores, hms::core::Now(), s);
 }
 
 // Compiles a snapshot from the config and the store. On an error (logged)
