@@ -11,8 +11,8 @@
 
 namespace hms::control {
 
-Reloader::Reloader(Store* store, ServedConfig* served, ReloaderHooks hooks,
-                   ReloaderOptions options, Clock clock)
+Reloader::Reloader(Store* store, ServedConfig* served, ReloaderHooks hooks, ReloaderOptions options,
+                   Clock clock)
     : store_(store),
       served_(served),
       hooks_(std::move(hooks)),
@@ -40,11 +40,11 @@ bool Reloader::Reload() {
   Compiled c = hooks_.compile();
   if (!served_->Note(c)) return false;
   config::Snapshot* s = c.snapshot;
-  hooks_.publish(s);        // one reference per core
-  served_->SetCurrent(s);   // and the control thread's own
-  Log("snapshot " + std::to_string(s->version) + " published: " +
-      std::to_string(s->clusters.size()) + " services, " + std::to_string(s->routes.size()) +
-      " routes");
+  hooks_.publish(s);       // one reference per core
+  served_->SetCurrent(s);  // and the control thread's own
+  Log("snapshot " + std::to_string(s->version) +
+      " published: " + std::to_string(s->clusters.size()) + " services, " +
+      std::to_string(s->routes.size()) + " routes");
   return true;
 }
 

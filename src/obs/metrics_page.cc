@@ -9,7 +9,8 @@ namespace {
 // hms_requests_total and the two duration histograms.
 void RenderRequests(const MetricsPageInput& in, Exposition& e) {
   const CoreTotals& t = in.totals;
-  e.Family("hms_requests_total", "counter", "Requests answered, by service, route and status code.");
+  e.Family("hms_requests_total", "counter",
+           "Requests answered, by service, route and status code.");
   for (const auto& rc : t.requests) {
     auto [service, route] = in.route_labels(rc.route_key);
     std::string code = std::to_string(rc.status);
@@ -51,9 +52,10 @@ void RenderSlot(const MetricsPageInput& in, Exposition& e, const std::vector<Req
 // Bytes, rate limits, retries and JWT refusals, per route.
 void RenderRoutePolicy(const MetricsPageInput& in, Exposition& e) {
   const CoreTotals& t = in.totals;
-  RenderSlot(in, e, t.route_bytes, "hms_request_bytes_total",
-             "Request bytes (head and body as received) of answered requests, by service and route.",
-             kBytesRequest);
+  RenderSlot(
+      in, e, t.route_bytes, "hms_request_bytes_total",
+      "Request bytes (head and body as received) of answered requests, by service and route.",
+      kBytesRequest);
   RenderSlot(in, e, t.route_bytes, "hms_response_bytes_total",
              "Response bytes (head and body as sent) of answered requests, by service and route.",
              kBytesResponse);
@@ -106,11 +108,13 @@ void RenderScalars(const MetricsPageInput& in, Exposition& e) {
 
 // Process-wide policy state: breakers, endpoints, rate-limit buckets.
 void RenderPolicyState(const MetricsPageInput& in, Exposition& e) {
-  e.Family("hms_breaker_state", "gauge", "Circuit breaker per service: 0 closed, 1 open, 2 half-open.");
+  e.Family("hms_breaker_state", "gauge",
+           "Circuit breaker per service: 0 closed, 1 open, 2 half-open.");
   for (const BreakerRow& b : in.breakers) e.Sample({{"service", b.service}}, b.state);
   e.Family("hms_breaker_next_probe_seconds", "gauge",
            "Seconds until an open breaker lets its probe through (0 when not open).");
-  for (const BreakerRow& b : in.breakers) e.Sample({{"service", b.service}}, b.next_probe_in_ns / 1e9);
+  for (const BreakerRow& b : in.breakers)
+    e.Sample({{"service", b.service}}, b.next_probe_in_ns / 1e9);
   e.Family("hms_breaker_opened_total", "counter", "Times each service's breaker opened.");
   for (const BreakerRow& b : in.breakers) e.Sample({{"service", b.service}}, b.opened_total);
   e.Family("hms_breaker_transitions_total", "counter",
@@ -136,7 +140,8 @@ void RenderPolicyState(const MetricsPageInput& in, Exposition& e) {
   }
   e.Family("hms_rate_limit_available_tokens", "gauge",
            "Whole tokens left in each rate-limited route's bucket (unkeyed limits).");
-  for (const TokenRow& r : in.tokens) e.Sample({{"service", r.service}, {"route", r.route}}, r.available);
+  for (const TokenRow& r : in.tokens)
+    e.Sample({{"service", r.service}, {"route", r.route}}, r.available);
 }
 
 // Snapshots and the per-core families.

@@ -16,7 +16,8 @@ void BindPolicies(PolicyRegistry& registry, const config::Interner& route_keys, 
     for (auto& ep : cl.endpoints) {
       ep.health = registry.GetEndpointHealth(cl.name + "|" + ep.address, OutlierParams{});
     }
-    if (cl.retries > 0) cl.retry_budget = registry.GetRetryBudget(cl.name, cores, RetryBudgetParams{});
+    if (cl.retries > 0)
+      cl.retry_budget = registry.GetRetryBudget(cl.name, cores, RetryBudgetParams{});
   }
   for (auto& r : s->routes) {
     if (!r.rate_limit || r.rate_limit->rate_per_sec_x1000 == 0) continue;

@@ -48,9 +48,9 @@ struct TokenRow {
 };
 
 struct MetricsPageInput {
-  CoreTotals totals;                       // Sum() of the cores, process-wide entries set
-  std::vector<const CoreMetrics*> cores;   // per-core families, in core order
-  RouteLabels route_labels;                // required
+  CoreTotals totals;                      // Sum() of the cores, process-wide entries set
+  std::vector<const CoreMetrics*> cores;  // per-core families, in core order
+  RouteLabels route_labels;               // required
   // The token of JWT refusal reason `code` (auth::ReasonToken; obs does not
   // depend on auth). Required.
   std::function<std::string(uint16_t code)> jwt_reason;

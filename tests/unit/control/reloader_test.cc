@@ -39,8 +39,8 @@ class FakeStore : public Store {
   bool healthy() const override { return up; }
   std::string last_error() const override { return "connection refused"; }
 
-  bool changed = true;      // what DrainWatch says
-  bool rewatched = false;   // what the next Rewatch says
+  bool changed = true;     // what DrainWatch says
+  bool rewatched = false;  // what the next Rewatch says
   int64_t expiry_ms = -1;
   bool up = true;
 };
@@ -73,8 +73,7 @@ struct Harness {
       return store_differs;
     };
     h.log = [this](const std::string& line) { logs.push_back(line); };
-    reloader = std::make_unique<Reloader>(&store, &served, std::move(h), o,
-                                          [this] { return now; });
+    reloader = std::make_unique<Reloader>(&store, &served, std::move(h), o, [this] { return now; });
   }
   void Advance(uint64_t ms) { now += Millis(ms); }
   bool Pass(bool store_readable = false, std::vector<int> signals = {}) {

@@ -29,7 +29,8 @@ TEST(MetricsList, EveryCoreEntryIsSummed) {
   EXPECT_EQ(t.member, 101 * n) << #member;                            \
   ++n;
   HMS_CORE_METRICS(HMS_TEST_CHECK, HMS_TEST_CHECK, HMS_TEST_SKIP)
-#define HMS_TEST_ZERO(member, family, label_name, label_value, help) EXPECT_EQ(t.member, 0u) << #member;
+#define HMS_TEST_ZERO(member, family, label_name, label_value, help) \
+  EXPECT_EQ(t.member, 0u) << #member;
   // Process-wide entries are the control thread's to fill in.
   HMS_CORE_METRICS(HMS_TEST_SKIP, HMS_TEST_SKIP, HMS_TEST_ZERO)
 #undef HMS_TEST_ZERO
@@ -75,26 +76,53 @@ TEST(MetricsPage, HasEveryFamilyInItsOrder) {
   in.breakers.push_back({"calc-svc", 1, 2'500'000'000, 3, 2, 1});
   in.endpoints.push_back({"calc-svc", "127.0.0.1:7001", true, 4, false});
   in.tokens.push_back({"calc-svc", "/sum/{a}/{b}", 17});
-  const std::vector<std::string> want = {
-      "hms_requests_total", "hms_request_duration_seconds",
-      "hms_upstream_response_duration_seconds", "hms_request_bytes_total",
-      "hms_response_bytes_total", "hms_rate_limit_admitted_total", "hms_rate_limit_limited_total",
-      "hms_retries_total", "hms_retry_budget_exhausted_total", "hms_jwt_rejections_total",
-      "hms_requests_unrecorded_total", "hms_connections_accepted_total", "hms_connections_active",
-      "hms_connections_refused_total", "hms_upstream_connect_errors_total",
-      "hms_upstream_connections_total", "hms_upstream_reused_total",
-      "hms_upstream_idle_connections", "hms_buffer_ring_exhausted_total",
-      "hms_upstream_pipelined_total", "hms_zero_copy_sends_total",
-      "hms_core_heap_allocations_total", "hms_health_checks_total", "hms_access_log_lines_total",
-      "hms_access_log_dropped_total", "hms_health_checks_failed_total",
-      "hms_spans_recorded_total", "hms_spans_exported_total", "hms_spans_dropped_total",
-      "hms_span_export_failures_total", "hms_downstream_received_bytes_total",
-      "hms_downstream_sent_bytes_total", "hms_tls_handshakes_total",
-      "hms_upstream_tls_handshakes_total", "hms_identity_refused_total",
-      "hms_headers_dropped_total", "hms_breaker_state", "hms_breaker_next_probe_seconds",
-      "hms_breaker_opened_total", "hms_breaker_transitions_total", "hms_endpoint_ejected",
-      "hms_endpoint_healthy", "hms_endpoint_ejections_total", "hms_rate_limit_available_tokens",
-      "hms_snapshot_live", "hms_core_snapshot_version", "hms_core_requests_total"};
+  const std::vector<std::string> want = {"hms_requests_total",
+                                         "hms_request_duration_seconds",
+                                         "hms_upstream_response_duration_seconds",
+                                         "hms_request_bytes_total",
+                                         "hms_response_bytes_total",
+                                         "hms_rate_limit_admitted_total",
+                                         "hms_rate_limit_limited_total",
+                                         "hms_retries_total",
+                                         "hms_retry_budget_exhausted_total",
+                                         "hms_jwt_rejections_total",
+                                         "hms_requests_unrecorded_total",
+                                         "hms_connections_accepted_total",
+                                         "hms_connections_active",
+                                         "hms_connections_refused_total",
+                                         "hms_upstream_connect_errors_total",
+                                         "hms_upstream_connections_total",
+                                         "hms_upstream_reused_total",
+                                         "hms_upstream_idle_connections",
+                                         "hms_buffer_ring_exhausted_total",
+                                         "hms_upstream_pipelined_total",
+                                         "hms_zero_copy_sends_total",
+                                         "hms_core_heap_allocations_total",
+                                         "hms_health_checks_total",
+                                         "hms_access_log_lines_total",
+                                         "hms_access_log_dropped_total",
+                                         "hms_health_checks_failed_total",
+                                         "hms_spans_recorded_total",
+                                         "hms_spans_exported_total",
+                                         "hms_spans_dropped_total",
+                                         "hms_span_export_failures_total",
+                                         "hms_downstream_received_bytes_total",
+                                         "hms_downstream_sent_bytes_total",
+                                         "hms_tls_handshakes_total",
+                                         "hms_upstream_tls_handshakes_total",
+                                         "hms_identity_refused_total",
+                                         "hms_headers_dropped_total",
+                                         "hms_breaker_state",
+                                         "hms_breaker_next_probe_seconds",
+                                         "hms_breaker_opened_total",
+                                         "hms_breaker_transitions_total",
+                                         "hms_endpoint_ejected",
+                                         "hms_endpoint_healthy",
+                                         "hms_endpoint_ejections_total",
+                                         "hms_rate_limit_available_tokens",
+                                         "hms_snapshot_live",
+                                         "hms_core_snapshot_version",
+                                         "hms_core_requests_total"};
   EXPECT_EQ(Families(RenderMetricsPage(in)), want);
 }
 
@@ -153,7 +181,8 @@ TEST(MetricsPage, RoutesAndPolicyStateAreLabelled) {
   const std::string page = RenderMetricsPage(in);
   for (const char* line : {
            "hms_requests_total{service=\"none\",route=\"none\",code=\"404\"} 1\n",
-           "hms_jwt_rejections_total{service=\"calc-svc\",route=\"/sum/{a}/{b}\",reason=\"expired\"} 1\n",
+           "hms_jwt_rejections_total{service=\"calc-svc\",route=\"/sum/{a}/"
+           "{b}\",reason=\"expired\"} 1\n",
            "hms_breaker_state{service=\"calc-svc\"} 1\n",
            "hms_breaker_next_probe_seconds{service=\"calc-svc\"} 2.5\n",
            "hms_breaker_transitions_total{service=\"calc-svc\",to=\"half_open\"} 2\n",
