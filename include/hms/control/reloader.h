@@ -52,8 +52,9 @@ struct ReloaderHooks {
   std::function<bool()> store_differs;
   // Every pass: hands the cores' access-log lines to the file.
   std::function<void()> flush;
-  // Before every wait: a sidecar's lease upkeep; returns the ms until it
-  // wants to run again.
+  // Before every wait: the gateway's own periodic work (a sidecar's lease
+  // upkeep; the access log, whose lines want flushing every 20 ms while the
+  // config has one); returns the ms until it wants a pass again.
   std::function<int64_t(core::Instant now)> tick;
   std::function<void(const std::string&)> log;
 };
@@ -62,8 +63,7 @@ struct ReloaderOptions {
   uint64_t coalesce_ms = 20;
   uint64_t key_poll_ms = 1000;
   // The longest wait: at least once a second to notice the store coming
-  // and going; 20 ms with an access log, whose lines wait in the cores'
-  // rings (at 50k requests/s a core's 1 MiB ring holds about 75 ms of lines).
+  // and going.
   int64_t max_wait_ms = 1000;
 };
 

@@ -243,9 +243,28 @@ TEST(Reloader, WaitsAtMostTheLongestWaitOrTheNextTick) {
   Harness t;
   EXPECT_EQ(t.reloader->WaitMs(), 1000);
   ReloaderOptions o;
-  o.max_wait_ms = 20;  // an access log
+  o.max_wait_ms = 500;
   t.Make(o);
-  EXPECT_EQ(t.reloader->WaitMs(), 20);
+  EXPECT_EQ(t.reloader->WaitMs(), 500);
+}
+
+TEST(Reloader, TheTickShortensTheWaitAndRunsBeforeEachOne) {
+  FakeStore store;
+  ServedConfig served;
+  std::vector<Instant> ticks;
+  Instant now = 7'000'000'000;
+  ReloaderHooks h;
+  h.compile = [] { return Compiled{}; };
+  h.publish = [](config::Snapshot*) {};
+  h.tick = [&](Instant at) -> int64_t {
+    ticks.push_back(at);
+    return 20;  // an access log to flush
+  };
+  Reloader r(&store, &served, std::move(h), ReloaderOptions{}, [&] { return now; });
+  EXPECT_EQ(r.WaitMs(), 20);
+  store.expiry_ms = 3;  // a lease due sooner still wins
+  EXPECT_EQ(r.WaitMs(), 4);
+  EXPECT_EQ(ticks, (std::vector<Instant>{now, now}));
 }
 
 TEST(Reloader, SignalFdReadsABlockedSignal) {
