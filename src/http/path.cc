@@ -183,7 +183,9 @@ bool CanonicalizeTarget(const RequestHead& r, PathOptions opts, char* scratch, s
     std::memcpy(scratch, out->path.data(), out->path.size());
     out->path = std::string_view(scratch, out->path.size());
   }
-  std::memcpy(scratch + out->path.size(), tail.data(), tail.size());
+  // Without a query tail.data() is null, and memcpy from null is undefined
+  // even for 0 bytes.
+  if (!tail.empty()) std::memcpy(scratch + out->path.size(), tail.data(), tail.size());
   out->origin = std::string_view(scratch, out->path.size() + tail.size());
   return true;
 }

@@ -1067,68 +1067,10 @@ int FetchStatus(control::HttpClient& client, const std::string& admin, StatusSam
   return kOk;
 }
 
-int Status(const std::vector<std::string>& args) {
-  const char* env = std::getenv("HMS_ADMIN");
-  std::string admin = env != nullptr && env[0] != '\0' ? env : "127.0.0.1:9901";
-  bool json = false;
-  uint64_t interval_ms = 1000;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
-      std::fputs(kStatusHelp, stdout);
-      return kOk;
-    }
-    if (args[i] == "--json") {
-      json = true;
-    } else if (args[i] == "--admin" && i + 1 < args.size()) {
-      admin = args[++i];
-    } else if (args[i] == "--interval" && i + 1 < args.size()) {
-      std::optional<uint64_t> ms = ParseIntervalMs(args[++i]);
-      if (!ms) {
-        return Usage("--interval needs seconds from 0 to 3600 (\"1\", \"0.5\", \"500ms\")",
-                     kStatusHelp);
-      }
-      interval_ms = *ms;
-    } else {
-      return Usage("unknown argument '" + args[i] + "'", kStatusHelp);
-    }
-  }
-  const std::optional<config::HostPort> hp = config::ParseHostPort(admin);
-  if (!hp) return Usage("--admin needs HOST:PORT", kStatusHelp);
-  control::HttpClient client({control::HttpTarget{hp->host, hp->port}}, 3000);
-  if (json) {
-    std::string body;
-    if (int rc = GetStatusBody(client, admin, &body); rc != kOk) return rc;
-    std::fputs(body.c_str(), stdout);
-    return kOk;
-  }
-  // Rates need two samples: the counts now and `interval` later, divided by
-  // the time between them on the gateway's clock (the wall clock here when
-  // the gateway does not say).
-  auto wall_ms = [] {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-  };
-  auto first = std::make_unique<StatusSample>();
-  if (int rc = FetchStatus(client, admin, first.get()); rc != kOk) return rc;
-  const int64_t wall_first = wall_ms();
-  const StatusSample* before = first.get();
-  const StatusSample* after = first.get();
-  std::unique_ptr<StatusSample> second;
-  double seconds = 0;  // between the samples; 0: one sample, no rates
-  if (interval_ms > 0) {
-    timespec pause{static_cast<time_t>(interval_ms / 1000),
-                   static_cast<long>(interval_ms % 1000) * 1'000'000};
-    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
-    }
-    second = std::make_unique<StatusSample>();
-    if (int rc = FetchStatus(client, admin, second.get()); rc != kOk) return rc;
-    const int64_t wall_second = wall_ms();
-    after = second.get();
-    seconds = before->clock_ms >= 0 && after->clock_ms > before->clock_ms
-                  ? static_cast<double>(after->clock_ms - before->clock_ms) / 1000
-                  : static_cast<double>(std::max<int64_t>(wall_second - wall_first, 1)) / 1000;
-  }
+// Prints the tables of `hms-api status` from the sample `after`, with rates
+// against `before` over `seconds` (0: no rates).
+void PrintStatus(const std::string& admin, const StatusSample* before, const StatusSample* after,
+                 double seconds) {
   // Fields of one row; a missing one reads as 0 or "".
   auto num = [](simdjson::dom::element e, const char* key) {
     int64_t v = 0;
@@ -1204,6 +1146,71 @@ int Status(const std::vector<std::string>& args) {
     std::printf("%-16s %-10s %9lld  %s\n", str(b, "service").c_str(), state.c_str(),
                 num(b, "consecutive_failures"), next.c_str());
   }
+}
+
+int Status(const std::vector<std::string>& args) {
+  const char* env = std::getenv("HMS_ADMIN");
+  std::string admin = env != nullptr && env[0] != '\0' ? env : "127.0.0.1:9901";
+  bool json = false;
+  uint64_t interval_ms = 1000;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      std::fputs(kStatusHelp, stdout);
+      return kOk;
+    }
+    if (args[i] == "--json") {
+      json = true;
+    } else if (args[i] == "--admin" && i + 1 < args.size()) {
+      admin = args[++i];
+    } else if (args[i] == "--interval" && i + 1 < args.size()) {
+      std::optional<uint64_t> ms = ParseIntervalMs(args[++i]);
+      if (!ms) {
+        return Usage("--interval needs seconds from 0 to 3600 (\"1\", \"0.5\", \"500ms\")",
+                     kStatusHelp);
+      }
+      interval_ms = *ms;
+    } else {
+      return Usage("unknown argument '" + args[i] + "'", kStatusHelp);
+    }
+  }
+  const std::optional<config::HostPort> hp = config::ParseHostPort(admin);
+  if (!hp) return Usage("--admin needs HOST:PORT", kStatusHelp);
+  control::HttpClient client({control::HttpTarget{hp->host, hp->port}}, 3000);
+  if (json) {
+    std::string body;
+    if (int rc = GetStatusBody(client, admin, &body); rc != kOk) return rc;
+    std::fputs(body.c_str(), stdout);
+    return kOk;
+  }
+  // Rates need two samples: the counts now and `interval` later, divided by
+  // the time between them on the gateway's clock (the wall clock here when
+  // the gateway does not say).
+  auto wall_ms = [] {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+  };
+  auto first = std::make_unique<StatusSample>();
+  if (int rc = FetchStatus(client, admin, first.get()); rc != kOk) return rc;
+  const int64_t wall_first = wall_ms();
+  const StatusSample* before = first.get();
+  const StatusSample* after = first.get();
+  std::unique_ptr<StatusSample> second;
+  double seconds = 0;  // between the samples; 0: one sample, no rates
+  if (interval_ms > 0) {
+    timespec pause{static_cast<time_t>(interval_ms / 1000),
+                   static_cast<long>(interval_ms % 1000) * 1'000'000};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+    second = std::make_unique<StatusSample>();
+    if (int rc = FetchStatus(client, admin, second.get()); rc != kOk) return rc;
+    const int64_t wall_second = wall_ms();
+    after = second.get();
+    seconds = before->clock_ms >= 0 && after->clock_ms > before->clock_ms
+                  ? static_cast<double>(after->clock_ms - before->clock_ms) / 1000
+                  : static_cast<double>(std::max<int64_t>(wall_second - wall_first, 1)) / 1000;
+  }
+  PrintStatus(admin, before, after, seconds);
   return kOk;
 }
 

@@ -1,22 +1,15 @@
-// hms-gateway: the data plane (DESIGN §2). This file is the control thread:
-// it loads the config, compiles snapshots from the store, starts the cores,
-// serves the admin API, watches the store and handles signals. It is never on
-// the data path.
-#include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
-
+// hms-gateway: the data plane (DESIGN §2). This file is the control thread's
+// entry point: it loads the config, compiles snapshots from the store, starts
+// the cores and the admin API, then hands the thread to the control loop
+// (control/reloader.h), which watches the store, the key files and the
+// signals. It is never on the data path.
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -25,12 +18,16 @@
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/admin_server.h"
+#include "hms/control/reloader.h"
 #include "hms/control/self_registration.h"
+#include "hms/control/served_config.h"
 #include "hms/control/span_exporter.h"
 #include "hms/control/store.h"
 #include "hms/obs/access_log.h"
 #include "hms/obs/exposition.h"
 #include "hms/obs/metrics.h"
+#include "hms/obs/metrics_page.h"
+#include "hms/policy/binding.h"
 #include "hms/policy/registry.h"
 #include "hms/proxy/engine.h"
 #include "src/main/key_material.h"
@@ -62,53 +59,12 @@ void Log(const char* fmt, auto... args) {
   std::fputc('\n', stderr);
 }
 
-// Holds what the admin API reads while the control thread replaces it.
-class State {
- public:
-  void SetCurrent(Snapshot* s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (current_ != nullptr) current_->Release();
-    current_ = s;
-  }
-  // Runs f(snapshot) with the current snapshot held (admin thread).
-  template <typename F>
-  void With(F&& f) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (current_ != nullptr) f(*current_);
-  }
-  std::string ConfigJson() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return current_ != nullptr ? current_->ToJson() : "{}";
-  }
-  void SetStoreError(std::string e) {
-    std::lock_guard<std::mutex> lock(mu_);
-    store_error_ = std::move(e);
-  }
-  std::string store_error() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return store_error_;
-  }
-  // Why what is served is not what the store holds ("" when it is).
-  void SetStale(std::string why) {
-    std::lock_guard<std::mutex> lock(mu_);
-    stale_ = std::move(why);
-  }
-  std::string stale() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stale_;
-  }
-  ~State() { SetCurrent(nullptr); }
-
- private:
-  std::mutex mu_;
-  Snapshot* current_ = nullptr;
-  std::string store_error_;
-  std::string stale_;
-};
+void LogLine(const std::string& line) { Log("%s", line.c_str()); }
 
 struct Gateway {
   std::string config_path;
   std::string store_override;
+  bool check = false;  // --check: validate and exit
   GatewayConfig config;
   hms::config::MeshConfig mesh;
   std::unique_ptr<hms::control::Store> store;
@@ -121,10 +77,16 @@ struct Gateway {
   hms::policy::PolicyRegistry policies;  // rate buckets and breakers, by stable name
   hms::main::KeyMaterial keys;           // TLS contexts and JWT keys, remade when their files change
   uint64_t version = 0;
-  State state;
+  hms::control::ServedConfig served;     // what the admin API reads
+  hms::obs::AccessLogFile access_log;
   hms::proxy::Engine engine;
   // Sends the cores' spans when mesh-config's tracing exports them (null otherwise).
   std::unique_ptr<hms::control::SpanExporter> spans;
+  // After `spans` and the engine, whose counts its /metrics reads: it stops first.
+  hms::control::AdminServer admin;
+  bool admin_on = false;
+  // A sidecar's lease on its own endpoint (null for an edge gateway).
+  std::unique_ptr<hms::control::SelfRegistration> registration;
 };
 
 hms::Result<GatewayConfig> LoadConfig(const std::string& path) {
@@ -167,296 +129,88 @@ std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* er
   return services;
 }
 
-// Loads the JWT keys the gateway config names. Errors name the file.
-// Gives the snapshot its process-wide policy state: a route or service that
-// survives a reload keeps its bucket and breaker (a changed limit applies at
-// once); state of names that disappeared is freed.
+// Gives the snapshot its process-wide policy state (policy/binding.h).
 void AttachPolicies(Gateway& g, Snapshot* s) {
-  hms::core::Instant now = hms::core::Now();
   // Cores change only at a restart: the running count once started.
   const uint32_t cores = g.engine.cores() > 0 ? g.engine.cores() : hms::proxy::CoresFor(g.config);
-  for (auto& cl : s->clusters) {
-    if (cl.local) continue;  // a sidecar's own service: its callers' breakers guard it
-    hms::policy::BreakerParams p;
-    p.failures = cl.breaker.failures;
-    p.open_for_ns = hms::core::Millis(cl.breaker.open_for_ms);
-    if (cl.breaker.failures > 0) cl.breaker_state = g.policies.GetBreaker(cl.name, p);
-    for (auto& ep : cl.endpoints) {
-      ep.health = g.policies.GetEndpointHealth(cl.name + "|" + ep.address, hms::policy::OutlierParams{});
-    }
-    if (cl.retries > 0) {
-      cl.retry_budget = g.policies.GetRetryBudget(cl.name, cores, hms::policy::RetryBudgetParams{});
-    }
-  }
-  for (auto& r : s->routes) {
-    if (!r.rate_limit || r.rate_limit->rate_per_sec_x1000 == 0) continue;
-    auto limit = hms::policy::Limit::PerSecondX1000(r.rate_limit->rate_per_sec_x1000,
-                                                    std::max<uint32_t>(1, r.rate_limit->burst));
-    // Keyed limits (per: client_ip, header:NAME) hold at most 4096 keys per
-    // route, least recently used evicted.
-    uint32_t keys = r.rate_limit->per.empty() ? 0 : 4096;
-    r.limiter = g.policies.RateLimit(g.route_keys.Name(r.key), limit, keys, now);
-  }
-  g.policies.Sweep();
+  hms::policy::BindPolicies(g.policies, g.route_keys, cores, hms::core::Now(), s);
 }
 
-// Compiles a snapshot from the config and the store; null (logged) on error,
-// in which case the last good snapshot stays.
-Snapshot* Compile(Gateway& g) {
-  std::string error;
+// Compiles a snapshot from the config and the store. On an error (logged)
+// it carries none, and the last good snapshot stays.
+hms::control::Compiled Compile(Gateway& g) {
+  hms::control::Compiled c;
   std::vector<std::string> problems;
-  auto services = ReadServices(g, &error, &problems);
-  if (!error.empty()) {
+  auto services = ReadServices(g, &c.store_error, &problems);
+  if (!c.store_error.empty()) {
     Log("store %s unreadable, keeping the last good config: %s", g.store->Uri().c_str(),
-        error.c_str());
-    g.state.SetStoreError(error);
-    return nullptr;
+        c.store_error.c_str());
+    return c;
   }
-  g.state.SetStoreError("");
   auto snap = hms::config::CompileSnapshot(g.config, g.mesh, services, g.version + 1,
                                            &g.endpoint_ids, &g.route_keys);
   if (!snap.ok()) {
     Log("config not applied, keeping the last good one: %s", snap.error().message.c_str());
-    g.state.SetStale(snap.error().message);
-    return nullptr;
+    c.stale = snap.error().message;
+    return c;
   }
   if (auto k = g.keys.Attach(g.config, snap->get()); !k.ok()) {
     Log("config not applied, keeping the last good one: %s", k.error().message.c_str());
-    g.state.SetStale(k.error().message);
-    return nullptr;
+    c.stale = k.error().message;
+    return c;
   }
-  std::string stale;
-  for (const std::string& p : problems) stale += (stale.empty() ? "" : "; ") + p;
-  g.state.SetStale(stale);
+  for (const std::string& p : problems) c.stale += (c.stale.empty() ? "" : "; ") + p;
   ++g.version;
-  Snapshot* s = snap->release();
-  AttachPolicies(g, s);
-  return s;
+  c.snapshot = snap->release();
+  AttachPolicies(g, c.snapshot);
+  return c;
 }
 
-void Publish(Gateway& g, Snapshot* s) {
-  g.engine.Publish(s);  // one reference per core
-  g.state.SetCurrent(s);  // and the control thread's own
-  Log("snapshot %llu published: %zu services, %zu routes",
-      static_cast<unsigned long long>(s->version), s->clusters.size(), s->routes.size());
-}
-
-std::string RenderMetrics(Gateway& g) {
-  hms::obs::CoreTotals t = hms::obs::Sum(g.engine.all_metrics());
-  hms::obs::Exposition e;
+// What /metrics shows, gathered from the cores, the span exporter and the
+// current snapshot's shared policy objects; obs renders it.
+hms::obs::MetricsPageInput GatherMetrics(Gateway& g) {
+  hms::obs::MetricsPageInput in;
+  in.cores = g.engine.all_metrics();
+  in.totals = hms::obs::Sum(in.cores);
+  if (g.spans) {
+    in.totals.spans_exported = g.spans->exported();
+    in.totals.spans_export_dropped = g.spans->dropped();
+    in.totals.span_export_failures = g.spans->failed_requests();
+  }
   // Route keys read "service|METHODS|host|template"; requests that matched
   // no route are labelled "none".
-  auto names = [&g](uint32_t route_key) -> std::pair<std::string, std::string> {
-    if (route_key == 0xffffffffu) return {"none", "none"};
+  in.route_labels = [&g](uint32_t route_key) -> std::pair<std::string, std::string> {
+    if (route_key == hms::obs::kNoRoute) return {"none", "none"};
     std::string key = g.route_keys.Name(route_key);
     size_t b = key.rfind('|');
     return {key.substr(0, key.find('|')), b == std::string::npos ? key : key.substr(b + 1)};
   };
-  e.Family("hms_requests_total", "counter", "Requests answered, by service, route and status code.");
-  for (const auto& rc : t.requests) {
-    auto [service, route] = names(rc.route_key);
-    std::string code = std::to_string(rc.status);
-    e.Sample({{"service", service}, {"route", route}, {"code", code}}, rc.count);
-  }
-  auto histograms = [&](const char* name, const char* help,
-                        const std::vector<hms::obs::RequestCount>& rows) {
-    e.Family(name, "histogram", help);
-    for (const hms::obs::DurationHistogram& h : hms::obs::Histograms(rows)) {
-      auto [service, route] = names(h.route_key);
-      for (uint16_t b = 0; b <= hms::obs::kDurationBuckets; ++b) {
-        std::string le = hms::obs::DurationBucketLabel(b);
-        e.Sample("_bucket", {{"service", service}, {"route", route}, {"le", le}}, h.cumulative[b]);
-      }
-      e.Sample("_sum", {{"service", service}, {"route", route}}, h.sum_us / 1e6);
-      e.Sample("_count", {{"service", service}, {"route", route}}, h.count());
-    }
+  in.jwt_reason = [](uint16_t code) {
+    return std::string(hms::auth::ReasonToken(static_cast<hms::auth::JwtReason>(code)));
   };
-  histograms("hms_request_duration_seconds",
-             "Gateway-side time from a request's head to its answer, by service and route.",
-             t.durations);
-  histograms(
-      "hms_upstream_response_duration_seconds",
-      "Upstream-side time of each attempt, from its request queued on an upstream connection "
-      "(connect included) to the response head, by service and route; retries count apart.",
-      t.upstream_durations);
-  auto bytes_family = [&](const char* name, const char* help, uint16_t slot) {
-    e.Family(name, "counter", help);
-    for (const auto& bc : t.route_bytes) {
-      if (bc.status != slot) continue;
-      auto [service, route] = names(bc.route_key);
-      e.Sample({{"service", service}, {"route", route}}, bc.count);
-    }
-  };
-  bytes_family(
-      "hms_request_bytes_total",
-      "Request bytes (head and body as received) of answered requests, by service and route.",
-      hms::obs::kBytesRequest);
-  bytes_family("hms_response_bytes_total",
-               "Response bytes (head and body as sent) of answered requests, by service and route.",
-               hms::obs::kBytesResponse);
-  auto policy_family = [&](const char* name, const char* help, uint16_t slot) {
-    e.Family(name, "counter", help);
-    for (const auto& pc : t.policy) {
-      if (pc.status != slot) continue;
-      auto [service, route] = names(pc.route_key);
-      e.Sample({{"service", service}, {"route", route}}, pc.count);
-    }
-  };
-  policy_family("hms_rate_limit_admitted_total", "Requests a rate-limited route admitted.",
-                hms::obs::kPolicyAdmitted);
-  policy_family("hms_rate_limit_limited_total", "Requests a rate-limited route refused with 429.",
-                hms::obs::kPolicyLimited);
-  policy_family("hms_retries_total", "Retry attempts made, by the route of the request.",
-                hms::obs::kPolicyRetried);
-  policy_family("hms_retry_budget_exhausted_total",
-                "Retries not made because the service's retry budget was spent.",
-                hms::obs::kPolicyBudgetRefused);
-  e.Family("hms_jwt_rejections_total", "counter",
-           "Requests refused by JWT validation (401, or 403 insufficient_scope), by service, route "
-           "and reason.");
-  for (const auto& pc : t.policy) {
-    if (pc.status < hms::obs::kPolicyJwtRejected ||
-        pc.status >= hms::obs::kPolicyJwtRejected + hms::obs::kJwtReasonSlots) {
-      continue;
-    }
-    auto [service, route] = names(pc.route_key);
-    std::string reason(hms::auth::ReasonToken(
-        static_cast<hms::auth::JwtReason>(pc.status - hms::obs::kPolicyJwtRejected)));
-    e.Sample({{"service", service}, {"route", route}, {"reason", reason}}, pc.count);
-  }
-  e.Family("hms_requests_unrecorded_total", "counter",
-           "Requests whose per-route counter found no room in a core's table.");
-  e.Sample({}, t.requests_overflow);
-  auto gauge = [&e](const char* name, const char* help, uint64_t v) {
-    e.Family(name, "gauge", help);
-    e.Sample({}, v);
-  };
-  auto counter = [&e](const char* name, const char* help, uint64_t v) {
-    e.Family(name, "counter", help);
-    e.Sample({}, v);
-  };
-  counter("hms_connections_accepted_total", "Downstream connections accepted.", t.connections_accepted);
-  gauge("hms_connections_active", "Downstream connections open.", t.connections_active);
-  counter("hms_connections_refused_total", "Downstream connections refused over max_connections_per_core.",
-          t.connections_refused);
-  counter("hms_upstream_connect_errors_total", "Upstream connections that failed to open.",
-          t.upstream_connect_errors);
-  counter("hms_upstream_connections_total", "Upstream connections opened.", t.upstream_connections_new);
-  counter("hms_upstream_reused_total", "Requests sent on a pooled upstream connection.",
-          t.upstream_connections_reused);
-  gauge("hms_upstream_idle_connections", "Pooled idle upstream connections.", t.upstream_idle);
-  counter("hms_buffer_ring_exhausted_total", "Receives that found the provided-buffer ring empty.",
-          t.buffer_ring_exhausted);
-  counter("hms_upstream_pipelined_total",
-          "Requests sent pipelined behind another on one upstream connection.", t.upstream_pipelined);
-  counter("hms_zero_copy_sends_total", "Sends that went out as SEND_ZC (zero_copy_min_bytes).",
-          t.zero_copy_sends);
-  counter("hms_core_heap_allocations_total", "operator new calls on core threads.", t.heap_allocations);
-  counter("hms_health_checks_total", "Active health checks made.", t.health_checks);
-  counter("hms_access_log_lines_total", "Access-log lines written.", t.access_log_lines);
-  counter("hms_access_log_dropped_total", "Access-log lines dropped: a core's ring was full.",
-          t.access_log_dropped);
-  counter("hms_health_checks_failed_total", "Active health checks that failed.", t.health_checks_failed);
-  counter("hms_spans_recorded_total", "Sampled spans the cores handed to the span exporter.",
-          t.spans_recorded);
-  counter("hms_spans_exported_total", "Spans the OTLP collector accepted.",
-          g.spans ? g.spans->exported() : 0);
-  e.Family("hms_spans_dropped_total", "counter",
-           "Spans dropped: a core's span ring was full (ring_full), or their export failed or "
-           "came while the exporter waited after a failure (export_failed).");
-  e.Sample({{"reason", "ring_full"}}, t.spans_dropped);
-  e.Sample({{"reason", "export_failed"}}, g.spans ? g.spans->dropped() : 0);
-  counter("hms_span_export_failures_total",
-          "OTLP export requests that failed (each drops its spans).",
-          g.spans ? g.spans->failed_requests() : 0);
-  counter("hms_downstream_received_bytes_total", "Bytes received from clients.", t.bytes_in);
-  counter("hms_downstream_sent_bytes_total", "Bytes sent to clients.", t.bytes_out);
-  e.Family("hms_tls_handshakes_total", "counter",
-           "TLS handshakes with clients, by result (resumed ones are also ok).");
-  e.Sample({{"result", "ok"}}, t.tls_handshakes);
-  e.Sample({{"result", "resumed"}}, t.tls_resumed);
-  e.Sample({{"result", "failed"}}, t.tls_failed);
-  e.Sample({{"result", "plain_http"}}, t.tls_plain_http);
-  e.Family("hms_upstream_tls_handshakes_total", "counter",
-           "mTLS handshakes with upstream sidecars, by result (resumed ones are also ok).");
-  e.Sample({{"result", "ok"}}, t.upstream_tls_handshakes);
-  e.Sample({{"result", "resumed"}}, t.upstream_tls_resumed);
-  e.Sample({{"result", "failed"}}, t.upstream_tls_failed);
-  counter("hms_identity_refused_total", "mTLS callers refused: identity not in allow_from.",
-          t.identity_refused);
-  e.Family("hms_headers_dropped_total", "counter",
-           "Request fields not forwarded for their names, by reason: a '_' in the name "
-           "(underscores_in_headers: drop).");
-  e.Sample({{"reason", "underscore"}}, t.headers_dropped_underscore);
   // Policy state is process-wide: read once from the snapshot's shared objects.
   hms::core::Instant now = hms::core::Now();
-  std::vector<std::pair<std::string, hms::policy::BreakerStatus>> breakers;
-  std::vector<std::tuple<std::string, std::string, uint32_t>> tokens;
-  std::vector<std::tuple<std::string, std::string, hms::core::Instant, uint64_t, bool>> endpoints;
-  g.state.With([&](const Snapshot& s) {
+  g.served.With([&](const Snapshot& s) {
     for (const auto& cl : s.clusters) {
-      if (cl.breaker_state) breakers.emplace_back(cl.name, cl.breaker_state->Status(now));
+      if (cl.breaker_state) {
+        hms::policy::BreakerStatus st = cl.breaker_state->Status(now);
+        in.breakers.push_back({cl.name, static_cast<int>(st.state), st.next_probe_in_ns,
+                               st.opened_total, st.half_opened_total, st.closed_total});
+      }
       for (const auto& ep : cl.endpoints) {
-        if (ep.health) {
-          endpoints.emplace_back(cl.name, ep.address, ep.health->ejected_until(),
-                                 ep.health->ejections_total(), ep.health->check_failing());
-        }
+        if (!ep.health) continue;
+        in.endpoints.push_back({cl.name, ep.address, ep.health->ejected_until() > now,
+                                ep.health->ejections_total(), ep.health->check_failing()});
       }
     }
-    for (const auto& r : s.routes)
+    for (const auto& r : s.routes) {
       if (r.limiter && !r.limiter->keyed()) {
-        tokens.emplace_back(s.clusters[r.cluster].name, r.path_template, r.limiter->Available(now));
+        in.tokens.push_back({s.clusters[r.cluster].name, r.path_template, r.limiter->Available(now)});
       }
+    }
   });
-  e.Family("hms_breaker_state", "gauge", "Circuit breaker per service: 0 closed, 1 open, 2 half-open.");
-  for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, static_cast<int>(st.state));
-  e.Family("hms_breaker_next_probe_seconds", "gauge",
-           "Seconds until an open breaker lets its probe through (0 when not open).");
-  for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, st.next_probe_in_ns / 1e9);
-  e.Family("hms_breaker_opened_total", "counter", "Times each service's breaker opened.");
-  for (const auto& [name, st] : breakers) e.Sample({{"service", name}}, st.opened_total);
-  e.Family("hms_breaker_transitions_total", "counter",
-           "Circuit breaker state changes per service, by the state entered.");
-  for (const auto& [name, st] : breakers) {
-    e.Sample({{"service", name}, {"to", "open"}}, st.opened_total);
-    e.Sample({{"service", name}, {"to", "half_open"}}, st.half_opened_total);
-    e.Sample({{"service", name}, {"to", "closed"}}, st.closed_total);
-  }
-  e.Family("hms_endpoint_ejected", "gauge",
-           "1 while an endpoint is ejected for consecutive failures (outlier ejection).");
-  for (const auto& [service, address, until, total, failing] : endpoints) {
-    e.Sample({{"service", service}, {"endpoint", address}}, until > now ? 1 : 0);
-  }
-  e.Family("hms_endpoint_healthy", "gauge",
-           "0 while an endpoint fails its active health checks (services with health:), else 1.");
-  for (const auto& [service, address, until, total, failing] : endpoints) {
-    e.Sample({{"service", service}, {"endpoint", address}}, failing ? 0 : 1);
-  }
-  e.Family("hms_endpoint_ejections_total", "counter", "Times each endpoint was ejected.");
-  for (const auto& [service, address, until, total, failing] : endpoints) {
-    e.Sample({{"service", service}, {"endpoint", address}}, total);
-  }
-  e.Family("hms_rate_limit_available_tokens", "gauge",
-           "Whole tokens left in each rate-limited route's bucket (unkeyed limits).");
-  for (const auto& [service, route, left] : tokens) {
-    e.Sample({{"service", service}, {"route", route}}, left);
-  }
-  gauge("hms_snapshot_live", "Config snapshots alive in the process.",
-        static_cast<uint64_t>(hms::config::LiveSnapshots()));
-  e.Family("hms_core_snapshot_version", "gauge", "Config snapshot version each core runs.");
-  auto all = g.engine.all_metrics();
-  for (size_t i = 0; i < all.size(); ++i) {
-    std::string core = std::to_string(i);
-    e.Sample({{"core", core}}, all[i]->snapshot_version.Get());
-  }
-  e.Family("hms_core_requests_total", "counter",
-           "Requests answered by each core (how evenly the kernel spreads connections).");
-  for (size_t i = 0; i < all.size(); ++i) {
-    uint64_t requests = 0;
-    all[i]->requests.ForEach([&](uint32_t, uint16_t, uint64_t n) { requests += n; });
-    e.Sample({{"core", std::to_string(i)}}, requests);
-  }
-  return e.Finish();
+  in.live_snapshots = static_cast<uint64_t>(hms::config::LiveSnapshots());
+  return in;
 }
 
 using hms::JsonString;
@@ -469,7 +223,7 @@ std::string StatusJson(Gateway& g) {
   hms::core::Instant now = hms::core::Now();
   auto all = g.engine.all_metrics();
   // "config" as in /healthz: "ok", or "stale: WHY" (hms-api status prints it).
-  const std::string stale = g.state.stale();
+  const std::string stale = g.served.stale();
   std::string o = "{\"clock_ms\":" + std::to_string(now / 1'000'000) +
                   ",\"config\":" + JsonString(stale.empty() ? "ok" : "stale: " + stale) +
                   ",\"cores\":[";
@@ -483,7 +237,7 @@ std::string StatusJson(Gateway& g) {
   }
   hms::obs::CoreTotals t = hms::obs::Sum(all);
   o += "],\"routes\":[";
-  g.state.With([&](const Snapshot& s) {
+  g.served.With([&](const Snapshot& s) {
     bool first = true;
     for (const auto& r : s.routes) {
       uint64_t requests = 0, errors = 0;
@@ -519,9 +273,9 @@ std::string StatusJson(Gateway& g) {
   return o + "}\n";
 }
 
-int Main(int argc, char** argv) {
-  Gateway g;
-  bool check = false;
+// Reads the command line into `g`; returns an exit code to stop with, or -1
+// to go on.
+int ParseArgs(Gateway& g, int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if ((a == "--config" || a == "-c") && i + 1 < argc) {
@@ -529,7 +283,7 @@ int Main(int argc, char** argv) {
     } else if (a == "--store" && i + 1 < argc) {
       g.store_override = argv[++i];
     } else if (a == "--check") {
-      check = true;
+      g.check = true;
     } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -541,22 +295,28 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
+  return -1;
+}
+
+// Loads and checks the gateway config and its mesh config; false (said on
+// stderr) when the gateway cannot start with them.
+bool LoadStartConfig(Gateway& g) {
   auto loaded = LoadConfig(g.config_path);
   if (!loaded.ok()) {
     std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
-    return 1;
+    return false;
   }
   g.config = std::move(*loaded);
   if (auto v = hms::config::ValidateGatewayConfig(g.config); !v.ok()) {
     std::fprintf(stderr, "%s\n", v.error().message.c_str());
-    return 1;
+    return false;
   }
   // What start-up needs of this machine besides the ports, checked the same
   // way for --check and for a start (one function), so a config that --check
   // passes does not fail at start.
   if (auto e = hms::config::CheckGatewayEnvironment(g.config); !e.ok()) {
     std::fprintf(stderr, "%s\n", e.error().message.c_str());
-    return 1;
+    return false;
   }
   if (!g.config.mesh.empty()) {
     auto mesh = hms::config::LoadMeshConfig(g.config.mesh);
@@ -564,70 +324,135 @@ int Main(int argc, char** argv) {
       // The mesh file's own errors carry its file:line; say which key named it.
       std::fprintf(stderr, "%s: mesh: %s\n", hms::config::WhereIs(g.config, "mesh").c_str(),
                    mesh.error().message.c_str());
-      return 1;
+      return false;
     }
     g.mesh = *mesh;
   }
+  return true;
+}
+
+// Opens the store and compiles the first snapshot; null (said on stderr)
+// when the gateway cannot start.
+Snapshot* FirstSnapshot(Gateway& g) {
   std::string store_uri = !g.store_override.empty() ? g.store_override
                           : !g.config.store.empty() ? g.config.store
                                                     : hms::control::DefaultStoreUri();
-  // Signals are read from a signalfd by this thread; every thread started
-  // from here on (the store's watch, the cores, the admin API) inherits the
-  // mask, so none of them takes a signal meant for the control loop.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-
   auto store = hms::control::OpenStore(store_uri);
   if (!store.ok()) {
     std::fprintf(stderr, "hms-gateway: %s\n", store.error().message.c_str());
-    return 1;
+    return nullptr;
   }
   g.store = std::move(*store);
-  g.keys.set_log([](const std::string& line) { Log("%s", line.c_str()); });
+  g.keys.set_log(LogLine);
   // Watch before the first read: a change between the two is not missed.
-  if (!check) g.store->WatchFd();
+  if (!g.check) g.store->WatchFd();
   {
     // Certificates and keys must load before anything is served: a TLS
     // listener never falls back to the clear.
     Snapshot probe;
     if (auto k = g.keys.Attach(g.config, &probe); !k.ok()) {
       std::fprintf(stderr, "hms-gateway: %s\n", k.error().message.c_str());
-      return 1;
+      return nullptr;
     }
   }
-  Snapshot* first = Compile(g);
-  if (first == nullptr) {
-    if (check) return 1;
-    // Serve nothing rather than nothing at all: an empty table answers 404s
-    // until the store holds valid services.
-    auto empty = hms::config::CompileSnapshot(g.config, g.mesh, {}, ++g.version, &g.endpoint_ids,
-                                              &g.route_keys);
-    first = empty->release();
-    (void)g.keys.Attach(g.config, first);  // made a moment ago from the same files
-    AttachPolicies(g, first);
-  }
-  if (check) {
-    std::printf("%s: ok (%zu services, %zu routes)\n",
-                g.config_path.empty() ? "<embedded defaults>" : g.config_path.c_str(),
-                first->clusters.size(), first->routes.size());
-    first->Release();
-    return 0;
-  }
+  hms::control::Compiled c = Compile(g);
+  if (g.served.Note(c)) return c.snapshot;
+  if (g.check) return nullptr;
+  // Serve nothing rather than nothing at all: an empty table answers 404s
+  // until the store holds valid services.
+  auto empty = hms::config::CompileSnapshot(g.config, g.mesh, {}, ++g.version, &g.endpoint_ids,
+                                            &g.route_keys);
+  Snapshot* first = empty->release();
+  (void)g.keys.Attach(g.config, first);  // made a moment ago from the same files
+  AttachPolicies(g, first);
+  return first;
+}
 
-  g.state.SetCurrent(first);  // released by ~State on every return from here
+// Starts the span exporter when mesh-config's tracing exports spans.
+bool StartTracing(Gateway& g) {
+  if (!g.mesh.tracing.exports()) return true;
+  // Started after the cores, whose rings it drains; stopped after them, so
+  // the spans of the drain go out too.
+  const hms::config::TracingConfig& t = g.mesh.tracing;
+  hms::control::SpanExportOptions o;
+  o.host = t.otlp_host;
+  o.port = t.otlp_port;
+  o.path = t.otlp_path;
+  o.timeout_ms = static_cast<int>(t.export_timeout_ms);
+  o.resource.service_name = !t.service_name.empty()      ? t.service_name
+                            : g.config.role == "sidecar" ? g.config.service
+                                                         : "hms-gateway";
+  o.resource.service_version = kVersion;
+  o.resource.role = g.config.role;
+  g.spans = std::make_unique<hms::control::SpanExporter>(o, g.engine.span_rings(), LogLine);
+  if (auto s = g.spans->Start(); !s.ok()) {
+    Log("%s", s.error().message.c_str());
+    return false;
+  }
+  Log("tracing: exporting spans of %s to %s (sample_ratio %g)", o.resource.service_name.c_str(),
+      t.otlp_endpoint.c_str(), t.sample_ratio);
+  return true;
+}
 
+// /healthz, /metrics, /status and /config.
+void InstallAdmin(Gateway& g) {
+  g.admin.Handle("/healthz", [&g](const hms::control::AdminRequest&) {
+    // The gateway is healthy while it serves; a lost store is reported, not
+    // fatal: the last good config keeps serving (DESIGN §2).
+    hms::control::AdminResponse r;
+    std::string err = g.served.store_error();
+    if (err.empty() && !g.store->healthy()) err = g.store->last_error();
+    std::string store = err.empty() ? "\"ok\"" : "\"unreachable, serving the last good config\"";
+    // "config": "ok", or "stale: WHY" while the store holds something
+    // that does not load (the last good version serves); "status" stays
+    // "ok" so probes keep routing to a gateway that serves.
+    std::string stale = g.served.stale();
+    r.body = "{\"status\":\"ok\",\"cores\":" + std::to_string(g.engine.cores()) +
+             ",\"store\":" + store + ",\"store_uri\":" + JsonString(g.store->Uri()) +
+             ",\"config\":" + JsonString(stale.empty() ? "ok" : "stale: " + stale);
+    if (!err.empty()) r.body += ",\"store_error\":" + JsonString(err);
+    r.body += "}\n";
+    return r;
+  });
+  g.admin.Handle("/metrics", [&g](const hms::control::AdminRequest&) {
+    hms::control::AdminResponse r;
+    r.content_type = std::string(hms::obs::Exposition::kContentType);
+    r.body = hms::obs::RenderMetricsPage(GatherMetrics(g));
+    return r;
+  });
+  g.admin.Handle("/status", [&g](const hms::control::AdminRequest&) {
+    hms::control::AdminResponse r;
+    r.body = StatusJson(g);
+    return r;
+  });
+  g.admin.Handle("/config", [&g](const hms::control::AdminRequest&) {
+    // The snapshot as compiled, plus the version each core runs now: after
+    // a reload every core reaches the top-level "version".
+    hms::control::AdminResponse r;
+    std::string json = g.served.ConfigJson();
+    if (json.size() > 2) {
+      json.pop_back();
+      json += ",\"cores\":[";
+      auto all = g.engine.all_metrics();
+      for (size_t i = 0; i < all.size(); ++i) {
+        json += (i ? "," : "") + std::string("{\"core\":") + std::to_string(i) +
+                ",\"version\":" + std::to_string(all[i]->snapshot_version.Get()) + "}";
+      }
+      json += "]}";
+    }
+    r.body = std::move(json);
+    return r;
+  });
+}
+
+// Opens the access log, claims every address, starts the cores, the span
+// exporter and the admin API; false (logged) when one fails.
+bool StartServing(Gateway& g, Snapshot* first) {
   // The access log: opened before the cores start, so a bad path stops here.
-  hms::obs::AccessLogFile access_log;
   if (g.config.access_log) {
-    if (auto o = access_log.Open(g.config.access_log->path); !o.ok()) {
+    if (auto o = g.access_log.Open(g.config.access_log->path); !o.ok()) {
       Log("%s", o.error().message.c_str());
-      return 1;
+      return false;
     }
   }
   // Every address is claimed before any thread starts (docs/engine.md, "One
@@ -637,97 +462,31 @@ int Main(int argc, char** argv) {
   // cores before the process exits.
   if (auto b = g.engine.Bind(g.config); !b.ok()) {
     Log("%s", b.error().message.c_str());
-    return 1;
+    return false;
   }
-  hms::control::AdminServer admin;
-  const bool admin_on = !g.config.admin.empty() && g.config.admin != "off";
-  if (admin_on) {
-    if (auto a = admin.Listen(g.config.admin); !a.ok()) {
+  g.admin_on = !g.config.admin.empty() && g.config.admin != "off";
+  if (g.admin_on) {
+    if (auto a = g.admin.Listen(g.config.admin); !a.ok()) {
       Log("%s", a.error().message.c_str());
-      return 1;
+      return false;
     }
   }
   if (auto s = g.engine.Start(g.config, first); !s.ok()) {
     Log("%s", s.error().message.c_str());
-    return 1;
+    return false;
   }
-  if (g.mesh.tracing.exports()) {
-    // Started after the cores, whose rings it drains; stopped after them, so
-    // the spans of the drain go out too.
-    const hms::config::TracingConfig& t = g.mesh.tracing;
-    hms::control::SpanExportOptions o;
-    o.host = t.otlp_host;
-    o.port = t.otlp_port;
-    o.path = t.otlp_path;
-    o.timeout_ms = static_cast<int>(t.export_timeout_ms);
-    o.resource.service_name = !t.service_name.empty()      ? t.service_name
-                              : g.config.role == "sidecar" ? g.config.service
-                                                           : "hms-gateway";
-    o.resource.service_version = kVersion;
-    o.resource.role = g.config.role;
-    g.spans = std::make_unique<hms::control::SpanExporter>(
-        o, g.engine.span_rings(), [](const std::string& line) { Log("%s", line.c_str()); });
-    if (auto s = g.spans->Start(); !s.ok()) {
-      Log("%s", s.error().message.c_str());
-      return 1;
-    }
-    Log("tracing: exporting spans of %s to %s (sample_ratio %g)", o.resource.service_name.c_str(),
-        t.otlp_endpoint.c_str(), t.sample_ratio);
+  if (!StartTracing(g)) return false;
+  if (!g.admin_on) return true;
+  InstallAdmin(g);
+  if (auto a = g.admin.Start(); !a.ok()) {
+    Log("%s", a.error().message.c_str());
+    return false;
   }
+  return true;
+}
 
-  if (admin_on) {
-    admin.Handle("/healthz", [&g](const hms::control::AdminRequest&) {
-      // The gateway is healthy while it serves; a lost store is reported, not
-      // fatal: the last good config keeps serving (DESIGN §2).
-      hms::control::AdminResponse r;
-      std::string err = g.state.store_error();
-      if (err.empty() && !g.store->healthy()) err = g.store->last_error();
-      std::string store = err.empty() ? "\"ok\"" : "\"unreachable, serving the last good config\"";
-      // "config": "ok", or "stale: WHY" while the store holds something
-      // that does not load (the last good version serves); "status" stays
-      // "ok" so probes keep routing to a gateway that serves.
-      std::string stale = g.state.stale();
-      r.body = "{\"status\":\"ok\",\"cores\":" + std::to_string(g.engine.cores()) +
-               ",\"store\":" + store + ",\"store_uri\":" + JsonString(g.store->Uri()) +
-               ",\"config\":" + JsonString(stale.empty() ? "ok" : "stale: " + stale);
-      if (!err.empty()) r.body += ",\"store_error\":" + JsonString(err);
-      r.body += "}\n";
-      return r;
-    });
-    admin.Handle("/metrics", [&g](const hms::control::AdminRequest&) {
-      hms::control::AdminResponse r;
-      r.content_type = std::string(hms::obs::Exposition::kContentType);
-      r.body = RenderMetrics(g);
-      return r;
-    });
-    admin.Handle("/status", [&g](const hms::control::AdminRequest&) {
-      hms::control::AdminResponse r;
-      r.body = StatusJson(g);
-      return r;
-    });
-    admin.Handle("/config", [&g](const hms::control::AdminRequest&) {
-      // The snapshot as compiled, plus the version each core runs now: after
-      // a reload every core reaches the top-level "version".
-      hms::control::AdminResponse r;
-      std::string json = g.state.ConfigJson();
-      if (json.size() > 2) {
-        json.pop_back();
-        json += ",\"cores\":[";
-        auto all = g.engine.all_metrics();
-        for (size_t i = 0; i < all.size(); ++i) {
-          json += (i ? "," : "") + std::string("{\"core\":") + std::to_string(i) +
-                  ",\"version\":" + std::to_string(all[i]->snapshot_version.Get()) + "}";
-        }
-        json += "]}";
-      }
-      r.body = std::move(json);
-      return r;
-    });
-    if (auto a = admin.Start(); !a.ok()) {
-      Log("%s", a.error().message.c_str());
-      return 1;
-    }
-  }
+// Prints the bound addresses, registers a sidecar, and prints the ready line.
+void Announce(Gateway& g, const Snapshot& first) {
   // A sidecar's egress listener is bound last.
   std::vector<std::string> bound = g.engine.bound_addresses();
   std::string egress;
@@ -738,152 +497,120 @@ int Main(int argc, char** argv) {
   for (const auto& addr : bound) std::printf("hms-gateway: listening %s\n", addr.c_str());
   if (!egress.empty()) std::printf("hms-gateway: egress %s\n", egress.c_str());
   // A sidecar registers its inbound address as an endpoint of its service.
-  std::unique_ptr<hms::control::SelfRegistration> registration;
   if (g.config.role == "sidecar") {
     // Callers learn from the address that this sidecar takes only mTLS.
     const auto& inbound = g.config.listeners.front();
     const bool inbound_mtls = inbound.tls ? inbound.tls->client_auth : g.config.mtls.has_value();
-    registration = std::make_unique<hms::control::SelfRegistration>(
+    g.registration = std::make_unique<hms::control::SelfRegistration>(
         g.store.get(), g.config.service,
         std::string(inbound_mtls ? hms::config::kMtlsScheme : "") +
             (g.config.advertise.empty() ? bound.front() : g.config.advertise),
-        g.config.registration_ttl_s, [](const std::string& line) { Log("%s", line.c_str()); });
-    registration->Tick(std::chrono::steady_clock::now());
+        g.config.registration_ttl_s, LogLine);
+    g.registration->Tick(std::chrono::steady_clock::now());
     std::printf("hms-gateway: sidecar of %s on 127.0.0.1:%u, registered as %s%s\n",
-                g.config.service.c_str(), g.config.local_port, registration->address().c_str(),
-                registration->registered() ? "" : " (pending)");
+                g.config.service.c_str(), g.config.local_port, g.registration->address().c_str(),
+                g.registration->registered() ? "" : " (pending)");
   }
-  if (admin_on) {
+  if (g.admin_on) {
     std::string host = g.config.admin.substr(0, g.config.admin.rfind(':'));
-    std::printf("hms-gateway: admin %s:%u\n", host.c_str(), admin.port());
+    std::printf("hms-gateway: admin %s:%u\n", host.c_str(), g.admin.port());
   }
   std::printf("hms-gateway: ready cores=%u snapshot=%llu services=%zu store=%s\n", g.engine.cores(),
-              static_cast<unsigned long long>(first->version), first->clusters.size(),
+              static_cast<unsigned long long>(first.version), first.clusters.size(),
               g.store->Uri().c_str());
   std::fflush(stdout);
+}
 
-  // The control loop: signals and store changes. Store events are coalesced:
-  // the reload runs kCoalesceMs after the first event of a burst (later events
-  // of the burst do not push it back, so a stream of changes still reloads
-  // every kCoalesceMs).
-  constexpr int kCoalesceMs = 20;
-  bool reload_pending = false;
-  auto reload_at = std::chrono::steady_clock::now();
-  bool store_healthy = true;
-  auto next_key_check = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  for (;;) {
-    pollfd fds[2] = {{sfd, POLLIN, 0}, {g.store->WatchFd(), POLLIN, 0}};
-    // At least once a second: notice the store coming and going; every 20 ms
-    // with an access log, whose lines wait in the cores' rings (at 50k
-    // requests/s a core's 1 MiB ring holds about 75 ms of lines).
-    int wait_ms = g.config.access_log ? 20 : 1000;
-    if (reload_pending) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          reload_at - std::chrono::steady_clock::now());
-      wait_ms = std::max<int>(0, static_cast<int>(left.count()));
-    }
-    if (registration) {
-      wait_ms = std::min<int>(
-          wait_ms, static_cast<int>(registration->Tick(std::chrono::steady_clock::now())));
-    }
-    // A leased endpoint the store does not announce the expiry of (the file
-    // store): look again when the first one is due.
-    auto expiry_check = std::chrono::steady_clock::time_point::max();
-    if (int64_t ms = g.store->NextExpiryMs(); ms >= 0) {
-      expiry_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms + 1);
-      wait_ms = std::min<int>(wait_ms, static_cast<int>(ms + 1));
-    }
-    int n = poll(fds, fds[1].fd >= 0 ? 2 : 1, wait_ms);
-    if (n < 0 && errno != EINTR) break;
-    if (g.config.access_log) access_log.Flush(g.engine.access_logs());
-    if (g.store->healthy() != store_healthy) {
-      store_healthy = !store_healthy;
-      if (store_healthy) {
-        Log("store %s reachable again", g.store->Uri().c_str());
-      } else {
-        Log("store unreachable, serving the last good config: %s", g.store->last_error().c_str());
-      }
-    }
-    // A store whose directory was removed lost its watches; they come back
-    // with the directory (and the store is read again then).
-    if (g.store->Rewatch() && !reload_pending) {
-      Log("store %s is back: watching it again", g.store->Uri().c_str());
-      reload_pending = true;
-      reload_at = std::chrono::steady_clock::now();
-    }
-    if (fds[1].fd >= 0 && (fds[1].revents & POLLIN) && g.store->DrainWatch()) {
-      if (!reload_pending) {
-        reload_pending = true;
-        reload_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCoalesceMs);
-      }
-    }
-    if (!reload_pending && std::chrono::steady_clock::now() >= expiry_check) {
-      auto listed = g.store->List();
-      if (listed.ok() && *listed != g.last_listed) {
-        reload_pending = true;
-        reload_at = std::chrono::steady_clock::now();
-      }
-    }
-    // Certificates, keys and JWKS files are looked at once a second; a
-    // change makes a new snapshot (a file that fails to load keeps the old
-    // one, and is tried again at its next change).
-    if (auto now = std::chrono::steady_clock::now(); now >= next_key_check) {
-      next_key_check = now + std::chrono::seconds(1);
-      const int64_t now_s =
-          std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-      if (g.keys.Changed()) {
-        Log("certificate, key or JWKS file changed: reloading");
-        if (Snapshot* s = Compile(g)) Publish(g, s);
-      } else if (g.keys.WantsKeyReload(now_s)) {
-        Log("a token named a kid the keys lack: reading the key file again");
-        if (Snapshot* s = Compile(g)) Publish(g, s);
-      }
-    }
-    if (reload_pending && std::chrono::steady_clock::now() >= reload_at) {
-      reload_pending = false;
-      if (Snapshot* s = Compile(g)) Publish(g, s);
-    }
-    if (fds[0].revents & POLLIN) {
-      signalfd_siginfo si;
-      bool stop = false;
-      while (read(sfd, &si, sizeof si) == sizeof si) {
-        if (si.ssi_signo == SIGHUP) {
-          Log("SIGHUP: reloading %s and the store",
-              g.config_path.empty() ? "<embedded defaults>" : g.config_path.c_str());
-          auto c = LoadConfig(g.config_path);
-          if (!c.ok()) {
-            Log("config not reloaded, keeping the last good one: %s", c.error().message.c_str());
-          } else if (auto v = hms::config::ValidateGatewayConfig(*c); !v.ok()) {
-            Log("config not reloaded, keeping the last good one: %s", v.error().message.c_str());
-          } else {
-            // Listeners, cores and per-core tuning take effect at restart;
-            // routes, services and policies now.
-            g.config = std::move(*c);
-          }
-          // Log rotation: the renamed file is let go, the path opened anew.
-          if (g.config.access_log) {
-            access_log.Flush(g.engine.access_logs());
-            if (auto o = access_log.Open(g.config.access_log->path); !o.ok()) {
-              Log("%s; still writing to the old file", o.error().message.c_str());
-            }
-          }
-          if (Snapshot* s = Compile(g)) Publish(g, s);
-        } else {
-          stop = true;
-        }
-      }
-      if (stop) break;
+// SIGHUP: the config file again (listeners, cores and per-core tuning take
+// effect at restart; routes, services and policies at the reload that
+// follows), and the access log reopened for rotation.
+void ReloadConfig(Gateway& g) {
+  Log("SIGHUP: reloading %s and the store",
+      g.config_path.empty() ? "<embedded defaults>" : g.config_path.c_str());
+  auto c = LoadConfig(g.config_path);
+  if (!c.ok()) {
+    Log("config not reloaded, keeping the last good one: %s", c.error().message.c_str());
+  } else if (auto v = hms::config::ValidateGatewayConfig(*c); !v.ok()) {
+    Log("config not reloaded, keeping the last good one: %s", v.error().message.c_str());
+  } else {
+    g.config = std::move(*c);
+  }
+  // Log rotation: the renamed file is let go, the path opened anew.
+  if (g.config.access_log) {
+    g.access_log.Flush(g.engine.access_logs());
+    if (auto o = g.access_log.Open(g.config.access_log->path); !o.ok()) {
+      Log("%s; still writing to the old file", o.error().message.c_str());
     }
   }
+}
+
+// Runs the control loop (control/reloader.h) until SIGTERM or SIGINT.
+void RunControlLoop(Gateway& g, int signal_fd) {
+  using Clock = std::chrono::steady_clock;
+  hms::control::ReloaderHooks h;
+  h.compile = [&g] { return Compile(g); };
+  h.publish = [&g](Snapshot* s) { g.engine.Publish(s); };
+  h.reload_config = [&g] { ReloadConfig(g); };
+  h.keys_changed = [&g] { return g.keys.Changed(); };
+  h.wants_key_reload = [&g](int64_t now_s) { return g.keys.WantsKeyReload(now_s); };
+  h.store_differs = [&g] {
+    auto listed = g.store->List();
+    return listed.ok() && *listed != g.last_listed;
+  };
+  h.flush = [&g] {
+    if (g.config.access_log) g.access_log.Flush(g.engine.access_logs());
+  };
+  h.tick = [&g](hms::core::Instant now) {
+    // Every 20 ms with an access log (SIGHUP may add one), whose lines wait
+    // in the cores' rings (at 50k requests/s a core's 1 MiB ring holds
+    // about 75 ms of lines); else the loop's own longest wait.
+    int64_t ms = g.config.access_log ? 20 : 1000;
+    if (g.registration) {
+      // CLOCK_MONOTONIC both: core::Instant and steady_clock count the same time.
+      ms = std::min(ms, g.registration->Tick(Clock::time_point(std::chrono::nanoseconds(now))));
+    }
+    return ms;
+  };
+  h.log = LogLine;
+  hms::control::Reloader reloader(g.store.get(), &g.served, std::move(h),
+                                  hms::control::ReloaderOptions{});
+  reloader.Run(signal_fd);
+}
+
+// Leaves the store, drains the cores and stops what runs beside them.
+void Shutdown(Gateway& g) {
   // Out of the store first, so callers stop choosing this sidecar while it drains.
-  if (registration) registration->Withdraw();
+  if (g.registration) g.registration->Withdraw();
   Log("draining (up to %u ms)", g.config.drain_timeout_ms);
   g.engine.Drain();
   g.engine.Join();
-  if (g.config.access_log) access_log.Flush(g.engine.access_logs());  // what the drain answered
+  if (g.config.access_log) g.access_log.Flush(g.engine.access_logs());  // what the drain answered
   if (g.spans) g.spans->Stop();
-  if (admin_on) admin.Stop();
+  if (g.admin_on) g.admin.Stop();
   Log("stopped");
+}
+
+int Main(int argc, char** argv) {
+  Gateway g;
+  if (int rc = ParseArgs(g, argc, argv); rc >= 0) return rc;
+  if (!LoadStartConfig(g)) return 1;
+  // Before the store opens: its watch thread, like every thread started
+  // from here on, inherits the mask (control/reloader.h).
+  const int signal_fd = hms::control::Reloader::BlockSignals();
+  Snapshot* first = FirstSnapshot(g);
+  if (first == nullptr) return 1;
+  if (g.check) {
+    std::printf("%s: ok (%zu services, %zu routes)\n",
+                g.config_path.empty() ? "<embedded defaults>" : g.config_path.c_str(),
+                first->clusters.size(), first->routes.size());
+    first->Release();
+    return 0;
+  }
+  g.served.SetCurrent(first);  // released by ~ServedConfig on every return from here
+  if (!StartServing(g, first)) return 1;
+  Announce(g, *first);
+  RunControlLoop(g, signal_fd);
+  Shutdown(g);
   return 0;
 }
 

@@ -81,34 +81,11 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
   for (const CoreMetrics* m : cores) {
     if (m == nullptr) continue;
     ++t.cores;
-    t.connections_accepted += m->connections_accepted.Get();
-    t.connections_active += m->connections_active.Get();
-    t.connections_refused += m->connections_refused.Get();
-    t.upstream_connect_errors += m->upstream_connect_errors.Get();
-    t.upstream_connections_new += m->upstream_connections_new.Get();
-    t.upstream_connections_reused += m->upstream_connections_reused.Get();
-    t.upstream_idle += m->upstream_idle.Get();
-    t.buffer_ring_exhausted += m->buffer_ring_exhausted.Get();
-    t.zero_copy_sends += m->zero_copy_sends.Get();
-    t.upstream_pipelined += m->upstream_pipelined.Get();
-    t.heap_allocations += m->heap_allocations.Get();
-    t.health_checks += m->health_checks.Get();
-    t.access_log_lines += m->access_log_lines.Get();
-    t.access_log_dropped += m->access_log_dropped.Get();
-    t.spans_recorded += m->spans_recorded.Get();
-    t.spans_dropped += m->spans_dropped.Get();
-    t.health_checks_failed += m->health_checks_failed.Get();
-    t.bytes_in += m->bytes_in.Get();
-    t.bytes_out += m->bytes_out.Get();
-    t.tls_handshakes += m->tls_handshakes.Get();
-    t.tls_resumed += m->tls_resumed.Get();
-    t.tls_failed += m->tls_failed.Get();
-    t.tls_plain_http += m->tls_plain_http.Get();
-    t.identity_refused += m->identity_refused.Get();
-    t.headers_dropped_underscore += m->headers_dropped_underscore.Get();
-    t.upstream_tls_handshakes += m->upstream_tls_handshakes.Get();
-    t.upstream_tls_resumed += m->upstream_tls_resumed.Get();
-    t.upstream_tls_failed += m->upstream_tls_failed.Get();
+#define HMS_METRIC_ADD(member, family, label_name, label_value, help) t.member += m->member.Get();
+#define HMS_METRIC_SKIP(member, family, label_name, label_value, help)
+    HMS_CORE_METRICS(HMS_METRIC_ADD, HMS_METRIC_ADD, HMS_METRIC_SKIP)
+#undef HMS_METRIC_SKIP
+#undef HMS_METRIC_ADD
     const uint64_t v = m->snapshot_version.Get();
     t.snapshot_version_min = first ? v : std::min(t.snapshot_version_min, v);
     first = false;

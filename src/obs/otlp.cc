@@ -135,9 +135,12 @@ void AppendSpan(std::string* o, const SpanRecord& s) {
     }
     a.String("server.address", name_part);
     int64_t port = 0;
+    // At most five digits are read: the Host field can hold a longer "port"
+    // (up to the record's 64 bytes), whose value would overflow int64_t.
     bool digits = !port_part.empty() && port_part.size() <= 5;
-    for (char ch : port_part) {
-      digits &= ch >= '0' && ch <= '9';
+    for (size_t i = 0; digits && i < port_part.size(); ++i) {
+      const char ch = port_part[i];
+      digits = ch >= '0' && ch <= '9';
       port = port * 10 + (ch - '0');
     }
     if (digits && port > 0 && port <= 65535) a.Int("server.port", port);

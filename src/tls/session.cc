@@ -32,6 +32,25 @@ constexpr char kAlpn[] = "http/1.1";
 // still accepted (and renewed), so a ticket lives at most two hours, and the
 // lifetime hint says one.
 constexpr int64_t kTicketPeriodS = 3600;
+// Plaintext room wolfSSL leaves after its own ticket for the callback's use
+// (WOLFSSL_TICKET_EXTRA_PADDING_SZ, internal.h; 32 unless the build says
+// more, as tools/bootstrap's does). The peer's identity goes there, then one
+// byte: its length, kNoIdentity (none was verified) or kIdentityTooLong.
+#ifdef WOLFSSL_TICKET_EXTRA_PADDING_SZ
+constexpr size_t kTicketRoom = WOLFSSL_TICKET_EXTRA_PADDING_SZ;
+#else
+constexpr size_t kTicketRoom = 32;
+#endif
+constexpr uint8_t kNoIdentity = 0;
+constexpr uint8_t kIdentityTooLong = 0xff;
+constexpr size_t kMaxTicketIdentity = std::min<size_t>(kTicketRoom - 1, kIdentityTooLong - 1);
+static_assert(kTicketRoom >= 1, "room for the identity's length byte");
+
+// The identity is taken from the chain while it is verified, which wolfSSL
+// reports to the callback only on failure unless built with this.
+#ifndef WOLFSSL_ALWAYS_VERIFY_CB
+#error "src/tls/session.cc needs wolfSSL built with WOLFSSL_ALWAYS_VERIFY_CB (OPENSSL_EXTRA sets it)"
+#endif
 
 void InitLibrary() {
   static const bool done = [] {
@@ -111,9 +130,8 @@ WC_RNG* ThreadRng() {
 
 // key_name = epoch (8 bytes, big-endian) || the hour's tag; iv = 12 random
 // bytes; ChaCha20-Poly1305 over the ticket with key_name || iv as AAD.
-int OnTicket(WOLFSSL*, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
-             unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
-             int enc, unsigned char* ticket, int in_len, int* out_len, void*) {
+int SealTicket(unsigned char* name, unsigned char* iv, unsigned char* mac, int enc,
+               unsigned char* ticket, int in_len, int* out_len) {
   int64_t now_epoch = static_cast<int64_t>(std::time(nullptr)) / kTicketPeriodS;
   uint8_t aad[WOLFSSL_TICKET_NAME_SZ + CHACHA20_POLY1305_AEAD_IV_SIZE];
   if (enc) {
@@ -300,13 +318,26 @@ bool KeyMatches(const std::string& cert, const std::string& key) {
   return ok;
 }
 
-Result<bool> LoadCa(WOLFSSL_CTX* ctx, const std::string& ca) {
+Result<bool> LoadCa(WOLFSSL_CTX* ctx, const std::string& ca, VerifyCallback on_verify) {
   if (std::string why = UnreadableFile(ca); !why.empty()) return ConfigError(why);
   int rc = wolfSSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr);
   if (rc != WOLFSSL_SUCCESS) return TlsError(ca, "cannot load the CA certificate (PEM)", rc);
-  wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, on_verify);
   return true;
 }
+
+#ifdef SESSION_CERTS
+// The leaf's identity from the certificates a session kept: with Debian's
+// packaged library (HMS_WOLFSSL=system) a resumed server session gets them
+// back from wolfSSL's session cache when its ticket could not hold the
+// identity (docs/building.md).
+std::string ChainIdentity(WOLFSSL* ssl) {
+  WOLFSSL_X509_CHAIN* chain = wolfSSL_get_peer_chain(ssl);
+  if (chain == nullptr || wolfSSL_get_chain_count(chain) <= 0) return {};
+  return UriSan(wolfSSL_get_chain_cert(chain, 0),
+                static_cast<size_t>(wolfSSL_get_chain_length(chain, 0)));
+}
+#endif
 
 }  // namespace
 
@@ -325,9 +356,14 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::Make(const ServerOpt
       return TlsError(f.key, "the key does not match the certificate " + f.cert, 0);
     }
     if (o.client_auth) {
-      if (auto ok = LoadCa(*ctx, o.ca); !ok) return ok.error();
+      if (auto ok = LoadCa(*ctx, o.ca, &Session::OnVerify); !ok) return ok.error();
     }
-    wolfSSL_CTX_set_TicketEncCb(*ctx, OnTicket);
+    wolfSSL_CTX_set_TicketEncCb(*ctx, &Session::OnTicket);
+#ifndef SESSION_CERTS
+    // Tickets are the only resumption: they carry all a session needs (the
+    // peer's identity too), so no server-side cache entry per handshake.
+    wolfSSL_CTX_set_session_cache_mode(*ctx, WOLFSSL_SESS_CACHE_OFF);
+#endif
     wolfSSL_CTX_set_TicketHint(*ctx, static_cast<int>(kTicketPeriodS));
     wolfSSL_CTX_set_timeout(*ctx, static_cast<unsigned>(kTicketPeriodS));
     wolfSSL_CTX_SetIORecv(*ctx, &Session::OnRecv);
@@ -379,7 +415,7 @@ Result<std::shared_ptr<const ClientContext>> ClientContext::Make(const ClientOpt
   if (!o.cert.empty()) {
     if (auto ok = LoadIdentity(cc->ctx_, o.cert, o.key); !ok) return ok.error();
   }
-  if (auto ok = LoadCa(cc->ctx_, o.ca); !ok) return ok.error();
+  if (auto ok = LoadCa(cc->ctx_, o.ca, &Session::OnVerify); !ok) return ok.error();
   wolfSSL_CTX_SetIORecv(cc->ctx_, &Session::OnRecv);
   wolfSSL_CTX_SetIOSend(cc->ctx_, &Session::OnSend);
   return std::shared_ptr<const ClientContext>(std::move(cc));
@@ -403,6 +439,7 @@ std::unique_ptr<Session> Session::NewServer(std::shared_ptr<const ServerContext>
   s->server_ = true;
   wolfSSL_SetIOReadCtx(s->ssl_, s.get());
   wolfSSL_SetIOWriteCtx(s->ssl_, s.get());
+  wolfSSL_SetCertCbCtx(s->ssl_, s.get());
   // Offer http/1.1; a client that asks only for others (h2) goes on without
   // ALPN rather than failing (RFC 7301 §3.2 allows either).
   wolfSSL_UseALPN(s->ssl_, const_cast<char*>(kAlpn), sizeof kAlpn - 1,
@@ -417,6 +454,7 @@ std::unique_ptr<Session> Session::NewClient(const ClientContext& ctx, const Save
   if (s->ssl_ == nullptr) return nullptr;
   wolfSSL_SetIOReadCtx(s->ssl_, s.get());
   wolfSSL_SetIOWriteCtx(s->ssl_, s.get());
+  wolfSSL_SetCertCbCtx(s->ssl_, s.get());
   wolfSSL_UseALPN(s->ssl_, const_cast<char*>(kAlpn), sizeof kAlpn - 1,
                   WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
   wolfSSL_UseSessionTicket(s->ssl_);
@@ -424,7 +462,10 @@ std::unique_ptr<Session> Session::NewClient(const ClientContext& ctx, const Save
     wolfSSL_UseSNI(s->ssl_, WOLFSSL_SNI_HOST_NAME, server_name.data(),
                    static_cast<unsigned short>(server_name.size()));
   }
-  if (resume != nullptr && resume->s_ != nullptr) wolfSSL_set_session(s->ssl_, resume->s_);
+  if (resume != nullptr && resume->s_ != nullptr) {
+    wolfSSL_set_session(s->ssl_, resume->s_);
+    s->resumed_id_ = resume->peer_id_;
+  }
   return s;
 }
 
@@ -465,13 +506,78 @@ Step Session::Handshake(Wire& w) {
     return Step::kFailed;
   }
   done_ = true;
-  WOLFSSL_X509_CHAIN* chain = wolfSSL_get_peer_chain(ssl_);
-  if (chain != nullptr && wolfSSL_get_chain_count(chain) > 0) {
-    peer_id_ = UriSan(wolfSSL_get_chain_cert(chain, 0),
-                      static_cast<size_t>(wolfSSL_get_chain_length(chain, 0)));
+  // A full handshake verified the peer's chain just now; a resumed one
+  // knows the identity from the ticket (server) or the saved session
+  // (client), both made when that chain was verified.
+  if (resumed()) {
+    peer_id_ = std::move(resumed_id_);
+#ifdef SESSION_CERTS
+    if (peer_id_.empty()) peer_id_ = ChainIdentity(ssl_);
+#endif
+  } else {
+    peer_id_ = std::move(verified_id_);
   }
+  std::string().swap(verified_id_);
+  std::string().swap(resumed_id_);
   return Step::kDone;
 }
+
+int Session::OnVerify(int ok, WOLFSSL_X509_STORE_CTX* store) {
+  if (ok == 0 || store == nullptr) return ok;
+  auto* s = static_cast<Session*>(store->userCtx);  // wolfSSL_SetCertCbCtx
+  if (s != nullptr && store->error_depth == 0 && store->certs != nullptr && store->totalCerts > 0) {
+    s->verified_id_ = UriSan(store->certs[0].buffer, store->certs[0].length);
+  }
+  return ok;
+}
+
+// The sealed plaintext is wolfSSL's ticket, the identity, and the byte that
+// says its length (above). A listener that requires a client certificate
+// resumes only a ticket that carries the identity verified when it was
+// issued: one issued where no certificate was asked for (the keys are the
+// process's, shared by every listener) makes the client prove itself again.
+int Session::OnTicket(WOLFSSL* ssl, unsigned char* name, unsigned char* iv, unsigned char* mac,
+                      int enc, unsigned char* ticket, int in_len, int* out_len, void*) {
+  auto* s = static_cast<Session*>(wolfSSL_GetIOReadCtx(ssl));
+  if (enc) {
+    std::string_view id;
+    bool reused = wolfSSL_session_reused(ssl) == 1;
+    if (s != nullptr) id = reused ? s->resumed_id_ : s->verified_id_;
+    uint8_t mark = static_cast<uint8_t>(id.size());
+    if (id.empty()) {
+      // A renewed ticket says what the one it replaces said.
+      mark = reused && s != nullptr && s->resumed_too_long_ ? kIdentityTooLong : kNoIdentity;
+    } else if (id.size() > kMaxTicketIdentity) {
+      mark = kIdentityTooLong;
+      id = {};
+    }
+    if (!id.empty()) std::memcpy(ticket + in_len, id.data(), id.size());
+    ticket[in_len + static_cast<int>(id.size())] = mark;
+    return SealTicket(name, iv, mac, 1, ticket, in_len + static_cast<int>(id.size()) + 1,
+                      out_len);
+  }
+  int rc = SealTicket(name, iv, mac, 0, ticket, in_len, out_len);
+  if (rc != WOLFSSL_TICKET_RET_OK && rc != WOLFSSL_TICKET_RET_CREATE) return rc;
+  // Authentic from here: only this process seals with these keys.
+  uint8_t mark = ticket[in_len - 1];
+  size_t n = mark == kIdentityTooLong ? 0 : mark;
+  if (n + 1 > static_cast<size_t>(in_len)) return WOLFSSL_TICKET_RET_REJECT;
+  if (s == nullptr) return rc;
+  s->resumed_id_.assign(reinterpret_cast<const char*>(ticket) + in_len - 1 - n, n);
+  s->resumed_too_long_ = mark == kIdentityTooLong;
+  if (s->server_ctx_ != nullptr && s->server_ctx_->client_auth()) {
+    if (mark == kNoIdentity) return WOLFSSL_TICKET_RET_REJECT;
+#ifndef SESSION_CERTS
+    if (mark == kIdentityTooLong) return WOLFSSL_TICKET_RET_REJECT;
+#endif
+    // With SESSION_CERTS (Debian's packaged library) an identity too long
+    // for its 32 bytes of room comes back from wolfSSL's session cache, as
+    // before tickets carried it (Handshake).
+  }
+  return rc;
+}
+
+size_t MaxTicketIdentity() { return kMaxTicketIdentity; }
 
 int Session::Read(Wire& w, char* dst, size_t cap) {
   wire_ = &w;
@@ -526,6 +632,7 @@ void Session::Save(SavedSession* into) const {
   if (s == nullptr) return;
   if (into->s_ != nullptr) wolfSSL_SESSION_free(into->s_);
   into->s_ = s;
+  into->peer_id_ = peer_id_;
 }
 
 void ReleaseThreadCaches() {

@@ -3,6 +3,7 @@ requires a valid bearer token unless it says `auth: none`; refusals are 401
 with WWW-Authenticate (403 insufficient_scope when claims fall short), and
 they say which rule refused them. Tokens are minted independently with
 Debian's python3-jwt."""
+import base64
 import json
 import os
 import time
@@ -144,8 +145,15 @@ def es256_key(kid):
     """A P-256 key pair; the public half as a JWK with `kid`."""
     from cryptography.hazmat.primitives.asymmetric import ec
     private = ec.generate_private_key(ec.SECP256R1())
-    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
-    jwk.update({"kid": kid, "alg": "ES256", "use": "sig"})
+    numbers = private.public_key().public_numbers()
+
+    # RFC 7518 §6.2.1.2: x and y are exactly 32 bytes, leading zeros kept (a
+    # shorter encoding is refused by the gateway, as it should be).
+    def coordinate(n):
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    jwk = {"kty": "EC", "crv": "P-256", "x": coordinate(numbers.x), "y": coordinate(numbers.y),
+           "kid": kid, "alg": "ES256", "use": "sig"}
     return private, jwk
 
 

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "hms/obs/metrics_list.h"
+
 namespace hms::obs {
 
 class Counter {
@@ -123,37 +125,14 @@ struct DurationHistogram {
 std::string DurationBucketLabel(uint16_t b);
 
 struct CoreMetrics {
-  Counter connections_accepted;
-  Counter connections_active;     // gauge
-  Counter connections_refused;    // over max_connections_per_core
-  Counter upstream_connect_errors;
-  Counter upstream_connections_new;
-  Counter upstream_connections_reused;
-  Counter upstream_idle;          // gauge
-  Counter buffer_ring_exhausted;  // -ENOBUFS seen
-  Counter zero_copy_sends;        // sends that went out as SEND_ZC
-  Counter upstream_pipelined;     // requests queued behind another on one upstream connection
-  Counter heap_allocations;       // operator new calls on this core's thread
-  Counter access_log_lines;       // access-log lines handed to the control thread
-  Counter access_log_dropped;     // ... dropped because the core's ring was full
-  Counter spans_recorded;         // sampled spans handed to the exporter
-  Counter spans_dropped;          // ... dropped because the core's span ring was full
-  Counter health_checks;          // active health checks made by this core
-  Counter health_checks_failed;
-  Counter bytes_in;
-  Counter bytes_out;
-  // TLS (docs/tls.md).
-  Counter tls_handshakes;          // downstream handshakes completed
-  Counter tls_resumed;             // ... of which resumed a session (ticket)
-  Counter tls_failed;              // downstream handshakes that failed (bad input, no client cert, ...)
-  Counter tls_plain_http;          // plain HTTP sent to a TLS listener (answered 400)
-  Counter identity_refused;        // mTLS callers refused by allow_from (403 identity_not_allowed)
-  // Request fields the gateway did not forward for their names (docs/engine.md
-  // "Header fields"): '_' in the name under underscores_in_headers: drop.
-  Counter headers_dropped_underscore;
-  Counter upstream_tls_handshakes; // mTLS handshakes to upstream sidecars
-  Counter upstream_tls_resumed;
-  Counter upstream_tls_failed;     // ... failed, or the peer was not the service it should be
+  // The scalar counters and gauges (metrics_list.h), one Counter each.
+#define HMS_METRIC_MEMBER(member, family, label_name, label_value, help) Counter member;
+#define HMS_METRIC_SKIP(member, family, label_name, label_value, help)
+  HMS_CORE_METRICS(HMS_METRIC_MEMBER, HMS_METRIC_MEMBER, HMS_METRIC_SKIP)
+#undef HMS_METRIC_SKIP
+#undef HMS_METRIC_MEMBER
+  // Not in the list: not summed (the version is a minimum, shown per core),
+  // and not on the page as a process-wide family.
   Counter snapshot_version;       // gauge
   Counter snapshots_held;         // gauge: snapshots this core still references
   RequestTable requests;          // route key 0 = no route matched (404/405/400/...)
@@ -201,29 +180,11 @@ struct RequestCount {
 // a reload is waiting for).
 struct CoreTotals {
   uint32_t cores = 0;
-  uint64_t connections_accepted = 0;
-  uint64_t connections_active = 0;
-  uint64_t connections_refused = 0;
-  uint64_t upstream_connect_errors = 0;
-  uint64_t upstream_connections_new = 0;
-  uint64_t upstream_connections_reused = 0;
-  uint64_t upstream_idle = 0;
-  uint64_t buffer_ring_exhausted = 0;
-  uint64_t zero_copy_sends = 0;
-  uint64_t upstream_pipelined = 0;
-  uint64_t heap_allocations = 0;
-  uint64_t access_log_lines = 0;
-  uint64_t access_log_dropped = 0;
-  uint64_t spans_recorded = 0;
-  uint64_t spans_dropped = 0;
-  uint64_t health_checks = 0;
-  uint64_t health_checks_failed = 0;
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
-  uint64_t tls_handshakes = 0, tls_resumed = 0, tls_failed = 0, tls_plain_http = 0;
-  uint64_t identity_refused = 0;
-  uint64_t headers_dropped_underscore = 0;
-  uint64_t upstream_tls_handshakes = 0, upstream_tls_resumed = 0, upstream_tls_failed = 0;
+  // Every entry of metrics_list.h; Sum() adds the per-core ones up, the
+  // control thread sets the process-wide ones.
+#define HMS_METRIC_TOTAL(member, family, label_name, label_value, help) uint64_t member = 0;
+  HMS_CORE_METRICS(HMS_METRIC_TOTAL, HMS_METRIC_TOTAL, HMS_METRIC_TOTAL)
+#undef HMS_METRIC_TOTAL
   uint64_t snapshot_version_min = 0;
   uint64_t snapshots_held = 0;
   std::vector<RequestCount> requests;  // sorted by (route_key, status), no duplicates

@@ -12,7 +12,13 @@
 // keys derived from one secret and the current hour, so a ticket issued on
 // one core resumes on any other, and across certificate reloads; keys
 // rotate hourly and the previous hour's key is still accepted (the ticket is
-// then renewed). A Session belongs to the core that made it.
+// then renewed). A ticket also carries the caller's verified identity, so a
+// resumed connection knows who the peer is without a server-side session
+// cache. A Session belongs to the core that made it.
+//
+// Memory: an idle session keeps only what records need (keys, sequence
+// numbers, the negotiated SNI/ALPN) and the peer's identity as a short
+// string; certificates are not kept after the handshake (docs/tls.md).
 #pragma once
 
 #include <cstdint>
@@ -27,6 +33,7 @@
 struct WOLFSSL;
 struct WOLFSSL_CTX;
 struct WOLFSSL_SESSION;
+struct WOLFSSL_X509_STORE_CTX;
 
 namespace hms::tls {
 
@@ -104,6 +111,7 @@ class SavedSession {
  private:
   friend class Session;
   WOLFSSL_SESSION* s_ = nullptr;
+  std::string peer_id_;  // the server's identity, checked when the ticket was issued
 };
 
 enum class Step : uint8_t { kDone, kWant, kFailed };
@@ -124,7 +132,9 @@ class Session {
 
   // Drives the handshake with what `w` lends: kWant until the peer sends
   // more, kFailed with failure() set. A server also checks the client's
-  // certificate (with client_auth) and, on success, fills peer_identity().
+  // certificate (with client_auth) and, on success, fills peer_identity():
+  // from the verified certificate, or from the ticket or saved session
+  // when resumed.
   Step Handshake(Wire& w);
   // Decrypts into dst: bytes (> 0); 0 when more ciphertext is needed; kEof
   // when the peer sent close_notify; kError on a bad record (failure()).
@@ -155,15 +165,31 @@ class Session {
   Session() = default;
   static int OnRecv(WOLFSSL* ssl, char* buf, int sz, void* ctx);
   static int OnSend(WOLFSSL* ssl, char* buf, int sz, void* ctx);
+  // Takes the leaf's identity while the chain is verified (the certificate
+  // is not kept), and seals it into the tickets this server issues.
+  static int OnVerify(int ok, WOLFSSL_X509_STORE_CTX* store);
+  static int OnTicket(WOLFSSL* ssl, unsigned char* name, unsigned char* iv, unsigned char* mac,
+                      int enc, unsigned char* ticket, int in_len, int* out_len, void* arg);
   void Fail(int err, const char* where);
   WOLFSSL* ssl_ = nullptr;
   std::shared_ptr<const ServerContext> server_ctx_;
   Wire* wire_ = nullptr;  // during a call
   bool server_ = false;
   bool done_ = false;
+  bool resumed_too_long_ = false;  // the ticket's identity did not fit in it
   std::string peer_id_;
+  // During the handshake: the verified leaf's identity, and the one a
+  // ticket (or a client's saved session) carried, used if it resumes.
+  std::string verified_id_;
+  std::string resumed_id_;
   std::string failure_;
 };
+
+// The longest identity a session ticket carries (127 bytes with
+// tools/bootstrap's wolfSSL, 31 with Debian's packaged one). A resumed
+// caller with a longer one proves itself again with its certificate, or,
+// with the packaged library, gets it back from wolfSSL's session cache.
+size_t MaxTicketIdentity();
 
 // The one URI subjectAltName of a DER certificate ("" if none or several).
 std::string UriSan(const unsigned char* der, size_t len);

@@ -209,6 +209,70 @@ TEST_F(SessionTest, TicketsResumeAcrossContexts) {
   EXPECT_EQ(client->peer_identity(), "spiffe://example.org/svc/calc-svc");
 }
 
+// The identity a resumed session reports comes from the ticket itself, not
+// from a server-side cache that a busy listener would already have evicted
+// it from (wolfSSL's holds 33 sessions).
+TEST_F(SessionTest, AResumedSessionKnowsItsCallerAfterManyOthers) {
+  if (std::string_view("spiffe://example.org/svc/gateway").size() > MaxTicketIdentity()) {
+    GTEST_SKIP() << "this wolfSSL build's tickets hold identities of up to "
+                 << MaxTicketIdentity() << " bytes (Debian's packaged library)";
+  }
+  auto server_ctx = Server(true);
+  auto gateway_ctx = Client("gateway");
+  auto other_ctx = Client("calc-svc");
+  SavedSession saved;
+  {
+    auto server = Session::NewServer(server_ctx);
+    auto client = Session::NewClient(*gateway_ctx, nullptr);
+    Pipe p;
+    ASSERT_TRUE(p.Handshake(*client, *server));
+    EXPECT_EQ(p.Send(*server, p.to_client, *client, p.to_server, "hi"), "hi");
+    client->Save(&saved);
+    ASSERT_FALSE(saved.empty());
+  }
+  for (int i = 0; i < 200; ++i) {
+    auto server = Session::NewServer(server_ctx);
+    auto client = Session::NewClient(*other_ctx, nullptr);
+    Pipe p;
+    ASSERT_TRUE(p.Handshake(*client, *server));
+    ASSERT_EQ(p.Send(*server, p.to_client, *client, p.to_server, "hi"), "hi");
+  }
+  auto server = Session::NewServer(server_ctx);
+  auto client = Session::NewClient(*gateway_ctx, &saved);
+  Pipe p;
+  ASSERT_TRUE(p.Handshake(*client, *server)) << server->failure();
+  EXPECT_TRUE(server->resumed());
+  EXPECT_EQ(server->peer_identity(), "spiffe://example.org/svc/gateway");
+  EXPECT_EQ(client->peer_identity(), "spiffe://example.org/svc/calc-svc");
+}
+
+// Ticket keys are the process's, so a ticket issued where no client
+// certificate was asked for also reaches a listener that requires one; that
+// listener makes the client prove itself again rather than resume a caller
+// without an identity.
+TEST_F(SessionTest, AClientAuthListenerDoesNotResumeATicketWithoutIdentity) {
+  auto client_ctx = Client("gateway");
+  SavedSession saved;
+  {
+    auto open_ctx = Server(false);
+    auto server = Session::NewServer(open_ctx);
+    auto client = Session::NewClient(*client_ctx, nullptr);
+    Pipe p;
+    ASSERT_TRUE(p.Handshake(*client, *server));
+    EXPECT_TRUE(server->peer_identity().empty());
+    EXPECT_EQ(p.Send(*server, p.to_client, *client, p.to_server, "hi"), "hi");
+    client->Save(&saved);
+    ASSERT_FALSE(saved.empty());
+  }
+  auto strict_ctx = Server(true);
+  auto server = Session::NewServer(strict_ctx);
+  auto client = Session::NewClient(*client_ctx, &saved);
+  Pipe p;
+  ASSERT_TRUE(p.Handshake(*client, *server)) << server->failure();
+  EXPECT_FALSE(server->resumed());
+  EXPECT_EQ(server->peer_identity(), "spiffe://example.org/svc/gateway");
+}
+
 TEST_F(SessionTest, SniChoosesTheCertificate) {
   std::string a = SelfSigned("a", "a.example,alt.example");
   std::string b = SelfSigned("b", "b.example,*.wild.example");
