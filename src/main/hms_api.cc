@@ -785,6 +785,16 @@ struct ExplainQuery {
   std::string method, path, host;
 };
 
+// `"method":…,"path":…,"host":…`, the question as every JSON answer repeats it.
+void AppendQueryJson(std::string* o, const ExplainQuery& q) {
+  *o += "\"method\":";
+  AppendJsonString(o, q.method);
+  *o += ",\"path\":";
+  AppendJsonString(o, q.path);
+  *o += ",\"host\":";
+  AppendJsonString(o, q.host);
+}
+
 // The question, from the arguments; a usage error or a bad path (printed, as
 // the gateway would answer it) returns the exit status in `*exit`.
 bool ParseExplain(const std::vector<std::string>& args, ExplainQuery* q, int* exit) {
@@ -826,12 +836,8 @@ bool ParseExplain(const std::vector<std::string>& args, ExplainQuery* q, int* ex
   const std::string message = "bad path (" + std::string(http::PathErrorRule(pe)) +
                               "): " + std::string(http::PathErrorText(pe));
   if (q->json) {
-    std::string o = "{\"status\":400,\"method\":";
-    AppendJsonString(&o, q->method);
-    o += ",\"path\":";
-    AppendJsonString(&o, q->path);
-    o += ",\"host\":";
-    AppendJsonString(&o, q->host);
+    std::string o = "{\"status\":400,";
+    AppendQueryJson(&o, *q);
     o += ",\"reason\":\"bad_path\",\"message\":";
     AppendJsonString(&o, message);
     o += "}\n";
@@ -851,12 +857,8 @@ int ExplainNoRoute(const ExplainQuery& q, const route::Match& m) {
   const std::string message = not_found ? "no route for " + q.method + " " + q.path
                                         : "method " + q.method + " not allowed here";
   if (q.json) {
-    std::string o = "{\"status\":" + std::string(not_found ? "404" : "405") + ",\"method\":";
-    AppendJsonString(&o, q.method);
-    o += ",\"path\":";
-    AppendJsonString(&o, q.path);
-    o += ",\"host\":";
-    AppendJsonString(&o, q.host);
+    std::string o = "{\"status\":" + std::string(not_found ? "404" : "405") + ",";
+    AppendQueryJson(&o, q);
     o += ",\"reason\":";
     AppendJsonString(&o, reason);
     o += ",\"message\":";
@@ -879,12 +881,8 @@ int ExplainNoRoute(const ExplainQuery& q, const route::Match& m) {
 // The route that takes the request, its parameters, policies and endpoints, as JSON.
 void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config::Route& r,
                       const config::Cluster& cl) {
-  std::string o = "{\"status\":200,\"method\":";
-  AppendJsonString(&o, q.method);
-  o += ",\"path\":";
-  AppendJsonString(&o, q.path);
-  o += ",\"host\":";
-  AppendJsonString(&o, q.host);
+  std::string o = "{\"status\":200,";
+  AppendQueryJson(&o, q);
   o += ",\"route\":{\"service\":";
   AppendJsonString(&o, cl.name);
   o += ",\"template\":";
