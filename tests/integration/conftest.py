@@ -30,6 +30,7 @@ BUILD_DIR = Path(os.environ.get("HMS_BUILD_DIR") or REPO / "build")
 DEFAULT_DEADLINE_S = 60
 PHASE_DEADLINE_S = 60  # setup and teardown of one test
 START_TIMEOUT_S = 20
+UBSAN_REPORT = ": runtime error: "  # how UBSan starts each report line
 
 
 # ---------------------------------------------------------------- deadlines
@@ -508,6 +509,10 @@ def gateway(store_dir, tmp_path):
             rc = gw.stop()
             if rc != 0 and not gw.killed:
                 failures.append(f"hms-gateway exited with {rc} after SIGTERM" + gw.logs())
+            elif UBSAN_REPORT in gw.stderr_path.read_text(errors="replace"):
+                # The sanitizer build's UBSan reports and carries on: a report
+                # in the log fails the test that caused it.
+                failures.append("hms-gateway reported undefined behaviour" + gw.logs())
         except AssertionError as e:
             failures.append(str(e))
     assert not failures, "\n".join(failures)
