@@ -7,12 +7,11 @@ refused whole instead of cut."""
 import json
 import ssl
 import subprocess
-import time
 
 import pytest
 
 import httpraw
-from conftest import admin_get, echo_routes
+from conftest import admin_get, echo_routes, eventually
 from test_tls import make_cert
 
 
@@ -107,12 +106,12 @@ def spoof_headers():
 
 
 def read_log_lines(path, n, within=5.0):
-    deadline = time.monotonic() + within
-    while True:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if len(lines) >= n or time.monotonic() > deadline:
-            return [json.loads(line) for line in lines]
-        time.sleep(0.05)
+    """The log's lines once it has at least n."""
+    def lines():
+        return [json.loads(line) for line in path.read_text().splitlines()] \
+            if path.exists() else []
+
+    return eventually(lines, lambda got: len(got) >= n, within, what=f"{n} lines in {path.name}")
 
 
 def test_fields_with_underscores_are_dropped_by_default(echo_upstream, register, gateway,
