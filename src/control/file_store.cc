@@ -176,8 +176,9 @@ std::vector<std::string> SplitLines(const std::string& text) {
 
 class FileStore final : public Store {
  public:
-  explicit FileStore(std::string dir)
-      : dir_(std::move(dir)),
+  FileStore(std::string dir, const StoreClock& clock)
+      : clock_(&clock),
+        dir_(std::move(dir)),
         services_(dir_ + "/services"),
         endpoints_(dir_ + "/endpoints"),
         leases_(dir_ + "/leases") {
@@ -382,6 +383,11 @@ class FileStore final : public Store {
     Result<std::string> tmp = WriteTemp(leases_, base, std::to_string(ttl_s) + "\n");
     if (!tmp) return tmp.error();
     const std::string target = leases_ + "/" + base;
+    if (!Touch(tmp.value())) {
+      const int err = errno;
+      unlink(tmp.value().c_str());
+      return IoError("cannot set the renewal time of " + tmp.value(), err);
+    }
     if (rename(tmp.value().c_str(), target.c_str()) != 0) {
       const int err = errno;
       unlink(tmp.value().c_str());
@@ -400,7 +406,7 @@ class FileStore final : public Store {
     std::optional<LeaseFile> l = ReadLease(it->second);
     // Renewing touches the mtime only: watchers see no change (inotify's
     // IN_ATTRIB is not in their mask), so a heartbeat costs them nothing.
-    if (!l || l->expires_ms <= NowMs() || utimensat(AT_FDCWD, it->second.c_str(), nullptr, 0) != 0) {
+    if (!l || l->expires_ms <= NowMs() || !Touch(it->second)) {
       held_.erase(it);
       return UnknownLease(lease);
     }
@@ -496,10 +502,15 @@ class FileStore final : public Store {
     int64_t expires_ms = 0;  // wall clock: last renewal (mtime) + TTL
   };
 
-  static int64_t NowMs() {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+  int64_t NowMs() const { return clock_->NowMs(); }
+
+  // Sets a lease file's mtime, its last renewal, to the store clock's now
+  // rather than the kernel's, so expiry and renewal read one clock.
+  bool Touch(const std::string& path) const {
+    const int64_t now = NowMs();
+    const timespec t{static_cast<time_t>(now / 1000), static_cast<long>(now % 1000) * 1'000'000};
+    const timespec times[2] = {t, t};
+    return utimensat(AT_FDCWD, path.c_str(), times, 0) == 0;
   }
 
   static Result<int64_t> UnknownLease(int64_t lease) {
@@ -621,6 +632,7 @@ class FileStore final : public Store {
     }
   }
 
+  const StoreClock* clock_;
   std::string dir_, services_, endpoints_, leases_;
   std::string parent_, dir_base_;  // the directory that holds the store, and the store's name in it
   int watch_fd_ = -1;
@@ -633,11 +645,23 @@ class FileStore final : public Store {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> OpenFileStore(const std::string& dir) {
+const StoreClock& SystemStoreClock() {
+  struct Realtime final : StoreClock {
+    int64_t NowMs() const override {
+      timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+    }
+  };
+  static const Realtime clock;
+  return clock;
+}
+
+Result<std::unique_ptr<Store>> OpenFileStore(const std::string& dir, const StoreClock& clock) {
   if (dir.empty()) return UserError("file store needs a directory (file:DIR)");
   std::string clean = dir;
   while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
-  auto store = std::make_unique<FileStore>(clean);
+  auto store = std::make_unique<FileStore>(clean, clock);
   Result<bool> ok = store->Init();
   if (!ok) return ok.error();
   return std::unique_ptr<Store>(std::move(store));

@@ -30,6 +30,7 @@ BUILD_DIR = Path(os.environ.get("HMS_BUILD_DIR") or REPO / "build")
 DEFAULT_DEADLINE_S = 60
 PHASE_DEADLINE_S = 60  # setup and teardown of one test
 START_TIMEOUT_S = 20
+UBSAN_REPORT = ": runtime error: "  # how UBSan starts each report line
 
 
 # ---------------------------------------------------------------- deadlines
@@ -98,6 +99,89 @@ def binary(name):
     pytest.fail(f"{name} is not built in {BUILD_DIR} (ninja -C {BUILD_DIR})")
 
 
+class _Unset:
+    pass
+
+
+def eventually(probe, until=bool, timeout=10.0, interval=0.02, what=None, ignore=()):
+    """Calls probe() until until(value) holds and returns that value; fails the
+    test after `timeout` s, naming `what` and showing the last value (or the
+    last exception of a type in `ignore`, which are retried). The one way this
+    suite waits for a state: poll it, never sleep for a guessed time."""
+    deadline = time.monotonic() + timeout
+    last = _Unset
+    while True:
+        try:
+            last = probe()
+            if until(last):
+                return last
+        except ignore as e:
+            last = e
+        if time.monotonic() >= deadline:
+            shown = "no value" if last is _Unset else repr(last)
+            if len(shown) > 2000:
+                shown = shown[:2000] + "..."
+            raise AssertionError(f"{what or getattr(probe, '__name__', 'condition')}"
+                                 f" not within {timeout} s; last: {shown}")
+        time.sleep(interval)
+
+
+def snapshot_versions(gw):
+    """(published version, [version each core runs]) from the admin /config."""
+    cfg = json.loads(admin_get(gw, "/config").body)
+    return cfg["version"], [c["version"] for c in cfg["cores"]]
+
+
+def wait_snapshot(gw, after=None, timeout=10.0):
+    """Waits until every core runs the published snapshot, and (with `after`)
+    until that snapshot is newer than version `after`; returns its version.
+    The pattern: v = wait_snapshot(gw); <change the store>; wait_snapshot(gw, after=v)."""
+    def settled(vs):
+        published, cores = vs
+        return all(c == published for c in cores) and (after is None or published > after)
+
+    return eventually(lambda: snapshot_versions(gw), settled, timeout,
+                      what=f"every core on a snapshot newer than {after}"
+                      if after is not None else "every core on the published snapshot")[0]
+
+
+def closed_port():
+    """A 127.0.0.1 port that refuses connections: a socket bound there and never
+    listening, held until the test ends, so no other process can take the port
+    (a port read from a socket closed again can be anyone's a moment later)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _held_sockets.append(s)
+    return s.getsockname()[1]
+
+
+_held_sockets = []
+
+
+@pytest.fixture(autouse=True)
+def _release_held_sockets():
+    yield
+    while _held_sockets:
+        _held_sockets.pop().close()
+
+
+def start_on_free_port(start, attempts=5):
+    """For servers that cannot bind port 0 and report it (nginx, etcd,
+    Prometheus): start(port) with a port just read from the kernel, and again
+    with a new one when another process took it in between (start raises
+    PortTaken). Returns what start returns."""
+    for _ in range(attempts - 1):
+        try:
+            return start(free_port())
+        except PortTaken:
+            continue
+    return start(free_port())
+
+
+class PortTaken(Exception):
+    """Raised by a start function given to start_on_free_port: its port was taken."""
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,21 +190,19 @@ def free_port():
 
 def wait_http(port, proc=None, log=None, timeout=START_TIMEOUT_S):
     """Waits until 127.0.0.1:port answers an HTTP request with any response."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+    def answers():
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before answering"
                                f"{_tail(log)}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                if s.recv(5) == b"HTTP/":
-                    return
-        except OSError as e:
-            last = e
-        time.sleep(0.05)
-    raise RuntimeError(f"127.0.0.1:{port} did not answer within {timeout} s ({last}){_tail(log)}")
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return s.recv(5) == b"HTTP/"
+
+    try:
+        eventually(answers, timeout=timeout, interval=0.05, ignore=(OSError,),
+                   what=f"127.0.0.1:{port} answering")
+    except AssertionError as e:
+        raise RuntimeError(f"{e}{_tail(log)}") from None
 
 
 def _tail(path, n=4000):
@@ -206,13 +288,21 @@ class Upstream:
         return f"127.0.0.1:{self.port}"
 
 
-def start_uvicorn(procs, app_dir, module, log_dir, env=None):
-    """`python3 -m uvicorn MODULE:app` in app_dir on a socket bound here first
-    (port 0, handed over with --fd), so no other process can take the port."""
+def listen_socket():
+    """A socket listening on 127.0.0.1, port 0: its port is known (and nobody
+    else's) before the server that will own it starts (start_uvicorn sock=)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(512)
+    return sock
+
+
+def start_uvicorn(procs, app_dir, module, log_dir, env=None, sock=None):
+    """`python3 -m uvicorn MODULE:app` in app_dir on a socket bound here first
+    (port 0, handed over with --fd), so no other process can take the port;
+    `sock`: that socket, made by the caller (listen_socket) to know the port sooner."""
+    sock = sock or listen_socket()
     port = sock.getsockname()[1]
     log = Path(log_dir) / f"uvicorn-{module}-{port}.log"
     with open(log, "wb") as out:
@@ -251,11 +341,12 @@ def session_procs():
 
 @pytest.fixture
 def uvicorn_app(procs, tmp_path):
-    """uvicorn_app(app_dir, module="app", env=None) → Upstream answering on
-    127.0.0.1:port (env: extra environment variables for the app)."""
+    """uvicorn_app(app_dir, module="app", env=None, sock=None) → Upstream answering
+    on 127.0.0.1:port (env: extra environment variables for the app; sock: a
+    listen_socket() to serve on)."""
 
-    def start(app_dir, module="app", env=None):
-        return start_uvicorn(procs, app_dir, module, tmp_path, env)
+    def start(app_dir, module="app", env=None, sock=None):
+        return start_uvicorn(procs, app_dir, module, tmp_path, env, sock)
 
     return start
 
@@ -308,6 +399,34 @@ http {{
 }}
 """
 
+
+def start_nginx(procs, d, template):
+    """nginx with `template` (formatted with d, port, user) written to
+    d/nginx.conf, logging to d/error.log; returns (proc, port) once it answers.
+    nginx cannot listen on port 0 and say which port it got: the port is read
+    from the kernel, and another one tried when a process took it meanwhile."""
+    conf = d / "nginx.conf"
+    log = d / "error.log"
+
+    def start(port):
+        conf.write_text(template.format(d=d, port=port,
+                                        user="user root;" if os.geteuid() == 0 else ""))
+        with open(d / "stderr.log", "wb") as out:
+            proc = procs.start(
+                ["/usr/sbin/nginx", "-c", conf, "-p", d, "-e", log, "-g", "daemon off;"],
+                stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_http(port, proc, d / "stderr.log")
+        except RuntimeError:
+            said = _tail(d / "stderr.log") + _tail(log)
+            if proc.poll() is not None and "Address already in use" in said:
+                raise PortTaken(port)
+            raise
+        return proc, port
+
+    return start_on_free_port(start)
+
+
 BIG_BYTES = 1 << 30
 
 
@@ -320,17 +439,8 @@ def nginx_upstream(session_procs, tmp_path_factory):
     (d / "www").mkdir()
     with open(d / "www" / "big", "wb") as f:
         f.truncate(BIG_BYTES)
-    port = free_port()
-    conf = d / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(d=d, port=port,
-                                      user="user root;" if os.geteuid() == 0 else ""))
-    log = d / "error.log"
-    with open(d / "stderr.log", "wb") as out:
-        proc = session_procs.start(
-            ["/usr/sbin/nginx", "-c", conf, "-p", d, "-e", log, "-g", "daemon off;"],
-            stdout=out, stderr=subprocess.STDOUT)
-    wait_http(port, proc, d / "stderr.log")
-    return Upstream(proc, port, log)
+    proc, port = start_nginx(session_procs, d, NGINX_CONF)
+    return Upstream(proc, port, d / "error.log")
 
 
 # ---------------------------------------------------------------- control plane
@@ -508,6 +618,10 @@ def gateway(store_dir, tmp_path):
             rc = gw.stop()
             if rc != 0 and not gw.killed:
                 failures.append(f"hms-gateway exited with {rc} after SIGTERM" + gw.logs())
+            elif UBSAN_REPORT in gw.stderr_path.read_text(errors="replace"):
+                # The sanitizer build's UBSan reports and carries on: a report
+                # in the log fails the test that caused it.
+                failures.append("hms-gateway reported undefined behaviour" + gw.logs())
         except AssertionError as e:
             failures.append(str(e))
     assert not failures, "\n".join(failures)
@@ -523,3 +637,29 @@ def echo_gateway(echo_upstream, register, gateway):
 def admin_get(gw, path, timeout=10):
     assert gw.admin_port, "hms-gateway printed no 'admin' line"
     return httpraw.get(gw.admin_port, path, timeout=timeout)
+
+
+def metric_sum(gw, name, **labels):
+    """The sum of the admin /metrics samples of `name` whose labels include
+    `labels`; None when there is none."""
+    body = admin_get(gw, "/metrics").body.decode()
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    total, found = 0.0, False
+    for line in body.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(w in line for w in want):
+                total += float(line.rsplit(" ", 1)[1])
+                found = True
+    return total if found else None
+
+
+def wait_probe_due(gw, service, timeout=5.0):
+    """Until the open breaker of `service` may send its probe: open_for has
+    passed by the gateway's own clock (hms_breaker_next_probe_seconds 0 while
+    still open). Polled, not slept for, so a slow run cannot probe too early."""
+    def state():
+        return (metric_sum(gw, "hms_breaker_state", service=service),
+                metric_sum(gw, "hms_breaker_next_probe_seconds", service=service))
+
+    eventually(state, lambda s: s == (1.0, 0.0), timeout,
+               what=f"{service}'s probe due (breaker state, next probe seconds)")

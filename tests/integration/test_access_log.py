@@ -3,19 +3,29 @@ the control thread from each core's ring; off unless configured."""
 import json
 import os
 import signal
-import time
 
 import httpraw
-from conftest import admin_get
+from conftest import admin_get, eventually, metric_sum, wait_snapshot
+
+
+def lines_of(path):
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def read_lines(path, n, within=5.0):
-    deadline = time.monotonic() + within
-    while True:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if len(lines) >= n or time.monotonic() > deadline:
-            return [json.loads(line) for line in lines]
-        time.sleep(0.05)
+    """The log's lines once it has at least n."""
+    return eventually(lambda: lines_of(path), lambda lines: len(lines) >= n, within,
+                      what=f"{n} lines in {path.name}")
+
+
+def wait_written(gw, path, before=0):
+    """The log's lines once the control thread has written every line the
+    cores logged since the counter stood at `before` (lines in other files)."""
+    def both():
+        return metric_sum(gw, "hms_access_log_lines_total") - before, len(lines_of(path))
+
+    return eventually(both, lambda b: b[0] == b[1] and b[0] > 0,
+                      what=f"(lines logged, lines in {path.name})")[1]
 
 
 def test_one_json_line_per_request(echo_upstream, register, gateway, tmp_path):
@@ -58,15 +68,15 @@ def test_sampling_and_rotation(nginx_upstream, register, gateway, tmp_path):
         for _ in range(400):
             c.send(httpraw.build("GET", "/json"))
             assert c.read_response().status == 200
-    time.sleep(0.5)
-    n = len(read_lines(log, 1))
+    n = wait_written(gw, log)
     assert 50 <= n <= 150, n  # a quarter of 400, give or take
     # Rotation: move the file away, SIGHUP, and new lines go to a new file.
     os.rename(log, tmp_path / "access.log.1")
+    v = wait_snapshot(gw)
     gw.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    wait_snapshot(gw, after=v)  # the SIGHUP is handled: the path was opened anew first
     with httpraw.Conn(gw.port) as c:
         for _ in range(40):
             c.send(httpraw.build("GET", "/json"))
             c.read_response()
-    assert 1 <= len(read_lines(log, 1)) <= 40
+    assert 1 <= wait_written(gw, log, before=n) <= 40

@@ -3,7 +3,7 @@ import json
 import re
 import time
 
-from conftest import REPO
+from conftest import REPO, eventually, metric_sum
 
 DEMO = REPO / "configs" / "demo"
 CALC = DEMO / "calc_svc" / "route.yaml"
@@ -285,14 +285,15 @@ def test_status_prints_rates_between_two_samples(echo_upstream, register, gatewa
                     for path, code in (("/headers", 200), ("/status/500", 500)):
                         c.send(httpraw.build("GET", path))
                         assert c.read_response().status == code
-                    time.sleep(0.005)
+                    time.sleep(0.005)  # pacing the load, not waiting for a state
         except Exception as e:  # reported by the test, not lost in the thread
             errors.append(e)
 
     t = threading.Thread(target=drive, daemon=True)
     t.start()
     try:
-        time.sleep(0.3)
+        eventually(lambda: errors or metric_sum(gw, "hms_requests_total", route="/status/{code}"),
+                   what="the driven requests counted")
         r = hms_api("status", "--admin", f"127.0.0.1:{gw.admin_port}", "--interval", "1")
     finally:
         stop.set()

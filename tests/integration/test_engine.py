@@ -3,10 +3,9 @@ data path allocates nothing, upstream connections are pooled and reused, every
 core runs the same snapshot after a reload, and no snapshot leaks."""
 import json
 import re
-import time
 
 import httpraw
-from conftest import admin_get
+from conftest import admin_get, eventually, wait_snapshot
 
 
 def metric(gw, name, labels=""):
@@ -53,18 +52,18 @@ def test_reload_leaves_every_core_on_one_version_and_frees_old_snapshots(
         keepalive_gets(gw.port, "/json", 3)
     # Reloads coalesce (a burst of store changes may become fewer snapshots),
     # but the last change always lands, on every core, and old snapshots die.
-    deadline = time.time() + 5
-    while time.time() < deadline:
+    def state():
         # /config first: versions only grow, so cores seen on its version
         # afterwards are on the newest one.
         config = json.loads(admin_get(gw, "/config").body)
         timeouts = [r["timeout_ms"] for r in config["routes"]]
         body = admin_get(gw, "/metrics").body.decode()
         versions = set(re.findall(r'hms_core_snapshot_version\{core="\d+"\} (\d+)', body))
-        live = metric(gw, "hms_snapshot_live")
-        if versions == {str(config["version"])} and timeouts == [10000] and live == 1:
-            break
-        time.sleep(0.05)
+        return config, timeouts, versions, metric(gw, "hms_snapshot_live")
+
+    config, timeouts, versions, live = eventually(
+        state, lambda s: s[2] == {str(s[0]["version"])} and s[1] == [10000] and s[3] == 1,
+        timeout=5, what="(config, route timeouts, core versions, live snapshots) settled")
     assert timeouts == [10000], f"the last registration did not land: {timeouts}"
     assert len(versions) == 1, f"cores disagree on the snapshot: {versions}"
     assert int(versions.pop()) == config["version"] >= 2
@@ -83,19 +82,17 @@ def test_reload_keeps_pools_of_surviving_endpoints_and_closes_removed_ones(
     assert metric(gw, "hms_upstream_idle_connections") == 1
     opened = metric(gw, "hms_upstream_connections_total")
     # A change elsewhere in the service: the endpoint survives, so does its pool.
+    v = wait_snapshot(gw)
     register(json_svc + "timeout: 7s\n", name="json.yaml")
-    deadline = time.time() + 5
-    while json.loads(admin_get(gw, "/config").body)["routes"][0]["timeout_ms"] != 7000:
-        assert time.time() < deadline
-        time.sleep(0.02)
+    wait_snapshot(gw, after=v)
+    assert json.loads(admin_get(gw, "/config").body)["routes"][0]["timeout_ms"] == 7000
     keepalive_gets(gw.port, "/json", 3)
     assert metric(gw, "hms_upstream_connections_total") == opened  # reused, none new
     # The endpoint leaves (the service moves to another): its pool closes now.
     register(json_svc.replace(nginx_upstream.addr, echo_upstream.addr), name="json.yaml")
-    deadline = time.time() + 1  # well before the 4 s idle close
-    while metric(gw, "hms_upstream_idle_connections") != 0:
-        assert time.time() < deadline, "idle connections to a removed endpoint stayed open"
-        time.sleep(0.02)
+    eventually(lambda: metric(gw, "hms_upstream_idle_connections"), lambda n: n == 0,
+               timeout=1,  # well before the 4 s idle close
+               what="idle connections to a removed endpoint closed")
 
 
 def test_zero_copy_sends_relay_a_large_body_intact(nginx_upstream, register, gateway):

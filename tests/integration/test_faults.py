@@ -7,7 +7,7 @@ import time
 import pytest
 
 import httpraw
-from conftest import APPS, echo_routes, free_port
+from conftest import APPS, closed_port, echo_routes
 
 
 def bad_routes(port):
@@ -69,7 +69,7 @@ def test_upstream_dies_mid_body(bad_gateway, path, declared):
 
 
 def test_refused_upstream_is_502_or_503(register, gateway):
-    port = free_port()  # nobody listens there
+    port = closed_port()  # nobody listens there
     register("service: gone-svc\nroutes:\n  - GET /gone\nretries: 0\n"
              f"endpoints: [127.0.0.1:{port}]\n")
     gw = gateway()

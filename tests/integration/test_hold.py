@@ -19,7 +19,7 @@ import time
 import pytest
 
 import httpraw
-from conftest import admin_get, echo_routes
+from conftest import admin_get, echo_routes, eventually
 from test_tls import certs, client_ctx, tls_listener  # noqa: F401 - certs is a fixture
 
 CLIENTS = 1000
@@ -155,14 +155,8 @@ def pipeline_of_gets(i, slow=True):
 def wait_received(gw, total, what="the clients' bytes"):
     """Polls until the gateway has read `total` bytes from clients (and so has
     acted on them: the read and the parse happen in the same loop pass)."""
-    deadline = time.monotonic() + 20
-    got = 0
-    while time.monotonic() < deadline:
-        got = metric(gw, "hms_downstream_received_bytes_total")
-        if got >= total:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"the gateway read {got:.0f} of {total} bytes ({what})")
+    eventually(lambda: metric(gw, "hms_downstream_received_bytes_total"), lambda got: got >= total,
+               timeout=20, what=f"the gateway reading {total} bytes ({what})")
 
 
 def run_clients(gw, count, start):
@@ -190,17 +184,12 @@ def plain(gw, data, wait=False):
 
 def assert_released(gw, fds_before, what):
     """Polls until no client connection is left and the descriptors are back."""
-    deadline = time.monotonic() + SETTLE_S
-    active = fds = None
-    while time.monotonic() < deadline:
-        active = metric(gw, "hms_connections_active")
-        fds = fd_count(gw)
-        if active == 0 and fds <= fds_before:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: {active:.0f} connections still active and {fds} descriptors "
-                         f"open ({fds_before} before) {SETTLE_S} s after the clients left"
-                         + gw.logs())
+    try:
+        eventually(lambda: (metric(gw, "hms_connections_active"), fd_count(gw)),
+                   lambda s: s[0] == 0 and s[1] <= fds_before, timeout=SETTLE_S, interval=0.05,
+                   what=f"{what}: (connections active, descriptors open; {fds_before} before)")
+    except AssertionError as e:
+        raise AssertionError(str(e) + gw.logs()) from None
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import threading
 import time
 
 import httpraw
-from conftest import REPO, admin_get, binary, echo_routes
+from conftest import REPO, admin_get, binary, echo_routes, eventually, metric_sum
 
 
 def check(config_path):
@@ -54,7 +54,10 @@ def test_sigterm_drains_in_flight_request(echo_upstream, register, gateway):
 
     t = threading.Thread(target=slow_request)
     t.start()
-    time.sleep(0.4)  # the request is at the upstream now
+    # The request is on its way to the upstream: a connection was opened (or reused) for it.
+    eventually(lambda: metric_sum(gw, "hms_upstream_connections_total")
+               + metric_sum(gw, "hms_upstream_reused_total"), lambda n: n >= 1,
+               what="the slow request sent upstream")
     start = time.monotonic()
     rc = gw.stop(signal.SIGTERM)
     t.join(timeout=15)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import httpraw
-from conftest import admin_get, echo_routes
+from conftest import admin_get, echo_routes, eventually, wait_probe_due
 from test_jwt import get, jwt_gateway, token  # noqa: F401 (jwt_gateway is a fixture)
 
 def scrape(gw):
@@ -137,13 +137,9 @@ def test_request_and_response_bytes_per_route_are_exact(echo_upstream, register,
     # Every byte of this test belonged to an answered request: the per-route
     # counts add up to the listener's (sent bytes are counted when the
     # kernel reports the send, a moment after the client has them).
-    deadline = time.monotonic() + 5
-    while True:
-        text = scrape(gw)
-        if value(text, "hms_downstream_sent_bytes_total") == sum(got.values()):
-            break
-        assert time.monotonic() < deadline, text
-        time.sleep(0.05)
+    text = eventually(lambda: scrape(gw),
+                      lambda t: value(t, "hms_downstream_sent_bytes_total") == sum(got.values()),
+                      timeout=5, what=f"hms_downstream_sent_bytes_total == {sum(got.values())}")
     assert value(text, "hms_downstream_received_bytes_total") == sum(sent.values())
     assert value(text, "hms_request_bytes_total") == sum(sent.values())
     assert value(text, "hms_response_bytes_total") == sum(got.values())
@@ -188,10 +184,10 @@ def test_breaker_transitions_are_counted_once_each(echo_upstream, register, gate
     assert transitions() == {"open": 0, "half_open": 0, "closed": 0}
     assert [httpraw.get(gw.port, "/status/500").status for _ in range(3)] == [500, 500, 503]
     assert transitions() == {"open": 1, "half_open": 0, "closed": 0}
-    time.sleep(1.1)
+    wait_probe_due(gw, "flaky-svc")
     assert httpraw.get(gw.port, "/status/500").status == 500  # the probe fails: open again
     assert transitions() == {"open": 2, "half_open": 1, "closed": 0}
-    time.sleep(1.1)
+    wait_probe_due(gw, "flaky-svc")
     assert httpraw.get(gw.port, "/status/200").status == 200  # the probe succeeds: closed
     assert transitions() == {"open": 2, "half_open": 2, "closed": 1}
     text = scrape(gw)

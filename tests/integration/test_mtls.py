@@ -6,12 +6,11 @@ reuse pooled connections and resume sessions on new ones."""
 import json
 import ssl
 import subprocess
-import time
 
 import pytest
 
 import httpraw
-from conftest import free_port
+from conftest import closed_port, eventually
 from test_sidecar import endpoints, metric, sidecar
 
 TRUST = "hms.local"
@@ -101,13 +100,12 @@ def test_a_sidecar_admits_only_identities_in_allow_from(echo_upstream, register,
         assert f"spiffe://{TRUST}/svc/intruder" in r.json()["error"]
     assert metric(sc, "hms_identity_refused_total") == 1
     # The refusal is logged with the identity.
-    deadline = time.monotonic() + 5
-    while True:
+    def refused_lines():
         lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
-        refused = [x for x in lines if x["stamp"] == "identity_not_allowed"]
-        if refused or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+        return [x for x in lines if x["stamp"] == "identity_not_allowed"], lines
+
+    refused, lines = eventually(refused_lines, lambda rl: rl[0], timeout=5,
+                                what="the refusal in the access log")
     assert [x["peer_identity"] for x in refused] == [f"spiffe://{TRUST}/svc/intruder"], lines
     # No certificate, or one from another CA: the handshake is refused.
     other = tmp_path / "other"
@@ -136,7 +134,7 @@ def test_sidecar_to_sidecar_is_mtls_with_the_callers_identity(uvicorn_app, echo_
     register(echo_service(allow_from=("caller-svc",)))
     sidecar(gateway, "echo-svc", echo_upstream.port, mtls=identity(mesh_certs, "echo-svc"))
     register("service: caller-svc\nroutes:\n  - GET /nothing\n")
-    caller = sidecar(gateway, "caller-svc", free_port(), mtls=identity(mesh_certs, "caller-svc"))
+    caller = sidecar(gateway, "caller-svc", closed_port(), mtls=identity(mesh_certs, "caller-svc"))
     r = httpraw.get(caller.egress_port, "/headers", headers={"host": "echo-svc"})
     assert r.status == 200, r
     assert [v for k, v in r.json()["headers"] if k == "x-hms-peer"] == [

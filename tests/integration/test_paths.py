@@ -7,16 +7,13 @@ paths itself) with `/secret` behind JWT and an open `/{rest*}`, no spelling of
 on their authority and go upstream in origin-form with that authority as Host;
 the two relaxations (`paths:` in gateway.yaml) do what they say.
 """
-import os
 import socket
-import subprocess
 import threading
-import time
 
 import pytest
 
 import httpraw
-from conftest import free_port, wait_http
+from conftest import closed_port, eventually, start_nginx
 from test_jwt import AUD, ISS, SECRET, token
 from test_metrics import scrape, value
 
@@ -73,14 +70,7 @@ def nginx(procs, tmp_path):
     """nginx (1 worker) serving /secret, /admin/users and an open '/'."""
     d = tmp_path / "nginx"
     (d / "tmp").mkdir(parents=True)
-    port = free_port()
-    conf = d / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(d=d, port=port,
-                                      user="user root;" if os.geteuid() == 0 else ""))
-    with open(d / "stderr.log", "wb") as out:
-        proc = procs.start(["/usr/sbin/nginx", "-c", conf, "-p", d, "-e", d / "error.log",
-                            "-g", "daemon off;"], stdout=out, stderr=subprocess.STDOUT)
-    wait_http(port, proc, d / "stderr.log")
+    _, port = start_nginx(procs, d, NGINX_CONF)
     return port
 
 
@@ -214,13 +204,9 @@ def test_bad_paths_are_counted_as_400_without_a_route(secret_gateway):
     # A refused path matched no route: hms_requests_total{route="none",code="400"}.
     for _ in range(3):
         assert get(secret_gateway.port, "/a%2fb").status == 400
-    deadline = time.monotonic() + 10
-    while True:
-        n = value(scrape(secret_gateway), "hms_requests_total", service="none", route="none",
-                  code="400")
-        if n >= 3 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    n = eventually(lambda: value(scrape(secret_gateway), "hms_requests_total", service="none",
+                                 route="none", code="400"), lambda n: n >= 3,
+                   what="3 requests counted")
     assert n == 3, n
 
 
@@ -313,7 +299,7 @@ def test_sidecar_inbound_and_egress_use_the_canonical_path(head_echo, register, 
     register("service: echo-head\nroutes:\n  - path: /{rest*}\n")
     sc = sidecar(gateway, "echo-head", head_echo.port)
     register("service: caller-svc\nroutes:\n  - GET /caller\n")
-    caller = sidecar(gateway, "caller-svc", free_port())
+    caller = sidecar(gateway, "caller-svc", closed_port())
 
     def first_line(port, target, headers=None):
         r = httpraw.get(port, target, headers=headers)

@@ -6,14 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
 import httpraw
-from conftest import REPO, free_port, stop_process
+from conftest import REPO, PortTaken, eventually, start_on_free_port, stop_process
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 DASHBOARD = REPO / "configs" / "grafana" / "hms-dashboard.json"
@@ -26,8 +25,7 @@ def prometheus(tmp_path):
         pytest.skip("prometheus is not installed (Debian package prometheus)")
     procs = []
 
-    def start(admin_port):
-        port = free_port()
+    def start_on(port, admin_port):
         cfg = tmp_path / "prometheus.yml"
         cfg.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
                        "scrape_configs:\n"
@@ -39,18 +37,25 @@ def prometheus(tmp_path):
              f"--web.listen-address=127.0.0.1:{port}"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         procs.append(proc)
-        deadline = time.time() + 30
-        while True:
+
+        def ready():
+            if proc.poll() is not None:
+                text = (tmp_path / "prometheus.log").read_text()
+                if "address already in use" in text:
+                    raise PortTaken(port)  # taken since free_port read it: another port
+                raise AssertionError("prometheus exited at start:\n" + text[-3000:])
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return port
+                    return r.status == 200
             except OSError:
-                pass
-            assert proc.poll() is None, "prometheus exited at start:\n" + \
-                (tmp_path / "prometheus.log").read_text()[-3000:]
-            assert time.time() < deadline, "prometheus not ready within 30 s"
-            time.sleep(0.2)
+                return False
+
+        eventually(ready, timeout=30, interval=0.1, what="prometheus ready")
+        return port
+
+    def start(admin_port):
+        # Prometheus cannot listen on port 0 and say which port it got.
+        return start_on_free_port(lambda port: start_on(port, admin_port))
 
     yield start
     for proc in procs:
@@ -91,22 +96,26 @@ def test_prometheus_scrapes_the_gateway_and_every_dashboard_query_returns_data(
     gw = gateway({"cores": 2})
     port = prometheus(gw.admin_port)
     # Prometheus applies new targets in its first reload cycle (about 5 s).
-    deadline = time.monotonic() + 20
-    while not query(port, 'up{job="hms"}')["data"]["result"]:
-        assert time.monotonic() < deadline, "prometheus never scraped the gateway"
-        time.sleep(0.2)
-    # Drive traffic while Prometheus scrapes every second: /json answers,
-    # /limited is limited (429s), a nonexistent path gives 404s.
-    end = time.monotonic() + 5
-    sent = 0
-    while time.monotonic() < end:
+    eventually(lambda: query(port, 'up{job="hms"}')["data"]["result"], timeout=20,
+               interval=0.2, what="prometheus scraping the gateway")
+
+    # Drive traffic while Prometheus scrapes every second (/json answers,
+    # /limited is limited: 429s, a nonexistent path gives 404s) until every
+    # dashboard query has data: a rate needs two scrapes that saw traffic.
+    def drive():
         with httpraw.Conn(gw.port) as c:
-            for path in ("/json", "/json", "/limited", "/nope"):
-                c.send(httpraw.build("GET", path))
-                c.read_response()
-                sent += 1
-        time.sleep(0.01)
-    time.sleep(2.5)  # the last scrapes land
+            for _ in range(5):
+                for path in ("/json", "/json", "/limited", "/nope"):
+                    c.send(httpraw.build("GET", path))
+                    c.read_response()
+
+    def without_data():
+        drive()
+        return [f"{title}: {expr}" for title, expr in dashboard_queries()
+                if not query(port, expr).get("data", {}).get("result")]
+
+    eventually(without_data, lambda empty: not empty, timeout=30, interval=0.1,
+               what="every dashboard query with data")
 
     r = query(port, 'sum(rate(hms_requests_total{service="json-svc",route="/json"}[1m]))')
     assert r["status"] == "success", r

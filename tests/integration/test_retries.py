@@ -8,7 +8,7 @@ import time
 import pytest
 
 import httpraw
-from conftest import HERE, admin_get, free_port
+from conftest import HERE, admin_get, closed_port, eventually, wait_probe_due, wait_snapshot
 
 FLAKY = HERE / "apps" / "flaky"
 
@@ -28,6 +28,13 @@ def metric(gw, name):
     body = admin_get(gw, "/metrics").body.decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
                if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def ejected(gw, addr):
+    body = admin_get(gw, "/metrics").body.decode()
+    line = f'hms_endpoint_ejected{{service="flaky-svc",endpoint="{addr}"}} '
+    (value,) = [l[len(line):] for l in body.splitlines() if l.startswith(line)]
+    return float(value)
 
 
 @pytest.fixture
@@ -89,7 +96,7 @@ def test_body_larger_than_the_replay_bound_is_not_retried(flaky, register, gatew
 
 
 def test_connect_failure_moves_to_the_next_endpoint(flaky, register, gateway):
-    dead = f"127.0.0.1:{free_port()}"
+    dead = f"127.0.0.1:{closed_port()}"
     register(routes(dead, flaky, extra="retries: 0\n"))  # transparent: no policy retry needed
     gw = gateway({"cores": 1})
     for _ in range(6):
@@ -156,15 +163,17 @@ def test_least_request_avoids_the_busy_endpoint(uvicorn_app, register, gateway):
 
     t = threading.Thread(target=hold)
     t.start()
-    time.sleep(0.3)
+    eventually(lambda: calls(a.port, "who") + calls(b.port, "who"), lambda n: n == 1,
+               what="the slow request at an upstream")
     ports = [httpraw.get(gw.port, "/who").json()["port"] for _ in range(20)]
     t.join(timeout=10)
     busy = slow["r"].json()["port"]
     assert busy not in ports, (busy, ports)
     assert len(set(ports)) == 1
     # Round robin, for contrast, alternates whatever is busy.
+    v = wait_snapshot(gw)
     register(routes(a, b, extra="retries: 0\n"))
-    time.sleep(0.3)
+    wait_snapshot(gw, after=v)
     ports = [httpraw.get(gw.port, "/who").json()["port"] for _ in range(4)]
     assert len(set(ports)) == 2
 
@@ -193,8 +202,11 @@ def test_failing_endpoint_is_ejected_while_the_other_serves(uvicorn_app, registe
     # With retries, a request that meets the bad one goes again to the good
     # one: no failure reaches the client (6 requests: 3 retries, within the
     # retry budget's floor of 3 per second).
+    v = wait_snapshot(gw)
     register(routes(good, bad, extra="retries: 2\n"))
-    time.sleep(2.2)  # any ejection ends
+    wait_snapshot(gw, after=v)
+    eventually(lambda: ejected(gw, bad.addr), lambda e: e == 0, timeout=10,
+               what="the ejection of the bad endpoint ends")
     after = [httpraw.get(gw.port, "/who").status for _ in range(6)]
     assert after == [200] * 6, after
     assert metric(gw, "hms_retries_total") >= 1
@@ -212,20 +224,16 @@ def test_active_health_checks_take_a_failing_endpoint_out_and_back(uvicorn_app, 
         line = f'hms_endpoint_healthy{{service="flaky-svc",endpoint="{addr}"}} '
         return [l for l in body.splitlines() if l.startswith(line)][0].endswith(" 1")
 
-    deadline = time.monotonic() + 3
-    while healthy(bad.addr) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not healthy(bad.addr) and healthy(good.addr)
+    eventually(lambda: healthy(bad.addr), lambda h: not h, timeout=3,
+               what="the failing endpoint marked unhealthy")
+    assert healthy(good.addr)
     # Every core skips it: no request meets the failing endpoint.
     assert [httpraw.get(gw.port, "/who").status for _ in range(20)] == [200] * 20
     checks = metric(gw, "hms_health_checks_total")
     assert checks >= 2
     # It recovers: the next good check brings it back for every core.
     assert httpraw.request(bad.port, "POST", "/up").status == 200
-    deadline = time.monotonic() + 3
-    while not healthy(bad.addr) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert healthy(bad.addr)
+    eventually(lambda: healthy(bad.addr), timeout=3, what="the endpoint healthy again")
     ports = {httpraw.get(gw.port, "/who").json()["port"] for _ in range(10)}
     assert ports == {good.port, bad.port}
 
@@ -269,7 +277,7 @@ def test_breaker_sends_exactly_one_probe_and_closes_on_every_core(flaky, registe
 
     # After open_for, a burst over fresh connections (both cores): exactly one
     # probe reaches the upstream (a slow one, so the burst meets it half-open).
-    time.sleep(1.1)
+    wait_probe_due(gw, "flaky-svc")
     results = []
     threads = [threading.Thread(target=lambda: results.append(
         httpraw.get(gw.port, "/who?ms=400").status)) for _ in range(10)]
@@ -283,7 +291,7 @@ def test_breaker_sends_exactly_one_probe_and_closes_on_every_core(flaky, registe
     # The service recovers; after open_for the probe succeeds and every core
     # lets traffic through again.
     assert httpraw.request(flaky.port, "POST", "/up").status == 200
-    time.sleep(1.1)
+    wait_probe_due(gw, "flaky-svc")
     statuses = [httpraw.get(gw.port, "/who").status for _ in range(10)]
     assert statuses == [200] * 10, statuses
     body = admin_get(gw, "/metrics").body.decode()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import httpraw
-from conftest import HERE, REPO, admin_get, free_port
+from conftest import HERE, REPO, admin_get, closed_port, eventually, listen_socket
 
 DEMO_DIR = REPO / "configs" / "demo"
 CALLER = HERE / "apps" / "caller_svc"
@@ -83,10 +83,15 @@ def test_service_to_service_through_both_sidecars(uvicorn_app, hms_api, register
     assert hms_api("register", DEMO_DIR / "calc_svc" / "route.yaml").returncode == 0
     register("service: caller-svc\nroutes:\n  - GET /total/{a}/{b}\n")
     sc_calc = sidecar(gateway, "calc-svc", calc.port)
-    egress_port = free_port()
-    caller = uvicorn_app(CALLER, env={"HMS_EGRESS": f"127.0.0.1:{egress_port}"})
-    sc_caller = sidecar(gateway, "caller-svc", caller.port, egress=f"127.0.0.1:{egress_port}")
-    assert sc_caller.egress_port == egress_port
+    # The caller's socket listens first, so its sidecar (egress on port 0) can
+    # start before the caller app, which learns the egress port it reported.
+    caller_sock = listen_socket()
+    caller_port = caller_sock.getsockname()[1]
+    sc_caller = sidecar(gateway, "caller-svc", caller_port)
+    assert sc_caller.egress_port
+    caller = uvicorn_app(CALLER, env={"HMS_EGRESS": f"127.0.0.1:{sc_caller.egress_port}"},
+                         sock=caller_sock)
+    assert caller.port == caller_port
     gw = gateway()
 
     trace = "0af7651916cd43dd8448eb211c80319c"
@@ -108,7 +113,7 @@ def test_egress_names_services_by_host_or_path(uvicorn_app, hms_api, register, g
     sidecar(gateway, "calc-svc", calc.port)
     # A sidecar of a service without its own sidecar-registered peers.
     register("service: lonely-svc\nroutes:\n  - GET /lonely\n")
-    sc = sidecar(gateway, "lonely-svc", free_port())
+    sc = sidecar(gateway, "lonely-svc", closed_port())
     e = sc.egress_port
     assert httpraw.get(e, "/sum/1/2", headers={"host": "calc-svc"}).json() == {"sum": 3}
     assert httpraw.get(e, "/sum/1/2", headers={"host": "calc-svc:80"}).json() == {"sum": 3}
@@ -119,15 +124,14 @@ def test_egress_names_services_by_host_or_path(uvicorn_app, hms_api, register, g
     assert r.json()["reason"] == "no_service"
     # A registered service nobody serves: 503, and which rule said so.
     register("service: ghost-svc\nroutes:\n  - GET /ghost\n")
-    deadline = time.monotonic() + 5
-    while (r := httpraw.get(e, "/ghost-svc/ghost")).status == 404 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    r = eventually(lambda: httpraw.get(e, "/ghost-svc/ghost"), lambda r: r.status != 404,
+                   timeout=5, what="the sidecar knowing ghost-svc")
     assert r.status == 503 and r.header("x-hms-reason") == "no_endpoints", r
 
 
 def test_local_connect_failure_is_retried_once_then_502(register, gateway):
     register("service: down-svc\nroutes:\n  - GET /x\n")
-    sc = sidecar(gateway, "down-svc", free_port())  # nothing listens there
+    sc = sidecar(gateway, "down-svc", closed_port())  # nothing listens there
     r = httpraw.get(sc.port, "/x")
     assert r.status == 502 and r.header("x-hms-reason") == "upstream_connect_failed", r
     assert metric(sc, "hms_upstream_connect_errors_total") == 2  # the attempt and its retry
@@ -150,27 +154,26 @@ def test_sigterm_deregisters_before_draining(uvicorn_app, hms_api, gateway):
     # Gone at once, not after the 30 s TTL.
     assert endpoints(hms_api, "calc-svc") == []
     assert "deregistered " + sc.address in sc.logs()
-    deadline = time.monotonic() + 2
-    while (r := httpraw.get(gw.port, "/sum/1/1")).status != 503 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    r = eventually(lambda: httpraw.get(gw.port, "/sum/1/1"), lambda r: r.status == 503,
+                   timeout=2, what="the gateway answering 503")
     assert r.status == 503 and r.header("x-hms-reason") == "no_endpoints", r
 
 
 @pytest.mark.deadline(60)
 def test_sigkill_entry_expires_within_its_ttl(uvicorn_app, hms_api, gateway):
     sc, gw = calc_behind_sidecar(uvicorn_app, hms_api, gateway, ttl="2s")
-    # Kept alive well past its TTL while the sidecar lives.
+    # Kept alive well past its TTL while the sidecar lives. An interval of the
+    # real clock by nature: the sidecar is another process renewing on its own
+    # clock (the store's unit tests prove renewal and expiry on a fake clock).
     time.sleep(3)
     assert endpoints(hms_api, "calc-svc") == [sc.address]
     killed = time.monotonic()
     sc.kill()
-    while endpoints(hms_api, "calc-svc") and time.monotonic() - killed < 5:
-        time.sleep(0.05)
+    eventually(lambda: endpoints(hms_api, "calc-svc"), lambda e: e == [], timeout=5,
+               interval=0.05, what="the entry gone after SIGKILL")
     gone_after = time.monotonic() - killed
-    assert endpoints(hms_api, "calc-svc") == [], "still registered 5 s after SIGKILL"
     assert gone_after <= 2.2, f"entry left {gone_after:.2f} s after SIGKILL (TTL 2 s)"
     # The gateway follows without any write to the store: the expiry alone.
-    deadline = time.monotonic() + 2
-    while (r := httpraw.get(gw.port, "/sum/1/1")).status != 503 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    r = eventually(lambda: httpraw.get(gw.port, "/sum/1/1"), lambda r: r.status == 503,
+                   timeout=2, what="the gateway answering 503")
     assert r.status == 503 and r.header("x-hms-reason") == "no_endpoints", r

@@ -11,7 +11,8 @@ import time
 import pytest
 
 import httpraw
-from conftest import BUILD_DIR, admin_get, binary, echo_routes, free_port, stop_process
+from conftest import (BUILD_DIR, admin_get, binary, echo_routes, eventually, free_port,
+                      stop_process)
 
 REFUSE_WITHIN_S = 5  # a refused start ends at once; the claim lock wait is 2 s
 
@@ -61,13 +62,9 @@ def answered_by(gw, connections):
         r = httpraw.get(gw.port, "/status/200", timeout=5)
         assert r.status == 200, r
     # The counter is bumped by the core that accepted: poll until it settles.
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        seen = metric(gw, "hms_connections_accepted_total") - before
-        if seen >= connections:
-            break
-        time.sleep(0.05)
-    return seen
+    return eventually(lambda: metric(gw, "hms_connections_accepted_total") - before,
+                      lambda seen: seen >= connections, timeout=5,
+                      what=f"{connections} connections counted")
 
 
 def test_second_gateway_on_the_same_listener_is_refused(echo_upstream, register, gateway,
@@ -162,10 +159,9 @@ def test_simultaneous_starts_on_one_port_leave_one_gateway(tmp_path, store_dir):
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True))
             # One exits 1 (refused); the other keeps running.
-            deadline = time.monotonic() + REFUSE_WITHIN_S
-            while time.monotonic() < deadline and all(p.poll() is None for p in procs):
-                time.sleep(0.02)
-            codes = [p.poll() for p in procs]
+            codes = eventually(lambda: [p.poll() for p in procs],
+                               lambda codes: any(c is not None for c in codes),
+                               timeout=REFUSE_WITHIN_S, what="one of the two exiting")
             assert sorted(codes, key=lambda c: c is None) == [1, None], \
                 f"round {round_}: exit codes {codes}"
         finally:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import admin_get, binary
+from conftest import admin_get, binary, eventually
 
 N = 50
 RELEASE_TIMEOUT_S = 10  # all N processes waiting at the gate
@@ -62,11 +62,9 @@ def register_all_at_once(store_dir, tmp_path, text=route_text):
                      "register", str(files[i])],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                     stdin=subprocess.DEVNULL, start_new_session=True)
-            deadline = time.monotonic() + RELEASE_TIMEOUT_S
-            while (waiting := blocked_on(gate)) < N:
-                assert time.monotonic() < deadline, \
-                    f"only {waiting} of {N} register processes reached the gate"
-                time.sleep(0.01)
+            eventually(lambda: blocked_on(gate), lambda waiting: waiting >= N,
+                       timeout=RELEASE_TIMEOUT_S, interval=0.01,
+                       what=f"{N} register processes at the gate")
         except BaseException:
             for p in procs.values():
                 p.kill()
@@ -135,18 +133,15 @@ def test_gateway_sees_all_50_concurrent_registers(store_dir, tmp_path, gateway):
     # Reloads coalesce, so the count may pass through any value on the way;
     # the last change must land, on every core.
     want = [f"svc-{i:02d}" for i in range(N)]
-    deadline = registered + 5
-    while True:
+    def state():
         cfg = admin_get(gw, "/config").json()
-        clusters = sorted(c["name"] for c in cfg["clusters"])
-        cores = {c["core"]: c["version"] for c in cfg["cores"]}
-        if clusters == want and set(cores.values()) == {cfg["version"]}:
-            break
-        assert time.monotonic() < deadline, (
-            f"5 s after the registers: /config has {len(clusters)} of {N} clusters at version "
-            f"{cfg['version']}, cores at {cores}; missing "
-            f"{sorted(set(want) - set(clusters))}" + gw.logs())
-        time.sleep(0.02)
+        return (cfg, sorted(c["name"] for c in cfg["clusters"]),
+                {c["core"]: c["version"] for c in cfg["cores"]})
+
+    cfg, clusters, cores = eventually(
+        state, lambda s: s[1] == want and set(s[2].values()) == {s[0]["version"]},
+        timeout=max(0.0, registered + 5 - time.monotonic()),
+        what=f"all {N} clusters on every core 5 s after the registers")
     print(f"gateway serves all {N} at version {cfg['version']} "
           f"{time.monotonic() - registered:.3f} s after the last register returned")
     assert len(cores) == 2, cfg["cores"]

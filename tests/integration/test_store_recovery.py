@@ -13,7 +13,7 @@ import time
 import pytest
 
 import httpraw
-from conftest import admin_get
+from conftest import admin_get, eventually
 
 
 def routes(service, route, port):
@@ -25,12 +25,7 @@ def healthz(gw):
 
 
 def wait_for(what, predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{what} within {timeout} s")
+    eventually(predicate, timeout=timeout, what=what)
 
 
 @pytest.mark.deadline(60)

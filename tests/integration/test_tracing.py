@@ -8,13 +8,12 @@ it checks every field name of each export request against opentelemetry-proto
 import json
 import re
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import httpraw
-from conftest import REPO, admin_get, free_port
+from conftest import REPO, admin_get, closed_port, eventually
 from test_sidecar import metric, sidecar
 
 DEMO_DIR = REPO / "configs" / "demo"
@@ -146,14 +145,13 @@ class Collector:
         return f"http://127.0.0.1:{self.port}/v1/traces"
 
     def wait_spans(self, trace_id, n, within=5.0):
-        deadline = time.monotonic() + within
-        while True:
+        def got():
             with self.lock:
                 assert not self.errors, self.errors
-                got = [s for s in self.spans if s["traceId"] == trace_id]
-            if len(got) >= n or time.monotonic() > deadline:
-                return got
-            time.sleep(0.02)
+                return [s for s in self.spans if s["traceId"] == trace_id]
+
+        return eventually(got, lambda spans: len(spans) >= n, within,
+                          what=f"{n} spans of trace {trace_id}")
 
     def close(self):
         self.server.shutdown()
@@ -317,7 +315,10 @@ def test_sampling_is_parent_based_else_by_ratio(echo_upstream, register, gateway
 
     spans = collector.wait_spans(sampled, 1)
     assert len(spans) == 1 and spans[0]["resource"]["service.name"] == "edge-test"
-    time.sleep(0.2)
+    # Every span the cores recorded has been exported: nothing else is on its way.
+    eventually(lambda: (metric(gw, "hms_spans_recorded_total"),
+                        metric(gw, "hms_spans_exported_total")), lambda rx: rx[0] == rx[1],
+               what="(spans recorded, spans exported)")
     with collector.lock:
         assert [s["traceId"] for s in collector.spans] == [sampled]
     assert metric(gw, "hms_spans_recorded_total") == 1
@@ -326,7 +327,7 @@ def test_sampling_is_parent_based_else_by_ratio(echo_upstream, register, gateway
 @pytest.mark.deadline(60)
 def test_a_dead_collector_drops_and_counts_and_requests_carry_on(echo_upstream, register,
                                                                  gateway, tmp_path):
-    dead = f"http://127.0.0.1:{free_port()}/v1/traces"  # nothing listens there
+    dead = f"http://127.0.0.1:{closed_port()}/v1/traces"  # nothing listens there
     mesh = mesh_file(tmp_path, {"otlp_endpoint": dead})
     register("service: echo-svc\nroutes:\n  - GET /status/{code}\nretries: 0\n"
              f"endpoints: [127.0.0.1:{echo_upstream.port}]\n")
@@ -337,10 +338,8 @@ def test_a_dead_collector_drops_and_counts_and_requests_carry_on(echo_upstream, 
             c.send(httpraw.build("GET", "/status/200"))
             r = c.read_response()
             assert r.status == 200, r
-    deadline = time.monotonic() + 5
-    while metric(gw, "hms_spans_dropped_total", reason="export_failed") < n and \
-            time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually(lambda: metric(gw, "hms_spans_dropped_total", reason="export_failed"),
+               lambda dropped: dropped >= n, timeout=5, what=f"{n} spans dropped")
     assert metric(gw, "hms_spans_dropped_total", reason="export_failed") == n
     assert metric(gw, "hms_spans_dropped_total", reason="ring_full") == 0
     assert metric(gw, "hms_spans_exported_total") == 0
@@ -380,9 +379,8 @@ def test_recording_spans_allocates_nothing_after_warmup(nginx_upstream, register
     keepalive_gets(gw.port, "/json", 1000)
     after = metric(gw, "hms_core_heap_allocations_total")
     assert after - before == 0, f"{after - before} heap allocations in 1000 traced requests"
-    deadline = time.monotonic() + 5
-    while metric(gw, "hms_spans_exported_total") < 2000 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually(lambda: metric(gw, "hms_spans_exported_total"), lambda n: n >= 2000, timeout=30,
+               what="2000 spans exported")
     assert metric(gw, "hms_spans_recorded_total") == 2000
     assert metric(gw, "hms_spans_exported_total") == 2000
     with collector.lock:

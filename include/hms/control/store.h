@@ -4,6 +4,7 @@
 // control thread only; calls block and may allocate.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -13,6 +14,20 @@
 #include "hms/config/config.h"
 
 namespace hms::control {
+
+// The wall clock a store judges leases by (the file store: a lease file's
+// mtime plus its TTL against "now"). Real stores read CLOCK_REALTIME, since
+// the processes sharing a store directory share no other clock; tests hand
+// a store a clock they advance, so a lease expires without sleeping. Any
+// thread may call NowMs(); the clock outlives every store given it.
+class StoreClock {
+ public:
+  virtual ~StoreClock() = default;
+  virtual int64_t NowMs() const = 0;  // milliseconds since the Unix epoch
+};
+
+// CLOCK_REALTIME; what every store uses unless told otherwise.
+const StoreClock& SystemStoreClock();
 
 struct StoredService {
   std::string name;
@@ -122,6 +137,10 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& uri);
 // every read-modify-write, shared around List). Every file is replaced
 // atomically (temp file, fsync, rename, fsync of the directory), so a reader
 // never sees half a file and a crash leaves the old or the new version.
-Result<std::unique_ptr<Store>> OpenFileStore(const std::string& dir);
+// Leases are written and judged by `clock` (a lease file's mtime is set from
+// it), which must outlive the store. etcd leases expire on etcd's own clock:
+// the etcd store has none to take.
+Result<std::unique_ptr<Store>> OpenFileStore(const std::string& dir,
+                                             const StoreClock& clock = SystemStoreClock());
 
 }  // namespace hms::control

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -428,22 +427,26 @@ TEST_F(JwtTest, DisabledCacheNeverHits) {
   EXPECT_EQ(v.stats().verified, 3u);
 }
 
-TEST_F(JwtTest, CachedRs256AndEs256AreFast) {
+// What makes a cached token cheap is that its signature is not checked again:
+// asserted through the verifier's counters, not a wall-clock ratio (which a
+// loaded machine turns into a coin toss).
+TEST_F(JwtTest, CachedRs256AndEs256SkipTheSignatureCheck) {
   for (const char* name : {"rs256_good", "es256_good"}) {
     JwtVerifier v(jwks_, Policy(), 64);
     const std::string t = Tok(name);
     ASSERT_TRUE(v.Verify(t, kNow, nullptr).ok);
+    EXPECT_EQ(v.stats().verified, uint64_t{1}) << name;
+    EXPECT_EQ(v.stats().cache_hits, uint64_t{0}) << name;
     constexpr int kRounds = 200;
     hms::auth::Claims c;
-    const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < kRounds; ++i) ASSERT_TRUE(v.Verify(t, kNow, &c).ok);
-    const auto t1 = std::chrono::steady_clock::now();
+    EXPECT_EQ(v.stats().cache_hits, uint64_t{kRounds}) << name;
+    EXPECT_EQ(v.stats().verified, uint64_t{1}) << name;  // no second signature check
+    // Without a cache every call checks the signature.
     JwtVerifier u(jwks_, Policy(), 0);
     for (int i = 0; i < kRounds; ++i) ASSERT_TRUE(u.Verify(t, kNow, &c).ok);
-    const auto t2 = std::chrono::steady_clock::now();
-    EXPECT_EQ(v.stats().cache_hits, uint64_t{kRounds});
-    // Generous: measured ~1 us cached vs 40-130 us uncached.
-    EXPECT_LT((t1 - t0) * 4, t2 - t1) << name;
+    EXPECT_EQ(u.stats().cache_hits, uint64_t{0}) << name;
+    EXPECT_EQ(u.stats().verified, uint64_t{kRounds}) << name;
   }
 }
 

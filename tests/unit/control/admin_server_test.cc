@@ -343,7 +343,9 @@ TEST_F(AdminServerTest, StopJoinsPromptlyWithClientsConnected) {
   ASSERT_TRUE(half.Send("GET /heal"));
   auto t0 = std::chrono::steady_clock::now();
   server_.Stop();
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  // Waiting for the half-sent request would take the 60 s idle timeout; the
+  // bound is far from both that and a loaded machine's scheduling delays.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
   EXPECT_FALSE(server_.running());
   EXPECT_TRUE(c.ClosedByPeer());
   server_.Stop();  // idempotent

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "hms/control/store.h"
+#include "fake_store_clock.h"
 
 namespace hms::control {
 namespace {
@@ -53,8 +54,8 @@ class FileStoreTest : public ::testing::Test {
     char dir[] = "/tmp/hms-store-test-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     root_ = dir;
-    dir_ = root_ + "/store";  // created by OpenStore
-    Result<std::unique_ptr<Store>> s = OpenStore("file:" + dir_);
+    dir_ = root_ + "/store";  // created by OpenFileStore
+    Result<std::unique_ptr<Store>> s = OpenFileStore(dir_, clock_);
     ASSERT_TRUE(s) << s.error().message;
     store_ = std::move(s.value());
   }
@@ -63,6 +64,7 @@ class FileStoreTest : public ::testing::Test {
     std::system(("rm -rf '" + root_ + "'").c_str());
   }
 
+  FakeStoreClock clock_;  // leases live and expire when a test advances it
   std::string root_, dir_;
   std::unique_ptr<Store> store_;
 };
@@ -377,9 +379,10 @@ TEST_F(FileStoreTest, LeasedEndpointLivesWhileKeptAliveAndExpiresOtherwise) {
   ASSERT_TRUE(kept) << kept.error().message;
   EXPECT_EQ(EndpointsOf(*store_, "calc-svc"),
             (std::vector<std::string>{"127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"}));
-  // The reader learns when to look again: within the 1 s TTL.
-  EXPECT_GT(store_->NextExpiryMs(), 0);
-  EXPECT_LE(store_->NextExpiryMs(), 1000);
+  // The reader learns when to look again: when the 1 s TTL ends.
+  EXPECT_EQ(store_->NextExpiryMs(), 1000);
+  clock_.Advance(400);
+  EXPECT_EQ(store_->NextExpiryMs(), 600);
 
   // Renewals are not changes: a watcher is not woken by them.
   const int fd = store_->WatchFd();
@@ -389,12 +392,14 @@ TEST_F(FileStoreTest, LeasedEndpointLivesWhileKeptAliveAndExpiresOtherwise) {
     Result<int64_t> ttl = store_->KeepAlive(kept.value());
     ASSERT_TRUE(ttl) << ttl.error().message;
     EXPECT_EQ(ttl.value(), 1);
-    usleep(300'000);
+    clock_.Advance(300);
   }
   EXPECT_FALSE(Readable(fd, 0));
-  // 2.4 s later only the renewed one is left; the other cannot be renewed.
+  // 2.8 s after they were added only the renewed one is left (renewed 300 ms
+  // ago: 700 ms to go); the other cannot be renewed.
   EXPECT_EQ(EndpointsOf(*store_, "calc-svc"),
             (std::vector<std::string>{"127.0.0.1:7000", "127.0.0.1:7002"}));
+  EXPECT_EQ(store_->NextExpiryMs(), 700);
   EXPECT_FALSE(store_->KeepAlive(dying.value()));
 
   // Revoking removes it at once, and watchers hear of it.
@@ -404,6 +409,32 @@ TEST_F(FileStoreTest, LeasedEndpointLivesWhileKeptAliveAndExpiresOtherwise) {
   EXPECT_EQ(store_->NextExpiryMs(), -1);
   EXPECT_FALSE(store_->RevokeLease(kept.value()));
   EXPECT_FALSE(store_->KeepAlive(12345));
+}
+
+// A lease expires exactly at its last renewal plus its TTL, by the store's
+// clock: alive a millisecond before, gone at that instant, for every reader
+// on that clock; a renewal then fails.
+TEST_F(FileStoreTest, LeaseExpiresAtItsRenewalPlusItsTtl) {
+  ASSERT_TRUE(store_->Register({{"calc-svc", kCalc, "calc.yaml", {}}}));
+  Result<int64_t> lease = store_->AddEndpointWithLease("calc-svc", "127.0.0.1:7001", 2);
+  ASSERT_TRUE(lease) << lease.error().message;
+  Result<std::unique_ptr<Store>> reader = OpenFileStore(dir_, clock_);
+  ASSERT_TRUE(reader) << reader.error().message;
+  const std::vector<std::string> one = {"127.0.0.1:7001"};
+  clock_.Advance(1500);
+  ASSERT_TRUE(store_->KeepAlive(*lease));  // renewed at 1.5 s: now lives until 3.5 s
+  clock_.Advance(1999);
+  EXPECT_EQ(EndpointsOf(**reader, "calc-svc"), one);
+  EXPECT_EQ((*reader)->NextExpiryMs(), 1);
+  clock_.Advance(1);
+  EXPECT_TRUE(EndpointsOf(**reader, "calc-svc").empty());
+  EXPECT_EQ((*reader)->NextExpiryMs(), -1);
+  EXPECT_FALSE(store_->KeepAlive(*lease));
+  // The next lease write removes the expired file.
+  ASSERT_EQ(access((dir_ + "/leases/calc-svc@127.0.0.1:7001").c_str(), F_OK), 0);
+  ASSERT_TRUE(store_->AddEndpointWithLease("calc-svc", "127.0.0.1:7002", 2));
+  EXPECT_NE(access((dir_ + "/leases/calc-svc@127.0.0.1:7001").c_str(), F_OK), 0);
+  EXPECT_EQ(EndpointsOf(**reader, "calc-svc"), (std::vector<std::string>{"127.0.0.1:7002"}));
 }
 
 TEST_F(FileStoreTest, LeaseTakenOverByARestartedHolderAndGoneWithItsService) {

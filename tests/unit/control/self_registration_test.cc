@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "fake_store_clock.h"
 #include "hms/control/store.h"
 
 namespace hms::control {
@@ -19,10 +20,10 @@ class SelfRegistrationTest : public ::testing::Test {
     char dir[] = "/tmp/hms-selfreg-test-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     root_ = dir;
-    Result<std::unique_ptr<Store>> s = OpenStore("file:" + root_ + "/store");
+    Result<std::unique_ptr<Store>> s = OpenFileStore(root_ + "/store", store_clock_);
     ASSERT_TRUE(s) << s.error().message;
     store_ = std::move(s.value());
-    Result<std::unique_ptr<Store>> r = OpenStore("file:" + root_ + "/store");
+    Result<std::unique_ptr<Store>> r = OpenFileStore(root_ + "/store", store_clock_);
     ASSERT_TRUE(r);
     reader_ = std::move(r.value());
   }
@@ -39,6 +40,7 @@ class SelfRegistrationTest : public ::testing::Test {
     return {"<not registered>"};
   }
 
+  FakeStoreClock store_clock_;  // the store's leases expire when a test advances it
   std::string root_;
   std::unique_ptr<Store> store_, reader_;
   std::vector<std::string> log_;
@@ -85,6 +87,35 @@ TEST_F(SelfRegistrationTest, RegistersAgainWhenTheLeaseIsLost) {
   reg.Tick(t + std::chrono::seconds(1));
   EXPECT_TRUE(reg.registered());
   EXPECT_EQ(Endpoints(), (std::vector<std::string>{"127.0.0.1:15002"}));
+  bool lost = false;
+  for (const std::string& l : log_) lost |= l.find("lost") != std::string::npos;
+  EXPECT_TRUE(lost);
+}
+
+// A sidecar that stops renewing (frozen, or its control thread starved) for
+// longer than its TTL loses its entry to expiry; its next Tick finds the
+// lease lost and registers anew. Both clocks move by hand: nothing sleeps.
+TEST_F(SelfRegistrationTest, AnEntryNotRenewedExpiresAndComesBackOnTheNextTick) {
+  ASSERT_TRUE(store_->Register({{"calc-svc", "service: calc-svc\nroutes:\n  - GET /x\n", "c.yaml", {}}}));
+  SelfRegistration reg(store_.get(), "calc-svc", "127.0.0.1:15002", 3,
+                       [this](const std::string& line) { log_.push_back(line); });
+  Clock::time_point t = Clock::now();
+  EXPECT_EQ(reg.Tick(t), 1000);
+  const std::vector<std::string> mine = {"127.0.0.1:15002"};
+  // Renewed every second for 10 s: always there.
+  for (int i = 1; i <= 10; ++i) {
+    store_clock_.Advance(1000);
+    EXPECT_EQ(reg.Tick(t + std::chrono::seconds(i)), 1000);
+    EXPECT_EQ(Endpoints(), mine) << i << " s";
+  }
+  // No renewal for the 3 s TTL: the entry leaves without any write.
+  store_clock_.Advance(2999);
+  EXPECT_EQ(Endpoints(), mine);
+  store_clock_.Advance(1);
+  EXPECT_TRUE(Endpoints().empty());
+  reg.Tick(t + std::chrono::seconds(13));
+  EXPECT_TRUE(reg.registered());
+  EXPECT_EQ(Endpoints(), mine);
   bool lost = false;
   for (const std::string& l : log_) lost |= l.find("lost") != std::string::npos;
   EXPECT_TRUE(lost);

@@ -207,11 +207,11 @@ TEST(SpanExporter, ASlowCollectorIsCutByTheTimeoutAndItsSpansDropped) {
   obs::SpanRing ring(256);
   SpanExporter e(Options(slow.port()), {&ring}, [](const std::string&) {});
   ASSERT_TRUE(e.Start());
-  auto t0 = std::chrono::steady_clock::now();
   Publish(&ring, 10);
+  // Cut by the 200 ms timeout, not held for the 1 s answer: held, the
+  // collector's 200 would have exported them. (No wall-clock bound: how
+  // fast this machine runs is not what is tested.)
   ASSERT_TRUE(Eventually([&] { return e.dropped() == 10; })) << e.dropped();
-  // Cut by the 200 ms timeout, not held for the 1 s answer.
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms);
   e.Stop();
   EXPECT_EQ(e.exported(), 0u);
 }
