@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "hms/auth/base64url.h"
+#include "hms/common/json_escape.h"
 
 namespace hms::auth {
 namespace {
@@ -23,12 +24,8 @@ constexpr uint8_t kSha256DigestInfo[19] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0
 std::string SigningInput(JwsAlg alg, std::string_view kid, std::string_view claims_json) {
   std::string header = "{\"alg\":\"" + std::string(AlgName(alg)) + "\",\"typ\":\"JWT\"";
   if (!kid.empty()) {
-    header += ",\"kid\":\"";
-    for (const char c : kid) {  // kid is ours (tests, dev tokens): escape just in case
-      if (c == '"' || c == '\\') header += '\\';
-      header += c;
-    }
-    header += '"';
+    header += ",\"kid\":";
+    AppendJsonString(&header, kid);
   }
   header += '}';
   return EncodeBase64Url(header) + "." + EncodeBase64Url(claims_json);

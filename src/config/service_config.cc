@@ -4,6 +4,7 @@
 #include <string>
 
 #include "hms/config/config.h"
+#include "hms/http/char_class.h"
 #include "hms/http/path.h"
 #include "hms/route/route_table.h"
 #include "yaml_reader.h"
@@ -19,11 +20,7 @@ using internal::Reader;
 constexpr uint32_t kMaxRetries = 10;
 constexpr uint64_t kMaxTimeoutMs = 24ull * 3600 * 1000;
 
-// RFC 9110 §5.6.2 tchar.
-bool IsTokenChar(char c) {
-  if (std::isalnum(static_cast<unsigned char>(c))) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+using http::IsTokenChar;
 
 void CheckMethod(const Reader& r, int line, const std::string& ctx, const std::string& m) {
   if (m.empty()) r.Fail(line, ctx, "empty method");

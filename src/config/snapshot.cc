@@ -2,6 +2,9 @@
 // immutable Snapshot (DESIGN §4). Runs on the control thread and in hms-api.
 #include "hms/config/snapshot.h"
 
+#include "hms/common/address.h"
+#include "hms/common/json_escape.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 
@@ -27,21 +30,9 @@ Result<bool> Resolve(Endpoint* ep) {
   if (!e) return ConfigError("'" + ep->address + "' is not [mtls://]host:port with a port 1..65535");
   ep->mtls = e->mtls;
   const HostPort* hp = &e->hp;
-  std::memset(&ep->addr, 0, sizeof(ep->addr));
+  if (NumericSockaddr(hp->host, hp->port, &ep->addr, &ep->addr_len)) return true;
   sockaddr_in* v4 = reinterpret_cast<sockaddr_in*>(&ep->addr);
   sockaddr_in6* v6 = reinterpret_cast<sockaddr_in6*>(&ep->addr);
-  if (inet_pton(AF_INET, hp->host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(hp->port);
-    ep->addr_len = sizeof(sockaddr_in);
-    return true;
-  }
-  if (inet_pton(AF_INET6, hp->host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(hp->port);
-    ep->addr_len = sizeof(sockaddr_in6);
-    return true;
-  }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -68,38 +59,6 @@ std::string JoinMethods(const std::vector<std::string>& methods) {
     out += m;
   }
   return out;
-}
-
-void AppendJsonString(std::string* out, std::string_view s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        *out += "\\\"";
-        break;
-      case '\\':
-        *out += "\\\\";
-        break;
-      case '\n':
-        *out += "\\n";
-        break;
-      case '\r':
-        *out += "\\r";
-        break;
-      case '\t':
-        *out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          *out += buf;
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
 }
 
 void AppendKey(std::string* out, std::string_view key) {

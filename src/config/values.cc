@@ -11,6 +11,8 @@
 
 #include "hms/config/config.h"
 
+#include "hms/common/address.h"
+
 namespace hms::config {
 namespace {
 
@@ -150,49 +152,35 @@ std::optional<EndpointAddress> ParseEndpoint(std::string_view text) {
 }
 
 std::optional<HostPort> ParseHostPort(std::string_view text, bool allow_port_zero) {
+  const std::optional<HostPortText> split = SplitHostPort(text);
+  if (!split || (split->port == 0 && !allow_port_zero)) return std::nullopt;
   HostPort hp;
-  std::string_view port_text;
-  if (text.starts_with("[")) {
-    const size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return std::nullopt;
-    }
-    hp.host = std::string(text.substr(1, close - 1));
+  hp.host = std::string(split->host);
+  hp.port = split->port;
+  if (split->bracketed) {
     in6_addr a6;
     if (inet_pton(AF_INET6, hp.host.c_str(), &a6) != 1) return std::nullopt;
-    port_text = text.substr(close + 2);
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) return std::nullopt;
-    hp.host = std::string(text.substr(0, colon));
-    port_text = text.substr(colon + 1);
-    if (hp.host.find(':') != std::string::npos) return std::nullopt;  // unbracketed IPv6
-    // A DNS name (RFC 1123 labels) or a dotted IPv4 address.
-    if (hp.host.size() > 253) return std::nullopt;
-    size_t label = 0;
-    for (size_t i = 0; i <= hp.host.size(); ++i) {
-      if (i == hp.host.size() || hp.host[i] == '.') {
-        if (label == 0 || label > 63) return std::nullopt;
-        if (hp.host[i - 1] == '-' || hp.host[i - label] == '-') return std::nullopt;
-        label = 0;
-        continue;
-      }
-      const unsigned char c = static_cast<unsigned char>(hp.host[i]);
-      if (!std::isalnum(c) && c != '-' && c != '_') return std::nullopt;
-      ++label;
-    }
-    // All-numeric dotted hosts must be real IPv4 addresses ("1.2.3.400" is not).
-    bool numeric = true;
-    for (char c : hp.host)
-      numeric = numeric && (c == '.' || std::isdigit(static_cast<unsigned char>(c)));
-    in_addr a4;
-    if (numeric && inet_pton(AF_INET, hp.host.c_str(), &a4) != 1) return std::nullopt;
+    return hp;
   }
-  uint64_t port = 0;
-  std::string_view p = port_text;
-  if (p.empty() || p.size() > 5 || !TakeNumber(&p, &port) || !p.empty()) return std::nullopt;
-  if (port > 65535 || (port == 0 && !allow_port_zero)) return std::nullopt;
-  hp.port = static_cast<uint16_t>(port);
+  // A DNS name (RFC 1123 labels) or a dotted IPv4 address.
+  if (hp.host.size() > 253) return std::nullopt;
+  size_t label = 0;
+  for (size_t i = 0; i <= hp.host.size(); ++i) {
+    if (i == hp.host.size() || hp.host[i] == '.') {
+      if (label == 0 || label > 63) return std::nullopt;
+      if (hp.host[i - 1] == '-' || hp.host[i - label] == '-') return std::nullopt;
+      label = 0;
+      continue;
+    }
+    const unsigned char c = static_cast<unsigned char>(hp.host[i]);
+    if (!std::isalnum(c) && c != '-' && c != '_') return std::nullopt;
+    ++label;
+  }
+  // All-numeric dotted hosts must be real IPv4 addresses ("1.2.3.400" is not).
+  bool numeric = true;
+  for (char c : hp.host) numeric = numeric && (c == '.' || std::isdigit(static_cast<unsigned char>(c)));
+  in_addr a4;
+  if (numeric && inet_pton(AF_INET, hp.host.c_str(), &a4) != 1) return std::nullopt;
   return hp;
 }
 

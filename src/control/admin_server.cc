@@ -16,8 +16,11 @@
 #include <string_view>
 #include <system_error>
 
+#include "hms/common/address.h"
 #include "hms/common/check.h"
+#include "hms/common/json_escape.h"
 #include "hms/http/parser.h"
+#include "hms/http/status_text.h"
 
 namespace hms::control {
 namespace {
@@ -37,91 +40,6 @@ std::string Errno(std::string_view what, int err) {
   return s;
 }
 
-std::string_view ReasonPhrase(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: break;
-  }
-  if (status < 200) return "Informational";
-  if (status < 300) return "Success";
-  if (status < 400) return "Redirection";
-  if (status < 500) return "Client Error";
-  return "Server Error";
-}
-
-void AppendJsonString(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
-
-// Parses "HOST:PORT" into a sockaddr. HOST is an IPv4 literal, "[IPv6]" or
-// "localhost" (127.0.0.1: the admin API is loopback-only by default).
-bool ParseAddress(const std::string& address, sockaddr_storage* ss, socklen_t* len) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon + 1 == address.size()) return false;
-  std::string host = address.substr(0, colon);
-  std::string_view port_text = std::string_view(address).substr(colon + 1);
-  unsigned port = 0;
-  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535) {
-    return false;
-  }
-  std::memset(ss, 0, sizeof(*ss));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(ss);
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6->sin6_addr) != 1) {
-      return false;
-    }
-    *len = sizeof(sockaddr_in6);
-    return true;
-  }
-  if (host == "localhost") host = "127.0.0.1";
-  auto* a4 = reinterpret_cast<sockaddr_in*>(ss);
-  a4->sin_family = AF_INET;
-  a4->sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) return false;
-  *len = sizeof(sockaddr_in);
-  return true;
-}
-
 }  // namespace
 
 AdminServer::~AdminServer() { Stop(); }
@@ -135,7 +53,7 @@ Result<bool> AdminServer::Listen(const std::string& address) {
   if (listen_fd_ >= 0) return Error{"admin: already listening on port " + std::to_string(port_)};
   sockaddr_storage ss;
   socklen_t ss_len = 0;
-  if (!ParseAddress(address, &ss, &ss_len)) {
+  if (!ParseNumericAddress(address, &ss, &ss_len)) {
     return Error{"admin: bad address \"" + address + "\" (want HOST:PORT, e.g. 127.0.0.1:9901)",
                  Side::kConfig};
   }
@@ -417,7 +335,7 @@ void AdminServer::Respond(Client* c, int status, const AdminResponse& r, bool he
   const bool no_content = status == 204 || status == 304;
   std::string& o = c->out;
   o.append(http10 ? "HTTP/1.0 " : "HTTP/1.1 ").append(std::to_string(status)).push_back(' ');
-  o.append(ReasonPhrase(status)).append("\r\n");
+  o.append(http::StatusText(status)).append("\r\n");
   if (!no_content && !r.content_type.empty()) {
     o.append("Content-Type: ").append(r.content_type).append("\r\n");
   }
@@ -446,9 +364,9 @@ void AdminServer::RespondError(Client* c, int status, std::string_view error,
   AdminResponse r;
   r.status = status;
   r.body = "{\"error\": ";
-  AppendJsonString(error, &r.body);
+  AppendJsonString(&r.body, error);
   r.body.append(", \"reason\": ");
-  AppendJsonString(reason, &r.body);
+  AppendJsonString(&r.body, reason);
   r.body.append("}\n");
   r.headers.emplace_back("x-hms-reason", std::string(error));
   if (!allow.empty()) r.headers.emplace_back("Allow", std::string(allow));

@@ -28,6 +28,34 @@ Result<bool> CheckRegistration(const std::vector<StoredService>& services) {
   return true;
 }
 
+Result<config::ServiceConfig> LoadStoredService(const StoredService& s) {
+  const std::string source = s.source.empty() ? s.name : s.source;
+  Result<config::ServiceConfig> parsed = config::ParseServiceConfig(s.text, source);
+  if (!parsed.ok() || parsed->service == s.name) return parsed;
+  return ConfigError(source + ":" + std::to_string(parsed->line) + ": service: '" +
+                     parsed->service + "' is not the name it is stored under ('" + s.name +
+                     "'): a store file's service name must match its file name");
+}
+
+config::ServiceConfig WithStoredEndpoints(config::ServiceConfig c, const StoredService& s) {
+  c.endpoints.insert(c.endpoints.end(), s.endpoints.begin(), s.endpoints.end());
+  return c;
+}
+
+std::vector<config::ServiceConfig> LoadStoredServices(const std::vector<StoredService>& stored,
+                                                      std::vector<std::string>* problems) {
+  std::vector<config::ServiceConfig> services;
+  for (const StoredService& s : stored) {
+    Result<config::ServiceConfig> c = LoadStoredService(s);
+    if (c.ok()) {
+      services.push_back(WithStoredEndpoints(std::move(c.value()), s));
+    } else {
+      problems->push_back(s.name + ": " + c.error().message);
+    }
+  }
+  return services;
+}
+
 std::string DefaultStoreUri() {
   const char* env = std::getenv("HMS_STORE");
   if (env != nullptr && env[0] != '\0') return env;

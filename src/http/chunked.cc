@@ -7,7 +7,7 @@
 //   chunk-ext    = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
 #include <algorithm>
 
-#include "char_class.h"
+#include "hms/http/char_class.h"
 #include "hms/http/parser.h"
 
 namespace hms::http {

@@ -13,7 +13,7 @@
 #include <cstddef>
 #include <cstring>
 
-#include "char_class.h"
+#include "hms/http/char_class.h"
 
 namespace hms::http {
 namespace {

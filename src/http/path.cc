@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "hms/common/check.h"
-#include "char_class.h"
+#include "hms/http/char_class.h"
 
 namespace hms::http {
 namespace {

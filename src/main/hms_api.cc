@@ -22,12 +22,12 @@
 #include <vector>
 
 #include "hms/common/file_check.h"
+#include "hms/common/json_escape.h"
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/store.h"
 #include "hms/http/path.h"
 #include "src/main/certs_command.h"
-#include "src/main/json_text.h"
 #include "src/main/token_command.h"
 #include "hms/route/route_table.h"
 #include "simdjson.h"
@@ -210,19 +210,12 @@ std::vector<std::string> StoredProblems(const std::vector<control::StoredService
   parsed->assign(stored.size(), std::nullopt);
   for (size_t i = 0; i < stored.size(); ++i) {
     const control::StoredService& s = stored[i];
-    const std::string source = s.source.empty() ? s.name : s.source;
-    Result<config::ServiceConfig> p = config::ParseServiceConfig(s.text, source);
-    if (!p) {
+    Result<config::ServiceConfig> p = control::LoadStoredService(s);
+    if (p) {
+      (*parsed)[i] = std::move(p.value());
+    } else {
       errors[i] = p.error().message + " (fix: hms-api register a corrected file for " + s.name +
                   ", or hms-api deregister " + s.name + ")";
-    } else if (p->service != s.name) {
-      // Gateways refuse it too, and keep serving the service's last good version.
-      errors[i] = source + ":" + std::to_string(p->line) + ": service: '" + p->service +
-                  "' is not the name it is stored under ('" + s.name +
-                  "'): a store file's service name must match its file name (fix: hms-api "
-                  "deregister " + s.name + ", then hms-api register the file)";
-    } else {
-      (*parsed)[i] = std::move(p.value());
     }
   }
   return errors;
@@ -292,8 +285,7 @@ bool TrialCompile(const std::vector<control::StoredService>& existing,
     bool replaced = false;
     for (const config::ServiceConfig& s : parsed) replaced = replaced || s.service == stored.name;
     if (replaced) continue;
-    Result<config::ServiceConfig> s = config::ParseServiceConfig(
-        stored.text, stored.source.empty() ? stored.name : stored.source);
+    Result<config::ServiceConfig> s = control::LoadStoredService(stored);
     if (!s) {
       std::fprintf(stderr, "hms-api: warning: stored service %s no longer loads: %s\n",
                    stored.name.c_str(), s.error().message.c_str());
@@ -475,8 +467,7 @@ void PrintPlan(const std::vector<control::StoredService>& existing,
     }
     std::optional<config::ServiceConfig> was;
     if (stored != nullptr) {
-      Result<config::ServiceConfig> p = config::ParseServiceConfig(
-          stored->text, stored->source.empty() ? stored->name : stored->source);
+      Result<config::ServiceConfig> p = control::LoadStoredService(*stored);
       if (p) {
         was = std::move(p.value());
       } else {
@@ -648,23 +639,23 @@ int List(const std::string& uri, const std::vector<std::string>& args) {
       const Row& r = rows[i];
       if (i > 0) o += ",";
       o += "{\"service\":";
-      AppendJson(&o, r.stored->name);
+      AppendJsonString(&o, r.stored->name);
       o += ",\"source\":";
-      AppendJson(&o, r.stored->source);
+      AppendJsonString(&o, r.stored->source);
       o += ",\"routes\":[";
       if (r.parsed) {
         for (size_t j = 0; j < r.parsed->routes.size(); ++j) {
           const config::RouteConfig& rc = r.parsed->routes[j];
           if (j > 0) o += ",";
           o += "{\"path\":";
-          AppendJson(&o, rc.path);
+          AppendJsonString(&o, rc.path);
           o += ",\"methods\":[";
           for (size_t k = 0; k < rc.methods.size(); ++k) {
             if (k > 0) o += ",";
-            AppendJson(&o, rc.methods[k]);
+            AppendJsonString(&o, rc.methods[k]);
           }
           o += "],\"host\":";
-          AppendJson(&o, rc.host);
+          AppendJsonString(&o, rc.host);
           o += "}";
         }
       }
@@ -672,12 +663,12 @@ int List(const std::string& uri, const std::vector<std::string>& args) {
       const std::vector<std::string> eps = AllEndpoints(r.parsed ? &*r.parsed : nullptr, *r.stored);
       for (size_t k = 0; k < eps.size(); ++k) {
         if (k > 0) o += ",";
-        AppendJson(&o, eps[k]);
+        AppendJsonString(&o, eps[k]);
       }
       o += "]";
       if (!r.error.empty()) {
         o += ",\"error\":";
-        AppendJson(&o, r.error);
+        AppendJsonString(&o, r.error);
       }
       o += "}";
     }
@@ -780,184 +771,167 @@ void AppendRateJson(std::string* o, const std::optional<config::RateLimit>& rl) 
     return;
   }
   *o += "{\"text\":";
-  AppendJson(o, rl->text);
+  AppendJsonString(o, rl->text);
   *o += ",\"rate_per_sec_x1000\":" + std::to_string(rl->rate_per_sec_x1000) +
         ",\"burst\":" + std::to_string(rl->burst) + ",\"per\":";
-  AppendJson(o, rl->per.empty() ? "route" : rl->per);
+  AppendJsonString(o, rl->per.empty() ? "route" : rl->per);
   *o += "}";
 }
 
-int Explain(const std::string& uri, const std::vector<std::string>& args) {
-  if (IsHelp(args)) return std::fputs(kExplainHelp, stdout), kOk;
+// What `hms-api explain` asks: METHOD, PATH (canonical, without its query)
+// and the Host it is asked for.
+struct ExplainQuery {
   bool json = false;
-  std::string host;
+  std::string method, path, host;
+};
+
+// `"method":…,"path":…,"host":…`, the question as every JSON answer repeats it.
+void AppendQueryJson(std::string* o, const ExplainQuery& q) {
+  *o += "\"method\":";
+  AppendJsonString(o, q.method);
+  *o += ",\"path\":";
+  AppendJsonString(o, q.path);
+  *o += ",\"host\":";
+  AppendJsonString(o, q.host);
+}
+
+// The question, from the arguments; a usage error or a bad path (printed, as
+// the gateway would answer it) returns the exit status in `*exit`.
+bool ParseExplain(const std::vector<std::string>& args, ExplainQuery* q, int* exit) {
   std::vector<std::string> positional;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--json") {
-      json = true;
+      q->json = true;
     } else if (a == "--host") {
-      if (i + 1 >= args.size()) return Usage("--host needs a HOST", kExplainHelp);
-      host = args[++i];
+      if (i + 1 >= args.size()) return *exit = Usage("--host needs a HOST", kExplainHelp), false;
+      q->host = args[++i];
     } else if (a.starts_with("--host=")) {
-      host = a.substr(7);
+      q->host = a.substr(7);
     } else if (a.starts_with("-")) {
-      return Usage("unknown option '" + a + "'", kExplainHelp);
+      return *exit = Usage("unknown option '" + a + "'", kExplainHelp), false;
     } else {
       positional.push_back(a);
     }
   }
-  if (positional.size() != 2) return Usage("explain needs METHOD and PATH", kExplainHelp);
-  const std::string& method = positional[0];
-  std::string path = positional[1];
-  if (!path.starts_with("/")) return Usage("PATH must start with '/'", kExplainHelp);
+  if (positional.size() != 2) {
+    return *exit = Usage("explain needs METHOD and PATH", kExplainHelp), false;
+  }
+  q->method = positional[0];
+  q->path = positional[1];
+  if (!q->path.starts_with("/")) {
+    return *exit = Usage("PATH must start with '/'", kExplainHelp), false;
+  }
   // The gateway matches the path without its query (route/route_table.h),
   // canonicalized with the strict rules (docs/engine.md "The canonical path").
-  path = path.substr(0, path.find('?'));
-  {
-    std::string canonical(path.size(), '\0');
-    http::PathError pe = http::PathError::kNone;
-    const int n = http::NormalizePath(path, http::PathOptions{}, canonical.data(), &pe);
-    if (n < 0) {
-      const std::string message = "bad path (" + std::string(http::PathErrorRule(pe)) + "): " +
-                                  std::string(http::PathErrorText(pe));
-      if (json) {
-        std::string o = "{\"status\":400,\"method\":";
-        AppendJson(&o, method);
-        o += ",\"path\":";
-        AppendJson(&o, path);
-        o += ",\"host\":";
-        AppendJson(&o, host);
-        o += ",\"reason\":\"bad_path\",\"message\":";
-        AppendJson(&o, message);
-        o += "}\n";
-        std::fputs(o.c_str(), stdout);
-      } else {
-        std::printf("400 Bad Request (bad_path): %s\n", message.c_str());
-      }
-      return kUserError;
-    }
+  q->path = q->path.substr(0, q->path.find('?'));
+  std::string canonical(q->path.size(), '\0');
+  http::PathError pe = http::PathError::kNone;
+  const int n = http::NormalizePath(q->path, http::PathOptions{}, canonical.data(), &pe);
+  if (n >= 0) {
     canonical.resize(static_cast<size_t>(n));
-    path = canonical;
+    q->path = canonical;
+    return true;
   }
-
-  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
-  if (!store) return Fail(store.error().message);
-  Result<std::vector<control::StoredService>> list = (*store)->List();
-  if (!list) return Fail(list.error().message);
-  // As the gateway reads the store: a service whose text no longer parses is
-  // skipped, the others still serve; added endpoints follow the file's.
-  std::vector<config::ServiceConfig> services;
-  for (const control::StoredService& stored : list.value()) {
-    Result<config::ServiceConfig> p = config::ParseServiceConfig(
-        stored.text, stored.source.empty() ? stored.name : stored.source);
-    if (!p) {
-      std::fprintf(stderr, "hms-api: warning: skipping service %s, as the gateway would: %s\n",
-                   stored.name.c_str(), p.error().message.c_str());
-      continue;
-    }
-    for (const std::string& e : stored.endpoints) p->endpoints.push_back(e);
-    services.push_back(std::move(p.value()));
-  }
-  config::Interner endpoint_ids, route_keys;
-  Result<std::unique_ptr<config::Snapshot>> compiled =
-      config::CompileSnapshot(config::DefaultGatewayConfig(), config::MeshConfig{}, services, 1,
-                              &endpoint_ids, &route_keys);
-  if (!compiled) {
-    return Fail("the store's services do not compile (a gateway keeps its last good config): " +
-                compiled.error().message);
-  }
-  const config::Snapshot& snap = **compiled;
-  const route::Match m = snap.table.Find(host, method, path);
-
-  if (m.kind != route::MatchKind::kFound) {
-    // The gateway's own answers (proxy/client.cc): status, x-hms-reason, message.
-    const bool not_found = m.kind == route::MatchKind::kNotFound;
-    const std::string reason = not_found ? "no_route" : "method_not_allowed";
-    const std::string message = not_found ? "no route for " + method + " " + path
-                                          : "method " + method + " not allowed here";
-    if (json) {
-      std::string o = "{\"status\":" + std::string(not_found ? "404" : "405") + ",\"method\":";
-      AppendJson(&o, method);
-      o += ",\"path\":";
-      AppendJson(&o, path);
-      o += ",\"host\":";
-      AppendJson(&o, host);
-      o += ",\"reason\":";
-      AppendJson(&o, reason);
-      o += ",\"message\":";
-      AppendJson(&o, message);
-      if (!not_found) {
-        o += ",\"allow\":";
-        AppendJson(&o, std::string(m.allow));
-      }
-      o += "}\n";
-      std::fputs(o.c_str(), stdout);
-    } else if (not_found) {
-      std::printf("404 Not Found (%s): %s\n", reason.c_str(), message.c_str());
-    } else {
-      std::printf("405 Method Not Allowed (%s): %s\nAllow: %.*s\n", reason.c_str(), message.c_str(),
-                  static_cast<int>(m.allow.size()), m.allow.data());
-    }
-    return kUserError;
-  }
-
-  const config::Route& r = snap.routes[m.target];
-  const config::Cluster& cl = snap.clusters[r.cluster];
-  if (json) {
-    std::string o = "{\"status\":200,\"method\":";
-    AppendJson(&o, method);
-    o += ",\"path\":";
-    AppendJson(&o, path);
-    o += ",\"host\":";
-    AppendJson(&o, host);
-    o += ",\"route\":{\"service\":";
-    AppendJson(&o, cl.name);
-    o += ",\"template\":";
-    AppendJson(&o, r.path_template);
-    o += ",\"methods\":";
-    AppendJson(&o, r.methods_text);
-    o += ",\"host\":";
-    AppendJson(&o, r.host);
-    o += ",\"where\":";
-    AppendJson(&o, r.where);
-    o += "},\"params\":{";
-    for (int i = 0; i < m.param_count; ++i) {
-      if (i > 0) o += ",";
-      AppendJson(&o, std::string(m.params[i].name));
-      o += ":";
-      AppendJson(&o, std::string(m.params[i].value));
-    }
-    o += "},\"policies\":{\"timeout_ms\":" + std::to_string(r.timeout_ms) +
-         ",\"retries\":" + std::to_string(cl.retries) +
-         ",\"breaker\":{\"failures\":" + std::to_string(cl.breaker.failures) +
-         ",\"open_for_ms\":" + std::to_string(cl.breaker.open_for_ms) + "},\"rate_limit\":";
-    AppendRateJson(&o, r.rate_limit);
-    o += ",\"auth\":";
-    AppendJson(&o, r.auth);
-    o += ",\"require\":{";
-    for (size_t i = 0; i < r.require.size(); ++i) {
-      if (i > 0) o += ",";
-      AppendJson(&o, r.require[i].first);
-      o += ":";
-      AppendJson(&o, r.require[i].second);
-    }
-    o += "}},\"endpoints\":[";
-    for (size_t i = 0; i < cl.endpoints.size(); ++i) {
-      if (i > 0) o += ",";
-      o += "{\"address\":";
-      AppendJson(&o, cl.endpoints[i].address);
-      o += ",\"resolved\":";
-      AppendJson(&o, ResolvedText(cl.endpoints[i]));
-      o += "}";
-    }
-    o += "]}\n";
+  const std::string message = "bad path (" + std::string(http::PathErrorRule(pe)) +
+                              "): " + std::string(http::PathErrorText(pe));
+  if (q->json) {
+    std::string o = "{\"status\":400,";
+    AppendQueryJson(&o, *q);
+    o += ",\"reason\":\"bad_path\",\"message\":";
+    AppendJsonString(&o, message);
+    o += "}\n";
     std::fputs(o.c_str(), stdout);
-    return kOk;
+  } else {
+    std::printf("400 Bad Request (bad_path): %s\n", message.c_str());
   }
+  *exit = kUserError;
+  return false;
+}
 
-  std::printf("%s %s%s%s → %s\n", method.c_str(), path.c_str(), host.empty() ? "" : " host ",
-              host.c_str(), cl.name.c_str());
+// The gateway's own answer when no route takes the request
+// (proxy/client.cc): status, x-hms-reason, message.
+int ExplainNoRoute(const ExplainQuery& q, const route::Match& m) {
+  const bool not_found = m.kind == route::MatchKind::kNotFound;
+  const std::string reason = not_found ? "no_route" : "method_not_allowed";
+  const std::string message = not_found ? "no route for " + q.method + " " + q.path
+                                        : "method " + q.method + " not allowed here";
+  if (q.json) {
+    std::string o = "{\"status\":" + std::string(not_found ? "404" : "405") + ",";
+    AppendQueryJson(&o, q);
+    o += ",\"reason\":";
+    AppendJsonString(&o, reason);
+    o += ",\"message\":";
+    AppendJsonString(&o, message);
+    if (!not_found) {
+      o += ",\"allow\":";
+      AppendJsonString(&o, m.allow);
+    }
+    o += "}\n";
+    std::fputs(o.c_str(), stdout);
+  } else if (not_found) {
+    std::printf("404 Not Found (%s): %s\n", reason.c_str(), message.c_str());
+  } else {
+    std::printf("405 Method Not Allowed (%s): %s\nAllow: %.*s\n", reason.c_str(), message.c_str(),
+                static_cast<int>(m.allow.size()), m.allow.data());
+  }
+  return kUserError;
+}
+
+// The route that takes the request, its parameters, policies and endpoints, as JSON.
+void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config::Route& r,
+                      const config::Cluster& cl) {
+  std::string o = "{\"status\":200,";
+  AppendQueryJson(&o, q);
+  o += ",\"route\":{\"service\":";
+  AppendJsonString(&o, cl.name);
+  o += ",\"template\":";
+  AppendJsonString(&o, r.path_template);
+  o += ",\"methods\":";
+  AppendJsonString(&o, r.methods_text);
+  o += ",\"host\":";
+  AppendJsonString(&o, r.host);
+  o += ",\"where\":";
+  AppendJsonString(&o, r.where);
+  o += "},\"params\":{";
+  for (int i = 0; i < m.param_count; ++i) {
+    if (i > 0) o += ",";
+    AppendJsonString(&o, m.params[i].name);
+    o += ":";
+    AppendJsonString(&o, m.params[i].value);
+  }
+  o += "},\"policies\":{\"timeout_ms\":" + std::to_string(r.timeout_ms) +
+       ",\"retries\":" + std::to_string(cl.retries) +
+       ",\"breaker\":{\"failures\":" + std::to_string(cl.breaker.failures) +
+       ",\"open_for_ms\":" + std::to_string(cl.breaker.open_for_ms) + "},\"rate_limit\":";
+  AppendRateJson(&o, r.rate_limit);
+  o += ",\"auth\":";
+  AppendJsonString(&o, r.auth);
+  o += ",\"require\":{";
+  for (size_t i = 0; i < r.require.size(); ++i) {
+    if (i > 0) o += ",";
+    AppendJsonString(&o, r.require[i].first);
+    o += ":";
+    AppendJsonString(&o, r.require[i].second);
+  }
+  o += "}},\"endpoints\":[";
+  for (size_t i = 0; i < cl.endpoints.size(); ++i) {
+    if (i > 0) o += ",";
+    o += "{\"address\":";
+    AppendJsonString(&o, cl.endpoints[i].address);
+    o += ",\"resolved\":";
+    AppendJsonString(&o, ResolvedText(cl.endpoints[i]));
+    o += "}";
+  }
+  o += "]}\n";
+  std::fputs(o.c_str(), stdout);
+}
+
+// The same, for a person.
+void PrintExplainText(const ExplainQuery& q, const route::Match& m, const config::Route& r,
+                      const config::Cluster& cl) {
+  std::printf("%s %s%s%s → %s\n", q.method.c_str(), q.path.c_str(), q.host.empty() ? "" : " host ",
+              q.host.c_str(), cl.name.c_str());
   std::printf("route       %s %s%s%s\n", r.methods_text.c_str(), r.path_template.c_str(),
               r.host.empty() ? "" : " host ", r.host.c_str());
   std::printf("where       %s\n", r.where.c_str());
@@ -986,7 +960,7 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   std::printf("require     %s\n", RequireText(r.require).c_str());
   if (cl.endpoints.empty()) {
     std::printf("endpoints   none: the gateway answers 503 no_endpoints\n");
-    return kOk;
+    return;
   }
   // client.cc picks the first endpoint round robin per core and moves to the
   // next one after a failed connect: this is the order from the first pick.
@@ -998,6 +972,43 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
     } else {
       std::printf("  %zu. %s (%s)\n", i + 1, cl.endpoints[i].address.c_str(), resolved.c_str());
     }
+  }
+}
+
+int Explain(const std::string& uri, const std::vector<std::string>& args) {
+  if (IsHelp(args)) return std::fputs(kExplainHelp, stdout), kOk;
+  ExplainQuery q;
+  if (int exit = kOk; !ParseExplain(args, &q, &exit)) return exit;
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
+  if (!store) return Fail(store.error().message);
+  Result<std::vector<control::StoredService>> list = (*store)->List();
+  if (!list) return Fail(list.error().message);
+  // As the gateway reads the store: a service that no longer loads is
+  // skipped, the others still serve; added endpoints follow the file's.
+  std::vector<std::string> problems;
+  const std::vector<config::ServiceConfig> services =
+      control::LoadStoredServices(list.value(), &problems);
+  for (const std::string& p : problems) {
+    std::fprintf(stderr, "hms-api: warning: skipping service %s (as the gateway would)\n",
+                 p.c_str());
+  }
+  config::Interner endpoint_ids, route_keys;
+  Result<std::unique_ptr<config::Snapshot>> compiled =
+      config::CompileSnapshot(config::DefaultGatewayConfig(), config::MeshConfig{}, services, 1,
+                              &endpoint_ids, &route_keys);
+  if (!compiled) {
+    return Fail("the store's services do not compile (a gateway keeps its last good config): " +
+                compiled.error().message);
+  }
+  const config::Snapshot& snap = **compiled;
+  const route::Match m = snap.table.Find(q.host, q.method, q.path);
+  if (m.kind != route::MatchKind::kFound) return ExplainNoRoute(q, m);
+  const config::Route& r = snap.routes[m.target];
+  const config::Cluster& cl = snap.clusters[r.cluster];
+  if (q.json) {
+    PrintExplainJson(q, m, r, cl);
+  } else {
+    PrintExplainText(q, m, r, cl);
   }
   return kOk;
 }
@@ -1160,12 +1171,9 @@ int Status(const std::vector<std::string>& args) {
       return Usage("unknown argument '" + args[i] + "'", kStatusHelp);
     }
   }
-  size_t colon = admin.rfind(':');
-  int port = colon == std::string::npos ? 0 : std::atoi(admin.c_str() + colon + 1);
-  if (port <= 0 || port > 65535) return Usage("--admin needs HOST:PORT", kStatusHelp);
-  std::string host = admin.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  control::HttpClient client({control::HttpTarget{host, static_cast<uint16_t>(port)}}, 3000);
+  const std::optional<config::HostPort> hp = config::ParseHostPort(admin);
+  if (!hp) return Usage("--admin needs HOST:PORT", kStatusHelp);
+  control::HttpClient client({control::HttpTarget{hp->host, hp->port}}, 3000);
   if (json) {
     std::string body;
     if (int rc = GetStatusBody(client, admin, &body); rc != kOk) return rc;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "hms/auth/jwt.h"
+#include "hms/common/json_escape.h"
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/admin_server.h"
@@ -109,18 +110,8 @@ std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* er
   g.last_listed = *listed;
   std::map<std::string, hms::config::ServiceConfig> good;
   for (const auto& s : *listed) {
-    const std::string source = s.source.empty() ? s.name : s.source;
-    auto parsed = hms::config::ParseServiceConfig(s.text, source);
-    std::string why;
-    if (!parsed.ok()) {
-      why = parsed.error().message;
-    } else if (parsed->service != s.name) {
-      // Published under the inner name, it would be a service `hms-api list`
-      // does not show, and the file's own name would serve nothing.
-      why = source + ":" + std::to_string(parsed->line) + ": service: '" + parsed->service +
-            "' is not the name it is stored under ('" + s.name +
-            "'): a store file's service name must match its file name";
-    }
+    auto parsed = hms::control::LoadStoredService(s);
+    const std::string why = parsed.ok() ? "" : parsed.error().message;
     if (!why.empty()) {
       auto last = g.last_good.find(s.name);
       std::string line = "service " + s.name + ": " + why +
@@ -132,8 +123,7 @@ std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* er
       parsed = last->second;
     }
     good[s.name] = *parsed;
-    for (const auto& ep : s.endpoints) parsed->endpoints.push_back(ep);
-    services.push_back(std::move(*parsed));
+    services.push_back(hms::control::WithStoredEndpoints(std::move(*parsed), s));
   }
   g.last_good = std::move(good);  // deregistered services are forgotten
   return services;
@@ -223,14 +213,7 @@ hms::obs::MetricsPageInput GatherMetrics(Gateway& g) {
   return in;
 }
 
-std::string JsonString(const std::string& s) {
-  std::string o = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') o += '\\';
-    if (static_cast<unsigned char>(ch) >= 0x20) o += ch;
-  }
-  return o + "\"";
-}
+using hms::JsonString;
 
 // The live summary `hms-api status` prints: per core, per route, breakers and
 // rate limits. Counts only: the CLI takes two samples for rates, dividing by

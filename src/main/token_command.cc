@@ -8,8 +8,8 @@
 
 #include "hms/auth/key_set.h"
 #include "hms/auth/mint.h"
+#include "hms/common/json_escape.h"
 #include "hms/config/config.h"
-#include "src/main/json_text.h"
 
 namespace hms {
 namespace {
@@ -109,18 +109,18 @@ int TokenCommand(const std::vector<std::string>& args) {
 
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   std::string claims = "{\"sub\":";
-  AppendJson(&claims, sub);
+  AppendJsonString(&claims, sub);
   if (!iss.empty()) {
     claims += ",\"iss\":";
-    AppendJson(&claims, iss);
+    AppendJsonString(&claims, iss);
   }
   if (!aud.empty()) {
     claims += ",\"aud\":";
-    AppendJson(&claims, aud);
+    AppendJsonString(&claims, aud);
   }
   if (!scope.empty()) {
     claims += ",\"scope\":";
-    AppendJson(&claims, scope);
+    AppendJsonString(&claims, scope);
   }
   claims += ",\"iat\":" + std::to_string(now) + ",\"exp\":" +
             std::to_string(now + static_cast<int64_t>(ttl_ms / 1000)) + "}";

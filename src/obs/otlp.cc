@@ -1,5 +1,7 @@
 #include "hms/obs/otlp.h"
 
+#include "hms/common/json_escape.h"
+
 #include <string_view>
 
 namespace hms::obs {
@@ -9,34 +11,6 @@ namespace {
 // Status.StatusCode STATUS_CODE_ERROR.
 constexpr int kSpanKindServer = 2;
 constexpr int kStatusCodeError = 2;
-
-// A JSON string's contents (RFC 8259 escapes), without the quotes.
-void AppendEscaped(std::string* o, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  // Runs that need no escape (nearly all text here) are appended whole: a
-  // byte at a time, encoding cost several times more.
-  size_t run = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const unsigned char ch = static_cast<unsigned char>(s[i]);
-    if (ch != '"' && ch != '\\' && ch >= 0x20) continue;
-    o->append(s.data() + run, i - run);
-    run = i + 1;
-    if (ch < 0x20) {
-      const char esc[6] = {'\\', 'u', '0', '0', kHex[ch >> 4], kHex[ch & 15]};
-      o->append(esc, 6);
-    } else {
-      const char esc[2] = {'\\', static_cast<char>(ch)};
-      o->append(esc, 2);
-    }
-  }
-  o->append(s.data() + run, s.size() - run);
-}
-
-void AppendJson(std::string* o, std::string_view s) {
-  o->push_back('"');
-  AppendEscaped(o, s);
-  o->push_back('"');
-}
 
 // Decimal digits of v, without a std::string per number.
 void AppendInt(std::string* o, int64_t v) {
@@ -60,7 +34,7 @@ class Attributes {
   void String(std::string_view key, std::string_view value) {
     Key(key);
     o_->append("{\"stringValue\":");
-    AppendJson(o_, value);
+    AppendJsonString(o_, value);
     o_->append("}}");
   }
   // AnyValue.int_value is an int64: a decimal string in the JSON mapping.
@@ -77,7 +51,7 @@ class Attributes {
     if (!first_) o_->push_back(',');
     first_ = false;
     o_->append("{\"key\":");
-    AppendJson(o_, key);
+    AppendJsonString(o_, key);
     o_->append(",\"value\":");
   }
   std::string* o_;
@@ -117,20 +91,20 @@ void AppendSpan(std::string* o, const SpanRecord& s) {
   const bool templated = s.listener == SpanListener::kEdge && !route.empty();
 
   o->append("{\"traceId\":");
-  AppendJson(o, std::string_view(s.trace_id, 32));
+  AppendJsonString(o, std::string_view(s.trace_id, 32));
   o->append(",\"spanId\":");
-  AppendJson(o, std::string_view(s.span_id, 16));
+  AppendJsonString(o, std::string_view(s.span_id, 16));
   if (s.parent_id[0] != '\0') {
     o->append(",\"parentSpanId\":");
-    AppendJson(o, std::string_view(s.parent_id, 16));
+    AppendJsonString(o, std::string_view(s.parent_id, 16));
   }
   // Span name: "{method} {http.route}", or the method alone (semantic
   // conventions, "HTTP server span name"; "HTTP" for an unknown method).
   o->append(",\"name\":\"");
-  AppendEscaped(o, known ? method : std::string_view("HTTP"));
+  AppendJsonEscaped(o, known ? method : std::string_view("HTTP"));
   if (templated) {
     o->push_back(' ');
-    AppendEscaped(o, route);
+    AppendJsonEscaped(o, route);
   }
   o->push_back('"');
   o->append(",\"kind\":");
@@ -197,7 +171,7 @@ void AppendSpan(std::string* o, const SpanRecord& s) {
     AppendInt(o, kStatusCodeError);
     if (!reason.empty()) {
       o->append(",\"message\":");
-      AppendJson(o, reason);
+      AppendJsonString(o, reason);
     }
     o->push_back('}');
   }
@@ -220,7 +194,7 @@ void EncodeOtlpTraces(const OtlpResource& resource, const SpanRecord* spans, siz
   o.append("},\"scopeSpans\":[{\"scope\":{\"name\":\"hms-gateway\"");
   if (!resource.service_version.empty()) {
     o.append(",\"version\":");
-    AppendJson(&o, resource.service_version);
+    AppendJsonString(&o, resource.service_version);
   }
   o.append("},\"spans\":[");
   for (size_t i = 0; i < n; ++i) {

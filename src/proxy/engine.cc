@@ -11,36 +11,12 @@
 #include <cstring>
 #include <thread>
 
+#include "hms/common/address.h"
 #include "src/proxy/listen_claim.h"
 #include "src/proxy/worker.h"
 
 namespace hms::proxy {
 namespace {
-
-// "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0".
-bool ParseAddress(const std::string& text, sockaddr_storage* ss, socklen_t* len) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos) return false;
-  std::string host = text.substr(0, colon);
-  int port = std::atoi(text.c_str() + colon + 1);
-  if (port < 0 || port > 65535) return false;
-  std::memset(ss, 0, sizeof *ss);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    auto* a = reinterpret_cast<sockaddr_in6*>(ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a->sin6_addr) != 1) return false;
-    *len = sizeof *a;
-    return true;
-  }
-  if (host == "localhost") host = "127.0.0.1";
-  auto* a = reinterpret_cast<sockaddr_in*>(ss);
-  a->sin_family = AF_INET;
-  a->sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &a->sin_addr) != 1) return false;
-  *len = sizeof *a;
-  return true;
-}
 
 int Listen(const sockaddr_storage& ss, socklen_t len) {
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -103,7 +79,7 @@ Result<bool> Engine::Bind(const config::GatewayConfig& config) {
   for (const std::string& address : addresses) {
     sockaddr_storage ss;
     socklen_t len;
-    if (!ParseAddress(address, &ss, &len)) {
+    if (!ParseNumericAddress(address, &ss, &len)) {
       return Error{"listener address '" + address + "' is not HOST:PORT", Side::kConfig};
     }
     // Port 0: the claim takes the port the kernel picks, and every core's

@@ -10,7 +10,9 @@
 #include <string_view>
 
 #include "hms/common/check.h"
+#include "hms/common/json_escape.h"
 #include "hms/http/parser.h"
+#include "hms/http/status_text.h"
 
 namespace hms::proxy {
 
@@ -55,18 +57,12 @@ class Writer {
     while (n > 0) C(tmp[--n]);
     return *this;
   }
-  // JSON string contents (without quotes), escaping per RFC 8259.
+  // JSON string contents (without quotes): hms/common/json_escape.h.
   Writer& Json(std::string_view s) noexcept {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (unsigned char ch : s) {
-      if (ch == '"' || ch == '\\') {
-        C('\\').C(static_cast<char>(ch));
-      } else if (ch < 0x20) {
-        S("\\u00").C(kHex[ch >> 4]).C(kHex[ch & 15]);
-      } else {
-        C(static_cast<char>(ch));
-      }
-    }
+    const size_t room = static_cast<size_t>(end_ - p_);
+    const size_t n = EscapeJson(s, p_, room);
+    overflow_ |= n > room;
+    p_ += n > room ? room : n;
     return *this;
   }
   size_t size() const noexcept { return static_cast<size_t>(p_ - begin_); }
@@ -130,24 +126,7 @@ class HopByHop {
   int options_ = 0;
 };
 
-inline std::string_view StatusText(int status) noexcept {
-  switch (status) {
-    case 100: return "Continue";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Error";
-  }
-}
+// Status lines the proxy writes itself take their phrase from the one table.
+using http::StatusText;
 
 }  // namespace hms::proxy

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "hms/common/check.h"
+#include "hms/http/char_class.h"
 
 namespace hms::route {
 namespace {
@@ -53,12 +54,6 @@ bool IsPchar(char c) {
     default:
       return false;
   }
-}
-
-// RFC 9110 §5.6.2 tchar.
-bool IsTchar(char c) {
-  if (IsAsciiAlnum(c)) return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
 }
 
 char ToLowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; }
@@ -443,7 +438,7 @@ std::string CheckMethods(const RouteSpec& spec, std::vector<std::string_view>* o
     if (m.empty()) return "empty method name";
     for (char c : m) {
       if (c >= 'a' && c <= 'z') return "method " + Quote(m) + " must be upper-case";
-      if (!IsTchar(c)) return "invalid character " + ShowChar(c) + " in method " + Quote(m);
+      if (!http::IsTokenChar(c)) return "invalid character " + ShowChar(c) + " in method " + Quote(m);
     }
     if (std::find(out->begin(), out->end(), m) == out->end()) out->push_back(m);
   }
@@ -454,6 +449,114 @@ std::string NormalizeHost(std::string_view host) {
   std::string h(StripPort(host));
   for (char& c : h) c = ToLowerAscii(c);
   return h;
+}
+
+// Walks (and grows) the build trie from `node` along a template's segments;
+// returns the node where the route ends. Parameter names go to `t->names`.
+uint32_t Descend(std::vector<BuildNode>* bnodes, uint32_t node, const std::vector<Segment>& segs,
+                 Tables* t, Tables::Route* route) {
+  for (const Segment& s : segs) {
+    uint32_t next = kNone;
+    switch (s.kind) {
+      case SegKind::kLiteral: {
+        auto it = (*bnodes)[node].literals.find(s.text);
+        if (it != (*bnodes)[node].literals.end()) next = it->second;
+        break;
+      }
+      case SegKind::kParam:
+        next = (*bnodes)[node].param;
+        break;
+      case SegKind::kCatchAll:
+        next = (*bnodes)[node].catch_all;
+        break;
+    }
+    if (next == kNone) {
+      next = static_cast<uint32_t>(bnodes->size());
+      bnodes->emplace_back();  // invalidates references into bnodes: index only
+      switch (s.kind) {
+        case SegKind::kLiteral:
+          (*bnodes)[node].literals.emplace(s.text, next);
+          break;
+        case SegKind::kParam:
+          (*bnodes)[node].param = next;
+          break;
+        case SegKind::kCatchAll:
+          (*bnodes)[node].catch_all = next;
+          break;
+      }
+    }
+    if (s.kind != SegKind::kLiteral) {
+      t->names.push_back(s.text);
+      route->names_count++;
+    }
+    node = next;
+  }
+  return node;
+}
+
+// Node `n`'s literal edges: a short list scanned in order, or slots in the
+// shared open-addressing table.
+void AddEdges(const BuildNode& b, uint32_t n, Tables* t) {
+  for (const auto& [key, child] : b.literals) {
+    KeyWords k = WordsOf(key);
+    Tables::Edge e;
+    e.w0 = k.w0;
+    e.w1 = k.w1;
+    e.key_len = static_cast<uint32_t>(key.size());
+    e.child = child;
+    e.parent = n;
+    if (key.size() > 16) {
+      e.long_key = static_cast<uint32_t>(t->long_keys.size());
+      t->long_keys.push_back(key.data());
+    }
+    if (b.literals.size() <= Tables::kLinearEdges) {
+      t->small_edges.push_back(e);
+      continue;
+    }
+    uint64_t i = HashEdge(n, key, k) & t->edge_mask;
+    while (t->edges[i].child != kNone) i = (i + 1) & t->edge_mask;
+    t->edges[i] = e;
+  }
+}
+
+// The method dispatch of a node where routes end, and its Allow text.
+void AddDispatch(const BuildNode& b, const std::vector<RouteInfo>& infos, Tables::Node* out,
+                 Tables* t) {
+  // Explicit methods first, then HEAD answered by the GET route unless some
+  // route lists HEAD itself: TryRoutes takes the first entry that matches.
+  out->disp_begin = static_cast<uint32_t>(t->dispatch.size());
+  bool has_get = false, has_head = false;
+  uint32_t get_route = kNone;
+  std::set<std::string_view> allow;
+  for (uint32_t r : b.routes) {
+    if (infos[r].methods.empty()) {
+      out->any_route = r;
+      continue;
+    }
+    for (std::string_view m : infos[r].methods) {
+      t->dispatch.push_back(Tables::Dispatch{m, r});
+      allow.insert(m);
+      if (m == "GET") {
+        has_get = true;
+        get_route = r;
+      }
+      if (m == "HEAD") has_head = true;
+    }
+  }
+  if (has_get && !has_head) {
+    t->dispatch.push_back(Tables::Dispatch{"HEAD", get_route});
+    allow.insert("HEAD");
+  }
+  out->disp_count = static_cast<uint32_t>(t->dispatch.size()) - out->disp_begin;
+  if (out->any_route == kNone) {
+    std::string s;
+    for (std::string_view m : allow) {
+      if (!s.empty()) s += ", ";
+      s += m;
+    }
+    out->allow = static_cast<uint32_t>(t->allow_strings.size());
+    t->allow_strings.push_back(std::move(s));
+  }
 }
 
 }  // namespace
@@ -519,42 +622,7 @@ Result<RouteTable> RouteTable::Build(std::vector<RouteSpec> routes) {
 
     Tables::Route route{spec.target, spec.path_template, static_cast<uint32_t>(impl->names.size()),
                       0};
-    for (const Segment& s : segs) {
-      uint32_t next = kNone;
-      switch (s.kind) {
-        case SegKind::kLiteral: {
-          auto it = bnodes[node].literals.find(s.text);
-          if (it != bnodes[node].literals.end()) next = it->second;
-          break;
-        }
-        case SegKind::kParam:
-          next = bnodes[node].param;
-          break;
-        case SegKind::kCatchAll:
-          next = bnodes[node].catch_all;
-          break;
-      }
-      if (next == kNone) {
-        next = static_cast<uint32_t>(bnodes.size());
-        bnodes.emplace_back();  // invalidates references into bnodes: index only
-        switch (s.kind) {
-          case SegKind::kLiteral:
-            bnodes[node].literals.emplace(s.text, next);
-            break;
-          case SegKind::kParam:
-            bnodes[node].param = next;
-            break;
-          case SegKind::kCatchAll:
-            bnodes[node].catch_all = next;
-            break;
-        }
-      }
-      if (s.kind != SegKind::kLiteral) {
-        impl->names.push_back(s.text);
-        route.names_count++;
-      }
-      node = next;
-    }
+    node = Descend(&bnodes, node, segs, impl.get(), &route);
 
     for (uint32_t earlier : bnodes[node].routes) {
       if (MethodsOverlap(infos[earlier], info)) {
@@ -586,63 +654,8 @@ Result<RouteTable> RouteTable::Build(std::vector<RouteSpec> routes) {
     out.literal_begin = static_cast<uint32_t>(impl->small_edges.size());
     out.param = b.param;
     out.catch_all = b.catch_all;
-    for (const auto& [key, child] : b.literals) {
-      KeyWords k = WordsOf(key);
-      Tables::Edge e;
-      e.w0 = k.w0;
-      e.w1 = k.w1;
-      e.key_len = static_cast<uint32_t>(key.size());
-      e.child = child;
-      e.parent = n;
-      if (key.size() > 16) {
-        e.long_key = static_cast<uint32_t>(impl->long_keys.size());
-        impl->long_keys.push_back(key.data());
-      }
-      if (b.literals.size() <= Tables::kLinearEdges) {
-        impl->small_edges.push_back(e);
-        continue;
-      }
-      uint64_t i = HashEdge(n, key, k) & impl->edge_mask;
-      while (impl->edges[i].child != kNone) i = (i + 1) & impl->edge_mask;
-      impl->edges[i] = e;
-    }
-    if (b.routes.empty()) continue;
-
-    // Explicit methods first, then HEAD answered by the GET route unless some
-    // route lists HEAD itself: TryRoutes takes the first entry that matches.
-    out.disp_begin = static_cast<uint32_t>(impl->dispatch.size());
-    bool has_get = false, has_head = false;
-    uint32_t get_route = kNone;
-    std::set<std::string_view> allow;
-    for (uint32_t r : b.routes) {
-      if (infos[r].methods.empty()) {
-        out.any_route = r;
-        continue;
-      }
-      for (std::string_view m : infos[r].methods) {
-        impl->dispatch.push_back(Tables::Dispatch{m, r});
-        allow.insert(m);
-        if (m == "GET") {
-          has_get = true;
-          get_route = r;
-        }
-        if (m == "HEAD") has_head = true;
-      }
-    }
-    if (has_get && !has_head) {
-      impl->dispatch.push_back(Tables::Dispatch{"HEAD", get_route});
-      allow.insert("HEAD");
-    }
-    out.disp_count = static_cast<uint32_t>(impl->dispatch.size()) - out.disp_begin;
-    if (out.any_route == kNone) {
-      std::string s;
-      for (std::string_view m : allow) {
-        if (!s.empty()) s += ", ";
-        s += m;
-      }
-      out.allow = static_cast<uint32_t>(impl->allow_strings.size());
-      impl->allow_strings.push_back(std::move(s));
-    }
+    AddEdges(b, n, impl.get());
+    if (!b.routes.empty()) AddDispatch(b, infos, &out, impl.get());
   }
   impl->hosts.assign(host_roots.begin(), host_roots.end());
 

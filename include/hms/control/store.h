@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hms/common/result.h"
+#include "hms/config/config.h"
 
 namespace hms::control {
 
@@ -100,6 +101,24 @@ class Store {
 // The checks every store makes before writing a registration: valid and
 // distinct service names, non-empty route files, at least one service.
 Result<bool> CheckRegistration(const std::vector<StoredService>& services);
+
+// A stored service as every reader of the store loads it (the gateway's
+// reloads and each hms-api command that reads services): its text parsed
+// (errors name source:line), and its `service:` the name it is stored under
+// (published under another name it would be a service `hms-api list` does
+// not show, and the file's own name would serve nothing). The endpoints added
+// through the store are left to the caller (WithStoredEndpoints): a gateway
+// keeps a service's last good file and adds today's endpoints to it.
+Result<config::ServiceConfig> LoadStoredService(const StoredService& s);
+
+// `c` with the endpoints added through the store after the file's own.
+config::ServiceConfig WithStoredEndpoints(config::ServiceConfig c, const StoredService& s);
+
+// Every stored service that loads, with its stored endpoints, in the store's
+// order: what a gateway that has no earlier version of them serves.
+// `problems` gets "NAME: why" for each one that does not load.
+std::vector<config::ServiceConfig> LoadStoredServices(const std::vector<StoredService>& stored,
+                                                      std::vector<std::string>* problems);
 
 // The default store URI: $HMS_STORE if set, else "file:/var/lib/hms" when
 // that is writable (root), else "file:$HOME/.local/state/hms".

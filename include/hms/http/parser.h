@@ -1,4 +1,4 @@
-// Incremental, in-place HTTP/1.1 head parser for requests and responses, strict
+// Stateless, in-place HTTP/1.1 head parser for requests and responses, strict
 // where RFC 9112 matters for a proxy's safety (DESIGN §6).
 //
 // The parser never copies: names, values, method and target are views into the

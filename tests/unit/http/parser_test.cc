@@ -1,6 +1,7 @@
 // Unit tests of the HTTP/1.1 head parser: one named case per rule of
-// RFC 9112 / DESIGN §6, split-point sweeps for incremental parsing, and a
-// seeded mutation sweep checking that prefixes never disagree with the whole.
+// RFC 9112 / DESIGN §6, split-point sweeps for heads that arrive in pieces
+// (the caller re-parses from the start), and a seeded mutation sweep
+// checking that prefixes never disagree with the whole.
 #include <gtest/gtest.h>
 
 #include <cstring>

@@ -46,7 +46,7 @@ TEST(Writer, OverflowAtTheLastByte) {
       {"S", [](Writer& w) { w.S("abcdef"); }, 6},
       {"C", [](Writer& w) { w.C('a').C('b').C('c'); }, 3},
       {"U", [](Writer& w) { w.U(1234567); }, 7},
-      {"Json", [](Writer& w) { w.Json("a\n"); }, 7},  // a \u000a
+      {"Json", [](Writer& w) { w.Json("a\x01"); }, 7},  // a \u0001
   };
   for (const Case& c : cases) {
     char buf[16];
@@ -65,7 +65,7 @@ TEST(Writer, EscapesJsonPerRfc8259) {
   char buf[128];
   Writer w(buf, sizeof buf);
   w.Json("a\"b\\c\n\x01/é");
-  EXPECT_EQ(Written(w, buf), "a\\\"b\\\\c\\u000a\\u0001/é");
+  EXPECT_EQ(Written(w, buf), "a\\\"b\\\\c\\n\\u0001/é");
 }
 
 TEST(HopByHop, DropsTheFixedSet) {
@@ -139,7 +139,7 @@ TEST(StatusText, KnowsEveryLocalAnswer) {
   for (int s : {400, 401, 403, 404, 405, 408, 413, 429, 431, 502, 503, 504}) {
     EXPECT_NE(StatusText(s), "Error") << s;
   }
-  EXPECT_EQ(StatusText(599), "Error");
+  EXPECT_EQ(StatusText(599), "Server Error");  // an unlisted code: its class's phrase
 }
 
 }  // namespace

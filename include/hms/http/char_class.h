@@ -1,6 +1,8 @@
-// Byte classes of RFC 9110 §5.6 and RFC 3986 shared by the head parser and the
-// chunked decoder. Internal to src/http; the lookups are constexpr tables so the
-// scalar loops cost one load per byte.
+// Byte classes of RFC 9110 §5.6 and RFC 3986: the one table of them, shared by
+// the head parser, the chunked decoder and the path normalizer (src/http), and
+// through IsTokenChar / IsToken by the config and route checks of methods and
+// field names. The lookups are constexpr tables, so the scalar loops cost one
+// load per byte. Pure; any thread.
 #pragma once
 
 #include <array>
@@ -58,3 +60,16 @@ inline int HexValue(char c) noexcept {
 }
 
 }  // namespace hms::http::internal
+
+namespace hms::http {
+
+// RFC 9110 §5.6.2: tchar, and token = 1*tchar (methods, field names).
+inline bool IsTokenChar(char c) noexcept { return internal::IsTchar(c); }
+inline bool IsToken(std::string_view s) noexcept {
+  for (char c : s) {
+    if (!IsTokenChar(c)) return false;
+  }
+  return !s.empty();
+}
+
+}  // namespace hms::http
