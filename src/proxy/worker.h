@@ -39,10 +39,13 @@
 #include "hms/policy/backoff.h"
 #include "hms/policy/fault.h"
 #include "hms/policy/rate_limit.h"
+#include "hms/policy/retry.h"
 #include "hms/policy/retry_budget.h"
 #include "hms/tls/session.h"
 
 namespace hms::proxy {
+
+class HopByHop;
 
 inline constexpr uint32_t kNone = 0xffffffffu;
 // Bytes queued toward one peer before we stop reading from the other side:
@@ -365,10 +368,29 @@ class Worker {
   void PumpClient(uint32_t slot);
   int64_t ConsumeClient(uint32_t slot, const char* p, size_t n);
   int64_t StartExchange(uint32_t slot, size_t head_len);
+  // The steps of StartExchange. Each that may refuse returns kNone or the
+  // fault, with the answer in refusal_ (Refuse); AnswerRefusal sends it.
+  struct RouteChoice {
+    uint32_t target = 0;             // index into the snapshot's routes
+    std::string_view origin;         // the request-target sent upstream
+    std::string_view egress_to;      // egress: the service, sent as Host
+    std::string_view peer_id;        // the caller's verified identity (mTLS), else empty
+  };
+  void BeginExchange(uint32_t slot, size_t head_len);
+  policy::Fault ResolveRoute(uint32_t slot, RouteChoice* choice);
+  policy::Fault Admit(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop);
+  policy::Fault AdmitRate(uint32_t slot, uint32_t target);
+  bool WriteUpstreamHead(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop);
+  void SetDeadline(Exchange& ex, uint64_t timeout_ms, std::string_view caller_ms);
+  policy::Fault Refuse(policy::Fault fault, std::string_view detail = {});
+  void AnswerRefusal(uint32_t slot);
   int64_t ForwardRequestBody(uint32_t slot, const char* p, size_t n);
   void FinishExchange(uint32_t slot);
-  void LocalResponse(uint32_t slot, int status, const char* reason, const char* message,
-                     bool close, const char* extra_header = nullptr);
+  // Answers the exchange from the fault table (policy::AnswerFor): status,
+  // x-hms-reason, a JSON body naming the rule; `extra_header` holds whole
+  // "name: value\r\n" fields.
+  void LocalResponse(uint32_t slot, const policy::Answer& answer, bool close,
+                     const char* extra_header = nullptr);
   // graceful: flush the queue and linger first; else close at once.
   void CloseClient(uint32_t slot, bool graceful);
   void EndExchange(uint32_t slot);
@@ -378,7 +400,7 @@ class Worker {
   // Applies the field-name rules (underscores_in_headers) to the request head
   // in req_: counts and notes the fields that will not go upstream, or
   // answers 400 under `reject`. False when the request was answered.
-  bool JudgeFieldNames(uint32_t slot);
+  policy::Fault JudgeFieldNames(uint32_t slot);
   // A sidecar's inbound caller: its identity is in the service's allow_from
   // (an empty list admits any identity the mesh CA vouches for).
   static bool PeerAllowed(const config::Cluster& local, std::string_view identity);
@@ -387,9 +409,9 @@ class Worker {
   // core's ring (or counts it dropped when the ring is full).
   void StartSpan(Exchange& ex, const http::RequestHead& r);
   void RecordSpan(const Client& c);
-  // JWT validation for routes with auth required/optional. False when the
-  // request was answered (401/403).
-  bool Authenticate(uint32_t slot, const config::Snapshot& snap, const config::Route& route);
+  // JWT validation for routes with auth required/optional: kNone, or
+  // kJwtRejected with the refusal (401/403, WWW-Authenticate) in refusal_.
+  policy::Fault Authenticate(const config::Snapshot& snap, const config::Route& route);
   // The egress route a request names (by Host, else by its path's first
   // segment), the request-target to send upstream and the service's name.
   // False when it names no service.
@@ -407,7 +429,13 @@ class Worker {
   // left after the backoff, the retry budget), counts it and arms the
   // backoff; the attempt starts when it expires. The caller has detached (or
   // will detach) the failed attempt's upstream.
-  bool ScheduleRetry(uint32_t slot, policy::Fault fault);
+  // The rules are policy::DecideRetry's; this gathers its input and carries
+  // out the decision: a transparent retry starts at once, a policy retry
+  // (if the retry budget allows) arms the backoff. `stale_pooled`: the
+  // attempt ran on a pooled connection that gave no byte of an answer.
+  bool ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled = false);
+  // The service's breaker is not closed (open or half-open).
+  bool BreakerOpen(const Exchange& ex);
   // Tells the endpoint of the current attempt how it went (outlier ejection),
   // by the same table as the breaker.
   void ReportEndpoint(const Exchange& ex, policy::Fault fault);
@@ -427,7 +455,7 @@ class Worker {
   uint64_t Random() noexcept;
   // Appends the RateLimit-* fields of a rate-limited route's decision.
   static void WriteRateFields(class Writer& w, const policy::RateDecision& d);
-  void RejectRequest(uint32_t slot, int status, const char* reason, const char* message);
+  void RejectRequest(uint32_t slot, const policy::Answer& answer);
   void MaybeFreeClient(uint32_t slot);
   // Lists the connection for this pass's flush (once).
   void MarkDirty(Client& c, uint32_t slot);
@@ -448,10 +476,16 @@ class Worker {
   void OnUpstreamSent(uint32_t up, int res);
   void PumpUpstream(uint32_t up);
   int64_t ConsumeUpstream(uint32_t up, const char* p, size_t n);
+  // Reserves and writes the client's response head from resp_; the bytes
+  // written (to commit), or 0 when it does not fit a block.
+  size_t WriteResponseHead(Client& c, const HopByHop& hop_by_hop, bool dechunk, bool close);
   int64_t ForwardResponseBody(uint32_t up, Client& c, const char* p, size_t n);
   // The attempt on `up` failed before a usable response: retry elsewhere when
-  // allowed, else answer the client with `status`/`reason`.
-  void UpstreamFailed(uint32_t up, int status, const char* reason, const char* message);
+  // allowed, else answer the client with `answer`'s row (its message replaced
+  // by `detail` when given). Breaker, ejection and retries classify the
+  // failure by the connection's state: a connect (or handshake) that failed,
+  // else a reset.
+  void UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view detail = {});
   void ReleaseUpstream(uint32_t up, bool reusable);
   void CloseUpstream(uint32_t up);
   void MaybeFreeUpstream(uint32_t up);
@@ -489,6 +523,15 @@ class Worker {
   size_t path_scratch_size_ = 0;
   http::PathOptions path_options_;   // gateway.yaml `paths:`
   http::ResponseHead resp_;
+  // Scratch: the answer to the request being refused (one at a time; the
+  // answer's message and token may point into it).
+  struct Refusal {
+    policy::Answer answer{};
+    bool close = false;  // close after the answer even when the connection could go on
+    char detail[200];
+    char reason[48];
+    char fields[512];    // whole extra header fields; "" for none
+  } refusal_;
 
   uint32_t index_;
   uint32_t cores_;
