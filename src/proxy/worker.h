@@ -42,15 +42,12 @@
 #include "hms/policy/retry.h"
 #include "hms/policy/retry_budget.h"
 #include "hms/tls/session.h"
+#include "src/proxy/connection.h"
 
 namespace hms::proxy {
 
 class HopByHop;
 
-inline constexpr uint32_t kNone = 0xffffffffu;
-// Bytes queued toward one peer before we stop reading from the other side:
-// bounds a connection's memory whatever the peers' speeds.
-inline constexpr size_t kMaxQueued = 256 * 1024;
 // After a response that ends the connection we half-close and read (and drop)
 // what the client still sends for this long, so a reset does not destroy the
 // response in flight (the lingering close of nginx and Apache).
@@ -83,19 +80,6 @@ inline constexpr size_t kTimeoutDigits = 10;
 struct SnapshotHold {
   config::Snapshot* snapshot = nullptr;
   uint32_t inflight = 0;
-};
-
-// Received bytes not yet consumed: first a contiguous block (partial heads and
-// leftovers), then provided buffers kept out of the kernel's ring while the
-// connection cannot take them (back-pressure; the recv is cancelled meanwhile).
-struct Input {
-  core::Block* block = nullptr;
-  uint32_t held_head = kNone;  // buffer ids, linked through Worker::held_next_
-  uint32_t held_tail = kNone;
-  uint32_t held_off = 0;       // bytes of the head buffer already consumed
-  bool empty() const noexcept {
-    return held_head == kNone && (block == nullptr || block->begin == block->end);
-  }
 };
 
 // What a listener is for: the edge gateway's routes, or a sidecar's inbound
@@ -191,21 +175,14 @@ struct Exchange {
   policy::RateDecision rate{};
 };
 
-struct Client {
+struct Client : Connection {
   enum class State : uint8_t { kFree, kHead, kBody, kAwaitResponse, kClosing };
   // How a closing connection goes: send what is queued, then half-close and
   // read-and-drop for a moment (so a reset does not destroy the response),
   // then close for good once no operation is in flight.
   enum class Phase : uint8_t { kOpen, kFlush, kLinger, kHard };
-  uint32_t gen = 0;
-  int fd = -1;
   State state = State::kFree;
   Phase phase = Phase::kOpen;
-  Input in;
-  core::ByteQueue out;
-  uint8_t ops = 0;            // operations in flight (recv, send, watch): the slot is freed at zero
-  bool recv_armed = false;
-  bool send_inflight = false;
   // While the connection is open but not reading (input held, or the peer's
   // FIN read with an exchange still running), a poll for POLLERR|POLLHUP
   // watches for the peer's reset, so a client that resets frees at once what
@@ -213,50 +190,25 @@ struct Client {
   bool watch_armed = false;
   bool watch_cancelling = false;
   bool close_after_flush = false;
-  bool dirty = false;         // listed for this pass's flush
-  bool paused = false;        // input full: recv cancelled until consumed
   bool eof = false;
   uint16_t listener = 0;
   uint8_t peer_len = 0;
   char peer[46];              // client IP as text, for X-Forwarded-For
-  int32_t zc_res = 0;    // a SEND_ZC's result, kept until its notification
   core::Timer timer;     // idle, header and linger timeouts
   core::Timer ex_timer;  // the exchange's deadline
-  msghdr msg{};
-  iovec iov[8];
   Exchange ex;
   core::ByteQueue replay;  // the request body forwarded so far (Exchange::replayable)
-  // TLS listener (docs/tls.md): the session, else null. `in` and `out` then
-  // carry plaintext; received ciphertext waits in `cipher_in` until the
-  // session decrypts it into `in`, and `out` is sealed into `cipher_out`
-  // when the connection is flushed.
-  std::unique_ptr<tls::Session> tls;
-  Input cipher_in;
-  core::ByteQueue cipher_out;
-  bool sniffed = false;  // the connection's first byte was looked at (plain HTTP?)
-  // What goes to the socket next, and everything queued toward the peer.
-  core::ByteQueue& wire() { return tls ? cipher_out : out; }
-  size_t queued() const { return out.size() + cipher_out.size(); }
+  bool sniffed = false;  // a TLS listener's first byte was looked at (plain HTTP?)
 };
 
-struct Upstream {
+struct Upstream : Connection {
   enum class State : uint8_t { kFree, kConnecting, kBusy, kIdle, kClosing };
-  uint32_t gen = 0;
-  int fd = -1;
   State state = State::kFree;
   uint32_t endpoint_id = 0;
   uint32_t client = kNone;  // the client slot whose exchange uses it
-  Input in;
-  core::ByteQueue out;
-  uint8_t ops = 0;
-  bool recv_armed = false;
-  bool send_inflight = false;
   bool connect_inflight = false;
-  bool dirty = false;
-  bool paused = false;
   bool reused = false;      // came from the idle pool
   bool got_bytes = false;   // a response byte arrived for the current exchange
-  int32_t zc_res = 0;
   // Pipelining (upstream_pipeline_depth > 1): `client` is the exchange whose
   // response is being read; `waiting` are those whose requests went out after
   // it, answered in that order. kNone marks one whose client left meanwhile.
@@ -269,17 +221,10 @@ struct Upstream {
   uint32_t pool_next = kNone;
   uint32_t pool_prev = kNone;
   core::Timer timer;
-  msghdr msg{};
-  iovec iov[8];
-  // mTLS to a mesh endpoint (docs/tls.md), as on Client. The request waits
-  // in `out` until the handshake is done.
+  // mTLS to a mesh endpoint (docs/tls.md): the request waits in `out` until
+  // the handshake is done.
   bool mtls = false;        // the endpoint takes mTLS only
   bool tls_saved = false;   // this connection's session was kept for the next one
-  std::unique_ptr<tls::Session> tls;
-  Input cipher_in;
-  core::ByteQueue cipher_out;
-  core::ByteQueue& wire() { return tls ? cipher_out : out; }
-  size_t queued() const { return out.size() + cipher_out.size(); }
 };
 
 class Worker {
