@@ -12,6 +12,7 @@
 
 #include "hms/common/check.h"
 #include "hms/http/field_names.h"
+#include "src/proxy/head_rewrite.h"
 #include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
 
@@ -837,11 +838,6 @@ bool Worker::EndAbandonedUpload(uint32_t slot) {
   LocalResponse(slot, policy::AnswerFor(policy::Fault::kBodyIncomplete), true);
   FinishExchange(slot);
   return true;
-}
-
-void Worker::WriteRateFields(Writer& w, const policy::RateDecision& d) {
-  w.S("ratelimit-limit: ").U(d.limit).S("\r\nratelimit-remaining: ").U(d.remaining);
-  w.S("\r\nratelimit-reset: ").U(d.reset_s).S("\r\n");
 }
 
 // Answers a request that never became an exchange (bad framing, header

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "hms/common/check.h"
+#include "src/proxy/head_rewrite.h"
 #include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
 
@@ -289,41 +290,17 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
 // end-to-end fields, ours. Reserved in the client's queue, committed by the
 // caller; 0 when it does not fit a block.
 size_t Worker::WriteResponseHead(Client& c, const HopByHop& hop_by_hop, bool dechunk, bool close) {
-  const http::ResponseHead& r = resp_;
   const Exchange& ex = c.ex;
+  ResponseHeadFields f;
+  f.trace_id = ex.trace.external_len > 0
+                   ? std::string_view(ex.trace.external_id, ex.trace.external_len)
+                   : std::string_view(ex.trace.trace_id, 32);
+  f.rate = ex.rate_limited_route ? &ex.rate : nullptr;
+  f.dechunk = dechunk;
+  f.close = close;
+  f.client_version_minor = ex.version_minor;
   char* dst = c.out.Reserve(&blocks_, blocks_.block_size());
-  Writer w(dst, blocks_.block_size());
-  w.S("HTTP/1.1 ").U(r.status).C(' ').S(r.reason).S("\r\n");
-  for (int i = 0; i < r.header_count; ++i) {
-    const http::Header& h = r.headers[i];
-    // Identical repeated Content-Length fields were folded by the parser: one
-    // goes out (for bodiless answers, such as to HEAD, they pass as sent).
-    if (hop_by_hop(i) || http::EqualsIgnoreCase(h.name, "x-trace-id") ||
-        (r.body == http::BodyKind::kContentLength &&
-         http::EqualsIgnoreCase(h.name, "content-length"))) {
-      continue;
-    }
-    w.S(h.name).S(": ").S(h.value).S("\r\n");
-  }
-  if (r.body == http::BodyKind::kChunked && !dechunk) w.S("transfer-encoding: chunked\r\n");
-  if (r.body == http::BodyKind::kContentLength) {
-    w.S("content-length: ").U(r.content_length).S("\r\n");
-  }
-  w.S("x-trace-id: ");
-  if (ex.trace.external_len > 0) {
-    w.S(std::string_view(ex.trace.external_id, ex.trace.external_len));
-  } else {
-    w.S(std::string_view(ex.trace.trace_id, 32));
-  }
-  w.S("\r\n");
-  if (ex.rate_limited_route) WriteRateFields(w, ex.rate);
-  if (close) {
-    w.S("connection: close\r\n");
-  } else if (ex.version_minor == 0) {
-    w.S("connection: keep-alive\r\n");
-  }
-  w.S("\r\n");
-  return w.overflow() ? 0 : w.size();
+  return RewriteResponseHead(resp_, hop_by_hop, f, dst, blocks_.block_size());
 }
 
 int64_t Worker::ForwardResponseBody(uint32_t up, Client& c, const char* p, size_t n) {

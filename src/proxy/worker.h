@@ -398,8 +398,6 @@ class Worker {
   // busy of two random endpoints, by this core's connections in use).
   uint32_t PickEndpoint(uint32_t cluster_index, const config::Cluster& cluster);
   uint64_t Random() noexcept;
-  // Appends the RateLimit-* fields of a rate-limited route's decision.
-  static void WriteRateFields(class Writer& w, const policy::RateDecision& d);
   void RejectRequest(uint32_t slot, const policy::Answer& answer);
   void MaybeFreeClient(uint32_t slot);
   // Lists the connection for this pass's flush (once).
