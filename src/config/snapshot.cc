@@ -81,6 +81,27 @@ void AppendRateLimit(std::string* out, const std::optional<RateLimit>& rl) {
   *out += "}";
 }
 
+// Turns the route's `auth` and rate-limit `per` (validated when the files
+// were read) into the enums the request path switches on.
+void DecideRequestRules(Route* r) {
+  // Anything but "none" and "optional" checks tokens: a rule misread fails closed.
+  r->auth_mode = r->auth == "none"       ? AuthMode::kNone
+                 : r->auth == "optional" ? AuthMode::kOptional
+                                         : AuthMode::kRequired;
+  r->rate_key = RateKey::kRoute;
+  r->rate_header.clear();
+  if (!r->rate_limit) return;
+  const std::string& per = r->rate_limit->per;
+  if (per == "client_ip") {
+    r->rate_key = RateKey::kClientIp;
+  } else if (per == "jwt_sub") {
+    r->rate_key = RateKey::kJwtSub;
+  } else if (per.size() > 7 && per.compare(0, 7, "header:") == 0) {
+    r->rate_key = RateKey::kHeader;
+    r->rate_header = per.substr(7);
+  }
+}
+
 // A sidecar's routes: inbound to the local service, egress to every service
 // (Snapshot::inbound_route, Snapshot::egress). Their keys read
 // "SERVICE|*||(inbound)" and "SERVICE|*||(egress)", so metrics label them
@@ -95,6 +116,7 @@ Result<bool> AddSidecarRoutes(const GatewayConfig& gateway, const MeshConfig& me
     r.methods_text = "*";
     r.timeout_ms = timeout_ms;
     r.auth = "none";  // callers inside the mesh are admitted by mTLS identity, not JWT
+    DecideRequestRules(&r);
     r.where = gateway.source + ": sidecar " + kind;
     r.key = route_keys->Intern(service + "|*||" + kind);
     snap->routes.push_back(std::move(r));
@@ -216,6 +238,7 @@ Result<std::unique_ptr<Snapshot>> CompileSnapshot(const GatewayConfig& gateway,
       r.require = rc.require;
       r.rate_limit = rc.rate_limit ? rc.rate_limit : cl.rate_limit;
       r.where = Where(s.source, rc.line);
+      DecideRequestRules(&r);
       // Stable across reloads while the service keeps this route, so per-core
       // buckets and metrics carry over (DESIGN §4).
       r.key = route_keys->Intern(s.service + "|" + r.methods_text + "|" + r.host + "|" +

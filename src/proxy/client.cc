@@ -12,6 +12,7 @@
 
 #include "hms/common/check.h"
 #include "hms/http/field_names.h"
+#include "src/proxy/head_rewrite.h"
 #include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
 
@@ -212,11 +213,13 @@ int64_t Worker::ConsumeClient(uint32_t slot, const char* p, size_t n) {
         char msg[96];
         std::snprintf(msg, sizeof msg, "malformed request: %.*s", static_cast<int>(reason.size()),
                       reason.data());
-        char token[48];
-        std::snprintf(token, sizeof token, "%.*s", static_cast<int>(reason.size()), reason.data());
+        // The parser's error refines the row: its status and its token.
+        policy::Answer a = policy::AnswerFor(policy::Fault::kMalformedRequest, msg);
+        a.status = static_cast<uint16_t>(http::ParseErrorStatus(req_.error));
+        a.reason = reason;
         // After a framing error no byte of this connection can be trusted as
         // the start of another request (DESIGN §6): answer and close.
-        RejectRequest(slot, http::ParseErrorStatus(req_.error), token, msg);
+        RejectRequest(slot, a);
         return static_cast<int64_t>(n);
       }
       return StartExchange(slot, static_cast<size_t>(rc));
@@ -232,7 +235,41 @@ int64_t Worker::ConsumeClient(uint32_t slot, const char* p, size_t n) {
   return kBlocked;
 }
 
+// A request head arrived: the exchange begins (BeginExchange), finds its
+// route (ResolveRoute), passes the stamps (Admit), and its upstream head is
+// written (WriteUpstreamHead) before an upstream connection is attached. A
+// step that refuses returns the fault; the answer is written in one place
+// (AnswerRefusal).
 int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  BeginExchange(slot, head_len);
+  RouteChoice choice;
+  policy::Fault fault = ResolveRoute(slot, &choice);
+  // The caller's fields that never go upstream are decided here, before any
+  // stamp spends a token or a breaker probe on a request that may be refused.
+  HopByHop hop_by_hop(req_.headers, req_.header_count);
+  if (fault == policy::Fault::kNone) fault = Admit(slot, choice, hop_by_hop);
+  if (fault == policy::Fault::kNone && !WriteUpstreamHead(slot, choice, hop_by_hop)) {
+    // The head with our fields outgrew its block (kHeadRoom past
+    // max_header_bytes): only an outsized caller identity gets here today.
+    // Refused whole; a cut head would reach the upstream as another message.
+    fault = Refuse(policy::Fault::kHeaderTooLarge);
+  }
+  if (fault != policy::Fault::kNone) {
+    AnswerRefusal(slot);
+    return static_cast<int64_t>(head_len);
+  }
+  if (req_.expect_continue && !ex.req_done) {
+    c.out.Append(&blocks_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  }
+  c.state = ex.req_done ? Client::State::kAwaitResponse : Client::State::kBody;
+  if (!AttachUpstream(slot, false)) return static_cast<int64_t>(head_len);
+  if (c.out.size() > 0) MarkDirty(c, slot);
+  return static_cast<int64_t>(head_len);
+}
+
+void Worker::BeginExchange(uint32_t slot, size_t head_len) {
   Client& c = clients_[slot];
   const http::RequestHead& r = req_;
   Exchange& ex = c.ex;
@@ -274,7 +311,30 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
 
   ex.hold = current_;
   ++current_->inflight;
-  const config::Snapshot& snap = *current_->snapshot;
+}
+
+policy::Fault Worker::Refuse(policy::Fault fault, std::string_view detail) {
+  refusal_.answer = policy::AnswerFor(fault, detail);
+  refusal_.close = false;
+  refusal_.fields[0] = '\0';
+  return fault;
+}
+
+void Worker::AnswerRefusal(uint32_t slot) {
+  Exchange& ex = clients_[slot].ex;
+  LocalResponse(slot, refusal_.answer, refusal_.close || !ex.req_done,
+                refusal_.fields[0] != '\0' ? refusal_.fields : nullptr);
+  FinishExchange(slot);
+}
+
+policy::Fault Worker::ResolveRoute(uint32_t slot, RouteChoice* choice) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  const http::RequestHead& r = req_;
+  const config::Snapshot& snap = *ex.hold->snapshot;
+  char* msg = refusal_.detail;
+  const size_t msg_size = sizeof refusal_.detail;
+  constexpr size_t kShortDetail = 160;  // the bound these messages always had
   // One canonical path, checked and served (docs/engine.md "The canonical
   // path"): every listener kind routes on it and sends exactly it upstream,
   // in origin-form, so the route whose stamps were applied is the resource
@@ -285,55 +345,46 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
                                 &path_error)) {
     const std::string_view rule = http::PathErrorRule(path_error);
     const std::string_view why = http::PathErrorText(path_error);
-    char msg[200];
-    std::snprintf(msg, sizeof msg, "bad path (%.*s): %.*s", static_cast<int>(rule.size()),
+    std::snprintf(msg, msg_size, "bad path (%.*s): %.*s", static_cast<int>(rule.size()),
                   rule.data(), static_cast<int>(why.size()), why.data());
-    LocalResponse(slot, 400, "bad_path", msg, !ex.req_done);
-    FinishExchange(slot);
-    return static_cast<int64_t>(head_len);
+    return Refuse(policy::Fault::kBadPath, msg);
   }
   req_.path = canon.path;  // r aliases req_: routing, logs and spans see the canonical path
   // Which route: the edge's table, a sidecar's inbound route, or the egress
   // route of the service the local caller names.
   uint32_t target = 0;
-  std::string_view origin = canon.origin;  // the request-target sent upstream
-  std::string_view egress_to;              // egress: the service, sent as Host
+  choice->origin = canon.origin;  // the request-target sent upstream
   ListenerKind kind = listener_kind_[c.listener];
   route::Match m;
   if (kind == ListenerKind::kInbound) {
     target = snap.inbound_route;
   } else if (kind == ListenerKind::kEgress) {
-    if (!SelectEgress(snap, r, canon, &target, &origin, &egress_to)) {
-      char msg[160];
-      std::snprintf(msg, sizeof msg,
+    if (!SelectEgress(snap, r, canon, &target, &choice->origin, &choice->egress_to)) {
+      std::snprintf(msg, kShortDetail,
                     "no service named by Host '%.*s' or by the path's first segment",
                     static_cast<int>(std::min<size_t>(r.host.size(), 64)), r.host.data());
-      LocalResponse(slot, 404, "no_service", msg, !ex.req_done);
-      FinishExchange(slot);
-      return static_cast<int64_t>(head_len);
+      return Refuse(policy::Fault::kNoService, msg);
     }
   } else {
     m = snap.table.Find(r.host, r.method_text, r.path);
     target = m.target;
   }
   if (kind == ListenerKind::kEdge && m.kind != route::MatchKind::kFound) {
-    char msg[160];
-    std::snprintf(msg, sizeof msg, "no route for %.*s %.*s", static_cast<int>(r.method_text.size()),
-                  r.method_text.data(), static_cast<int>(std::min<size_t>(r.path.size(), 100)),
-                  r.path.data());
     if (m.kind == route::MatchKind::kNotFound) {
-      LocalResponse(slot, 404, "no_route", msg, !ex.req_done);
-    } else {
-      char allow[256];
-      std::snprintf(allow, sizeof allow, "allow: %.*s\r\n", static_cast<int>(m.allow.size()),
-                    m.allow.data());
-      std::snprintf(msg, sizeof msg, "method %.*s not allowed here",
-                    static_cast<int>(r.method_text.size()), r.method_text.data());
-      LocalResponse(slot, 405, "method_not_allowed", msg, !ex.req_done, allow);
+      std::snprintf(msg, kShortDetail, "no route for %.*s %.*s",
+                    static_cast<int>(r.method_text.size()),
+                    r.method_text.data(), static_cast<int>(std::min<size_t>(r.path.size(), 100)),
+                    r.path.data());
+      return Refuse(policy::Fault::kNoRoute, msg);
     }
-    FinishExchange(slot);
-    return static_cast<int64_t>(head_len);
+    std::snprintf(msg, kShortDetail, "method %.*s not allowed here",
+                  static_cast<int>(r.method_text.size()), r.method_text.data());
+    Refuse(policy::Fault::kMethodNotAllowed, msg);
+    std::snprintf(refusal_.fields, sizeof refusal_.fields, "allow: %.*s\r\n",
+                  static_cast<int>(m.allow.size()), m.allow.data());
+    return policy::Fault::kMethodNotAllowed;
   }
+  choice->target = target;
   const config::Route& route = snap.routes[target];
   const config::Cluster& cluster = snap.clusters[route.cluster];
   ex.route = &route;
@@ -341,95 +392,120 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   ex.route_key = route.key;
   // A caller's identity is its certificate's one URI SAN, checked once per
   // request against allow_from (a reload may change the list).
-  std::string_view peer_id = c.tls != nullptr ? c.tls->peer_identity() : std::string_view();
+  choice->peer_id = c.tls != nullptr ? c.tls->peer_identity() : std::string_view();
   if (kind == ListenerKind::kInbound && c.tls != nullptr && c.tls->handshake_done() &&
-      !PeerAllowed(cluster, peer_id)) {
+      !PeerAllowed(cluster, choice->peer_id)) {
     metrics_.identity_refused.Add();
-    char msg[200];
-    std::snprintf(msg, sizeof msg, "identity '%.*s' is not in this service's allow_from",
+    const std::string_view peer_id = choice->peer_id;
+    std::snprintf(msg, msg_size, "identity '%.*s' is not in this service's allow_from",
                   static_cast<int>(std::min<size_t>(peer_id.size(), 120)), peer_id.data());
-    if (peer_id.empty()) std::snprintf(msg, sizeof msg, "the client certificate carries no single URI identity");
-    LocalResponse(slot, 403, "identity_not_allowed", msg, !ex.req_done);
-    FinishExchange(slot);
-    return static_cast<int64_t>(head_len);
+    if (peer_id.empty()) {
+      std::snprintf(msg, msg_size, "the client certificate carries no single URI identity");
+    }
+    return Refuse(policy::Fault::kIdentityNotAllowed, msg);
   }
+  return policy::Fault::kNone;
+}
+
+// The admission pipeline, in order: what the request may carry (body size,
+// Connection options, field names), then the stamps: JWT → rate limit →
+// breaker → endpoint pick. The first that refuses ends it.
+policy::Fault Worker::Admit(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop) {
+  Exchange& ex = clients_[slot].ex;
+  const http::RequestHead& r = req_;
+  const config::Snapshot& snap = *ex.hold->snapshot;
+  const config::Route& route = *ex.route;
+  const config::Cluster& cluster = *ex.cluster;
   if (r.body == http::BodyKind::kContentLength && r.content_length > config_.max_body_bytes) {
-    LocalResponse(slot, 413, "body_too_large", "request body exceeds max_body_bytes", true);
-    FinishExchange(slot);
-    return static_cast<int64_t>(head_len);
+    Refuse(policy::Fault::kBodyTooLarge);
+    refusal_.close = true;  // the body is not read
+    return policy::Fault::kBodyTooLarge;
   }
-  // The caller's fields that never go upstream are decided here, before any
-  // stamp spends a token or a breaker probe on a request that may be refused.
-  HopByHop hop_by_hop(r.headers, r.header_count);
   if (hop_by_hop.too_many_options()) {
-    char msg[96];
-    std::snprintf(msg, sizeof msg, "the Connection fields name more than %d options",
-                  HopByHop::kMaxOptions);
-    LocalResponse(slot, 400, "too_many_connection_options", msg, !ex.req_done);
-    FinishExchange(slot);
-    return static_cast<int64_t>(head_len);
+    std::snprintf(refusal_.detail, sizeof refusal_.detail,
+                  "the Connection fields name more than %d options", HopByHop::kMaxOptions);
+    return Refuse(policy::Fault::kTooManyConnectionOptions, refusal_.detail);
   }
-  if (!JudgeFieldNames(slot)) return static_cast<int64_t>(head_len);
+  policy::Fault fault = JudgeFieldNames(slot);
+  if (fault != policy::Fault::kNone) return fault;
   claims_valid_ = false;
-  if (snap.jwt_keys != nullptr && route.auth != "none" && !Authenticate(slot, snap, route)) {
-    return static_cast<int64_t>(head_len);
+  if (snap.jwt_keys != nullptr && route.auth_mode != config::AuthMode::kNone) {
+    fault = Authenticate(snap, route);
+    if (fault != policy::Fault::kNone) return fault;
   }
   if (route.limiter != nullptr) {
-    // One shared word per bucket: the process admits what a single global
-    // bucket would, whichever core this is (docs/resilience.md).
-    policy::CoreRateLimiter& limiter = limiters_[target];
-    const std::string& per = route.rate_limit->per;
-    if (per.empty()) {
-      ex.rate = limiter.TryTake(now_);
-    } else if (per == "client_ip") {
-      ex.rate = limiter.TryTake(now_, std::string_view(c.peer, c.peer_len));
-    } else if (per.size() > 7 && per.compare(0, 7, "header:") == 0) {
-      ex.rate = limiter.TryTake(now_, Find(r.headers, r.header_count, std::string_view(per).substr(7)));
-    } else if (per == "jwt_sub" && claims_valid_ && !claims_.sub().empty()) {
-      ex.rate = limiter.TryTake(now_, claims_.sub());
-    } else {
-      // jwt_sub without a verified subject (auth optional, no token): the
-      // caller's address stands in.
-      ex.rate = limiter.TryTake(now_, std::string_view(c.peer, c.peer_len));
-    }
-    ex.rate_limited_route = true;
-    metrics_.policy.Count(route.key, ex.rate.admitted ? obs::kPolicyAdmitted : obs::kPolicyLimited);
-    if (!ex.rate.admitted) {
-      char fields[160];
-      Writer f(fields, sizeof fields - 1);
-      f.S("retry-after: ").U(ex.rate.retry_after_s).S("\r\n");
-      WriteRateFields(f, ex.rate);
-      HMS_CHECK(!f.overflow());  // four numbers of at most 20 digits and their names: < 160
-      fields[f.size()] = '\0';
-      LocalResponse(slot, 429, "rate_limited", "rate limit exceeded for this route", !ex.req_done,
-                    fields);
-      FinishExchange(slot);
-      return static_cast<int64_t>(head_len);
-    }
+    fault = AdmitRate(slot, choice.target);
+    if (fault != policy::Fault::kNone) return fault;
   }
   if (cluster.breaker_state != nullptr) {
     policy::BreakerAdmission a = cluster.breaker_state->Admit(now_);
-    if (!a.allowed) {
-      LocalResponse(slot, 503, "circuit_open", "the service's circuit breaker is open",
-                    !ex.req_done);
-      FinishExchange(slot);
-      return static_cast<int64_t>(head_len);
-    }
+    if (!a.allowed) return Refuse(policy::Fault::kCircuitOpen);
     ex.breaker = cluster.breaker_state.get();
     ex.probe = a.is_probe;
   }
-  if (cluster.endpoints.empty()) {
-    LocalResponse(slot, 503, "no_endpoints", "the service has no endpoints", !ex.req_done);
-    FinishExchange(slot);
-    return static_cast<int64_t>(head_len);
-  }
+  if (cluster.endpoints.empty()) return Refuse(policy::Fault::kNoEndpoints);
+  ex.endpoint_index = PickEndpoint(route.cluster, cluster);
   ex.retryable = http::IsIdempotent(r.method) ||
                  !Find(r.headers, r.header_count, "idempotency-key").empty();
   // This core's view of the service's retry budget is made where it is used
   // (a pointer and an index): an exchange may outlive the snapshot it began in.
-  if (cluster.retry_budget != nullptr) policy::CoreRetryBudget(cluster.retry_budget.get(), index_).OnRequest(now_);
+  if (cluster.retry_budget != nullptr) {
+    policy::CoreRetryBudget(cluster.retry_budget.get(), index_).OnRequest(now_);
+  }
+  return policy::Fault::kNone;
+}
 
-  // The upstream head: request line, the caller's end-to-end fields, ours.
+policy::Fault Worker::AdmitRate(uint32_t slot, uint32_t target) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  const http::RequestHead& r = req_;
+  const config::Route& route = *ex.route;
+  // One shared word per bucket: the process admits what a single global
+  // bucket would, whichever core this is (docs/resilience.md).
+  policy::CoreRateLimiter& limiter = limiters_[target];
+  switch (route.rate_key) {
+    case config::RateKey::kRoute:
+      ex.rate = limiter.TryTake(now_);
+      break;
+    case config::RateKey::kHeader:
+      ex.rate = limiter.TryTake(now_, Find(r.headers, r.header_count, route.rate_header));
+      break;
+    case config::RateKey::kJwtSub:
+      if (claims_valid_ && !claims_.sub().empty()) {
+        ex.rate = limiter.TryTake(now_, claims_.sub());
+        break;
+      }
+      // jwt_sub without a verified subject (auth optional, no token): the
+      // caller's address stands in.
+      [[fallthrough]];
+    case config::RateKey::kClientIp:
+      ex.rate = limiter.TryTake(now_, std::string_view(c.peer, c.peer_len));
+      break;
+  }
+  ex.rate_limited_route = true;
+  metrics_.policy.Count(route.key, ex.rate.admitted ? obs::kPolicyAdmitted : obs::kPolicyLimited);
+  if (ex.rate.admitted) return policy::Fault::kNone;
+  Refuse(policy::Fault::kRateLimited);
+  Writer f(refusal_.fields, sizeof refusal_.fields - 1);
+  f.S("retry-after: ").U(ex.rate.retry_after_s).S("\r\n");
+  WriteRateFields(f, ex.rate);
+  HMS_CHECK(!f.overflow());  // four numbers of at most 20 digits and their names: < 160
+  refusal_.fields[f.size()] = '\0';
+  return policy::Fault::kRateLimited;
+}
+
+// The upstream head: request line, the caller's end-to-end fields, ours.
+// Also sets the exchange's deadline (the caller's x-hms-timeout-ms is read
+// here). False when the head does not fit its block.
+bool Worker::WriteUpstreamHead(uint32_t slot, const RouteChoice& choice,
+                               const HopByHop& hop_by_hop) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  const http::RequestHead& r = req_;
+  const config::Route& route = *ex.route;
+  const config::Cluster& cluster = *ex.cluster;
+  const std::string_view origin = choice.origin;
+  const std::string_view egress_to = choice.egress_to;
   ex.head = blocks_.Get();
   Writer w(ex.head->data(), blocks_.block_size());
   w.S(r.method_text).C(' ');
@@ -471,9 +547,44 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     if (http::EqualsIgnoreCase(h.name, "content-length")) continue;
     w.S(h.name).S(": ").S(h.value).S("\r\n");
   }
-  // The deadline: the route's timeout, or what the caller says it has left
-  // (a gateway's x-hms-timeout-ms reaching a sidecar), whichever is shorter.
-  uint64_t timeout_ms = route.timeout_ms;
+  SetDeadline(ex, route.timeout_ms, caller_ms);
+  if (!egress_to.empty()) {
+    w.S("host: ").S(egress_to).S("\r\n");
+  } else if (absolute_form) {
+    w.S("host: ").S(r.host).S("\r\n");  // the target's authority (RFC 9112 §3.2.2)
+  } else if (!has_host) {
+    w.S("host: ").S(cluster.endpoints[ex.endpoint_index].authority()).S("\r\n");
+  }
+  w.S("x-forwarded-for: ");
+  if (!xff.empty()) w.S(xff).S(", ");
+  w.S(std::string_view(c.peer, c.peer_len))
+      .S(c.tls != nullptr ? "\r\nx-forwarded-proto: https\r\nx-trace-id: " : "\r\nx-forwarded-proto: http\r\nx-trace-id: ");
+  if (ex.trace.external_len > 0) {
+    w.S(std::string_view(ex.trace.external_id, ex.trace.external_len));
+  } else {
+    w.S(std::string_view(ex.trace.trace_id, 32));
+  }
+  // The verified caller, for the service behind (any such field from the
+  // caller was dropped above).
+  if (!choice.peer_id.empty()) w.S("\r\nx-hms-peer: ").S(choice.peer_id);
+  char tpbuf[64];
+  int tplen = obs::FormatTraceparent(ex.trace, tpbuf);
+  w.S("\r\ntraceparent: ").S(std::string_view(tpbuf, static_cast<size_t>(tplen))).S("\r\n");
+  // Filled in by each attempt (AttachUpstream): digits, then spaces (OWS).
+  w.S(kTimeoutHeader).S(": ");
+  ex.timeout_field = static_cast<uint32_t>(w.size());
+  w.S("          \r\n");
+  if (r.body == http::BodyKind::kChunked) w.S("transfer-encoding: chunked\r\n");
+  if (r.body == http::BodyKind::kContentLength) w.S("content-length: ").U(r.content_length).S("\r\n");
+  w.S("\r\n");
+  if (w.overflow()) return false;
+  ex.head->end = static_cast<uint32_t>(w.size());
+  return true;
+}
+
+// The deadline: the route's timeout, or what the caller says it has left
+// (a gateway's x-hms-timeout-ms reaching a sidecar), whichever is shorter.
+void Worker::SetDeadline(Exchange& ex, uint64_t timeout_ms, std::string_view caller_ms) {
   if (!caller_ms.empty() && caller_ms.size() <= 9) {
     uint64_t v = 0;
     for (char ch : caller_ms) {
@@ -489,54 +600,6 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     }
   }
   ex.deadline = now_ + core::Millis(timeout_ms);
-  uint32_t ep_index = PickEndpoint(route.cluster, cluster);
-  ex.endpoint_index = ep_index;
-  if (!egress_to.empty()) {
-    w.S("host: ").S(egress_to).S("\r\n");
-  } else if (absolute_form) {
-    w.S("host: ").S(r.host).S("\r\n");  // the target's authority (RFC 9112 §3.2.2)
-  } else if (!has_host) {
-    w.S("host: ").S(cluster.endpoints[ep_index].authority()).S("\r\n");
-  }
-  w.S("x-forwarded-for: ");
-  if (!xff.empty()) w.S(xff).S(", ");
-  w.S(std::string_view(c.peer, c.peer_len))
-      .S(c.tls != nullptr ? "\r\nx-forwarded-proto: https\r\nx-trace-id: " : "\r\nx-forwarded-proto: http\r\nx-trace-id: ");
-  if (ex.trace.external_len > 0) {
-    w.S(std::string_view(ex.trace.external_id, ex.trace.external_len));
-  } else {
-    w.S(std::string_view(ex.trace.trace_id, 32));
-  }
-  // The verified caller, for the service behind (any such field from the
-  // caller was dropped above).
-  if (!peer_id.empty()) w.S("\r\nx-hms-peer: ").S(peer_id);
-  char tpbuf[64];
-  int tplen = obs::FormatTraceparent(ex.trace, tpbuf);
-  w.S("\r\ntraceparent: ").S(std::string_view(tpbuf, static_cast<size_t>(tplen))).S("\r\n");
-  // Filled in by each attempt (AttachUpstream): digits, then spaces (OWS).
-  w.S(kTimeoutHeader).S(": ");
-  ex.timeout_field = static_cast<uint32_t>(w.size());
-  w.S("          \r\n");
-  if (r.body == http::BodyKind::kChunked) w.S("transfer-encoding: chunked\r\n");
-  if (r.body == http::BodyKind::kContentLength) w.S("content-length: ").U(r.content_length).S("\r\n");
-  w.S("\r\n");
-  if (w.overflow()) {
-    // The head with our fields outgrew its block (kHeadRoom past
-    // max_header_bytes): only an outsized caller identity gets here today.
-    // Refused whole; a cut head would reach the upstream as another message.
-    LocalResponse(slot, 431, "header_too_large",
-                  "the request head with the fields the gateway adds does not fit its buffer",
-                  !ex.req_done);
-    FinishExchange(slot);
-    return static_cast<int64_t>(head_len);
-  }
-  ex.head->end = static_cast<uint32_t>(w.size());
-
-  if (r.expect_continue && !ex.req_done) c.out.Append(&blocks_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-  c.state = ex.req_done ? Client::State::kAwaitResponse : Client::State::kBody;
-  if (!AttachUpstream(slot, false)) return static_cast<int64_t>(head_len);
-  if (c.out.size() > 0) MarkDirty(c, slot);
-  return static_cast<int64_t>(head_len);
 }
 
 bool Worker::PeerAllowed(const config::Cluster& local, std::string_view identity) {
@@ -593,9 +656,9 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
         ex.upstream = kNone;
         upstreams_[up].client = kNone;
         CloseUpstream(up);
-        ReportOutcome(ex, policy::Fault::kBodyRefused);
+        ReportOutcome(ex, policy::Fault::kBadChunk);
         if (!ex.resp_started) {
-          LocalResponse(slot, 400, "bad_chunk", "malformed chunked request body", true);
+          LocalResponse(slot, policy::AnswerFor(policy::Fault::kBadChunk), true);
           FinishExchange(slot);
         } else {
           CloseClient(slot, false);
@@ -611,8 +674,8 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
       ex.upstream = kNone;
       upstreams_[up].client = kNone;
       CloseUpstream(up);
-      ReportOutcome(ex, policy::Fault::kBodyRefused);
-      LocalResponse(slot, 413, "body_too_large", "request body exceeds max_body_bytes", true);
+      ReportOutcome(ex, policy::Fault::kBodyTooLarge);
+      LocalResponse(slot, policy::AnswerFor(policy::Fault::kBodyTooLarge), true);
       FinishExchange(slot);
       return static_cast<int64_t>(n);
     }
@@ -635,14 +698,18 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
   return static_cast<int64_t>(used);
 }
 
-void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const char* message,
-                           bool close, const char* extra_header) {
+void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool close,
+                           const char* extra_header) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
-  ex.status = static_cast<uint16_t>(status);
+  const uint16_t status = answer.status;
+  const std::string_view reason = answer.reason;
+  const std::string_view message = answer.message;
+  HMS_CHECK(status >= 400 && !reason.empty());  // a fault with an answer of its own
+  ex.status = status;
   ex.resp_started = true;
-  ex.reason_len = static_cast<uint8_t>(std::min(std::strlen(reason), sizeof ex.reason));
-  std::memcpy(ex.reason, reason, ex.reason_len);
+  ex.reason_len = static_cast<uint8_t>(std::min(reason.size(), sizeof ex.reason));
+  std::memcpy(ex.reason, reason.data(), ex.reason_len);
   if (close || !ex.client_keep_alive || draining_) c.close_after_flush = true;
   char body[512];
   Writer b(body, sizeof body);
@@ -684,7 +751,7 @@ void Worker::LocalResponse(uint32_t slot, int status, const char* reason, const 
   MarkDirty(c, slot);
 }
 
-bool Worker::JudgeFieldNames(uint32_t slot) {
+policy::Fault Worker::JudgeFieldNames(uint32_t slot) {
   Exchange& ex = clients_[slot].ex;
   const http::RequestHead& r = req_;
   for (int i = 0; i < r.header_count; ++i) {
@@ -696,30 +763,26 @@ bool Worker::JudgeFieldNames(uint32_t slot) {
       std::memcpy(ex.dropped_name, name.data(), ex.dropped_name_len);
     }
     if (v == http::FieldVerdict::kReject) {
-      char msg[160];
-      std::snprintf(msg, sizeof msg,
+      std::snprintf(refusal_.detail, sizeof refusal_.detail,
                     "header field '%.*s' has '_' in its name (underscores_in_headers: reject)",
                     static_cast<int>(std::min<size_t>(name.size(), 64)), name.data());
-      LocalResponse(slot, 400, "underscore_in_header", msg, !ex.req_done);
-      FinishExchange(slot);
-      return false;
+      return Refuse(policy::Fault::kUnderscoreInHeader, refusal_.detail);
     }
   }
   if (ex.dropped_headers > 0) metrics_.headers_dropped_underscore.Add(ex.dropped_headers);
-  return true;
+  return policy::Fault::kNone;
 }
 
-bool Worker::Authenticate(uint32_t slot, const config::Snapshot& snap, const config::Route& route) {
-  Client& c = clients_[slot];
+policy::Fault Worker::Authenticate(const config::Snapshot& snap, const config::Route& route) {
   const http::RequestHead& r = req_;
   std::string_view token = auth::BearerToken(Find(r.headers, r.header_count, "authorization"));
-  if (token.empty() && route.auth == "optional") return true;
+  if (token.empty() && route.auth_mode == config::AuthMode::kOptional) return policy::Fault::kNone;
   HMS_CHECK(verifier_ != nullptr && snap.jwt_keys != nullptr);
   auth::Verdict v = verifier_->Verify(token, now_unix_, &claims_);
   if (v.ok) v = auth::CheckRequired(claims_, route.require);
   if (v.ok) {
     claims_valid_ = true;
-    return true;
+    return policy::Fault::kNone;
   }
   if (v.code == auth::JwtReason::kUnknownKid && snap.jwt_unknown_kid != nullptr) {
     snap.jwt_unknown_kid->store(true, std::memory_order_relaxed);
@@ -727,18 +790,20 @@ bool Worker::Authenticate(uint32_t slot, const config::Snapshot& snap, const con
   static_assert(static_cast<uint16_t>(auth::JwtReason::kInsufficientScope) < obs::kJwtReasonSlots);
   metrics_.policy.Count(
       route.key, static_cast<uint16_t>(obs::kPolicyJwtRejected + static_cast<uint16_t>(v.code)));
-  char fields[512];
-  size_t n = std::snprintf(fields, sizeof fields, "www-authenticate: ");
-  size_t w = auth::FormatWwwAuthenticate(v, fields + n, sizeof fields - n - 3);
-  std::memcpy(fields + n + w, "\r\n", 3);
-  char reason[48];
-  std::snprintf(reason, sizeof reason, "jwt_%.*s", static_cast<int>(v.reason.size()), v.reason.data());
-  char message[160];
-  std::snprintf(message, sizeof message, "%.*s", static_cast<int>(v.description.size()),
+  std::snprintf(refusal_.detail, sizeof refusal_.detail, "%.*s",
+                static_cast<int>(std::min<size_t>(v.description.size(), 159)),
                 v.description.data());
-  LocalResponse(slot, v.status, reason, message, !c.ex.req_done, fields);
-  FinishExchange(slot);
-  return false;
+  Refuse(policy::Fault::kJwtRejected, refusal_.detail);
+  char* fields = refusal_.fields;
+  size_t n = std::snprintf(fields, sizeof refusal_.fields, "www-authenticate: ");
+  size_t w = auth::FormatWwwAuthenticate(v, fields + n, sizeof refusal_.fields - n - 3);
+  std::memcpy(fields + n + w, "\r\n", 3);
+  // The verifier's verdict refines the row: 401 or 403, and which check.
+  std::snprintf(refusal_.reason, sizeof refusal_.reason, "jwt_%.*s",
+                static_cast<int>(v.reason.size()), v.reason.data());
+  refusal_.answer.status = static_cast<uint16_t>(v.status);
+  refusal_.answer.reason = refusal_.reason;
+  return policy::Fault::kJwtRejected;
 }
 
 void Worker::ReportOutcome(Exchange& ex, policy::Fault fault) {
@@ -769,28 +834,22 @@ bool Worker::ClientOwesBody(const Client& c) const {
 bool Worker::EndAbandonedUpload(uint32_t slot) {
   Client& c = clients_[slot];
   if (c.ex.resp_started || !ClientOwesBody(c)) return false;
-  ReportOutcome(c.ex, policy::Fault::kClientGone);
-  LocalResponse(slot, 400, "body_incomplete",
-                "the client closed its side before sending the whole request body", true);
+  ReportOutcome(c.ex, policy::Fault::kBodyIncomplete);
+  LocalResponse(slot, policy::AnswerFor(policy::Fault::kBodyIncomplete), true);
   FinishExchange(slot);
   return true;
 }
 
-void Worker::WriteRateFields(Writer& w, const policy::RateDecision& d) {
-  w.S("ratelimit-limit: ").U(d.limit).S("\r\nratelimit-remaining: ").U(d.remaining);
-  w.S("\r\nratelimit-reset: ").U(d.reset_s).S("\r\n");
-}
-
 // Answers a request that never became an exchange (bad framing, header
 // timeout) and closes the connection after the answer.
-void Worker::RejectRequest(uint32_t slot, int status, const char* reason, const char* message) {
+void Worker::RejectRequest(uint32_t slot, const policy::Answer& answer) {
   Client& c = clients_[slot];
   c.ex = Exchange{};
   c.ex.start = now_;
   c.ex.trace.external_len = 0;
   obs::NewTrace(&c.ex.trace);
-  LocalResponse(slot, status, reason, message, true);
-  metrics_.requests.Count(kNoRouteKey, static_cast<uint16_t>(status));
+  LocalResponse(slot, answer, true);
+  metrics_.requests.Count(kNoRouteKey, answer.status);
   if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
   if (spans_ != nullptr && obs::SampleHit(Random(), span_sample_below_)) {
     c.ex.sampled = true;

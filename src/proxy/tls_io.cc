@@ -164,16 +164,21 @@ void Worker::RefusePlainHttp(uint32_t slot) {
   ClearInput(c.cipher_in);
   obs::TraceContext trace{};
   obs::NewTrace(&trace);
+  // Not LocalResponse: there is no exchange, and the answer bypasses TLS.
+  const policy::Answer a = policy::AnswerFor(policy::Fault::kPlainHttpToTls);
   char body[192];
   int blen = std::snprintf(body, sizeof body,
-                           "{\"error\":\"this listener speaks TLS: use https\","
-                           "\"reason\":\"plain_http_to_tls_port\",\"trace_id\":\"%.32s\"}\n",
-                           trace.trace_id);
+                           "{\"error\":\"%.*s\",\"reason\":\"%.*s\",\"trace_id\":\"%.32s\"}\n",
+                           static_cast<int>(a.message.size()), a.message.data(),
+                           static_cast<int>(a.reason.size()), a.reason.data(), trace.trace_id);
   char head[320];
+  const std::string_view status_text = StatusText(a.status);
   int hlen = std::snprintf(head, sizeof head,
-                           "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
-                           "x-hms-reason: plain_http_to_tls_port\r\nx-trace-id: %.32s\r\n"
+                           "HTTP/1.1 %u %.*s\r\ncontent-type: application/json\r\n"
+                           "x-hms-reason: %.*s\r\nx-trace-id: %.32s\r\n"
                            "connection: close\r\ncontent-length: %d\r\n\r\n",
+                           static_cast<unsigned>(a.status), static_cast<int>(status_text.size()),
+                           status_text.data(), static_cast<int>(a.reason.size()), a.reason.data(),
                            trace.trace_id, blen);
   // Written to the wire as is: the client speaks no TLS to read it through.
   c.cipher_out.Append(&blocks_, head, static_cast<size_t>(hlen));
@@ -187,8 +192,7 @@ bool Worker::StartUpstreamTls(uint32_t up) {
   const auto& ctx = current_->snapshot->mesh_client;
   if (ctx == nullptr) {
     metrics_.upstream_tls_failed.Add();
-    UpstreamFailed(up, 502, "no_mesh_identity",
-                   "the endpoint takes mTLS only and this proxy has no mtls identity");
+    UpstreamFailed(up, policy::Fault::kNoMeshIdentity);
     return false;
   }
   const tls::SavedSession* saved =
@@ -196,12 +200,12 @@ bool Worker::StartUpstreamTls(uint32_t up) {
   u.tls = tls::Session::NewClient(*ctx, saved);
   if (u.tls == nullptr) {
     metrics_.upstream_tls_failed.Add();
-    UpstreamFailed(up, 502, "upstream_tls_failed", "cannot make a TLS session");
+    UpstreamFailed(up, policy::Fault::kUpstreamTlsFailed, "cannot make a TLS session");
     return false;
   }
   if (TlsReceive(u, up) == TlsStep::kFailed) {  // writes the ClientHello
     metrics_.upstream_tls_failed.Add();
-    UpstreamFailed(up, 502, "upstream_tls_failed", "mTLS handshake with the upstream failed");
+    UpstreamFailed(up, policy::Fault::kUpstreamTlsFailed);
     return false;
   }
   return true;
@@ -213,9 +217,8 @@ void Worker::PumpUpstreamTls(uint32_t up) {
     TlsStep step = TlsReceive(u, up);
     if (step == TlsStep::kFailed) {
       if (!u.tls->handshake_done()) metrics_.upstream_tls_failed.Add();
-      UpstreamFailed(up, 502, "upstream_tls_failed",
-                     u.tls->handshake_done() ? "bad TLS record from the upstream"
-                                             : "mTLS handshake with the upstream failed");
+      UpstreamFailed(up, policy::Fault::kUpstreamTlsFailed,
+                     u.tls->handshake_done() ? "bad TLS record from the upstream" : "");
       return;
     }
     if (step == TlsStep::kHandshakeDone) {
@@ -250,8 +253,7 @@ bool Worker::OnUpstreamHandshake(uint32_t up) {
     const config::Cluster* cluster = clients_[u.client].ex.cluster;
     if (cluster != nullptr && u.tls->peer_identity() != cluster->identity) {
       metrics_.upstream_tls_failed.Add();
-      UpstreamFailed(up, 502, "upstream_identity_mismatch",
-                     "the upstream's certificate is not the service's identity");
+      UpstreamFailed(up, policy::Fault::kUpstreamIdentityMismatch);
       return false;
     }
   }

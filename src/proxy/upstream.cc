@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "hms/common/check.h"
+#include "src/proxy/head_rewrite.h"
 #include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
 
@@ -76,9 +77,8 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
     up = NewUpstream(ep);
     if (up == kNone) {
       metrics_.upstream_connect_errors.Add();
-      ReportOutcome(ex, policy::Fault::kLocal);  // no socket here: nothing the service did
-      LocalResponse(slot, 502, "upstream_connect_failed", "cannot open a connection to the upstream",
-                    !ex.req_done);
+      ReportOutcome(ex, policy::Fault::kConnectNoSocket);  // nothing the service did
+      LocalResponse(slot, policy::AnswerFor(policy::Fault::kConnectNoSocket), !ex.req_done);
       FinishExchange(slot);
       return false;
     }
@@ -146,7 +146,7 @@ void Worker::OnConnect(uint32_t up, int res) {
   }
   if (res < 0) {
     metrics_.upstream_connect_errors.Add();
-    UpstreamFailed(up, 502, "upstream_connect_failed", "cannot connect to the upstream");
+    UpstreamFailed(up, policy::Fault::kConnect, "cannot connect to the upstream");
     return;
   }
   u.state = Upstream::State::kBusy;
@@ -191,8 +191,7 @@ void Worker::OnUpstreamEof(uint32_t up) {
     if (ex.resp_head_done && ex.resp_body == http::BodyKind::kUntilClose) {
       CompleteResponse(up);  // the close delimits the body
     } else {
-      UpstreamFailed(up, 502, "upstream_reset",
-                     "the upstream closed the connection before a complete response");
+      UpstreamFailed(up, policy::Fault::kUpstreamReset);
     }
   } else {
     CloseUpstream(up);
@@ -227,14 +226,14 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   if (rc == http::kPartial) return 0;
   u.got_bytes = true;
   if (rc == http::kError || resp_.status == 101) {
-    UpstreamFailed(up, 502, "upstream_bad_response", "the upstream sent a malformed response");
+    UpstreamFailed(up, policy::Fault::kUpstreamBadResponse);
     return static_cast<int64_t>(n);
   }
   if (resp_.status < 200) return rc;  // interim 1xx: we answered Expect ourselves
   const http::ResponseHead& r = resp_;
   HopByHop hop_by_hop(r.headers, r.header_count);
   if (hop_by_hop.too_many_options()) {
-    UpstreamFailed(up, 502, "upstream_bad_response",
+    UpstreamFailed(up, policy::Fault::kUpstreamBadResponse,
                    "the upstream's response names too many Connection options");
     return static_cast<int64_t>(n);
   }
@@ -242,47 +241,13 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   const bool close = !ex.client_keep_alive || r.body == http::BodyKind::kUntilClose || dechunk ||
                      draining_ || c.close_after_flush || !ex.req_done;
 
-  // Response head: the status line, the upstream's end-to-end fields, ours.
   // Written before anything is decided on this answer: a head that does not
   // fit is a failed attempt like a malformed one, not half a head.
-  char* dst = c.out.Reserve(&blocks_, blocks_.block_size());
-  Writer w(dst, blocks_.block_size());
-  w.S("HTTP/1.1 ").U(r.status).C(' ').S(r.reason).S("\r\n");
-  for (int i = 0; i < r.header_count; ++i) {
-    const http::Header& h = r.headers[i];
-    // Identical repeated Content-Length fields were folded by the parser: one
-    // goes out (for bodiless answers, such as to HEAD, they pass as sent).
-    if (hop_by_hop(i) || http::EqualsIgnoreCase(h.name, "x-trace-id") ||
-        (r.body == http::BodyKind::kContentLength &&
-         http::EqualsIgnoreCase(h.name, "content-length"))) {
-      continue;
-    }
-    w.S(h.name).S(": ").S(h.value).S("\r\n");
-  }
-  if (r.body == http::BodyKind::kChunked && !dechunk) w.S("transfer-encoding: chunked\r\n");
-  if (r.body == http::BodyKind::kContentLength) {
-    w.S("content-length: ").U(r.content_length).S("\r\n");
-  }
-  w.S("x-trace-id: ");
-  if (ex.trace.external_len > 0) {
-    w.S(std::string_view(ex.trace.external_id, ex.trace.external_len));
-  } else {
-    w.S(std::string_view(ex.trace.trace_id, 32));
-  }
-  w.S("\r\n");
-  if (ex.rate_limited_route) WriteRateFields(w, ex.rate);
-  if (close) {
-    w.S("connection: close\r\n");
-  } else if (ex.version_minor == 0) {
-    w.S("connection: keep-alive\r\n");
-  }
-  w.S("\r\n");
-  if (w.overflow()) {
+  const size_t head_size = WriteResponseHead(c, hop_by_hop, dechunk, close);
+  if (head_size == 0) {
     // Not reachable with today's fields (kHeadRoom): kept so that a field
     // added later fails this way rather than sending a cut head.
-    UpstreamFailed(
-        up, 502, "upstream_header_too_large",
-        "the upstream's response head with the gateway's fields does not fit its buffer");
+    UpstreamFailed(up, policy::Fault::kUpstreamHeaderTooLarge);
     return static_cast<int64_t>(n);
   }
 
@@ -309,8 +274,8 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   ex.resp_keep_alive = r.keep_alive && r.body != http::BodyKind::kUntilClose;
   ex.dechunk = dechunk;
   if (close) c.close_after_flush = true;
-  c.out.Commit(w.size());
-  ex.bytes_out += w.size();
+  c.out.Commit(head_size);
+  ex.bytes_out += head_size;
   MarkDirty(c, slot);
   // From here the route's deadline is met; a stalled body is cut by idle_timeout.
   timers_.Arm(&c.ex_timer, now_, config_.idle_timeout_ms);
@@ -319,6 +284,23 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
     CompleteResponse(up);
   }
   return rc;
+}
+
+// The response head toward the client: the status line, the upstream's
+// end-to-end fields, ours. Reserved in the client's queue, committed by the
+// caller; 0 when it does not fit a block.
+size_t Worker::WriteResponseHead(Client& c, const HopByHop& hop_by_hop, bool dechunk, bool close) {
+  const Exchange& ex = c.ex;
+  ResponseHeadFields f;
+  f.trace_id = ex.trace.external_len > 0
+                   ? std::string_view(ex.trace.external_id, ex.trace.external_len)
+                   : std::string_view(ex.trace.trace_id, 32);
+  f.rate = ex.rate_limited_route ? &ex.rate : nullptr;
+  f.dechunk = dechunk;
+  f.close = close;
+  f.client_version_minor = ex.version_minor;
+  char* dst = c.out.Reserve(&blocks_, blocks_.block_size());
+  return RewriteResponseHead(resp_, hop_by_hop, f, dst, blocks_.block_size());
 }
 
 int64_t Worker::ForwardResponseBody(uint32_t up, Client& c, const char* p, size_t n) {
@@ -405,18 +387,18 @@ void Worker::RedirectWaiting(uint32_t up) {
     Exchange& ex = clients_[slot].ex;
     ex.upstream = kNone;
     if (!ex.active) continue;
-    if (static_cast<size_t>(ex.attempts - ex.retries_done) <= ex.cluster->endpoints.size() + 1) {
+    if (policy::RequeueBehindFailed(ex.attempts - ex.retries_done,
+                                    static_cast<uint32_t>(ex.cluster->endpoints.size()))) {
       AttachUpstream(slot, true);
     } else {
       ReportOutcome(ex, policy::Fault::kUpstreamReset);
-      LocalResponse(slot, 502, "upstream_reset",
-                    "the upstream closed the connection before a complete response", true);
+      LocalResponse(slot, policy::AnswerFor(policy::Fault::kUpstreamReset), true);
       FinishExchange(slot);
     }
   }
 }
 
-void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const char* message) {
+void Worker::UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view detail) {
   Upstream& u = upstreams_[up];
   uint32_t slot = u.client;
   // A failed mTLS handshake is a failed connect: no request byte left.
@@ -440,33 +422,17 @@ void Worker::UpstreamFailed(uint32_t up, int status, const char* reason, const c
     CloseClient(slot, true);
     return;
   }
-  // Transparent retries first, for what provably did not reach the
-  // upstream: a failed connect goes to the next endpoint (each tried once,
-  // the local service of a sidecar twice), a pooled connection the upstream
-  // had closed before reading our bodiless request goes again on a fresh
-  // one. They use no policy retry and no backoff, and say nothing about the
-  // service's health.
-  size_t endpoints = ex.cluster->endpoints.size();
-  size_t connects = std::max<size_t>(endpoints, ex.cluster->connect_attempts);
-  size_t transparent = ex.attempts - ex.retries_done;
-  bool open = ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed;
-  if (ex.replayable && !open &&
-      ((connect_failed && transparent < connects) ||
-       (stale && ex.req_body == http::BodyKind::kNone && transparent <= endpoints + 1))) {
-    if (connect_failed) ++ex.endpoint_index;
-    AttachUpstream(slot, true);
-    return;
-  }
-  if (ScheduleRetry(slot, fault)) return;
+  // Transparent retries (a failed connect, a stale pooled connection) or a
+  // policy retry: policy::DecideRetry says which.
+  if (ScheduleRetry(slot, fault, stale)) return;
   // The request failed: one failure for the service's breaker, whatever
   // number of attempts it took (docs/resilience.md).
   ReportOutcome(ex, fault);
-  open = ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed;
-  if (open) {
+  if (BreakerOpen(ex)) {
     // This failure opened the breaker (or it opened meanwhile): say so.
-    LocalResponse(slot, 503, "circuit_open", "the service's circuit breaker is open", !ex.req_done);
+    LocalResponse(slot, policy::AnswerFor(policy::Fault::kCircuitOpen), !ex.req_done);
   } else {
-    LocalResponse(slot, status, reason, message, !ex.req_done);
+    LocalResponse(slot, policy::AnswerFor(answer, detail), !ex.req_done);
   }
   FinishExchange(slot);
 }
@@ -486,19 +452,40 @@ void Worker::ReportEndpoint(const Exchange& ex, policy::Fault fault) {
   }
 }
 
-bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault) {
+bool Worker::BreakerOpen(const Exchange& ex) {
+  return ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed;
+}
+
+bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
   const config::Cluster& cl = *ex.cluster;
-  if (!policy::Classify(fault).retry_may_help) return false;
-  if (ex.resp_started || ex.probe || !ex.replayable || ex.retries_done >= cl.retries) return false;
-  // Only a failed connect provably never reached the upstream.
-  if (fault != policy::Fault::kConnect && !ex.retryable) return false;
-  if (ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed) {
-    return false;
+  policy::RetryInput in;
+  in.fault = fault;
+  in.stale_pooled = stale_pooled;
+  in.response_started = ex.resp_started;
+  in.probe = ex.probe;
+  in.replayable = ex.replayable;
+  in.idempotent = ex.retryable;
+  in.has_body = ex.req_body != http::BodyKind::kNone;
+  in.breaker_open = BreakerOpen(ex);
+  in.endpoints = static_cast<uint32_t>(cl.endpoints.size());
+  in.connect_attempts = cl.connect_attempts;
+  in.transparent_done = static_cast<uint32_t>(ex.attempts - ex.retries_done);
+  in.retries_done = ex.retries_done;
+  in.retries_allowed = cl.retries;
+  in.now = now_;
+  in.deadline = ex.deadline;
+  in.random = Random();
+  const policy::RetryDecision d = policy::DecideRetry(in);
+  if (d.action == policy::RetryAction::kGiveUp) return false;
+  if (d.action == policy::RetryAction::kTransparent) {
+    HMS_CHECK(ex.upstream == kNone);  // the failed attempt's connection is let go first
+    if (d.next_endpoint) ++ex.endpoint_index;
+    AttachUpstream(slot, true);
+    return true;
   }
-  uint64_t backoff_ms = policy::RetryBackoffMs(ex.retries_done, Random());
-  if (now_ + core::Millis(backoff_ms) >= ex.deadline) return false;
+  const uint64_t backoff_ms = d.backoff_ms;
   if (cl.retry_budget != nullptr && !policy::CoreRetryBudget(cl.retry_budget.get(), index_).TryRetry(now_)) {
     metrics_.policy.Count(ex.route_key, obs::kPolicyBudgetRefused);
     return false;
@@ -609,7 +596,7 @@ void Worker::OnUpstreamSent(uint32_t up, int res) {
     return;
   }
   if (res < 0) {
-    UpstreamFailed(up, 502, "upstream_reset", "the upstream closed the connection");
+    UpstreamFailed(up, policy::Fault::kUpstreamReset, "the upstream closed the connection");
     MaybeFreeUpstream(up);
     return;
   }

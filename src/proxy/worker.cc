@@ -396,7 +396,7 @@ void Worker::OnTimer(core::Timer* t) {
         metrics_.tls_failed.Add();  // a handshake that stalled: no answer can be read
         CloseClient(slot, false);
       } else if (!c.in.empty() && !c.ex.active) {
-        RejectRequest(slot, 408, "header_timeout", "request head not received in time");
+        RejectRequest(slot, policy::AnswerFor(policy::Fault::kHeaderTimeout));
       } else {
         CloseClient(slot, false);  // idle keep-alive connection
       }
@@ -420,16 +420,10 @@ void Worker::OnTimer(core::Timer* t) {
         DetachUpstream(slot);
         if (ScheduleRetry(slot, fault)) return;
         ReportOutcome(c.ex, fault);
-        if (fault == policy::Fault::kClientBodyStalled) {
-          LocalResponse(slot, 408, "body_timeout", "request body not received in time", true);
-        } else if (fault == policy::Fault::kCallerDeadline) {
-          LocalResponse(slot, 504, "caller_deadline",
-                        "the upstream did not answer within the caller's x-hms-timeout-ms",
-                        !c.ex.req_done);
-        } else {
-          LocalResponse(slot, 504, "upstream_timeout", "the upstream did not answer in time",
-                        !c.ex.req_done);
-        }
+        // A client still owing its body is not kept: what it sends next is
+        // the rest of a body nobody reads.
+        LocalResponse(slot, policy::AnswerFor(fault),
+                      fault == policy::Fault::kClientBodyStalled || !c.ex.req_done);
         FinishExchange(slot);  // closes the upstream: a late answer must not reach anyone
       } else {
         CloseClient(slot, false);  // stalled mid-response: nothing honest left to send
@@ -563,7 +557,7 @@ void Worker::FlushDirty() {
     // The request is sealed once the handshake is done; until then only
     // handshake messages leave.
     if (u.tls != nullptr && u.tls->handshake_done() && !u.out.empty() && !TlsSeal(u)) {
-      UpstreamFailed(up, 502, "upstream_tls_failed", "cannot encrypt toward the upstream");
+      UpstreamFailed(up, policy::Fault::kUpstreamTlsFailed, "cannot encrypt toward the upstream");
       continue;
     }
     if (u.wire().empty()) continue;

@@ -39,15 +39,15 @@
 #include "hms/policy/backoff.h"
 #include "hms/policy/fault.h"
 #include "hms/policy/rate_limit.h"
+#include "hms/policy/retry.h"
 #include "hms/policy/retry_budget.h"
 #include "hms/tls/session.h"
+#include "src/proxy/connection.h"
 
 namespace hms::proxy {
 
-inline constexpr uint32_t kNone = 0xffffffffu;
-// Bytes queued toward one peer before we stop reading from the other side:
-// bounds a connection's memory whatever the peers' speeds.
-inline constexpr size_t kMaxQueued = 256 * 1024;
+class HopByHop;
+
 // After a response that ends the connection we half-close and read (and drop)
 // what the client still sends for this long, so a reset does not destroy the
 // response in flight (the lingering close of nginx and Apache).
@@ -80,19 +80,6 @@ inline constexpr size_t kTimeoutDigits = 10;
 struct SnapshotHold {
   config::Snapshot* snapshot = nullptr;
   uint32_t inflight = 0;
-};
-
-// Received bytes not yet consumed: first a contiguous block (partial heads and
-// leftovers), then provided buffers kept out of the kernel's ring while the
-// connection cannot take them (back-pressure; the recv is cancelled meanwhile).
-struct Input {
-  core::Block* block = nullptr;
-  uint32_t held_head = kNone;  // buffer ids, linked through Worker::held_next_
-  uint32_t held_tail = kNone;
-  uint32_t held_off = 0;       // bytes of the head buffer already consumed
-  bool empty() const noexcept {
-    return held_head == kNone && (block == nullptr || block->begin == block->end);
-  }
 };
 
 // What a listener is for: the edge gateway's routes, or a sidecar's inbound
@@ -188,21 +175,14 @@ struct Exchange {
   policy::RateDecision rate{};
 };
 
-struct Client {
+struct Client : Connection {
   enum class State : uint8_t { kFree, kHead, kBody, kAwaitResponse, kClosing };
   // How a closing connection goes: send what is queued, then half-close and
   // read-and-drop for a moment (so a reset does not destroy the response),
   // then close for good once no operation is in flight.
   enum class Phase : uint8_t { kOpen, kFlush, kLinger, kHard };
-  uint32_t gen = 0;
-  int fd = -1;
   State state = State::kFree;
   Phase phase = Phase::kOpen;
-  Input in;
-  core::ByteQueue out;
-  uint8_t ops = 0;            // operations in flight (recv, send, watch): the slot is freed at zero
-  bool recv_armed = false;
-  bool send_inflight = false;
   // While the connection is open but not reading (input held, or the peer's
   // FIN read with an exchange still running), a poll for POLLERR|POLLHUP
   // watches for the peer's reset, so a client that resets frees at once what
@@ -210,50 +190,25 @@ struct Client {
   bool watch_armed = false;
   bool watch_cancelling = false;
   bool close_after_flush = false;
-  bool dirty = false;         // listed for this pass's flush
-  bool paused = false;        // input full: recv cancelled until consumed
   bool eof = false;
   uint16_t listener = 0;
   uint8_t peer_len = 0;
   char peer[46];              // client IP as text, for X-Forwarded-For
-  int32_t zc_res = 0;    // a SEND_ZC's result, kept until its notification
   core::Timer timer;     // idle, header and linger timeouts
   core::Timer ex_timer;  // the exchange's deadline
-  msghdr msg{};
-  iovec iov[8];
   Exchange ex;
   core::ByteQueue replay;  // the request body forwarded so far (Exchange::replayable)
-  // TLS listener (docs/tls.md): the session, else null. `in` and `out` then
-  // carry plaintext; received ciphertext waits in `cipher_in` until the
-  // session decrypts it into `in`, and `out` is sealed into `cipher_out`
-  // when the connection is flushed.
-  std::unique_ptr<tls::Session> tls;
-  Input cipher_in;
-  core::ByteQueue cipher_out;
-  bool sniffed = false;  // the connection's first byte was looked at (plain HTTP?)
-  // What goes to the socket next, and everything queued toward the peer.
-  core::ByteQueue& wire() { return tls ? cipher_out : out; }
-  size_t queued() const { return out.size() + cipher_out.size(); }
+  bool sniffed = false;  // a TLS listener's first byte was looked at (plain HTTP?)
 };
 
-struct Upstream {
+struct Upstream : Connection {
   enum class State : uint8_t { kFree, kConnecting, kBusy, kIdle, kClosing };
-  uint32_t gen = 0;
-  int fd = -1;
   State state = State::kFree;
   uint32_t endpoint_id = 0;
   uint32_t client = kNone;  // the client slot whose exchange uses it
-  Input in;
-  core::ByteQueue out;
-  uint8_t ops = 0;
-  bool recv_armed = false;
-  bool send_inflight = false;
   bool connect_inflight = false;
-  bool dirty = false;
-  bool paused = false;
   bool reused = false;      // came from the idle pool
   bool got_bytes = false;   // a response byte arrived for the current exchange
-  int32_t zc_res = 0;
   // Pipelining (upstream_pipeline_depth > 1): `client` is the exchange whose
   // response is being read; `waiting` are those whose requests went out after
   // it, answered in that order. kNone marks one whose client left meanwhile.
@@ -266,17 +221,10 @@ struct Upstream {
   uint32_t pool_next = kNone;
   uint32_t pool_prev = kNone;
   core::Timer timer;
-  msghdr msg{};
-  iovec iov[8];
-  // mTLS to a mesh endpoint (docs/tls.md), as on Client. The request waits
-  // in `out` until the handshake is done.
+  // mTLS to a mesh endpoint (docs/tls.md): the request waits in `out` until
+  // the handshake is done.
   bool mtls = false;        // the endpoint takes mTLS only
   bool tls_saved = false;   // this connection's session was kept for the next one
-  std::unique_ptr<tls::Session> tls;
-  Input cipher_in;
-  core::ByteQueue cipher_out;
-  core::ByteQueue& wire() { return tls ? cipher_out : out; }
-  size_t queued() const { return out.size() + cipher_out.size(); }
 };
 
 class Worker {
@@ -365,10 +313,29 @@ class Worker {
   void PumpClient(uint32_t slot);
   int64_t ConsumeClient(uint32_t slot, const char* p, size_t n);
   int64_t StartExchange(uint32_t slot, size_t head_len);
+  // The steps of StartExchange. Each that may refuse returns kNone or the
+  // fault, with the answer in refusal_ (Refuse); AnswerRefusal sends it.
+  struct RouteChoice {
+    uint32_t target = 0;             // index into the snapshot's routes
+    std::string_view origin;         // the request-target sent upstream
+    std::string_view egress_to;      // egress: the service, sent as Host
+    std::string_view peer_id;        // the caller's verified identity (mTLS), else empty
+  };
+  void BeginExchange(uint32_t slot, size_t head_len);
+  policy::Fault ResolveRoute(uint32_t slot, RouteChoice* choice);
+  policy::Fault Admit(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop);
+  policy::Fault AdmitRate(uint32_t slot, uint32_t target);
+  bool WriteUpstreamHead(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop);
+  void SetDeadline(Exchange& ex, uint64_t timeout_ms, std::string_view caller_ms);
+  policy::Fault Refuse(policy::Fault fault, std::string_view detail = {});
+  void AnswerRefusal(uint32_t slot);
   int64_t ForwardRequestBody(uint32_t slot, const char* p, size_t n);
   void FinishExchange(uint32_t slot);
-  void LocalResponse(uint32_t slot, int status, const char* reason, const char* message,
-                     bool close, const char* extra_header = nullptr);
+  // Answers the exchange from the fault table (policy::AnswerFor): status,
+  // x-hms-reason, a JSON body naming the rule; `extra_header` holds whole
+  // "name: value\r\n" fields.
+  void LocalResponse(uint32_t slot, const policy::Answer& answer, bool close,
+                     const char* extra_header = nullptr);
   // graceful: flush the queue and linger first; else close at once.
   void CloseClient(uint32_t slot, bool graceful);
   void EndExchange(uint32_t slot);
@@ -378,7 +345,7 @@ class Worker {
   // Applies the field-name rules (underscores_in_headers) to the request head
   // in req_: counts and notes the fields that will not go upstream, or
   // answers 400 under `reject`. False when the request was answered.
-  bool JudgeFieldNames(uint32_t slot);
+  policy::Fault JudgeFieldNames(uint32_t slot);
   // A sidecar's inbound caller: its identity is in the service's allow_from
   // (an empty list admits any identity the mesh CA vouches for).
   static bool PeerAllowed(const config::Cluster& local, std::string_view identity);
@@ -387,9 +354,9 @@ class Worker {
   // core's ring (or counts it dropped when the ring is full).
   void StartSpan(Exchange& ex, const http::RequestHead& r);
   void RecordSpan(const Client& c);
-  // JWT validation for routes with auth required/optional. False when the
-  // request was answered (401/403).
-  bool Authenticate(uint32_t slot, const config::Snapshot& snap, const config::Route& route);
+  // JWT validation for routes with auth required/optional: kNone, or
+  // kJwtRejected with the refusal (401/403, WWW-Authenticate) in refusal_.
+  policy::Fault Authenticate(const config::Snapshot& snap, const config::Route& route);
   // The egress route a request names (by Host, else by its path's first
   // segment), the request-target to send upstream and the service's name.
   // False when it names no service.
@@ -407,7 +374,13 @@ class Worker {
   // left after the backoff, the retry budget), counts it and arms the
   // backoff; the attempt starts when it expires. The caller has detached (or
   // will detach) the failed attempt's upstream.
-  bool ScheduleRetry(uint32_t slot, policy::Fault fault);
+  // The rules are policy::DecideRetry's; this gathers its input and carries
+  // out the decision: a transparent retry starts at once, a policy retry
+  // (if the retry budget allows) arms the backoff. `stale_pooled`: the
+  // attempt ran on a pooled connection that gave no byte of an answer.
+  bool ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled = false);
+  // The service's breaker is not closed (open or half-open).
+  bool BreakerOpen(const Exchange& ex);
   // Tells the endpoint of the current attempt how it went (outlier ejection),
   // by the same table as the breaker.
   void ReportEndpoint(const Exchange& ex, policy::Fault fault);
@@ -425,9 +398,7 @@ class Worker {
   // busy of two random endpoints, by this core's connections in use).
   uint32_t PickEndpoint(uint32_t cluster_index, const config::Cluster& cluster);
   uint64_t Random() noexcept;
-  // Appends the RateLimit-* fields of a rate-limited route's decision.
-  static void WriteRateFields(class Writer& w, const policy::RateDecision& d);
-  void RejectRequest(uint32_t slot, int status, const char* reason, const char* message);
+  void RejectRequest(uint32_t slot, const policy::Answer& answer);
   void MaybeFreeClient(uint32_t slot);
   // Lists the connection for this pass's flush (once).
   void MarkDirty(Client& c, uint32_t slot);
@@ -448,10 +419,16 @@ class Worker {
   void OnUpstreamSent(uint32_t up, int res);
   void PumpUpstream(uint32_t up);
   int64_t ConsumeUpstream(uint32_t up, const char* p, size_t n);
+  // Reserves and writes the client's response head from resp_; the bytes
+  // written (to commit), or 0 when it does not fit a block.
+  size_t WriteResponseHead(Client& c, const HopByHop& hop_by_hop, bool dechunk, bool close);
   int64_t ForwardResponseBody(uint32_t up, Client& c, const char* p, size_t n);
   // The attempt on `up` failed before a usable response: retry elsewhere when
-  // allowed, else answer the client with `status`/`reason`.
-  void UpstreamFailed(uint32_t up, int status, const char* reason, const char* message);
+  // allowed, else answer the client with `answer`'s row (its message replaced
+  // by `detail` when given). Breaker, ejection and retries classify the
+  // failure by the connection's state: a connect (or handshake) that failed,
+  // else a reset.
+  void UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view detail = {});
   void ReleaseUpstream(uint32_t up, bool reusable);
   void CloseUpstream(uint32_t up);
   void MaybeFreeUpstream(uint32_t up);
@@ -489,6 +466,15 @@ class Worker {
   size_t path_scratch_size_ = 0;
   http::PathOptions path_options_;   // gateway.yaml `paths:`
   http::ResponseHead resp_;
+  // Scratch: the answer to the request being refused (one at a time; the
+  // answer's message and token may point into it).
+  struct Refusal {
+    policy::Answer answer{};
+    bool close = false;  // close after the answer even when the connection could go on
+    char detail[200];
+    char reason[48];
+    char fields[512];    // whole extra header fields; "" for none
+  } refusal_;
 
   uint32_t index_;
   uint32_t cores_;

@@ -80,6 +80,17 @@ struct Cluster {  // one service
   std::shared_ptr<policy::RetryBudget> retry_budget;
 };
 
+// A route's JWT rule and its rate limit's key, decided when the snapshot is
+// compiled (DecideRequestRules) so the request path compares enums, never
+// the config's strings.
+enum class AuthMode : uint8_t { kNone, kOptional, kRequired };
+enum class RateKey : uint8_t {
+  kRoute,     // one bucket for the route
+  kClientIp,  // per caller address
+  kJwtSub,    // per verified subject (the caller's address without one)
+  kHeader,    // per value of the header `rate_header`
+};
+
 struct Route {
   uint32_t cluster = 0;       // index into Snapshot::clusters
   uint32_t key = 0;           // stable id of (service, template, methods): metrics and per-core state
@@ -87,9 +98,12 @@ struct Route {
   std::string methods_text;   // "GET, HEAD" or "*"
   std::string host;
   uint32_t timeout_ms = 15'000;
-  std::string auth;           // required | optional | none
+  std::string auth;           // required | optional | none, as written (/config, explain)
+  AuthMode auth_mode = AuthMode::kNone;  // `auth`, decided at compile time
   std::vector<std::pair<std::string, std::string>> require;  // claim → value (auth module)
   std::optional<RateLimit> rate_limit;
+  RateKey rate_key = RateKey::kRoute;  // rate_limit->per, decided at compile time
+  std::string rate_header;             // kHeader: the field name (after "header:")
   // Process-wide bucket for rate_limit (null without one), kept across reloads
   // by route key; filled in by the control thread after compiling.
   std::shared_ptr<policy::RateLimitState> limiter;

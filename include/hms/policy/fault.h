@@ -12,9 +12,14 @@
 // refused before they reached the upstream say nothing about the upstream,
 // so any client could otherwise open a breaker for everyone.
 //
+// The same rows carry every answer the gateway writes itself: status,
+// x-hms-reason token and message (AnswerFor), so a refusal and the rule
+// that made it are named in one place.
+//
 // Pure data: any thread may call these; nothing allocates.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -36,6 +41,32 @@ enum class Fault : uint8_t {
   kRefused,           // answered by the gateway before any byte went upstream
   kBodyRefused,       // the gateway refused the request body mid-stream (bad chunk, too large)
   kLocal,             // the gateway itself could not go on (no socket)
+  // The gateway's own answers, each a refinement of one of the above: it is
+  // counted as that one is, and says to the client which rule answered.
+  kMalformedRequest,  // the head broke RFC 9112 (status and token from the parser's error)
+  kHeaderTimeout,     // the head did not arrive within header_timeout
+  kPlainHttpToTls,    // plain HTTP sent to a TLS listener
+  kBadPath,           // the target is ambiguous or escapes its root
+  kNoService,         // a sidecar's egress request names no service
+  kNoRoute,           // no route for the path (and host)
+  kMethodNotAllowed,  // a route has the path, not the method
+  kIdentityNotAllowed,// a sidecar's caller is not in allow_from
+  kBodyTooLarge,      // the body exceeds max_body_bytes
+  kBadChunk,          // a malformed chunked request body
+  kBodyIncomplete,    // the client closed its side before its whole body
+  kTooManyConnectionOptions,  // the Connection fields name more options than kept
+  kUnderscoreInHeader,        // a field name with '_' under underscores_in_headers: reject
+  kJwtRejected,       // the route's JWT rule refused (status and token from the verifier)
+  kRateLimited,       // the route's rate limit refused
+  kCircuitOpen,       // the service's breaker is open (or opened by this failure)
+  kNoEndpoints,       // the service has no endpoints
+  kHeaderTooLarge,    // the request head with the gateway's fields outgrew its buffer
+  kConnectNoSocket,   // no socket for a new upstream connection
+  kUpstreamBadResponse,      // a malformed or unusable response head
+  kUpstreamHeaderTooLarge,   // the response head with the gateway's fields outgrew its buffer
+  kUpstreamTlsFailed,        // the mTLS session to the upstream failed
+  kUpstreamIdentityMismatch, // the upstream's certificate is not the service's identity
+  kNoMeshIdentity,           // the endpoint takes mTLS only and this proxy has no identity
   kCount
 };
 
@@ -47,46 +78,134 @@ enum class FaultSide : uint8_t { kNone, kUpstream, kDownstream, kInternal };
 // that ends that way gives its slot back so the next request may probe.
 enum class FaultVerdict : uint8_t { kSuccess, kFailure, kNotCounted };
 
+// One row of the table. `status`, `reason` (the x-hms-reason token) and
+// `message` are the gateway's answer when the fault ends the request;
+// `status` 0 means the gateway writes no answer of its own for it (the
+// upstream's answer goes out, or the client is gone).
 struct FaultInfo {
   FaultSide side;
   FaultVerdict verdict;
   bool retry_may_help;    // another attempt may succeed (the other retry rules still apply)
   std::string_view name;  // for tests and logs
+  uint16_t status;
+  std::string_view reason;
+  std::string_view message;
 };
+
+namespace fault_rows {
+inline constexpr FaultSide kUp = FaultSide::kUpstream;
+inline constexpr FaultSide kDown = FaultSide::kDownstream;
+inline constexpr FaultVerdict kFail = FaultVerdict::kFailure;
+inline constexpr FaultVerdict kNot = FaultVerdict::kNotCounted;
+}  // namespace fault_rows
 
 inline constexpr FaultInfo kFaultTable[] = {
     // kNone
-    {FaultSide::kNone, FaultVerdict::kSuccess, false, "none"},
+    {FaultSide::kNone, FaultVerdict::kSuccess, false, "none", 0, "", ""},
     // kConnect: nothing was sent; the next endpoint may accept.
-    {FaultSide::kUpstream, FaultVerdict::kFailure, true, "connect"},
+    {fault_rows::kUp, fault_rows::kFail, true, "connect", 502, "upstream_connect_failed",
+     "cannot connect to the upstream"},
     // kUpstreamReset: another connection or endpoint may answer.
-    {FaultSide::kUpstream, FaultVerdict::kFailure, true, "upstream_reset"},
+    {fault_rows::kUp, fault_rows::kFail, true, "upstream_reset", 502, "upstream_reset",
+     "the upstream closed the connection before a complete response"},
     // kServiceTimeout: the deadline is spent; no time is left to retry.
-    {FaultSide::kUpstream, FaultVerdict::kFailure, false, "service_timeout"},
+    {fault_rows::kUp, fault_rows::kFail, false, "service_timeout", 504, "upstream_timeout",
+     "the upstream did not answer in time"},
     // kPerTryTimeout: the attempt ran out, the request has time left.
-    {FaultSide::kUpstream, FaultVerdict::kFailure, true, "per_try_timeout"},
+    {fault_rows::kUp, fault_rows::kFail, true, "per_try_timeout", 504, "upstream_timeout",
+     "the upstream did not answer in time"},
     // kGatewayStatus: 502/503/504 say "not now" or "not here".
-    {FaultSide::kUpstream, FaultVerdict::kFailure, true, "gateway_status"},
+    {fault_rows::kUp, fault_rows::kFail, true, "gateway_status", 0, "", ""},
     // kServerError: 500 and the rest are the service's answer; asking again
     // would get the same one.
-    {FaultSide::kUpstream, FaultVerdict::kFailure, false, "server_error"},
+    {fault_rows::kUp, fault_rows::kFail, false, "server_error", 0, "", ""},
     // kCallerDeadline: the caller chose to wait less than the service may take.
-    {FaultSide::kDownstream, FaultVerdict::kNotCounted, false, "caller_deadline"},
-    // kClientGone
-    {FaultSide::kDownstream, FaultVerdict::kNotCounted, false, "client_gone"},
+    {fault_rows::kDown, fault_rows::kNot, false, "caller_deadline", 504, "caller_deadline",
+     "the upstream did not answer within the caller's x-hms-timeout-ms"},
+    // kClientGone: nobody is left to answer (logged as 499).
+    {fault_rows::kDown, fault_rows::kNot, false, "client_gone", 0, "", ""},
     // kClientBodyStalled: the upstream cannot answer a request it has not got.
-    {FaultSide::kDownstream, FaultVerdict::kNotCounted, false, "client_body_stalled"},
-    // kRefused: rate limit, JWT, no endpoints, ...: the upstream never saw it.
-    {FaultSide::kDownstream, FaultVerdict::kNotCounted, false, "refused"},
-    // kBodyRefused
-    {FaultSide::kDownstream, FaultVerdict::kNotCounted, false, "body_refused"},
+    {fault_rows::kDown, fault_rows::kNot, false, "client_body_stalled", 408, "body_timeout",
+     "request body not received in time"},
+    // kRefused: rate limit, JWT, no endpoints, ...: the upstream never saw
+    // it. The class of the refinements below; they carry the answers.
+    {fault_rows::kDown, fault_rows::kNot, false, "refused", 0, "", ""},
+    // kBodyRefused: the class of kBadChunk and kBodyTooLarge.
+    {fault_rows::kDown, fault_rows::kNot, false, "body_refused", 0, "", ""},
     // kLocal
-    {FaultSide::kInternal, FaultVerdict::kNotCounted, false, "local"},
+    {FaultSide::kInternal, fault_rows::kNot, false, "local", 0, "", ""},
+    // The gateway's own answers. Refusals before the upstream saw anything
+    // are counted as kRefused is; the upstream's broken answers as
+    // kUpstreamReset or kConnect are.
+    {fault_rows::kDown, fault_rows::kNot, false, "malformed_request", 400, "bad_request",
+     "malformed request"},
+    {fault_rows::kDown, fault_rows::kNot, false, "header_timeout", 408, "header_timeout",
+     "request head not received in time"},
+    {fault_rows::kDown, fault_rows::kNot, false, "plain_http_to_tls", 400, "plain_http_to_tls_port",
+     "this listener speaks TLS: use https"},
+    {fault_rows::kDown, fault_rows::kNot, false, "bad_path", 400, "bad_path", "bad path"},
+    {fault_rows::kDown, fault_rows::kNot, false, "no_service", 404, "no_service",
+     "no service named by the request"},
+    {fault_rows::kDown, fault_rows::kNot, false, "no_route", 404, "no_route", "no route"},
+    {fault_rows::kDown, fault_rows::kNot, false, "method_not_allowed", 405, "method_not_allowed",
+     "method not allowed here"},
+    {fault_rows::kDown, fault_rows::kNot, false, "identity_not_allowed", 403,
+     "identity_not_allowed", "the caller's identity is not in this service's allow_from"},
+    {fault_rows::kDown, fault_rows::kNot, false, "body_too_large", 413, "body_too_large",
+     "request body exceeds max_body_bytes"},
+    {fault_rows::kDown, fault_rows::kNot, false, "bad_chunk", 400, "bad_chunk",
+     "malformed chunked request body"},
+    {fault_rows::kDown, fault_rows::kNot, false, "body_incomplete", 400, "body_incomplete",
+     "the client closed its side before sending the whole request body"},
+    {fault_rows::kDown, fault_rows::kNot, false, "too_many_connection_options", 400,
+     "too_many_connection_options", "the Connection fields name too many options"},
+    {fault_rows::kDown, fault_rows::kNot, false, "underscore_in_header", 400,
+     "underscore_in_header", "a header field has '_' in its name"},
+    {fault_rows::kDown, fault_rows::kNot, false, "jwt_rejected", 401, "jwt_invalid_token",
+     "the request's token was refused"},
+    {fault_rows::kDown, fault_rows::kNot, false, "rate_limited", 429, "rate_limited",
+     "rate limit exceeded for this route"},
+    {fault_rows::kDown, fault_rows::kNot, false, "circuit_open", 503, "circuit_open",
+     "the service's circuit breaker is open"},
+    {fault_rows::kDown, fault_rows::kNot, false, "no_endpoints", 503, "no_endpoints",
+     "the service has no endpoints"},
+    {fault_rows::kDown, fault_rows::kNot, false, "header_too_large", 431, "header_too_large",
+     "the request head with the fields the gateway adds does not fit its buffer"},
+    // kConnectNoSocket: as kLocal, nothing the service did.
+    {FaultSide::kInternal, fault_rows::kNot, false, "connect_no_socket", 502,
+     "upstream_connect_failed", "cannot open a connection to the upstream"},
+    {fault_rows::kUp, fault_rows::kFail, true, "upstream_bad_response", 502,
+     "upstream_bad_response", "the upstream sent a malformed response"},
+    {fault_rows::kUp, fault_rows::kFail, true, "upstream_header_too_large", 502,
+     "upstream_header_too_large",
+     "the upstream's response head with the gateway's fields does not fit its buffer"},
+    {fault_rows::kUp, fault_rows::kFail, true, "upstream_tls_failed", 502, "upstream_tls_failed",
+     "mTLS handshake with the upstream failed"},
+    {fault_rows::kUp, fault_rows::kFail, true, "upstream_identity_mismatch", 502,
+     "upstream_identity_mismatch", "the upstream's certificate is not the service's identity"},
+    // kNoMeshIdentity: counted as the failed connect it ends (the engine
+    // classifies an attempt that fails before its handshake as kConnect).
+    {fault_rows::kUp, fault_rows::kFail, true, "no_mesh_identity", 502, "no_mesh_identity",
+     "the endpoint takes mTLS only and this proxy has no mtls identity"},
 };
 static_assert(sizeof kFaultTable / sizeof kFaultTable[0] == static_cast<size_t>(Fault::kCount),
               "one row per Fault");
 
 constexpr const FaultInfo& Classify(Fault f) noexcept { return kFaultTable[static_cast<size_t>(f)]; }
+
+// What the gateway answers for a fault: the table's row, with the message
+// replaced by `detail` when one is given (a detail names the path, the
+// method, the identity, ...; it never changes the status or the token).
+struct Answer {
+  uint16_t status;
+  std::string_view reason;
+  std::string_view message;
+};
+
+constexpr Answer AnswerFor(Fault f, std::string_view detail = {}) noexcept {
+  const FaultInfo& info = Classify(f);
+  return Answer{info.status, info.reason, detail.empty() ? info.message : detail};
+}
 
 // Whether the fault is one of the upstream's failures: counted by its
 // service's breaker and by its endpoint's outlier ejection.

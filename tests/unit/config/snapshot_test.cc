@@ -96,6 +96,54 @@ TEST_F(SnapshotTest, AuthDefaultsToNoneWithoutJwt) {
   EXPECT_EQ((*snap)->routes[0].auth, "none");
 }
 
+// The request path switches on enums decided here, never on the strings.
+TEST_F(SnapshotTest, RequestRulesAreDecidedAtCompileTime) {
+  const ServiceConfig svc = Parse(R"(service: s
+routes:
+  - path: /a
+    methods: [GET]
+    auth: none
+    rate_limit: "10 req/s"
+  - path: /b
+    methods: [GET]
+    auth: optional
+    rate_limit: {rate: "10 req/s", per: client_ip}
+  - path: /c
+    methods: [GET]
+    auth: required
+    rate_limit: {rate: "10 req/s", per: jwt_sub}
+  - path: /d
+    methods: [GET]
+    rate_limit: {rate: "10 req/s", per: "header:x-api-key"}
+  - path: /e
+    methods: [GET]
+)",
+                                  "s.yaml");
+  GatewayConfig gw = DefaultGatewayConfig();
+  gw.jwt = JwtConfig{};
+  Result<std::unique_ptr<Snapshot>> snap = Compile({svc}, gw);
+  ASSERT_TRUE(snap) << snap.error().message;
+  const std::vector<Route>& r = (*snap)->routes;
+  ASSERT_EQ(r.size(), 5u);
+  struct Case {
+    AuthMode auth;
+    RateKey key;
+    std::string header;
+  } cases[] = {
+      {AuthMode::kNone, RateKey::kRoute, ""},
+      {AuthMode::kOptional, RateKey::kClientIp, ""},
+      {AuthMode::kRequired, RateKey::kJwtSub, ""},
+      {AuthMode::kRequired, RateKey::kHeader, "x-api-key"},  // jwt section: required by default
+      {AuthMode::kRequired, RateKey::kRoute, ""},
+  };
+  for (size_t i = 0; i < r.size(); ++i) {
+    SCOPED_TRACE(r[i].path_template);
+    EXPECT_EQ(r[i].auth_mode, cases[i].auth);
+    EXPECT_EQ(r[i].rate_key, cases[i].key);
+    EXPECT_EQ(r[i].rate_header, cases[i].header);
+  }
+}
+
 TEST_F(SnapshotTest, MtlsEndpointsAndIdentities) {
   MeshConfig mesh;
   mesh.trust_domain = "example.org";

@@ -31,6 +31,32 @@ constexpr Row kRows[] = {
     {Fault::kRefused, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
     {Fault::kBodyRefused, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
     {Fault::kLocal, FaultSide::kInternal, FaultVerdict::kNotCounted, false},
+    // The gateway's own answers: refusals count as kRefused does, the
+    // upstream's broken answers as kUpstreamReset or kConnect do.
+    {Fault::kMalformedRequest, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kHeaderTimeout, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kPlainHttpToTls, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kBadPath, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kNoService, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kNoRoute, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kMethodNotAllowed, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kIdentityNotAllowed, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kBodyTooLarge, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kBadChunk, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kBodyIncomplete, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kTooManyConnectionOptions, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kUnderscoreInHeader, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kJwtRejected, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kRateLimited, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kCircuitOpen, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kNoEndpoints, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kHeaderTooLarge, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kConnectNoSocket, FaultSide::kInternal, FaultVerdict::kNotCounted, false},
+    {Fault::kUpstreamBadResponse, FaultSide::kUpstream, FaultVerdict::kFailure, true},
+    {Fault::kUpstreamHeaderTooLarge, FaultSide::kUpstream, FaultVerdict::kFailure, true},
+    {Fault::kUpstreamTlsFailed, FaultSide::kUpstream, FaultVerdict::kFailure, true},
+    {Fault::kUpstreamIdentityMismatch, FaultSide::kUpstream, FaultVerdict::kFailure, true},
+    {Fault::kNoMeshIdentity, FaultSide::kUpstream, FaultVerdict::kFailure, true},
 };
 
 TEST(Fault, EveryFaultIsClassified) {
@@ -97,6 +123,103 @@ TEST(Fault, WhoseTimeRanOut) {
     EXPECT_EQ(TimeoutFault(c.client_owes_body, c.per_try_bound, c.caller_deadline), c.fault)
         << c.client_owes_body << c.per_try_bound << c.caller_deadline;
   }
+}
+
+// The answers clients, dashboards and the integration tests read: a token
+// renamed here is a change users see.
+TEST(Fault, AnswersNameTheirRule) {
+  struct Case {
+    Fault fault;
+    uint16_t status;
+    std::string_view reason;
+  } cases[] = {
+      {Fault::kConnect, 502, "upstream_connect_failed"},
+      {Fault::kUpstreamReset, 502, "upstream_reset"},
+      {Fault::kServiceTimeout, 504, "upstream_timeout"},
+      {Fault::kPerTryTimeout, 504, "upstream_timeout"},
+      {Fault::kCallerDeadline, 504, "caller_deadline"},
+      {Fault::kClientBodyStalled, 408, "body_timeout"},
+      {Fault::kHeaderTimeout, 408, "header_timeout"},
+      {Fault::kPlainHttpToTls, 400, "plain_http_to_tls_port"},
+      {Fault::kBadPath, 400, "bad_path"},
+      {Fault::kNoService, 404, "no_service"},
+      {Fault::kNoRoute, 404, "no_route"},
+      {Fault::kMethodNotAllowed, 405, "method_not_allowed"},
+      {Fault::kIdentityNotAllowed, 403, "identity_not_allowed"},
+      {Fault::kBodyTooLarge, 413, "body_too_large"},
+      {Fault::kBadChunk, 400, "bad_chunk"},
+      {Fault::kBodyIncomplete, 400, "body_incomplete"},
+      {Fault::kTooManyConnectionOptions, 400, "too_many_connection_options"},
+      {Fault::kUnderscoreInHeader, 400, "underscore_in_header"},
+      {Fault::kRateLimited, 429, "rate_limited"},
+      {Fault::kCircuitOpen, 503, "circuit_open"},
+      {Fault::kNoEndpoints, 503, "no_endpoints"},
+      {Fault::kHeaderTooLarge, 431, "header_too_large"},
+      {Fault::kConnectNoSocket, 502, "upstream_connect_failed"},
+      {Fault::kUpstreamBadResponse, 502, "upstream_bad_response"},
+      {Fault::kUpstreamHeaderTooLarge, 502, "upstream_header_too_large"},
+      {Fault::kUpstreamTlsFailed, 502, "upstream_tls_failed"},
+      {Fault::kUpstreamIdentityMismatch, 502, "upstream_identity_mismatch"},
+      {Fault::kNoMeshIdentity, 502, "no_mesh_identity"},
+  };
+  for (const Case& c : cases) {
+    const Answer a = AnswerFor(c.fault);
+    SCOPED_TRACE(c.reason);
+    EXPECT_EQ(a.status, c.status);
+    EXPECT_EQ(a.reason, c.reason);
+    EXPECT_FALSE(a.message.empty());
+  }
+}
+
+// A row either answers (an error status, a token an x-hms-reason field can
+// carry, a message) or says the gateway writes nothing of its own.
+TEST(Fault, EveryAnswerIsWellFormed) {
+  for (const FaultInfo& info : kFaultTable) {
+    SCOPED_TRACE(info.name);
+    if (info.status == 0) {
+      EXPECT_TRUE(info.reason.empty());
+      EXPECT_TRUE(info.message.empty());
+      continue;
+    }
+    EXPECT_GE(info.status, 400);
+    EXPECT_LE(info.status, 599);
+    ASSERT_FALSE(info.reason.empty());
+    EXPECT_LE(info.reason.size(), 31u);  // the access log keeps 32 bytes of it
+    for (char ch : info.reason) EXPECT_TRUE((ch >= 'a' && ch <= 'z') || ch == '_') << ch;
+    EXPECT_FALSE(info.message.empty());
+    // Messages go into JSON unescaped by nothing special: no quote, no
+    // backslash, no control character needs escaping in the table's own text.
+    for (char ch : info.message) {
+      EXPECT_TRUE(ch != '"' && ch != '\\' && static_cast<unsigned char>(ch) >= 0x20) << ch;
+    }
+  }
+}
+
+// An upstream's failure answers 5xx; the client's or the gateway's refusals
+// never blame the upstream with a 502.
+TEST(Fault, TheStatusSaysWhoseFault) {
+  for (const FaultInfo& info : kFaultTable) {
+    SCOPED_TRACE(info.name);
+    if (info.status == 0) continue;
+    if (info.side == FaultSide::kUpstream) {
+      EXPECT_GE(info.status, 500);
+    }
+    if (info.side == FaultSide::kDownstream && info.status >= 500) {
+      // The service's own state (breaker open, no endpoints) or the caller's
+      // deadline: never "the upstream broke" (502).
+      EXPECT_NE(info.status, 502);
+    }
+  }
+}
+
+TEST(Fault, ADetailReplacesOnlyTheMessage) {
+  const Answer plain = AnswerFor(Fault::kNoRoute);
+  const Answer detailed = AnswerFor(Fault::kNoRoute, "no route for GET /x");
+  EXPECT_EQ(detailed.status, plain.status);
+  EXPECT_EQ(detailed.reason, plain.reason);
+  EXPECT_EQ(detailed.message, "no route for GET /x");
+  EXPECT_EQ(plain.message, Classify(Fault::kNoRoute).message);
+  static_assert(AnswerFor(Fault::kCircuitOpen).status == 503, "usable at compile time");
 }
 
 }  // namespace

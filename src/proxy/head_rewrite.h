@@ -1,0 +1,65 @@
+// Head rewriting toward the client: pure functions, headers in, bytes out
+// (docs/engine.md "Header fields"). No state, no allocation; any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "hms/http/parser.h"
+#include "hms/policy/rate_limit.h"
+#include "src/proxy/wire.h"
+
+namespace hms::proxy {
+
+// The RateLimit-* fields of a rate-limited route's decision.
+inline void WriteRateFields(Writer& w, const policy::RateDecision& d) noexcept {
+  w.S("ratelimit-limit: ").U(d.limit).S("\r\nratelimit-remaining: ").U(d.remaining);
+  w.S("\r\nratelimit-reset: ").U(d.reset_s).S("\r\n");
+}
+
+// What the gateway adds to or decides about an upstream's answer head.
+struct ResponseHeadFields {
+  std::string_view trace_id;                  // sent as x-trace-id (the caller's, else ours)
+  const policy::RateDecision* rate = nullptr; // a rate-limited route: its RateLimit-* fields
+  bool dechunk = false;       // chunked from the upstream, sent to an HTTP/1.0 client unframed
+  bool close = false;         // the connection closes after this answer
+  uint8_t client_version_minor = 1;
+};
+
+// Writes the client's response head for `r` into dst[0, cap): the status
+// line, the upstream's end-to-end fields (hop-by-hop ones, as `hop_by_hop`
+// marked them, and its x-trace-id dropped; one Content-Length), then ours.
+// Returns the bytes written, or 0 when the head does not fit: a cut head is
+// never sent.
+inline size_t RewriteResponseHead(const http::ResponseHead& r, const HopByHop& hop_by_hop,
+                                  const ResponseHeadFields& f, char* dst, size_t cap) noexcept {
+  Writer w(dst, cap);
+  w.S("HTTP/1.1 ").U(r.status).C(' ').S(r.reason).S("\r\n");
+  for (int i = 0; i < r.header_count; ++i) {
+    const http::Header& h = r.headers[i];
+    // Identical repeated Content-Length fields were folded by the parser: one
+    // goes out (for bodiless answers, such as to HEAD, they pass as sent).
+    if (hop_by_hop(i) || http::EqualsIgnoreCase(h.name, "x-trace-id") ||
+        (r.body == http::BodyKind::kContentLength &&
+         http::EqualsIgnoreCase(h.name, "content-length"))) {
+      continue;
+    }
+    w.S(h.name).S(": ").S(h.value).S("\r\n");
+  }
+  if (r.body == http::BodyKind::kChunked && !f.dechunk) w.S("transfer-encoding: chunked\r\n");
+  if (r.body == http::BodyKind::kContentLength) {
+    w.S("content-length: ").U(r.content_length).S("\r\n");
+  }
+  w.S("x-trace-id: ").S(f.trace_id).S("\r\n");
+  if (f.rate != nullptr) WriteRateFields(w, *f.rate);
+  if (f.close) {
+    w.S("connection: close\r\n");
+  } else if (f.client_version_minor == 0) {
+    w.S("connection: keep-alive\r\n");
+  }
+  w.S("\r\n");
+  return w.overflow() ? 0 : w.size();
+}
+
+}  // namespace hms::proxy

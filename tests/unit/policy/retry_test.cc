@@ -1,0 +1,181 @@
+#include "hms/policy/retry.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string_view>
+
+#include "hms/core/clock.h"
+
+namespace hms::policy {
+namespace {
+
+constexpr core::Instant kNow = core::Millis(1'000'000);
+
+// An idempotent GET to a 3-endpoint service with 2 retries and plenty of
+// time: the starting point every case changes one thing of.
+RetryInput Base(Fault f) {
+  RetryInput in;
+  in.fault = f;
+  in.idempotent = true;
+  in.endpoints = 3;
+  in.connect_attempts = 1;
+  in.transparent_done = 1;
+  in.retries_done = 0;
+  in.retries_allowed = 2;
+  in.now = kNow;
+  in.deadline = kNow + core::Millis(10'000);
+  in.random = 12345;
+  return in;
+}
+
+struct Case {
+  std::string_view name;
+  RetryInput in;
+  RetryAction action;
+  bool next_endpoint;
+};
+
+RetryInput With(RetryInput in, void (*change)(RetryInput&)) {
+  change(in);
+  return in;
+}
+
+TEST(RetryDecider, FollowsTheRulesOfResilienceMd) {
+  const Case cases[] = {
+      // Transparent retries: provably never reached the upstream.
+      {"connect failed: next endpoint at once", Base(Fault::kConnect), RetryAction::kTransparent,
+       true},
+      {"connect failed on every endpoint: a policy retry",
+       With(Base(Fault::kConnect), [](RetryInput& i) { i.transparent_done = 3; }),
+       RetryAction::kBackoff, true},
+      {"a sidecar's local service is connected twice",
+       With(Base(Fault::kConnect),
+            [](RetryInput& i) {
+              i.endpoints = 1;
+              i.connect_attempts = 2;
+              i.transparent_done = 1;
+            }),
+       RetryAction::kTransparent, true},
+      {"connect failed, non-idempotent: still retried (nothing was sent)",
+       With(Base(Fault::kConnect),
+            [](RetryInput& i) {
+              i.idempotent = false;
+              i.transparent_done = 3;
+            }),
+       RetryAction::kBackoff, true},
+      {"stale pooled connection, bodiless: again on a fresh one",
+       With(Base(Fault::kUpstreamReset), [](RetryInput& i) { i.stale_pooled = true; }),
+       RetryAction::kTransparent, false},
+      {"stale pooled connection, non-idempotent bodiless: still transparent",
+       With(Base(Fault::kUpstreamReset),
+            [](RetryInput& i) {
+              i.stale_pooled = true;
+              i.idempotent = false;
+            }),
+       RetryAction::kTransparent, false},
+      {"stale pooled connection with a body: a policy retry at most",
+       With(Base(Fault::kUpstreamReset),
+            [](RetryInput& i) {
+              i.stale_pooled = true;
+              i.has_body = true;
+            }),
+       RetryAction::kBackoff, true},
+      {"stale past every endpoint plus one",
+       With(Base(Fault::kUpstreamReset),
+            [](RetryInput& i) {
+              i.stale_pooled = true;
+              i.transparent_done = 5;
+            }),
+       RetryAction::kBackoff, true},
+      {"breaker open: no transparent retry either",
+       With(Base(Fault::kConnect), [](RetryInput& i) { i.breaker_open = true; }),
+       RetryAction::kGiveUp, false},
+      {"body not kept: no transparent retry",
+       With(Base(Fault::kConnect), [](RetryInput& i) { i.replayable = false; }),
+       RetryAction::kGiveUp, false},
+      // Policy retries.
+      {"reset, idempotent", Base(Fault::kUpstreamReset), RetryAction::kBackoff, true},
+      {"reset, not idempotent",
+       With(Base(Fault::kUpstreamReset), [](RetryInput& i) { i.idempotent = false; }),
+       RetryAction::kGiveUp, false},
+      {"502/503/504", Base(Fault::kGatewayStatus), RetryAction::kBackoff, true},
+      {"500: the service's answer", Base(Fault::kServerError), RetryAction::kGiveUp, false},
+      {"per-try timeout with time left", Base(Fault::kPerTryTimeout), RetryAction::kBackoff, true},
+      {"the route's timeout: no time left", Base(Fault::kServiceTimeout), RetryAction::kGiveUp,
+       false},
+      {"the caller's deadline", Base(Fault::kCallerDeadline), RetryAction::kGiveUp, false},
+      {"the client's stalled body", Base(Fault::kClientBodyStalled), RetryAction::kGiveUp, false},
+      {"retries used up",
+       With(Base(Fault::kUpstreamReset), [](RetryInput& i) { i.retries_done = 2; }),
+       RetryAction::kGiveUp, false},
+      {"the half-open probe is never retried",
+       With(Base(Fault::kGatewayStatus), [](RetryInput& i) { i.probe = true; }),
+       RetryAction::kGiveUp, false},
+      {"breaker open",
+       With(Base(Fault::kGatewayStatus), [](RetryInput& i) { i.breaker_open = true; }),
+       RetryAction::kGiveUp, false},
+      {"a byte of the answer went out",
+       With(Base(Fault::kConnect), [](RetryInput& i) { i.response_started = true; }),
+       RetryAction::kGiveUp, false},
+      {"body streamed past the replay buffer",
+       With(Base(Fault::kUpstreamReset), [](RetryInput& i) { i.replayable = false; }),
+       RetryAction::kGiveUp, false},
+      {"the backoff would end past the deadline",
+       With(Base(Fault::kUpstreamReset),
+            [](RetryInput& i) { i.deadline = i.now + core::Millis(5); }),
+       RetryAction::kGiveUp, false},
+      {"a refusal never reached the upstream", Base(Fault::kRateLimited), RetryAction::kGiveUp,
+       false},
+      {"a malformed answer, idempotent", Base(Fault::kUpstreamBadResponse), RetryAction::kBackoff,
+       true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const RetryDecision d = DecideRetry(c.in);
+    EXPECT_EQ(d.action, c.action);
+    EXPECT_EQ(d.next_endpoint, c.next_endpoint);
+    if (d.action == RetryAction::kBackoff) {
+      EXPECT_EQ(d.backoff_ms, RetryBackoffMs(c.in.retries_done, c.in.random));
+    } else {
+      EXPECT_EQ(d.backoff_ms, 0u);
+    }
+  }
+}
+
+// The backoff grows with each retry and always ends before the deadline.
+TEST(RetryDecider, BackoffGrowsAndFitsTheDeadline) {
+  for (uint64_t random : {0ull, 1ull, 99ull, ~0ull}) {
+    RetryInput in = Base(Fault::kGatewayStatus);
+    in.retries_allowed = 10;
+    in.random = random;
+    uint64_t previous_cap = 0;
+    for (uint32_t retry = 0; retry < 5; ++retry) {
+      in.retries_done = retry;
+      const RetryDecision d = DecideRetry(in);
+      ASSERT_EQ(d.action, RetryAction::kBackoff);
+      const uint64_t cap = std::min<uint64_t>(kBackoffBaseMs << retry, kBackoffMaxMs);
+      EXPECT_GE(d.backoff_ms, cap / 2);
+      EXPECT_LE(d.backoff_ms, cap);
+      EXPECT_GE(cap, previous_cap);
+      previous_cap = cap;
+      // Exactly at the deadline is too late.
+      RetryInput tight = in;
+      tight.deadline = in.now + core::Millis(d.backoff_ms);
+      EXPECT_EQ(DecideRetry(tight).action, RetryAction::kGiveUp);
+      tight.deadline += 1;
+      EXPECT_EQ(DecideRetry(tight).action, RetryAction::kBackoff);
+    }
+  }
+}
+
+TEST(RetryDecider, PipelinedRequestsGoAgainWhileAttemptsLast) {
+  EXPECT_TRUE(RequeueBehindFailed(1, 1));
+  EXPECT_TRUE(RequeueBehindFailed(2, 1));
+  EXPECT_FALSE(RequeueBehindFailed(3, 1));
+  EXPECT_TRUE(RequeueBehindFailed(4, 3));
+  EXPECT_FALSE(RequeueBehindFailed(5, 3));
+}
+
+}  // namespace
+}  // namespace hms::policy
