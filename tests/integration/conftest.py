@@ -582,6 +582,15 @@ class Gateway:
         return self.proc.returncode
 
 
+def log_lines(path):
+    """An access log's complete lines, parsed: a poll may catch the writer
+    mid-line, and a line without its newline is not written yet."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
+
+
 @pytest.fixture
 def gateway(store_dir, tmp_path):
     """gateway(overrides=None) → a running hms-gateway on a tmp gateway.yaml

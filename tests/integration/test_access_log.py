@@ -1,20 +1,15 @@
 """Access logs (docs/observability.md): one JSON line per request, written by
 the control thread from each core's ring; off unless configured."""
-import json
 import os
 import signal
 
 import httpraw
-from conftest import admin_get, eventually, metric_sum, wait_snapshot
-
-
-def lines_of(path):
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+from conftest import admin_get, eventually, log_lines, metric_sum, wait_snapshot
 
 
 def read_lines(path, n, within=5.0):
     """The log's lines once it has at least n."""
-    return eventually(lambda: lines_of(path), lambda lines: len(lines) >= n, within,
+    return eventually(lambda: log_lines(path), lambda lines: len(lines) >= n, within,
                       what=f"{n} lines in {path.name}")
 
 
@@ -22,7 +17,7 @@ def wait_written(gw, path, before=0):
     """The log's lines once the control thread has written every line the
     cores logged since the counter stood at `before` (lines in other files)."""
     def both():
-        return metric_sum(gw, "hms_access_log_lines_total") - before, len(lines_of(path))
+        return metric_sum(gw, "hms_access_log_lines_total") - before, len(log_lines(path))
 
     return eventually(both, lambda b: b[0] == b[1] and b[0] > 0,
                       what=f"(lines logged, lines in {path.name})")[1]

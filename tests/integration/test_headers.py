@@ -4,14 +4,13 @@ both directions and however many Connection fields there are; request fields
 whose names hold '_' (underscores_in_headers: drop | reject | allow); and a
 head that would outgrow its buffer once the gateway's own fields are added,
 refused whole instead of cut."""
-import json
 import ssl
 import subprocess
 
 import pytest
 
 import httpraw
-from conftest import admin_get, echo_routes, eventually
+from conftest import admin_get, echo_routes, eventually, log_lines
 from test_tls import make_cert
 
 
@@ -107,11 +106,7 @@ def spoof_headers():
 
 def read_log_lines(path, n, within=5.0):
     """The log's lines once it has at least n."""
-    def lines():
-        return [json.loads(line) for line in path.read_text().splitlines()] \
-            if path.exists() else []
-
-    return eventually(lines, lambda got: len(got) >= n, within, what=f"{n} lines in {path.name}")
+    return eventually(lambda: log_lines(path), lambda got: len(got) >= n, within, what=f"{n} lines in {path.name}")
 
 
 def test_fields_with_underscores_are_dropped_by_default(echo_upstream, register, gateway,

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 import httpraw
-from conftest import closed_port, eventually
+from conftest import closed_port, eventually, log_lines
 from test_sidecar import endpoints, metric, sidecar
 
 TRUST = "hms.local"
@@ -101,7 +101,7 @@ def test_a_sidecar_admits_only_identities_in_allow_from(echo_upstream, register,
     assert metric(sc, "hms_identity_refused_total") == 1
     # The refusal is logged with the identity.
     def refused_lines():
-        lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+        lines = log_lines(log)
         return [x for x in lines if x["stamp"] == "identity_not_allowed"], lines
 
     refused, lines = eventually(refused_lines, lambda rl: rl[0], timeout=5,

@@ -77,7 +77,8 @@ inline size_t EscapeOf(unsigned char c, char esc[6]) noexcept {
 inline size_t EscapeJson(std::string_view s, char* out, size_t cap) noexcept {
   size_t n = 0;
   const auto put = [&](const char* p, size_t len) {
-    if (n < cap) std::memcpy(out + n, p, len < cap - n ? len : cap - n);
+    // len == 0 may come with p == nullptr (an empty view): memcpy forbids it.
+    if (n < cap && len > 0) std::memcpy(out + n, p, len < cap - n ? len : cap - n);
     n += len;
   };
   // Runs that need no escape (nearly all text) are copied whole.

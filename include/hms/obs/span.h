@@ -55,7 +55,7 @@ struct SpanRecord {
   static void Set(char (&field)[N], uint8_t* len, std::string_view s) noexcept {
     static_assert(N < 256);
     const size_t n = s.size() < N ? s.size() : N;
-    std::memcpy(field, s.data(), n);
+    if (n > 0) std::memcpy(field, s.data(), n);  // an empty view may hold nullptr
     *len = static_cast<uint8_t>(n);
   }
 };
