@@ -238,6 +238,49 @@ void JwtVerifier::Rebind(const KeySet* keys, JwtPolicy policy) {
   cache_.Clear();
 }
 
+// Header: alg and kid; crit would name extensions this code does not
+// implement (RFC 7515 §4.1.11), so it is refused. Key-carrying members
+// (jku, jwk, x5u, x5c) are ignored: keys come only from the key set.
+// Fills *alg and *kid and marks in *seen (kAlg, kKid) which were present.
+Verdict JwtVerifier::ParseHeader(std::string_view header_b64, std::string_view* alg,
+                                 std::string_view* kid, uint32_t* seen) noexcept {
+  const int64_t hn = DecodeBase64Url(header_b64, crypto_->json, kJsonCapacity);
+  if (hn < 0) return Fail(JwtReason::kMalformed, "header is not base64url");
+  od::document doc;
+  od::object obj;
+  if (crypto_->parser.iterate(crypto_->json, static_cast<size_t>(hn), sizeof crypto_->json)
+          .get(doc) ||
+      doc.get_object().get(obj)) {
+    return Fail(JwtReason::kMalformed, "header is not a JSON object");
+  }
+  for (auto field : obj) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) {
+      return Fail(JwtReason::kMalformed, "header is not valid JSON");
+    }
+    uint32_t bit = 0;
+    std::string_view* slot = nullptr;
+    if (key == "alg") {
+      bit = kAlg;
+      slot = alg;
+    } else if (key == "kid") {
+      bit = kKid;
+      slot = kid;
+    } else if (key == "crit") {
+      return Fail(JwtReason::kMalformed, "crit header extensions are not supported");
+    } else {
+      continue;
+    }
+    if (*seen & bit) return Fail(JwtReason::kMalformed, "duplicate header member");
+    *seen |= bit;
+    if (field.value().get_string().get(*slot)) {
+      return Fail(JwtReason::kMalformed, "alg and kid must be strings");
+    }
+  }
+  if (!AtEnd(doc)) return Fail(JwtReason::kMalformed, "header is not valid JSON");
+  return Ok();
+}
+
 Verdict JwtVerifier::Verify(std::string_view token, int64_t now, Claims* out) noexcept {
   Claims* claims = out != nullptr ? out : &scratch_claims_;
   claims->Clear();
@@ -272,47 +315,9 @@ Verdict JwtVerifier::Verify(std::string_view token, int64_t now, Claims* out) no
     }
   }
 
-  // Header: alg and kid; crit would name extensions this code does not
-  // implement (RFC 7515 §4.1.11), so it is refused. Key-carrying members
-  // (jku, jwk, x5u, x5c) are ignored: keys come only from the key set.
-  const int64_t hn = DecodeBase64Url(header_b64, crypto_->json, kJsonCapacity);
-  if (hn < 0) return Fail(JwtReason::kMalformed, "header is not base64url");
   std::string_view alg, kid;
   uint32_t seen = 0;
-  {
-    od::document doc;
-    od::object obj;
-    if (crypto_->parser.iterate(crypto_->json, static_cast<size_t>(hn), sizeof crypto_->json)
-            .get(doc) ||
-        doc.get_object().get(obj)) {
-      return Fail(JwtReason::kMalformed, "header is not a JSON object");
-    }
-    for (auto field : obj) {
-      std::string_view key;
-      if (field.unescaped_key().get(key)) {
-        return Fail(JwtReason::kMalformed, "header is not valid JSON");
-      }
-      uint32_t bit = 0;
-      std::string_view* slot = nullptr;
-      if (key == "alg") {
-        bit = kAlg;
-        slot = &alg;
-      } else if (key == "kid") {
-        bit = kKid;
-        slot = &kid;
-      } else if (key == "crit") {
-        return Fail(JwtReason::kMalformed, "crit header extensions are not supported");
-      } else {
-        continue;
-      }
-      if (seen & bit) return Fail(JwtReason::kMalformed, "duplicate header member");
-      seen |= bit;
-      if (field.value().get_string().get(*slot)) {
-        return Fail(JwtReason::kMalformed, "alg and kid must be strings");
-      }
-    }
-    if (!AtEnd(doc)) return Fail(JwtReason::kMalformed, "header is not valid JSON");
-  }
+  if (Verdict v = ParseHeader(header_b64, &alg, &kid, &seen); !v.ok) return v;
   if (!(seen & kAlg)) return Fail(JwtReason::kMalformed, "header has no alg");
   if (EqualsIgnoreCase(alg, "none")) {
     return Fail(JwtReason::kAlgNone, "unsigned tokens (alg none) are refused");
@@ -465,34 +470,52 @@ Verdict JwtVerifier::VerifyClaims(std::string_view payload_b64, int64_t now, boo
     }
     std::string_view s;
     if (value.get_string().get(s)) return Fail(JwtReason::kMalformed, "claims are not valid JSON");
-    if (bit == 0) {
-      for (size_t i = 0; i < claims->count_; ++i) {
-        if (claims->strings_[i].first == key) return Fail(JwtReason::kMalformed, "duplicate claim");
-      }
-    }
-    if (claims->count_ == Claims::kMaxStringClaims) {
-      return Fail(JwtReason::kMalformed, "more than 64 string claims");
-    }
-    claims->strings_[claims->count_++] = {key, s};
-    switch (bit) {
-      case kIss:
-        claims->iss_ = s;
-        if (!policy_.issuer.empty() && s == policy_.issuer) iss_ok = true;
-        break;
-      case kSub:
-        claims->sub_ = s;
-        break;
-      case kScope:
-        claims->scope_ = s;
-        break;
-      case kAud:
-        if (!policy_.audience.empty() && s == policy_.audience) aud_ok = true;
-        break;
-      default:
-        break;
-    }
+    if (Verdict v = StoreStringClaim(key, s, bit, claims, &iss_ok, &aud_ok); !v.ok) return v;
   }
   if (!AtEnd(doc)) return Fail(JwtReason::kMalformed, "claims are not valid JSON");
+  return CheckClaims(seen, iss_ok, aud_ok, now, cached, *claims, valid_until, not_before);
+}
+
+// One string claim (unescaped): kept by name in *claims, and the registered
+// ones (iss, sub, scope, aud) also in their own fields; *iss_ok and *aud_ok
+// turn true when it names the policy's issuer or audience.
+Verdict JwtVerifier::StoreStringClaim(std::string_view key, std::string_view s, uint32_t bit,
+                                      Claims* claims, bool* iss_ok, bool* aud_ok) noexcept {
+  if (bit == 0) {
+    for (size_t i = 0; i < claims->count_; ++i) {
+      if (claims->strings_[i].first == key) return Fail(JwtReason::kMalformed, "duplicate claim");
+    }
+  }
+  if (claims->count_ == Claims::kMaxStringClaims) {
+    return Fail(JwtReason::kMalformed, "more than 64 string claims");
+  }
+  claims->strings_[claims->count_++] = {key, s};
+  switch (bit) {
+    case kIss:
+      claims->iss_ = s;
+      if (!policy_.issuer.empty() && s == policy_.issuer) *iss_ok = true;
+      break;
+    case kSub:
+      claims->sub_ = s;
+      break;
+    case kScope:
+      claims->scope_ = s;
+      break;
+    case kAud:
+      if (!policy_.audience.empty() && s == policy_.audience) *aud_ok = true;
+      break;
+    default:
+      break;
+  }
+  return Ok();
+}
+
+// After the whole payload was read: the required claims (exp; iss and aud
+// when the policy names them), then the time window with the leeway, which a
+// cache hit checks itself on every use.
+Verdict JwtVerifier::CheckClaims(uint32_t seen, bool iss_ok, bool aud_ok, int64_t now, bool cached,
+                                 const Claims& claims, int64_t* valid_until,
+                                 int64_t* not_before) const noexcept {
   if (!(seen & kExp)) return Fail(JwtReason::kMissingExp, "exp claim is required");
   if (!iss_ok) {
     return Fail(JwtReason::kWrongIssuer,
@@ -503,8 +526,8 @@ Verdict JwtVerifier::VerifyClaims(std::string_view payload_b64, int64_t now, boo
                 (seen & kAud) ? "aud does not name this audience" : "aud claim is required");
   }
   const int64_t leeway = policy_.leeway_s;
-  *valid_until = claims->exp_ + leeway;
-  *not_before = claims->has_nbf_ ? claims->nbf_ - leeway : INT64_MIN;
+  *valid_until = claims.exp_ + leeway;
+  *not_before = claims.has_nbf_ ? claims.nbf_ - leeway : INT64_MIN;
   if (!cached) {
     // RFC 7519 §4.1.4: now must be before exp; §4.1.5: at or after nbf.
     if (now >= *valid_until) return Fail(JwtReason::kExpired, "token expired");

@@ -168,6 +168,85 @@ Result<Jwk> ConvertOct(const RawJwk& raw, const std::string& where) {
   return key;
 }
 
+// The members of key `index` of a JWKS that this code reads, as views into
+// the parser's buffers (valid until its next document).
+Result<RawJwk> ReadRawJwk(simdjson::ondemand::object& obj, const std::string& o, size_t index) {
+  namespace od = simdjson::ondemand;
+  RawJwk raw;
+  for (auto member : obj) {
+    std::string_view key;
+    if (member.unescaped_key().get(key)) return ConfigError(o + ": invalid JSON");
+    std::string_view* slot = nullptr;
+    if (key == "kty")
+      slot = &raw.kty;
+    else if (key == "kid")
+      slot = &raw.kid, raw.has_kid = true;
+    else if (key == "use")
+      slot = &raw.use, raw.has_use = true;
+    else if (key == "alg")
+      slot = &raw.alg, raw.has_alg = true;
+    else if (key == "n")
+      slot = &raw.n;
+    else if (key == "e")
+      slot = &raw.e;
+    else if (key == "crv")
+      slot = &raw.crv;
+    else if (key == "x")
+      slot = &raw.x;
+    else if (key == "y")
+      slot = &raw.y;
+    else if (key == "k")
+      slot = &raw.k;
+    if (key == "key_ops") {
+      od::array ops;
+      if (member.value().get_array().get(ops)) {
+        return ConfigError(o + ": key " + std::to_string(index) +
+                           ": \"key_ops\" is not an array of strings");
+      }
+      raw.has_key_ops = true;
+      for (auto op_value : ops) {
+        std::string_view op;
+        if (op_value.get_string().get(op)) {
+          return ConfigError(o + ": key " + std::to_string(index) +
+                             ": \"key_ops\" is not an array of strings");
+        }
+        if (op == "verify") raw.key_ops_verify = true;
+        raw.key_ops += (raw.key_ops.empty() ? "\"" : ", \"") + std::string(op) + "\"";
+      }
+      continue;
+    }
+    if (slot == nullptr) continue;
+    if (member.value().get_string().get(*slot)) {
+      return ConfigError(o + ": key " + std::to_string(index) + ": \"" + std::string(key) +
+                         "\" is not a string");
+    }
+  }
+  return raw;
+}
+
+Result<Jwk> ConvertJwk(const RawJwk& raw, const std::string& where) {
+  if (raw.kty == "RSA") return ConvertRsa(raw, where);
+  if (raw.kty == "EC") return ConvertEc(raw, where);
+  if (raw.kty == "oct") return ConvertOct(raw, where);
+  return ConfigError(where + "unsupported kty \"" + std::string(raw.kty) +
+                     "\" (RSA, EC P-256 and oct are)");
+}
+
+// The error when a JWKS holds no key that may verify, with why each skipped
+// key was (every note starts with "<origin>: ", dropped here).
+std::string NoSigningKeys(const std::string& o, const std::vector<std::string>& skipped) {
+  std::string e = o + ": no signing keys";
+  if (!skipped.empty()) {
+    e += " (" + std::to_string(skipped.size()) + " skipped: ";
+    for (size_t i = 0; i < skipped.size(); ++i) {
+      // Each note starts with the origin; "key N (kid ...): ..." is enough here.
+      e += (i ? "; " : "") + skipped[i].substr(o.size() + 2);
+    }
+    e += ")";
+  }
+  return e;
+}
+
 }  // namespace
 
 std::string_view AlgName(JwsAlg alg) noexcept {
@@ -215,55 +294,9 @@ Result<KeySet> KeySet::FromJwks(std::string_view json, std::string_view origin) 
       if (entry.get_object().get(obj)) {
         return ConfigError(o + ": key " + std::to_string(index) + ": not a JSON object");
       }
-      RawJwk raw;
-      for (auto member : obj) {
-        std::string_view key;
-        if (member.unescaped_key().get(key)) return ConfigError(o + ": invalid JSON");
-        std::string_view* slot = nullptr;
-        if (key == "kty")
-          slot = &raw.kty;
-        else if (key == "kid")
-          slot = &raw.kid, raw.has_kid = true;
-        else if (key == "use")
-          slot = &raw.use, raw.has_use = true;
-        else if (key == "alg")
-          slot = &raw.alg, raw.has_alg = true;
-        else if (key == "n")
-          slot = &raw.n;
-        else if (key == "e")
-          slot = &raw.e;
-        else if (key == "crv")
-          slot = &raw.crv;
-        else if (key == "x")
-          slot = &raw.x;
-        else if (key == "y")
-          slot = &raw.y;
-        else if (key == "k")
-          slot = &raw.k;
-        if (key == "key_ops") {
-          od::array ops;
-          if (member.value().get_array().get(ops)) {
-            return ConfigError(o + ": key " + std::to_string(index) +
-                               ": \"key_ops\" is not an array of strings");
-          }
-          raw.has_key_ops = true;
-          for (auto op_value : ops) {
-            std::string_view op;
-            if (op_value.get_string().get(op)) {
-              return ConfigError(o + ": key " + std::to_string(index) +
-                                 ": \"key_ops\" is not an array of strings");
-            }
-            if (op == "verify") raw.key_ops_verify = true;
-            raw.key_ops += (raw.key_ops.empty() ? "\"" : ", \"") + std::string(op) + "\"";
-          }
-          continue;
-        }
-        if (slot == nullptr) continue;
-        if (member.value().get_string().get(*slot)) {
-          return ConfigError(o + ": key " + std::to_string(index) + ": \"" + std::string(key) +
-                             "\" is not a string");
-        }
-      }
+      Result<RawJwk> raw_or = ReadRawJwk(obj, o, index);
+      if (!raw_or) return raw_or.error();
+      const RawJwk& raw = *raw_or;
       const std::string where = Where(origin, index, raw);
       ++index;
       // Keys published for encryption (or for anything but verifying) never
@@ -272,13 +305,7 @@ Result<KeySet> KeySet::FromJwks(std::string_view json, std::string_view origin) 
         set.skipped_.push_back(where + "skipped: " + why);
         continue;
       }
-      Result<Jwk> key =
-          raw.kty == "RSA"  ? ConvertRsa(raw, where)
-          : raw.kty == "EC" ? ConvertEc(raw, where)
-          : raw.kty == "oct"
-              ? ConvertOct(raw, where)
-              : Result<Jwk>(ConfigError(where + "unsupported kty \"" + std::string(raw.kty) +
-                                        "\" (RSA, EC P-256 and oct are)"));
+      Result<Jwk> key = ConvertJwk(raw, where);
       if (!key) return key.error();
       key->kid = std::string(raw.kid);
       for (const Jwk& other : set.keys_) {
@@ -289,18 +316,7 @@ Result<KeySet> KeySet::FromJwks(std::string_view json, std::string_view origin) 
   }
   if (!AtEnd(doc)) return ConfigError(o + ": invalid JSON after the top-level object");
   if (!saw_keys) return ConfigError(o + ": no \"keys\" array");
-  if (set.keys_.empty()) {
-    std::string e = o + ": no signing keys";
-    if (!set.skipped_.empty()) {
-      e += " (" + std::to_string(set.skipped_.size()) + " skipped: ";
-      for (size_t i = 0; i < set.skipped_.size(); ++i) {
-        // Each note starts with the origin; "key N (kid ...): ..." is enough here.
-        e += (i ? "; " : "") + set.skipped_[i].substr(o.size() + 2);
-      }
-      e += ")";
-    }
-    return ConfigError(e);
-  }
+  if (set.keys_.empty()) return ConfigError(NoSigningKeys(o, set.skipped_));
   if (set.keys_.size() > 1) {
     for (const Jwk& k : set.keys_) {
       if (k.kid.empty())

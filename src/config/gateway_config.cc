@@ -193,6 +193,69 @@ void ReadPaths(const Reader& r, const Field& f, GatewayConfig* c, KeyLines* line
   }
 }
 
+// The engine's sizes, limits and timeouts, and how paths and header names
+// are read; false when `f` is none of them.
+bool ReadEngineKey(const Reader& r, const Field& f, GatewayConfig* c, KeyLines* lines) {
+  const std::string& k = f.key;
+  if (k == "ring_entries") {
+    c->ring_entries = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
+  } else if (k == "buffers") {
+    for (const Field& g : r.Fields(f.value, "buffers", {"count", "size"})) {
+      (*lines)["buffers." + g.key] = g.line;
+      if (g.key == "count")
+        c->buffer_count = static_cast<uint32_t>(r.Unsigned(g, "buffers", 0, UINT32_MAX));
+      if (g.key == "size")
+        c->buffer_size = static_cast<uint32_t>(r.Size(g, "buffers", 0, UINT32_MAX));
+    }
+  } else if (k == "sqpoll") {
+    c->sqpoll = r.Bool(f, "");
+  } else if (k == "zero_copy_min_bytes") {
+    c->zero_copy_min_bytes = r.Size(f, "", 0, UINT64_MAX);
+  } else if (k == "max_connections_per_core") {
+    c->max_connections_per_core = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
+  } else if (k == "upstream_pipeline_depth") {
+    c->upstream_pipeline_depth = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
+  } else if (k == "upstream_idle_per_core") {
+    c->upstream_idle_per_core = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
+  } else if (k == "max_header_bytes") {
+    c->max_header_bytes = static_cast<uint32_t>(r.Size(f, "", 0, UINT32_MAX));
+  } else if (k == "max_body_bytes") {
+    c->max_body_bytes = r.Size(f, "", 0, UINT64_MAX);
+  } else if (k == "header_timeout") {
+    c->header_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
+  } else if (k == "idle_timeout") {
+    c->idle_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
+  } else if (k == "drain_timeout") {
+    c->drain_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
+  } else if (k == "paths") {
+    ReadPaths(r, f, c, lines);
+  } else if (k == "underscores_in_headers") {
+    if (!http::ParseUnderscorePolicy(r.String(f, ""), &c->underscores_in_headers)) {
+      r.Fail(f.line, "underscores_in_headers",
+             "'" + r.String(f, "") + "' must be allow, drop or reject");
+    }
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// What only a sidecar has (Validate refuses them on a gateway).
+void ReadSidecarKey(const Reader& r, const Field& f, GatewayConfig* c) {
+  const std::string& k = f.key;
+  if (k == "service") {
+    c->service = r.String(f, "");
+  } else if (k == "local_port") {
+    c->local_port = static_cast<uint16_t>(r.Unsigned(f, "", 1, 65535));
+  } else if (k == "egress") {
+    c->egress = r.String(f, "");
+  } else if (k == "advertise") {
+    c->advertise = r.String(f, "");
+  } else if (k == "registration_ttl") {
+    c->registration_ttl_s = static_cast<uint32_t>(r.DurationMs(f, "", 1000, 3'600'000) / 1000);
+  }
+}
+
 GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* lines) {
   GatewayConfig c = DefaultGatewayConfig();
   c.source = r.source();
@@ -270,82 +333,38 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
       c.jwt = ReadJwt(r, f, lines);
     } else if (k == "mesh") {
       c.mesh = r.String(f, "");
-    } else if (k == "ring_entries") {
-      c.ring_entries = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
-    } else if (k == "buffers") {
-      for (const Field& g : r.Fields(f.value, "buffers", {"count", "size"})) {
-        (*lines)["buffers." + g.key] = g.line;
-        if (g.key == "count")
-          c.buffer_count = static_cast<uint32_t>(r.Unsigned(g, "buffers", 0, UINT32_MAX));
-        if (g.key == "size")
-          c.buffer_size = static_cast<uint32_t>(r.Size(g, "buffers", 0, UINT32_MAX));
-      }
-    } else if (k == "sqpoll") {
-      c.sqpoll = r.Bool(f, "");
-    } else if (k == "zero_copy_min_bytes") {
-      c.zero_copy_min_bytes = r.Size(f, "", 0, UINT64_MAX);
-    } else if (k == "max_connections_per_core") {
-      c.max_connections_per_core = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
-    } else if (k == "upstream_pipeline_depth") {
-      c.upstream_pipeline_depth = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
-    } else if (k == "upstream_idle_per_core") {
-      c.upstream_idle_per_core = static_cast<uint32_t>(r.Unsigned(f, "", 0, UINT32_MAX));
-    } else if (k == "max_header_bytes") {
-      c.max_header_bytes = static_cast<uint32_t>(r.Size(f, "", 0, UINT32_MAX));
-    } else if (k == "max_body_bytes") {
-      c.max_body_bytes = r.Size(f, "", 0, UINT64_MAX);
-    } else if (k == "header_timeout") {
-      c.header_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
-    } else if (k == "idle_timeout") {
-      c.idle_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
-    } else if (k == "drain_timeout") {
-      c.drain_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 0, kMaxTimeoutMs));
-    } else if (k == "paths") {
-      ReadPaths(r, f, &c, lines);
-    } else if (k == "underscores_in_headers") {
-      if (!http::ParseUnderscorePolicy(r.String(f, ""), &c.underscores_in_headers)) {
-        r.Fail(f.line, "underscores_in_headers",
-               "'" + r.String(f, "") + "' must be allow, drop or reject");
-      }
-    } else if (k == "service") {
-      c.service = r.String(f, "");
-    } else if (k == "local_port") {
-      c.local_port = static_cast<uint16_t>(r.Unsigned(f, "", 1, 65535));
-    } else if (k == "egress") {
-      c.egress = r.String(f, "");
     } else if (k == "access_log") {
       c.access_log = ReadAccessLog(r, f, lines);
     } else if (k == "mtls") {
       c.mtls = ReadMeshTls(r, f, lines);
-    } else if (k == "advertise") {
-      c.advertise = r.String(f, "");
-    } else if (k == "registration_ttl") {
-      c.registration_ttl_s = static_cast<uint32_t>(r.DurationMs(f, "", 1000, 3'600'000) / 1000);
+    } else if (!ReadEngineKey(r, f, &c, lines)) {
+      ReadSidecarKey(r, f, &c);
     }
   }
   if (!have_listeners) c.listeners = DefaultGatewayConfig().listeners;
   return c;
 }
 
-// Cross-field rules. `lines` (may be null) maps a key to its line.
-Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
-  // `at` names the key whose line the message points at when it differs
-  // from `key` (a missing key is reported at the key that requires it).
-  auto fail = [&](const std::string& key, const std::string& reason,
-                  const std::string& at = "") -> Result<bool> {
+// Builds a Validate error: "<source>:<line>: <key>: <reason>". `at` names
+// the key whose line the message points at when it differs from `key` (a
+// missing key is reported at the key that requires it).
+struct FailAt {
+  const GatewayConfig& c;
+  const KeyLines* lines;  // may be null
+
+  Result<bool> operator()(const std::string& key, const std::string& reason,
+                          const std::string& at = "") const {
     std::string msg = c.source.empty() ? "<config>" : c.source;
     if (lines != nullptr) {
       const auto it = lines->find(at.empty() ? key : at);
       if (it != lines->end()) msg += ":" + std::to_string(it->second);
     }
     return ConfigError(msg + ": " + key + ": " + reason);
-  };
-  if (c.role != "gateway" && c.role != "sidecar") {
-    return fail("role", "'" + c.role + "' must be gateway or sidecar");
   }
-  if (c.cores > kMaxCores) {
-    return fail("cores", std::to_string(c.cores) + " is out of range 1..256 (or auto)");
-  }
+};
+
+// One CPU per core, each named once, when cpu_affinity is given.
+Result<bool> CheckCpuAffinity(const GatewayConfig& c, const FailAt& fail) {
   if (!c.cpu_affinity.empty()) {
     if (c.cores == 0) {
       return fail("cpu_affinity", "lists " + std::to_string(c.cpu_affinity.size()) +
@@ -365,6 +384,11 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
       }
     }
   }
+  return true;
+}
+
+// Numeric listen addresses, none of them bound twice.
+Result<bool> CheckAddresses(const GatewayConfig& c, const FailAt& fail) {
   if (c.listeners.empty()) return fail("listeners", "at least one listener is needed");
   for (const ListenerConfig& l : c.listeners) {
     if (!IsListenAddress(l.address)) {
@@ -377,25 +401,28 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
   if (!c.egress.empty() && !IsListenAddress(c.egress)) {
     return fail("egress", "'" + c.egress + "' is not a numeric address:port");
   }
-  {
-    // Every address this process binds, by the key that names it.
-    std::vector<std::pair<std::string, std::string>> binds;
-    for (size_t i = 0; i < c.listeners.size(); ++i) {
-      binds.emplace_back("listeners[" + std::to_string(i) + "]", c.listeners[i].address);
-    }
-    if (!c.admin.empty() && c.admin != "off") binds.emplace_back("admin", c.admin);
-    if (!c.egress.empty()) binds.emplace_back("egress", c.egress);
-    for (size_t i = 0; i < binds.size(); ++i) {
-      for (size_t j = 0; j < i; ++j) {
-        const std::optional<HostPort> a = ParseHostPort(binds[j].second, true);
-        const std::optional<HostPort> b = ParseHostPort(binds[i].second, true);
-        if (a && b && SameBind(*a, *b)) {
-          return fail(binds[i].first, binds[i].second + " is also " + binds[j].first + " (" +
-                                          binds[j].second + "): each address is bound once");
-        }
+  // Every address this process binds, by the key that names it.
+  std::vector<std::pair<std::string, std::string>> binds;
+  for (size_t i = 0; i < c.listeners.size(); ++i) {
+    binds.emplace_back("listeners[" + std::to_string(i) + "]", c.listeners[i].address);
+  }
+  if (!c.admin.empty() && c.admin != "off") binds.emplace_back("admin", c.admin);
+  if (!c.egress.empty()) binds.emplace_back("egress", c.egress);
+  for (size_t i = 0; i < binds.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      const std::optional<HostPort> a = ParseHostPort(binds[j].second, true);
+      const std::optional<HostPort> b = ParseHostPort(binds[i].second, true);
+      if (a && b && SameBind(*a, *b)) {
+        return fail(binds[i].first, binds[i].second + " is also " + binds[j].first + " (" +
+                                        binds[j].second + "): each address is bound once");
       }
     }
   }
+  return true;
+}
+
+// The ring, buffers, connection and size limits, and timeouts.
+Result<bool> CheckEngineLimits(const GatewayConfig& c, const FailAt& fail) {
   if (c.ring_entries < 64 || c.ring_entries > 32768 || !IsPowerOfTwo(c.ring_entries)) {
     return fail("ring_entries",
                 std::to_string(c.ring_entries) + " must be a power of two in 64..32768");
@@ -426,9 +453,12 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
   if (c.header_timeout_ms == 0) return fail("header_timeout", "must be more than zero");
   if (c.idle_timeout_ms == 0) return fail("idle_timeout", "must be more than zero");
   if (c.drain_timeout_ms == 0) return fail("drain_timeout", "must be more than zero");
-  if (c.jwt && c.jwt->jwks.empty() == c.jwt->hs256_secret_file.empty()) {
-    return fail("jwt", "needs exactly one of 'jwks' or 'hs256_secret_file'");
-  }
+  return true;
+}
+
+// A sidecar names its service and where it listens; a gateway has no
+// sidecar keys.
+Result<bool> CheckRoleKeys(const GatewayConfig& c, const KeyLines* lines, const FailAt& fail) {
   if (c.role == "sidecar") {
     if (c.service.empty())
       return fail("service", "role: sidecar needs 'service' (its service's name)", "role");
@@ -451,6 +481,25 @@ Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
       }
     }
   }
+  return true;
+}
+
+// Cross-field rules. `lines` (may be null) maps a key to its line.
+Result<bool> Validate(const GatewayConfig& c, const KeyLines* lines) {
+  const FailAt fail{c, lines};
+  if (c.role != "gateway" && c.role != "sidecar") {
+    return fail("role", "'" + c.role + "' must be gateway or sidecar");
+  }
+  if (c.cores > kMaxCores) {
+    return fail("cores", std::to_string(c.cores) + " is out of range 1..256 (or auto)");
+  }
+  if (Result<bool> ok = CheckCpuAffinity(c, fail); !ok) return ok;
+  if (Result<bool> ok = CheckAddresses(c, fail); !ok) return ok;
+  if (Result<bool> ok = CheckEngineLimits(c, fail); !ok) return ok;
+  if (c.jwt && c.jwt->jwks.empty() == c.jwt->hs256_secret_file.empty()) {
+    return fail("jwt", "needs exactly one of 'jwks' or 'hs256_secret_file'");
+  }
+  if (Result<bool> ok = CheckRoleKeys(c, lines, fail); !ok) return ok;
   if (!c.advertise.empty() && !ParseHostPort(c.advertise)) {
     return fail("advertise", "'" + c.advertise + "' is not host:port with a port 1..65535");
   }

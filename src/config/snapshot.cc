@@ -272,119 +272,143 @@ const Route* Snapshot::EgressRoute(std::string_view service) const {
   return &routes[it->second];
 }
 
-std::string Snapshot::ToJson() const {
-  std::string o = "{\"version\":" + std::to_string(version) + ",\"gateway\":{";
-  AppendKey(&o, "source");
-  AppendJsonString(&o, gateway.source);
-  o += ",";
-  AppendKey(&o, "role");
-  AppendJsonString(&o, gateway.role);
-  o += ",\"cores\":" + std::to_string(gateway.cores) + ",\"listeners\":[";
+namespace {
+
+// The members of the "gateway" object of ToJson.
+void AppendGatewayJson(std::string* o, const GatewayConfig& gateway) {
+  AppendKey(o, "source");
+  AppendJsonString(o, gateway.source);
+  *o += ",";
+  AppendKey(o, "role");
+  AppendJsonString(o, gateway.role);
+  *o += ",\"cores\":" + std::to_string(gateway.cores) + ",\"listeners\":[";
   for (size_t i = 0; i < gateway.listeners.size(); ++i) {
-    if (i > 0) o += ",";
-    o += "{";
-    AppendKey(&o, "address");
-    AppendJsonString(&o, gateway.listeners[i].address);
-    o += std::string(",\"tls\":") + (gateway.listeners[i].tls ? "true" : "false") + "}";
+    if (i > 0) *o += ",";
+    *o += "{";
+    AppendKey(o, "address");
+    AppendJsonString(o, gateway.listeners[i].address);
+    *o += std::string(",\"tls\":") + (gateway.listeners[i].tls ? "true" : "false") + "}";
   }
-  o += "],";
-  AppendKey(&o, "admin");
-  AppendJsonString(&o, gateway.admin);
-  o += std::string(",\"jwt\":") + (gateway.jwt ? "true" : "false");
-  o += ",\"ring_entries\":" + std::to_string(gateway.ring_entries);
-  o += ",\"buffers\":{\"count\":" + std::to_string(gateway.buffer_count) +
-       ",\"size\":" + std::to_string(gateway.buffer_size) + "}";
-  o += ",\"zero_copy_min_bytes\":" + std::to_string(gateway.zero_copy_min_bytes);
-  o += ",\"max_connections_per_core\":" + std::to_string(gateway.max_connections_per_core);
-  o += ",\"upstream_idle_per_core\":" + std::to_string(gateway.upstream_idle_per_core);
-  o += ",\"upstream_pipeline_depth\":" + std::to_string(gateway.upstream_pipeline_depth);
-  o += ",\"max_header_bytes\":" + std::to_string(gateway.max_header_bytes);
-  o += ",\"max_body_bytes\":" + std::to_string(gateway.max_body_bytes);
-  o += ",\"header_timeout_ms\":" + std::to_string(gateway.header_timeout_ms);
-  o += ",\"idle_timeout_ms\":" + std::to_string(gateway.idle_timeout_ms);
-  o += ",\"drain_timeout_ms\":" + std::to_string(gateway.drain_timeout_ms);
-  o += std::string(",\"paths\":{\"encoded_slashes\":") +
-       (gateway.keep_encoded_slashes ? "\"keep\"" : "\"refuse\"") +
-       ",\"merge_slashes\":" + (gateway.merge_slashes ? "true" : "false") + "}";
-  o += ",\"underscores_in_headers\":\"";
-  o += http::UnderscorePolicyName(gateway.underscores_in_headers);
-  o += "\"";
-  o += "},\"mesh\":{\"retries\":" + std::to_string(mesh.retries) +
-       ",\"timeout_ms\":" + std::to_string(mesh.timeout_ms) + ",";
-  AppendKey(&o, "trust_domain");
-  AppendJsonString(&o, mesh.trust_domain);
-  o += std::string(",\"tracing\":{\"enabled\":") + (mesh.tracing.enabled ? "true" : "false") + ",";
-  AppendKey(&o, "otlp_endpoint");
-  AppendJsonString(&o, mesh.tracing.otlp_endpoint);
+  *o += "],";
+  AppendKey(o, "admin");
+  AppendJsonString(o, gateway.admin);
+  *o += std::string(",\"jwt\":") + (gateway.jwt ? "true" : "false");
+  *o += ",\"ring_entries\":" + std::to_string(gateway.ring_entries);
+  *o += ",\"buffers\":{\"count\":" + std::to_string(gateway.buffer_count) +
+        ",\"size\":" + std::to_string(gateway.buffer_size) + "}";
+  *o += ",\"zero_copy_min_bytes\":" + std::to_string(gateway.zero_copy_min_bytes);
+  *o += ",\"max_connections_per_core\":" + std::to_string(gateway.max_connections_per_core);
+  *o += ",\"upstream_idle_per_core\":" + std::to_string(gateway.upstream_idle_per_core);
+  *o += ",\"upstream_pipeline_depth\":" + std::to_string(gateway.upstream_pipeline_depth);
+  *o += ",\"max_header_bytes\":" + std::to_string(gateway.max_header_bytes);
+  *o += ",\"max_body_bytes\":" + std::to_string(gateway.max_body_bytes);
+  *o += ",\"header_timeout_ms\":" + std::to_string(gateway.header_timeout_ms);
+  *o += ",\"idle_timeout_ms\":" + std::to_string(gateway.idle_timeout_ms);
+  *o += ",\"drain_timeout_ms\":" + std::to_string(gateway.drain_timeout_ms);
+  *o += std::string(",\"paths\":{\"encoded_slashes\":") +
+        (gateway.keep_encoded_slashes ? "\"keep\"" : "\"refuse\"") +
+        ",\"merge_slashes\":" + (gateway.merge_slashes ? "true" : "false") + "}";
+  *o += ",\"underscores_in_headers\":\"";
+  *o += http::UnderscorePolicyName(gateway.underscores_in_headers);
+  *o += "\"";
+}
+
+// The members of the "mesh" object of ToJson.
+void AppendMeshJson(std::string* o, const MeshConfig& mesh) {
+  *o += "\"retries\":" + std::to_string(mesh.retries) +
+        ",\"timeout_ms\":" + std::to_string(mesh.timeout_ms) + ",";
+  AppendKey(o, "trust_domain");
+  AppendJsonString(o, mesh.trust_domain);
+  *o += std::string(",\"tracing\":{\"enabled\":") + (mesh.tracing.enabled ? "true" : "false") + ",";
+  AppendKey(o, "otlp_endpoint");
+  AppendJsonString(o, mesh.tracing.otlp_endpoint);
   char ratio[32];
   std::snprintf(ratio, sizeof ratio, "%.6g", mesh.tracing.sample_ratio);
-  o += std::string(",\"sample_ratio\":") + ratio + ",";
-  AppendKey(&o, "service_name");
-  AppendJsonString(&o, mesh.tracing.service_name);
-  o += ",\"export_timeout_ms\":" + std::to_string(mesh.tracing.export_timeout_ms) + "}";
+  *o += std::string(",\"sample_ratio\":") + ratio + ",";
+  AppendKey(o, "service_name");
+  AppendJsonString(o, mesh.tracing.service_name);
+  *o += ",\"export_timeout_ms\":" + std::to_string(mesh.tracing.export_timeout_ms) + "}";
+}
+
+// One entry of the "clusters" array of ToJson.
+void AppendClusterJson(std::string* o, const Cluster& c) {
+  *o += "{";
+  AppendKey(o, "name");
+  AppendJsonString(o, c.name);
+  *o += ",\"retries\":" + std::to_string(c.retries) +
+        ",\"timeout_ms\":" + std::to_string(c.timeout_ms) +
+        ",\"per_try_timeout_ms\":" + std::to_string(c.per_try_timeout_ms) +
+        ",\"load_balancing\":\"" + (c.least_request ? "least_request" : "round_robin") + "\"" +
+        ",\"health_check\":" +
+        (c.health_check ? "\"GET " + c.health_check->path + " every " +
+                              std::to_string(c.health_check->interval_ms) + " ms\""
+                        : std::string("null")) +
+        ",\"breaker\":{\"failures\":" + std::to_string(c.breaker.failures) +
+        ",\"open_for_ms\":" + std::to_string(c.breaker.open_for_ms) + "},\"rate_limit\":";
+  AppendRateLimit(o, c.rate_limit);
+  *o += ",\"endpoints\":[";
+  for (size_t j = 0; j < c.endpoints.size(); ++j) {
+    if (j > 0) *o += ",";
+    *o += "{";
+    AppendKey(o, "address");
+    AppendJsonString(o, c.endpoints[j].address);
+    *o += ",\"id\":" + std::to_string(c.endpoints[j].id) + "}";
+  }
+  *o += "],\"allow_from\":[";
+  for (size_t j = 0; j < c.allow_from.size(); ++j) {
+    if (j > 0) *o += ",";
+    AppendJsonString(o, c.allow_from[j]);
+  }
+  *o += "]}";
+}
+
+// One entry of the "routes" array of ToJson; `clusters` names its cluster.
+void AppendRouteJson(std::string* o, const Route& r, const std::vector<Cluster>& clusters) {
+  *o += "{";
+  AppendKey(o, "template");
+  AppendJsonString(o, r.path_template);
+  *o += ",";
+  AppendKey(o, "methods");
+  AppendJsonString(o, r.methods_text);
+  *o += ",";
+  AppendKey(o, "host");
+  AppendJsonString(o, r.host);
+  *o += ",";
+  AppendKey(o, "cluster");
+  AppendJsonString(o, r.cluster < clusters.size() ? clusters[r.cluster].name : "");
+  *o +=
+      ",\"key\":" + std::to_string(r.key) + ",\"timeout_ms\":" + std::to_string(r.timeout_ms) + ",";
+  AppendKey(o, "auth");
+  AppendJsonString(o, r.auth);
+  *o += ",";
+  AppendKey(o, "rate_limit");
+  if (r.rate_limit) {
+    AppendJsonString(o, r.rate_limit->text);
+  } else {
+    *o += "null";
+  }
+  *o += ",";
+  AppendKey(o, "where");
+  AppendJsonString(o, r.where);
+  *o += "}";
+}
+
+}  // namespace
+
+std::string Snapshot::ToJson() const {
+  std::string o = "{\"version\":" + std::to_string(version) + ",\"gateway\":{";
+  AppendGatewayJson(&o, gateway);
+  o += "},\"mesh\":{";
+  AppendMeshJson(&o, mesh);
   o += "},\"clusters\":[";
   for (size_t i = 0; i < clusters.size(); ++i) {
-    const Cluster& c = clusters[i];
     if (i > 0) o += ",";
-    o += "{";
-    AppendKey(&o, "name");
-    AppendJsonString(&o, c.name);
-    o += ",\"retries\":" + std::to_string(c.retries) +
-         ",\"timeout_ms\":" + std::to_string(c.timeout_ms) +
-         ",\"per_try_timeout_ms\":" + std::to_string(c.per_try_timeout_ms) +
-         ",\"load_balancing\":\"" + (c.least_request ? "least_request" : "round_robin") + "\"" +
-         ",\"health_check\":" + (c.health_check ? "\"GET " + c.health_check->path + " every " +
-                                                    std::to_string(c.health_check->interval_ms) + " ms\""
-                                              : std::string("null")) +
-         ",\"breaker\":{\"failures\":" + std::to_string(c.breaker.failures) +
-         ",\"open_for_ms\":" + std::to_string(c.breaker.open_for_ms) + "},\"rate_limit\":";
-    AppendRateLimit(&o, c.rate_limit);
-    o += ",\"endpoints\":[";
-    for (size_t j = 0; j < c.endpoints.size(); ++j) {
-      if (j > 0) o += ",";
-      o += "{";
-      AppendKey(&o, "address");
-      AppendJsonString(&o, c.endpoints[j].address);
-      o += ",\"id\":" + std::to_string(c.endpoints[j].id) + "}";
-    }
-    o += "],\"allow_from\":[";
-    for (size_t j = 0; j < c.allow_from.size(); ++j) {
-      if (j > 0) o += ",";
-      AppendJsonString(&o, c.allow_from[j]);
-    }
-    o += "]}";
+    AppendClusterJson(&o, clusters[i]);
   }
   o += "],\"routes\":[";
   for (size_t i = 0; i < routes.size(); ++i) {
-    const Route& r = routes[i];
     if (i > 0) o += ",";
-    o += "{";
-    AppendKey(&o, "template");
-    AppendJsonString(&o, r.path_template);
-    o += ",";
-    AppendKey(&o, "methods");
-    AppendJsonString(&o, r.methods_text);
-    o += ",";
-    AppendKey(&o, "host");
-    AppendJsonString(&o, r.host);
-    o += ",";
-    AppendKey(&o, "cluster");
-    AppendJsonString(&o, r.cluster < clusters.size() ? clusters[r.cluster].name : "");
-    o += ",\"key\":" + std::to_string(r.key) + ",\"timeout_ms\":" + std::to_string(r.timeout_ms) +
-         ",";
-    AppendKey(&o, "auth");
-    AppendJsonString(&o, r.auth);
-    o += ",";
-    AppendKey(&o, "rate_limit");
-    if (r.rate_limit) {
-      AppendJsonString(&o, r.rate_limit->text);
-    } else {
-      o += "null";
-    }
-    o += ",";
-    AppendKey(&o, "where");
-    AppendJsonString(&o, r.where);
-    o += "}";
+    AppendRouteJson(&o, routes[i], clusters);
   }
   o += "]}";
   return o;

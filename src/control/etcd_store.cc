@@ -543,6 +543,59 @@ class EtcdStoreImpl final : public EtcdStore {
     }
   }
 
+  void WatchFailed(const std::string& why) {
+    watch_ok_.store(false);
+    SetError("etcd unreachable (" + uri_ + "): watch: " + why);
+  }
+
+  // One message of the watch stream: moves the resume revision *next_rev
+  // past what it reports and wakes the reader when it should re-list; false
+  // (the reason recorded) when the stream must be opened again.
+  bool OnWatchMessage(dom::element msg, int64_t* next_rev, int* backoff_ms) {
+    dom::element result;
+    if (msg["result"].get(result) != simdjson::SUCCESS) {
+      std::string_view why = GetString(msg, "message");
+      if (why.empty()) why = GetString(msg, "error");
+      WatchFailed(why.empty() ? "error message" : std::string(why));
+      return false;
+    }
+    if (GetBool(result, "created")) {
+      if (*next_rev == 0) {
+        dom::element header;
+        if (result["header"].get(header) == simdjson::SUCCESS) {
+          *next_rev = GetInt(header, "revision") + 1;
+        }
+      }
+      watch_ok_.store(true);
+      *backoff_ms = kBackoffMinMs;
+      // Changes made before the watch existed (between the reader's
+      // first List and now, or while etcd was away) came with no
+      // event: the reader re-lists once.
+      Notify();
+    }
+    if (GetInt(result, "compact_revision") > 0) {
+      // Our resume point was compacted away: start afresh and let the
+      // reader re-list.
+      *next_rev = 0;
+      Notify();
+    }
+    dom::array events;
+    if (result["events"].get_array().get(events) == simdjson::SUCCESS && events.size() > 0) {
+      for (dom::element ev : events) {
+        dom::element kv;
+        if (ev["kv"].get(kv) == simdjson::SUCCESS) {
+          *next_rev = std::max(*next_rev, GetInt(kv, "mod_revision") + 1);
+        }
+      }
+      Notify();
+    }
+    if (GetBool(result, "canceled")) {
+      WatchFailed("cancelled by etcd");
+      return false;
+    }
+    return true;
+  }
+
   // The watch thread: one watch stream on /hms/ at a time, resumed from the
   // next unseen revision after a break. Never throws, never exits but on stop.
   void WatchLoop() {
@@ -553,10 +606,6 @@ class EtcdStoreImpl final : public EtcdStore {
     dom::parser parser;
     int backoff_ms = kBackoffMinMs;
     int64_t next_rev = 0;  // 0: from now
-    auto fail = [&](const std::string& why) {
-      watch_ok_.store(false);
-      SetError("etcd unreachable (" + uri_ + "): watch: " + why);
-    };
     const std::string range_end = Quote(Base64(PrefixEnd(kPrefix)));
     while (true) {
       std::string body =
@@ -565,7 +614,7 @@ class EtcdStoreImpl final : public EtcdStore {
       body += "}}";
       Result<int> status = stream.OpenStream("/v3/watch", body);
       if (!status || status.value() != 200) {
-        fail(status ? "HTTP " + std::to_string(status.value()) : status.error().message);
+        WatchFailed(status ? "HTTP " + std::to_string(status.value()) : status.error().message);
         stream.Close();
         if (Sleep(backoff_ms)) return;
         backoff_ms = std::min(backoff_ms * 2, kBackoffMaxMs);
@@ -576,19 +625,19 @@ class EtcdStoreImpl final : public EtcdStore {
       while (!broken) {
         Result<HttpClient::StreamRead> got = stream.ReadStream(&buf, kWatchIdleProbeMs);
         if (!got) {
-          fail(got.error().message);
+          WatchFailed(got.error().message);
           break;
         }
         if (got.value() == HttpClient::StreamRead::kCancelled) return;
         if (got.value() == HttpClient::StreamRead::kEnd) {
-          fail("the stream ended");
+          WatchFailed("the stream ended");
           break;
         }
         if (got.value() == HttpClient::StreamRead::kIdle) {
           Result<HttpResponse> p =
               probe.Post("/v3/kv/range", "{" + KeyField(kPrefix) + ",\"count_only\":true}");
           if (!p) {
-            fail(p.error().message);
+            WatchFailed(p.error().message);
             break;
           }
           continue;
@@ -597,56 +646,15 @@ class EtcdStoreImpl final : public EtcdStore {
         while (!broken && NextObject(buf, &begin, &end)) {
           dom::element msg;
           if (parser.parse(buf.data() + begin, end - begin).get(msg) != simdjson::SUCCESS) {
-            fail("unparsable message");
+            WatchFailed("unparsable message");
             broken = true;
             break;
           }
           buf.erase(0, end);
-          dom::element result;
-          if (msg["result"].get(result) != simdjson::SUCCESS) {
-            std::string_view why = GetString(msg, "message");
-            if (why.empty()) why = GetString(msg, "error");
-            fail(why.empty() ? "error message" : std::string(why));
-            broken = true;
-            break;
-          }
-          if (GetBool(result, "created")) {
-            if (next_rev == 0) {
-              dom::element header;
-              if (result["header"].get(header) == simdjson::SUCCESS) {
-                next_rev = GetInt(header, "revision") + 1;
-              }
-            }
-            watch_ok_.store(true);
-            backoff_ms = kBackoffMinMs;
-            // Changes made before the watch existed (between the reader's
-            // first List and now, or while etcd was away) came with no
-            // event: the reader re-lists once.
-            Notify();
-          }
-          if (GetInt(result, "compact_revision") > 0) {
-            // Our resume point was compacted away: start afresh and let the
-            // reader re-list.
-            next_rev = 0;
-            Notify();
-          }
-          dom::array events;
-          if (result["events"].get_array().get(events) == simdjson::SUCCESS && events.size() > 0) {
-            for (dom::element ev : events) {
-              dom::element kv;
-              if (ev["kv"].get(kv) == simdjson::SUCCESS) {
-                next_rev = std::max(next_rev, GetInt(kv, "mod_revision") + 1);
-              }
-            }
-            Notify();
-          }
-          if (GetBool(result, "canceled")) {
-            fail("cancelled by etcd");
-            broken = true;
-          }
+          if (!OnWatchMessage(msg, &next_rev, &backoff_ms)) broken = true;
         }
         if (buf.size() > kMaxWatchBuffer) {
-          fail("oversized message");
+          WatchFailed("oversized message");
           break;
         }
       }

@@ -59,6 +59,25 @@ bool ChunkedDecoder::StepSize(char c) noexcept {
   }
 }
 
+// After an extension's value (a token or a quoted-string): `;` starts the
+// next extension, BWS may come before it, CR ends the line. False for any
+// other byte, which the caller refuses.
+bool ChunkedDecoder::EndExtValue(char c) noexcept {
+  if (c == ';') {
+    ext_ = Ext::kBeforeName;
+    return true;
+  }
+  if (IsWs(c)) {
+    ext_ = Ext::kBeforeSemi;
+    return true;
+  }
+  if (c == '\r') {
+    state_ = State::kSizeLf;
+    return true;
+  }
+  return false;
+}
+
 bool ChunkedDecoder::StepExt(char c) noexcept {
   switch (ext_) {
     case Ext::kBeforeSemi:
@@ -118,18 +137,7 @@ bool ChunkedDecoder::StepExt(char c) noexcept {
       break;
     case Ext::kToken:
       if (IsTchar(c)) return true;
-      if (c == ';') {
-        ext_ = Ext::kBeforeName;
-        return true;
-      }
-      if (IsWs(c)) {
-        ext_ = Ext::kBeforeSemi;
-        return true;
-      }
-      if (c == '\r') {
-        state_ = State::kSizeLf;
-        return true;
-      }
+      if (EndExtValue(c)) return true;
       break;
     case Ext::kQuoted:
       if (c == '"') {
@@ -150,18 +158,7 @@ bool ChunkedDecoder::StepExt(char c) noexcept {
       }
       break;
     case Ext::kAfterQuoted:
-      if (c == ';') {
-        ext_ = Ext::kBeforeName;
-        return true;
-      }
-      if (IsWs(c)) {
-        ext_ = Ext::kBeforeSemi;
-        return true;
-      }
-      if (c == '\r') {
-        state_ = State::kSizeLf;
-        return true;
-      }
+      if (EndExtValue(c)) return true;
       break;
   }
   return Fail(ParseError::kBadChunkFraming);

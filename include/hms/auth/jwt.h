@@ -126,8 +126,15 @@ class JwtVerifier {
  private:
   struct Crypto;  // wolfCrypt key objects and the JSON parser (kept out of this header)
 
+  Verdict ParseHeader(std::string_view header_b64, std::string_view* alg, std::string_view* kid,
+                      uint32_t* seen) noexcept;
   Verdict VerifyClaims(std::string_view payload_b64, int64_t now, bool cached, Claims* out,
                        int64_t* valid_until, int64_t* not_before) noexcept;
+  Verdict StoreStringClaim(std::string_view key, std::string_view value, uint32_t bit,
+                           Claims* claims, bool* iss_ok, bool* aud_ok) noexcept;
+  Verdict CheckClaims(uint32_t seen, bool iss_ok, bool aud_ok, int64_t now, bool cached,
+                      const Claims& claims, int64_t* valid_until,
+                      int64_t* not_before) const noexcept;
   bool CheckSignature(int key_index, std::string_view signing_input,
                       std::string_view sig_b64) noexcept;
 

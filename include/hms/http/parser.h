@@ -172,6 +172,7 @@ class ChunkedDecoder {
   bool Fail(ParseError e) noexcept;
   bool StepSize(char c) noexcept;
   bool StepExt(char c) noexcept;
+  bool EndExtValue(char c) noexcept;
   bool StepTrailer(char c) noexcept;
 
   State state_ = State::kSize;

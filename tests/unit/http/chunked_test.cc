@@ -163,6 +163,8 @@ TEST(ChunkedDecoder, SplitAtEveryByteAndRandomly) {
       {"", ""},
       {";name=value", ""},
       {" ; a = \"q\\\"x;y\" ;b", "X-Checksum: abc\r\nX-Other:\t v v \r\n"},
+      // What may follow a value: ';' at once or after BWS, then CR.
+      {";a=b;c=\"d\";e=f\t ;g=\"h\"\t;i", ""},
   };
   for (const auto& sizes : chunkings) {
     for (const auto& shape : shapes) {
@@ -273,6 +275,10 @@ const std::vector<BadCase>& BadCases() {
       {"ExtensionJunkAfterQuote", "5;a=\"x\"y\r\nhello\r\n0\r\n\r\n", ParseError::kBadChunkFraming},
       {"ExtensionBareLf", "5;a=b\nhello\r\n0\r\n\r\n", ParseError::kBadChunkFraming},
       {"ExtensionTrailingSpace", "5;a=b \r\nhello\r\n0\r\n\r\n", ParseError::kBadChunkFraming},
+      {"ExtensionJunkAfterTokenSpace", "5;a=b c\r\nhello\r\n0\r\n\r\n",
+       ParseError::kBadChunkFraming},
+      {"ExtensionEqualsAfterQuote", "5;a=\"x\"=y\r\nhello\r\n0\r\n\r\n",
+       ParseError::kBadChunkFraming},
       // Trailers.
       {"TrailerWithoutColon", "0\r\nX-A\r\n\r\n", ParseError::kBadChunkFraming},
       {"TrailerEmptyName", "0\r\n: v\r\n\r\n", ParseError::kBadChunkFraming},
