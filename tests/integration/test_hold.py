@@ -19,7 +19,7 @@ import time
 import pytest
 
 import httpraw
-from conftest import admin_get, echo_routes, eventually
+from conftest import echo_routes, eventually, metric_sum
 from test_tls import certs, client_ctx, tls_listener  # noqa: F401 - certs is a fixture
 
 CLIENTS = 1000
@@ -28,14 +28,6 @@ SETTLE_S = 20        # pooled upstream connections close after 4 s idle; nothing
 # Every timeout far beyond the test: only freeing the connection at once can pass.
 LONG_TIMEOUTS = {"header_timeout": "60s", "idle_timeout": "60s", "drain_timeout": "5s"}
 SLOW = "/slow?ms=30000"  # the echo app's longest
-
-
-def metric(gw, name):
-    text = admin_get(gw, "/metrics").body.decode()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} missing from /metrics")
 
 
 def fd_count(gw):
@@ -155,7 +147,7 @@ def pipeline_of_gets(i, slow=True):
 def wait_received(gw, total, what="the clients' bytes"):
     """Polls until the gateway has read `total` bytes from clients (and so has
     acted on them: the read and the parse happen in the same loop pass)."""
-    eventually(lambda: metric(gw, "hms_downstream_received_bytes_total"), lambda got: got >= total,
+    eventually(lambda: metric_sum(gw, "hms_downstream_received_bytes_total"), lambda got: got >= total,
                timeout=20, what=f"the gateway reading {total} bytes ({what})")
 
 
@@ -167,7 +159,7 @@ def run_clients(gw, count, start):
     the gateway has acted on what the client sent (an exchange running, input
     held), not before it read it."""
     for base in range(0, count, BATCH):
-        before = metric(gw, "hms_downstream_received_bytes_total")
+        before = metric_sum(gw, "hms_downstream_received_bytes_total")
         batch = [start(i) for i in range(base, min(count, base + BATCH))]
         wait_received(gw, before + sum(counted for _, _, counted in batch))
         for c, wait, _ in batch:
@@ -185,7 +177,7 @@ def plain(gw, data, wait=False):
 def assert_released(gw, fds_before, what):
     """Polls until no client connection is left and the descriptors are back."""
     try:
-        eventually(lambda: (metric(gw, "hms_connections_active"), fd_count(gw)),
+        eventually(lambda: (metric_sum(gw, "hms_connections_active"), fd_count(gw)),
                    lambda s: s[0] == 0 and s[1] <= fds_before, timeout=SETTLE_S, interval=0.05,
                    what=f"{what}: (connections active, descriptors open; {fds_before} before)")
     except AssertionError as e:
@@ -347,7 +339,7 @@ def test_sigterm_ends_within_drain_timeout_whatever_clients_do(echo_upstream, re
         socks.append(finishing)
         finishing.send(get("/slow?ms=1000"))
         wait_received(gw, sent[0] + len(get("/slow?ms=1000")))
-        assert metric(gw, "hms_connections_active") == len(socks)
+        assert metric_sum(gw, "hms_connections_active") == len(socks)
         start = time.monotonic()
         gw.proc.send_signal(signal.SIGTERM)
         try:

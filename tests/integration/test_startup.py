@@ -12,17 +12,9 @@ import pytest
 
 import httpraw
 from conftest import (BUILD_DIR, admin_get, binary, echo_routes, eventually, free_port,
-                      stop_process)
+                      metric_sum, stop_process)
 
 REFUSE_WITHIN_S = 5  # a refused start ends at once; the claim lock wait is 2 s
-
-
-def metric(gw, name):
-    text = admin_get(gw, "/metrics").body.decode()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} missing from /metrics")
 
 
 def run_to_exit(tmp_path, store_dir, overrides, name, timeout=REFUSE_WITHIN_S, preexec_fn=None):
@@ -57,12 +49,12 @@ def assert_clean_refusal(rc, out, address):
 def answered_by(gw, connections):
     """Opens `connections` connections to gw's listener, one request each, and
     returns how many of them gw's own counter saw accepted."""
-    before = metric(gw, "hms_connections_accepted_total")
+    before = metric_sum(gw, "hms_connections_accepted_total")
     for _ in range(connections):
         r = httpraw.get(gw.port, "/status/200", timeout=5)
         assert r.status == 200, r
     # The counter is bumped by the core that accepted: poll until it settles.
-    return eventually(lambda: metric(gw, "hms_connections_accepted_total") - before,
+    return eventually(lambda: metric_sum(gw, "hms_connections_accepted_total") - before,
                       lambda seen: seen >= connections, timeout=5,
                       what=f"{connections} connections counted")
 
