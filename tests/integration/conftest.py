@@ -369,7 +369,9 @@ def upload_sink(session_procs):
     return start_helper(session_procs, "sink.py", "sink")
 
 
-NGINX_CONF = """\
+# What every nginx of the suite needs (its files under d, no access log);
+# a test's nginx adds its own http-level lines and server, and closes "}}".
+NGINX_HEAD = """\
 worker_processes 1;
 {user}
 pid {d}/nginx.pid;
@@ -382,6 +384,9 @@ http {{
     fastcgi_temp_path {d}/tmp/fastcgi;
     uwsgi_temp_path {d}/tmp/uwsgi;
     scgi_temp_path {d}/tmp/scgi;
+"""
+
+NGINX_CONF = NGINX_HEAD + """\
     sendfile on;
     keepalive_requests 1000000;
     keepalive_timeout 60s;

@@ -13,23 +13,11 @@ import threading
 import pytest
 
 import httpraw
-from conftest import closed_port, eventually, start_nginx
+from conftest import NGINX_HEAD, closed_port, eventually, start_nginx
 from test_jwt import AUD, ISS, SECRET, token
 from test_metrics import scrape, value
 
-NGINX_CONF = """\
-worker_processes 1;
-{user}
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/tmp/client_body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
+NGINX_CONF = NGINX_HEAD + """\
     server {{
         listen 127.0.0.1:{port};
         default_type text/plain;
