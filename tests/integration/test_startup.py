@@ -73,15 +73,25 @@ def test_second_gateway_on_the_same_listener_is_refused(echo_upstream, register,
     assert answered_by(first, 50) == 50
 
 
-def test_a_same_user_reuseport_listener_is_refused(tmp_path, store_dir):
-    # Any process of the same user may join an SO_REUSEPORT group: the probe
-    # (a bind without SO_REUSEPORT) is what sees it.
+def start_where_another_listens(tmp_path, store_dir, key, reuseport=False):
+    """Starts a gateway whose `key` ("listeners" or "admin") names an address
+    a plain socket of this process listens on; returns (rc, output, address)."""
     with socket.socket() as other:
-        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuseport:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         other.bind(("127.0.0.1", 0))
         other.listen()
         address = f"127.0.0.1:{other.getsockname()[1]}"
-        rc, out = run_to_exit(tmp_path, store_dir, {"listeners": [address]}, "gw.yaml")
+        value = [address] if key == "listeners" else address
+        rc, out = run_to_exit(tmp_path, store_dir, {key: value}, "gw.yaml")
+    return rc, out, address
+
+
+def test_a_same_user_reuseport_listener_is_refused(tmp_path, store_dir):
+    # Any process of the same user may join an SO_REUSEPORT group: the probe
+    # (a bind without SO_REUSEPORT) is what sees it.
+    rc, out, address = start_where_another_listens(tmp_path, store_dir, "listeners",
+                                                   reuseport=True)
     assert_clean_refusal(rc, out, address)
     assert "another process listens there" in out, out
 
@@ -100,21 +110,13 @@ def test_second_gateway_on_the_same_admin_address_is_refused(echo_gateway, tmp_p
 
 
 def test_admin_port_taken_by_another_socket(tmp_path, store_dir):
-    with socket.socket() as other:
-        other.bind(("127.0.0.1", 0))
-        other.listen()
-        address = f"127.0.0.1:{other.getsockname()[1]}"
-        rc, out = run_to_exit(tmp_path, store_dir, {"admin": address}, "gw.yaml")
+    rc, out, address = start_where_another_listens(tmp_path, store_dir, "admin")
     assert_clean_refusal(rc, out, address)
     assert "admin: cannot listen on" in out and "another process listens there" in out, out
 
 
 def test_listener_taken_by_another_socket(tmp_path, store_dir):
-    with socket.socket() as other:
-        other.bind(("127.0.0.1", 0))
-        other.listen()
-        address = f"127.0.0.1:{other.getsockname()[1]}"
-        rc, out = run_to_exit(tmp_path, store_dir, {"listeners": [address]}, "gw.yaml")
+    rc, out, address = start_where_another_listens(tmp_path, store_dir, "listeners")
     assert_clean_refusal(rc, out, address)
     assert "another process listens there" in out, out
 
