@@ -10,11 +10,11 @@ all (bench/RESULTS.md), against about 66 KB with Debian's --enable-distro
 build, where each session object alone held 37.5 KB of certificate chains."""
 import json
 import resource
-import socket
 import ssl
 
 import pytest
 
+import httpraw
 from conftest import BUILD_DIR, vmrss_kib
 from test_tls import certs, tls_listener  # noqa: F401 (the certs fixture)
 
@@ -47,35 +47,19 @@ def packaged_wolfssl():
 
 def open_idle(port, n, ctx):
     """n TLS connections, one request each, left open."""
-    socks = []
+    conns = []
     try:
         for i in range(n):
-            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-            try:
-                s = ctx.wrap_socket(raw, server_hostname="localhost")
-            except OSError:
-                raw.close()
-                raise
-            socks.append(s)
-            s.sendall(REQUEST)
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                chunk = s.recv(4096)
-                assert chunk, f"connection {i} closed before its response"
-                buf += chunk
-            head, _, body = buf.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200"), head[:80]
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            while len(body) < length:
-                chunk = s.recv(4096)
-                assert chunk, f"connection {i} closed in its response body"
-                body += chunk
+            c = httpraw.Conn(port, tls=ctx, server_name="localhost")
+            conns.append(c)
+            c.send(REQUEST)
+            r = c.read_response()
+            assert r.status == 200, f"connection {i}: {r}"
     except BaseException:
-        for s in socks:
-            s.close()
+        for c in conns:
+            c.close()
         raise
-    return socks
+    return conns
 
 
 def growth_per_connection(gw, ctx):
