@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 namespace hms::config {
 namespace {
@@ -157,13 +158,13 @@ Result<bool> AddSidecarRoutes(const GatewayConfig& gateway, const MeshConfig& me
 uint32_t Interner::Intern(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   const auto [it, inserted] = ids_.emplace(name, static_cast<uint32_t>(names_.size()));
-  if (inserted) names_.push_back(name);
+  if (inserted) names_.push_back(&it->first);
   return it->second;
 }
 
 std::string Interner::Name(uint32_t id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return id < names_.size() ? names_[id] : std::string();
+  return id < names_.size() ? *names_[id] : std::string();
 }
 
 size_t Interner::size() const {
@@ -176,11 +177,112 @@ Snapshot::~Snapshot() { g_live_snapshots.fetch_sub(1, std::memory_order_relaxed)
 
 int LiveSnapshots() noexcept { return g_live_snapshots.load(std::memory_order_relaxed); }
 
-Result<std::unique_ptr<Snapshot>> CompileSnapshot(const GatewayConfig& gateway,
-                                                  const MeshConfig& mesh,
-                                                  const std::vector<ServiceConfig>& services,
-                                                  uint64_t version, Interner* endpoint_ids,
-                                                  Interner* route_keys) {
+namespace {
+
+// Service name → its first definition.
+using Names = std::unordered_map<std::string_view, const ServiceConfig*>;
+
+// Records `s` (defined at `where`) in `defined`: an error when its name is
+// not valid or is already defined (naming both places).
+Result<bool> Define(const ServiceConfig& s, const std::string& where, Names* defined) {
+  if (!IsValidServiceName(s.service)) {
+    return ConfigError(where + ": service '" + s.service + "' is not a valid name");
+  }
+  const auto [prev, inserted] = defined->emplace(s.service, &s);
+  if (!inserted) {
+    return ConfigError(where + ": service '" + s.service + "' is already defined at " +
+                       Where(prev->second->source, prev->second->line));
+  }
+  return true;
+}
+
+// The cluster of one service: its settings with the mesh's defaults, and its
+// endpoints resolved (none when `endpoint_ids` is null: a trial compile).
+Result<Cluster> MakeCluster(const ServiceInput& in, const MeshConfig& mesh,
+                            const std::string& where, Interner* endpoint_ids) {
+  const ServiceConfig& s = *in.config;
+  Cluster cl;
+  cl.name = s.service;
+  cl.retries = s.retries.value_or(mesh.retries);
+  cl.timeout_ms = s.timeout_ms.value_or(mesh.timeout_ms);
+  cl.per_try_timeout_ms = s.per_try_timeout_ms.value_or(0);
+  cl.least_request = s.load_balancing == "least_request";
+  cl.health_check = s.health;
+  cl.breaker = s.breaker.value_or(mesh.breaker);
+  cl.rate_limit = s.rate_limit;
+  cl.allow_from = s.allow_from;
+  cl.identity = "spiffe://" + mesh.trust_domain + "/svc/" + s.service;
+  for (const std::string& a : s.allow_from) {
+    cl.allowed_peers.push_back(a.starts_with("spiffe://") ? a
+                               : "spiffe://" + mesh.trust_domain + "/svc/" + a);
+  }
+  if (endpoint_ids == nullptr) return cl;
+  std::set<std::string> seen;
+  auto add = [&](const std::string& address) -> Result<bool> {
+    if (!seen.insert(address).second) return true;  // the file and the store may both list it
+    Endpoint ep;
+    ep.address = address;
+    Result<bool> ok = Resolve(&ep);
+    if (!ok) return ConfigError(where + ": " + s.service + ": " + ok.error().message);
+    ep.id = endpoint_ids->Intern(address);
+    cl.endpoints.push_back(std::move(ep));
+    return true;
+  };
+  for (const std::string& address : s.endpoints) {
+    if (Result<bool> ok = add(address); !ok) return ok.error();
+  }
+  if (in.store_endpoints != nullptr) {
+    for (const std::string& address : *in.store_endpoints) {
+      if (Result<bool> ok = add(address); !ok) return ok.error();
+    }
+  }
+  return cl;
+}
+
+// The routes of one service (cluster `cluster_index`), into the snapshot
+// and the table's specs.
+void AddRoutes(const ServiceConfig& s, const Cluster& cl, uint32_t cluster_index,
+               const std::string& default_auth, Interner* route_keys, Snapshot* snap,
+               std::vector<route::RouteSpec>* specs) {
+  std::string key;
+  for (const RouteConfig& rc : s.routes) {
+    Route r;
+    r.cluster = cluster_index;
+    r.path_template = rc.path;
+    r.methods_text = JoinMethods(rc.methods);
+    r.host = rc.host;
+    r.timeout_ms = rc.timeout_ms.value_or(cl.timeout_ms);
+    r.auth = rc.auth.empty() ? default_auth : rc.auth;
+    r.require = rc.require;
+    r.rate_limit = rc.rate_limit ? std::optional<RateLimit>(*rc.rate_limit) : cl.rate_limit;
+    r.where = Where(s.source, rc.line);
+    DecideRequestRules(&r);
+    // Stable across reloads while the service keeps this route, so per-core
+    // buckets and metrics carry over (DESIGN §4).
+    if (route_keys != nullptr) {
+      key.assign(s.service).append("|").append(r.methods_text).append("|").append(r.host);
+      key.append("|").append(r.path_template);
+      r.key = route_keys->Intern(key);
+    }
+    route::RouteSpec spec;
+    spec.host = rc.host;
+    spec.methods = rc.methods;
+    spec.path_template = rc.path;
+    spec.target = static_cast<uint32_t>(snap->routes.size());
+    // spec.where stays empty: the table asks for it (from the route) only
+    // when it reports an error, so a million routes do not carry it twice.
+    specs->push_back(std::move(spec));
+    snap->routes.push_back(std::move(r));
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Snapshot>> CompileSnapshotOf(const GatewayConfig& gateway,
+                                                    const MeshConfig& mesh,
+                                                    const std::vector<ServiceInput>& services,
+                                                    uint64_t version, Interner* endpoint_ids,
+                                                    Interner* route_keys) {
   auto snap = std::make_unique<Snapshot>();
   snap->version = version;
   snap->gateway = gateway;
@@ -189,79 +291,81 @@ Result<std::unique_ptr<Snapshot>> CompileSnapshot(const GatewayConfig& gateway,
   // requires a token unless it says otherwise.
   const std::string default_auth = gateway.jwt ? "required" : "none";
 
-  std::map<std::string, std::string> defined_at;  // service name → "file:line"
+  size_t route_count = 0;
+  for (const ServiceInput& in : services) route_count += in.config->routes.size();
+  snap->routes.reserve(route_count);
+  snap->clusters.reserve(services.size() + 1);
   std::vector<route::RouteSpec> specs;
-  for (const ServiceConfig& s : services) {
+  specs.reserve(route_count);
+  Names defined;
+  defined.reserve(services.size());
+  for (const ServiceInput& in : services) {
+    const ServiceConfig& s = *in.config;
     const std::string where = Where(s.source, s.line);
-    if (!IsValidServiceName(s.service)) {
-      return ConfigError(where + ": service '" + s.service + "' is not a valid name");
-    }
-    const auto [prev, inserted] = defined_at.emplace(s.service, where);
-    if (!inserted) {
-      return ConfigError(where + ": service '" + s.service + "' is already defined at " +
-                         prev->second);
-    }
-    Cluster cl;
-    cl.name = s.service;
-    cl.retries = s.retries.value_or(mesh.retries);
-    cl.timeout_ms = s.timeout_ms.value_or(mesh.timeout_ms);
-    cl.per_try_timeout_ms = s.per_try_timeout_ms.value_or(0);
-    cl.least_request = s.load_balancing == "least_request";
-    cl.health_check = s.health;
-    cl.breaker = s.breaker.value_or(mesh.breaker);
-    cl.rate_limit = s.rate_limit;
-    cl.allow_from = s.allow_from;
-    cl.identity = "spiffe://" + mesh.trust_domain + "/svc/" + s.service;
-    for (const std::string& a : s.allow_from) {
-      cl.allowed_peers.push_back(a.starts_with("spiffe://") ? a
-                                 : "spiffe://" + mesh.trust_domain + "/svc/" + a);
-    }
-    std::set<std::string> seen;
-    for (const std::string& address : s.endpoints) {
-      if (!seen.insert(address).second) continue;  // the file and the store may both list it
-      Endpoint ep;
-      ep.address = address;
-      Result<bool> ok = Resolve(&ep);
-      if (!ok) return ConfigError(where + ": " + s.service + ": " + ok.error().message);
-      ep.id = endpoint_ids->Intern(address);
-      cl.endpoints.push_back(std::move(ep));
-    }
+    if (Result<bool> ok = Define(s, where, &defined); !ok) return ok.error();
+    Result<Cluster> cl = MakeCluster(in, mesh, where, endpoint_ids);
+    if (!cl) return cl.error();
     const uint32_t cluster_index = static_cast<uint32_t>(snap->clusters.size());
-    for (const RouteConfig& rc : s.routes) {
-      Route r;
-      r.cluster = cluster_index;
-      r.path_template = rc.path;
-      r.methods_text = JoinMethods(rc.methods);
-      r.host = rc.host;
-      r.timeout_ms = rc.timeout_ms.value_or(cl.timeout_ms);
-      r.auth = rc.auth.empty() ? default_auth : rc.auth;
-      r.require = rc.require;
-      r.rate_limit = rc.rate_limit ? rc.rate_limit : cl.rate_limit;
-      r.where = Where(s.source, rc.line);
-      DecideRequestRules(&r);
-      // Stable across reloads while the service keeps this route, so per-core
-      // buckets and metrics carry over (DESIGN §4).
-      r.key = route_keys->Intern(s.service + "|" + r.methods_text + "|" + r.host + "|" +
-                                 r.path_template);
-      route::RouteSpec spec;
-      spec.host = rc.host;
-      spec.methods = rc.methods;
-      spec.path_template = rc.path;
-      spec.target = static_cast<uint32_t>(snap->routes.size());
-      spec.where = r.where;
-      specs.push_back(std::move(spec));
-      snap->routes.push_back(std::move(r));
-    }
-    snap->clusters.push_back(std::move(cl));
+    AddRoutes(s, cl.value(), cluster_index, default_auth, route_keys, snap.get(), &specs);
+    snap->clusters.push_back(std::move(cl.value()));
   }
-  Result<route::RouteTable> table = route::RouteTable::Build(std::move(specs));
+  const std::vector<Route>& routes = snap->routes;
+  Result<route::RouteTable> table = route::RouteTable::Build(
+      std::move(specs), [&routes](const route::RouteSpec& spec) { return routes[spec.target].where; });
   if (!table) return table.error();
   snap->table = std::move(table.value());
   if (gateway.role == "sidecar") {
-    Result<bool> ok = AddSidecarRoutes(gateway, mesh, snap.get(), endpoint_ids, route_keys);
+    Interner scratch;  // a trial compile keeps no ids
+    Result<bool> ok = AddSidecarRoutes(gateway, mesh, snap.get(),
+                                       endpoint_ids != nullptr ? endpoint_ids : &scratch,
+                                       route_keys != nullptr ? route_keys : &scratch);
     if (!ok) return ok.error();
   }
   return snap;
+}
+
+Result<bool> CheckServices(const std::vector<ServiceInput>& services) {
+  size_t route_count = 0;
+  for (const ServiceInput& in : services) route_count += in.config->routes.size();
+  std::vector<route::RouteSpec> specs;
+  specs.reserve(route_count);
+  // Route number → (service, route), for the table's error messages.
+  std::vector<std::pair<uint32_t, uint32_t>> origin;
+  origin.reserve(route_count);
+  Names defined;
+  defined.reserve(services.size());
+  for (uint32_t i = 0; i < services.size(); ++i) {
+    const ServiceConfig& s = *services[i].config;
+    if (Result<bool> ok = Define(s, Where(s.source, s.line), &defined); !ok) return ok.error();
+    for (uint32_t r = 0; r < s.routes.size(); ++r) {
+      route::RouteSpec spec;
+      spec.host = s.routes[r].host;
+      spec.methods = s.routes[r].methods;
+      spec.path_template = s.routes[r].path;
+      spec.target = static_cast<uint32_t>(specs.size());
+      specs.push_back(std::move(spec));
+      origin.emplace_back(i, r);
+    }
+  }
+  Result<route::RouteTable> table = route::RouteTable::Build(
+      std::move(specs), [&](const route::RouteSpec& spec) {
+        const auto [svc, r] = origin[spec.target];
+        const ServiceConfig& s = *services[svc].config;
+        return Where(s.source, s.routes[r].line);
+      });
+  if (!table) return table.error();
+  return true;
+}
+
+Result<std::unique_ptr<Snapshot>> CompileSnapshot(const GatewayConfig& gateway,
+                                                  const MeshConfig& mesh,
+                                                  const std::vector<ServiceConfig>& services,
+                                                  uint64_t version, Interner* endpoint_ids,
+                                                  Interner* route_keys) {
+  std::vector<ServiceInput> inputs;
+  inputs.reserve(services.size());
+  for (const ServiceConfig& s : services) inputs.push_back(ServiceInput{&s, nullptr});
+  return CompileSnapshotOf(gateway, mesh, inputs, version, endpoint_ids, route_keys);
 }
 
 const Route* Snapshot::EgressRoute(std::string_view service) const {

@@ -245,35 +245,77 @@ class EtcdStoreImpl final : public EtcdStore {
 
   Result<bool> Register(const std::vector<StoredService>& services, const Check& check) override {
     if (Result<bool> ok = CheckRegistration(services); !ok.ok()) return ok.error();
-    std::vector<std::string> ops;
-    for (const StoredService& s : services) {
-      // One txn is one revision: a reader sees every service of it or none.
-      ops.push_back(PutOp(std::string(kSources) + s.name, s.source));
-      ops.push_back(PutOp(std::string(kServices) + s.name, s.text));
-    }
+    Result<std::vector<std::vector<std::string>>> chunks = RegisterChunks(services);
+    if (!chunks) return chunks.error();
     if (!check) {
-      Result<dom::element> r = Call("/v3/kv/txn", Txn({}, ops, {}));
-      if (!r) return r.error();
+      for (const std::vector<std::string>& ops : chunks.value()) {
+        Result<dom::element> r = Call("/v3/kv/txn", Txn({}, ops, {}));
+        if (!r) return r.error();
+      }
       return true;
     }
     // Read, judge, then write only if no service was written since the read
     // (a range compare over /hms/services/: every key's mod_revision below
-    // the read's revision + 1). Another writer first: read and judge again.
+    // the read's revision + 1). A registration of more than one txn writes
+    // its chunks in order, each compared against the revision the previous
+    // one wrote, so nothing else lands in between. Another writer first:
+    // read and judge again (chunks already written are written again).
     for (int round = 0; round < 20; ++round) {
       int64_t revision = 0;
       Result<std::vector<StoredService>> current = ListAt(&revision);
       if (!current) return current.error();
       if (Result<bool> ok = check(current.value()); !ok.ok()) return ok.error();
-      const std::string unchanged =
-          "{" + KeyField(kServices) + ",\"range_end\":" + Quote(Base64(PrefixEnd(kServices))) +
-          ",\"target\":\"MOD\",\"result\":\"LESS\",\"mod_revision\":" +
-          Quote(std::to_string(revision + 1)) + "}";
-      Result<dom::element> r = Call("/v3/kv/txn", Txn({unchanged}, ops, {}));
-      if (!r) return r.error();
-      if (GetBool(r.value(), "succeeded")) return true;
+      bool raced = false;
+      for (const std::vector<std::string>& ops : chunks.value()) {
+        const std::string unchanged =
+            "{" + KeyField(kServices) + ",\"range_end\":" + Quote(Base64(PrefixEnd(kServices))) +
+            ",\"target\":\"MOD\",\"result\":\"LESS\",\"mod_revision\":" +
+            Quote(std::to_string(revision + 1)) + "}";
+        Result<dom::element> r = Call("/v3/kv/txn", Txn({unchanged}, ops, {}));
+        if (!r) return r.error();
+        if (!GetBool(r.value(), "succeeded")) {
+          raced = true;
+          break;
+        }
+        dom::element header;
+        if (r.value()["header"].get(header) == simdjson::SUCCESS) revision = GetInt(header, "revision");
+      }
+      if (!raced) return true;
     }
     return Error{"etcd: the services kept changing while this registration was judged; try again",
                  Side::kUpstream, true};
+  }
+
+  // The puts of a registration, in txns that etcd takes with its default
+  // limits: at most 128 operations (--max-txn-ops) and 1.5 MiB
+  // (--max-request-bytes) per request. One txn when it fits (all or
+  // nothing); several otherwise, each service's source and text in the same
+  // one, so a reader never sees a service half-written.
+  static Result<std::vector<std::vector<std::string>>> RegisterChunks(
+      const std::vector<StoredService>& services) {
+    constexpr size_t kMaxOps = 128;
+    constexpr size_t kMaxBytes = 1 << 20;  // of ops per txn; headroom under 1.5 MiB for the JSON
+    std::vector<std::vector<std::string>> chunks(1);
+    size_t bytes = 0;
+    for (const StoredService& s : services) {
+      std::string source = PutOp(std::string(kSources) + s.name, s.source);
+      std::string text = PutOp(std::string(kServices) + s.name, s.text);
+      const size_t size = source.size() + text.size();
+      if (size > kMaxBytes) {
+        return UserError("service '" + s.name + "': its route file (" +
+                         std::to_string(s.text.size()) +
+                         " bytes) is over what one etcd request carries (1 MiB of a 1.5 MiB "
+                         "request once encoded); split it");
+      }
+      if (chunks.back().size() + 2 > kMaxOps || bytes + size > kMaxBytes) {
+        chunks.emplace_back();
+        bytes = 0;
+      }
+      chunks.back().push_back(std::move(source));
+      chunks.back().push_back(std::move(text));
+      bytes += size;
+    }
+    return chunks;
   }
 
   Result<bool> Deregister(const std::string& name) override {
@@ -324,6 +366,8 @@ class EtcdStoreImpl final : public EtcdStore {
           Entry& e = by_name[std::string(k.substr(kServices.size()))];
           e.registered = true;
           e.service.text = value;
+          // Register writes the source in the same txn: one revision for both.
+          e.service.stamp = std::to_string(GetInt(kv, "mod_revision"));
         } else if (k.starts_with(kSources)) {
           by_name[std::string(k.substr(kSources.size()))].service.source = value;
         } else if (k.starts_with(kEndpoints)) {

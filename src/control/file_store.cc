@@ -327,18 +327,14 @@ class FileStore final : public Store {
       }
     }
     std::vector<StoredService> out;
+    std::map<std::string, StoredService> texts;  // this List's, for the next one
     for (const std::string& name : names) {
       StoredService s;
       s.name = name;
-      Result<bool> got = ReadWhole(services_ + "/" + name + ".yaml", &s.text);
+      Result<bool> got = ReadService(name, &s);
       if (!got) return got.error();
       if (!got.value()) continue;  // removed by a writer that ignored the lock
-      got = ReadWhole(services_ + "/" + name + ".source", &s.source);
-      if (!got) return got.error();
-      while (!s.source.empty() && s.source.back() == '\n') s.source.pop_back();
-      // A file written by hand into the store has no .source: messages name
-      // the store's own file.
-      if (s.source.empty()) s.source = services_ + "/" + name + ".yaml";
+      texts[name] = StoredService{name, s.text, s.source, {}, s.stamp};
       Result<std::vector<std::string>> eps = ReadEndpoints(name);
       if (!eps) return eps.error();
       s.endpoints = std::move(eps.value());
@@ -348,7 +344,39 @@ class FileStore final : public Store {
         }
       out.push_back(std::move(s));
     }
+    texts_ = std::move(texts);  // deregistered services are forgotten
     return out;
+  }
+
+  // A service's text and source, read again only when its NAME.yaml is
+  // another file than the last List read (a rename put a new one in place)
+  // or was written since: a reload of 10,000 services reads the few that
+  // changed. False when the file is gone.
+  Result<bool> ReadService(const std::string& name, StoredService* s) {
+    const std::string yaml = services_ + "/" + name + ".yaml";
+    struct stat st;
+    if (stat(yaml.c_str(), &st) != 0) {
+      if (errno == ENOENT) return false;
+      return IoError("cannot read " + yaml, errno);
+    }
+    s->stamp = std::to_string(st.st_ino) + ":" +
+               std::to_string(static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+                              st.st_mtim.tv_nsec) +
+               ":" + std::to_string(st.st_size);
+    if (const auto it = texts_.find(name); it != texts_.end() && it->second.stamp == s->stamp) {
+      s->text = it->second.text;
+      s->source = it->second.source;
+      return true;
+    }
+    Result<bool> got = ReadWhole(yaml, &s->text);
+    if (!got || !got.value()) return got;
+    got = ReadWhole(services_ + "/" + name + ".source", &s->source);
+    if (!got) return got.error();
+    while (!s->source.empty() && s->source.back() == '\n') s->source.pop_back();
+    // A file written by hand into the store has no .source: messages name
+    // the store's own file.
+    if (s->source.empty()) s->source = yaml;
+    return true;
   }
 
   Result<bool> AddEndpoint(const std::string& service, const std::string& address) override {
@@ -641,6 +669,9 @@ class FileStore final : public Store {
   int64_t last_lease_ = 0;
   std::map<int64_t, std::string> held_;  // lease id → its file, for this object's leases
   int64_t next_expiry_at_ms_ = -1;  // wall clock: the first live lease the last List saw expires
+  // What the last List read of each service (no endpoints), by name, with
+  // its stamp.
+  std::map<std::string, StoredService> texts_;
 };
 
 }  // namespace

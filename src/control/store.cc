@@ -28,13 +28,35 @@ Result<bool> CheckRegistration(const std::vector<StoredService>& services) {
   return true;
 }
 
-Result<config::ServiceConfig> LoadStoredService(const StoredService& s) {
-  const std::string source = s.source.empty() ? s.name : s.source;
-  Result<config::ServiceConfig> parsed = config::ParseServiceConfig(s.text, source);
+std::string StoredSource(const StoredService& s) { return s.source.empty() ? s.name : s.source; }
+
+Result<config::ServiceConfig> CheckStoredName(const StoredService& s,
+                                              Result<config::ServiceConfig> parsed) {
   if (!parsed.ok() || parsed->service == s.name) return parsed;
-  return ConfigError(source + ":" + std::to_string(parsed->line) + ": service: '" +
+  return ConfigError(StoredSource(s) + ":" + std::to_string(parsed->line) + ": service: '" +
                      parsed->service + "' is not the name it is stored under ('" + s.name +
                      "'): a store file's service name must match its file name");
+}
+
+Result<config::ServiceConfig> LoadStoredService(const StoredService& s) {
+  return CheckStoredName(s, config::ParseServiceConfig(s.text, StoredSource(s)));
+}
+
+std::vector<Result<config::ServiceConfig>> LoadStoredServicesEach(
+    const std::vector<const StoredService*>& stored) {
+  std::vector<std::string> sources;
+  sources.reserve(stored.size());
+  for (const StoredService* s : stored) sources.push_back(StoredSource(*s));
+  std::vector<config::RouteFileText> files;
+  files.reserve(stored.size());
+  for (size_t i = 0; i < stored.size(); ++i) files.push_back({&stored[i]->text, &sources[i]});
+  std::vector<Result<config::ServiceConfig>> parsed = config::ParseServiceConfigs(files);
+  std::vector<Result<config::ServiceConfig>> out;
+  out.reserve(stored.size());
+  for (size_t i = 0; i < stored.size(); ++i) {
+    out.push_back(CheckStoredName(*stored[i], std::move(parsed[i])));
+  }
+  return out;
 }
 
 config::ServiceConfig WithStoredEndpoints(config::ServiceConfig c, const StoredService& s) {
@@ -44,13 +66,15 @@ config::ServiceConfig WithStoredEndpoints(config::ServiceConfig c, const StoredS
 
 std::vector<config::ServiceConfig> LoadStoredServices(const std::vector<StoredService>& stored,
                                                       std::vector<std::string>* problems) {
+  std::vector<const StoredService*> each;
+  for (const StoredService& s : stored) each.push_back(&s);
+  std::vector<Result<config::ServiceConfig>> loaded = LoadStoredServicesEach(each);
   std::vector<config::ServiceConfig> services;
-  for (const StoredService& s : stored) {
-    Result<config::ServiceConfig> c = LoadStoredService(s);
-    if (c.ok()) {
-      services.push_back(WithStoredEndpoints(std::move(c.value()), s));
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (loaded[i].ok()) {
+      services.push_back(WithStoredEndpoints(std::move(loaded[i].value()), stored[i]));
     } else {
-      problems->push_back(s.name + ": " + c.error().message);
+      problems->push_back(stored[i].name + ": " + loaded[i].error().message);
     }
   }
   return services;

@@ -19,6 +19,8 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "hms/common/file_check.h"
@@ -160,23 +162,6 @@ bool IsHelp(const std::vector<std::string>& args) {
   return false;
 }
 
-bool ReadFile(const std::string& path, std::string* text, std::string* error) {
-  // A directory opens as an ifstream and reads as an empty file: say what it is.
-  if (std::string why = UnreadableFile(path); !why.empty()) {
-    *error = std::move(why);
-    return false;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = path + ": cannot read: " + std::strerror(errno);
-    return false;
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *text = ss.str();
-  return true;
-}
-
 // What a command does with a file store whose directory is missing (never
 // made, or removed): a writing command makes it and says so in one line; a
 // reading one refuses, since an empty listing would hide a wrong path.
@@ -208,9 +193,12 @@ std::vector<std::string> StoredProblems(const std::vector<control::StoredService
                                         std::vector<std::optional<config::ServiceConfig>>* parsed) {
   std::vector<std::string> errors(stored.size());
   parsed->assign(stored.size(), std::nullopt);
+  std::vector<const control::StoredService*> each;
+  for (const control::StoredService& s : stored) each.push_back(&s);
+  std::vector<Result<config::ServiceConfig>> loaded = control::LoadStoredServicesEach(each);
   for (size_t i = 0; i < stored.size(); ++i) {
     const control::StoredService& s = stored[i];
-    Result<config::ServiceConfig> p = control::LoadStoredService(s);
+    Result<config::ServiceConfig>& p = loaded[i];
     if (p) {
       (*parsed)[i] = std::move(p.value());
     } else {
@@ -227,17 +215,12 @@ std::vector<std::string> StoredProblems(const std::vector<control::StoredService
 // removal would end it, as commands.
 std::string StoreClash(const std::vector<std::optional<config::ServiceConfig>>& parsed) {
   auto compile = [&parsed](size_t skip) -> std::string {
-    std::vector<config::ServiceConfig> trial;
+    std::vector<config::ServiceInput> trial;
     for (size_t i = 0; i < parsed.size(); ++i) {
-      if (i == skip || !parsed[i]) continue;
-      trial.push_back(*parsed[i]);
-      trial.back().endpoints.clear();
+      if (i != skip && parsed[i]) trial.push_back(config::ServiceInput{&*parsed[i], nullptr});
     }
-    config::Interner endpoint_ids, route_keys;
-    Result<std::unique_ptr<config::Snapshot>> snap =
-        config::CompileSnapshot(config::DefaultGatewayConfig(), config::MeshConfig{}, trial, 0,
-                                &endpoint_ids, &route_keys);
-    return snap ? "" : snap.error().message;
+    Result<bool> ok = config::CheckServices(trial);
+    return ok ? "" : ok.error().message;
   };
   std::string why = compile(parsed.size());
   if (why.empty()) return "";
@@ -251,25 +234,34 @@ std::string StoreClash(const std::vector<std::optional<config::ServiceConfig>>& 
 }
 
 // Reads and parses every file, printing every error (not just the first) to
-// stderr. `parsed` and `batch` come out in the order of `files`.
+// stderr. `parsed` and `batch` come out in the order of `files`. The files
+// are read first, then parsed on several threads (config::ParseServiceConfigs).
 bool ParseFiles(const std::vector<std::string>& files, std::vector<config::ServiceConfig>* parsed,
                 std::vector<control::StoredService>* batch) {
   bool failed = false;
+  std::vector<std::string> texts;
+  std::vector<const std::string*> paths;
   for (const std::string& path : files) {
-    std::string text, error;
-    if (!ReadFile(path, &text, &error)) {
-      std::fprintf(stderr, "hms-api: %s\n", error.c_str());
+    Result<std::string> text = config::ReadConfigFile(path);
+    if (!text) {
+      std::fprintf(stderr, "hms-api: %s\n", text.error().message.c_str());
       failed = true;
       continue;
     }
-    Result<config::ServiceConfig> s = config::ParseServiceConfig(text, path);
-    if (!s) {
-      std::fprintf(stderr, "hms-api: %s\n", s.error().message.c_str());
+    texts.push_back(std::move(text.value()));
+    paths.push_back(&path);
+  }
+  std::vector<config::RouteFileText> each;
+  for (size_t i = 0; i < texts.size(); ++i) each.push_back({&texts[i], paths[i]});
+  std::vector<Result<config::ServiceConfig>> results = config::ParseServiceConfigs(each);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (!results[i]) {
+      std::fprintf(stderr, "hms-api: %s\n", results[i].error().message.c_str());
       failed = true;
       continue;
     }
-    batch->push_back(control::StoredService{s->service, text, path, {}});
-    parsed->push_back(std::move(s.value()));
+    batch->push_back(control::StoredService{results[i]->service, std::move(texts[i]), *paths[i], {}});
+    parsed->push_back(std::move(results[i].value()));
   }
   return !failed;
 }
@@ -278,28 +270,30 @@ bool ParseFiles(const std::vector<std::string>& files, std::vector<config::Servi
 // plus the new ones catches clashes across services and duplicate names.
 // Endpoints are left out: they are checked for syntax by the parser, and a
 // name that only the gateways' resolver knows must not block a registration.
+// Nothing is copied: the compile reads the parsed services where they are.
 bool TrialCompile(const std::vector<control::StoredService>& existing,
                   const std::vector<config::ServiceConfig>& parsed) {
-  std::vector<config::ServiceConfig> trial;
+  std::unordered_set<std::string_view> replaced;
+  for (const config::ServiceConfig& s : parsed) replaced.insert(s.service);
+  std::vector<const control::StoredService*> kept;
   for (const control::StoredService& stored : existing) {
-    bool replaced = false;
-    for (const config::ServiceConfig& s : parsed) replaced = replaced || s.service == stored.name;
-    if (replaced) continue;
-    Result<config::ServiceConfig> s = control::LoadStoredService(stored);
-    if (!s) {
+    if (!replaced.contains(stored.name)) kept.push_back(&stored);
+  }
+  std::vector<Result<config::ServiceConfig>> loaded = control::LoadStoredServicesEach(kept);
+  std::vector<config::ServiceInput> trial;
+  trial.reserve(kept.size() + parsed.size());
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (!loaded[i]) {
       std::fprintf(stderr, "hms-api: warning: stored service %s no longer loads: %s\n",
-                   stored.name.c_str(), s.error().message.c_str());
+                   kept[i]->name.c_str(), loaded[i].error().message.c_str());
       continue;
     }
-    trial.push_back(std::move(s.value()));
+    trial.push_back(config::ServiceInput{&loaded[i].value(), nullptr});
   }
-  for (const config::ServiceConfig& s : parsed) trial.push_back(s);
-  for (config::ServiceConfig& s : trial) s.endpoints.clear();
-  config::Interner endpoint_ids, route_keys;
-  Result<std::unique_ptr<config::Snapshot>> snap = config::CompileSnapshot(
-      config::DefaultGatewayConfig(), config::MeshConfig{}, trial, 0, &endpoint_ids, &route_keys);
-  if (!snap) {
-    std::fprintf(stderr, "hms-api: %s\n", snap.error().message.c_str());
+  for (const config::ServiceConfig& s : parsed) trial.push_back(config::ServiceInput{&s, nullptr});
+  Result<bool> ok = config::CheckServices(trial);
+  if (!ok) {
+    std::fprintf(stderr, "hms-api: %s\n", ok.error().message.c_str());
     return false;
   }
   return true;
@@ -357,7 +351,7 @@ std::vector<RouteFacts> Facts(const config::ServiceConfig& s, const config::Mesh
     f.auth = rc.auth;
     f.require = rc.require;
     std::sort(f.require.begin(), f.require.end());
-    f.rate_limit = rc.rate_limit ? rc.rate_limit : s.rate_limit;
+    f.rate_limit = rc.rate_limit ? std::optional<config::RateLimit>(*rc.rate_limit) : s.rate_limit;
     out.push_back(std::move(f));
   }
   return out;
@@ -456,63 +450,78 @@ std::vector<std::string> ServiceChanges(const config::ServiceConfig& was,
   return out;
 }
 
+// The lines under "would change": routes added, removed and changed (by
+// identity, through a map: a service of thousands of routes is not compared
+// pairwise), then the changed service settings. `was` is null when the
+// stored file no longer parses: it has no routes the gateways serve.
+std::vector<std::string> PlanLines(const config::ServiceConfig* was,
+                                   const config::ServiceConfig& now,
+                                   const std::vector<RouteFacts>& new_routes,
+                                   const config::MeshConfig& mesh) {
+  const std::vector<RouteFacts> old_routes = was ? Facts(*was, mesh) : std::vector<RouteFacts>{};
+  std::unordered_map<std::string_view, const RouteFacts*> old_by_id, new_by_id;
+  for (const RouteFacts& o : old_routes) old_by_id.emplace(o.identity, &o);
+  for (const RouteFacts& f : new_routes) new_by_id.emplace(f.identity, &f);
+  std::vector<std::string> lines;
+  for (const RouteFacts& f : new_routes) {
+    if (!old_by_id.contains(f.identity)) lines.push_back("  + " + f.label + "  " + f.where);
+  }
+  for (const RouteFacts& o : old_routes) {
+    if (!new_by_id.contains(o.identity)) lines.push_back("  - " + o.label + "  " + o.where);
+  }
+  for (const RouteFacts& f : new_routes) {
+    const auto it = old_by_id.find(f.identity);
+    if (it == old_by_id.end()) continue;
+    const std::string changes = RouteChanges(*it->second, f);
+    if (!changes.empty()) lines.push_back("  ~ " + f.label + "  " + f.where + ": " + changes);
+  }
+  if (was) {
+    for (const std::string& c : ServiceChanges(*was, now, mesh)) lines.push_back("  ~ " + c);
+  }
+  return lines;
+}
+
 // Prints what registering `parsed` over `existing` would change.
 void PrintPlan(const std::vector<control::StoredService>& existing,
                const std::vector<config::ServiceConfig>& parsed) {
   const config::MeshConfig mesh;
-  for (const config::ServiceConfig& now : parsed) {
-    const control::StoredService* stored = nullptr;
-    for (const control::StoredService& e : existing) {
-      if (e.name == now.service) stored = &e;
-    }
-    std::optional<config::ServiceConfig> was;
-    if (stored != nullptr) {
-      Result<config::ServiceConfig> p = control::LoadStoredService(*stored);
-      if (p) {
-        was = std::move(p.value());
-      } else {
-        std::fprintf(stderr, "hms-api: warning: stored service %s no longer loads: %s\n",
-                     stored->name.c_str(), p.error().message.c_str());
-      }
-    }
-    const std::vector<RouteFacts> new_routes = Facts(now, mesh);
-    if (stored == nullptr) {
-      std::printf("would add %s (%s)\n", now.service.c_str(), now.source.c_str());
-      for (const RouteFacts& f : new_routes) {
-        std::printf("  + %s  %s\n", f.label.c_str(), f.where.c_str());
-      }
-      continue;
-    }
-    // A stored file that no longer parses has no routes the gateways serve.
-    const std::vector<RouteFacts> old_routes = was ? Facts(*was, mesh) : std::vector<RouteFacts>{};
-    std::vector<std::string> lines;
-    for (const RouteFacts& f : new_routes) {
-      auto it = std::find_if(old_routes.begin(), old_routes.end(),
-                             [&](const RouteFacts& o) { return o.identity == f.identity; });
-      if (it == old_routes.end()) lines.push_back("  + " + f.label + "  " + f.where);
-    }
-    for (const RouteFacts& o : old_routes) {
-      auto it = std::find_if(new_routes.begin(), new_routes.end(),
-                             [&](const RouteFacts& f) { return f.identity == o.identity; });
-      if (it == new_routes.end()) lines.push_back("  - " + o.label + "  " + o.where);
-    }
-    for (const RouteFacts& f : new_routes) {
-      auto it = std::find_if(old_routes.begin(), old_routes.end(),
-                             [&](const RouteFacts& o) { return o.identity == f.identity; });
-      if (it == old_routes.end()) continue;
-      const std::string changes = RouteChanges(*it, f);
-      if (!changes.empty()) lines.push_back("  ~ " + f.label + "  " + f.where + ": " + changes);
-    }
-    if (was) {
-      for (const std::string& c : ServiceChanges(*was, now, mesh)) lines.push_back("  ~ " + c);
-    }
-    if (lines.empty()) {
-      std::printf("%s: unchanged\n", now.service.c_str());
-      continue;
-    }
-    std::printf("would change %s (%s)\n", now.service.c_str(), now.source.c_str());
-    for (const std::string& l : lines) std::printf("%s\n", l.c_str());
+  std::unordered_map<std::string_view, const control::StoredService*> by_name;
+  for (const control::StoredService& e : existing) by_name[e.name] = &e;
+  std::vector<const control::StoredService*> stored(parsed.size(), nullptr), replaced;
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    const auto it = by_name.find(parsed[i].service);
+    if (it == by_name.end()) continue;
+    stored[i] = it->second;
+    replaced.push_back(it->second);
   }
+  std::vector<Result<config::ServiceConfig>> loaded = control::LoadStoredServicesEach(replaced);
+  size_t next_loaded = 0;
+  std::string out;
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    std::fwrite(out.data(), 1, out.size(), stdout);  // one service at a time
+    out.clear();
+    const config::ServiceConfig& now = parsed[i];
+    const std::vector<RouteFacts> new_routes = Facts(now, mesh);
+    if (stored[i] == nullptr) {
+      out += "would add " + now.service + " (" + now.source + ")\n";
+      for (const RouteFacts& f : new_routes) out += "  + " + f.label + "  " + f.where + "\n";
+      continue;
+    }
+    Result<config::ServiceConfig>& was = loaded[next_loaded++];
+    if (!was) {
+      std::fprintf(stderr, "hms-api: warning: stored service %s no longer loads: %s\n",
+                   stored[i]->name.c_str(), was.error().message.c_str());
+    }
+    const std::vector<std::string> lines =
+        PlanLines(was ? &was.value() : nullptr, now, new_routes, mesh);
+    if (lines.empty()) {
+      out += now.service + ": unchanged\n";
+      continue;
+    }
+    out += "would change " + now.service + " (" + now.source + ")\n";
+    for (const std::string& l : lines) out += l + "\n";
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
 }
 
 // The store's services for a dry run. A file store whose directory does not
@@ -560,6 +569,7 @@ int Register(const std::string& uri, const std::vector<std::string>& args) {
   if (!ParseFiles(files, &parsed, &batch)) return Fail(nothing);
 
   if (dry_run) {
+    batch = {};  // the texts: a dry run writes none of them
     std::vector<control::StoredService> existing;
     if (!ListForDryRun(uri, &existing)) return kUserError;
     if (!TrialCompile(existing, parsed)) return Fail(nothing);

@@ -21,6 +21,7 @@
 #include "hms/control/reloader.h"
 #include "hms/control/self_registration.h"
 #include "hms/control/served_config.h"
+#include "hms/control/service_cache.h"
 #include "hms/control/span_exporter.h"
 #include "hms/control/store.h"
 #include "hms/obs/access_log.h"
@@ -69,9 +70,12 @@ struct Gateway {
   hms::config::MeshConfig mesh;
   std::unique_ptr<hms::control::Store> store;
   std::vector<hms::control::StoredService> last_listed;  // what the last Compile read
-  // Each stored service's last version that loaded, without its store
-  // endpoints: served in place of a version that does not load.
-  std::map<std::string, hms::config::ServiceConfig> last_good;
+  // The stored services parsed, by name and stamp: a reload parses what
+  // changed, and a service that no longer loads serves its last good version.
+  hms::control::ServiceCache services;
+  // Why the last SIGHUP's config file was not applied ("" when it was):
+  // /healthz says "config": "stale: ..." until one is.
+  std::string config_error;
   hms::config::Interner endpoint_ids;
   hms::config::Interner route_keys;
   hms::policy::PolicyRegistry policies;  // rate buckets and breakers, by stable name
@@ -94,39 +98,25 @@ hms::Result<GatewayConfig> LoadConfig(const std::string& path) {
   return hms::config::LoadGatewayConfig(path);
 }
 
-// Reads every service from the store. A stored service that no longer
+// Reads every service from the store, parsing only what changed since the
+// last read (control/service_cache.h). A stored service that no longer
 // loads (its text does not parse, or its `service:` is not the name it is
 // stored under) keeps its last good version, with a log line and a word in
 // /healthz: one bad entry must not take the others down, nor its own
 // routes (DESIGN §6). `problems` gets one line per such service.
-std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* error,
-                                                     std::vector<std::string>* problems) {
-  std::vector<hms::config::ServiceConfig> services;
+std::vector<hms::config::ServiceInput> ReadServices(Gateway& g, std::string* error,
+                                                    std::vector<std::string>* problems) {
   auto listed = g.store->List();
   if (!listed.ok()) {
     *error = listed.error().message;
-    return services;
+    return {};
   }
-  g.last_listed = *listed;
-  std::map<std::string, hms::config::ServiceConfig> good;
-  for (const auto& s : *listed) {
-    auto parsed = hms::control::LoadStoredService(s);
-    const std::string why = parsed.ok() ? "" : parsed.error().message;
-    if (!why.empty()) {
-      auto last = g.last_good.find(s.name);
-      std::string line = "service " + s.name + ": " + why +
-                         (last != g.last_good.end() ? "; serving its last good version"
-                                                    : "; not served");
-      Log("%s", line.c_str());
-      problems->push_back(std::move(line));
-      if (last == g.last_good.end()) continue;
-      parsed = last->second;
-    }
-    good[s.name] = *parsed;
-    services.push_back(hms::control::WithStoredEndpoints(std::move(*parsed), s));
-  }
-  g.last_good = std::move(good);  // deregistered services are forgotten
-  return services;
+  // The inputs point at the endpoints of the list kept here.
+  g.last_listed = std::move(*listed);
+  hms::control::ServiceCache::Loaded loaded = g.services.Load(g.last_listed);
+  for (const std::string& p : loaded.problems) Log("%s", p.c_str());
+  *problems = std::move(loaded.problems);
+  return std::move(loaded.services);
 }
 
 // Gives the snapshot its process-wide policy state (policy/binding.h).
@@ -141,14 +131,16 @@ void AttachPolicies(Gateway& g, Snapshot* s) {
 hms::control::Compiled Compile(Gateway& g) {
   hms::control::Compiled c;
   std::vector<std::string> problems;
+  const auto started = std::chrono::steady_clock::now();
+  const uint64_t parsed_before = g.services.parsed_total();
   auto services = ReadServices(g, &c.store_error, &problems);
   if (!c.store_error.empty()) {
     Log("store %s unreadable, keeping the last good config: %s", g.store->Uri().c_str(),
         c.store_error.c_str());
     return c;
   }
-  auto snap = hms::config::CompileSnapshot(g.config, g.mesh, services, g.version + 1,
-                                           &g.endpoint_ids, &g.route_keys);
+  auto snap = hms::config::CompileSnapshotOf(g.config, g.mesh, services, g.version + 1,
+                                             &g.endpoint_ids, &g.route_keys);
   if (!snap.ok()) {
     Log("config not applied, keeping the last good one: %s", snap.error().message.c_str());
     c.stale = snap.error().message;
@@ -159,6 +151,16 @@ hms::control::Compiled Compile(Gateway& g) {
     c.stale = k.error().message;
     return c;
   }
+  // What a reload cost, and how much of the store it parsed (docs/config.md
+  // "Incremental reload").
+  Log("store: %llu of %zu services parsed anew; %zu routes compiled in %lld ms",
+      static_cast<unsigned long long>(g.services.parsed_total() - parsed_before),
+      g.last_listed.size(), (*snap)->routes.size(),
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - started)
+                                 .count()));
+  // The running config, not the file SIGHUP read, serves: say why.
+  if (!g.config_error.empty()) c.stale = "config file not reloaded: " + g.config_error;
   for (const std::string& p : problems) c.stale += (c.stale.empty() ? "" : "; ") + p;
   ++g.version;
   c.snapshot = snap->release();
@@ -356,8 +358,18 @@ Snapshot* FirstSnapshot(Gateway& g) {
     }
   }
   hms::control::Compiled c = Compile(g);
+  if (g.check) {
+    // --check judges the stored services as start-up loads them, and a
+    // service start-up would leave out (its file:line and why) fails it.
+    if (!c.store_error.empty() || !c.stale.empty() || c.snapshot == nullptr) {
+      if (c.snapshot != nullptr) c.snapshot->Release();
+      std::fprintf(stderr, "hms-gateway: store %s: %s\n", g.store->Uri().c_str(),
+                   (!c.store_error.empty() ? c.store_error : c.stale).c_str());
+      return nullptr;
+    }
+    return c.snapshot;
+  }
   if (g.served.Note(c)) return c.snapshot;
-  if (g.check) return nullptr;
   // Serve nothing rather than nothing at all: an empty table answers 404s
   // until the store holds valid services.
   auto empty = hms::config::CompileSnapshot(g.config, g.mesh, {}, ++g.version, &g.endpoint_ids,
@@ -528,12 +540,16 @@ void ReloadConfig(Gateway& g) {
   Log("SIGHUP: reloading %s and the store",
       g.config_path.empty() ? "<embedded defaults>" : g.config_path.c_str());
   auto c = LoadConfig(g.config_path);
+  g.config_error.clear();
   if (!c.ok()) {
-    Log("config not reloaded, keeping the last good one: %s", c.error().message.c_str());
+    g.config_error = c.error().message;
   } else if (auto v = hms::config::ValidateGatewayConfig(*c); !v.ok()) {
-    Log("config not reloaded, keeping the last good one: %s", v.error().message.c_str());
+    g.config_error = v.error().message;
   } else {
     g.config = std::move(*c);
+  }
+  if (!g.config_error.empty()) {
+    Log("config not reloaded, keeping the last good one: %s", g.config_error.c_str());
   }
   // Log rotation: the renamed file is let go, the path opened anew.
   if (g.config.access_log) {

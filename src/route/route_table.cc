@@ -271,7 +271,12 @@ struct Tables {
     uint32_t names_count;
   };
 
-  std::vector<RouteSpec> specs;  // owns every string the views below point into
+  // Own every string the views below point into: the templates (reserved
+  // before the first view is taken, so they never move) and the method
+  // names, each once. The specs themselves die with Build: their `where`
+  // and host copies are not kept a million times.
+  std::vector<std::string> templates;
+  std::set<std::string, std::less<>> method_names;
   std::vector<Route> routes;
   std::vector<std::string_view> names;
   std::vector<Node> nodes;  // node 0: the any-host root
@@ -394,11 +399,48 @@ class Walker {
   uint32_t not_allowed_node_ = kNone;
 };
 
+// The trie while it is built. Literal edges of every node live in one map
+// keyed by (parent, segment), not a map per node: a million-route table has
+// millions of nodes, most with one child, and a per-node map costs ~200 bytes
+// where the shared one costs ~50 per edge.
 struct BuildNode {
-  std::unordered_map<std::string_view, uint32_t> literals;
+  uint32_t literal_count = 0;
   uint32_t param = kNone;
   uint32_t catch_all = kNone;
-  std::vector<uint32_t> routes;
+  uint32_t first_route = kNone;  // routes ending here, linked through BuildTrie::next_route
+  uint32_t last_route = kNone;
+};
+
+struct EdgeKey {
+  uint32_t parent;
+  std::string_view seg;
+  bool operator==(const EdgeKey&) const = default;
+};
+
+struct EdgeKeyHash {
+  size_t operator()(const EdgeKey& k) const noexcept {
+    return HashEdge(k.parent, k.seg, WordsOf(k.seg));
+  }
+};
+
+struct BuildTrie {
+  std::vector<BuildNode> nodes{1};  // node 0: the any-host root
+  std::unordered_map<EdgeKey, uint32_t, EdgeKeyHash> literals;
+  std::vector<uint32_t> next_route;  // per route: the next route ending at its node
+
+  uint32_t NewNode() {
+    nodes.emplace_back();
+    return static_cast<uint32_t>(nodes.size() - 1);
+  }
+  void AddRoute(uint32_t node, uint32_t route) {
+    BuildNode& b = nodes[node];
+    if (b.last_route == kNone) {
+      b.first_route = route;
+    } else {
+      next_route[b.last_route] = route;
+    }
+    b.last_route = route;
+  }
 };
 
 struct RouteInfo {
@@ -414,7 +456,7 @@ bool MethodsOverlap(const RouteInfo& a, const RouteInfo& b) {
   return false;
 }
 
-std::string Describe(const RouteSpec& spec, const RouteInfo& info) {
+std::string Describe(std::string_view path_template, const RouteInfo& info) {
   std::string s;
   if (info.methods.empty()) {
     s = "ANY";
@@ -425,12 +467,10 @@ std::string Describe(const RouteSpec& spec, const RouteInfo& info) {
     }
   }
   s += ' ';
-  s += spec.path_template;
+  s += path_template;
   if (!info.host.empty()) s += " (host " + info.host + ")";
   return s;
 }
-
-std::string Prefix(const RouteSpec& spec) { return spec.where.empty() ? "" : spec.where + ": "; }
 
 // Empty on success, else the reason.
 std::string CheckMethods(const RouteSpec& spec, std::vector<std::string_view>* out) {
@@ -453,37 +493,28 @@ std::string NormalizeHost(std::string_view host) {
 
 // Walks (and grows) the build trie from `node` along a template's segments;
 // returns the node where the route ends. Parameter names go to `t->names`.
-uint32_t Descend(std::vector<BuildNode>* bnodes, uint32_t node, const std::vector<Segment>& segs,
-                 Tables* t, Tables::Route* route) {
+uint32_t Descend(BuildTrie* trie, uint32_t node, const std::vector<Segment>& segs, Tables* t,
+                 Tables::Route* route) {
   for (const Segment& s : segs) {
     uint32_t next = kNone;
     switch (s.kind) {
       case SegKind::kLiteral: {
-        auto it = (*bnodes)[node].literals.find(s.text);
-        if (it != (*bnodes)[node].literals.end()) next = it->second;
+        const auto [it, inserted] = trie->literals.try_emplace(EdgeKey{node, s.text}, kNone);
+        if (inserted) {
+          it->second = trie->NewNode();  // invalidates references into nodes: index only
+          trie->nodes[node].literal_count++;
+        }
+        next = it->second;
         break;
       }
       case SegKind::kParam:
-        next = (*bnodes)[node].param;
+        next = trie->nodes[node].param;
+        if (next == kNone) next = trie->nodes[node].param = trie->NewNode();
         break;
       case SegKind::kCatchAll:
-        next = (*bnodes)[node].catch_all;
+        next = trie->nodes[node].catch_all;
+        if (next == kNone) next = trie->nodes[node].catch_all = trie->NewNode();
         break;
-    }
-    if (next == kNone) {
-      next = static_cast<uint32_t>(bnodes->size());
-      bnodes->emplace_back();  // invalidates references into bnodes: index only
-      switch (s.kind) {
-        case SegKind::kLiteral:
-          (*bnodes)[node].literals.emplace(s.text, next);
-          break;
-        case SegKind::kParam:
-          (*bnodes)[node].param = next;
-          break;
-        case SegKind::kCatchAll:
-          (*bnodes)[node].catch_all = next;
-          break;
-      }
     }
     if (s.kind != SegKind::kLiteral) {
       t->names.push_back(s.text);
@@ -494,41 +525,60 @@ uint32_t Descend(std::vector<BuildNode>* bnodes, uint32_t node, const std::vecto
   return node;
 }
 
-// Node `n`'s literal edges: a short list scanned in order, or slots in the
-// shared open-addressing table.
-void AddEdges(const BuildNode& b, uint32_t n, Tables* t) {
-  for (const auto& [key, child] : b.literals) {
-    KeyWords k = WordsOf(key);
+// The literal edges of every node: a short list scanned in order (side by
+// side, at offsets counted first), or slots in the shared open-addressing
+// table. Placed straight from the build map, with no sorted copy of it.
+void AddEdges(const BuildTrie& trie, Tables* t) {
+  size_t hashed = 0, small = 0;
+  for (uint32_t n = 0; n < trie.nodes.size(); n++) {
+    const uint32_t count = trie.nodes[n].literal_count;
+    if (count > Tables::kLinearEdges) {
+      hashed += count;
+    } else {
+      t->nodes[n].literal_begin = static_cast<uint32_t>(small);
+      small += count;
+    }
+  }
+  size_t cap = 16;
+  while (cap < hashed * 2) cap <<= 1;  // load factor ≤ 0.5: short probe runs
+  t->edges.assign(cap, Tables::Edge{});
+  t->edge_mask = cap - 1;
+  t->small_edges.resize(small);
+  for (const auto& [key, child] : trie.literals) {
+    const uint32_t n = key.parent;
+    KeyWords k = WordsOf(key.seg);
     Tables::Edge e;
     e.w0 = k.w0;
     e.w1 = k.w1;
-    e.key_len = static_cast<uint32_t>(key.size());
+    e.key_len = static_cast<uint32_t>(key.seg.size());
     e.child = child;
     e.parent = n;
-    if (key.size() > 16) {
+    if (key.seg.size() > 16) {
       e.long_key = static_cast<uint32_t>(t->long_keys.size());
-      t->long_keys.push_back(key.data());
+      t->long_keys.push_back(key.seg.data());
     }
-    if (b.literals.size() <= Tables::kLinearEdges) {
-      t->small_edges.push_back(e);
+    Tables::Node& node = t->nodes[n];
+    if (trie.nodes[n].literal_count <= Tables::kLinearEdges) {
+      t->small_edges[node.literal_begin + node.literal_count++] = e;
       continue;
     }
-    uint64_t i = HashEdge(n, key, k) & t->edge_mask;
+    node.literal_count++;
+    uint64_t i = HashEdge(n, key.seg, k) & t->edge_mask;
     while (t->edges[i].child != kNone) i = (i + 1) & t->edge_mask;
     t->edges[i] = e;
   }
 }
 
 // The method dispatch of a node where routes end, and its Allow text.
-void AddDispatch(const BuildNode& b, const std::vector<RouteInfo>& infos, Tables::Node* out,
-                 Tables* t) {
+void AddDispatch(const BuildTrie& trie, const BuildNode& b, const std::vector<RouteInfo>& infos,
+                 Tables::Node* out, Tables* t) {
   // Explicit methods first, then HEAD answered by the GET route unless some
   // route lists HEAD itself: TryRoutes takes the first entry that matches.
   out->disp_begin = static_cast<uint32_t>(t->dispatch.size());
   bool has_get = false, has_head = false;
   uint32_t get_route = kNone;
   std::set<std::string_view> allow;
-  for (uint32_t r : b.routes) {
+  for (uint32_t r = b.first_route; r != kNone; r = trie.next_route[r]) {
     if (infos[r].methods.empty()) {
       out->any_route = r;
       continue;
@@ -587,13 +637,27 @@ RouteTable& RouteTable::operator=(RouteTable&& other) noexcept {
 size_t RouteTable::size() const noexcept { return impl_ == nullptr ? 0 : impl_->routes.size(); }
 
 Result<RouteTable> RouteTable::Build(std::vector<RouteSpec> routes) {
-  auto impl = std::make_unique<Impl>();
-  // Moving the vector keeps its elements in place: views taken from them
-  // below stay valid for the table's life.
-  impl->specs = std::move(routes);
-  const std::vector<RouteSpec>& specs = impl->specs;
+  return Build(std::move(routes), nullptr);
+}
 
-  std::vector<BuildNode> bnodes(1);  // node 0: the any-host root
+Result<RouteTable> RouteTable::Build(std::vector<RouteSpec> specs, const WhereFn& where_of) {
+  auto impl = std::make_unique<Impl>();
+  // Reserved once: views into the templates stay valid for the table's life.
+  impl->templates.reserve(specs.size());
+  for (RouteSpec& spec : specs) impl->templates.push_back(std::move(spec.path_template));
+  auto prefix = [&](uint32_t i) {
+    const std::string where = where_of ? where_of(specs[i]) : specs[i].where;
+    return where.empty() ? std::string() : where + ": ";
+  };
+
+  BuildTrie trie;
+  // Reserved (address space; pages are touched as used), so no vector is
+  // copied on growth while a million routes go in: a copy's peak is twice
+  // the vector.
+  trie.nodes.reserve(specs.size() * 4 + 1);
+  impl->names.reserve(specs.size() * 2);
+  trie.literals.reserve(specs.size() * 2);
+  trie.next_route.assign(specs.size(), kNone);
   std::map<std::string, uint32_t> host_roots;
   std::vector<RouteInfo> infos(specs.size());
   std::vector<Segment> segs;
@@ -601,62 +665,57 @@ Result<RouteTable> RouteTable::Build(std::vector<RouteSpec> routes) {
 
   for (uint32_t i = 0; i < specs.size(); i++) {
     const RouteSpec& spec = specs[i];
+    const std::string& path_template = impl->templates[i];
     RouteInfo& info = infos[i];
-    std::string err = ParseTemplate(spec.path_template, &segs);
+    std::string err = ParseTemplate(path_template, &segs);
     if (!err.empty()) {
-      return ConfigError(Prefix(spec) + "bad path template " + Quote(spec.path_template) + ": " +
-                         err);
+      return ConfigError(prefix(i) + "bad path template " + Quote(path_template) + ": " + err);
     }
     err = CheckMethods(spec, &info.methods);
-    if (!err.empty()) return ConfigError(Prefix(spec) + err);
+    if (!err.empty()) return ConfigError(prefix(i) + err);
+    for (std::string_view& m : info.methods) m = *impl->method_names.emplace(m).first;
     uint32_t node = 0;
     if (!spec.host.empty()) {
       info.host = NormalizeHost(spec.host);
       if (info.host.empty()) {
-        return ConfigError(Prefix(spec) + "host " + Quote(spec.host) + " has no name");
+        return ConfigError(prefix(i) + "host " + Quote(spec.host) + " has no name");
       }
-      auto [it, inserted] = host_roots.emplace(info.host, static_cast<uint32_t>(bnodes.size()));
-      if (inserted) bnodes.emplace_back();
+      auto [it, inserted] = host_roots.emplace(info.host, kNone);
+      if (inserted) it->second = trie.NewNode();
       node = it->second;
     }
 
-    Tables::Route route{spec.target, spec.path_template, static_cast<uint32_t>(impl->names.size()),
-                      0};
-    node = Descend(&bnodes, node, segs, impl.get(), &route);
+    Tables::Route route{spec.target, path_template, static_cast<uint32_t>(impl->names.size()), 0};
+    node = Descend(&trie, node, segs, impl.get(), &route);
 
-    for (uint32_t earlier : bnodes[node].routes) {
+    for (uint32_t earlier = trie.nodes[node].first_route; earlier != kNone;
+         earlier = trie.next_route[earlier]) {
       if (MethodsOverlap(infos[earlier], info)) {
-        std::string msg = Prefix(spec) + "route " + Quote(Describe(spec, info)) +
-                          " clashes with " + Quote(Describe(specs[earlier], infos[earlier]));
-        if (!specs[earlier].where.empty()) msg += " at " + specs[earlier].where;
+        std::string msg = prefix(i) + "route " + Quote(Describe(path_template, info)) +
+                          " clashes with " +
+                          Quote(Describe(impl->templates[earlier], infos[earlier]));
+        const std::string at = prefix(earlier);
+        if (!at.empty()) msg += " at " + at.substr(0, at.size() - 2);
         return ConfigError(std::move(msg));
       }
     }
-    bnodes[node].routes.push_back(i);
+    trie.AddRoute(node, i);
     impl->routes.push_back(route);
   }
 
-  // Flatten.
-  size_t hashed = 0;
-  for (const BuildNode& b : bnodes) {
-    if (b.literals.size() > Tables::kLinearEdges) hashed += b.literals.size();
-  }
-  size_t cap = 16;
-  while (cap < hashed * 2) cap <<= 1;  // load factor ≤ 0.5: short probe runs
-  impl->edges.assign(cap, Tables::Edge{});
-  impl->edge_mask = cap - 1;
-  impl->nodes.resize(bnodes.size());
-
-  for (uint32_t n = 0; n < bnodes.size(); n++) {
-    const BuildNode& b = bnodes[n];
+  // Flatten, freeing each build structure once its last reader is done (a
+  // million-route build's peak is the sum of what is alive at once).
+  specs = {};
+  impl->nodes.resize(trie.nodes.size());
+  for (uint32_t n = 0; n < trie.nodes.size(); n++) {
+    const BuildNode& b = trie.nodes[n];
     Impl::Node& out = impl->nodes[n];
-    out.literal_count = static_cast<uint32_t>(b.literals.size());
-    out.literal_begin = static_cast<uint32_t>(impl->small_edges.size());
     out.param = b.param;
     out.catch_all = b.catch_all;
-    AddEdges(b, n, impl.get());
-    if (!b.routes.empty()) AddDispatch(b, infos, &out, impl.get());
+    if (b.first_route != kNone) AddDispatch(trie, b, infos, &out, impl.get());
   }
+  infos = {};
+  AddEdges(trie, impl.get());
   impl->hosts.assign(host_roots.begin(), host_roots.end());
 
   RouteTable table;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -162,7 +163,9 @@ struct RouteConfig {
   std::optional<uint32_t> timeout_ms;
   std::string auth;                  // "", required, optional, none
   std::vector<std::pair<std::string, std::string>> require;  // claim → value
-  std::optional<RateLimit> rate_limit;
+  // Shared, not inline: most routes have none, and a million inline empty
+  // optionals cost 88 bytes each (docs/config.md "Scale").
+  std::shared_ptr<const RateLimit> rate_limit;
   int line = 0;                      // 1-based line in the source file
 };
 
@@ -212,6 +215,30 @@ Result<MeshConfig> LoadMeshConfig(const std::string& path);
 // compiler does, with both places named).
 Result<ServiceConfig> ParseServiceConfig(const std::string& text, const std::string& source);
 Result<ServiceConfig> LoadServiceConfig(const std::string& path);
+
+// One route file's text and the name that stands for it in errors; both
+// outlive the call they are given to.
+struct RouteFileText {
+  const std::string* text = nullptr;
+  const std::string* source = nullptr;
+};
+// ParseServiceConfig of every file, results in the order given. Spread over
+// the CPUs this process may run on (up to 8 threads) when there is enough
+// text to pay for them: yaml-cpp's scanner is most of a big registration's
+// time (docs/config.md "Scale"), and documents share no state.
+std::vector<Result<ServiceConfig>> ParseServiceConfigs(const std::vector<RouteFileText>& files);
+
+// The largest config or route file read (gateway.yaml, mesh-config.yaml, a
+// route file, a stored service's text): a larger one is refused before it is
+// parsed (docs/config.md "Limits"). A route file of 100 routes is ~4 KiB; the
+// whole 1,000,000-route table of 10,000 such files is 40 MB.
+inline constexpr uint64_t kMaxConfigFileBytes = 16ull << 20;
+// "SOURCE: N bytes, over the limit of 16 MiB ..." when `bytes` is over the
+// limit, else "".
+std::string OversizedText(uint64_t bytes, const std::string& source);
+// A whole config or route file: errors name it ("PATH: cannot open: ...",
+// "PATH: is a directory", or over kMaxConfigFileBytes, judged before reading).
+Result<std::string> ReadConfigFile(const std::string& path);
 
 // Durations and sizes, as written in config files.
 std::optional<uint64_t> ParseDurationMs(std::string_view text);

@@ -8,7 +8,11 @@
 //   /hms/endpoints/NAME/HOST:PORT   "" (static: no lease; sidecars: a lease
 //                                   they keep alive, so the key goes when they die)
 //
-// Register is one txn (all or nothing); Deregister, AddEndpoint and
+// Register is one txn (all or nothing) when it fits etcd's default request
+// limits (128 operations, 1.5 MiB: up to 64 services); a larger one is
+// written as several txns in order, each service whole in one of them, each
+// compared against the revision the previous one wrote (docs/config.md
+// "Scale"). Deregister, AddEndpoint and
 // RemoveEndpoint are txns whose compares carry the "not registered" / "already
 // there" checks, so concurrent writers from many machines lose nothing. List
 // is one range read (one revision, a consistent view).

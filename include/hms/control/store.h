@@ -34,6 +34,12 @@ struct StoredService {
   std::string text;    // the route file as registered (YAML or JSON)
   std::string source;  // the file name it was registered from, for file:line messages
   std::vector<std::string> endpoints;  // "host:port": `hms-api endpoints add` and leased ones
+  // Changes whenever `text` or `source` does, so a reader may keep what it
+  // made of the text while the stamp stays (a gateway's reload re-parses
+  // only the services whose stamp moved): the file store's
+  // "inode:mtime_ns:size" of NAME.yaml (every write is a rename of a new
+  // file), etcd's mod_revision of the service's key. "" when unknown.
+  std::string stamp = {};
   bool operator==(const StoredService&) const = default;
 };
 
@@ -110,6 +116,19 @@ Result<bool> CheckRegistration(const std::vector<StoredService>& services);
 // through the store are left to the caller (WithStoredEndpoints): a gateway
 // keeps a service's last good file and adds today's endpoints to it.
 Result<config::ServiceConfig> LoadStoredService(const StoredService& s);
+
+// What LoadStoredService makes of `parsed`, the text of `s` parsed (under
+// StoredSource(s)): an error when its `service:` is not the name it is
+// stored under.
+Result<config::ServiceConfig> CheckStoredName(const StoredService& s,
+                                              Result<config::ServiceConfig> parsed);
+// The name a stored service's errors go by: the file it was registered
+// from, else its name.
+std::string StoredSource(const StoredService& s);
+// LoadStoredService of each, in order, parsed on several threads when there
+// are many (config::ParseServiceConfigs).
+std::vector<Result<config::ServiceConfig>> LoadStoredServicesEach(
+    const std::vector<const StoredService*>& stored);
 
 // `c` with the endpoints added through the store after the file's own.
 config::ServiceConfig WithStoredEndpoints(config::ServiceConfig c, const StoredService& s);

@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,8 +78,13 @@ class RouteTable {
   RouteTable& operator=(RouteTable&&) noexcept;
 
   // Builds the table; on a bad template or an ambiguity, the error message
-  // starts with the offending route's `where`.
+  // starts with the offending route's `where`. Only the templates are kept:
+  // the specs' other strings are freed when Build returns.
   static Result<RouteTable> Build(std::vector<RouteSpec> routes);
+  // The same, with each route's "file:line" asked of `where` (given the
+  // spec, only when an error names it) instead of carried in every spec.
+  using WhereFn = std::function<std::string(const RouteSpec&)>;
+  static Result<RouteTable> Build(std::vector<RouteSpec> routes, const WhereFn& where);
 
   // `path` is the request path without the query, as sent (not decoded).
   // `host` may carry a port; it is ignored for matching.

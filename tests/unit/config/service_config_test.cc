@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "hms/config/config.h"
 
@@ -286,6 +287,75 @@ TEST(LoadServiceConfig, ReadsFileAndNamesIt) {
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().message, path + ": cannot open: No such file or directory");
   rmdir(dir);
+}
+
+// Files and texts over kMaxConfigFileBytes are refused before parsing: a
+// route file, a gateway or mesh config (judged on the file's size before a
+// byte is read: the sparse 17 MiB file below is never read), and a stored
+// service's text, which reaches the parser without a file.
+TEST(ConfigFileLimit, OversizedFilesAndTextsAreRefusedBeforeParsing) {
+  char dir[] = "/tmp/hms-config-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/big.yaml";
+  std::ofstream(path) << kSeedCalc;
+  ASSERT_EQ(truncate(path.c_str(), 17 << 20), 0);
+  const std::string want = path + ": 17825792 bytes, over the limit of 16 MiB for a config or "
+                           "route file (refused before parsing; split it into one file per "
+                           "service)";
+  Result<ServiceConfig> route = LoadServiceConfig(path);
+  ASSERT_FALSE(route);
+  EXPECT_EQ(route.error().message, want);
+  Result<GatewayConfig> gateway = LoadGatewayConfig(path);
+  ASSERT_FALSE(gateway);
+  EXPECT_EQ(gateway.error().message, want);
+  Result<MeshConfig> mesh = LoadMeshConfig(path);
+  ASSERT_FALSE(mesh);
+  EXPECT_EQ(mesh.error().message, want);
+
+  // Exactly the limit is read (and here fails as YAML, not as too big).
+  ASSERT_EQ(truncate(path.c_str(), kMaxConfigFileBytes), 0);
+  Result<std::string> at_limit = ReadConfigFile(path);
+  ASSERT_TRUE(at_limit) << at_limit.error().message;
+  EXPECT_EQ(at_limit->size(), kMaxConfigFileBytes);
+  std::remove(path.c_str());
+  rmdir(dir);
+
+  std::string text = std::string(kSeedCalc) + "#";
+  text.resize(kMaxConfigFileBytes + 1, '#');
+  Result<ServiceConfig> stored = ParseServiceConfig(text, "services/calc-svc.yaml");
+  ASSERT_FALSE(stored);
+  EXPECT_EQ(stored.error().message.rfind("services/calc-svc.yaml: 16777217 bytes, over the limit", 0),
+            0u)
+      << stored.error().message;
+}
+
+// ParseServiceConfigs gives each file's result in order, on however many
+// threads it uses: a failure stays with its file.
+TEST(ParseServiceConfigs, ResultsKeepTheirOrder) {
+  std::vector<std::string> texts, sources;
+  for (int i = 0; i < 300; ++i) {
+    const std::string name = "svc-" + std::to_string(i);
+    // Enough text for several threads (about 1.5 MiB in all).
+    std::string t = "service: " + name + "\nroutes:\n";
+    for (int r = 0; r < 100; ++r) t += "  - GET /" + name + "/r" + std::to_string(r) + "/{id}\n";
+    if (i == 137) t = "service: " + name + "\nroutes: 7\n";
+    texts.push_back(t);
+    sources.push_back(name + ".yaml");
+  }
+  std::vector<RouteFileText> files;
+  for (size_t i = 0; i < texts.size(); ++i) files.push_back({&texts[i], &sources[i]});
+  std::vector<Result<ServiceConfig>> got = ParseServiceConfigs(files);
+  ASSERT_EQ(got.size(), texts.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (i == 137) {
+      ASSERT_FALSE(got[i]);
+      EXPECT_EQ(got[i].error().message.rfind("svc-137.yaml:2: ", 0), 0u) << got[i].error().message;
+      continue;
+    }
+    ASSERT_TRUE(got[i]) << got[i].error().message;
+    EXPECT_EQ(got[i]->service, "svc-" + std::to_string(i));
+    EXPECT_EQ(got[i]->routes.size(), 100u);
+  }
 }
 
 }  // namespace

@@ -283,6 +283,57 @@ TEST_F(EtcdStoreTest, RegisterIsAllOrNothing) {
   EXPECT_EQ(list->size(), 21u);
 }
 
+// More services than one etcd txn takes (128 operations: 64 services) and
+// more bytes than one request carries (1.5 MiB): written in chunks, every
+// service whole, with and without a check. Each service's stamp is its
+// key's mod_revision: it moves when the service is written again.
+TEST_F(EtcdStoreTest, LargeRegistrationsAreWrittenInChunks) {
+  std::vector<StoredService> small;  // 200 operations: over the count, not the size
+  for (int i = 0; i < 100; ++i) small.push_back(Service("small-" + std::to_string(i), kHello));
+  Result<bool> ops = store_->Register(small);
+  ASSERT_TRUE(ops) << ops.error().message;
+  for (StoredService& s : small) {
+    ASSERT_TRUE(store_->Deregister(s.name));
+  }
+
+  std::vector<StoredService> many;  // 5 MiB in all: over the size
+  const std::string big = std::string(kHello) + "# " + std::string(20000, 'x') + "\n";
+  for (int i = 0; i < 200; ++i) many.push_back(Service("svc-" + std::to_string(i), big));
+  Result<bool> plain = store_->Register(many);
+  ASSERT_TRUE(plain) << plain.error().message;
+  int checks = 0;
+  for (StoredService& s : many) s.name = "chk-" + s.name.substr(4);
+  Result<bool> checked = store_->Register(many, [&](const std::vector<StoredService>& current) {
+    ++checks;
+    EXPECT_EQ(current.size(), 200u);
+    return Result<bool>(true);
+  });
+  ASSERT_TRUE(checked) << checked.error().message;
+  EXPECT_EQ(checks, 1);
+  Result<std::vector<StoredService>> list = store_->List();
+  ASSERT_TRUE(list) << list.error().message;
+  ASSERT_EQ(list->size(), 400u);
+  for (const StoredService& s : *list) {
+    EXPECT_EQ(s.text, big) << s.name;
+    EXPECT_FALSE(s.stamp.empty());
+  }
+
+  const std::string before = (*list)[0].stamp, other = (*list)[1].stamp;
+  ASSERT_TRUE(store_->Register({Service((*list)[0].name, kCalc)}));
+  list = store_->List();
+  ASSERT_TRUE(list);
+  EXPECT_NE((*list)[0].stamp, before);
+  EXPECT_EQ((*list)[1].stamp, other);
+
+  // A route file that no etcd request can carry is refused by name.
+  Result<bool> huge = store_->Register({Service("huge-svc", std::string(2 << 20, '#'))});
+  ASSERT_FALSE(huge);
+  EXPECT_NE(huge.error().message.find("service 'huge-svc': its route file (2097152 bytes) is over "
+                                      "what one etcd request carries"),
+            std::string::npos)
+      << huge.error().message;
+}
+
 TEST_F(EtcdStoreTest, EndpointsAddAndRemove) {
   Result<bool> absent = store_->AddEndpoint("calc-svc", "127.0.0.1:7001");
   ASSERT_FALSE(absent);

@@ -1,4 +1,5 @@
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -126,6 +127,45 @@ TEST_F(FileStoreTest, RoundTrip) {
 
   EXPECT_TRUE(HiddenFiles(dir_ + "/services").empty());
   EXPECT_TRUE(HiddenFiles(dir_ + "/endpoints").empty());
+}
+
+// A service's stamp moves with every write of it, and a List reads again
+// only the files whose stamp moved: an edit that keeps the file's inode,
+// size and mtime (impossible through the store, whose writes are renames of
+// new files) is not seen, which shows the text came from the last List.
+TEST_F(FileStoreTest, ListReadsAgainOnlyWhatItsStampSaysChanged) {
+  ASSERT_TRUE(store_->Register({{"calc-svc", kCalc, "calc.yaml", {}},
+                                {"hello-svc", kHello, "hello.yaml", {}}}));
+  Result<std::vector<StoredService>> first = store_->List();
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_FALSE((*first)[0].stamp.empty());
+
+  const std::string calc_file = dir_ + "/services/calc-svc.yaml";
+  struct stat before;
+  ASSERT_EQ(stat(calc_file.c_str(), &before), 0);
+  std::string same_size(kCalc);
+  same_size[same_size.size() - 2] = same_size[same_size.size() - 2] == 'x' ? 'y' : 'x';
+  {
+    std::ofstream out(calc_file, std::ios::binary | std::ios::in);  // in place: same inode
+    out << same_size;
+  }
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, calc_file.c_str(), times, 0), 0);
+  Result<std::vector<StoredService>> second = store_->List();
+  ASSERT_TRUE(second);
+  EXPECT_EQ((*second)[0].text, kCalc);  // the stamp did not move: not read again
+  EXPECT_EQ((*second)[0].stamp, (*first)[0].stamp);
+
+  // A registration writes a new file: another stamp, and the new text.
+  const std::string calc2 = std::string(kCalc) + "retries: 1\n";
+  ASSERT_TRUE(store_->Register({{"calc-svc", calc2, "calc2.yaml", {}}}));
+  Result<std::vector<StoredService>> third = store_->List();
+  ASSERT_TRUE(third);
+  EXPECT_NE((*third)[0].stamp, (*first)[0].stamp);
+  EXPECT_EQ((*third)[0].text, calc2);
+  EXPECT_EQ((*third)[0].source, "calc2.yaml");
+  EXPECT_EQ((*third)[1].stamp, (*first)[1].stamp);  // hello-svc untouched
 }
 
 TEST_F(FileStoreTest, ReopenSeesTheSameData) {
