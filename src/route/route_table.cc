@@ -222,11 +222,16 @@ inline KeyWords WordsOf(std::string_view seg) {
   return {};
 }
 
-// Hash of (parent, segment). Short segments: one multiply. Longer ones fold
-// their middle 8 bytes at a time (first and last 8 are in the words already).
+// Hash of (parent, segment). Short segments: two multiplies. Longer ones
+// fold their middle 8 bytes at a time (first and last 8 are in the words
+// already). The two words go through separate multiplies: a segment of
+// exactly 8 (or 4) bytes has w0 == w1, and Fold(w0 ^ x, w1 ^ y) would cancel
+// them, so every such sibling ("svc-1000" .. "svc-9999" under the root) hashed
+// alike and a million-route table probed thousands of slots per lookup.
 inline uint64_t HashEdge(uint32_t parent, std::string_view seg, KeyWords k) {
   uint64_t h = Fold(k.w0 ^ ((static_cast<uint64_t>(parent) << 32) | seg.size()),
-                    k.w1 ^ 0x243F6A8885A308D3ull);
+                    0x243F6A8885A308D3ull);
+  h = Fold(h ^ k.w1, 0x13198A2E03707344ull);
   for (size_t off = 8; off + 8 < seg.size(); off += 8) h = Fold(h, Load64(seg.data() + off));
   return h;
 }
