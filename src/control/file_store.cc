@@ -93,26 +93,22 @@ Result<bool> ReadWhole(const std::string& path, std::string* out) {
 // Services a registration writes with one fsync each; more share one syncfs.
 constexpr size_t kSyncEachUpTo = 16;
 
-// Flushes the file system that holds `dir` (every temp file just written).
-Result<bool> SyncFileSystem(const std::string& dir) {
+// fsync of the directory `dir` (its entries: renames, unlinks), or with
+// `whole_fs` syncfs of the file system that holds it (every temp file just
+// written there).
+Result<bool> SyncDirectory(const std::string& dir, bool whole_fs) {
   const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return IoError("cannot open " + dir, errno);
-  const int rc = syncfs(fd);
+  const int rc = whole_fs ? syncfs(fd) : fsync(fd);
   const int err = errno;
   close(fd);
-  if (rc != 0) return IoError("cannot sync the file system of " + dir, err);
+  if (rc != 0) {
+    return IoError((whole_fs ? "cannot sync the file system of " : "cannot fsync ") + dir, err);
+  }
   return true;
 }
 
-Result<bool> FsyncDir(const std::string& dir) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return IoError("cannot open " + dir, errno);
-  const int rc = fsync(fd);
-  const int err = errno;
-  close(fd);
-  if (rc != 0) return IoError("cannot fsync " + dir, err);
-  return true;
-}
+Result<bool> FsyncDir(const std::string& dir) { return SyncDirectory(dir, false); }
 
 // Writes `content` to a fresh temp file beside `target` and fsyncs it
 // (unless `sync` is false: the caller then syncs the file system once for
@@ -261,7 +257,7 @@ class FileStore final : public Store {
       }
     }
     if (one_sync) {
-      if (Result<bool> ok = SyncFileSystem(services_); !ok) {
+      if (Result<bool> ok = SyncDirectory(services_, true); !ok) {
         discard();
         return ok;
       }
