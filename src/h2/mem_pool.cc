@@ -23,8 +23,16 @@ namespace {
 constexpr uint32_t kMagic = 0x68325030;  // "h2P0"
 constexpr size_t kSmallest = 32;
 
-// Class c: 32 << c/2, times 1.5 for odd c: 32, 48, 64, 96, ... 256 KiB.
+// nghttp2's outbound frame buffer (9-byte header, a pad length byte, a
+// 16 KiB payload), which every session holds for its life: a class of its
+// own, or each idle connection would waste 8 KiB of the 24 KiB class.
+constexpr uint8_t kFrameBufferClass = MemPool::kClasses - 1;
+constexpr size_t kFrameBufferBytes = 16384 + 64;
+
+// Class c: 32 << c/2, times 1.5 for odd c: 32, 48, 64, 96, ... 256 KiB; and
+// the frame buffer's.
 constexpr size_t SizeOfClass(uint8_t c) {
+  if (c == kFrameBufferClass) return kFrameBufferBytes;
   const size_t base = kSmallest << (c / 2);
   return (c % 2) == 0 ? base : base + base / 2;
 }
@@ -39,7 +47,8 @@ void CountHeap(uint64_t* heap_allocations) {
 
 uint8_t MemPool::ClassOf(size_t n) noexcept {
   if (n <= kSmallest) return 0;
-  if (n > SizeOfClass(kClasses - 1)) return kOversize;
+  if (n > 16384 && n <= kFrameBufferBytes) return kFrameBufferClass;
+  if (n > SizeOfClass(kClasses - 2)) return kOversize;
   // 2^(k-1) < n <= 2^k; the classes between are 1.5 * 2^(k-1) and 2^k.
   const int k = std::bit_width(n - 1);
   const size_t three_quarters = size_t{3} << (k - 2);

@@ -4,7 +4,7 @@
 // (server_session.cc installs it), never from malloc directly.
 //
 // Size classes (powers of two and the 1.5x steps between them, 32 B to
-// 256 KiB), each a free list: a block is malloc'ed when its class runs dry
+// 256 KiB, and one that fits nghttp2's 16 KiB frame buffer), each a free list: a block is malloc'ed when its class runs dry
 // (warm-up) and recycled forever after, as BlockPool does for connection
 // buffers, so warm streams allocate nothing. Each malloc is counted here
 // (heap_allocations) and on the calling thread's allocation counter
@@ -46,7 +46,7 @@ class MemPool {
 
   // The size class serving `n` bytes (kOversize above the largest), and the
   // usable size of a class. Exposed for tests.
-  static constexpr uint8_t kClasses = 27;
+  static constexpr uint8_t kClasses = 28;
   static constexpr uint8_t kOversize = 0xff;
   static uint8_t ClassOf(size_t n) noexcept;
   static size_t ClassSize(uint8_t c) noexcept;

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -820,6 +821,48 @@ TEST(H2ServerSession, PoolIsWhole_AfterTheSessionEnds) {
   EXPECT_EQ(core.pool.blocks_in_use(), 0u);
   EXPECT_EQ(core.pool.bytes_in_use(), 0u);
   EXPECT_GT(core.pool.bytes_cached(), 0u);
+}
+
+
+TEST(H2ServerConfig, RefusesLimitsTheProtocolCannotCarry) {
+  struct Case {
+    void (*set)(Limits&);
+    const char* says;
+  } cases[] = {
+      {[](Limits& l) { l.max_concurrent_streams = 0; }, "max_concurrent_streams"},
+      {[](Limits& l) { l.stream_window_bytes = 0; }, "stream_window_bytes"},
+      {[](Limits& l) { l.stream_window_bytes = 0x80000000u; }, "stream_window_bytes"},
+      {[](Limits& l) { l.connection_window_bytes = 1000; }, "connection_window_bytes"},
+      {[](Limits& l) { l.max_header_list_bytes = 100; }, "max_header_list_bytes"},
+      {[](Limits& l) { l.header_table_bytes = 1 << 20; }, "header_table_bytes"},
+      {[](Limits& l) { l.max_continuations = 0; }, "max_continuations"},
+      {[](Limits& l) { l.resets.burst = 0; }, "burst"},
+  };
+  for (const Case& c : cases) {
+    Limits l;
+    c.set(l);
+    auto r = ServerConfig::Make(l);
+    ASSERT_FALSE(r.ok()) << c.says;
+    EXPECT_NE(r.error().message.find(c.says), std::string::npos) << r.error().message;
+    EXPECT_EQ(r.error().side, Side::kConfig);
+  }
+  EXPECT_TRUE(ServerConfig::Make(Limits{}).ok());
+}
+
+// What an idle connection holds after a request: nghttp2's session, its
+// HPACK tables, no stream, no head block.
+TEST(H2ServerSession, IdleSessionMemory) {
+  Core core;
+  Pair p(&core);
+  AnswerWhenDone(p);
+  p.client.Get("/x");
+  p.Pump();
+  EXPECT_EQ(p.server->open_streams(), 0u);
+  std::printf("idle session after one request: %llu bytes in %llu pool blocks\n",
+              static_cast<unsigned long long>(core.pool.bytes_in_use()),
+              static_cast<unsigned long long>(core.pool.blocks_in_use()));
+  // 26 KB here, 16 KB of it nghttp2's outbound frame buffer.
+  EXPECT_LT(core.pool.bytes_in_use(), 32u * 1024);
 }
 
 }  // namespace
