@@ -651,6 +651,17 @@ bool ServerSession::Respond(int32_t id, uint16_t status, const http::Header* fie
   return st != nullptr && SubmitHead(st, status, fields, count, end_stream);
 }
 
+bool ServerSession::Continue(int32_t id) {
+  Stream* st = Find(id);
+  if (st == nullptr || st->responded || st->request_done) return false;
+  static constexpr char kStatus[] = ":status";
+  static constexpr char kHundred[] = "100";
+  nghttp2_nv nv = {reinterpret_cast<uint8_t*>(const_cast<char*>(kStatus)),
+                   reinterpret_cast<uint8_t*>(const_cast<char*>(kHundred)), sizeof kStatus - 1,
+                   sizeof kHundred - 1, NGHTTP2_NV_FLAG_NONE};
+  return nghttp2_submit_headers(ng_, NGHTTP2_FLAG_NONE, id, nullptr, &nv, 1, nullptr) >= 0;
+}
+
 bool ServerSession::SendData(int32_t id, const char* p, size_t n, bool end_stream) {
   Stream* st = Find(id);
   if (st == nullptr || st->end_queued) return false;

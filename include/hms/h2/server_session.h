@@ -153,6 +153,9 @@ class ServerSession {
   // §8.2.2). `end_stream`: no body.
   bool Respond(int32_t id, uint16_t status, const http::Header* fields, uint16_t count,
                bool end_stream);
+  // An interim 100 (Continue) before the response, for a head with
+  // expect_continue (RFC 9110 §10.1.1): the client may send its body.
+  bool Continue(int32_t id);
   // Body bytes (copied into the stream's queue); `end_stream` ends it.
   bool SendData(int32_t id, const char* p, size_t n, bool end_stream);
   // Ends the response with trailers, after the queued data.

@@ -38,6 +38,7 @@ struct Zone {
 
 struct Response {
   int status = 0;
+  std::vector<int> statuses;  // interim ones (1xx) first
   Fields fields;
   Fields trailers;
   std::string body;
@@ -154,6 +155,7 @@ class Client {
     std::string v(reinterpret_cast<const char*>(value), vlen);
     if (n == ":status") {
       r.status = std::stoi(v);
+      r.statuses.push_back(r.status);
     } else if (r.head_done) {
       r.trailers.emplace_back(n, v);
     } else {
@@ -174,7 +176,10 @@ class Client {
   }
   static int OnFrame(nghttp2_session*, const nghttp2_frame* f, void* self) {
     auto* c = static_cast<Client*>(self);
-    if (f->hd.type == NGHTTP2_HEADERS) c->responses[f->hd.stream_id].head_done = true;
+    if (f->hd.type == NGHTTP2_HEADERS) {
+      Response& r = c->responses[f->hd.stream_id];
+      r.head_done = r.head_done || r.status >= 200;  // after a 1xx the final head follows
+    }
     if (f->hd.type == NGHTTP2_GOAWAY) {
       ++c->goaways;
       c->goaway_code = f->goaway.error_code;

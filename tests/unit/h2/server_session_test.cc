@@ -290,6 +290,33 @@ TEST(H2ServerSession, LocalAnswersCarryTheRule) {
   EXPECT_EQ(h.Field("content-length"), std::to_string(g.body.size()));
 }
 
+TEST(H2ServerSession, ContinueBeforeTheResponse) {
+  Core core;
+  Pair p(&core);
+  AnswerWhenDone(p);
+  p.handler.on_request = [](ServerSession& s, int32_t id, const http::RequestHead& h, bool) {
+    Zone z(true);
+    if (h.expect_continue) {
+      EXPECT_TRUE(s.Continue(id));
+    }
+  };
+  const std::string body = "payload";
+  const int32_t id = p.client.Request({{":method", "PUT"},
+                                       {":scheme", "https"},
+                                       {":authority", "e"},
+                                       {":path", "/f"},
+                                       {"expect", "100-continue"}},
+                                      &body);
+  p.Pump();
+  const testing::Response& r = p.client.responses[id];
+  EXPECT_EQ(r.statuses, (std::vector<int>{100, 200}));
+  EXPECT_EQ(r.Field("content-type"), "text/plain");
+  EXPECT_EQ(r.body, "done");
+  EXPECT_EQ(p.handler.seen[id].body, "payload");
+  Zone z(true);
+  EXPECT_FALSE(p.server->Continue(id));  // the stream is over
+}
+
 // A refused request with a body still coming: the answer ends the response
 // and a NO_ERROR reset stops the upload (RFC 9113 §8.1).
 TEST(H2ServerSession, RefusalStopsTheUpload) {
@@ -822,7 +849,6 @@ TEST(H2ServerSession, PoolIsWhole_AfterTheSessionEnds) {
   EXPECT_EQ(core.pool.bytes_in_use(), 0u);
   EXPECT_GT(core.pool.bytes_cached(), 0u);
 }
-
 
 TEST(H2ServerConfig, RefusesLimitsTheProtocolCannotCarry) {
   struct Case {
