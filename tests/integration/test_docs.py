@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (PY, REPO, binary, eventually, free_port, listen_socket,
+from conftest import (PY, REPO, UBSAN_REPORT, binary, eventually, free_port, listen_socket,
                       start_uvicorn)
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -237,7 +237,8 @@ class Page:
 
     def stop(self):
         """SIGTERM to each background block's process group (its own
-        session), SIGKILL after 10 s."""
+        session), SIGKILL after 10 s; a UBSan report in a log (the sanitizer
+        build reports and carries on) fails the page that caused it."""
         for proc, _, _ in reversed(self.background):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -246,6 +247,9 @@ class Page:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=5)
+        for _, log, block in self.background:
+            assert UBSAN_REPORT not in log.read_text(errors="replace"), \
+                self.failure(block, "undefined behaviour reported")
 
 
 @pytest.mark.deadline(300)
