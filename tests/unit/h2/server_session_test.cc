@@ -530,6 +530,27 @@ TEST(H2ServerSession, HpackBombStopsAtTheListLimit) {
   EXPECT_TRUE(p.ok());
 }
 
+// A client may not make the gateway keep a bigger HPACK table than it
+// announced (RFC 7541 §4.2): a size update above it ends the session.
+TEST(H2ServerSession, HeaderTableAboveTheLimitIsRefused) {
+  Core core;
+  Limits l;
+  l.header_table_bytes = 1024;  // below the protocol's 4096: the limit is ours
+  Pair p(&core, l);
+  // A dynamic table size update to 2048 (0x3f, then 2048 - 31 = 2017 in
+  // 7-bit groups: 0xe1 0x0f) before an ordinary head, after the client
+  // acknowledged the server's SETTINGS.
+  const std::string block = std::string("\x3f\xe1\x0f", 3) + Hpack(GetFields("/t"));
+  p.Feed(Preface() + Frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, "") +
+         Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, block));
+  const std::string goaway = p.Drain();
+  ASSERT_GE(goaway.size(), 17u);
+  EXPECT_EQ(static_cast<uint8_t>(goaway.back()), NGHTTP2_COMPRESSION_ERROR);
+  EXPECT_EQ(p.handler.seen.count(1), 0u);
+  EXPECT_EQ(core.counters.protocol_errors.Get(), 1u);
+  EXPECT_TRUE(p.server->failed());
+}
+
 TEST(H2ServerSession, TooManyFields) {
   Core core;
   Pair p(&core);
