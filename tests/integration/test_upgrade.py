@@ -5,6 +5,7 @@ through three upgrades in a row; a new process that fails leaves the old one
 serving; a sidecar's endpoint stays in the store throughout; TLS sessions
 resume across the upgrade with a shared ticket key file."""
 import json
+import os
 import signal
 import ssl
 import subprocess
@@ -66,6 +67,11 @@ def run_upgrade_to_exit(gw, timeout=START_TIMEOUT_S):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+# Requests each new process serves before the next upgrade; bench/RESULTS.md's
+# run sets more through the environment for a longer measurement.
+GAP_REQUESTS = int(os.environ.get("HMS_UPGRADE_GAP_REQUESTS", "2000"))
+
+
 @pytest.mark.deadline(120)
 def test_three_upgrades_under_wrk_drop_nothing(nginx_upstream, register, gateway, upgrade):
     """wrk keeps 16 keep-alive connections busy while the gateway is upgraded
@@ -89,8 +95,8 @@ def test_three_upgrades_under_wrk_drop_nothing(nginx_upstream, register, gateway
             # while, before the next upgrade.
             eventually(lambda: metric_sum(gw, "hms_connections_active"), lambda n: n >= 16,
                        what=f"wrk's connections on the process of upgrade {i + 1}")
-            eventually(lambda: metric_sum(gw, "hms_requests_total"), lambda n: n >= 2000,
-                       timeout=30, what=f"2000 requests served after upgrade {i + 1}")
+            eventually(lambda: metric_sum(gw, "hms_requests_total"), lambda n: n >= GAP_REQUESTS,
+                       timeout=60, what=f"{GAP_REQUESTS} requests served after upgrade {i + 1}")
         upgrades_s = time.monotonic() - start
         assert wrk.poll() is None, "wrk ended before the upgrades did:\n" + wrk.communicate()[0]
         wrk.send_signal(signal.SIGINT)
@@ -100,8 +106,9 @@ def test_three_upgrades_under_wrk_drop_nothing(nginx_upstream, register, gateway
             wrk.kill()
             wrk.wait()
     requests, non2xx, socket_errors = parse_wrk(out)
-    print(f"\nwrk during 3 upgrades in {upgrades_s:.2f} s: {requests} requests, "
-          f"{non2xx} non-2xx, {socket_errors} socket errors\n{out}")
+    print(f"\nwrk during 3 upgrades in {upgrades_s:.2f} s ({GAP_REQUESTS} requests served by "
+          f"each new process before the next): {requests} requests, {non2xx} non-2xx, "
+          f"{socket_errors} socket errors\n{out}")
     assert requests > 1000, out
     assert non2xx == 0, out
     assert socket_errors == 0, out
