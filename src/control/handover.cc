@@ -159,6 +159,7 @@ void HandoverServer::Run() {
       on_handed_over_();
       return;
     }
+    if (handed_over()) return;  // Stop() during the upgrade
     log_("upgrade: the new process went away before serving; this one goes on serving");
     int fd = Bind();
     if (fd < 0) {
@@ -184,7 +185,14 @@ bool HandoverServer::Serve(int conn) {
       if (errno == EINTR) continue;
       return false;
     }
-    if (p[1].revents != 0) return false;
+    if (p[1].revents != 0) {
+      // Stopped (SIGTERM) while a new process holds the sockets and may yet
+      // serve on them: they are shared from here on, and the drain must not
+      // shut them down under it.
+      handed_over_.store(true, std::memory_order_release);
+      log_("upgrade: stopping while a new process holds the listening sockets; it keeps them");
+      return false;
+    }
     char b = 0;
     ssize_t n = recv(conn, &b, 1, 0);
     return n == 1 && b == 'R';

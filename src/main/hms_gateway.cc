@@ -669,9 +669,10 @@ void RunControlLoop(Gateway& g, int signal_fd) {
 
 // Leaves the store, drains the cores and stops what runs beside them.
 void Shutdown(Gateway& g) {
-  // No upgrade while draining; one that completed made this drain.
-  const bool handed_over = g.handover && g.handover->handed_over();
+  // No upgrade while draining; one that completed made this drain (or is
+  // under way: its new process holds the sockets, and may serve on them).
   if (g.handover) g.handover->Stop();
+  const bool handed_over = g.handover && g.handover->handed_over();
   // Out of the store first, so callers stop choosing this sidecar while it
   // drains; after an upgrade the new process holds the same endpoint under
   // its own lease, so it stays (this lease expires on its own).

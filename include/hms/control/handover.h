@@ -60,7 +60,9 @@ class HandoverServer {
   // holds the name (a gateway of the same config runs already).
   Result<bool> Start();
   void Stop();
-  // The new process confirmed: what this one listened on is its now.
+  // The new process confirmed: what this one listened on is its now. Also
+  // true when Stop() came while a new process held the sockets (it may still
+  // serve on them): the caller drains as after a handover either way.
   bool handed_over() const { return handed_over_.load(std::memory_order_acquire); }
 
  private:

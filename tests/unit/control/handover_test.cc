@@ -93,6 +93,23 @@ TEST(Handover, NewProcessThatFailsLeavesTheOldOneReadyForTheNext) {
   close(fd);
 }
 
+// SIGTERM while a new process holds the sockets but has not said it serves:
+// it may still serve on them, so the old one must drain as after a handover
+// (never shutting the shared sockets down).
+TEST(Handover, StoppedMidUpgradeCountsAsHandedOver) {
+  int fd = NamedSocket();
+  HandoverServer server(
+      Name("stop"), [&] { return std::vector<HandedSocket>{{fd, 0}}; }, [] {},
+      [](const std::string&) {});
+  ASSERT_TRUE(server.Start().ok());
+  Result<ReceivedSockets> got = ReceiveSockets(Name("stop"));
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  server.Stop();
+  EXPECT_TRUE(server.handed_over());
+  got->CloseAll();
+  close(fd);
+}
+
 TEST(Handover, NothingToUpgradeIsAnError) {
   Result<ReceivedSockets> got = ReceiveSockets(Name("none"));
   ASSERT_FALSE(got.ok());
