@@ -6,7 +6,6 @@ serving; a sidecar's endpoint stays in the store throughout; TLS sessions
 resume across the upgrade with a shared ticket key file."""
 import json
 import os
-import signal
 import ssl
 import subprocess
 import time
@@ -14,9 +13,8 @@ import time
 import pytest
 
 import httpraw
-from conftest import (Gateway, START_TIMEOUT_S, admin_get, binary, echo_routes, eventually,
-                      metric_sum)
-from test_reload import WRK, parse_wrk
+from conftest import (Gateway, START_TIMEOUT_S, WrkUntilStopped, admin_get, binary,
+                      echo_routes, eventually, metric_sum, parse_wrk)
 
 
 
@@ -81,10 +79,7 @@ def test_three_upgrades_under_wrk_drop_nothing(nginx_upstream, register, gateway
     gw = gateway({"cores": 2})
     port, admin_port = gw.port, gw.admin_port
     assert httpraw.get(port, "/json").status == 200
-    wrk = subprocess.Popen([WRK, "-t2", "-c16", "-d60s", f"http://127.0.0.1:{port}/json"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           start_new_session=True)
-    try:
+    with WrkUntilStopped(f"http://127.0.0.1:{port}/json") as wrk:
         eventually(lambda: metric_sum(gw, "hms_connections_active"), lambda n: n >= 16,
                    what="wrk's 16 connections open")
         start = time.monotonic()
@@ -98,13 +93,7 @@ def test_three_upgrades_under_wrk_drop_nothing(nginx_upstream, register, gateway
             eventually(lambda: metric_sum(gw, "hms_requests_total"), lambda n: n >= GAP_REQUESTS,
                        timeout=60, what=f"{GAP_REQUESTS} requests served after upgrade {i + 1}")
         upgrades_s = time.monotonic() - start
-        assert wrk.poll() is None, "wrk ended before the upgrades did:\n" + wrk.communicate()[0]
-        wrk.send_signal(signal.SIGINT)
-        out, _ = wrk.communicate(timeout=30)
-    finally:
-        if wrk.poll() is None:
-            wrk.kill()
-            wrk.wait()
+        out = wrk.stop("the upgrades")
     requests, non2xx, socket_errors = parse_wrk(out)
     print(f"\nwrk during 3 upgrades in {upgrades_s:.2f} s ({GAP_REQUESTS} requests served by "
           f"each new process before the next): {requests} requests, {non2xx} non-2xx, "
