@@ -1,6 +1,7 @@
 #include "hms/control/fleet.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <stdlib.h>
 
 #include <string>
@@ -87,6 +88,22 @@ TEST_F(MembershipTest, RecordsRenewsRewritesOnChangeAndWithdraws) {
   EXPECT_EQ(left[0].id, "a");
   a.Withdraw();
   EXPECT_TRUE(Listed().empty());
+}
+
+// Member records change no gateway's config: writing one wakes no watcher,
+// and services are listed without them.
+TEST_F(MembershipTest, RecordsWakeNoWatcher) {
+  const int fd = reader_->WatchFd();
+  ASSERT_GE(fd, 0);
+  while (reader_->DrainWatch()) {
+  }
+  ASSERT_TRUE(store_->PutMember("a", MemberRecord(Member("a")), 3).ok());
+  pollfd p{fd, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 100), 0) << "a member record woke the store's watch";
+  Result<std::vector<StoredService>> services = reader_->List();
+  ASSERT_TRUE(services);
+  EXPECT_TRUE(services->empty());
+  EXPECT_EQ(Listed().size(), 1u);
 }
 
 }  // namespace
