@@ -86,8 +86,9 @@ constexpr char kFleetHelp[] =
     "record each keeps there under a lease (docs/config.md, \"The fleet\"): its id,\n"
     "role, version, admin address, start time, state and config snapshot. CONFIG\n"
     "says \"current\" when the member compiled what the store holds now, and\n"
-    "\"LAGS\" when it serves an older config (it has not read the latest change,\n"
-    "or cannot load it). Exit status 0, or 1 when the store cannot be read.\n";
+    "\"LAGS\" when it serves an older snapshot (it has not read the latest change,\n"
+    "or the store does not compile for it); a service it cannot load shows in\n"
+    "STATE as \"stale: WHY\". Exit status 0, or 1 when the store cannot be read.\n";
 
 constexpr char kStatusHelp[] =
     "usage: hms-api status [--admin HOST:PORT | --all] [--interval SECONDS] [--json]\n"
