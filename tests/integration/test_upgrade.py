@@ -2,7 +2,8 @@
 binary"): `hms-gateway --config F --upgrade` takes over every listening socket
 of the running gateway of F, the old one drains and exits 0; wrk sees no error
 through three upgrades in a row; a new process that fails leaves the old one
-serving; a sidecar's endpoint stays in the store throughout; TLS sessions
+serving; a sidecar's endpoint stays in the store throughout (file store and
+etcd); TLS sessions
 resume across the upgrade with a shared ticket key file."""
 import json
 import os
@@ -15,6 +16,7 @@ import pytest
 import httpraw
 from conftest import (Gateway, START_TIMEOUT_S, WrkUntilStopped, admin_get, binary,
                       echo_routes, eventually, metric_sum, parse_wrk)
+from test_etcd import etcd  # noqa: F401 (the fixture)
 
 
 
@@ -171,27 +173,32 @@ def test_an_upgrade_to_fewer_cores_keeps_every_group_member(echo_upstream, regis
         assert httpraw.get(again.port, "/status/200", timeout=5).status == 200
 
 
-def test_a_sidecar_keeps_its_endpoint_through_an_upgrade(uvicorn_app, register, hms_api,
-                                                         gateway, upgrade):
+def hms_api_on(store, *args):
+    r = subprocess.run([str(binary("hms-api")), "--store", store, *map(str, args)],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"hms-api {' '.join(map(str, args))}: {r.stdout}{r.stderr}"
+    return r
+
+
+def check_sidecar_upgrade(store, uvicorn_app, gateway, upgrade):
+    """A sidecar on `store` upgraded: from the new process's ready line until
+    the old one is gone, and a TTL after, its endpoint never leaves the store."""
     from conftest import REPO
     demo = REPO / "configs" / "demo" / "calc_svc"
     app = uvicorn_app(demo)
-    assert hms_api("register", demo / "route.yaml").returncode == 0
+    hms_api_on(store, "register", demo / "route.yaml")
     sc = gateway({"role": "sidecar", "service": "calc-svc", "local_port": app.port,
-                  "registration_ttl": "2s", "cores": 1})
+                  "registration_ttl": "2s", "cores": 1, "store": store})
 
     def endpoints():
-        r = hms_api("list", "--json")
-        assert r.returncode == 0, r.stderr
-        return next((s["endpoints"] for s in json.loads(r.stdout)
-                     if s["service"] == "calc-svc"), [])
+        listed = json.loads(hms_api_on(store, "list", "--json").stdout)
+        return next((s["endpoints"] for s in listed if s["service"] == "calc-svc"), [])
 
     address = f"127.0.0.1:{sc.port}"
     eventually(endpoints, lambda eps: address in eps, what="the sidecar registered")
     seen_missing = []
     new = upgrade(sc, wait_old=False)
-    # From the new process's ready line until the old one is gone, and a
-    # full TTL after, the endpoint never leaves the store.
+    # Watched over a window (the TTL is 2 s), not waited for.
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline or sc.proc.poll() is None:
         if address not in endpoints():
@@ -201,6 +208,16 @@ def test_a_sidecar_keeps_its_endpoint_through_an_upgrade(uvicorn_app, register, 
     assert sc.proc.wait(timeout=15) == 0
     assert not seen_missing, "the endpoint left the store during the upgrade"
     assert httpraw.get(new.port, "/sum/2/3").status == 200
+
+
+def test_a_sidecar_keeps_its_endpoint_through_an_upgrade(uvicorn_app, store_dir, gateway,
+                                                         upgrade):
+    check_sidecar_upgrade(f"file:{store_dir}", uvicorn_app, gateway, upgrade)
+
+
+def test_a_sidecar_on_etcd_keeps_its_endpoint_through_an_upgrade(etcd, uvicorn_app, gateway,
+                                                                 upgrade):  # noqa: F811
+    check_sidecar_upgrade(etcd.uri, uvicorn_app, gateway, upgrade)
 
 
 def tls_config(certs, ticket_keys=None):
