@@ -3,8 +3,7 @@ binary"): `hms-gateway --config F --upgrade` takes over every listening socket
 of the running gateway of F, the old one drains and exits 0; wrk sees no error
 through three upgrades in a row; a new process that fails leaves the old one
 serving; a sidecar's endpoint stays in the store throughout (file store and
-etcd); TLS sessions
-resume across the upgrade with a shared ticket key file."""
+etcd); TLS sessions resume across the upgrade with a shared ticket key file."""
 import json
 import os
 import ssl
