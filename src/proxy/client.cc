@@ -494,91 +494,29 @@ policy::Fault Worker::AdmitRate(uint32_t slot, uint32_t target) {
   return policy::Fault::kRateLimited;
 }
 
-// The upstream head: request line, the caller's end-to-end fields, ours.
-// Also sets the exchange's deadline (the caller's x-hms-timeout-ms is read
-// here). False when the head does not fit its block.
+// The upstream head (RewriteRequestHead, head_rewrite.h), kept in its own
+// block for every attempt. Also sets the exchange's deadline (the caller's
+// x-hms-timeout-ms is read here). False when the head does not fit its block.
 bool Worker::WriteUpstreamHead(uint32_t slot, const RouteChoice& choice,
                                const HopByHop& hop_by_hop) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
-  const http::RequestHead& r = req_;
-  const config::Route& route = *ex.route;
-  const config::Cluster& cluster = *ex.cluster;
-  const std::string_view origin = choice.origin;
-  const std::string_view egress_to = choice.egress_to;
+  RequestHeadFields f;
+  f.origin = choice.origin;
+  f.egress_to = choice.egress_to;
+  f.peer_id = choice.peer_id;
+  f.default_host = ex.cluster->endpoints[ex.endpoint_index].authority();
+  f.client_ip = std::string_view(c.peer, c.peer_len);
+  f.tls = c.tls != nullptr;
+  f.underscores = config_.underscores_in_headers;
+  f.trace = &ex.trace;
   ex.head = blocks_.Get();
-  Writer w(ex.head->data(), blocks_.block_size());
-  w.S(r.method_text).C(' ');
-  if (origin.empty() || origin.front() == '?') w.C('/');  // egress "/NAME" or "/NAME?q"
-  w.S(origin).S(" HTTP/1.1\r\n");
-  std::string_view xff;
-  std::string_view caller_ms;  // the caller's x-hms-timeout-ms (the first one)
-  bool has_host = false;
-  // RFC 9112 §3.2.2: a proxy forwarding an absolute-form request replaces
-  // Host with the target's authority (the parser put it in r.host, which is
-  // what chose the route); the origin above is already origin-form.
-  const bool absolute_form = r.target.front() != '/' && !r.path.empty() && r.path.front() == '/';
-  for (int i = 0; i < r.header_count; ++i) {
-    const http::Header& h = r.headers[i];
-    if (http::EqualsIgnoreCase(h.name, kTimeoutHeader)) {
-      if (caller_ms.empty()) caller_ms = h.value;
-      continue;  // ours replaces it
-    }
-    if (hop_by_hop(i)) continue;
-    // Counted and noted by JudgeFieldNames.
-    if (http::JudgeFieldName(h.name, config_.underscores_in_headers) !=
-        http::FieldVerdict::kForward) {
-      continue;
-    }
-    if (http::EqualsIgnoreCase(h.name, "x-forwarded-for")) {
-      xff = h.value;
-      continue;
-    }
-    if (http::EqualsIgnoreCase(h.name, "expect") || http::EqualsIgnoreCase(h.name, "x-forwarded-proto") ||
-        http::EqualsIgnoreCase(h.name, "x-trace-id") || http::EqualsIgnoreCase(h.name, "traceparent") ||
-        http::EqualsIgnoreCase(h.name, "x-hms-peer")) {
-      continue;
-    }
-    if (http::EqualsIgnoreCase(h.name, "host")) {
-      if (!egress_to.empty() || absolute_form) continue;
-      has_host = true;
-    }
-    // Identical repeated Content-Length fields were folded by the parser: one goes out.
-    if (http::EqualsIgnoreCase(h.name, "content-length")) continue;
-    w.S(h.name).S(": ").S(h.value).S("\r\n");
-  }
-  SetDeadline(ex, route.timeout_ms, caller_ms);
-  if (!egress_to.empty()) {
-    w.S("host: ").S(egress_to).S("\r\n");
-  } else if (absolute_form) {
-    w.S("host: ").S(r.host).S("\r\n");  // the target's authority (RFC 9112 §3.2.2)
-  } else if (!has_host) {
-    w.S("host: ").S(cluster.endpoints[ex.endpoint_index].authority()).S("\r\n");
-  }
-  w.S("x-forwarded-for: ");
-  if (!xff.empty()) w.S(xff).S(", ");
-  w.S(std::string_view(c.peer, c.peer_len))
-      .S(c.tls != nullptr ? "\r\nx-forwarded-proto: https\r\nx-trace-id: " : "\r\nx-forwarded-proto: http\r\nx-trace-id: ");
-  if (ex.trace.external_len > 0) {
-    w.S(std::string_view(ex.trace.external_id, ex.trace.external_len));
-  } else {
-    w.S(std::string_view(ex.trace.trace_id, 32));
-  }
-  // The verified caller, for the service behind (any such field from the
-  // caller was dropped above).
-  if (!choice.peer_id.empty()) w.S("\r\nx-hms-peer: ").S(choice.peer_id);
-  char tpbuf[64];
-  int tplen = obs::FormatTraceparent(ex.trace, tpbuf);
-  w.S("\r\ntraceparent: ").S(std::string_view(tpbuf, static_cast<size_t>(tplen))).S("\r\n");
-  // Filled in by each attempt (AttachUpstream): digits, then spaces (OWS).
-  w.S(kTimeoutHeader).S(": ");
-  ex.timeout_field = static_cast<uint32_t>(w.size());
-  w.S("          \r\n");
-  if (r.body == http::BodyKind::kChunked) w.S("transfer-encoding: chunked\r\n");
-  if (r.body == http::BodyKind::kContentLength) w.S("content-length: ").U(r.content_length).S("\r\n");
-  w.S("\r\n");
-  if (w.overflow()) return false;
-  ex.head->end = static_cast<uint32_t>(w.size());
+  const RequestHeadOut out =
+      RewriteRequestHead(req_, hop_by_hop, f, ex.head->data(), blocks_.block_size());
+  SetDeadline(ex, ex.route->timeout_ms, out.caller_ms);
+  if (out.size == 0) return false;
+  ex.timeout_field = static_cast<uint32_t>(out.timeout_field);
+  ex.head->end = static_cast<uint32_t>(out.size);
   return true;
 }
 

@@ -43,10 +43,9 @@
 #include "hms/policy/retry_budget.h"
 #include "hms/tls/session.h"
 #include "src/proxy/connection.h"
+#include "src/proxy/head_rewrite.h"
 
 namespace hms::proxy {
-
-class HopByHop;
 
 // After a response that ends the connection we half-close and read (and drop)
 // what the client still sends for this long, so a reset does not destroy the
@@ -69,11 +68,6 @@ inline constexpr size_t kReplayMax = 64 * 1024;
 // Spans a core's ring holds (about 2.5 MiB): at 50k sampled requests/s on one
 // core, 80 ms of spans, four of the exporter's 20 ms passes.
 inline constexpr size_t kSpanRingSlots = 4096;
-// The request header carrying the time an attempt has left, in ms (written
-// upstream on every attempt; read from callers, so a sidecar keeps within
-// the gateway's deadline).
-inline constexpr std::string_view kTimeoutHeader = "x-hms-timeout-ms";
-inline constexpr size_t kTimeoutDigits = 10;
 
 // A snapshot as seen by one core: the core's one reference plus the count of
 // its exchanges still using it.
