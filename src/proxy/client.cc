@@ -116,7 +116,7 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
     } else {
       bool idle_before = c.in.empty() && !c.ex.active &&
                          (c.tls == nullptr || c.tls->handshake_done());
-      Hold(c.tls != nullptr ? c.cipher_in : c.in, bid, 0, static_cast<uint32_t>(res));
+      inputs_.Hold(c.tls != nullptr ? c.cipher_in : c.in, bid, 0, static_cast<uint32_t>(res));
       PumpClient(slot);
       if (idle_before && c.state != Client::State::kFree && c.state != Client::State::kClosing) {
         SetClientTimer(slot);
@@ -193,7 +193,7 @@ void Worker::PumpClient(uint32_t slot) {
   if (c.tls != nullptr) {
     PumpClientTls(slot);
   } else {
-    Drive(c.in, [this, slot](const char* p, size_t n) -> int64_t { return ConsumeClient(slot, p, n); });
+    inputs_.Drive(c.in, [this, slot](const char* p, size_t n) -> int64_t { return ConsumeClient(slot, p, n); });
   }
   Client& d = clients_[slot];
   if (d.state == Client::State::kFree || d.state == Client::State::kClosing) return;
@@ -960,8 +960,8 @@ void Worker::CloseClient(uint32_t slot, bool graceful) {
     MarkDirty(c, slot);
   }
   c.state = Client::State::kClosing;
-  ClearInput(c.in);
-  ClearInput(c.cipher_in);
+  inputs_.Clear(c.in);
+  inputs_.Clear(c.cipher_in);
   timers_.Cancel(&c.ex_timer);
   WatchClient(slot);  // not open any more: the watch is cancelled
   if (graceful && (c.queued() > 0 || c.send_inflight)) {
@@ -994,9 +994,9 @@ void Worker::MaybeFreeClient(uint32_t slot) {
   if (c.state != Client::State::kClosing || c.phase != Client::Phase::kHard || c.ops != 0) return;
   close(c.fd);
   c.fd = -1;
-  ClearInput(c.in);
+  inputs_.Clear(c.in);
   c.out.Clear(&blocks_);
-  ClearInput(c.cipher_in);
+  inputs_.Clear(c.cipher_in);
   c.cipher_out.Clear(&blocks_);
   c.tls.reset();
   timers_.Cancel(&c.timer);

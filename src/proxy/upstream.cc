@@ -164,7 +164,7 @@ void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
   if (res > 0) {
     uint16_t bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     if (u.state == Upstream::State::kBusy) {
-      Hold(u.tls != nullptr ? u.cipher_in : u.in, bid, 0, static_cast<uint32_t>(res));
+      inputs_.Hold(u.tls != nullptr ? u.cipher_in : u.in, bid, 0, static_cast<uint32_t>(res));
       PumpUpstream(up);
     } else {
       buffers_.Recycle(bid);
@@ -204,7 +204,7 @@ void Worker::PumpUpstream(uint32_t up) {
   if (u.tls != nullptr) {
     PumpUpstreamTls(up);
   } else {
-    Drive(u.in, [this, up](const char* p, size_t n) -> int64_t { return ConsumeUpstream(up, p, n); });
+    inputs_.Drive(u.in, [this, up](const char* p, size_t n) -> int64_t { return ConsumeUpstream(up, p, n); });
   }
   Upstream& v = upstreams_[up];
   if (v.state != Upstream::State::kBusy && v.state != Upstream::State::kIdle) return;
@@ -564,8 +564,8 @@ void Worker::CloseUpstream(uint32_t up) {
   if (u.state == Upstream::State::kConnecting || u.state == Upstream::State::kBusy) --busy_[u.endpoint_id];
   u.state = Upstream::State::kClosing;
   timers_.Cancel(&u.timer);
-  ClearInput(u.in);
-  ClearInput(u.cipher_in);
+  inputs_.Clear(u.in);
+  inputs_.Clear(u.cipher_in);
   shutdown(u.fd, SHUT_RDWR);  // ends the multishot recv and a pending send
   if (u.connect_inflight) Cancel(kOpConnectUp, u.gen, up);
   if (u.recv_armed) Cancel(kOpRecvUp, u.gen, up);
@@ -577,9 +577,9 @@ void Worker::MaybeFreeUpstream(uint32_t up) {
   if (u.state != Upstream::State::kClosing || u.ops != 0) return;
   close(u.fd);
   u.fd = -1;
-  ClearInput(u.in);
+  inputs_.Clear(u.in);
   u.out.Clear(&blocks_);
-  ClearInput(u.cipher_in);
+  inputs_.Clear(u.cipher_in);
   u.cipher_out.Clear(&blocks_);
   u.tls.reset();
   u.state = Upstream::State::kFree;

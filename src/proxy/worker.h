@@ -250,6 +250,8 @@ class Worker {
   int SetUp();
   void Loop();
   void HandleCqe(io_uring_cqe* cqe);
+  // The completion's generation is that of the object it names (else stale).
+  bool Current(uint8_t op, uint32_t slot, uint32_t gen) const;
   void DrainMailbox();
   // The drain deadline: closes every connection still open, at once.
   void CloseEverything();
@@ -441,18 +443,6 @@ class Worker {
   void FinishProbe(uint32_t i, bool ok);
   void RetireProbe(uint32_t i);
 
-  // Input handling shared by both sides. Consumers return bytes consumed, or
-  // kBlocked when the connection cannot take input now (a response pending, or
-  // the peer's queue full); 0 means "need more bytes".
-  static constexpr int64_t kBlocked = -1;
-  bool Stash(Input& in, const char* p, size_t n);
-  void Hold(Input& in, uint16_t bid, uint32_t off, uint32_t len);
-  void ClearInput(Input& in);
-  template <typename F>
-  void Drive(Input& in, F&& consume);
-
-  std::vector<uint32_t> held_next_;  // [buffer id] → next held buffer
-  std::vector<uint32_t> held_len_;   // [buffer id] → bytes received into it
   http::RequestHead req_;            // scratch: the head being parsed
   // The canonical target of the request being started, when its path needed
   // work (http::CanonicalizeTarget); a target fits in max_header_bytes.
@@ -482,6 +472,7 @@ class Worker {
   core::Ring ring_;
   core::BufferRing buffers_;
   core::BlockPool blocks_;
+  InputStore inputs_{buffers_, blocks_};  // what connections received and hold
   core::TimerWheel timers_;
   core::Mailbox mailbox_;
   obs::CoreMetrics metrics_;
@@ -528,62 +519,5 @@ class Worker {
   bool stop_ = false;
   std::vector<bool> accept_armed_;
 };
-
-// Feeds the connection's pending input to `consume` until it blocks or needs
-// bytes that have not arrived. A partial head is gathered into the block so the
-// parser always sees it contiguous.
-template <typename F>
-inline void Worker::Drive(Input& in, F&& consume) {
-  for (;;) {
-    core::Block* b = in.block;
-    if (b != nullptr && b->begin != b->end) {
-      int64_t n = consume(b->data() + b->begin, b->end - b->begin);
-      if (n == kBlocked) return;
-      if (in.block == nullptr) return;  // the consumer closed the connection
-      b->begin += static_cast<uint32_t>(n);
-      if (b->begin == b->end) {
-        blocks_.Put(b);
-        in.block = nullptr;
-        continue;
-      }
-      if (n > 0) continue;
-      // Needs more bytes after these: append the next held buffer, if any.
-      if (in.held_head == kNone) return;
-      uint32_t bid = in.held_head;
-      const char* p = buffers_.Buffer(static_cast<uint16_t>(bid)) + in.held_off;
-      uint32_t len = held_len_[bid] - in.held_off;
-      uint32_t room = blocks_.block_size() - (b->end - b->begin);
-      uint32_t take = std::min(len, room);
-      if (take == 0) return;  // a head larger than the block: the parser has refused it already
-      Stash(in, p, take);
-      in.held_off += take;
-      if (in.held_off == held_len_[bid]) {
-        in.held_head = held_next_[bid];
-        if (in.held_head == kNone) in.held_tail = kNone;
-        in.held_off = 0;
-        buffers_.Recycle(static_cast<uint16_t>(bid));
-      }
-      continue;
-    }
-    if (in.held_head == kNone) return;
-    uint32_t bid = in.held_head;
-    const char* p = buffers_.Buffer(static_cast<uint16_t>(bid)) + in.held_off;
-    uint32_t len = held_len_[bid] - in.held_off;
-    int64_t n = consume(p, len);
-    if (n == kBlocked) return;
-    if (in.held_head != bid) return;  // the consumer closed the connection
-    if (n == 0) {
-      Stash(in, p, len);  // the block is empty and at least a buffer large
-      n = len;
-    }
-    in.held_off += static_cast<uint32_t>(n);
-    if (in.held_off == held_len_[bid]) {
-      in.held_head = held_next_[bid];
-      if (in.held_head == kNone) in.held_tail = kNone;
-      in.held_off = 0;
-      buffers_.Recycle(static_cast<uint16_t>(bid));
-    }
-  }
-}
 
 }  // namespace hms::proxy
