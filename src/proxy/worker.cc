@@ -338,7 +338,7 @@ void Worker::DrainMailbox() {
         for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
         for (uint32_t i = 0; i < clients_.capacity(); ++i) {
           Client& c = clients_[i];
-          if (c.state == Client::State::kHead && !c.ex.active && c.queued() == 0 && c.in.empty()) {
+          if (c.state == Client::State::kHead && !c.ex.active() && c.queued() == 0 && c.in.empty()) {
             CloseClient(i, false);
           }
         }
@@ -416,48 +416,12 @@ void Worker::ReleaseHold(SnapshotHold* h) {
 void Worker::OnTimer(core::Timer* t) {
   uint32_t slot = t->owner;
   switch (t->kind) {
-    case kTimerClient: {
-      Client& c = clients_[slot];
-      if (c.state == Client::State::kClosing) {
-        CloseClient(slot, false);  // lingering over, or a client that never read its answer
-      } else if (c.tls != nullptr && !c.tls->handshake_done()) {
-        metrics_.tls_failed.Add();  // a handshake that stalled: no answer can be read
-        CloseClient(slot, false);
-      } else if (!c.in.empty() && !c.ex.active) {
-        RejectRequest(slot, policy::AnswerFor(policy::Fault::kHeaderTimeout));
-      } else {
-        CloseClient(slot, false);  // idle keep-alive connection
-      }
+    case kTimerClient:
+      OnClientTimer(slot);
       return;
-    }
-    case kTimerExchange: {
-      Client& c = clients_[slot];
-      if (!c.ex.active) return;
-      if (c.ex.backing_off) {
-        c.ex.backing_off = false;
-        AttachUpstream(slot, false);  // the retry's attempt
-        return;
-      }
-      if (!c.ex.resp_started) {
-        // Whose time ran out (policy::TimeoutFault): a client still owing its
-        // body, else the service's per-try timeout (with time left, it may
-        // retry), else the caller's shorter deadline or the route's own.
-        const policy::Fault fault =
-            policy::TimeoutFault(ClientOwesBody(c), c.ex.per_try_bound, c.ex.caller_deadline);
-        if (c.ex.upstream != kNone) ReportEndpoint(c.ex, fault);
-        DetachUpstream(slot);
-        if (ScheduleRetry(slot, fault)) return;
-        ReportOutcome(c.ex, fault);
-        // A client still owing its body is not kept: what it sends next is
-        // the rest of a body nobody reads.
-        LocalResponse(slot, policy::AnswerFor(fault),
-                      fault == policy::Fault::kClientBodyStalled || !c.ex.req_done);
-        FinishExchange(slot);  // closes the upstream: a late answer must not reach anyone
-      } else {
-        CloseClient(slot, false);  // stalled mid-response: nothing honest left to send
-      }
+    case kTimerExchange:
+      OnExchangeTimer(slot);
       return;
-    }
     case kTimerUpstream:
       CloseUpstream(slot);
       return;
@@ -592,6 +556,14 @@ void Worker::FlushDirty() {
     QueueSend(u, kOpSendUp, up);
   }
   dirty_upstreams_.clear();
+}
+
+uint64_t Worker::Random() noexcept {
+  // xorshift64*: jitter and load-balancing picks, not secrets.
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  return rng_ * 0x2545F4914F6CDD1Dull;
 }
 
 }  // namespace hms::proxy

@@ -43,6 +43,7 @@
 #include "hms/policy/retry_budget.h"
 #include "hms/tls/session.h"
 #include "src/proxy/connection.h"
+#include "src/proxy/exchange.h"
 #include "src/proxy/head_rewrite.h"
 
 namespace hms::proxy {
@@ -61,20 +62,9 @@ inline constexpr uint64_t kDrainGraceMs = 200;
 inline constexpr uint64_t kUpstreamIdleMs = 4000;
 // Metrics key for requests that matched no route (404, 405, framing errors).
 inline constexpr uint32_t kNoRouteKey = 0xffffffffu;
-// Request bodies up to this size are kept while they stream upstream, so a
-// failed attempt can be retried (docs/resilience.md); a larger body is not
-// retried once its first bytes left.
-inline constexpr size_t kReplayMax = 64 * 1024;
 // Spans a core's ring holds (about 2.5 MiB): at 50k sampled requests/s on one
 // core, 80 ms of spans, four of the exporter's 20 ms passes.
 inline constexpr size_t kSpanRingSlots = 4096;
-
-// A snapshot as seen by one core: the core's one reference plus the count of
-// its exchanges still using it.
-struct SnapshotHold {
-  config::Snapshot* snapshot = nullptr;
-  uint32_t inflight = 0;
-};
 
 // What a listener is for: the edge gateway's routes, or a sidecar's inbound
 // (to its local service) or egress (from it to other services) listener.
@@ -100,73 +90,6 @@ struct HealthProbe {
   uint32_t got = 0;
   char buf[128];
   core::Timer timer;           // the interval while idle, the timeout while checking
-};
-
-struct Exchange {
-  bool active = false;
-  SnapshotHold* hold = nullptr;
-  const config::Route* route = nullptr;
-  const config::Cluster* cluster = nullptr;
-  uint32_t route_key = 0;
-  http::Method method = http::Method::kOther;
-  uint8_t version_minor = 1;
-  bool client_keep_alive = true;
-  // Request body still to forward.
-  http::BodyKind req_body = http::BodyKind::kNone;
-  uint64_t req_remaining = 0;
-  http::ChunkedDecoder req_chunks;
-  bool req_done = false;
-  // Every body byte forwarded so far is kept in Client::replay (always true
-  // without a body): a retry can send the request again.
-  bool replayable = true;
-  bool retryable = false;      // idempotent method, or an Idempotency-Key
-  // Deadlines and retries.
-  core::Instant deadline = 0;  // the route's timeout (or the caller's, if shorter)
-  bool caller_deadline = false;  // the deadline is the caller's x-hms-timeout-ms, not the route's
-  bool per_try_bound = false;  // the running attempt's timer is its per-try timeout
-  bool backing_off = false;    // waiting for a retry: ex_timer is the backoff
-  uint8_t retries_done = 0;    // policy retries made (not counting transparent ones)
-  uint32_t timeout_field = 0;  // offset in `head` of the x-hms-timeout-ms value
-  // For the access log.
-  uint64_t bytes_in = 0;       // request head and body bytes consumed
-  uint64_t bytes_out = 0;      // response bytes queued to the client
-  char method_text[12];        // as sent (truncated)
-  uint8_t method_len = 0;
-  char reason[32];             // x-hms-reason of a local answer ("" for upstream answers)
-  uint8_t reason_len = 0;
-  // Request fields not forwarded for their names (underscores_in_headers),
-  // and the first one's name (truncated), for the access log.
-  uint8_t dropped_headers = 0;
-  uint8_t dropped_name_len = 0;
-  char dropped_name[48];
-  // Upstream side.
-  uint32_t upstream = kNone;
-  core::Block* head = nullptr;  // the upstream request head, kept for a retry on a stale pooled connection
-  uint8_t attempts = 0;
-  uint32_t endpoint_index = 0;
-  core::Instant attempt_start = 0;  // the current attempt's attach (upstream-side duration)
-  // Response.
-  bool resp_started = false;  // a byte of the response went into the client's queue
-  bool resp_head_done = false;
-  http::BodyKind resp_body = http::BodyKind::kNone;
-  uint64_t resp_remaining = 0;
-  http::ChunkedDecoder resp_chunks;
-  bool dechunk = false;        // upstream sends chunked, client speaks HTTP/1.0
-  bool resp_keep_alive = true;
-  uint16_t status = 0;
-  core::Instant start = 0;
-  obs::TraceContext trace{};
-  // A sampled exchange records a span at its end (span.cc); the Host it
-  // came with is kept for it, the rest is in the exchange already.
-  bool sampled = false;
-  uint8_t host_len = 0;
-  char host[64];
-  // Stamps.
-  policy::Breaker* breaker = nullptr;  // the service's, when the attempt was admitted
-  bool probe = false;                  // this attempt is the half-open probe
-  bool outcome_reported = false;       // the breaker heard this attempt's outcome
-  bool rate_limited_route = false;     // the answer carries RateLimit-* fields
-  policy::RateDecision rate{};
 };
 
 struct Client : Connection {
@@ -258,6 +181,8 @@ class Worker {
   // After the loop: lets go of what connections still hold (the process exits).
   void ReleaseAll();
   void OnTimer(core::Timer* t);
+  void OnClientTimer(uint32_t slot);
+  void OnExchangeTimer(uint32_t slot);
   void FlushDirty();
   // Arms a multishot recv into the provided-buffer ring.
   template <typename Conn>
