@@ -18,6 +18,7 @@
 
 #include "hms/common/check.h"
 #include "hms/http/field_names.h"
+#include "src/proxy/admission.h"
 #include "src/proxy/head_rewrite.h"
 #include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
@@ -131,7 +132,8 @@ policy::Fault Worker::ResolveRoute(uint32_t slot, RouteChoice* choice) {
 // Connection options, field names), then the stamps: JWT → rate limit →
 // breaker → endpoint pick. The first that refuses ends it.
 policy::Fault Worker::Admit(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop) {
-  Exchange& ex = clients_[slot].ex;
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
   const http::RequestHead& r = req_;
   const config::Snapshot& snap = *ex.hold->snapshot;
   const config::Route& route = *ex.route;
@@ -148,23 +150,46 @@ policy::Fault Worker::Admit(uint32_t slot, const RouteChoice& choice, const HopB
   }
   policy::Fault fault = JudgeFieldNames(slot);
   if (fault != policy::Fault::kNone) return fault;
-  claims_valid_ = false;
-  if (snap.jwt_keys != nullptr && route.auth_mode != config::AuthMode::kNone) {
-    fault = Authenticate(snap, route);
-    if (fault != policy::Fault::kNone) return fault;
+  // The stamps (RunStamps, admission.h): JWT → rate limit → breaker →
+  // endpoint pick.
+  StampRequest in;
+  in.route = &route;
+  in.cluster = &cluster;
+  in.now = now_;
+  in.now_unix = now_unix_;
+  if (route.auth_mode != config::AuthMode::kNone) {
+    in.authorization = Find(r.headers, r.header_count, "authorization");
   }
-  if (route.limiter != nullptr) {
-    fault = AdmitRate(slot, choice.target);
-    if (fault != policy::Fault::kNone) return fault;
+  if (route.limiter != nullptr && route.rate_key == config::RateKey::kHeader) {
+    in.rate_header_value = Find(r.headers, r.header_count, route.rate_header);
   }
-  if (cluster.breaker_state != nullptr) {
-    policy::BreakerAdmission a = cluster.breaker_state->Admit(now_);
-    if (!a.allowed) return Refuse(policy::Fault::kCircuitOpen);
-    ex.breaker = cluster.breaker_state.get();
-    ex.probe = a.is_probe;
+  in.client_ip = std::string_view(c.peer, c.peer_len);
+  StampTools tools;
+  tools.verifier = snap.jwt_keys != nullptr ? verifier_.get() : nullptr;
+  tools.claims = &claims_;
+  tools.limiter = route.limiter != nullptr ? &limiters_[choice.target] : nullptr;
+  tools.rr_cursor = &rr_[route.cluster];
+  tools.busy = &busy_;
+  tools.rng = &rng_;
+  const Stamps st = RunStamps(in, tools);
+  ex.breaker = st.breaker;
+  ex.probe = st.probe;
+  if (st.rate_checked) {
+    ex.rate = st.rate;
+    ex.rate_limited_route = true;
+    metrics_.policy.Count(route.key, st.rate.admitted ? obs::kPolicyAdmitted : obs::kPolicyLimited);
   }
-  if (cluster.endpoints.empty()) return Refuse(policy::Fault::kNoEndpoints);
-  ex.endpoint_index = PickEndpoint(route.cluster, cluster);
+  switch (st.fault) {
+    case policy::Fault::kNone:
+      break;
+    case policy::Fault::kJwtRejected:
+      return RefuseToken(snap, route, st.jwt);
+    case policy::Fault::kRateLimited:
+      return RefuseRate(st.rate);
+    default:
+      return Refuse(st.fault);  // kCircuitOpen, kNoEndpoints
+  }
+  ex.endpoint_index = st.endpoint_index;
   ex.retryable = http::IsIdempotent(r.method) ||
                  !Find(r.headers, r.header_count, "idempotency-key").empty();
   // This core's view of the service's retry budget is made where it is used
@@ -175,40 +200,37 @@ policy::Fault Worker::Admit(uint32_t slot, const RouteChoice& choice, const HopB
   return policy::Fault::kNone;
 }
 
-policy::Fault Worker::AdmitRate(uint32_t slot, uint32_t target) {
-  Client& c = clients_[slot];
-  Exchange& ex = c.ex;
-  const http::RequestHead& r = req_;
-  const config::Route& route = *ex.route;
-  // One shared word per bucket: the process admits what a single global
-  // bucket would, whichever core this is (docs/resilience.md).
-  policy::CoreRateLimiter& limiter = limiters_[target];
-  switch (route.rate_key) {
-    case config::RateKey::kRoute:
-      ex.rate = limiter.TryTake(now_);
-      break;
-    case config::RateKey::kHeader:
-      ex.rate = limiter.TryTake(now_, Find(r.headers, r.header_count, route.rate_header));
-      break;
-    case config::RateKey::kJwtSub:
-      if (claims_valid_ && !claims_.sub().empty()) {
-        ex.rate = limiter.TryTake(now_, claims_.sub());
-        break;
-      }
-      // jwt_sub without a verified subject (auth optional, no token): the
-      // caller's address stands in.
-      [[fallthrough]];
-    case config::RateKey::kClientIp:
-      ex.rate = limiter.TryTake(now_, std::string_view(c.peer, c.peer_len));
-      break;
+// The JWT stamp refused: 401 or 403 with WWW-Authenticate, by the
+// verifier's verdict, which refines the row (its status, which check).
+policy::Fault Worker::RefuseToken(const config::Snapshot& snap, const config::Route& route,
+                                  const auth::Verdict& v) {
+  if (v.code == auth::JwtReason::kUnknownKid && snap.jwt_unknown_kid != nullptr) {
+    snap.jwt_unknown_kid->store(true, std::memory_order_relaxed);
   }
-  ex.rate_limited_route = true;
-  metrics_.policy.Count(route.key, ex.rate.admitted ? obs::kPolicyAdmitted : obs::kPolicyLimited);
-  if (ex.rate.admitted) return policy::Fault::kNone;
+  static_assert(static_cast<uint16_t>(auth::JwtReason::kInsufficientScope) < obs::kJwtReasonSlots);
+  metrics_.policy.Count(
+      route.key, static_cast<uint16_t>(obs::kPolicyJwtRejected + static_cast<uint16_t>(v.code)));
+  std::snprintf(refusal_.detail, sizeof refusal_.detail, "%.*s",
+                static_cast<int>(std::min<size_t>(v.description.size(), 159)),
+                v.description.data());
+  Refuse(policy::Fault::kJwtRejected, refusal_.detail);
+  char* fields = refusal_.fields;
+  size_t n = std::snprintf(fields, sizeof refusal_.fields, "www-authenticate: ");
+  size_t w = auth::FormatWwwAuthenticate(v, fields + n, sizeof refusal_.fields - n - 3);
+  std::memcpy(fields + n + w, "\r\n", 3);
+  std::snprintf(refusal_.reason, sizeof refusal_.reason, "jwt_%.*s",
+                static_cast<int>(v.reason.size()), v.reason.data());
+  refusal_.answer.status = static_cast<uint16_t>(v.status);
+  refusal_.answer.reason = refusal_.reason;
+  return policy::Fault::kJwtRejected;
+}
+
+// The rate-limit stamp refused: 429 with Retry-After and RateLimit-*.
+policy::Fault Worker::RefuseRate(const policy::RateDecision& d) {
   Refuse(policy::Fault::kRateLimited);
   Writer f(refusal_.fields, sizeof refusal_.fields - 1);
-  f.S("retry-after: ").U(ex.rate.retry_after_s).S("\r\n");
-  WriteRateFields(f, ex.rate);
+  f.S("retry-after: ").U(d.retry_after_s).S("\r\n");
+  WriteRateFields(f, d);
   HMS_CHECK(!f.overflow());  // four numbers of at most 20 digits and their names: < 160
   refusal_.fields[f.size()] = '\0';
   return policy::Fault::kRateLimited;
@@ -234,39 +256,6 @@ policy::Fault Worker::JudgeFieldNames(uint32_t slot) {
   }
   if (ex.dropped_headers > 0) metrics_.headers_dropped_underscore.Add(ex.dropped_headers);
   return policy::Fault::kNone;
-}
-
-policy::Fault Worker::Authenticate(const config::Snapshot& snap, const config::Route& route) {
-  const http::RequestHead& r = req_;
-  std::string_view token = auth::BearerToken(Find(r.headers, r.header_count, "authorization"));
-  if (token.empty() && route.auth_mode == config::AuthMode::kOptional) return policy::Fault::kNone;
-  HMS_CHECK(verifier_ != nullptr && snap.jwt_keys != nullptr);
-  auth::Verdict v = verifier_->Verify(token, now_unix_, &claims_);
-  if (v.ok) v = auth::CheckRequired(claims_, route.require);
-  if (v.ok) {
-    claims_valid_ = true;
-    return policy::Fault::kNone;
-  }
-  if (v.code == auth::JwtReason::kUnknownKid && snap.jwt_unknown_kid != nullptr) {
-    snap.jwt_unknown_kid->store(true, std::memory_order_relaxed);
-  }
-  static_assert(static_cast<uint16_t>(auth::JwtReason::kInsufficientScope) < obs::kJwtReasonSlots);
-  metrics_.policy.Count(
-      route.key, static_cast<uint16_t>(obs::kPolicyJwtRejected + static_cast<uint16_t>(v.code)));
-  std::snprintf(refusal_.detail, sizeof refusal_.detail, "%.*s",
-                static_cast<int>(std::min<size_t>(v.description.size(), 159)),
-                v.description.data());
-  Refuse(policy::Fault::kJwtRejected, refusal_.detail);
-  char* fields = refusal_.fields;
-  size_t n = std::snprintf(fields, sizeof refusal_.fields, "www-authenticate: ");
-  size_t w = auth::FormatWwwAuthenticate(v, fields + n, sizeof refusal_.fields - n - 3);
-  std::memcpy(fields + n + w, "\r\n", 3);
-  // The verifier's verdict refines the row: 401 or 403, and which check.
-  std::snprintf(refusal_.reason, sizeof refusal_.reason, "jwt_%.*s",
-                static_cast<int>(v.reason.size()), v.reason.data());
-  refusal_.answer.status = static_cast<uint16_t>(v.status);
-  refusal_.answer.reason = refusal_.reason;
-  return policy::Fault::kJwtRejected;
 }
 
 // The upstream head (RewriteRequestHead, head_rewrite.h), kept in its own
@@ -347,6 +336,84 @@ bool Worker::SelectEgress(const config::Snapshot& snap, const http::RequestHead&
   *origin = canon.origin.substr(1 + segment.size());  // "", "/rest...", "?query"
   *service = snap.clusters[route->cluster].name;
   return true;
+}
+
+uint32_t PickEndpoint(const config::Cluster& cluster, uint32_t* rr_cursor,
+                      const std::vector<uint32_t>& busy, uint64_t* rng) noexcept {
+  size_t n = cluster.endpoints.size();
+  if (!cluster.least_request || n < 2) return static_cast<uint32_t>((*rr_cursor)++ % n);
+  // Power of two choices: two distinct random endpoints, the less busy wins.
+  uint32_t a = static_cast<uint32_t>(NextRandom(rng) % n);
+  uint32_t b = static_cast<uint32_t>(NextRandom(rng) % (n - 1));
+  if (b >= a) ++b;
+  uint32_t ia = cluster.endpoints[a].id, ib = cluster.endpoints[b].id;
+  uint32_t busy_a = ia < busy.size() ? busy[ia] : 0;
+  uint32_t busy_b = ib < busy.size() ? busy[ib] : 0;
+  return busy_a <= busy_b ? a : b;
+}
+
+Stamps RunStamps(const StampRequest& req, const StampTools& tools) noexcept {
+  Stamps st;
+  const config::Route& route = *req.route;
+  const config::Cluster& cluster = *req.cluster;
+  bool claims_valid = false;
+  if (tools.verifier != nullptr && route.auth_mode != config::AuthMode::kNone) {
+    const std::string_view token = auth::BearerToken(req.authorization);
+    if (!token.empty() || route.auth_mode != config::AuthMode::kOptional) {
+      st.jwt_checked = true;
+      st.jwt = tools.verifier->Verify(token, req.now_unix, tools.claims);
+      if (st.jwt.ok) st.jwt = auth::CheckRequired(*tools.claims, route.require);
+      if (!st.jwt.ok) {
+        st.fault = policy::Fault::kJwtRejected;
+        return st;
+      }
+      claims_valid = true;
+    }
+  }
+  if (tools.limiter != nullptr) {
+    // One shared word per bucket: the process admits what a single global
+    // bucket would, whichever core this is (docs/resilience.md).
+    policy::CoreRateLimiter& limiter = *tools.limiter;
+    st.rate_checked = true;
+    switch (route.rate_key) {
+      case config::RateKey::kRoute:
+        st.rate = limiter.TryTake(req.now);
+        break;
+      case config::RateKey::kHeader:
+        st.rate = limiter.TryTake(req.now, req.rate_header_value);
+        break;
+      case config::RateKey::kJwtSub:
+        if (claims_valid && !tools.claims->sub().empty()) {
+          st.rate = limiter.TryTake(req.now, tools.claims->sub());
+          break;
+        }
+        // jwt_sub without a verified subject (auth optional, no token): the
+        // caller's address stands in.
+        [[fallthrough]];
+      case config::RateKey::kClientIp:
+        st.rate = limiter.TryTake(req.now, req.client_ip);
+        break;
+    }
+    if (!st.rate.admitted) {
+      st.fault = policy::Fault::kRateLimited;
+      return st;
+    }
+  }
+  if (cluster.breaker_state != nullptr) {
+    const policy::BreakerAdmission a = cluster.breaker_state->Admit(req.now);
+    if (!a.allowed) {
+      st.fault = policy::Fault::kCircuitOpen;
+      return st;
+    }
+    st.breaker = cluster.breaker_state.get();
+    st.probe = a.is_probe;
+  }
+  if (cluster.endpoints.empty()) {
+    st.fault = policy::Fault::kNoEndpoints;
+    return st;
+  }
+  st.endpoint_index = PickEndpoint(cluster, tools.rr_cursor, *tools.busy, tools.rng);
+  return st;
 }
 
 }  // namespace hms::proxy

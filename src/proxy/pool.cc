@@ -133,19 +133,6 @@ void Worker::RedirectWaiting(uint32_t up) {
   }
 }
 
-uint32_t Worker::PickEndpoint(uint32_t cluster_index, const config::Cluster& cluster) {
-  size_t n = cluster.endpoints.size();
-  if (!cluster.least_request || n < 2) return static_cast<uint32_t>(rr_[cluster_index]++ % n);
-  // Power of two choices: two distinct random endpoints, the less busy wins.
-  uint32_t a = static_cast<uint32_t>(Random() % n);
-  uint32_t b = static_cast<uint32_t>(Random() % (n - 1));
-  if (b >= a) ++b;
-  uint32_t ia = cluster.endpoints[a].id, ib = cluster.endpoints[b].id;
-  uint32_t busy_a = ia < busy_.size() ? busy_[ia] : 0;
-  uint32_t busy_b = ib < busy_.size() ? busy_[ib] : 0;
-  return busy_a <= busy_b ? a : b;
-}
-
 void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
   Upstream& u = upstreams_[up];
   if (!reusable || draining_ || u.endpoint_id >= pool_head_.size() || !endpoint_live_[u.endpoint_id] ||

@@ -13,6 +13,7 @@
 
 #include "hms/common/check.h"
 #include "hms/obs/alloc_hook.h"
+#include "src/proxy/admission.h"
 #include "src/proxy/wire.h"
 
 namespace hms::proxy {
@@ -558,12 +559,6 @@ void Worker::FlushDirty() {
   dirty_upstreams_.clear();
 }
 
-uint64_t Worker::Random() noexcept {
-  // xorshift64*: jitter and load-balancing picks, not secrets.
-  rng_ ^= rng_ >> 12;
-  rng_ ^= rng_ << 25;
-  rng_ ^= rng_ >> 27;
-  return rng_ * 0x2545F4914F6CDD1Dull;
-}
+uint64_t Worker::Random() noexcept { return NextRandom(&rng_); }
 
 }  // namespace hms::proxy

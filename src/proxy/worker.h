@@ -1,8 +1,16 @@
-// Worker: one core's event loop and connection state machines (DESIGN §4, §6).
+// Worker: one core's event loop and its connection state machines (DESIGN
+// §4, §6; docs/engine.md "A request's path through the engine").
 //
 // Owned by the Engine, run on its own pinned thread; after Run() starts every
 // member is touched by that thread only, except `mailbox_` (producers push)
 // and `metrics_` (the admin thread reads relaxed atomics).
+//
+// The loop, completion dispatch, slabs, mailbox and timers are worker.cc;
+// each state machine is a file of its own, declared below in its group:
+// the downstream connection (downstream.cc), the exchange (exchange.h,
+// exchange.cc) and its admission (admission.h, admission.cc), the upstream
+// connection (upstream.cc) and its pool (pool.cc); what both connection
+// kinds share is connection.h and tls_io.cc.
 //
 // A downstream connection ("client") carries at most one exchange at a time;
 // pipelined requests wait in its input and are answered in order. An upstream
@@ -223,72 +231,48 @@ class Worker {
   void ReleaseHold(SnapshotHold* h);
   void SizeStateFor(const config::Snapshot& s);
 
-  // Accept and client side.
+  // The downstream connection (downstream.cc): HTTP/1.1 server side.
   void ArmAccept(uint16_t listener);
   void OnAccept(uint16_t listener, int res, uint32_t flags);
+  void SetClientTimer(uint32_t slot);
   void OnClientRecv(uint32_t slot, int res, uint32_t flags);
-  void OnClientSent(uint32_t slot, int res);
   // Arms or cancels the reset watch as the connection's state needs it.
   void WatchClient(uint32_t slot);
   void OnClientWatch(uint32_t slot, int res);
   void PumpClient(uint32_t slot);
   int64_t ConsumeClient(uint32_t slot, const char* p, size_t n);
+  void OnClientSent(uint32_t slot, int res);
+  // The request body is unfinished and the gateway holds none of its bytes
+  // back (nothing waits for room toward the upstream): the client is behind.
+  bool ClientOwesBody(const Client& c) const;
+  // The client closed its sending side (FIN or close_notify) during an
+  // exchange. True when that ended the exchange: a body it can no longer
+  // finish is answered 400 at once, counted against no one.
+  bool EndAbandonedUpload(uint32_t slot);
+  void RejectRequest(uint32_t slot, const policy::Answer& answer);
+  // graceful: flush the queue and linger first; else close at once.
+  void CloseClient(uint32_t slot, bool graceful);
+  void MaybeFreeClient(uint32_t slot);
+
+  // The exchange (exchange.cc; its State in exchange.h).
   int64_t StartExchange(uint32_t slot, size_t head_len);
-  // The steps of StartExchange. Each that may refuse returns kNone or the
-  // fault, with the answer in refusal_ (Refuse); AnswerRefusal sends it.
-  struct RouteChoice {
-    uint32_t target = 0;             // index into the snapshot's routes
-    std::string_view origin;         // the request-target sent upstream
-    std::string_view egress_to;      // egress: the service, sent as Host
-    std::string_view peer_id;        // the caller's verified identity (mTLS), else empty
-  };
   void BeginExchange(uint32_t slot, size_t head_len);
-  policy::Fault ResolveRoute(uint32_t slot, RouteChoice* choice);
-  policy::Fault Admit(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop);
-  policy::Fault AdmitRate(uint32_t slot, uint32_t target);
-  bool WriteUpstreamHead(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop);
-  void SetDeadline(Exchange& ex, uint64_t timeout_ms, std::string_view caller_ms);
-  policy::Fault Refuse(policy::Fault fault, std::string_view detail = {});
-  void AnswerRefusal(uint32_t slot);
   int64_t ForwardRequestBody(uint32_t slot, const char* p, size_t n);
-  void FinishExchange(uint32_t slot);
   // Answers the exchange from the fault table (policy::AnswerFor): status,
   // x-hms-reason, a JSON body naming the rule; `extra_header` holds whole
   // "name: value\r\n" fields.
   void LocalResponse(uint32_t slot, const policy::Answer& answer, bool close,
                      const char* extra_header = nullptr);
-  // graceful: flush the queue and linger first; else close at once.
-  void CloseClient(uint32_t slot, bool graceful);
-  void EndExchange(uint32_t slot);
-  // Appends the exchange's access-log line to this core's ring (or counts
-  // it dropped when the ring is full).
-  void LogAccess(const Client& c);
-  // Applies the field-name rules (underscores_in_headers) to the request head
-  // in req_: counts and notes the fields that will not go upstream, or
-  // answers 400 under `reject`. False when the request was answered.
-  policy::Fault JudgeFieldNames(uint32_t slot);
-  // A sidecar's inbound caller: its identity is in the service's allow_from
-  // (an empty list admits any identity the mesh CA vouches for).
-  static bool PeerAllowed(const config::Cluster& local, std::string_view identity);
-  // Spans (span.cc): marks a sampled exchange and keeps what its span needs
-  // from the request head; at the exchange's end writes its span into this
-  // core's ring (or counts it dropped when the ring is full).
-  void StartSpan(Exchange& ex, const http::RequestHead& r);
-  void RecordSpan(const Client& c);
-  // JWT validation for routes with auth required/optional: kNone, or
-  // kJwtRejected with the refusal (401/403, WWW-Authenticate) in refusal_.
-  policy::Fault Authenticate(const config::Snapshot& snap, const config::Route& route);
-  // The egress route a request names (by Host, else by its path's first
-  // segment), the request-target to send upstream and the service's name.
-  // False when it names no service.
-  static bool SelectEgress(const config::Snapshot& snap, const http::RequestHead& r,
-                           const http::CanonicalTarget& canon, uint32_t* target,
-                           std::string_view* origin, std::string_view* service);
   // Tells the service's breaker how the request went (once per request): the
   // one place where an outcome reaches it, judged by policy::Classify. An
   // outcome not counted leaves the breaker as it was, but a probe that ends
   // so gives its slot back.
   void ReportOutcome(Exchange& ex, policy::Fault fault);
+  // Tells the endpoint of the current attempt how it went (outlier ejection),
+  // by the same table as the breaker.
+  void ReportEndpoint(const Exchange& ex, policy::Fault fault);
+  // The service's breaker is not closed (open or half-open).
+  bool BreakerOpen(const Exchange& ex);
   // A policy retry of the client's exchange (DESIGN §5): when every rule
   // allows it (a fault that another attempt may help, attempts left,
   // idempotent or never reached the upstream, body kept, breaker closed, time
@@ -300,40 +284,51 @@ class Worker {
   // (if the retry budget allows) arms the backoff. `stale_pooled`: the
   // attempt ran on a pooled connection that gave no byte of an answer.
   bool ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled = false);
-  // The service's breaker is not closed (open or half-open).
-  bool BreakerOpen(const Exchange& ex);
-  // Tells the endpoint of the current attempt how it went (outlier ejection),
-  // by the same table as the breaker.
-  void ReportEndpoint(const Exchange& ex, policy::Fault fault);
-  // The request body is unfinished and the gateway holds none of its bytes
-  // back (nothing waits for room toward the upstream): the client is behind.
-  bool ClientOwesBody(const Client& c) const;
-  // The client closed its sending side (FIN or close_notify) during an
-  // exchange. True when that ended the exchange: a body it can no longer
-  // finish is answered 400 at once, counted against no one.
-  bool EndAbandonedUpload(uint32_t slot);
   // Lets go of the exchange's upstream connection without an answer: closed,
   // or, when queued behind another exchange, left to serve that one.
   void DetachUpstream(uint32_t slot);
-  // The endpoint for a new exchange: round robin, or least-request (the less
-  // busy of two random endpoints, by this core's connections in use).
-  uint32_t PickEndpoint(uint32_t cluster_index, const config::Cluster& cluster);
-  uint64_t Random() noexcept;
-  void RejectRequest(uint32_t slot, const policy::Answer& answer);
-  void MaybeFreeClient(uint32_t slot);
-  // Lists the connection for this pass's flush (once).
-  void MarkDirty(Client& c, uint32_t slot);
-  void MarkDirty(Upstream& u, uint32_t up);
-  void SetClientTimer(uint32_t slot);
+  void FinishExchange(uint32_t slot);
+  void EndExchange(uint32_t slot);
+  // Appends the exchange's access-log line to this core's ring (or counts
+  // it dropped when the ring is full).
+  void LogAccess(const Client& c);
 
-  // Upstream side.
-  // Gives the client's exchange an upstream connection (pooled or new) and
-  // queues the request head on it. False when the exchange already ended.
-  bool AttachUpstream(uint32_t slot, bool fresh);
-  void CompleteResponse(uint32_t up);
-  // Sends every exchange still waiting on `up` to a fresh connection (or
-  // answers 502 when out of attempts); they got no byte of an answer yet.
-  void RedirectWaiting(uint32_t up);
+  // The admission pipeline (admission.cc): the steps of StartExchange. Each
+  // that may refuse returns kNone or the fault, with the answer in refusal_
+  // (Refuse); AnswerRefusal sends it.
+  struct RouteChoice {
+    uint32_t target = 0;             // index into the snapshot's routes
+    std::string_view origin;         // the request-target sent upstream
+    std::string_view egress_to;      // egress: the service, sent as Host
+    std::string_view peer_id;        // the caller's verified identity (mTLS), else empty
+  };
+  policy::Fault ResolveRoute(uint32_t slot, RouteChoice* choice);
+  policy::Fault Admit(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop);
+  // Applies the field-name rules (underscores_in_headers) to the request head
+  // in req_: counts and notes the fields that will not go upstream, or
+  // answers 400 under `reject`. False when the request was answered.
+  policy::Fault JudgeFieldNames(uint32_t slot);
+  // The stamps' refusals (RunStamps, admission.h), with their answer in
+  // refusal_: the JWT verdict (401/403, WWW-Authenticate), the rate limit
+  // (429, Retry-After, RateLimit-*).
+  policy::Fault RefuseToken(const config::Snapshot& snap, const config::Route& route,
+                            const auth::Verdict& v);
+  policy::Fault RefuseRate(const policy::RateDecision& d);
+  bool WriteUpstreamHead(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop);
+  void SetDeadline(Exchange& ex, uint64_t timeout_ms, std::string_view caller_ms);
+  policy::Fault Refuse(policy::Fault fault, std::string_view detail = {});
+  void AnswerRefusal(uint32_t slot);
+  // A sidecar's inbound caller: its identity is in the service's allow_from
+  // (an empty list admits any identity the mesh CA vouches for).
+  static bool PeerAllowed(const config::Cluster& local, std::string_view identity);
+  // The egress route a request names (by Host, else by its path's first
+  // segment), the request-target to send upstream and the service's name.
+  // False when it names no service.
+  static bool SelectEgress(const config::Snapshot& snap, const http::RequestHead& r,
+                           const http::CanonicalTarget& canon, uint32_t* target,
+                           std::string_view* origin, std::string_view* service);
+
+  // The upstream connection (upstream.cc): HTTP/1.1 client side.
   uint32_t NewUpstream(const config::Endpoint& ep);
   void OnConnect(uint32_t up, int res);
   void OnUpstreamRecv(uint32_t up, int res, uint32_t flags);
@@ -344,19 +339,37 @@ class Worker {
   // written (to commit), or 0 when it does not fit a block.
   size_t WriteResponseHead(Client& c, const HopByHop& hop_by_hop, bool dechunk, bool close);
   int64_t ForwardResponseBody(uint32_t up, Client& c, const char* p, size_t n);
+  void CompleteResponse(uint32_t up);
   // The attempt on `up` failed before a usable response: retry elsewhere when
   // allowed, else answer the client with `answer`'s row (its message replaced
   // by `detail` when given). Breaker, ejection and retries classify the
   // failure by the connection's state: a connect (or handshake) that failed,
   // else a reset.
   void UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view detail = {});
-  void ReleaseUpstream(uint32_t up, bool reusable);
   void CloseUpstream(uint32_t up);
   void MaybeFreeUpstream(uint32_t up);
+
+  // Upstream connections for an exchange and the per-endpoint pool (pool.cc).
+  // Gives the client's exchange an upstream connection (pooled or new) and
+  // queues the request head on it. False when the exchange already ended.
+  bool AttachUpstream(uint32_t slot, bool fresh);
+  // Sends every exchange still waiting on `up` to a fresh connection (or
+  // answers 502 when out of attempts); they got no byte of an answer yet.
+  void RedirectWaiting(uint32_t up);
+  void ReleaseUpstream(uint32_t up, bool reusable);
   void PoolPush(uint32_t up);
   void PoolRemove(uint32_t up);
 
-  void Submit();
+  // Used by every room.
+  uint64_t Random() noexcept;
+  // Lists the connection for this pass's flush (once).
+  void MarkDirty(Client& c, uint32_t slot);
+  void MarkDirty(Upstream& u, uint32_t up);
+  // Spans (span.cc): marks a sampled exchange and keeps what its span needs
+  // from the request head; at the exchange's end writes its span into this
+  // core's ring (or counts it dropped when the ring is full).
+  void StartSpan(Exchange& ex, const http::RequestHead& r);
+  void RecordSpan(const Client& c);
 
   // Active health checks (health.cc).
   // Starts the checks of the endpoints whose service this core owns in `s`,
@@ -428,7 +441,6 @@ class Worker {
   std::vector<policy::CoreRateLimiter> limiters_;  // [route index] this core's view of each bucket
   std::unique_ptr<auth::JwtVerifier> verifier_;     // with the current snapshot's keys; its own cache
   auth::Claims claims_;                             // scratch: the claims of the token being checked
-  bool claims_valid_ = false;                       // claims_ belong to the current request
   int64_t now_unix_ = 0;                            // wall-clock seconds, read once per pass
   std::vector<uint32_t> dirty_clients_;
   std::vector<uint32_t> dirty_upstreams_;
