@@ -959,7 +959,7 @@ bool ParseExplain(const std::vector<std::string>& args, ExplainQuery* q, int* ex
 }
 
 // The gateway's own answer when no route takes the request
-// (proxy/client.cc): status, x-hms-reason, message.
+// (proxy/admission.cc): status, x-hms-reason, message.
 int ExplainNoRoute(const ExplainQuery& q, const route::Match& m) {
   const bool not_found = m.kind == route::MatchKind::kNotFound;
   const std::string reason = not_found ? "no_route" : "method_not_allowed";
@@ -1192,7 +1192,7 @@ void PrintExplainText(const ExplainQuery& q, const route::Match& m, const config
     std::printf("endpoints   none: the gateway answers 503 no_endpoints\n");
     return;
   }
-  // client.cc picks the first endpoint round robin per core and moves to the
+  // proxy/pool.cc picks the first endpoint round robin per core and moves to the
   // next one after a failed connect: this is the order from the first pick.
   std::printf("endpoints   tried in this order (the first one rotates per request)\n");
   for (size_t i = 0; i < cl.endpoints.size(); ++i) {
