@@ -121,7 +121,7 @@ bool RedisClient::Call(uint64_t tag, std::string_view key, std::span<const int64
   p.tag = tag;
   p.deadline = now + options_.timeout_ns;
   p.key_len = static_cast<uint32_t>(key.size());
-  std::memcpy(p.key, key.data(), key.size());
+  if (!key.empty()) std::memcpy(p.key, key.data(), key.size());
   p.nargs = static_cast<uint32_t>(args.size());
   std::copy(args.begin(), args.end(), p.args);
   return SendCall(p);
@@ -230,7 +230,8 @@ void RedisClient::Complete(const Pending& p, CallStatus status, std::string_view
   c.tag = p.tag;
   c.status = status;
   c.error_len = static_cast<uint32_t>(std::min(error.size(), sizeof(c.error)));
-  std::memcpy(c.error, error.data(), c.error_len);
+  // An empty view may have a null data(), which memcpy must not be given.
+  if (c.error_len > 0) std::memcpy(c.error, error.data(), c.error_len);
 }
 
 void RedisClient::Fail(CallStatus why, std::string_view error) noexcept {

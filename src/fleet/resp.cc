@@ -110,7 +110,7 @@ size_t WriteCommand(std::span<const Arg> args, std::span<char> out) noexcept {
   // when the space runs out, which is the only failure.
   auto put = [&](std::string_view s) {
     if (static_cast<size_t>(end - p) < s.size()) return false;
-    std::memcpy(p, s.data(), s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
     p += s.size();
     return true;
   };
