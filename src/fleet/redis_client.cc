@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "hms/common/check.h"
+#include "hms/common/file_check.h"
 
 namespace hms::fleet {
 
@@ -33,11 +32,9 @@ std::string_view CallStatusName(CallStatus s) noexcept {
 }
 
 Result<std::string> ReadPasswordFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return ConfigError(path + ": cannot read the Redis password file");
-  std::ostringstream s;
-  s << f.rdbuf();
-  std::string text = s.str();
+  auto read = ReadSmallFile(path, 4096);
+  if (!read.ok()) return read.error();
+  std::string text = std::move(*read);
   // Files written by editors and `echo` end with a newline the password lacks.
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   if (text.empty()) return ConfigError(path + ": the Redis password file is empty");
@@ -47,6 +44,9 @@ Result<std::string> ReadPasswordFile(const std::string& path) {
 RedisClient::RedisClient(ClientOptions options, std::string_view script)
     : options_(std::move(options)), script_(script) {
   HMS_CHECK(options_.max_in_flight > 0);
+  // The handshake is queued whole at connect: the output buffer must hold it.
+  HMS_CHECK(options_.buffer_bytes >=
+            script_.size() + options_.username.size() + options_.password.size() + 256);
   out_.resize(options_.buffer_bytes);
   in_.resize(options_.buffer_bytes);
   pending_.resize(options_.max_in_flight + 3);  // + the handshake's three

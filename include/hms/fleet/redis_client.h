@@ -63,7 +63,7 @@ struct ClientOptions {
   std::string password;  // empty: no AUTH
   uint32_t db = 0;       // not 0: SELECT db
   uint64_t timeout_ns = core::Millis(200);
-  size_t buffer_bytes = 64 * 1024;  // each way
+  size_t buffer_bytes = 64 * 1024;  // each way; at least the handshake (script + 256)
   uint32_t max_in_flight = 64;
 };
 
@@ -120,8 +120,8 @@ class RedisClient {
     core::Instant deadline = 0;
     uint32_t key_len = 0;
     uint32_t nargs = 0;
-    char key[kMaxKeyBytes];
-    int64_t args[kMaxCallArgs];
+    char key[kMaxKeyBytes] = {};
+    int64_t args[kMaxCallArgs] = {};
   };
 
   bool Push(const Pending& p, std::span<const Arg> command) noexcept;

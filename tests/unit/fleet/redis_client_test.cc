@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <new>
 #include <string>
 #include <vector>
@@ -304,6 +306,25 @@ TEST(RedisClient, RefusesWhatItCannotSend) {
   EXPECT_FALSE(c.Call(9, "rl:j", kArgs, kT0));
   EXPECT_EQ(Completions(c).size(), 8u);
   EXPECT_TRUE(c.Call(9, "rl:j", kArgs, kT0));
+}
+
+TEST(RedisClient, PasswordFileLosesItsNewlineAndMustNotBeEmpty) {
+  char dir[] = "/tmp/hms-fleet-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string good = std::string(dir) + "/good", empty = std::string(dir) + "/empty";
+  std::ofstream(good) << "pa ss\r\n";
+  std::ofstream(empty) << "\n";
+  auto read = ReadPasswordFile(good);
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_EQ(*read, "pa ss");
+  auto none = ReadPasswordFile(empty);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().message, empty + ": the Redis password file is empty");
+  EXPECT_EQ(none.error().side, Side::kConfig);
+  auto dir_itself = ReadPasswordFile(dir);
+  ASSERT_FALSE(dir_itself.ok());
+  EXPECT_EQ(dir_itself.error().message, std::string(dir) + ": is a directory");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(RedisClient, SteadyStateAllocatesNothing) {
