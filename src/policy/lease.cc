@@ -30,8 +30,11 @@ void Observe(CoreLease& l, core::Instant now, const LeaseParams& p) noexcept {
 uint64_t RateNow(const CoreLease& l, core::Instant now, const LeaseParams& p) noexcept {
   const uint64_t elapsed = now - l.window_start;
   if (l.window_start == 0 || elapsed < std::max<uint64_t>(p.horizon_ns, 1)) return l.rate_x1000;
+  // The window's requests at its start and at `now` both counted: that many
+  // less one intervals.
+  const uint64_t intervals = l.window_count > 0 ? l.window_count - 1 : 0;
   const unsigned __int128 current =
-      static_cast<unsigned __int128>(l.window_count) * 1'000'000'000'000ull / elapsed;
+      static_cast<unsigned __int128>(intervals) * 1'000'000'000'000ull / elapsed;
   return std::max<uint64_t>(
       l.rate_x1000, static_cast<uint64_t>(std::min<unsigned __int128>(current, UINT64_MAX / 2)));
 }

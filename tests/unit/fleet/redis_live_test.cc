@@ -26,6 +26,7 @@
 #include "hms/common/check.h"
 #include "hms/fleet/gcra_script.h"
 #include "hms/fleet/redis_client.h"
+#include "hms/policy/lease.h"
 
 namespace hms::fleet {
 namespace {
@@ -188,6 +189,59 @@ struct Session {
   int fd;
   RedisClient client;
 };
+
+// The case end to end, minus the engine: two gateways x two cores
+// (four threads, each a core with its own connection, client and CoreLease)
+// share "20 req/min" and get 100 requests spread over them. Each core's
+// clock is a fake one, a request every 150 ms (a rate at which the lease is
+// one token, so nothing is held); Redis's clock is its own. Exactly 20 are
+// admitted (plus the refill, one per 3 s of real time the test took).
+TEST_F(RedisLive, FourCoresLeasingAdmitExactlyTheFleetLimit) {
+  constexpr int kCores = 4;
+  constexpr int64_t kIntervalUs = 3'000'000;
+  std::atomic<int64_t> admitted{0}, refused{0}, calls{0};
+  std::atomic<int> failures{0};
+  const core::Instant start = core::Now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kCores; ++t) {
+    threads.emplace_back([&] {
+      Session s(*server_, kPassword);
+      if (s.fd < 0) return (void)++failures;
+      policy::LeaseParams p;
+      policy::CoreLease lease;
+      core::Instant now = core::Millis(1'000);
+      for (uint64_t i = 0; i < 25; ++i, now += core::Millis(150)) {
+        const policy::LeaseStep step = policy::TakeToken(lease, now, p);
+        if (step == policy::LeaseStep::kAdmit) ++admitted;
+        if (step == policy::LeaseStep::kRefuse) ++refused;
+        if (step != policy::LeaseStep::kWait) continue;
+        const uint32_t want = policy::StartAsk(lease, now, p);
+        ++calls;
+        if (want != 1 || !s.Lease(i, "hms:test:fleet", kIntervalUs, 20, want)) {
+          return (void)++failures;
+        }
+        const auto done = s.Wait(1);
+        if (done.size() != 1 || done[0].status != CallStatus::kOk) return (void)++failures;
+        const uint64_t retry_ns = static_cast<uint64_t>(done[0].values[1]) * 1000;
+        const policy::LeaseAnswer a =
+            policy::OnGrant(lease, static_cast<uint32_t>(done[0].values[0]), retry_ns, now, p);
+        admitted += a.admit;
+        refused += a.refuse;
+      }
+      if (lease.tokens != 0) ++failures;  // nothing stranded at this rate
+    });
+  }
+  for (auto& th : threads) th.join();
+  const uint64_t elapsed_us = (core::Now() - start) / 1000;
+  ASSERT_EQ(failures.load(), 0);
+  const int64_t refill = static_cast<int64_t>(elapsed_us / kIntervalUs);
+  EXPECT_GE(admitted.load(), 20);
+  EXPECT_LE(admitted.load(), 20 + refill) << "took " << elapsed_us << " us";
+  EXPECT_EQ(admitted.load() + refused.load(), 100);
+  // A refusal from Redis is remembered: later requests on that core are
+  // refused without a call until its fake clock passes the retry-after.
+  EXPECT_LT(calls.load(), 100);
+}
 
 TEST_F(RedisLive, RetryAfterAndResetFollowTheBucket) {
   Session s(*server_, kPassword);

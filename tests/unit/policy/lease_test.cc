@@ -45,6 +45,30 @@ TEST(Lease, LowRateWaitsForEachToken) {
   EXPECT_EQ(StartAsk(l, kT0 + 3 * kMs, p), 0u);  // nothing to ask for
 }
 
+// The rate is read from the gaps between requests: one every 150 ms is below
+// the 10/s at which a 100 ms horizon holds a token, so every ask is for the
+// waiting request alone; one every 50 ms (20/s) leases two after one horizon.
+TEST(Lease, AskSizeFollowsTheGapsBetweenRequests) {
+  struct Row {
+    uint64_t gap_ms;
+    uint32_t first_ask_above_one;  // the request at which an ask first exceeds 1 (0: never)
+  } rows[] = {{150, 0}, {100, 0}, {50, 2}};
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.gap_ms);
+    LeaseParams p;
+    CoreLease l;
+    uint32_t first = 0;
+    for (uint32_t i = 0; i < 30; ++i) {
+      const core::Instant now = kT0 + i * r.gap_ms * kMs;
+      if (TakeToken(l, now, p) != LeaseStep::kWait) continue;
+      const uint32_t ask = StartAsk(l, now, p);
+      if (ask > 1 && first == 0) first = i;
+      OnGrant(l, ask, 0, now, p);
+    }
+    EXPECT_EQ(first, r.first_ask_above_one);
+  }
+}
+
 TEST(Lease, RefusalIsRememberedUntilRedisSaysATokenIsDue) {
   LeaseParams p;
   CoreLease l;
