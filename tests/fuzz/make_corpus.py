@@ -215,6 +215,20 @@ def tls():
         write("tls_server", b"\x03" + hello)  # 37-byte pieces, client certificates asked
 
 
+def resp():
+    """Redis replies as the fleet client sees them: its handshake's answers,
+    the GCRA script's arrays, NOSCRIPT and other errors, in one stream."""
+    sha = b"$40\r\n" + b"e0e1f9fabfc9d4800c877a703b823ac0578ff8db" + b"\r\n"
+    gcra = b"*3\r\n:2\r\n:0\r\n:6000000\r\n"
+    for cut, stream in ((0, b"+OK\r\n" + sha + gcra * 4),
+                        (128, b"+OK\r\n" + sha + b"-NOSCRIPT No matching script. Please use EVAL.\r\n"
+                         + gcra * 4),
+                        (7, b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"),
+                        (200, b"+OK\r\n$-1\r\n*-1\r\n:-1\r\n-ERR busy\r\n*2\r\n*1\r\n$0\r\n\r\n+x\r\n"),
+                        (90, b"+OK\r\n" + sha + b"*3\r\n:0\r\n:2999817\r\n:60000000\r\n:1\r\n")):
+        write("resp_reply", bytes([cut]) + stream)
+
+
 def h2():
     """HTTP/2 client byte streams from python3-h2 (a client other than the
     nghttp2 the server side is built on), each from the connection preface."""
@@ -291,6 +305,7 @@ if __name__ == "__main__":
     configs()
     obs()
     tls()
+    resp()
     h2()
     for t in sorted(os.listdir(OUT)):
         print(t, len(os.listdir(os.path.join(OUT, t))))
