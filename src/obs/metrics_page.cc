@@ -164,6 +164,11 @@ void RenderCores(const MetricsPageInput& in, Exposition& e) {
 
 }  // namespace
 
+const char* BreakerStateName(int state) noexcept {
+  static const char* const kStates[] = {"closed", "open", "half-open"};
+  return state >= 0 && state <= 2 ? kStates[state] : "unknown";
+}
+
 std::string RenderMetricsPage(const MetricsPageInput& in) {
   Exposition e;
   RenderRequests(in, e);
