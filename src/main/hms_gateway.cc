@@ -226,6 +226,8 @@ hms::obs::MetricsPageInput GatherMetrics(Gateway& g) {
     }
   });
   in.live_snapshots = static_cast<uint64_t>(hms::config::LiveSnapshots());
+  in.role = g.config.role;
+  in.version = kVersion;
   return in;
 }
 

@@ -355,3 +355,5 @@ def test_a_sidecar_serves_the_page_too(echo_upstream, register, gateway):
                    lambda d: d["cores"][0]["requests"] == 1, what="the sidecar's request counted")
     assert d["role"] == "sidecar"
     assert admin_get(sc, "/ui").status == 200
+    body = admin_get(sc, "/metrics").body.decode()
+    assert 'hms_info{role="sidecar",version="' in body

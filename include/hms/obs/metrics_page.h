@@ -64,6 +64,10 @@ struct MetricsPageInput {
   std::vector<EndpointRow> endpoints;
   std::vector<TokenRow> tokens;
   uint64_t live_snapshots = 0;
+  // This process, for hms_info: "gateway" or "sidecar" (config `role`), and
+  // its version. Dashboards select an instance by role with it.
+  std::string role = "gateway";
+  std::string version;
 };
 
 // The whole page.
