@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +28,7 @@
 #include "hms/common/json_escape.h"
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
+#include "hms/control/fleet.h"
 #include "hms/control/store.h"
 #include "hms/http/path.h"
 #include "hms/route/route_table.h"
@@ -61,8 +63,11 @@ constexpr char kProgramHelp[] =
     "  endpoints add|remove SERVICE HOST:PORT  static endpoints of a service\n"
     "  explain [--config GATEWAY_YAML] [--host HOST] [--json] METHOD PATH\n"
     "                                        which route, policies and endpoints a request gets\n"
-    "  status [--admin HOST:PORT] [--interval S] [--json]\n"
+    "  status [--admin HOST:PORT | --all] [--interval S] [--json]\n"
     "                                        a running gateway's live summary, with rates\n"
+    "                                        (--all: request rates of every fleet member)\n"
+    "  fleet [--json]                        the running gateways and sidecars, their state\n"
+    "                                        and whether each serves the store's config\n"
     "  token --sub S [--aud A] [--scope X] [--ttl 1h] [--config GATEWAY_YAML]\n"
     "                                        mint a development JWT with the dev key\n"
     "  certs init | certs issue NAME         the mesh CA, and a service's mTLS identity\n"
@@ -74,14 +79,27 @@ constexpr char kProgramHelp[] =
     "  --help        this text; COMMAND --help describes one command\n"
     "  --version     the program's version\n";
 
+constexpr char kFleetHelp[] =
+    "usage: hms-api fleet [--json]\n"
+    "\n"
+    "Lists the fleet: every gateway and sidecar running on the store, from the\n"
+    "record each keeps there under a lease (docs/config.md, \"The fleet\"): its id,\n"
+    "role, version, admin address, start time, state and config snapshot. CONFIG\n"
+    "says \"current\" when the member compiled what the store holds now, and\n"
+    "\"LAGS\" when it serves an older snapshot (it has not read the latest change,\n"
+    "or the store does not compile for it); a service it cannot load shows in\n"
+    "STATE as \"stale: WHY\". Exit status 0, or 1 when the store cannot be read.\n";
+
 constexpr char kStatusHelp[] =
-    "usage: hms-api status [--admin HOST:PORT] [--interval SECONDS] [--json]\n"
+    "usage: hms-api status [--admin HOST:PORT | --all] [--interval SECONDS] [--json]\n"
     "\n"
     "Asks a running gateway's admin API (GET /status) for a live summary: per\n"
     "core its connections, requests, request rate and snapshot version; per route\n"
     "its requests and request rate, 5xx answers and their rate, and its rate limit\n"
     "with the tokens left; each service's breaker with its state and the seconds\n"
-    "until its next probe. Rates are per second between two samples taken\n"
+    "until its next probe. With --all: every fleet member with an admin API\n"
+    "(hms-api fleet), its requests and request rate, and the fleet's sums.\n"
+    "Rates are per second between two samples taken\n"
     "--interval apart; counts and states are from the second.\n"
     "\n"
     "  --admin HOST:PORT    the admin listener (default: $HMS_ADMIN, else 127.0.0.1:9901)\n"
@@ -1361,10 +1379,145 @@ void PrintStatus(const std::string& admin, const StatusSample* before, const Sta
   }
 }
 
-int Status(const std::vector<std::string>& args) {
+// The fleet's records, parsed; a record that does not parse is skipped.
+Result<std::vector<control::FleetMember>> ReadFleet(control::Store& store) {
+  Result<std::vector<std::string>> records = store.ListMembers();
+  if (!records) return records.error();
+  std::vector<control::FleetMember> out;
+  for (const std::string& r : *records) {
+    if (auto m = control::ParseMemberRecord(r); m.ok()) out.push_back(std::move(*m));
+  }
+  return out;
+}
+
+std::string UtcTime(int64_t unix_s) {
+  const time_t t = static_cast<time_t>(unix_s);
+  tm parts;
+  char buf[32];
+  gmtime_r(&t, &parts);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return buf;
+}
+
+int Fleet(const std::string& uri, const std::vector<std::string>& args) {
+  if (IsHelp(args)) return std::fputs(kFleetHelp, stdout), kOk;
+  bool json = false;
+  for (const std::string& a : args) {
+    if (a != "--json") return Usage("unknown argument '" + a + "'", kFleetHelp);
+    json = true;
+  }
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
+  if (!store) return Fail(store.error().message);
+  Result<std::vector<control::StoredService>> list = (*store)->List();
+  if (!list) return Fail(list.error().message);
+  Result<std::vector<control::FleetMember>> fleet = ReadFleet(**store);
+  if (!fleet) return Fail(fleet.error().message);
+  const std::string now = control::StoreFingerprint(*list);
+  if (json) {
+    std::string o = "{\"fingerprint\":" + JsonString(now) + ",\"members\":[";
+    for (size_t i = 0; i < fleet->size(); ++i) {
+      const control::FleetMember& m = (*fleet)[i];
+      std::string rec = control::MemberRecord(m);
+      rec.pop_back();
+      o += (i ? "," : "") + rec + ",\"lags\":" + (m.fingerprint == now ? "false" : "true") + "}";
+    }
+    std::printf("%s]}\n", o.c_str());
+    return kOk;
+  }
+  std::printf("%-24s %-8s %-12s %-8s %-21s %-20s %8s  %-8s %s\n", "MEMBER", "ROLE", "SERVICE",
+              "VERSION", "ADMIN", "STARTED", "SNAPSHOT", "CONFIG", "STATE");
+  for (const control::FleetMember& m : *fleet) {
+    std::printf("%-24s %-8s %-12s %-8s %-21s %-20s %8lld  %-8s %s\n", m.id.c_str(), m.role.c_str(),
+                m.service.empty() ? "-" : m.service.c_str(), m.version.c_str(),
+                m.admin.empty() ? "-" : m.admin.c_str(), UtcTime(m.started_s).c_str(),
+                static_cast<long long>(m.snapshot), m.fingerprint == now ? "current" : "LAGS",
+                m.state.c_str());
+  }
+  std::printf("\n%zu member%s on %s\n", fleet->size(), fleet->size() == 1 ? "" : "s",
+              (*store)->Uri().c_str());
+  return kOk;
+}
+
+// The requests a /status sample counts, over every core.
+long long SampleRequests(const StatusSample& s) {
+  long long n = 0;
+  for (simdjson::dom::element c : s.cores) {
+    int64_t v = 0;
+    if (c["requests"].get(v) == simdjson::SUCCESS) n += v;
+  }
+  return n;
+}
+
+// `hms-api status --all`: two samples of every member's /status, `interval_ms`
+// apart; each member's request rate on its own clock, and the sums.
+int StatusAll(const std::string& uri, uint64_t interval_ms, bool json) {
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
+  if (!store) return Fail(store.error().message);
+  Result<std::vector<control::FleetMember>> fleet = ReadFleet(**store);
+  if (!fleet) return Fail(fleet.error().message);
+  struct Row {
+    const control::FleetMember* member;
+    StatusSample before, after;
+    bool ok = false;
+  };
+  std::vector<std::unique_ptr<Row>> rows;
+  for (const control::FleetMember& m : *fleet) {
+    const std::optional<config::HostPort> hp = config::ParseHostPort(m.admin);
+    if (!hp) continue;  // no admin API: nothing to ask
+    auto row = std::make_unique<Row>();
+    row->member = &m;
+    control::HttpClient client({control::HttpTarget{hp->host, hp->port}}, 3000);
+    row->ok = FetchStatus(client, m.admin, &row->before) == kOk;
+    rows.push_back(std::move(row));
+  }
+  timespec pause{static_cast<time_t>(interval_ms / 1000),
+                 static_cast<long>(interval_ms % 1000) * 1'000'000};
+  while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+  }
+  long long total = 0;
+  double total_rate = 0;
+  std::string o = "{\"members\":[";
+  if (!json) std::printf("%-24s %-21s %12s %10s\n", "MEMBER", "ADMIN", "REQUESTS", "REQ/S");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Row& r = *rows[i];
+    const control::HttpTarget target{config::ParseHostPort(r.member->admin)->host,
+                                     config::ParseHostPort(r.member->admin)->port};
+    control::HttpClient client({target}, 3000);
+    r.ok = r.ok && FetchStatus(client, r.member->admin, &r.after) == kOk;
+    const long long n = r.ok ? SampleRequests(r.after) : 0;
+    const double seconds = r.ok && r.after.clock_ms > r.before.clock_ms
+                               ? static_cast<double>(r.after.clock_ms - r.before.clock_ms) / 1000
+                               : 0;
+    const double rate =
+        seconds > 0 ? static_cast<double>(n - SampleRequests(r.before)) / seconds : 0;
+    total += n;
+    total_rate += rate;
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "{\"id\":%s,\"admin\":%s,\"ok\":%s,\"requests\":%lld,\"req_per_s\":%.1f}",
+                  JsonString(r.member->id).c_str(), JsonString(r.member->admin).c_str(),
+                  r.ok ? "true" : "false", n, rate);
+    o += (i ? "," : "") + std::string(line);
+    if (!json) {
+      std::printf("%-24s %-21s %12s %10s\n", r.member->id.c_str(), r.member->admin.c_str(),
+                  r.ok ? std::to_string(n).c_str() : "-",
+                  r.ok ? std::to_string(std::llround(rate)).c_str() : "unreachable");
+    }
+  }
+  if (json) {
+    std::printf("%s],\"requests\":%lld,\"req_per_s\":%.1f}\n", o.c_str(), total, total_rate);
+  } else {
+    const std::string count = std::to_string(rows.size()) + " members";
+    std::printf("%-24s %-21s %12lld %10.1f\n", "fleet", count.c_str(), total, total_rate);
+  }
+  return kOk;
+}
+
+int Status(const std::string& uri, const std::vector<std::string>& args) {
   const char* env = std::getenv("HMS_ADMIN");
   std::string admin = env != nullptr && env[0] != '\0' ? env : "127.0.0.1:9901";
   bool json = false;
+  bool all = false;
   uint64_t interval_ms = 1000;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--help" || args[i] == "-h") {
@@ -1373,6 +1526,8 @@ int Status(const std::vector<std::string>& args) {
     }
     if (args[i] == "--json") {
       json = true;
+    } else if (args[i] == "--all") {
+      all = true;
     } else if (args[i] == "--admin" && i + 1 < args.size()) {
       admin = args[++i];
     } else if (args[i] == "--interval" && i + 1 < args.size()) {
@@ -1386,6 +1541,7 @@ int Status(const std::vector<std::string>& args) {
       return Usage("unknown argument '" + args[i] + "'", kStatusHelp);
     }
   }
+  if (all) return StatusAll(uri, std::max<uint64_t>(interval_ms, 100), json);
   const std::optional<config::HostPort> hp = config::ParseHostPort(admin);
   if (!hp) return Usage("--admin needs HOST:PORT", kStatusHelp);
   control::HttpClient client({control::HttpTarget{hp->host, hp->port}}, 3000);
@@ -1460,7 +1616,8 @@ int Main(int argc, char** argv) {
   if (command == "show") return Show(uri, args);
   if (command == "endpoints") return Endpoints(uri, args);
   if (command == "explain") return Explain(uri, args);
-  if (command == "status") return Status(args);
+  if (command == "status") return Status(uri, args);
+  if (command == "fleet") return Fleet(uri, args);
   if (command == "token") return TokenCommand(args);
   if (command == "certs") return CertsCommand(args);
   if (command == "help") {

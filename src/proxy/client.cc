@@ -27,22 +27,26 @@ std::string_view Find(const http::Header* h, int n, std::string_view name) {
 
 }  // namespace
 
-void Worker::ArmAccept(uint16_t listener) {
+// `socket` indexes listen_fds_ (listen_of_ names its listener).
+void Worker::ArmAccept(uint16_t socket) {
   io_uring_sqe* sqe = ring_.Sqe();
-  io_uring_prep_multishot_accept(sqe, listen_fds_[listener], nullptr, nullptr,
+  io_uring_prep_multishot_accept(sqe, listen_fds_[socket], nullptr, nullptr,
                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpAccept, 0, listener));
-  accept_armed_[listener] = true;
+  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpAccept, 0, socket));
+  accept_armed_[socket] = true;
 }
 
-void Worker::OnAccept(uint16_t listener, int res, uint32_t flags) {
+void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) {
-    accept_armed_[listener] = false;
-    if (!draining_) ArmAccept(listener);
+    accept_armed_[socket] = false;
+    if (!draining_) ArmAccept(socket);
   }
   if (res < 0) return;  // EMFILE, ECONNABORTED, ...: the listener carries on
   int fd = res;
-  if (draining_ || clients_.live() >= config_.max_connections_per_core) {
+  const uint16_t listener = listen_of_[socket];
+  // After a handover a connection accepted before the cancel took effect is
+  // served (its answer says Connection: close): closing it would drop it.
+  if ((draining_ && !handed_over_) || clients_.live() >= config_.max_connections_per_core) {
     metrics_.connections_refused.Add();
     close(fd);
     return;

@@ -33,11 +33,12 @@ size_t InputCapacity(const config::GatewayConfig& c) {
 }  // namespace
 
 Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& config,
-               std::vector<int> listen_fds, int cpu)
+               std::vector<int> listen_fds, std::vector<uint16_t> listen_of, int cpu)
     : index_(index),
       cores_(cores),
       config_(config),
       listen_fds_(std::move(listen_fds)),
+      listen_of_(std::move(listen_of)),
       cpu_(cpu),
       blocks_(static_cast<uint32_t>(InputCapacity(config))),
       timers_(core::Now()) {
@@ -54,7 +55,9 @@ Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& conf
   rng_ = 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(index + 1) * 0xBF58476D1CE4E5B9ull) ^
          static_cast<uint64_t>(core::Now());
   // Engine::Bind's order: the listeners, then a sidecar's egress listener.
-  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+  const size_t listeners =
+      config.listeners.size() + (config.role == "sidecar" && !config.egress.empty() ? 1 : 0);
+  for (size_t i = 0; i < listeners; ++i) {
     listener_kind_.push_back(config.role != "sidecar"           ? ListenerKind::kEdge
                              : i < config.listeners.size() ? ListenerKind::kInbound
                                                            : ListenerKind::kEgress);
@@ -110,7 +113,8 @@ void Worker::Run() {
   Loop();
   obs::g_thread_alloc_counter = nullptr;
   ReleaseAll();
-  for (int fd : listen_fds_) close(fd);
+  for (int fd : listen_fds_)
+    if (fd >= 0) close(fd);
   tls::ReleaseThreadCaches();  // this thread verified ECDSA (mTLS, ES256 tokens)
 }
 
@@ -300,28 +304,50 @@ void Worker::DrainMailbox() {
         AdoptSnapshot(static_cast<config::Snapshot*>(m.payload));
         break;
       case core::Message::Kind::kDrain:
-        if (draining_) break;
-        draining_ = true;
-        // A timer, not a check after each wake-up: a core with nothing else
-        // armed would otherwise sleep through its deadline.
-        drain_timer_.kind = kTimerDrain;
-        timers_.Arm(&drain_timer_, now_, config_.drain_timeout_ms);
-        // Stop accepting: the multishot accepts end with an error.
-        for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
-        for (uint32_t i = 0; i < clients_.capacity(); ++i) {
-          Client& c = clients_[i];
-          if (c.state == Client::State::kHead && !c.ex.active && c.queued() == 0 && c.in.empty()) {
-            CloseClient(i, false);
-          }
-        }
-        for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
-          if (upstreams_[i].state == Upstream::State::kIdle) CloseUpstream(i);
-        }
+      case core::Message::Kind::kHandOver:
+        if (!draining_) BeginDrain(m.kind == core::Message::Kind::kHandOver);
         break;
       case core::Message::Kind::kStop:
         stop_ = true;
         break;
     }
+  }
+}
+
+void Worker::BeginDrain(bool handed_over) {
+  draining_ = true;
+  // A timer, not a check after each wake-up: a core with nothing else
+  // armed would otherwise sleep through its deadline.
+  drain_timer_.kind = kTimerDrain;
+  timers_.Arm(&drain_timer_, now_, config_.drain_timeout_ms);
+  if (handed_over) {
+    // The sockets serve the new process now: a shutdown would end them
+    // there too. Cancelling the accepts leaves queued connections to it;
+    // one accepted meanwhile is served here (OnAccept).
+    handed_over_ = true;
+    for (uint16_t i = 0; i < listen_fds_.size(); ++i) {
+      if (accept_armed_[i]) Cancel(kOpAccept, 0, i);
+      close(listen_fds_[i]);
+      listen_fds_[i] = -1;
+    }
+  } else {
+    // Stop accepting: the multishot accepts end with an error.
+    for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
+  }
+  for (uint32_t i = 0; i < clients_.capacity(); ++i) {
+    Client& c = clients_[i];
+    if (c.state == Client::State::kHead && !c.ex.active && c.queued() == 0 && c.in.empty()) {
+      if (handed_over) {
+        // A handshake in progress keeps its header_timeout.
+        if (c.tls != nullptr && !c.tls->handshake_done()) continue;
+        timers_.Arm(&c.timer, now_, std::min<uint64_t>(kHandOverIdleMs, config_.idle_timeout_ms));
+      } else {
+        CloseClient(i, false);
+      }
+    }
+  }
+  for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
+    if (upstreams_[i].state == Upstream::State::kIdle) CloseUpstream(i);
   }
 }
 

@@ -56,6 +56,11 @@ inline constexpr uint64_t kLingerMs = 1000;
 // core then waits this long at most for the kernel to return their last
 // operations (a shutdown ends them within a pass) before it stops.
 inline constexpr uint64_t kDrainGraceMs = 200;
+// After a handover, a keep-alive connection idle at the drain gets this long
+// to send its next request (answered with Connection: close) before it is
+// closed: a client that wrote a request just as the drain began must not
+// find its connection closed under it (RFC 9112 §9.6's race).
+inline constexpr uint64_t kHandOverIdleMs = 1000;
 // Pooled upstream connections close after this long idle: below the 5 s
 // keep-alive of common upstream servers (uvicorn, gunicorn), so we close first
 // instead of racing their close with a new request.
@@ -229,8 +234,10 @@ struct Upstream : Connection {
 
 class Worker {
  public:
+  // `listen_of[i]`: the listener index listen_fds[i] belongs to (a core may
+  // accept from several members of one group after an upgrade).
   Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& config,
-         std::vector<int> listen_fds, int cpu);
+         std::vector<int> listen_fds, std::vector<uint16_t> listen_of, int cpu);
   ~Worker();
 
   // Starts the thread; returns once the ring is set up (or failed: -errno).
@@ -257,6 +264,10 @@ class Worker {
   void Loop();
   void HandleCqe(io_uring_cqe* cqe);
   void DrainMailbox();
+  // The drain message: stops accepting and closes what is idle (handed_over:
+  // the sockets stay open for the new process; idle connections get
+  // kHandOverIdleMs first).
+  void BeginDrain(bool handed_over);
   // The drain deadline: closes every connection still open, at once.
   void CloseEverything();
   // After the loop: lets go of what connections still hold (the process exits).
@@ -480,6 +491,7 @@ class Worker {
   uint32_t cores_;
   config::GatewayConfig config_;  // the tuning this core was started with
   std::vector<int> listen_fds_;
+  std::vector<uint16_t> listen_of_;          // [socket] → listener index
   std::vector<ListenerKind> listener_kind_;  // [listener]
   int cpu_;
   std::thread thread_;
@@ -529,6 +541,7 @@ class Worker {
   uint64_t wake_value_ = 0;
   uint32_t active_clients_ = 0;
   bool draining_ = false;
+  bool handed_over_ = false;   // draining after an upgrade: accepted connections are served
   bool drain_forced_ = false;  // the deadline passed: everything was closed, the grace runs
   core::Timer drain_timer_;    // wakes the ring at the deadline, then at the grace's end
   bool stop_ = false;
