@@ -4,6 +4,7 @@
 // (control/reloader.h), which watches the store, the key files and the
 // signals. It is never on the data path.
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +34,8 @@
 #include "hms/obs/exposition.h"
 #include "hms/obs/metrics.h"
 #include "hms/obs/metrics_page.h"
+#include "hms/obs/ui_data.h"
+#include "hms/obs/ui_page.h"
 #include "hms/policy/binding.h"
 #include "hms/policy/registry.h"
 #include "hms/proxy/engine.h"
@@ -97,6 +100,7 @@ struct Gateway {
   // After `spans` and the engine, whose counts its /metrics reads: it stops first.
   hms::control::AdminServer admin;
   bool admin_on = false;
+  hms::obs::UiData ui;  // /ui/data's samples; touched only by the admin thread
   // A sidecar's lease on its own endpoint (null for an edge gateway).
   std::unique_ptr<hms::control::SelfRegistration> registration;
   // This process's record in the store's fleet view (control/fleet.h), and
@@ -224,12 +228,14 @@ hms::obs::MetricsPageInput GatherMetrics(Gateway& g) {
       if (cl.breaker_state) {
         hms::policy::BreakerStatus st = cl.breaker_state->Status(now);
         in.breakers.push_back({cl.name, static_cast<int>(st.state), st.next_probe_in_ns,
-                               st.opened_total, st.half_opened_total, st.closed_total});
+                               st.opened_total, st.half_opened_total, st.closed_total,
+                               st.consecutive_failures});
       }
       for (const auto& ep : cl.endpoints) {
         if (!ep.health) continue;
-        in.endpoints.push_back({cl.name, ep.address, ep.health->ejected_until() > now,
-                                ep.health->ejections_total(), ep.health->check_failing()});
+        const hms::core::Instant until = ep.health->ejected_until();
+        in.endpoints.push_back({cl.name, ep.address, until > now, ep.health->ejections_total(),
+                                ep.health->check_failing(), until > now ? until - now : 0});
       }
     }
     for (const auto& r : s.routes) {
@@ -239,6 +245,8 @@ hms::obs::MetricsPageInput GatherMetrics(Gateway& g) {
     }
   });
   in.live_snapshots = static_cast<uint64_t>(hms::config::LiveSnapshots());
+  in.role = g.config.role;
+  in.version = kVersion;
   return in;
 }
 
@@ -290,9 +298,8 @@ std::string StatusJson(Gateway& g) {
     for (const auto& cl : s.clusters) {
       if (!cl.breaker_state) continue;
       auto st = cl.breaker_state->Status(now);
-      static const char* kStates[] = {"closed", "open", "half-open"};
       o += (first ? "" : ",") + std::string("{\"service\":") + JsonString(cl.name) +
-           ",\"state\":\"" + kStates[static_cast<int>(st.state)] +
+           ",\"state\":\"" + hms::obs::BreakerStateName(static_cast<int>(st.state)) +
            "\",\"consecutive_failures\":" + std::to_string(st.consecutive_failures) +
            ",\"next_probe_s\":" + std::to_string(st.next_probe_in_ns / 1'000'000'000ull) + "}";
       first = false;
@@ -300,6 +307,63 @@ std::string StatusJson(Gateway& g) {
     o += "],\"snapshot\":" + std::to_string(s.version);
   });
   return o + "}\n";
+}
+
+// What /ui/data shows: /metrics' input plus the routes as /status lists them
+// and the core threads' CPU time, read on the admin thread.
+hms::obs::UiInput GatherUi(Gateway& g) {
+  hms::obs::UiInput in;
+  in.metrics = GatherMetrics(g);
+  in.clock_ns = hms::core::Now();
+  timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  in.unix_ms = static_cast<int64_t>(wall.tv_sec) * 1000 + wall.tv_nsec / 1'000'000;
+  in.role = g.config.role;
+  const std::string stale = g.served.stale();
+  in.config = stale.empty() ? "ok" : "stale: " + stale;
+  in.core_cpu_ns = hms::obs::CoreCpuTimes(g.engine.cores());
+  g.served.With([&](const Snapshot& s) {
+    in.snapshot = s.version;
+    for (const auto& r : s.routes) {
+      hms::obs::UiRoute u{r.key, s.clusters[r.cluster].name, r.methods_text + " " + r.path_template};
+      if (r.limiter) {
+        u.rate_limit = r.rate_limit->text;
+        u.has_tokens = !r.limiter->keyed();
+        if (u.has_tokens) u.tokens_left = r.limiter->Available(in.clock_ns);
+      }
+      in.routes.push_back(std::move(u));
+    }
+  });
+  return in;
+}
+
+// The live page (/ui, its script and style) and its data (/ui/data).
+void InstallUi(Gateway& g) {
+  size_t n = 0;
+  const hms::obs::UiAsset* assets = hms::obs::UiAssets(&n);
+  const auto page_headers = [](hms::control::AdminResponse* r, const char* cache) {
+    r->headers = {{"Content-Security-Policy", std::string(hms::obs::kUiContentSecurityPolicy)},
+                  {"X-Content-Type-Options", "nosniff"},
+                  {"Cache-Control", cache}};
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const hms::obs::UiAsset a = assets[i];
+    auto serve = [a, page_headers](const hms::control::AdminRequest&) {
+      hms::control::AdminResponse r;
+      r.content_type = std::string(a.content_type);
+      r.body = std::string(a.body);
+      page_headers(&r, "no-cache");
+      return r;
+    };
+    g.admin.Handle(std::string(a.path), serve);
+    if (i == 0) g.admin.Handle(std::string(a.path) + "/", serve);
+  }
+  g.admin.Handle("/ui/data", [&g, page_headers](const hms::control::AdminRequest&) {
+    hms::control::AdminResponse r;
+    r.body = g.ui.Render(GatherUi(g));
+    page_headers(&r, "no-store");
+    return r;
+  });
 }
 
 // Reads the command line into `g`; returns an exit code to stop with, or -1
@@ -425,8 +489,9 @@ bool StartTracing(Gateway& g) {
   return true;
 }
 
-// /healthz, /metrics, /status and /config.
+// /healthz, /metrics, /status, /config and the live page.
 void InstallAdmin(Gateway& g) {
+  InstallUi(g);
   g.admin.Handle("/healthz", [&g](const hms::control::AdminRequest&) {
     // The gateway is healthy while it serves; a lost store is reported, not
     // fatal: the last good config keeps serving (DESIGN §2).

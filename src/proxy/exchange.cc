@@ -215,6 +215,10 @@ void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool clo
   c.out.Commit(w.size());
   ex.bytes_out += w.size();
   MarkDirty(c, slot);
+  // Every answer of the gateway's own passes here: the admin page's "last
+  // refusals". A request that never became an exchange has no route.
+  metrics_.refusals.Record(now_unix_ms_, ex.active() ? ex.route_key : kNoRouteKey, status, reason,
+                           std::string_view(ex.method_text, ex.method_len), tid);
 }
 
 void Worker::ReportOutcome(Exchange& ex, policy::Fault fault) {
