@@ -26,26 +26,6 @@ bool AtEnd(simdjson::ondemand::document& doc) {
   return doc.current_location().error() == simdjson::OUT_OF_BOUNDS;
 }
 
-Result<std::string> ReadFile(const std::string& path) {
-  if (std::string why = UnreadableFile(path); !why.empty()) return ConfigError(why);
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return ConfigError(path + ": cannot open: " + std::strerror(errno));
-  std::string data;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
-    data.append(buf, n);
-    if (data.size() > (1u << 20)) {
-      std::fclose(f);
-      return ConfigError(path + ": larger than 1 MiB");
-    }
-  }
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return ConfigError(path + ": read error");
-  return data;
-}
-
 bool DecodeMember(std::string_view b64, std::string* out) {
   out->assign(Base64UrlDecodedSize(b64.size()), '\0');
   const int64_t n = DecodeBase64Url(b64, reinterpret_cast<uint8_t*>(out->data()), out->size());
@@ -262,7 +242,7 @@ std::string_view AlgName(JwsAlg alg) noexcept {
 }
 
 Result<KeySet> KeySet::FromJwksFile(const std::string& path) {
-  auto data = ReadFile(path);
+  auto data = ReadSmallFile(path);
   if (!data) return data.error();
   return FromJwks(*data, path);
 }
@@ -327,7 +307,7 @@ Result<KeySet> KeySet::FromJwks(std::string_view json, std::string_view origin) 
 }
 
 Result<KeySet> KeySet::FromHs256SecretFile(const std::string& path) {
-  auto data = ReadFile(path);
+  auto data = ReadSmallFile(path);
   if (!data) return data.error();
   return FromHs256Secret(*data, path);
 }

@@ -154,6 +154,17 @@ MeshTlsConfig ReadMeshTls(const Reader& r, const Field& f, KeyLines* lines) {
   return m;
 }
 
+// `tls:` settings shared by every TLS listener (each listener's own are in
+// its `tls:`).
+std::string ReadTls(const Reader& r, const Field& f, KeyLines* lines) {
+  std::string ticket_keys;
+  for (const Field& g : r.Fields(f.value, "tls", {"ticket_keys"})) {
+    (*lines)["tls." + g.key] = g.line;
+    ticket_keys = r.String(g, "tls");
+  }
+  return ticket_keys;
+}
+
 AccessLogConfig ReadAccessLog(const Reader& r, const Field& f, KeyLines* lines) {
   AccessLogConfig a;
   bool have_path = false;
@@ -290,7 +301,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
                                   "advertise",
                                   "registration_ttl",
                                   "access_log",
-                                  "mtls"})) {
+                                  "mtls",
+                                  "tls"})) {
     (*lines)[f.key] = f.line;
     const std::string& k = f.key;
     if (k == "role") {
@@ -337,6 +349,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
       c.access_log = ReadAccessLog(r, f, lines);
     } else if (k == "mtls") {
       c.mtls = ReadMeshTls(r, f, lines);
+    } else if (k == "tls") {
+      c.tls_ticket_keys = ReadTls(r, f, lines);
     } else if (!ReadEngineKey(r, f, &c, lines)) {
       ReadSidecarKey(r, f, &c);
     }
@@ -606,6 +620,7 @@ void ResolvePaths(const std::string& config_path, GatewayConfig* c) {
       p.key = RelativeTo(config_path, p.key);
     }
   }
+  if (!c->tls_ticket_keys.empty()) c->tls_ticket_keys = RelativeTo(config_path, c->tls_ticket_keys);
   if (c->mtls) {
     c->mtls->cert = RelativeTo(config_path, c->mtls->cert);
     c->mtls->key = RelativeTo(config_path, c->mtls->key);
@@ -689,6 +704,7 @@ Result<bool> CheckGatewayEnvironment(const GatewayConfig& c) {
     }
   }
   if (!c.mesh.empty()) files.emplace_back("mesh", c.mesh);
+  if (!c.tls_ticket_keys.empty()) files.emplace_back("tls.ticket_keys", c.tls_ticket_keys);
   for (const auto& [key, path] : files) {
     if (std::string why = UnreadableFile(path); !why.empty()) return fail(key, why);
   }

@@ -93,6 +93,21 @@ Result<bool> AdminServer::Listen(const std::string& address) {
   return true;
 }
 
+Result<bool> AdminServer::Adopt(int fd) {
+  if (listen_fd_ >= 0) return Error{"admin: already listening on port " + std::to_string(port_)};
+  sockaddr_storage bound;
+  socklen_t bound_len = sizeof(bound);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len) < 0) {
+    return Error{Errno("admin: getsockname", errno)};
+  }
+  // The loop polls and accepts without blocking, as with Listen's socket.
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  listen_fd_ = fd;
+  return true;
+}
+
 Result<bool> AdminServer::Start() {
   if (running()) return Error{"admin: already running on port " + std::to_string(port_)};
   if (listen_fd_ < 0) return Error{"admin: Start() before Listen()"};

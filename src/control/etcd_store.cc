@@ -31,6 +31,9 @@ constexpr std::string_view kPrefix = "/hms/";
 constexpr std::string_view kServices = "/hms/services/";
 constexpr std::string_view kSources = "/hms/sources/";
 constexpr std::string_view kEndpoints = "/hms/endpoints/";
+// Fleet members: outside /hms/, so the gateways' watch (and List) never see
+// a member come, go or change.
+constexpr std::string_view kMembers = "/hms-fleet/members/";
 // The watch is probed with a small read after this long without a message:
 // a peer that vanished without closing (a partition) is noticed this fast.
 constexpr int kWatchIdleProbeMs = 5000;
@@ -449,6 +452,41 @@ class EtcdStoreImpl final : public EtcdStore {
       return e;
     }
     return lease;
+  }
+
+  Result<int64_t> PutMember(const std::string& id, const std::string& record,
+                            int64_t ttl_s) override {
+    if (id.empty() || id.find('/') != std::string::npos) {
+      return UserError("'" + id + "' is not a member id");
+    }
+    if (ttl_s < 1) return UserError("a lease TTL must be at least 1 s");
+    Result<dom::element> g =
+        Call("/v3/lease/grant", "{\"TTL\":" + Quote(std::to_string(ttl_s)) + "}");
+    if (!g) return g.error();
+    const int64_t lease = GetInt(g.value(), "ID");
+    if (lease == 0) return Error{"etcd: lease grant refused", Side::kUpstream, false};
+    Result<dom::element> r =
+        Call("/v3/kv/txn", Txn({}, {PutOp(std::string(kMembers) + id, record, lease)}, {}));
+    if (!r) {
+      (void)RevokeLease(lease);
+      return r.error();
+    }
+    return lease;
+  }
+
+  Result<std::vector<std::string>> ListMembers() override {
+    Result<dom::element> r = Call("/v3/kv/range", "{" + KeyField(kMembers) + ",\"range_end\":" +
+                                                      Quote(Base64(PrefixEnd(kMembers))) + "}");
+    if (!r) return r.error();
+    std::vector<std::string> out;  // etcd returns a range sorted by key
+    dom::array kvs;
+    if (r.value()["kvs"].get_array().get(kvs) == simdjson::SUCCESS) {
+      std::string value;
+      for (dom::element kv : kvs) {
+        if (Unbase64(GetString(kv, "value"), &value)) out.push_back(value);
+      }
+    }
+    return out;
   }
 
   Result<int64_t> KeepAlive(int64_t lease) override {

@@ -193,7 +193,8 @@ class FileStore final : public Store {
         dir_(std::move(dir)),
         services_(dir_ + "/services"),
         endpoints_(dir_ + "/endpoints"),
-        leases_(dir_ + "/leases") {
+        leases_(dir_ + "/leases"),
+        members_(dir_ + "/members") {
     const size_t slash = dir_.rfind('/');
     parent_ = slash == std::string::npos ? "." : slash == 0 ? "/" : dir_.substr(0, slash);
     dir_base_ = slash == std::string::npos ? dir_ : dir_.substr(slash + 1);
@@ -203,7 +204,7 @@ class FileStore final : public Store {
   }
 
   Result<bool> Init() {
-    for (const std::string& d : {dir_, services_, endpoints_, leases_}) {
+    for (const std::string& d : {dir_, services_, endpoints_, leases_, members_}) {
       Result<bool> ok = MkdirAll(d);
       if (!ok) return ok;
     }
@@ -453,7 +454,7 @@ class FileStore final : public Store {
   Result<int64_t> KeepAlive(int64_t lease) override {
     const auto it = held_.find(lease);
     if (it == held_.end()) return UnknownLease(lease);
-    std::optional<LeaseFile> l = ReadLease(it->second);
+    std::optional<LeaseFile> l = ReadLeaseTimes(it->second);
     // Renewing touches the mtime only: watchers see no change (inotify's
     // IN_ATTRIB is not in their mask), so a heartbeat costs them nothing.
     if (!l || l->expires_ms <= NowMs() || !Touch(it->second)) {
@@ -475,7 +476,55 @@ class FileStore final : public Store {
       if (errno == ENOENT) return UnknownLease(lease).error();
       return IoError("cannot remove " + path, errno);
     }
-    return FsyncDir(leases_);
+    return FsyncDir(path.substr(0, path.rfind('/')));
+  }
+
+  Result<int64_t> PutMember(const std::string& id, const std::string& record,
+                            int64_t ttl_s) override {
+    if (id.empty() || id.find_first_of("/\n") != std::string::npos || id[0] == '.') {
+      return UserError("'" + id + "' is not a member id");
+    }
+    if (ttl_s < 1) return UserError("a lease TTL must be at least 1 s");
+    if (record.find('\n') != std::string::npos) return UserError("a member record is one line");
+    Result<std::string> tmp = WriteTemp(members_, id, std::to_string(ttl_s) + "\n" + record + "\n");
+    if (!tmp) return tmp.error();
+    const std::string target = members_ + "/" + id;
+    if (!Touch(tmp.value()) || rename(tmp.value().c_str(), target.c_str()) != 0) {
+      const int err = errno;
+      unlink(tmp.value().c_str());
+      return IoError("cannot write " + target, err);
+    }
+    const int64_t lease = ++last_lease_;
+    held_[lease] = target;
+    return lease;
+  }
+
+  Result<std::vector<std::string>> ListMembers() override {
+    std::vector<std::string> out;
+    DIR* d = opendir(members_.c_str());
+    if (d == nullptr) return out;
+    std::vector<std::string> names;
+    while (const dirent* e = readdir(d))
+      if (e->d_name[0] != '.') names.push_back(e->d_name);
+    closedir(d);
+    std::sort(names.begin(), names.end());
+    const int64_t now = NowMs();
+    for (const std::string& n : names) {
+      const std::string path = members_ + "/" + n;
+      std::optional<LeaseFile> l = ReadLeaseTimes(path);
+      std::string text;
+      Result<bool> got = ReadWhole(path, &text);
+      if (!l || l->expires_ms <= now || !got.ok() || !got.value()) {
+        // Expired records go here: no other writer sweeps this directory.
+        if (l && l->expires_ms <= now) unlink(path.c_str());
+        continue;
+      }
+      const size_t nl = text.find('\n');
+      std::string record = nl == std::string::npos ? "" : text.substr(nl + 1);
+      while (!record.empty() && record.back() == '\n') record.pop_back();
+      if (!record.empty()) out.push_back(std::move(record));
+    }
+    return out;
   }
 
   int64_t NextExpiryMs() const override {
@@ -565,6 +614,22 @@ class FileStore final : public Store {
 
   static Result<int64_t> UnknownLease(int64_t lease) {
     return UserError("lease " + std::to_string(lease) + " has expired or is unknown");
+  }
+
+  // A leased file's TTL (its first line) and expiry (mtime + TTL); nullopt
+  // when it is gone or holds no TTL.
+  std::optional<LeaseFile> ReadLeaseTimes(const std::string& path) const {
+    std::string text;
+    struct stat st;
+    Result<bool> got = ReadWhole(path, &text);
+    if (!got.ok() || !got.value() || stat(path.c_str(), &st) != 0) return std::nullopt;
+    LeaseFile l;
+    l.path = path;
+    l.ttl_s = std::atoll(text.c_str());
+    if (l.ttl_s < 1) return std::nullopt;
+    l.expires_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000 +
+                   l.ttl_s * 1000;
+    return l;
   }
 
   // A lease file as written by AddEndpointWithLease; nullopt when it is gone
@@ -683,7 +748,7 @@ class FileStore final : public Store {
   }
 
   const StoreClock* clock_;
-  std::string dir_, services_, endpoints_, leases_;
+  std::string dir_, services_, endpoints_, leases_, members_;
   std::string parent_, dir_base_;  // the directory that holds the store, and the store's name in it
   int watch_fd_ = -1;
   int parent_wd_ = -1, dir_wd_ = -1;

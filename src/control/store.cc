@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 #include <string>
 
+#include "hms/common/hash.h"
 #include "hms/config/config.h"
 #include "hms/control/etcd_store.h"
 
@@ -105,7 +107,8 @@ std::string DefaultStoreUri() {
 Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
   const size_t colon = uri.find(':');
   if (colon == std::string::npos || colon == 0) {
-    return Error{"store URI '" + uri + "' has no scheme (expected file:DIR)", Side::kConfig, false};
+    return Error{"store URI '" + uri + "' has no scheme (expected file:DIR or etcd://HOST:PORT)",
+                 Side::kConfig, false};
   }
   const std::string scheme = uri.substr(0, colon);
   std::string rest = uri.substr(colon + 1);
@@ -119,8 +122,31 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
     if (!etcd) return etcd.error();
     return std::unique_ptr<Store>(std::move(etcd.value()));
   }
-  return Error{"unsupported store scheme '" + scheme + "' (expected file:DIR)", Side::kConfig,
-               false};
+  return Error{"unsupported store scheme '" + scheme +
+                   "' (expected file:DIR or etcd://HOST:PORT[,HOST:PORT...])",
+               Side::kConfig, false};
+}
+
+Result<int64_t> Store::PutMember(const std::string&, const std::string&, int64_t) {
+  return Error{Uri() + ": this store keeps no fleet records", Side::kInternal, false};
+}
+
+Result<std::vector<std::string>> Store::ListMembers() {
+  return Error{Uri() + ": this store keeps no fleet records", Side::kInternal, false};
+}
+
+std::string StoreFingerprint(const std::vector<StoredService>& services) {
+  // Each field followed by a byte no text field holds (0xff is no UTF-8).
+  uint64_t h = kFnvOffset;
+  auto add = [&h](std::string_view v) { h = Fnv1a64("\xff", Fnv1a64(v, h)); };
+  for (const StoredService& s : services) {
+    add(s.name);
+    add(s.text);
+    for (const std::string& e : s.endpoints) add(e);
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
 }
 
 }  // namespace hms::control

@@ -890,6 +890,24 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+Method MethodFromText(std::string_view method) noexcept {
+  return MethodFromText(method.data(), method.size());
+}
+
+bool IsValidHost(std::string_view host) noexcept { return ValidHost(host); }
+
+ParseError FoldContentLength(std::string_view value, bool* seen, uint64_t* length) noexcept {
+  Facts f;
+  f.has_content_length = *seen;
+  f.content_length = *length;
+  const ParseError err = OnContentLength(value, &f);
+  if (err == ParseError::kNone) {
+    *seen = f.has_content_length;
+    *length = f.content_length;
+  }
+  return err;
+}
+
 bool IsHopByHop(std::string_view name, std::string_view connection_value) noexcept {
   static constexpr std::string_view kHopByHop[] = {
       "connection",          "keep-alive", "proxy-connection",   "te",

@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -23,17 +25,20 @@
 #include <unordered_set>
 #include <vector>
 
+#include "hms/auth/base64url.h"
 #include "hms/common/file_check.h"
 #include "hms/common/json_escape.h"
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
+#include "hms/control/fleet.h"
 #include "hms/control/store.h"
 #include "hms/http/path.h"
-#include "src/main/certs_command.h"
-#include "src/main/token_command.h"
 #include "hms/route/route_table.h"
+#include "hms/tls/session.h"
 #include "simdjson.h"
 #include "src/control/http_client.h"
+#include "src/main/certs_command.h"
+#include "src/main/token_command.h"
 
 #ifndef HMS_VERSION
 #define HMS_VERSION "dev"
@@ -58,28 +63,45 @@ constexpr char kProgramHelp[] =
     "  list [--json]                         registered services, routes and endpoints\n"
     "  show SERVICE                          a service's route file and endpoints\n"
     "  endpoints add|remove SERVICE HOST:PORT  static endpoints of a service\n"
-    "  explain [--host HOST] [--json] METHOD PATH\n"
+    "  explain [--config GATEWAY_YAML] [--host HOST] [--json] METHOD PATH\n"
     "                                        which route, policies and endpoints a request gets\n"
-    "  status [--admin HOST:PORT] [--interval S] [--json]\n"
+    "  status [--admin HOST:PORT | --all] [--interval S] [--json]\n"
     "                                        a running gateway's live summary, with rates\n"
+    "                                        (--all: request rates of every fleet member)\n"
+    "  fleet [--json]                        the running gateways and sidecars, their state\n"
+    "                                        and whether each serves the store's config\n"
     "  token --sub S [--aud A] [--scope X] [--ttl 1h] [--config GATEWAY_YAML]\n"
     "                                        mint a development JWT with the dev key\n"
     "  certs init | certs issue NAME         the mesh CA, and a service's mTLS identity\n"
     "\n"
     "options:\n"
-    "  --store URI   the store: file:DIR (default: $HMS_STORE, else file:/var/lib/hms\n"
-    "                when writable, else file:$HOME/.local/state/hms)\n"
+    "  --store URI   the store: file:DIR or etcd://HOST:PORT[,HOST:PORT...] (default:\n"
+    "                $HMS_STORE, else file:/var/lib/hms when writable, else\n"
+    "                file:$HOME/.local/state/hms)\n"
     "  --help        this text; COMMAND --help describes one command\n"
     "  --version     the program's version\n";
 
+constexpr char kFleetHelp[] =
+    "usage: hms-api fleet [--json]\n"
+    "\n"
+    "Lists the fleet: every gateway and sidecar running on the store, from the\n"
+    "record each keeps there under a lease (docs/config.md, \"The fleet\"): its id,\n"
+    "role, version, admin address, start time, state and config snapshot. CONFIG\n"
+    "says \"current\" when the member compiled what the store holds now, and\n"
+    "\"LAGS\" when it serves an older snapshot (it has not read the latest change,\n"
+    "or the store does not compile for it); a service it cannot load shows in\n"
+    "STATE as \"stale: WHY\". Exit status 0, or 1 when the store cannot be read.\n";
+
 constexpr char kStatusHelp[] =
-    "usage: hms-api status [--admin HOST:PORT] [--interval SECONDS] [--json]\n"
+    "usage: hms-api status [--admin HOST:PORT | --all] [--interval SECONDS] [--json]\n"
     "\n"
     "Asks a running gateway's admin API (GET /status) for a live summary: per\n"
     "core its connections, requests, request rate and snapshot version; per route\n"
     "its requests and request rate, 5xx answers and their rate, and its rate limit\n"
     "with the tokens left; each service's breaker with its state and the seconds\n"
-    "until its next probe. Rates are per second between two samples taken\n"
+    "until its next probe. With --all: every fleet member with an admin API\n"
+    "(hms-api fleet), its requests and request rate, and the fleet's sums.\n"
+    "Rates are per second between two samples taken\n"
     "--interval apart; counts and states are from the second.\n"
     "\n"
     "  --admin HOST:PORT    the admin listener (default: $HMS_ADMIN, else 127.0.0.1:9901)\n"
@@ -94,7 +116,8 @@ constexpr char kRegisterHelp[] =
     "not clash with the routes of the services already registered or with each\n"
     "other, then writes them all to the store. Nothing is written if any file is\n"
     "invalid; errors say file:line and why. Registering a service again replaces\n"
-    "its route file and keeps its endpoints.\n"
+    "its route file and keeps its added endpoints; when the stored one came from\n"
+    "another file, register says so in a warning.\n"
     "\n"
     "  --dry-run   validate exactly as above, then print what would change instead\n"
     "              of writing: per service \"would add\", \"would change\" or\n"
@@ -103,19 +126,24 @@ constexpr char kRegisterHelp[] =
     "              timeout, auth, require or rate_limit does. Writes nothing.\n";
 
 constexpr char kExplainHelp[] =
-    "usage: hms-api explain [--host HOST] [--json] METHOD PATH\n"
+    "usage: hms-api explain [--config GATEWAY_YAML] [--host HOST] [--json] METHOD PATH\n"
     "\n"
-    "Compiles the store's services the way a gateway with the embedded defaults\n"
-    "does (no jwt section, the mesh's default retries, timeout and breaker;\n"
-    "endpoint names resolved) and says what that gateway would do with METHOD PATH:\n"
-    "the route that matches (service, template, file:line, captured parameters),\n"
-    "the policies that apply (timeout, retries, breaker, rate_limit, auth,\n"
-    "require) and the endpoints it would try, in order; or 404, or 405 with the\n"
-    "Allow list. PATH is the request target; a query string is ignored.\n"
+    "Compiles the store's services the way the gateway of GATEWAY_YAML does (its\n"
+    "jwt section, its mesh file's retries, timeout, breaker and trust domain, its\n"
+    "mtls identity; endpoint names resolved) and says what that gateway would do\n"
+    "with METHOD PATH: the route that matches (service, template, file:line,\n"
+    "captured parameters), the policies that apply (timeout, retries, breaker,\n"
+    "rate_limit, auth, require, mtls) and the endpoints it would try, in order; or\n"
+    "404, or 405 with the Allow list. PATH is the request target; a query string\n"
+    "is ignored.\n"
     "\n"
-    "  --host HOST   the request's Host (port ignored); without it only routes\n"
-    "                for any host match\n"
-    "  --json        one JSON object instead of text\n"
+    "  --config FILE  the gateway's gateway.yaml (default: $HMS_GATEWAY_CONFIG, else\n"
+    "                 $HMS_CONFIG, else the embedded defaults: no jwt section, so\n"
+    "                 routes without auth are open); its store key names the store\n"
+    "                 when --store does not\n"
+    "  --host HOST    the request's Host (port ignored); without it only routes\n"
+    "                 for any host match\n"
+    "  --json         one JSON object instead of text\n"
     "\n"
     "Exit status: 0 when a route matches, 1 otherwise (404, 405, or a store whose\n"
     "services do not compile).\n";
@@ -143,7 +171,8 @@ constexpr char kEndpointsHelp[] =
     "       hms-api endpoints remove SERVICE HOST:PORT\n"
     "\n"
     "Adds or removes a static endpoint of a registered service. HOST is a name\n"
-    "or an address (IPv6 in brackets: [::1]:7001); PORT is 1..65535.\n";
+    "or an address (IPv6 in brackets: [::1]:7001); PORT is 1..65535. A service\n"
+    "behind sidecars needs none: each sidecar registers itself.\n";
 
 int Usage(const std::string& message, const char* help) {
   std::fprintf(stderr, "hms-api: %s\n\n%s", message.c_str(), help);
@@ -155,6 +184,16 @@ int Fail(const std::string& message) {
   return kUserError;
 }
 
+// ["a","b"]: a JSON array of strings.
+void AppendJsonStrings(std::string* o, const std::vector<std::string>& items) {
+  *o += "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) *o += ",";
+    AppendJsonString(o, items[i]);
+  }
+  *o += "]";
+}
+
 bool IsHelp(const std::vector<std::string>& args) {
   for (const std::string& a : args) {
     if (a == "--help" || a == "-h") return true;
@@ -164,23 +203,46 @@ bool IsHelp(const std::vector<std::string>& args) {
 
 // What a command does with a file store whose directory is missing (never
 // made, or removed): a writing command makes it and says so in one line; a
-// reading one refuses, since an empty listing would hide a wrong path.
+// reading one refuses, since an empty listing would hide a wrong path. The
+// same for a directory that holds files but no store: a reading command
+// would otherwise write the store's layout into it.
 enum class Access { kRead, kWrite };
+
+enum class StoreDir { kMissing, kEmpty, kStore, kOther };
+
+StoreDir InspectStoreDir(const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(dir, ec);
+  if (st.type() == std::filesystem::file_type::not_found) return StoreDir::kMissing;
+  // Not a directory, or unreadable: the store's own open says why.
+  if (ec || !std::filesystem::is_directory(st)) return StoreDir::kStore;
+  if (std::filesystem::exists(dir + "/services", ec)) return StoreDir::kStore;
+  return std::filesystem::is_empty(dir, ec) || ec ? StoreDir::kEmpty : StoreDir::kOther;
+}
+
+constexpr char kOtherStore[] =
+    "; or name another store with --store URI (file:DIR or etcd://HOST:PORT) or HMS_STORE)";
 
 Result<std::unique_ptr<control::Store>> Open(const std::string& uri, Access access) {
   const std::string resolved = uri.empty() ? control::DefaultStoreUri() : uri;
   if (resolved.starts_with("file:")) {
     std::string dir = resolved.substr(5);
     if (dir.starts_with("//")) dir.erase(0, 2);
-    struct stat st;
-    if (!dir.empty() && stat(dir.c_str(), &st) != 0 && errno == ENOENT) {
-      if (access == Access::kRead) {
-        return Error{"store " + dir +
-                         " does not exist (hms-api register FILE creates it; or name another "
-                         "store with --store URI or HMS_STORE)",
-                     Side::kConfig, false};
-      }
+    const StoreDir state = dir.empty() ? StoreDir::kStore : InspectStoreDir(dir);
+    if (state == StoreDir::kMissing && access == Access::kRead) {
+      return Error{
+          "store " + dir + " does not exist (hms-api register FILE creates it" + kOtherStore,
+          Side::kConfig, false};
+    }
+    if (state == StoreDir::kOther && access == Access::kRead) {
+      return Error{"store " + dir + " is not a store: it holds files but no services/ " +
+                       "(hms-api register FILE makes one there" + kOtherStore,
+                   Side::kConfig, false};
+    }
+    if (state == StoreDir::kMissing) {
       std::fprintf(stderr, "hms-api: store %s did not exist: creating it\n", dir.c_str());
+    } else if (state == StoreDir::kOther) {
+      std::fprintf(stderr, "hms-api: store %s held no store: creating one in it\n", dir.c_str());
     }
   }
   return control::OpenStore(resolved);
@@ -297,6 +359,41 @@ bool TrialCompile(const std::vector<control::StoredService>& existing,
     return false;
   }
   return true;
+}
+
+// Whether two names of a route file are the same file ("calc.yaml" and
+// "./calc.yaml", or two paths to one file).
+bool SameFile(const std::string& a, const std::string& b) {
+  if (std::filesystem::path(a).lexically_normal() == std::filesystem::path(b).lexically_normal()) {
+    return true;
+  }
+  std::error_code ec;
+  return std::filesystem::equivalent(a, b, ec);
+}
+
+// One warning per service of `parsed` that replaces a stored one that came
+// from another file. Registering replaces a service whole (its routes and
+// settings; endpoints added with `endpoints add` and sidecars' leases stay),
+// so a second file that happens to use the same name would replace the
+// first one's routes unseen.
+std::vector<std::string> Replacements(const std::vector<control::StoredService>& current,
+                                      const std::vector<config::ServiceConfig>& parsed) {
+  std::vector<std::string> out;
+  for (const config::ServiceConfig& s : parsed) {
+    for (const control::StoredService& stored : current) {
+      if (stored.name != s.service || SameFile(stored.source, s.source)) continue;
+      const std::string from = stored.source.empty() ? "written into the store by hand"
+                                                     : "registered from " + stored.source;
+      out.push_back(s.service + " was " + from + "; " + s.source +
+                    " replaces its routes and settings (endpoints added with hms-api "
+                    "endpoints add stay)");
+    }
+  }
+  return out;
+}
+
+void Warn(const std::vector<std::string>& warnings) {
+  for (const std::string& w : warnings) std::fprintf(stderr, "hms-api: warning: %s\n", w.c_str());
 }
 
 // "15s", "250ms", "1m30s", "2h": durations as config files write them.
@@ -573,24 +670,35 @@ int Register(const std::string& uri, const std::vector<std::string>& args) {
     std::vector<control::StoredService> existing;
     if (!ListForDryRun(uri, &existing)) return kUserError;
     if (!TrialCompile(existing, parsed)) return Fail(nothing);
+    Warn(Replacements(existing, parsed));
     PrintPlan(existing, parsed);
     std::printf("dry run: nothing written\n");
     return kOk;
   }
 
+  // The new files alone first, with the messages a dry run gives (a service
+  // in two of them: "b.yaml:1: service 'calc-svc' is already defined at
+  // a.yaml:1"), before a missing store is made for nothing.
+  if (!TrialCompile({}, parsed)) return Fail(nothing);
   Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kWrite);
   if (!store) return Fail(store.error().message);
   // The trial compile runs inside the store's write (under its lock, or
   // against the revision the txn compares), so two registrations of
   // clashing routes at the same moment cannot both land.
   bool refused = false;
-  Result<bool> ok = (*store)->Register(batch, [&](const std::vector<control::StoredService>& current) -> Result<bool> {
-    if (TrialCompile(current, parsed)) return true;
-    refused = true;
-    return Error{"", Side::kConfig, false};
-  });
+  std::vector<std::string> replaced;  // judged on what the write replaced
+  Result<bool> ok = (*store)->Register(
+      batch, [&](const std::vector<control::StoredService>& current) -> Result<bool> {
+        if (TrialCompile(current, parsed)) {
+          replaced = Replacements(current, parsed);
+          return true;
+        }
+        refused = true;
+        return Error{"", Side::kConfig, false};
+      });
   if (refused) return Fail(nothing);  // TrialCompile said why
   if (!ok) return Fail(ok.error().message + "; nothing registered");
+  Warn(replaced);
   for (const control::StoredService& s : batch) std::printf("✓ registered %s\n", s.name.c_str());
   return kOk;
 }
@@ -659,23 +767,15 @@ int List(const std::string& uri, const std::vector<std::string>& args) {
           if (j > 0) o += ",";
           o += "{\"path\":";
           AppendJsonString(&o, rc.path);
-          o += ",\"methods\":[";
-          for (size_t k = 0; k < rc.methods.size(); ++k) {
-            if (k > 0) o += ",";
-            AppendJsonString(&o, rc.methods[k]);
-          }
-          o += "],\"host\":";
+          o += ",\"methods\":";
+          AppendJsonStrings(&o, rc.methods);
+          o += ",\"host\":";
           AppendJsonString(&o, rc.host);
           o += "}";
         }
       }
-      o += "],\"endpoints\":[";
-      const std::vector<std::string> eps = AllEndpoints(r.parsed ? &*r.parsed : nullptr, *r.stored);
-      for (size_t k = 0; k < eps.size(); ++k) {
-        if (k > 0) o += ",";
-        AppendJsonString(&o, eps[k]);
-      }
-      o += "]";
+      o += "],\"endpoints\":";
+      AppendJsonStrings(&o, AllEndpoints(r.parsed ? &*r.parsed : nullptr, *r.stored));
       if (!r.error.empty()) {
         o += ",\"error\":";
         AppendJsonString(&o, r.error);
@@ -740,8 +840,9 @@ int Endpoints(const std::string& uri, const std::vector<std::string>& args) {
     return Usage("endpoints " + action + " needs SERVICE HOST:PORT", kEndpointsHelp);
   const std::string& service = args[1];
   const std::string& address = args[2];
-  Result<std::unique_ptr<control::Store>> store =
-      Open(uri, action == "add" ? Access::kWrite : Access::kRead);
+  // Both need the service registered, so a store that does not exist yet is
+  // refused, not made: a mistyped store path leaves no directory behind.
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
   if (!store) return Fail(store.error().message);
   if (action == "add") {
     Result<bool> ok = (*store)->AddEndpoint(service, address);
@@ -793,6 +894,7 @@ void AppendRateJson(std::string* o, const std::optional<config::RateLimit>& rl) 
 struct ExplainQuery {
   bool json = false;
   std::string method, path, host;
+  std::string config;  // --config: the gateway.yaml whose stamps are explained
 };
 
 // `"method":…,"path":…,"host":…`, the question as every JSON answer repeats it.
@@ -818,6 +920,13 @@ bool ParseExplain(const std::vector<std::string>& args, ExplainQuery* q, int* ex
       q->host = args[++i];
     } else if (a.starts_with("--host=")) {
       q->host = a.substr(7);
+    } else if (a == "--config") {
+      if (i + 1 >= args.size()) {
+        return *exit = Usage("--config needs a GATEWAY_YAML", kExplainHelp), false;
+      }
+      q->config = args[++i];
+    } else if (a.starts_with("--config=")) {
+      q->config = a.substr(9);
     } else if (a.starts_with("-")) {
       return *exit = Usage("unknown option '" + a + "'", kExplainHelp), false;
     } else {
@@ -860,7 +969,7 @@ bool ParseExplain(const std::vector<std::string>& args, ExplainQuery* q, int* ex
 }
 
 // The gateway's own answer when no route takes the request
-// (proxy/client.cc): status, x-hms-reason, message.
+// (proxy/admission.cc): status, x-hms-reason, message.
 int ExplainNoRoute(const ExplainQuery& q, const route::Match& m) {
   const bool not_found = m.kind == route::MatchKind::kNotFound;
   const std::string reason = not_found ? "no_route" : "method_not_allowed";
@@ -888,11 +997,124 @@ int ExplainNoRoute(const ExplainQuery& q, const route::Match& m) {
   return kUserError;
 }
 
+// The gateway whose stamps explain reports: its config and mesh config.
+struct ExplainGateway {
+  std::string path;      // "" = the embedded defaults
+  std::string identity;  // its mesh identity (mtls.cert's URI SAN); "" without mtls
+  config::GatewayConfig gateway;
+  config::MeshConfig mesh;
+};
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && v[0] != '\0' ? v : fallback;
+}
+
+// The URI SAN of the first certificate of a PEM file ("" when unreadable).
+// PEM is base64 between its armour lines; the JWT decoder reads base64url,
+// which differs in two letters and the padding.
+std::string PemIdentity(const std::string& path) {
+  Result<std::string> read = config::ReadConfigFile(path);
+  if (!read) return "";
+  const std::string& text = read.value();
+  const std::string begin = "-----BEGIN CERTIFICATE-----";
+  const size_t b = text.find(begin);
+  const size_t e = b == std::string::npos ? b : text.find("-----END", b + begin.size());
+  if (e == std::string::npos) return "";
+  std::string b64;
+  for (char c : text.substr(b + begin.size(), e - b - begin.size())) {
+    if (c == '+')
+      b64 += '-';
+    else if (c == '/')
+      b64 += '_';
+    else if (std::isalnum(static_cast<unsigned char>(c)) != 0)
+      b64 += c;
+  }
+  std::string der(auth::Base64UrlDecodedSize(b64.size()), '\0');
+  const int64_t n = auth::DecodeBase64Url(b64, reinterpret_cast<uint8_t*>(der.data()), der.size());
+  if (n <= 0) return "";
+  return tls::UriSan(reinterpret_cast<const unsigned char*>(der.data()), static_cast<size_t>(n));
+}
+
+// From --config, else $HMS_GATEWAY_CONFIG, else $HMS_CONFIG (what `token`
+// reads), else the embedded defaults; with its mesh file, as the gateway
+// loads them at start (hms_gateway.cc LoadStartConfig), short of the checks
+// against this machine, which say nothing about routes.
+Result<ExplainGateway> LoadExplainGateway(const std::string& flag) {
+  ExplainGateway g;
+  g.path = !flag.empty() ? flag : EnvOr("HMS_GATEWAY_CONFIG", EnvOr("HMS_CONFIG", ""));
+  if (g.path.empty()) {
+    g.gateway = config::DefaultGatewayConfig();
+    return g;
+  }
+  Result<config::GatewayConfig> c = config::LoadGatewayConfig(g.path);
+  if (!c) return c.error();
+  g.gateway = std::move(c.value());
+  if (g.gateway.role == "sidecar") {
+    return ConfigError(config::WhereIs(g.gateway, "role") +
+                       ": role: sidecar: explain answers for a gateway (a sidecar sends "
+                       "what reaches its inbound listener to its own service)");
+  }
+  if (!g.gateway.mesh.empty()) {
+    Result<config::MeshConfig> m = config::LoadMeshConfig(g.gateway.mesh);
+    if (!m) return ConfigError(config::WhereIs(g.gateway, "mesh") + ": mesh: " + m.error().message);
+    g.mesh = std::move(m.value());
+  }
+  if (g.gateway.mtls) g.identity = PemIdentity(g.gateway.mtls->cert);
+  return g;
+}
+
+// The route's JWT stamp as this gateway applies it, and why.
+std::string AuthText(const config::Route& r, const ExplainGateway& g) {
+  std::string jwt;
+  if (const std::optional<config::JwtConfig>& j = g.gateway.jwt) {
+    jwt = j->jwks.empty() ? "HS256 key " + j->hs256_secret_file : "JWKS " + j->jwks;
+    if (!j->issuer.empty()) jwt += ", issuer " + j->issuer;
+    if (!j->audience.empty()) jwt += ", audience " + j->audience;
+  }
+  switch (r.auth_mode) {
+    case config::AuthMode::kRequired:
+      return "required: no valid token, 401 (" + jwt + ")";
+    case config::AuthMode::kOptional:
+      return "optional: a token sent is checked (" + jwt + ")";
+    case config::AuthMode::kNone:
+      break;
+  }
+  if (g.gateway.jwt) return "none: the route opens itself (auth: none)";
+  return g.path.empty() ? "none: explained for a gateway without a jwt section (--config "
+                          "GATEWAY_YAML or HMS_GATEWAY_CONFIG names yours)"
+                        : "none: " + g.path + " has no jwt section";
+}
+
+// How this gateway reaches the service's endpoints: mTLS with its identity,
+// checking theirs, or plain.
+std::string MtlsText(const config::Cluster& cl, const ExplainGateway& g) {
+  bool any_mtls = false;
+  for (const config::Endpoint& ep : cl.endpoints) any_mtls = any_mtls || ep.mtls;
+  if (!g.gateway.mtls) {
+    return any_mtls ? "none: no mtls section, so its mtls:// endpoints answer 502 no_mesh_identity"
+                    : "none: plain connections (no mtls section)";
+  }
+  const std::string me =
+      g.identity.empty() ? "the identity in " + g.gateway.mtls->cert : g.identity;
+  return "calls mtls:// endpoints as " + me + "; they must present " + cl.identity +
+         (any_mtls ? "" : " (no endpoint of this service is mtls://)");
+}
+
+std::string AllowFromText(const config::Cluster& cl) {
+  if (cl.allow_from.empty()) return "any identity the mesh CA issued (checked by its sidecars)";
+  std::string out;
+  for (const std::string& a : cl.allow_from) out += (out.empty() ? "" : ", ") + a;
+  return out + " (checked by its sidecars)";
+}
+
 // The route that takes the request, its parameters, policies and endpoints, as JSON.
 void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config::Route& r,
-                      const config::Cluster& cl) {
+                      const config::Cluster& cl, const ExplainGateway& g) {
   std::string o = "{\"status\":200,";
   AppendQueryJson(&o, q);
+  o += ",\"gateway\":";
+  AppendJsonString(&o, g.path);
   o += ",\"route\":{\"service\":";
   AppendJsonString(&o, cl.name);
   o += ",\"template\":";
@@ -924,6 +1146,12 @@ void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config
     o += ":";
     AppendJsonString(&o, r.require[i].second);
   }
+  o += "},\"mtls\":{\"identity\":";
+  AppendJsonString(&o, g.gateway.mtls ? g.identity : "");
+  o += ",\"upstream_identity\":";
+  AppendJsonString(&o, cl.identity);
+  o += ",\"allow_from\":";
+  AppendJsonStrings(&o, cl.allow_from);
   o += "}},\"endpoints\":[";
   for (size_t i = 0; i < cl.endpoints.size(); ++i) {
     if (i > 0) o += ",";
@@ -939,9 +1167,10 @@ void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config
 
 // The same, for a person.
 void PrintExplainText(const ExplainQuery& q, const route::Match& m, const config::Route& r,
-                      const config::Cluster& cl) {
+                      const config::Cluster& cl, const ExplainGateway& g) {
   std::printf("%s %s%s%s → %s\n", q.method.c_str(), q.path.c_str(), q.host.empty() ? "" : " host ",
               q.host.c_str(), cl.name.c_str());
+  std::printf("gateway     %s\n", g.path.empty() ? "embedded defaults" : g.path.c_str());
   std::printf("route       %s %s%s%s\n", r.methods_text.c_str(), r.path_template.c_str(),
               r.host.empty() ? "" : " host ", r.host.c_str());
   std::printf("where       %s\n", r.where.c_str());
@@ -966,13 +1195,15 @@ void PrintExplainText(const ExplainQuery& q, const route::Match& m, const config
   } else {
     std::printf("rate_limit  none\n");
   }
-  std::printf("auth        %s\n", r.auth.c_str());
+  std::printf("auth        %s\n", AuthText(r, g).c_str());
   std::printf("require     %s\n", RequireText(r.require).c_str());
+  std::printf("mtls        %s\n", MtlsText(cl, g).c_str());
+  std::printf("allow_from  %s\n", AllowFromText(cl).c_str());
   if (cl.endpoints.empty()) {
     std::printf("endpoints   none: the gateway answers 503 no_endpoints\n");
     return;
   }
-  // client.cc picks the first endpoint round robin per core and moves to the
+  // proxy/pool.cc picks the first endpoint round robin per core and moves to the
   // next one after a failed connect: this is the order from the first pick.
   std::printf("endpoints   tried in this order (the first one rotates per request)\n");
   for (size_t i = 0; i < cl.endpoints.size(); ++i) {
@@ -989,7 +1220,11 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   if (IsHelp(args)) return std::fputs(kExplainHelp, stdout), kOk;
   ExplainQuery q;
   if (int exit = kOk; !ParseExplain(args, &q, &exit)) return exit;
-  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
+  Result<ExplainGateway> g = LoadExplainGateway(q.config);
+  if (!g) return Fail(g.error().message);
+  // The store that gateway reads: --store, else its config's, else the default.
+  Result<std::unique_ptr<control::Store>> store =
+      Open(uri.empty() ? g->gateway.store : uri, Access::kRead);
   if (!store) return Fail(store.error().message);
   Result<std::vector<control::StoredService>> list = (*store)->List();
   if (!list) return Fail(list.error().message);
@@ -1004,8 +1239,7 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   }
   config::Interner endpoint_ids, route_keys;
   Result<std::unique_ptr<config::Snapshot>> compiled =
-      config::CompileSnapshot(config::DefaultGatewayConfig(), config::MeshConfig{}, services, 1,
-                              &endpoint_ids, &route_keys);
+      config::CompileSnapshot(g->gateway, g->mesh, services, 1, &endpoint_ids, &route_keys);
   if (!compiled) {
     return Fail("the store's services do not compile (a gateway keeps its last good config): " +
                 compiled.error().message);
@@ -1016,9 +1250,9 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   const config::Route& r = snap.routes[m.target];
   const config::Cluster& cl = snap.clusters[r.cluster];
   if (q.json) {
-    PrintExplainJson(q, m, r, cl);
+    PrintExplainJson(q, m, r, cl, *g);
   } else {
-    PrintExplainText(q, m, r, cl);
+    PrintExplainText(q, m, r, cl, *g);
   }
   return kOk;
 }
@@ -1156,10 +1390,145 @@ void PrintStatus(const std::string& admin, const StatusSample* before, const Sta
   }
 }
 
-int Status(const std::vector<std::string>& args) {
+// The fleet's records, parsed; a record that does not parse is skipped.
+Result<std::vector<control::FleetMember>> ReadFleet(control::Store& store) {
+  Result<std::vector<std::string>> records = store.ListMembers();
+  if (!records) return records.error();
+  std::vector<control::FleetMember> out;
+  for (const std::string& r : *records) {
+    if (auto m = control::ParseMemberRecord(r); m.ok()) out.push_back(std::move(*m));
+  }
+  return out;
+}
+
+std::string UtcTime(int64_t unix_s) {
+  const time_t t = static_cast<time_t>(unix_s);
+  tm parts;
+  char buf[32];
+  gmtime_r(&t, &parts);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return buf;
+}
+
+int Fleet(const std::string& uri, const std::vector<std::string>& args) {
+  if (IsHelp(args)) return std::fputs(kFleetHelp, stdout), kOk;
+  bool json = false;
+  for (const std::string& a : args) {
+    if (a != "--json") return Usage("unknown argument '" + a + "'", kFleetHelp);
+    json = true;
+  }
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
+  if (!store) return Fail(store.error().message);
+  Result<std::vector<control::StoredService>> list = (*store)->List();
+  if (!list) return Fail(list.error().message);
+  Result<std::vector<control::FleetMember>> fleet = ReadFleet(**store);
+  if (!fleet) return Fail(fleet.error().message);
+  const std::string now = control::StoreFingerprint(*list);
+  if (json) {
+    std::string o = "{\"fingerprint\":" + JsonString(now) + ",\"members\":[";
+    for (size_t i = 0; i < fleet->size(); ++i) {
+      const control::FleetMember& m = (*fleet)[i];
+      std::string rec = control::MemberRecord(m);
+      rec.pop_back();
+      o += (i ? "," : "") + rec + ",\"lags\":" + (m.fingerprint == now ? "false" : "true") + "}";
+    }
+    std::printf("%s]}\n", o.c_str());
+    return kOk;
+  }
+  std::printf("%-24s %-8s %-12s %-8s %-21s %-20s %8s  %-8s %s\n", "MEMBER", "ROLE", "SERVICE",
+              "VERSION", "ADMIN", "STARTED", "SNAPSHOT", "CONFIG", "STATE");
+  for (const control::FleetMember& m : *fleet) {
+    std::printf("%-24s %-8s %-12s %-8s %-21s %-20s %8lld  %-8s %s\n", m.id.c_str(), m.role.c_str(),
+                m.service.empty() ? "-" : m.service.c_str(), m.version.c_str(),
+                m.admin.empty() ? "-" : m.admin.c_str(), UtcTime(m.started_s).c_str(),
+                static_cast<long long>(m.snapshot), m.fingerprint == now ? "current" : "LAGS",
+                m.state.c_str());
+  }
+  std::printf("\n%zu member%s on %s\n", fleet->size(), fleet->size() == 1 ? "" : "s",
+              (*store)->Uri().c_str());
+  return kOk;
+}
+
+// The requests a /status sample counts, over every core.
+long long SampleRequests(const StatusSample& s) {
+  long long n = 0;
+  for (simdjson::dom::element c : s.cores) {
+    int64_t v = 0;
+    if (c["requests"].get(v) == simdjson::SUCCESS) n += v;
+  }
+  return n;
+}
+
+// `hms-api status --all`: two samples of every member's /status, `interval_ms`
+// apart; each member's request rate on its own clock, and the sums.
+int StatusAll(const std::string& uri, uint64_t interval_ms, bool json) {
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
+  if (!store) return Fail(store.error().message);
+  Result<std::vector<control::FleetMember>> fleet = ReadFleet(**store);
+  if (!fleet) return Fail(fleet.error().message);
+  struct Row {
+    const control::FleetMember* member;
+    StatusSample before, after;
+    bool ok = false;
+  };
+  std::vector<std::unique_ptr<Row>> rows;
+  for (const control::FleetMember& m : *fleet) {
+    const std::optional<config::HostPort> hp = config::ParseHostPort(m.admin);
+    if (!hp) continue;  // no admin API: nothing to ask
+    auto row = std::make_unique<Row>();
+    row->member = &m;
+    control::HttpClient client({control::HttpTarget{hp->host, hp->port}}, 3000);
+    row->ok = FetchStatus(client, m.admin, &row->before) == kOk;
+    rows.push_back(std::move(row));
+  }
+  timespec pause{static_cast<time_t>(interval_ms / 1000),
+                 static_cast<long>(interval_ms % 1000) * 1'000'000};
+  while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+  }
+  long long total = 0;
+  double total_rate = 0;
+  std::string o = "{\"members\":[";
+  if (!json) std::printf("%-24s %-21s %12s %10s\n", "MEMBER", "ADMIN", "REQUESTS", "REQ/S");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Row& r = *rows[i];
+    const control::HttpTarget target{config::ParseHostPort(r.member->admin)->host,
+                                     config::ParseHostPort(r.member->admin)->port};
+    control::HttpClient client({target}, 3000);
+    r.ok = r.ok && FetchStatus(client, r.member->admin, &r.after) == kOk;
+    const long long n = r.ok ? SampleRequests(r.after) : 0;
+    const double seconds = r.ok && r.after.clock_ms > r.before.clock_ms
+                               ? static_cast<double>(r.after.clock_ms - r.before.clock_ms) / 1000
+                               : 0;
+    const double rate =
+        seconds > 0 ? static_cast<double>(n - SampleRequests(r.before)) / seconds : 0;
+    total += n;
+    total_rate += rate;
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "{\"id\":%s,\"admin\":%s,\"ok\":%s,\"requests\":%lld,\"req_per_s\":%.1f}",
+                  JsonString(r.member->id).c_str(), JsonString(r.member->admin).c_str(),
+                  r.ok ? "true" : "false", n, rate);
+    o += (i ? "," : "") + std::string(line);
+    if (!json) {
+      std::printf("%-24s %-21s %12s %10s\n", r.member->id.c_str(), r.member->admin.c_str(),
+                  r.ok ? std::to_string(n).c_str() : "-",
+                  r.ok ? std::to_string(std::llround(rate)).c_str() : "unreachable");
+    }
+  }
+  if (json) {
+    std::printf("%s],\"requests\":%lld,\"req_per_s\":%.1f}\n", o.c_str(), total, total_rate);
+  } else {
+    const std::string count = std::to_string(rows.size()) + " members";
+    std::printf("%-24s %-21s %12lld %10.1f\n", "fleet", count.c_str(), total, total_rate);
+  }
+  return kOk;
+}
+
+int Status(const std::string& uri, const std::vector<std::string>& args) {
   const char* env = std::getenv("HMS_ADMIN");
   std::string admin = env != nullptr && env[0] != '\0' ? env : "127.0.0.1:9901";
   bool json = false;
+  bool all = false;
   uint64_t interval_ms = 1000;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--help" || args[i] == "-h") {
@@ -1168,6 +1537,8 @@ int Status(const std::vector<std::string>& args) {
     }
     if (args[i] == "--json") {
       json = true;
+    } else if (args[i] == "--all") {
+      all = true;
     } else if (args[i] == "--admin" && i + 1 < args.size()) {
       admin = args[++i];
     } else if (args[i] == "--interval" && i + 1 < args.size()) {
@@ -1181,6 +1552,7 @@ int Status(const std::vector<std::string>& args) {
       return Usage("unknown argument '" + args[i] + "'", kStatusHelp);
     }
   }
+  if (all) return StatusAll(uri, std::max<uint64_t>(interval_ms, 100), json);
   const std::optional<config::HostPort> hp = config::ParseHostPort(admin);
   if (!hp) return Usage("--admin needs HOST:PORT", kStatusHelp);
   control::HttpClient client({control::HttpTarget{hp->host, hp->port}}, 3000);
@@ -1255,7 +1627,8 @@ int Main(int argc, char** argv) {
   if (command == "show") return Show(uri, args);
   if (command == "endpoints") return Endpoints(uri, args);
   if (command == "explain") return Explain(uri, args);
-  if (command == "status") return Status(args);
+  if (command == "status") return Status(uri, args);
+  if (command == "fleet") return Fleet(uri, args);
   if (command == "token") return TokenCommand(args);
   if (command == "certs") return CertsCommand(args);
   if (command == "help") {

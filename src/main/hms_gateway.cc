@@ -3,10 +3,15 @@
 // the cores and the admin API, then hands the thread to the control loop
 // (control/reloader.h), which watches the store, the key files and the
 // signals. It is never on the data path.
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,6 +23,8 @@
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/admin_server.h"
+#include "hms/control/fleet.h"
+#include "hms/control/handover.h"
 #include "hms/control/reloader.h"
 #include "hms/control/self_registration.h"
 #include "hms/control/served_config.h"
@@ -28,6 +35,8 @@
 #include "hms/obs/exposition.h"
 #include "hms/obs/metrics.h"
 #include "hms/obs/metrics_page.h"
+#include "hms/obs/ui_data.h"
+#include "hms/obs/ui_page.h"
 #include "hms/policy/binding.h"
 #include "hms/policy/registry.h"
 #include "hms/proxy/engine.h"
@@ -41,15 +50,19 @@ using hms::config::Snapshot;
 constexpr const char* kVersion = "0.1.0";
 
 constexpr const char* kUsage =
-    "usage: hms-gateway [--config FILE] [--store URI] [--check]\n"
+    "usage: hms-gateway [--config FILE] [--store URI] [--check] [--upgrade]\n"
     "\n"
     "Runs the HMS-API data plane (edge gateway or sidecar, as the config says).\n"
     "Without --config it runs on embedded defaults: a listener on 127.0.0.1:8080,\n"
     "the admin API on 127.0.0.1:9901, and the default store.\n"
     "\n"
     "  --config FILE  gateway.yaml to load\n"
-    "  --store URI    store to read services from (overrides the config's store)\n"
+    "  --store URI    store to read services from, file:DIR or etcd://HOST:PORT\n"
+    "                 (overrides the config's store)\n"
     "  --check        validate the config (and the services in the store) and exit\n"
+    "  --upgrade      take over the listening sockets of the running gateway of the\n"
+    "                same config file (a new binary, no connection dropped); the\n"
+    "                old process drains and exits 0 once this one serves\n"
     "\n"
     "Signals: SIGHUP reloads the config file and the store; SIGTERM/SIGINT stop\n"
     "accepting, drain in-flight requests (bounded by drain_timeout) and exit 0.\n";
@@ -66,6 +79,8 @@ struct Gateway {
   std::string config_path;
   std::string store_override;
   bool check = false;  // --check: validate and exit
+  bool upgrade = false;  // --upgrade: take the running gateway's sockets over
+  hms::control::ReceivedSockets received;  // --upgrade: what the old process handed over
   GatewayConfig config;
   hms::config::MeshConfig mesh;
   std::unique_ptr<hms::control::Store> store;
@@ -89,8 +104,17 @@ struct Gateway {
   // After `spans` and the engine, whose counts its /metrics reads: it stops first.
   hms::control::AdminServer admin;
   bool admin_on = false;
+  hms::obs::UiData ui;  // /ui/data's samples; touched only by the admin thread
   // A sidecar's lease on its own endpoint (null for an edge gateway).
   std::unique_ptr<hms::control::SelfRegistration> registration;
+  // This process's record in the store's fleet view (control/fleet.h), and
+  // the fingerprint of the store contents the last good snapshot compiled.
+  std::unique_ptr<hms::control::Membership> membership;
+  hms::control::FleetMember self;
+  std::string fingerprint;
+  // Listens for the next upgrade (control/handover.h); before `admin` and
+  // the engine in destruction order, whose sockets it hands over.
+  std::unique_ptr<hms::control::HandoverServer> handover;
 };
 
 hms::Result<GatewayConfig> LoadConfig(const std::string& path) {
@@ -117,6 +141,14 @@ std::vector<hms::config::ServiceInput> ReadServices(Gateway& g, std::string* err
   for (const std::string& p : loaded.problems) Log("%s", p.c_str());
   *problems = std::move(loaded.problems);
   return std::move(loaded.services);
+}
+
+// The store's services a snapshot serves: a sidecar's snapshot also holds
+// its own local service as a cluster (SERVICE@local), which is no service
+// of the store.
+size_t ServiceCount(const Snapshot& s) {
+  return static_cast<size_t>(std::count_if(s.clusters.begin(), s.clusters.end(),
+                                           [](const auto& cl) { return !cl.local; }));
 }
 
 // Gives the snapshot its process-wide policy state (policy/binding.h).
@@ -163,6 +195,7 @@ hms::control::Compiled Compile(Gateway& g) {
   if (!g.config_error.empty()) c.stale = "config file not reloaded: " + g.config_error;
   for (const std::string& p : problems) c.stale += (c.stale.empty() ? "" : "; ") + p;
   ++g.version;
+  g.fingerprint = hms::control::StoreFingerprint(g.last_listed);
   c.snapshot = snap->release();
   AttachPolicies(g, c.snapshot);
   return c;
@@ -197,12 +230,14 @@ hms::obs::MetricsPageInput GatherMetrics(Gateway& g) {
       if (cl.breaker_state) {
         hms::policy::BreakerStatus st = cl.breaker_state->Status(now);
         in.breakers.push_back({cl.name, static_cast<int>(st.state), st.next_probe_in_ns,
-                               st.opened_total, st.half_opened_total, st.closed_total});
+                               st.opened_total, st.half_opened_total, st.closed_total,
+                               st.consecutive_failures});
       }
       for (const auto& ep : cl.endpoints) {
         if (!ep.health) continue;
-        in.endpoints.push_back({cl.name, ep.address, ep.health->ejected_until() > now,
-                                ep.health->ejections_total(), ep.health->check_failing()});
+        const hms::core::Instant until = ep.health->ejected_until();
+        in.endpoints.push_back({cl.name, ep.address, until > now, ep.health->ejections_total(),
+                                ep.health->check_failing(), until > now ? until - now : 0});
       }
     }
     for (const auto& r : s.routes) {
@@ -212,6 +247,8 @@ hms::obs::MetricsPageInput GatherMetrics(Gateway& g) {
     }
   });
   in.live_snapshots = static_cast<uint64_t>(hms::config::LiveSnapshots());
+  in.role = g.config.role;
+  in.version = kVersion;
   return in;
 }
 
@@ -263,9 +300,8 @@ std::string StatusJson(Gateway& g) {
     for (const auto& cl : s.clusters) {
       if (!cl.breaker_state) continue;
       auto st = cl.breaker_state->Status(now);
-      static const char* kStates[] = {"closed", "open", "half-open"};
       o += (first ? "" : ",") + std::string("{\"service\":") + JsonString(cl.name) +
-           ",\"state\":\"" + kStates[static_cast<int>(st.state)] +
+           ",\"state\":\"" + hms::obs::BreakerStateName(static_cast<int>(st.state)) +
            "\",\"consecutive_failures\":" + std::to_string(st.consecutive_failures) +
            ",\"next_probe_s\":" + std::to_string(st.next_probe_in_ns / 1'000'000'000ull) + "}";
       first = false;
@@ -273,6 +309,63 @@ std::string StatusJson(Gateway& g) {
     o += "],\"snapshot\":" + std::to_string(s.version);
   });
   return o + "}\n";
+}
+
+// What /ui/data shows: /metrics' input plus the routes as /status lists them
+// and the core threads' CPU time, read on the admin thread.
+hms::obs::UiInput GatherUi(Gateway& g) {
+  hms::obs::UiInput in;
+  in.metrics = GatherMetrics(g);
+  in.clock_ns = hms::core::Now();
+  timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  in.unix_ms = static_cast<int64_t>(wall.tv_sec) * 1000 + wall.tv_nsec / 1'000'000;
+  in.role = g.config.role;
+  const std::string stale = g.served.stale();
+  in.config = stale.empty() ? "ok" : "stale: " + stale;
+  in.core_cpu_ns = hms::obs::CoreCpuTimes(g.engine.cores());
+  g.served.With([&](const Snapshot& s) {
+    in.snapshot = s.version;
+    for (const auto& r : s.routes) {
+      hms::obs::UiRoute u{r.key, s.clusters[r.cluster].name, r.methods_text + " " + r.path_template};
+      if (r.limiter) {
+        u.rate_limit = r.rate_limit->text;
+        u.has_tokens = !r.limiter->keyed();
+        if (u.has_tokens) u.tokens_left = r.limiter->Available(in.clock_ns);
+      }
+      in.routes.push_back(std::move(u));
+    }
+  });
+  return in;
+}
+
+// The live page (/ui, its script and style) and its data (/ui/data).
+void InstallUi(Gateway& g) {
+  size_t n = 0;
+  const hms::obs::UiAsset* assets = hms::obs::UiAssets(&n);
+  const auto page_headers = [](hms::control::AdminResponse* r, const char* cache) {
+    r->headers = {{"Content-Security-Policy", std::string(hms::obs::kUiContentSecurityPolicy)},
+                  {"X-Content-Type-Options", "nosniff"},
+                  {"Cache-Control", cache}};
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const hms::obs::UiAsset a = assets[i];
+    auto serve = [a, page_headers](const hms::control::AdminRequest&) {
+      hms::control::AdminResponse r;
+      r.content_type = std::string(a.content_type);
+      r.body = std::string(a.body);
+      page_headers(&r, "no-cache");
+      return r;
+    };
+    g.admin.Handle(std::string(a.path), serve);
+    if (i == 0) g.admin.Handle(std::string(a.path) + "/", serve);
+  }
+  g.admin.Handle("/ui/data", [&g, page_headers](const hms::control::AdminRequest&) {
+    hms::control::AdminResponse r;
+    r.body = g.ui.Render(GatherUi(g));
+    page_headers(&r, "no-store");
+    return r;
+  });
 }
 
 // Reads the command line into `g`; returns an exit code to stop with, or -1
@@ -286,6 +379,8 @@ int ParseArgs(Gateway& g, int argc, char** argv) {
       g.store_override = argv[++i];
     } else if (a == "--check") {
       g.check = true;
+    } else if (a == "--upgrade") {
+      g.upgrade = true;
     } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -406,8 +501,9 @@ bool StartTracing(Gateway& g) {
   return true;
 }
 
-// /healthz, /metrics, /status and /config.
+// /healthz, /metrics, /status, /config and the live page.
 void InstallAdmin(Gateway& g) {
+  InstallUi(g);
   g.admin.Handle("/healthz", [&g](const hms::control::AdminRequest&) {
     // The gateway is healthy while it serves; a lost store is reported, not
     // fatal: the last good config keeps serving (DESIGN §2).
@@ -472,17 +568,26 @@ bool StartServing(Gateway& g, Snapshot* first) {
   // listens on ends the start here, exit 1, naming the address. From Start
   // on, a failure returns through ~Gateway, whose engine stops and joins the
   // cores before the process exits.
-  if (auto b = g.engine.Bind(g.config); !b.ok()) {
+  auto b = g.engine.Bind(g.config, g.upgrade ? &g.received.listeners : nullptr);
+  // Groups the config no longer has: this process lets its copies go (the
+  // old one closes its own as it drains).
+  for (auto& group : g.received.listeners)
+    for (int fd : group) close(fd);
+  g.received.listeners.clear();
+  if (!b.ok()) {
     Log("%s", b.error().message.c_str());
     return false;
   }
   g.admin_on = !g.config.admin.empty() && g.config.admin != "off";
   if (g.admin_on) {
-    if (auto a = g.admin.Listen(g.config.admin); !a.ok()) {
+    auto a = g.received.admin >= 0 ? g.admin.Adopt(std::exchange(g.received.admin, -1))
+                                   : g.admin.Listen(g.config.admin);
+    if (!a.ok()) {
       Log("%s", a.error().message.c_str());
       return false;
     }
   }
+  if (g.received.admin >= 0) close(std::exchange(g.received.admin, -1));  // admin: off now
   if (auto s = g.engine.Start(g.config, first); !s.ok()) {
     Log("%s", s.error().message.c_str());
     return false;
@@ -495,6 +600,63 @@ bool StartServing(Gateway& g, Snapshot* first) {
     return false;
   }
   return true;
+}
+
+// An upgrade: tells the old process that this one serves (it then drains).
+// Then, in any case, listens for the next upgrade: its name is free once the
+// old process took the connection.
+void ListenForUpgrades(Gateway& g) {
+  if (g.upgrade) {
+    if (auto c = hms::control::ConfirmServing(&g.received); !c.ok()) {
+      Log("%s", c.error().message.c_str());
+    } else {
+      Log("upgrade: serving on the sockets of the process this one replaces");
+    }
+  }
+  g.handover = std::make_unique<hms::control::HandoverServer>(
+      hms::control::HandoverName(g.config_path),
+      [&g] {
+        std::vector<hms::control::HandedSocket> out;
+        const auto& groups = g.engine.listening_sockets();
+        for (size_t i = 0; i < groups.size(); ++i)
+          for (int fd : groups[i]) out.push_back({fd, static_cast<int>(i)});
+        if (g.admin_on) out.push_back({g.admin.listen_fd(), hms::control::HandedSocket::kAdmin});
+        return out;
+      },
+      // The control loop reads SIGTERM from its signalfd and ends; Shutdown
+      // sees handed_over() and drains without touching the sockets.
+      [] { kill(getpid(), SIGTERM); }, LogLine);
+  if (auto s = g.handover->Start(); !s.ok()) {
+    Log("%s; --upgrade will reach that gateway, not this one", s.error().message.c_str());
+    g.handover.reset();
+  }
+}
+
+// This process's fleet record as of now.
+const hms::control::FleetMember& SelfRecord(Gateway& g, const char* state = nullptr) {
+  const std::string stale = g.served.stale();
+  g.self.snapshot = static_cast<int64_t>(g.version);
+  g.self.fingerprint = g.fingerprint;
+  g.self.state = state != nullptr ? state : stale.empty() ? "serving" : "stale: " + stale;
+  return g.self;
+}
+
+// Records this process in the store's fleet view, under a lease of
+// registration_ttl (renewed by the control loop's tick).
+void JoinFleet(Gateway& g) {
+  g.self.id = hms::control::LocalMemberId();
+  g.self.role = g.config.role;
+  g.self.service = g.config.role == "sidecar" ? g.config.service : "";
+  g.self.version = kVersion;
+  g.self.pid = getpid();
+  g.self.started_s = static_cast<int64_t>(std::time(nullptr));
+  if (g.admin_on) {
+    g.self.admin = g.config.admin.substr(0, g.config.admin.rfind(':')) + ":" +
+                   std::to_string(g.admin.port());
+  }
+  g.membership = std::make_unique<hms::control::Membership>(g.store.get(),
+                                                            g.config.registration_ttl_s, LogLine);
+  g.membership->Tick(std::chrono::steady_clock::now(), SelfRecord(g));
 }
 
 // Prints the bound addresses, registers a sidecar, and prints the ready line.
@@ -527,8 +689,10 @@ void Announce(Gateway& g, const Snapshot& first) {
     std::string host = g.config.admin.substr(0, g.config.admin.rfind(':'));
     std::printf("hms-gateway: admin %s:%u\n", host.c_str(), g.admin.port());
   }
+  ListenForUpgrades(g);
+  JoinFleet(g);
   std::printf("hms-gateway: ready cores=%u snapshot=%llu services=%zu store=%s\n", g.engine.cores(),
-              static_cast<unsigned long long>(first.version), first.clusters.size(),
+              static_cast<unsigned long long>(first.version), ServiceCount(first),
               g.store->Uri().c_str());
   std::fflush(stdout);
 }
@@ -581,10 +745,10 @@ void RunControlLoop(Gateway& g, int signal_fd) {
     // in the cores' rings (at 50k requests/s a core's 1 MiB ring holds
     // about 75 ms of lines); else the loop's own longest wait.
     int64_t ms = g.config.access_log ? 20 : 1000;
-    if (g.registration) {
-      // CLOCK_MONOTONIC both: core::Instant and steady_clock count the same time.
-      ms = std::min(ms, g.registration->Tick(Clock::time_point(std::chrono::nanoseconds(now))));
-    }
+    // CLOCK_MONOTONIC both: core::Instant and steady_clock count the same time.
+    const Clock::time_point at{std::chrono::nanoseconds(now)};
+    if (g.registration) ms = std::min(ms, g.registration->Tick(at));
+    if (g.membership) ms = std::min(ms, g.membership->Tick(at, SelfRecord(g)));
     return ms;
   };
   h.log = LogLine;
@@ -595,11 +759,27 @@ void RunControlLoop(Gateway& g, int signal_fd) {
 
 // Leaves the store, drains the cores and stops what runs beside them.
 void Shutdown(Gateway& g) {
-  // Out of the store first, so callers stop choosing this sidecar while it drains.
-  if (g.registration) g.registration->Withdraw();
-  Log("draining (up to %u ms)", g.config.drain_timeout_ms);
-  g.engine.Drain();
+  // No upgrade while draining; one that completed made this drain (or is
+  // under way: its new process holds the sockets, and may serve on them).
+  if (g.handover) g.handover->Stop();
+  const bool handed_over = g.handover && g.handover->handed_over();
+  // Out of the store first, so callers stop choosing this sidecar while it
+  // drains; after an upgrade the new process holds the same endpoint under
+  // its own lease, so it stays (this lease expires on its own).
+  if (g.registration && !handed_over) g.registration->Withdraw();
+  Log("draining (up to %u ms)%s", g.config.drain_timeout_ms,
+      handed_over ? " after an upgrade" : "");
+  // After an upgrade the admin socket is the new process's: this one stops
+  // answering on it at once, so /status and /metrics read the new one.
+  if (handed_over && g.admin_on) {
+    g.admin.Stop();
+    g.admin_on = false;
+  }
+  // The fleet view shows the drain, and loses the member once it is over.
+  if (g.membership) g.membership->Tick(std::chrono::steady_clock::now(), SelfRecord(g, "draining"));
+  g.engine.Drain(handed_over);
   g.engine.Join();
+  if (g.membership) g.membership->Withdraw();
   if (g.config.access_log) g.access_log.Flush(g.engine.access_logs());  // what the drain answered
   if (g.spans) g.spans->Stop();
   if (g.admin_on) g.admin.Stop();
@@ -618,12 +798,25 @@ int Main(int argc, char** argv) {
   if (g.check) {
     std::printf("%s: ok (%zu services, %zu routes)\n",
                 g.config_path.empty() ? "<embedded defaults>" : g.config_path.c_str(),
-                first->clusters.size(), first->routes.size());
+                ServiceCount(*first), first->routes.size());
     first->Release();
     return 0;
   }
   g.served.SetCurrent(first);  // released by ~ServedConfig on every return from here
-  if (!StartServing(g, first)) return 1;
+  if (g.upgrade) {
+    // Only now, with a config that loads: a new process that fails before
+    // here never touched the old one, which goes on serving.
+    auto r = hms::control::ReceiveSockets(hms::control::HandoverName(g.config_path));
+    if (!r.ok()) {
+      Log("%s", r.error().message.c_str());
+      return 1;
+    }
+    g.received = std::move(*r);
+  }
+  if (!StartServing(g, first)) {
+    g.received.CloseAll();  // the old process keeps serving on its own copies
+    return 1;
+  }
   Announce(g, *first);
   RunControlLoop(g, signal_fd);
   Shutdown(g);

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 
 #include "hms/tls/session.h"
 
@@ -34,6 +36,7 @@ std::string KeyMaterial::Describe(const config::GatewayConfig& c) {
   }
   if (c.mtls) d += "mtls " + c.mtls->cert + " " + c.mtls->key + " " + c.mtls->ca + "\n";
   if (c.jwt) d += "jwt " + c.jwt->jwks + " " + c.jwt->hs256_secret_file + "\n";
+  d += "tickets " + c.tls_ticket_keys + "\n";
   return d;
 }
 
@@ -48,6 +51,23 @@ bool KeyMaterial::WantsKeyReload(int64_t now_s) {
   if (now_s - keys_read_s_ < kUnknownKidIntervalS) return false;
   unknown_kid_.store(false, std::memory_order_relaxed);
   force_ = true;
+  return true;
+}
+
+// The fleet's ticket secrets from tls.ticket_keys, or the process's own.
+Result<bool> KeyMaterial::UseTicketKeys(const config::GatewayConfig& c,
+                                        const std::function<void(const std::string&)>& read) {
+  if (c.tls_ticket_keys.empty()) {
+    tls::UseProcessTicketKeys();
+    return true;
+  }
+  read(c.tls_ticket_keys);
+  std::ifstream in(c.tls_ticket_keys, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (auto t = tls::UseTicketKeys(text, c.tls_ticket_keys); !t.ok()) {
+    return ConfigError(config::WhereIs(c, "tls.ticket_keys") + ": tls.ticket_keys: " +
+                       t.error().message);
+  }
   return true;
 }
 
@@ -124,6 +144,7 @@ Result<bool> KeyMaterial::Attach(const config::GatewayConfig& c, config::Snapsho
       }
       jwt_keys = std::make_shared<const auth::KeySet>(std::move(*keys));
     }
+    if (auto t = UseTicketKeys(c, read); !t.ok()) return fail(t.error());
     described_ = described;
     stamps_ = std::move(stamps);
     listener_tls_ = std::move(listener_tls);

@@ -1,5 +1,6 @@
 // The key material a snapshot carries (docs/tls.md): each TLS listener's
-// certificates, this proxy's mesh identity, and the JWT keys. Made by the
+// certificates, this proxy's mesh identity, the JWT keys and the session
+// ticket secrets (tls.ticket_keys). Made by the
 // control thread from files, reused while those files stay the same, and
 // made again when one changes (size, mtime or inode), so certificates and
 // JWKS rotate without a restart and without dropping a connection: sessions
@@ -52,6 +53,8 @@ class KeyMaterial {
     bool operator==(const Stamp&) const = default;
   };
   static Stamp StampOf(const std::string& path);
+  static Result<bool> UseTicketKeys(const config::GatewayConfig& c,
+                                    const std::function<void(const std::string&)>& read);
   static std::string Describe(const config::GatewayConfig& c);
 
   std::function<void(const std::string&)> log_;

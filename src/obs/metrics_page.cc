@@ -160,9 +160,21 @@ void RenderCores(const MetricsPageInput& in, Exposition& e) {
     in.cores[i]->requests.ForEach([&](uint32_t, uint16_t, uint64_t n) { requests += n; });
     e.Sample({{"core", std::to_string(i)}}, requests);
   }
+  // An info metric: one sample of 1 whose labels say what this process is,
+  // so dashboards can pick instances by role (configs/grafana) without
+  // another label on every series.
+  e.Family("hms_info", "gauge",
+           "Always 1; its labels say what this process is: role (gateway or sidecar) and "
+           "version.");
+  e.Sample({{"role", in.role}, {"version", in.version}}, 1);
 }
 
 }  // namespace
+
+const char* BreakerStateName(int state) noexcept {
+  static const char* const kStates[] = {"closed", "open", "half-open"};
+  return state >= 0 && state <= 2 ? kStates[state] : "unknown";
+}
 
 std::string RenderMetricsPage(const MetricsPageInput& in) {
   Exposition e;

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <thread>
 
 #include "hms/common/address.h"
@@ -46,6 +47,48 @@ std::vector<int> AllowedCpus() {
   return cpus;
 }
 
+// "HOST:PORT" ("[HOST]:PORT" for IPv6) of a bound socket.
+std::string BoundAddress(int fd) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  char host[64];
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+  }
+  auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+  inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+  return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+}
+
+// A received socket listens where the config says (any port for port 0):
+// the address to claim, with the socket's own port, in `*ss`.
+Result<bool> CheckHandedOver(int fd, const std::string& address, sockaddr_storage* ss,
+                             socklen_t len) {
+  sockaddr_storage got;
+  socklen_t got_len = sizeof got;
+  int listening = 0;
+  socklen_t opt_len = sizeof listening;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&got), &got_len) < 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &opt_len) < 0 || !listening) {
+    return Error{"upgrade: the socket handed over for " + address + " does not listen",
+                 Side::kInternal};
+  }
+  const std::string have = BoundAddress(fd);
+  const bool any_port = address.ends_with(":0");
+  const std::string want_host = address.substr(0, address.rfind(':'));
+  if (got.ss_family != ss->ss_family || (any_port ? have.substr(0, have.rfind(':')) != want_host
+                                                  : have != address)) {
+    return Error{"upgrade: the running gateway listens on " + have + " where the config says " +
+                     address + ": a changed listener needs a restart, not an upgrade",
+                 Side::kConfig};
+  }
+  std::memcpy(ss, &got, len);
+  return true;
+}
+
 }  // namespace
 
 Engine::Engine() = default;
@@ -63,9 +106,12 @@ uint32_t CoresFor(const config::GatewayConfig& config) {
   return cores == 0 ? 1 : cores;
 }
 
-Result<bool> Engine::Bind(const config::GatewayConfig& config) {
+Result<bool> Engine::Bind(const config::GatewayConfig& config,
+                          std::vector<std::vector<int>>* handed_over) {
   uint32_t cores = CoresFor(config);
   listen_fds_.assign(cores, {});
+  listen_of_.assign(cores, {});
+  groups_.clear();
   bound_.clear();
   // The listeners in order; a sidecar's egress listener last (Worker tells
   // them apart by index).
@@ -76,18 +122,28 @@ Result<bool> Engine::Bind(const config::GatewayConfig& config) {
   // gateway per address"): a gateway starting at the same moment then finds
   // them listening.
   std::vector<ListenClaim> claims;
-  for (const std::string& address : addresses) {
+  for (uint16_t i = 0; i < addresses.size(); ++i) {
+    const std::string& address = addresses[i];
     sockaddr_storage ss;
     socklen_t len;
     if (!ParseNumericAddress(address, &ss, &len)) {
       return Error{"listener address '" + address + "' is not HOST:PORT", Side::kConfig};
     }
+    std::vector<int> members;
+    if (handed_over != nullptr && i < handed_over->size()) members = std::move((*handed_over)[i]);
+    groups_.push_back({});
+    for (int fd : members) groups_.back().push_back(fd);  // owned from here, even on an error
+    for (int fd : members) {
+      if (auto c = CheckHandedOver(fd, address, &ss, len); !c.ok()) return c.error();
+    }
     // Port 0: the claim takes the port the kernel picks, and every core's
     // socket binds that one.
-    auto claim = ListenClaim::Take(&ss, len, address);
+    auto claim = ListenClaim::Take(&ss, len, address, !members.empty());
     if (!claim.ok()) return claim.error();
     claims.push_back(std::move(*claim));
-    for (uint32_t core = 0; core < cores; ++core) {
+    // Each member stays open and some core accepts from it; cores beyond the
+    // group's size get a new member each.
+    for (uint32_t core = static_cast<uint32_t>(members.size()); core < cores; ++core) {
       int fd = Listen(ss, len);
       if (fd < 0) {
         // EADDRINUSE here: a process that is no hms-gateway listened between
@@ -99,23 +155,13 @@ Result<bool> Engine::Bind(const config::GatewayConfig& config) {
                      : std::string(std::strerror(-fd))),
             Side::kInternal};
       }
-      if (core == 0) {
-        getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-        char host[64];
-        uint16_t port;
-        if (ss.ss_family == AF_INET6) {
-          auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-          inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-          port = ntohs(a->sin6_port);
-          bound_.push_back("[" + std::string(host) + "]:" + std::to_string(port));
-        } else {
-          auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-          inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-          port = ntohs(a->sin_port);
-          bound_.push_back(std::string(host) + ":" + std::to_string(port));
-        }
-      }
-      listen_fds_[core].push_back(fd);
+      if (core == 0) getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+      groups_.back().push_back(fd);
+    }
+    bound_.push_back(BoundAddress(groups_.back().front()));
+    for (size_t m = 0; m < groups_.back().size(); ++m) {
+      listen_fds_[m % cores].push_back(groups_.back()[m]);
+      listen_of_[m % cores].push_back(i);
     }
   }
   return true;
@@ -131,9 +177,11 @@ Result<bool> Engine::Start(const config::GatewayConfig& config, config::Snapshot
       cpu = cpus[i % cpus.size()];
     }
     workers_.push_back(std::make_unique<Worker>(i, static_cast<uint32_t>(listen_fds_.size()), config,
-                                                std::move(listen_fds_[i]), cpu));
+                                                std::move(listen_fds_[i]), std::move(listen_of_[i]),
+                                                cpu));
   }
   listen_fds_.clear();  // the workers own them now
+  listen_of_.clear();
   for (uint32_t i = 0; i < workers_.size(); ++i) {
     snapshot->Acquire();
     int rc = workers_[i]->Start(snapshot);
@@ -158,9 +206,10 @@ void Engine::Publish(config::Snapshot* snapshot) {
   }
 }
 
-void Engine::Drain() {
+void Engine::Drain(bool handed_over) {
   for (auto& w : workers_) {
-    core::Message m{core::Message::Kind::kDrain, nullptr};
+    core::Message m{handed_over ? core::Message::Kind::kHandOver : core::Message::Kind::kDrain,
+                    nullptr};
     while (!w->mailbox().Push(m)) std::this_thread::yield();
   }
 }

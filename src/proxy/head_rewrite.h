@@ -1,16 +1,58 @@
-// Head rewriting toward the client: pure functions, headers in, bytes out
-// (docs/engine.md "Header fields"). No state, no allocation; any thread.
+// Head rewriting, both ways: pure functions, headers in, bytes out
+// (docs/engine.md "Header fields"). The request side (toward the upstream)
+// is in head_rewrite.cc, the response side (toward the client) here. No
+// state, no allocation; any thread.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "hms/http/field_names.h"
 #include "hms/http/parser.h"
+#include "hms/obs/trace.h"
 #include "hms/policy/rate_limit.h"
 #include "src/proxy/wire.h"
 
 namespace hms::proxy {
+
+// The request header carrying the time an attempt has left, in ms (written
+// upstream on every attempt; read from callers, so a sidecar keeps within
+// the gateway's deadline). Its value is kTimeoutDigits wide: digits, then
+// spaces (OWS), filled in by each attempt.
+inline constexpr std::string_view kTimeoutHeader = "x-hms-timeout-ms";
+inline constexpr size_t kTimeoutDigits = 10;
+
+// What the gateway adds to or decides about a caller's request head.
+struct RequestHeadFields {
+  std::string_view origin;        // the request-target sent upstream (origin-form)
+  std::string_view egress_to;     // a sidecar's egress: the service, sent as Host
+  std::string_view peer_id;       // the caller's verified mTLS identity, sent as x-hms-peer
+  std::string_view default_host;  // Host when the caller sent none: the endpoint's authority
+  std::string_view client_ip;     // appended to X-Forwarded-For
+  bool tls = false;               // X-Forwarded-Proto: https
+  http::UnderscorePolicy underscores = http::UnderscorePolicy::kDrop;
+  const obs::TraceContext* trace = nullptr;  // x-trace-id and traceparent (required)
+};
+
+// What RewriteRequestHead found or placed in the head.
+struct RequestHeadOut {
+  size_t size = 0;             // bytes written; 0 when the head did not fit
+  size_t timeout_field = 0;    // offset of the x-hms-timeout-ms value (kTimeoutDigits spaces)
+  std::string_view caller_ms;  // the caller's x-hms-timeout-ms (the first one), unparsed
+};
+
+// Writes the upstream's request head for `r` into dst[0, cap): the request
+// line with `f.origin`, the caller's end-to-end fields, then ours. Dropped
+// from the caller: hop-by-hop fields (as `hop_by_hop` marked them), fields
+// whose names JudgeFieldName does not forward, Expect, X-Forwarded-Proto,
+// x-trace-id, traceparent, x-hms-peer and x-hms-timeout-ms (each replaced by
+// ours); X-Forwarded-For is extended; Host is replaced for egress and for an
+// absolute-form target (RFC 9112 §3.2.2); one Content-Length goes out. A
+// head that does not fit returns size 0: a cut head would reach the
+// upstream as another message.
+RequestHeadOut RewriteRequestHead(const http::RequestHead& r, const HopByHop& hop_by_hop,
+                                  const RequestHeadFields& f, char* dst, size_t cap) noexcept;
 
 // The RateLimit-* fields of a rate-limited route's decision.
 inline void WriteRateFields(Writer& w, const policy::RateDecision& d) noexcept {

@@ -70,12 +70,13 @@ Error Taken(const std::string& address) {
 
 }  // namespace
 
-ClaimDecision Decide(int probe_result) {
+ClaimDecision Decide(int probe_result, bool handed_over) {
+  if (handed_over) return ClaimDecision::kAdopt;
   return probe_result == -EADDRINUSE ? ClaimDecision::kRefuse : ClaimDecision::kListen;
 }
 
 Result<ListenClaim> ListenClaim::Take(sockaddr_storage* ss, socklen_t len,
-                                      const std::string& address) {
+                                      const std::string& address, bool handed_over) {
   ListenClaim claim;
   if (PortOf(*ss) == 0) {
     // The kernel picks a port no socket is bound to; the pick socket keeps
@@ -112,9 +113,12 @@ Result<ListenClaim> ListenClaim::Take(sockaddr_storage* ss, socklen_t len,
   // Probed under the lock: a start-up that held it before us has its
   // sockets listening by now, and the probe sees them.
   const int probe = BindExclusive(*ss, len);
-  switch (Decide(probe < 0 ? probe : 0)) {
+  switch (Decide(probe < 0 ? probe : 0, handed_over)) {
     case ClaimDecision::kRefuse:
       return Taken(where);
+    case ClaimDecision::kAdopt:
+      if (probe >= 0) close(probe);  // our group listens there: nothing to keep out
+      return claim;
     case ClaimDecision::kListen:
       break;
   }

@@ -18,7 +18,13 @@
 //      allows it over an earlier run's TIME_WAIT connections. A probe that is
 //      bound but not listening does not keep our own SO_REUSEPORT sockets
 //      from binding and listening beside it.
-//   3. Decide(): listen anew, or refuse.
+//   3. Decide(): listen anew, adopt, or refuse.
+//
+// A deliberate handover (`hms-gateway --upgrade`, control/handover.h) is the
+// one exception: the new process received the address's listening sockets
+// from the gateway that listens there, so the probe's EADDRINUSE is that
+// gateway, and the address is adopted (extra cores join the same group).
+// Without sockets received, the same probe still refuses.
 //
 // The caller binds and listens on the per-core sockets before it lets the
 // claim go, so the next claimant's probe sees them listening.
@@ -39,14 +45,13 @@ namespace hms::proxy {
 enum class ClaimDecision : uint8_t {
   kListen,  // nothing listens there: make the per-core sockets
   kRefuse,  // another process listens there: start-up fails, naming the address
+  kAdopt,   // the sockets listening there were handed over to this process
 };
 
-// The one place that decides, from the probe's bind result (0 or -errno),
-// whether start-up may listen on an address. A deliberate handover (a new
-// binary taking over the listening sockets of the one it replaces) adds its
-// answer here: sockets received from the old process are adopted as they
-// are, where today a taken address is refused.
-ClaimDecision Decide(int probe_result);
+// The one place that decides, from the probe's bind result (0 or -errno) and
+// whether this process received the address's sockets from the gateway it
+// replaces, whether start-up may listen on an address.
+ClaimDecision Decide(int probe_result, bool handed_over = false);
 
 class ListenClaim {
  public:
@@ -59,7 +64,10 @@ class ListenClaim {
   // a free port here and `*ss` is given it: every core's socket then binds
   // that port. Errors name the address: another process listens there,
   // another start-up holds the claim, or the bind's own errno.
-  static Result<ListenClaim> Take(sockaddr_storage* ss, socklen_t len, const std::string& address);
+  // `handed_over`: the caller holds the sockets listening there, received
+  // over the upgrade socket (Decide's kAdopt).
+  static Result<ListenClaim> Take(sockaddr_storage* ss, socklen_t len, const std::string& address,
+                                  bool handed_over = false);
 
   ListenClaim(ListenClaim&& other) noexcept;
   ListenClaim& operator=(ListenClaim&&) = delete;

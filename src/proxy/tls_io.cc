@@ -21,15 +21,10 @@ Worker::TlsStep Worker::TlsReceive(Conn& c, uint32_t slot) {
   tls::Session& s = *c.tls;
   bool progress = false;
   for (;;) {
-    Input& ci = c.cipher_in;
-    const uint32_t bid = ci.held_head;
-    const char* p = nullptr;
-    size_t len = 0;
-    if (bid != kNone) {
-      p = buffers_.Buffer(static_cast<uint16_t>(bid)) + ci.held_off;
-      len = held_len_[bid] - ci.held_off;
-    }
-    tls::Wire w{p, len, &c.cipher_out, &blocks_};
+    const std::string_view held = inputs_.Front(c.cipher_in);
+    const bool none = held.empty();
+    const size_t len = held.size();
+    tls::Wire w{held.data(), len, &c.cipher_out, &blocks_};
     TlsStep step = TlsStep::kIdle;
     bool stop = false;
     if (!s.handshake_done()) {
@@ -43,7 +38,7 @@ Worker::TlsStep Worker::TlsReceive(Conn& c, uint32_t slot) {
       } else {
         // Wants more: the next held buffer, if the session took this one
         // (a session that takes nothing must not spin this loop).
-        stop = bid == kNone || w.in_len == len;
+        stop = none || w.in_len == len;
       }
     } else {
       core::Block*& b = c.in.block;
@@ -63,7 +58,7 @@ Worker::TlsStep Worker::TlsReceive(Conn& c, uint32_t slot) {
           b->end += static_cast<uint32_t>(n);
           progress = true;
         } else if (n == 0) {
-          stop = bid == kNone || w.in_len == len;  // needs more ciphertext
+          stop = none || w.in_len == len;  // needs more ciphertext
         } else {
           step = n == tls::Session::kEof ? TlsStep::kEof : TlsStep::kFailed;
           stop = true;
@@ -74,15 +69,7 @@ Worker::TlsStep Worker::TlsReceive(Conn& c, uint32_t slot) {
         b = nullptr;
       }
     }
-    if (bid != kNone) {
-      ci.held_off += static_cast<uint32_t>(len - w.in_len);
-      if (ci.held_off == held_len_[bid]) {
-        ci.held_head = held_next_[bid];
-        if (ci.held_head == kNone) ci.held_tail = kNone;
-        ci.held_off = 0;
-        buffers_.Recycle(static_cast<uint16_t>(bid));
-      }
-    }
+    if (!none) inputs_.Consume(c.cipher_in, static_cast<uint32_t>(len - w.in_len));
     if (!c.cipher_out.empty()) MarkDirty(c, slot);  // handshake messages, alerts
     if (stop) return step == TlsStep::kIdle && progress ? TlsStep::kProgress : step;
   }
@@ -117,8 +104,7 @@ void Worker::PumpClientTls(uint32_t slot) {
     // Only the connection's very first byte: later ones may be anything.
     if (!c.sniffed && c.cipher_in.held_head != kNone) {
       c.sniffed = true;
-      const uint32_t bid = c.cipher_in.held_head;
-      char first = buffers_.Buffer(static_cast<uint16_t>(bid))[c.cipher_in.held_off];
+      char first = inputs_.Front(c.cipher_in).front();
       if (first >= 'A' && first <= 'Z') {
         RefusePlainHttp(slot);
         return;
@@ -135,12 +121,12 @@ void Worker::PumpClientTls(uint32_t slot) {
       OnClientHandshake(slot);
       continue;
     }
-    Drive(c.in, [this, slot](const char* p, size_t n) -> int64_t { return ConsumeClient(slot, p, n); });
+    inputs_.Drive(c.in, [this, slot](const char* p, size_t n) -> int64_t { return ConsumeClient(slot, p, n); });
     Client& d = clients_[slot];
     if (d.state == Client::State::kFree || d.state == Client::State::kClosing) return;
     if (step == TlsStep::kEof) {  // close_notify: like a FIN
       d.eof = true;
-      if (!d.ex.active) {
+      if (!d.ex.active()) {
         CloseClient(slot, true);
       } else if (!EndAbandonedUpload(slot)) {
         d.close_after_flush = true;
@@ -161,7 +147,7 @@ void Worker::OnClientHandshake(uint32_t slot) {
 void Worker::RefusePlainHttp(uint32_t slot) {
   Client& c = clients_[slot];
   metrics_.tls_plain_http.Add();
-  ClearInput(c.cipher_in);
+  inputs_.Clear(c.cipher_in);
   obs::TraceContext trace{};
   obs::NewTrace(&trace);
   // Not LocalResponse: there is no exchange, and the answer bypasses TLS.
@@ -232,7 +218,7 @@ void Worker::PumpUpstreamTls(uint32_t up) {
       u.tls->Save(saved.get());
       u.tls_saved = true;
     }
-    Drive(u.in, [this, up](const char* p, size_t n) -> int64_t { return ConsumeUpstream(up, p, n); });
+    inputs_.Drive(u.in, [this, up](const char* p, size_t n) -> int64_t { return ConsumeUpstream(up, p, n); });
     Upstream& v = upstreams_[up];
     if (v.state != Upstream::State::kBusy) return;
     if (step == TlsStep::kEof) {

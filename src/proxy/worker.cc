@@ -13,6 +13,7 @@
 
 #include "hms/common/check.h"
 #include "hms/obs/alloc_hook.h"
+#include "src/proxy/admission.h"
 #include "src/proxy/wire.h"
 
 namespace hms::proxy {
@@ -33,11 +34,12 @@ size_t InputCapacity(const config::GatewayConfig& c) {
 }  // namespace
 
 Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& config,
-               std::vector<int> listen_fds, int cpu)
+               std::vector<int> listen_fds, std::vector<uint16_t> listen_of, int cpu)
     : index_(index),
       cores_(cores),
       config_(config),
       listen_fds_(std::move(listen_fds)),
+      listen_of_(std::move(listen_of)),
       cpu_(cpu),
       blocks_(static_cast<uint32_t>(InputCapacity(config))),
       timers_(core::Now()) {
@@ -54,7 +56,9 @@ Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& conf
   rng_ = 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(index + 1) * 0xBF58476D1CE4E5B9ull) ^
          static_cast<uint64_t>(core::Now());
   // Engine::Bind's order: the listeners, then a sidecar's egress listener.
-  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+  const size_t listeners =
+      config.listeners.size() + (config.role == "sidecar" && !config.egress.empty() ? 1 : 0);
+  for (size_t i = 0; i < listeners; ++i) {
     listener_kind_.push_back(config.role != "sidecar"           ? ListenerKind::kEdge
                              : i < config.listeners.size() ? ListenerKind::kInbound
                                                            : ListenerKind::kEgress);
@@ -110,7 +114,8 @@ void Worker::Run() {
   Loop();
   obs::g_thread_alloc_counter = nullptr;
   ReleaseAll();
-  for (int fd : listen_fds_) close(fd);
+  for (int fd : listen_fds_)
+    if (fd >= 0) close(fd);
   tls::ReleaseThreadCaches();  // this thread verified ECDSA (mTLS, ES256 tokens)
 }
 
@@ -123,8 +128,7 @@ int Worker::SetUp() {
   if (rc < 0) return rc;
   rc = buffers_.Init(ring_.raw(), 0, config_.buffer_count, config_.buffer_size);
   if (rc < 0) return rc;
-  held_next_.assign(config_.buffer_count, kNone);
-  held_len_.assign(config_.buffer_count, 0);
+  inputs_.Init(config_.buffer_count);
   now_ = core::Now();  // SizeStateFor arms timers (health checks)
   SizeStateFor(*current_->snapshot);
   for (uint16_t i = 0; i < listen_fds_.size(); ++i) ArmAccept(i);
@@ -206,8 +210,8 @@ void Worker::ReleaseAll() {
     if (c.ex.head != nullptr) blocks_.Put(c.ex.head);
     c.ex.head = nullptr;
     c.replay.Clear(&blocks_);
-    ClearInput(c.in);
-    ClearInput(c.cipher_in);
+    inputs_.Clear(c.in);
+    inputs_.Clear(c.cipher_in);
     c.out.Clear(&blocks_);
     c.cipher_out.Clear(&blocks_);
     c.tls.reset();
@@ -217,8 +221,8 @@ void Worker::ReleaseAll() {
   for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
     Upstream& u = upstreams_[i];
     if (u.state == Upstream::State::kFree) continue;
-    ClearInput(u.in);
-    ClearInput(u.cipher_in);
+    inputs_.Clear(u.in);
+    inputs_.Clear(u.cipher_in);
     u.out.Clear(&blocks_);
     u.cipher_out.Clear(&blocks_);
     u.tls.reset();
@@ -227,11 +231,37 @@ void Worker::ReleaseAll() {
   }
 }
 
+// The generation of the object a completion names, by its op tag: a
+// completion whose generation is not the object's current one arrived after
+// the object was freed (and maybe reused) and must not touch it.
+bool Worker::Current(uint8_t op, uint32_t slot, uint32_t gen) const {
+  uint32_t now_gen;
+  switch (op) {
+    case kOpRecvClient:
+    case kOpSendClient:
+    case kOpWatchClient:
+      now_gen = clients_[slot].gen;
+      break;
+    case kOpRecvUp:
+    case kOpSendUp:
+    case kOpConnectUp:
+      now_gen = upstreams_[slot].gen;
+      break;
+    case kOpHealth:
+      if (slot >= probes_.size()) return false;
+      now_gen = probes_[slot]->gen;
+      break;
+    default:
+      return false;
+  }
+  return (now_gen & 0xffffff) == gen;
+}
+
+// A completion goes by its op tag to the object that owns it.
 void Worker::HandleCqe(io_uring_cqe* cqe) {
   uint64_t ud = io_uring_cqe_get_data64(cqe);
   uint8_t op = core::UserDataOp(ud);
   uint32_t slot = core::UserDataSlot(ud);
-  uint32_t gen = core::UserDataGen(ud);
   int res = cqe->res;
   uint32_t flags = cqe->flags;
   switch (op) {
@@ -244,51 +274,54 @@ void Worker::HandleCqe(io_uring_cqe* cqe) {
       io_uring_sqe_set_data64(sqe, core::PackUserData(kOpWake, 0, 0));
       return;  // the mailbox is drained every pass
     }
-    case kOpRecvClient:
-    case kOpRecvUp:
-      // A stale completion still hands us a buffer: give it back.
-      if (op == kOpRecvClient ? (clients_[slot].gen & 0xffffff) != gen
-                              : (upstreams_[slot].gen & 0xffffff) != gen) {
-        if (flags & IORING_CQE_F_BUFFER) buffers_.Recycle(static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT));
-        return;
-      }
-      if (op == kOpRecvClient) {
-        OnClientRecv(slot, res, flags);
-      } else {
-        OnUpstreamRecv(slot, res, flags);
-      }
-      return;
-    case kOpSendClient:
-    case kOpSendUp: {
-      // A SEND_ZC completes twice: the result (F_MORE set), then the
-      // notification that the kernel let go of our pages. The queue's blocks
-      // are recycled only after the second.
-      bool client = op == kOpSendClient;
-      if (client ? (clients_[slot].gen & 0xffffff) != gen : (upstreams_[slot].gen & 0xffffff) != gen) return;
-      int32_t& zc_res = client ? clients_[slot].zc_res : upstreams_[slot].zc_res;
-      if (flags & IORING_CQE_F_MORE) {
-        zc_res = res;
-        return;
-      }
-      if (flags & IORING_CQE_F_NOTIF) res = zc_res;
-      if (client) {
-        OnClientSent(slot, res);
-      } else {
-        OnUpstreamSent(slot, res);
-      }
+    case kOpIgnore:
+      return;  // cancellations
+    default:
+      break;
+  }
+  if (!Current(op, slot, core::UserDataGen(ud))) {
+    // A stale receive still hands us a buffer: give it back.
+    if (flags & IORING_CQE_F_BUFFER) {
+      buffers_.Recycle(static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    return;
+  }
+  if (op == kOpSendClient || op == kOpSendUp) {
+    // A SEND_ZC completes twice: the result (F_MORE set), then the
+    // notification that the kernel let go of our pages. The queue's blocks
+    // are recycled only after the second.
+    Connection& c = op == kOpSendClient ? static_cast<Connection&>(clients_[slot])
+                                        : static_cast<Connection&>(upstreams_[slot]);
+    if (flags & IORING_CQE_F_MORE) {
+      c.zc_res = res;
       return;
     }
-    case kOpConnectUp:
-      if ((upstreams_[slot].gen & 0xffffff) == gen) OnConnect(slot, res);
+    if (flags & IORING_CQE_F_NOTIF) res = c.zc_res;
+  }
+  switch (op) {
+    case kOpRecvClient:
+      OnClientRecv(slot, res, flags);
+      return;
+    case kOpSendClient:
+      OnClientSent(slot, res);
       return;
     case kOpWatchClient:
-      if ((clients_[slot].gen & 0xffffff) == gen) OnClientWatch(slot, res);
+      OnClientWatch(slot, res);
+      return;
+    case kOpRecvUp:
+      OnUpstreamRecv(slot, res, flags);
+      return;
+    case kOpSendUp:
+      OnUpstreamSent(slot, res);
+      return;
+    case kOpConnectUp:
+      OnConnect(slot, res);
       return;
     case kOpHealth:
-      if (slot < probes_.size() && (probes_[slot]->gen & 0xffffff) == gen) OnProbe(slot, res);
+      OnProbe(slot, res);
       return;
     default:
-      return;  // cancellations
+      return;
   }
 }
 
@@ -300,28 +333,50 @@ void Worker::DrainMailbox() {
         AdoptSnapshot(static_cast<config::Snapshot*>(m.payload));
         break;
       case core::Message::Kind::kDrain:
-        if (draining_) break;
-        draining_ = true;
-        // A timer, not a check after each wake-up: a core with nothing else
-        // armed would otherwise sleep through its deadline.
-        drain_timer_.kind = kTimerDrain;
-        timers_.Arm(&drain_timer_, now_, config_.drain_timeout_ms);
-        // Stop accepting: the multishot accepts end with an error.
-        for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
-        for (uint32_t i = 0; i < clients_.capacity(); ++i) {
-          Client& c = clients_[i];
-          if (c.state == Client::State::kHead && !c.ex.active && c.queued() == 0 && c.in.empty()) {
-            CloseClient(i, false);
-          }
-        }
-        for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
-          if (upstreams_[i].state == Upstream::State::kIdle) CloseUpstream(i);
-        }
+      case core::Message::Kind::kHandOver:
+        if (!draining_) BeginDrain(m.kind == core::Message::Kind::kHandOver);
         break;
       case core::Message::Kind::kStop:
         stop_ = true;
         break;
     }
+  }
+}
+
+void Worker::BeginDrain(bool handed_over) {
+  draining_ = true;
+  // A timer, not a check after each wake-up: a core with nothing else
+  // armed would otherwise sleep through its deadline.
+  drain_timer_.kind = kTimerDrain;
+  timers_.Arm(&drain_timer_, now_, config_.drain_timeout_ms);
+  if (handed_over) {
+    // The sockets serve the new process now: a shutdown would end them
+    // there too. Cancelling the accepts leaves queued connections to it;
+    // one accepted meanwhile is served here (OnAccept).
+    handed_over_ = true;
+    for (uint16_t i = 0; i < listen_fds_.size(); ++i) {
+      if (accept_armed_[i]) Cancel(kOpAccept, 0, i);
+      close(listen_fds_[i]);
+      listen_fds_[i] = -1;
+    }
+  } else {
+    // Stop accepting: the multishot accepts end with an error.
+    for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
+  }
+  for (uint32_t i = 0; i < clients_.capacity(); ++i) {
+    Client& c = clients_[i];
+    if (c.state == Client::State::kHead && !c.ex.active() && c.queued() == 0 && c.in.empty()) {
+      if (handed_over) {
+        // A handshake in progress keeps its header_timeout.
+        if (c.tls != nullptr && !c.tls->handshake_done()) continue;
+        timers_.Arm(&c.timer, now_, std::min<uint64_t>(kHandOverIdleMs, config_.idle_timeout_ms));
+      } else {
+        CloseClient(i, false);
+      }
+    }
+  }
+  for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
+    if (upstreams_[i].state == Upstream::State::kIdle) CloseUpstream(i);
   }
 }
 
@@ -388,48 +443,12 @@ void Worker::ReleaseHold(SnapshotHold* h) {
 void Worker::OnTimer(core::Timer* t) {
   uint32_t slot = t->owner;
   switch (t->kind) {
-    case kTimerClient: {
-      Client& c = clients_[slot];
-      if (c.state == Client::State::kClosing) {
-        CloseClient(slot, false);  // lingering over, or a client that never read its answer
-      } else if (c.tls != nullptr && !c.tls->handshake_done()) {
-        metrics_.tls_failed.Add();  // a handshake that stalled: no answer can be read
-        CloseClient(slot, false);
-      } else if (!c.in.empty() && !c.ex.active) {
-        RejectRequest(slot, policy::AnswerFor(policy::Fault::kHeaderTimeout));
-      } else {
-        CloseClient(slot, false);  // idle keep-alive connection
-      }
+    case kTimerClient:
+      OnClientTimer(slot);
       return;
-    }
-    case kTimerExchange: {
-      Client& c = clients_[slot];
-      if (!c.ex.active) return;
-      if (c.ex.backing_off) {
-        c.ex.backing_off = false;
-        AttachUpstream(slot, false);  // the retry's attempt
-        return;
-      }
-      if (!c.ex.resp_started) {
-        // Whose time ran out (policy::TimeoutFault): a client still owing its
-        // body, else the service's per-try timeout (with time left, it may
-        // retry), else the caller's shorter deadline or the route's own.
-        const policy::Fault fault =
-            policy::TimeoutFault(ClientOwesBody(c), c.ex.per_try_bound, c.ex.caller_deadline);
-        if (c.ex.upstream != kNone) ReportEndpoint(c.ex, fault);
-        DetachUpstream(slot);
-        if (ScheduleRetry(slot, fault)) return;
-        ReportOutcome(c.ex, fault);
-        // A client still owing its body is not kept: what it sends next is
-        // the rest of a body nobody reads.
-        LocalResponse(slot, policy::AnswerFor(fault),
-                      fault == policy::Fault::kClientBodyStalled || !c.ex.req_done);
-        FinishExchange(slot);  // closes the upstream: a late answer must not reach anyone
-      } else {
-        CloseClient(slot, false);  // stalled mid-response: nothing honest left to send
-      }
+    case kTimerExchange:
+      OnExchangeTimer(slot);
       return;
-    }
     case kTimerUpstream:
       CloseUpstream(slot);
       return;
@@ -566,47 +585,6 @@ void Worker::FlushDirty() {
   dirty_upstreams_.clear();
 }
 
-bool Worker::Stash(Input& in, const char* p, size_t n) {
-  if (n == 0) return true;
-  if (in.block == nullptr) in.block = blocks_.Get();
-  core::Block* b = in.block;
-  size_t cap = blocks_.block_size();
-  if (b->begin > 0 && cap - b->end < n) {
-    // Compact: move the unconsumed bytes to the front.
-    std::memmove(b->data(), b->data() + b->begin, b->end - b->begin);
-    b->end -= b->begin;
-    b->begin = 0;
-  }
-  if (cap - b->end < n) return false;
-  std::memcpy(b->data() + b->end, p, n);
-  b->end += static_cast<uint32_t>(n);
-  return true;
-}
-
-void Worker::Hold(Input& in, uint16_t bid, uint32_t off, uint32_t len) {
-  held_next_[bid] = kNone;
-  held_len_[bid] = len;
-  if (in.held_tail == kNone) {
-    in.held_head = in.held_tail = bid;
-    in.held_off = off;
-  } else {
-    held_next_[in.held_tail] = bid;
-    in.held_tail = bid;
-  }
-}
-
-void Worker::ClearInput(Input& in) {
-  if (in.block != nullptr) {
-    blocks_.Put(in.block);
-    in.block = nullptr;
-  }
-  while (in.held_head != kNone) {
-    uint32_t bid = in.held_head;
-    in.held_head = held_next_[bid];
-    buffers_.Recycle(static_cast<uint16_t>(bid));
-  }
-  in.held_tail = kNone;
-  in.held_off = 0;
-}
+uint64_t Worker::Random() noexcept { return NextRandom(&rng_); }
 
 }  // namespace hms::proxy

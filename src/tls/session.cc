@@ -6,12 +6,14 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/openssl/x509v3.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+#include <wolfssl/wolfcrypt/coding.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/hmac.h>
 #include <wolfssl/wolfcrypt/random.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <climits>
 #include <cstring>
@@ -68,21 +70,43 @@ std::string Reason(int err) {
 
 // --- Ticket keys ---------------------------------------------------------
 
-// The process's ticket secret: random, made once.
-const std::array<uint8_t, 32>& TicketSecret() {
-  static const std::array<uint8_t, 32> secret = [] {
-    std::array<uint8_t, 32> s{};
+// The secrets tickets are sealed with: the first seals, every one opens.
+// `serial` tells the cores' key caches that the set changed.
+struct TicketSecrets {
+  std::vector<std::array<uint8_t, 32>> keys;
+  uint64_t serial = 0;
+};
+
+// The process's own secret: random, made once (no ticket_keys file).
+const TicketSecrets& ProcessSecrets() {
+  static const TicketSecrets secrets = [] {
+    TicketSecrets t;
+    t.keys.emplace_back();
     WC_RNG rng;
-    if (wc_InitRng(&rng) != 0 || wc_RNG_GenerateBlock(&rng, s.data(), s.size()) != 0) {
+    if (wc_InitRng(&rng) != 0 || wc_RNG_GenerateBlock(&rng, t.keys[0].data(), 32) != 0) {
       std::abort();  // no randomness: nothing here can be secret
     }
     wc_FreeRng(&rng);
-    return s;
+    return t;
   }();
-  return secret;
+  return secrets;
+}
+
+// A fleet's shared secrets (tls.ticket_keys), or null for the process's own.
+// Published by the control thread, read by the cores during handshakes
+// without a lock. A replaced set is never freed: a core may still be
+// reading it, and a set changes only when its file does (hours apart).
+std::atomic<const TicketSecrets*> g_file_secrets{nullptr};
+std::atomic<uint64_t> g_secrets_serial{0};
+
+const TicketSecrets& Secrets() {
+  const TicketSecrets* f = g_file_secrets.load(std::memory_order_acquire);
+  return f != nullptr ? *f : ProcessSecrets();
 }
 
 struct EpochKey {
+  uint64_t serial = UINT64_MAX;
+  size_t which = 0;
   int64_t epoch = -1;
   uint8_t key[CHACHA20_POLY1305_AEAD_KEYSIZE];
   uint8_t tag[8];  // names the secret in the ticket's key_name
@@ -90,8 +114,8 @@ struct EpochKey {
 
 // HMAC-SHA256(secret, label || epoch): each core derives the hour's key on
 // its own, with no shared state.
-void Derive(int64_t epoch, const char* label, uint8_t out[WC_SHA256_DIGEST_SIZE]) {
-  const auto& secret = TicketSecret();
+void Derive(const std::array<uint8_t, 32>& secret, int64_t epoch, const char* label,
+            uint8_t out[WC_SHA256_DIGEST_SIZE]) {
   Hmac h;
   uint8_t e[8];
   for (int i = 0; i < 8; ++i) e[i] = static_cast<uint8_t>(static_cast<uint64_t>(epoch) >> (56 - 8 * i));
@@ -103,15 +127,18 @@ void Derive(int64_t epoch, const char* label, uint8_t out[WC_SHA256_DIGEST_SIZE]
   wc_HmacFree(&h);
 }
 
-const EpochKey& KeyFor(int64_t epoch) {
-  thread_local EpochKey cache[2];
-  EpochKey& k = cache[epoch & 1];
-  if (k.epoch != epoch) {
+// The hour's key of secret `which` of `t`, from this thread's small cache.
+const EpochKey& KeyFor(const TicketSecrets& t, size_t which, int64_t epoch) {
+  thread_local EpochKey cache[8];
+  EpochKey& k = cache[((epoch & 1) | (which << 1)) & 7];
+  if (k.serial != t.serial || k.which != which || k.epoch != epoch) {
     uint8_t d[WC_SHA256_DIGEST_SIZE];
-    Derive(epoch, "hms ticket key", d);
+    Derive(t.keys[which], epoch, "hms ticket key", d);
     std::memcpy(k.key, d, sizeof k.key);
-    Derive(epoch, "hms ticket name", d);
+    Derive(t.keys[which], epoch, "hms ticket name", d);
     std::memcpy(k.tag, d, sizeof k.tag);
+    k.serial = t.serial;
+    k.which = which;
     k.epoch = epoch;
   }
   return k;
@@ -128,14 +155,16 @@ WC_RNG* ThreadRng() {
   return r.ok ? &r.rng : nullptr;
 }
 
-// key_name = epoch (8 bytes, big-endian) || the hour's tag; iv = 12 random
-// bytes; ChaCha20-Poly1305 over the ticket with key_name || iv as AAD.
+// key_name = epoch (8 bytes, big-endian) || the hour's tag of the sealing
+// secret; iv = 12 random bytes; ChaCha20-Poly1305 over the ticket with
+// key_name || iv as AAD. Opening tries each secret whose tag matches.
 int SealTicket(unsigned char* name, unsigned char* iv, unsigned char* mac, int enc,
                unsigned char* ticket, int in_len, int* out_len) {
   int64_t now_epoch = static_cast<int64_t>(std::time(nullptr)) / kTicketPeriodS;
   uint8_t aad[WOLFSSL_TICKET_NAME_SZ + CHACHA20_POLY1305_AEAD_IV_SIZE];
+  const TicketSecrets& secrets = Secrets();
   if (enc) {
-    const EpochKey& k = KeyFor(now_epoch);
+    const EpochKey& k = KeyFor(secrets, 0, now_epoch);
     for (int i = 0; i < 8; ++i) name[i] = static_cast<uint8_t>(static_cast<uint64_t>(now_epoch) >> (56 - 8 * i));
     std::memcpy(name + 8, k.tag, 8);
     WC_RNG* rng = ThreadRng();
@@ -156,16 +185,21 @@ int SealTicket(unsigned char* name, unsigned char* iv, unsigned char* mac, int e
   for (int i = 0; i < 8; ++i) e = (e << 8) | name[i];
   int64_t epoch = static_cast<int64_t>(e);
   if (epoch != now_epoch && epoch != now_epoch - 1) return WOLFSSL_TICKET_RET_REJECT;
-  const EpochKey& k = KeyFor(epoch);
-  if (std::memcmp(name + 8, k.tag, 8) != 0) return WOLFSSL_TICKET_RET_REJECT;  // another process's
   std::memcpy(aad, name, WOLFSSL_TICKET_NAME_SZ);
   std::memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, CHACHA20_POLY1305_AEAD_IV_SIZE);
-  if (wc_ChaCha20Poly1305_Decrypt(k.key, iv, aad, sizeof aad, ticket, static_cast<word32>(in_len),
-                                  mac, ticket) != 0) {
-    return WOLFSSL_TICKET_RET_REJECT;
+  for (size_t which = 0; which < secrets.keys.size(); ++which) {
+    const EpochKey& k = KeyFor(secrets, which, epoch);
+    if (std::memcmp(name + 8, k.tag, 8) != 0) continue;  // another secret's
+    if (wc_ChaCha20Poly1305_Decrypt(k.key, iv, aad, sizeof aad, ticket, static_cast<word32>(in_len),
+                                    mac, ticket) != 0) {
+      return WOLFSSL_TICKET_RET_REJECT;
+    }
+    *out_len = in_len;
+    // Opened with an older hour or an older secret: the client gets a
+    // ticket sealed with the current one.
+    return epoch == now_epoch && which == 0 ? WOLFSSL_TICKET_RET_OK : WOLFSSL_TICKET_RET_CREATE;
   }
-  *out_len = in_len;
-  return epoch == now_epoch ? WOLFSSL_TICKET_RET_OK : WOLFSSL_TICKET_RET_CREATE;
+  return WOLFSSL_TICKET_RET_REJECT;  // another process's, or a secret rotated out
 }
 
 // --- Certificates --------------------------------------------------------
@@ -650,5 +684,43 @@ std::string UriSan(const unsigned char* der, size_t len) {
   wolfSSL_X509_free(x);
   return uris.size() == 1 ? uris[0] : std::string();
 }
+
+Result<bool> UseTicketKeys(std::string_view text, const std::string& file) {
+  auto t = std::make_unique<TicketSecrets>();
+  int line = 0;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view l = text.substr(at, end - at);
+    at = end + 1;
+    ++line;
+    while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.remove_suffix(1);
+    if (l.empty() || l.front() == '#') continue;
+    std::array<uint8_t, 48> raw{};
+    word32 n = raw.size();
+    if (Base64_Decode(reinterpret_cast<const byte*>(l.data()), static_cast<word32>(l.size()),
+                      raw.data(), &n) != 0 || n != 32) {
+      return ConfigError(file + ":" + std::to_string(line) +
+                         ": not a ticket key: want 32 random bytes in base64 "
+                         "(openssl rand -base64 32)");
+    }
+    std::memcpy(t->keys.emplace_back().data(), raw.data(), 32);
+  }
+  if (t->keys.empty()) {
+    return ConfigError(file + ": no ticket key (openssl rand -base64 32 makes one)");
+  }
+  if (t->keys.size() > kMaxTicketKeys) {
+    return ConfigError(file + ": " + std::to_string(t->keys.size()) + " ticket keys, at most " +
+                       std::to_string(kMaxTicketKeys) + " (the first seals, the others open)");
+  }
+  const TicketSecrets* now = g_file_secrets.load(std::memory_order_acquire);
+  if (now != nullptr && now->keys == t->keys) return true;
+  t->serial = g_secrets_serial.fetch_add(1) + 1;
+  g_file_secrets.store(t.release(), std::memory_order_release);  // never freed: see g_file_secrets
+  return true;
+}
+
+void UseProcessTicketKeys() { g_file_secrets.store(nullptr, std::memory_order_release); }
 
 }  // namespace hms::tls

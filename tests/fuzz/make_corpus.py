@@ -215,6 +215,88 @@ def tls():
         write("tls_server", b"\x03" + hello)  # 37-byte pieces, client certificates asked
 
 
+def resp():
+    """Redis replies as the fleet client sees them: its handshake's answers,
+    the GCRA script's arrays, NOSCRIPT and other errors, in one stream."""
+    sha = b"$40\r\n" + b"e0e1f9fabfc9d4800c877a703b823ac0578ff8db" + b"\r\n"
+    gcra = b"*3\r\n:2\r\n:0\r\n:6000000\r\n"
+    for cut, stream in ((0, b"+OK\r\n" + sha + gcra * 4),
+                        (128, b"+OK\r\n" + sha + b"-NOSCRIPT No matching script. Please use EVAL.\r\n"
+                         + gcra * 4),
+                        (7, b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"),
+                        (200, b"+OK\r\n$-1\r\n*-1\r\n:-1\r\n-ERR busy\r\n*2\r\n*1\r\n$0\r\n\r\n+x\r\n"),
+                        (90, b"+OK\r\n" + sha + b"*3\r\n:0\r\n:2999817\r\n:60000000\r\n:1\r\n")):
+        write("resp_reply", bytes([cut]) + stream)
+
+
+def h2():
+    """HTTP/2 client byte streams from python3-h2 (a client other than the
+    nghttp2 the server side is built on), each from the connection preface."""
+    try:
+        import h2.config
+        import h2.connection
+        import h2.settings
+    except ImportError:
+        print("h2_server: python3-h2 is not installed (tools/bootstrap installs it); no seeds")
+        return
+
+    def conn(validate=True):
+        c = h2.connection.H2Connection(config=h2.config.H2Configuration(
+            client_side=True, validate_outbound_headers=validate,
+            normalize_outbound_headers=validate))
+        c.initiate_connection()
+        return c
+
+    get = [(":method", "GET"), (":scheme", "https"), (":authority", "api.example.com"),
+           (":path", "/v1/items/./42?limit=10"), ("accept", "*/*"), ("cookie", "a=1"),
+           ("cookie", "b=2"), ("user-agent", "h2-seed")]
+    seeds = []
+    c = conn()
+    c.send_headers(1, get, end_stream=True)
+    seeds.append(c.data_to_send())
+    c = conn()  # a POST with a length and two DATA frames, one padded
+    c.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":authority", "svc"),
+                       (":path", "/upload"), ("content-length", "10")])
+    c.send_data(1, b"hello")
+    c.send_data(1, b"world", end_stream=True, pad_length=7)
+    seeds.append(c.data_to_send())
+    c = conn()  # gRPC-like: no length, a message, trailers
+    c.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":authority", "calc"),
+                       (":path", "/calc.Calc/Sum"), ("content-type", "application/grpc"),
+                       ("te", "trailers"), ("grpc-timeout", "1S")])
+    c.send_data(1, b"\x00\x00\x00\x00\x04\x08\x02\x10\x03")
+    c.send_headers(1, [("grpc-status", "0"), ("x-sum", "5")], end_stream=True)
+    seeds.append(c.data_to_send())
+    c = conn()  # many streams, a ping, a priority, a window update, resets, a goaway
+    for i in range(12):
+        c.send_headers(1 + 2 * i, get[:3] + [(":path", "/s/%d" % i)], end_stream=(i % 3 != 0))
+    c.ping(b"12345678")
+    c.prioritize(3, weight=200, depends_on=1)
+    c.increment_flow_control_window(100000)
+    c.reset_stream(1)
+    c.reset_stream(7)
+    c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+    c.close_connection()
+    seeds.append(c.data_to_send())
+    c = conn()  # a head split over CONTINUATION frames
+    c.max_outbound_frame_size = 16384
+    c.send_headers(1, get + [("x-long-%d" % i, "v" * 900) for i in range(30)], end_stream=True)
+    seeds.append(c.data_to_send())
+    c = conn(validate=False)  # heads the rules refuse
+    bad = [[("X-Upper", "1")], [("connection", "close")], [("te", "gzip")],
+           [(":path", "/again")], [("host", "other.example")], [("content-length", "x")]]
+    for i, extra in enumerate(bad):
+        c.send_headers(1 + 2 * i, get[:4] + extra, end_stream=True)
+    c.send_headers(1 + 2 * len(bad), [(":method", "GET"), (":scheme", "https"),
+                                       (":authority", "e"), (":path", "/a/%2e%2e/%2e%2e/x")],
+                   end_stream=True)
+    seeds.append(c.data_to_send())
+    for data in seeds:
+        write("h2_server", b"\x00" + data)  # whole, default limits
+        write("h2_server", b"\x01" + data)  # whole, tight limits
+        write("h2_server", b"\x0a" + data)  # 36-byte pieces
+
+
 if __name__ == "__main__":
     http()
     paths()
@@ -223,5 +305,7 @@ if __name__ == "__main__":
     configs()
     obs()
     tls()
+    resp()
+    h2()
     for t in sorted(os.listdir(OUT)):
         print(t, len(os.listdir(os.path.join(OUT, t))))

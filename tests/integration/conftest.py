@@ -9,6 +9,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -585,6 +586,49 @@ class Gateway:
                     + self.logs())
         self._reader.join(timeout=5)
         return self.proc.returncode
+
+
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+
+
+def parse_wrk(out):
+    """(requests, non-2xx responses, socket errors) from wrk's summary."""
+    m = re.search(r"(\d+) requests in", out)
+    assert m, f"unexpected wrk output:\n{out}"
+    requests = int(m.group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return requests, int(non2xx.group(1)) if non2xx else 0, \
+        sum(map(int, sock.groups())) if sock else 0
+
+
+class WrkUntilStopped:
+    """`with WrkUntilStopped(url) as wrk: ...; out = wrk.stop(what)`: wrk runs
+    until the test's event is over and is then told to stop (SIGINT: it
+    prints its summary), rather than for a duration guessed to cover it;
+    `max_s` bounds it. Killed on the way out if still running."""
+
+    def __init__(self, url, threads=2, connections=16, max_s=60, latency=False):
+        self.args = [WRK, f"-t{threads}", f"-c{connections}", f"-d{max_s}s",
+                     *(["--latency"] if latency else []), url]
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, start_new_session=True)
+        return self
+
+    def stop(self, what):
+        """wrk's output; fails if wrk ended before `what` did."""
+        assert self.proc.poll() is None, \
+            f"wrk ended before {what} did:\n" + self.proc.communicate()[0]
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.communicate(timeout=30)[0]
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def log_lines(path):

@@ -11,10 +11,7 @@ import time
 import pytest
 
 import httpraw
-from conftest import admin_get, eventually, metric_sum, wait_snapshot
-
-WRK = shutil.which("wrk") or "/usr/bin/wrk"
-
+from conftest import WrkUntilStopped, admin_get, eventually, metric_sum, parse_wrk, wait_snapshot
 
 def json_routes(port, timeout="15s"):
     return (f"service: json-svc\nroutes:\n  - GET /json\ntimeout: {timeout}\n"
@@ -27,16 +24,6 @@ def json_gateway(nginx_upstream, register, gateway):
     gw = gateway()
     assert httpraw.get(gw.port, "/json").status == 200
     return gw, path
-
-
-def parse_wrk(out):
-    m = re.search(r"(\d+) requests in", out)
-    assert m, f"unexpected wrk output:\n{out}"
-    requests = int(m.group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return requests, int(non2xx.group(1)) if non2xx else 0, \
-        sum(map(int, sock.groups())) if sock else 0
 
 
 STORM = 100      # re-registrations of one route file...
@@ -63,13 +50,7 @@ def test_reregister_storm_under_load_drops_nothing(nginx_upstream, register, hms
     v0 = admin_get(gw, "/config").json()["version"]
 
     timeouts_ms = [2000 + i for i in range(STORM)]
-    # wrk runs until the storm is over and is then told to stop (SIGINT: it
-    # prints its summary), rather than for a duration guessed to cover it.
-    wrk = subprocess.Popen([WRK, "-t2", "-c16", "-d40s", "--latency",
-                            f"http://127.0.0.1:{gw.port}/json"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           start_new_session=True)
-    try:
+    with WrkUntilStopped(f"http://127.0.0.1:{gw.port}/json", max_s=40, latency=True) as wrk:
         eventually(lambda: metric_sum(gw, "hms_connections_active"), lambda n: n >= 16,
                    what="wrk's 16 connections open")
         start = time.monotonic()
@@ -81,13 +62,7 @@ def test_reregister_storm_under_load_drops_nothing(nginx_upstream, register, hms
             r = hms_api("register", path)
             assert r.returncode == 0, f"register {i}: {r.stdout}{r.stderr}"
         storm_s = time.monotonic() - start
-        assert wrk.poll() is None, "wrk ended before the storm did:\n" + wrk.communicate()[0]
-        wrk.send_signal(signal.SIGINT)
-        out, _ = wrk.communicate(timeout=30)
-    finally:
-        if wrk.poll() is None:
-            wrk.kill()
-            wrk.wait()
+        out = wrk.stop("the storm")
     assert storm_s <= STORM_S, f"{STORM} registrations took {storm_s:.1f} s"
     requests, non2xx, socket_errors = parse_wrk(out)
     print(f"\nwrk during {STORM} re-registrations in {storm_s:.2f} s: {requests} requests, "

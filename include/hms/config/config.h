@@ -72,6 +72,9 @@ struct GatewayConfig {
   std::string mesh;                       // mesh-config.yaml path; empty = seed defaults
   std::optional<AccessLogConfig> access_log;
   std::optional<MeshTlsConfig> mtls;
+  // `tls: {ticket_keys: FILE}` (docs/tls.md): session-ticket secrets shared
+  // by a fleet, re-read when the file changes; empty = this process's own.
+  std::string tls_ticket_keys;
   // Per-core tuning.
   uint32_t ring_entries = 4096;
   uint32_t buffer_count = 1024;           // provided receive buffers per core (power of two)

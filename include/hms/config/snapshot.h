@@ -6,7 +6,7 @@
 // holders (the control thread's "current" pointer and each core that adopted
 // it); the last Release() deletes it. Exchanges in flight do not touch `refs`:
 // each core counts its own in-flight exchanges per snapshot and releases its
-// reference when that count reaches zero (SnapshotHold, src/proxy/worker.h).
+// reference when that count reaches zero (SnapshotHold, src/proxy/exchange.h).
 #pragma once
 
 #include <netinet/in.h>

@@ -72,6 +72,11 @@ class AdminServer {
   // process listens on ("another process listens there", retryable); any
   // other failed socket/bind/listen (Side::kInternal, with errno's text).
   Result<bool> Listen(const std::string& address);
+  // Instead of Listen(): serves a listening socket handed over by the
+  // gateway this process replaces (control/handover.h); owned from here.
+  Result<bool> Adopt(int fd);
+  // The listening socket (-1 before Listen or Adopt), for a handover.
+  int listen_fd() const { return listen_fd_; }
   // Starts the thread over the socket Listen() made.
   Result<bool> Start();
   // Listen(address), then Start().

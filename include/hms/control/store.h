@@ -78,6 +78,16 @@ class Store {
                                                const std::string& address, int64_t ttl_s) = 0;
   virtual Result<int64_t> KeepAlive(int64_t lease) = 0;
   virtual Result<bool> RevokeLease(int64_t lease) = 0;
+  // Fleet membership (docs/config.md, "The fleet"): each running gateway and
+  // sidecar keeps a record of itself, one JSON object, under a lease.
+  // PutMember writes the record of `id` under a new lease of `ttl_s`
+  // seconds (replacing an earlier record of that id, whoever wrote it) and
+  // returns the lease, which KeepAlive renews and RevokeLease ends, as an
+  // endpoint's. ListMembers returns the live records, sorted by id. Member
+  // records are kept apart from services: no gateway reloads for them.
+  virtual Result<int64_t> PutMember(const std::string& id, const std::string& record,
+                                    int64_t ttl_s);
+  virtual Result<std::vector<std::string>> ListMembers();
   // Milliseconds from now until the first leased endpoint that the last
   // List() saw alive expires (0 once past), when nothing tells a watcher about it (the file store:
   // an expiry is the absence of a write); the watcher lists again then. -1
@@ -103,6 +113,12 @@ class Store {
   virtual bool healthy() const { return true; }
   virtual std::string last_error() const { return {}; }
 };
+
+// What a gateway compiled from, in a form every member of a fleet computes
+// alike from the same store contents (a hash of the services' names, texts
+// and endpoints, 16 hex digits): `hms-api fleet` compares each member's with
+// the store's own to flag a member that lags.
+std::string StoreFingerprint(const std::vector<StoredService>& services);
 
 // The checks every store makes before writing a registration: valid and
 // distinct service names, non-empty route files, at least one service.
@@ -152,6 +168,8 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& uri);
 // endpoints/NAME (one host:port per line), leases/NAME@HOST:PORT (a leased
 // endpoint: the file holds its TTL in seconds, its mtime is the last renewal;
 // expired files are ignored by readers and removed by the next lease write),
+// members/ID (a fleet member's record: its TTL on the first line, the JSON
+// record on the second; leased like an endpoint, and not watched),
 // .lock (flock: exclusive around
 // every read-modify-write, shared around List). Every file is replaced
 // atomically (temp file, fsync, rename, fsync of the directory), so a reader

@@ -17,7 +17,9 @@
 namespace hms::core {
 
 struct Message {
-  enum class Kind : uint8_t { kSnapshot, kDrain, kStop };
+  // kHandOver: a drain whose listening sockets another process serves now
+  // (hms-gateway --upgrade): accepts are cancelled, the sockets left open.
+  enum class Kind : uint8_t { kSnapshot, kDrain, kStop, kHandOver };
   Kind kind;
   void* payload = nullptr;  // kSnapshot: a config::Snapshot* already Acquire()d for the core
 };

@@ -190,6 +190,19 @@ class ChunkedDecoder {
 // Case-insensitive ASCII comparison for field names and tokens.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) noexcept;
 
+// The parser's own rules, for heads that arrive in other framing (HTTP/2's
+// fields, include/hms/h2/request_head.h), so both versions decide alike.
+// The Method of a method token (kOther for any token not listed).
+Method MethodFromText(std::string_view method) noexcept;
+// A Host value: host [":" port], the host an IP-literal or a reg-name with
+// pct-encoding (RFC 3986 §3.2.2), no userinfo.
+bool IsValidHost(std::string_view host) noexcept;
+// One Content-Length value (1*DIGIT, or a list of identical values, RFC 9110
+// §8.6) folded into *length; *seen says a previous value was folded there
+// already, which this one must equal. kNone, kBadContentLength or
+// kDuplicateContentLength.
+ParseError FoldContentLength(std::string_view value, bool* seen, uint64_t* length) noexcept;
+
 // Hop-by-hop fields (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection,
 // TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate/Authorization,
 // plus any field named in a Connection header of `connection_value`.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hms/obs/metrics_list.h"
+#include "hms/obs/recent_refusals.h"
 
 namespace hms::obs {
 
@@ -148,6 +149,9 @@ struct CoreMetrics {
   // Bytes of answered requests per route key; the "status" is kBytesRequest
   // or kBytesResponse.
   RequestTable route_bytes{4096};
+  // The last few answers the core made itself, with their reasons (the
+  // admin page /ui lists them).
+  RefusalRing refusals;
 
   // One answered request: its status and how long it took.
   void Observe(uint32_t route_key, uint16_t status, uint64_t duration_us) noexcept {

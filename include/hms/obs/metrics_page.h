@@ -29,7 +29,12 @@ struct BreakerRow {
   uint64_t opened_total = 0;
   uint64_t half_opened_total = 0;
   uint64_t closed_total = 0;
+  uint32_t consecutive_failures = 0;
 };
+
+// A BreakerRow's state as /status and /ui/data name it: "closed", "open" or
+// "half-open".
+const char* BreakerStateName(int state) noexcept;
 
 // One endpoint's outlier and health-check state.
 struct EndpointRow {
@@ -38,6 +43,7 @@ struct EndpointRow {
   bool ejected = false;
   uint64_t ejections_total = 0;
   bool check_failing = false;
+  uint64_t ejected_for_ns = 0;  // while ejected: the time until it is back in rotation
 };
 
 // One unkeyed rate-limited route's bucket.
@@ -58,6 +64,10 @@ struct MetricsPageInput {
   std::vector<EndpointRow> endpoints;
   std::vector<TokenRow> tokens;
   uint64_t live_snapshots = 0;
+  // This process, for hms_info: "gateway" or "sidecar" (config `role`), and
+  // its version. Dashboards select an instance by role with it.
+  std::string role = "gateway";
+  std::string version;
 };
 
 // The whole page.

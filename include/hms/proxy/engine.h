@@ -34,7 +34,16 @@ class Engine {
   // picks a free port, shared by every core. Call before Start. Each address
   // is claimed first (src/proxy/listen_claim.h): when another process
   // listens there, nothing is bound and the error names the address.
-  Result<bool> Bind(const config::GatewayConfig& config);
+  //
+  // `handed_over` (an upgrade, control/handover.h): per listener, the
+  // SO_REUSEPORT group members received from the gateway this process
+  // replaces. Each is kept (closing one would drop its accept queue) and
+  // spread over the cores (a core may accept from several); cores beyond
+  // the group's size join it with sockets of their own. The engine owns them
+  // from here. A received socket that does not listen where the config says
+  // is an error: a changed listener needs a restart.
+  Result<bool> Bind(const config::GatewayConfig& config,
+                    std::vector<std::vector<int>>* handed_over = nullptr);
   // "127.0.0.1:PORT" per listener, after Bind; a sidecar's egress listener
   // comes last.
   const std::vector<std::string>& bound_addresses() const { return bound_; }
@@ -47,13 +56,21 @@ class Engine {
   void Publish(config::Snapshot* snapshot);
 
   // Stops accepting, lets in-flight requests finish; cores exit once idle or
-  // after drain_timeout. Join() waits for them.
-  void Drain();
+  // after drain_timeout. Join() waits for them. `handed_over`: the listening
+  // sockets serve another process now, so the cores cancel their accepts
+  // and close their copies instead of shutting the sockets down, and idle
+  // keep-alive connections get a moment to send a request (answered with
+  // Connection: close) before they are closed.
+  void Drain(bool handed_over = false);
   void Join();
   // Drain() and Join() unless the cores were joined already or never
   // started; the destructor calls it, so a start-up that fails after Start
   // stops its cores before the process exits.
   void Stop();
+
+  // Every listening socket, by listener index (each group's members), for a
+  // handover; valid from Bind until the drain.
+  const std::vector<std::vector<int>>& listening_sockets() const { return groups_; }
 
   uint32_t cores() const;
   const obs::CoreMetrics& metrics(uint32_t core) const;
@@ -65,7 +82,9 @@ class Engine {
 
  private:
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<std::vector<int>> listen_fds_;  // [core][listener]
+  std::vector<std::vector<int>> listen_fds_;  // [core][socket]
+  std::vector<std::vector<uint16_t>> listen_of_;  // [core][socket] → listener index
+  std::vector<std::vector<int>> groups_;      // [listener][member]
   std::vector<std::string> bound_;
   bool stopped_ = false;  // Join() returned: no core runs
 };

@@ -16,6 +16,10 @@
 // resumed connection knows who the peer is without a server-side session
 // cache. A Session belongs to the core that made it.
 //
+// A fleet shares its ticket secrets through a file (tls.ticket_keys,
+// UseTicketKeys): a ticket from one gateway then resumes on every other and
+// on the same gateway after an upgrade or a restart.
+//
 // Memory: an idle session keeps only what records need (keys, sequence
 // numbers, the negotiated SNI/ALPN) and the peer's identity as a short
 // string; certificates are not kept after the handshake (docs/tls.md).
@@ -190,6 +194,18 @@ class Session {
 // caller with a longer one proves itself again with its certificate, or,
 // with the packaged library, gets it back from wolfSSL's session cache.
 size_t MaxTicketIdentity();
+
+// Ticket secrets shared by a fleet (`tls: {ticket_keys: FILE}`, docs/tls.md):
+// `text` holds one key per line, 32 random bytes in base64 (`openssl rand
+// -base64 32`; blank lines and lines starting with '#' skipped). The first
+// seals new tickets; every one opens them, so a rotation puts the new key
+// first and keeps the previous one on the next line. The error names
+// `file`:line; the secrets in use then stay. Control thread; the cores see
+// the new set at their next handshake.
+inline constexpr size_t kMaxTicketKeys = 4;
+Result<bool> UseTicketKeys(std::string_view text, const std::string& file);
+// Back to this process's own random secret (no ticket_keys file).
+void UseProcessTicketKeys();
 
 // The one URI subjectAltName of a DER certificate ("" if none or several).
 std::string UriSan(const unsigned char* der, size_t len);

@@ -6,32 +6,16 @@
 #include <string>
 #include <vector>
 
-#include "fake_store_clock.h"
 #include "hms/control/store.h"
+#include "temp_file_store.h"
 
 namespace hms::control {
 namespace {
 
 using Clock = SelfRegistration::Clock;
 
-class SelfRegistrationTest : public ::testing::Test {
+class SelfRegistrationTest : public TempFileStoreTest {
  protected:
-  void SetUp() override {
-    char dir[] = "/tmp/hms-selfreg-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    root_ = dir;
-    Result<std::unique_ptr<Store>> s = OpenFileStore(root_ + "/store", store_clock_);
-    ASSERT_TRUE(s) << s.error().message;
-    store_ = std::move(s.value());
-    Result<std::unique_ptr<Store>> r = OpenFileStore(root_ + "/store", store_clock_);
-    ASSERT_TRUE(r);
-    reader_ = std::move(r.value());
-  }
-  void TearDown() override {
-    store_.reset();
-    reader_.reset();
-    std::system(("rm -rf '" + root_ + "'").c_str());
-  }
   std::vector<std::string> Endpoints() {
     Result<std::vector<StoredService>> list = reader_->List();
     EXPECT_TRUE(list);
@@ -40,9 +24,6 @@ class SelfRegistrationTest : public ::testing::Test {
     return {"<not registered>"};
   }
 
-  FakeStoreClock store_clock_;  // the store's leases expire when a test advances it
-  std::string root_;
-  std::unique_ptr<Store> store_, reader_;
   std::vector<std::string> log_;
 };
 

@@ -122,7 +122,8 @@ TEST(MetricsPage, HasEveryFamilyInItsOrder) {
                                          "hms_rate_limit_available_tokens",
                                          "hms_snapshot_live",
                                          "hms_core_snapshot_version",
-                                         "hms_core_requests_total"};
+                                         "hms_core_requests_total",
+                                         "hms_info"};
   EXPECT_EQ(Families(RenderMetricsPage(in)), want);
 }
 
@@ -178,6 +179,8 @@ TEST(MetricsPage, RoutesAndPolicyStateAreLabelled) {
   in.breakers.push_back({"calc-svc", 1, 2'500'000'000, 3, 2, 1});
   in.endpoints.push_back({"calc-svc", "127.0.0.1:7001", true, 4, true});
   in.live_snapshots = 2;
+  in.role = "sidecar";
+  in.version = "0.1.0";
   const std::string page = RenderMetricsPage(in);
   for (const char* line : {
            "hms_requests_total{service=\"none\",route=\"none\",code=\"404\"} 1\n",
@@ -191,6 +194,7 @@ TEST(MetricsPage, RoutesAndPolicyStateAreLabelled) {
            "hms_endpoint_ejections_total{service=\"calc-svc\",endpoint=\"127.0.0.1:7001\"} 4\n",
            "hms_snapshot_live 2\n",
            "hms_core_requests_total{core=\"0\"} 1\n",
+           "hms_info{role=\"sidecar\",version=\"0.1.0\"} 1\n",
        }) {
     EXPECT_NE(page.find(line), std::string::npos) << line;
   }

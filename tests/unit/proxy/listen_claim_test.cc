@@ -56,6 +56,45 @@ TEST(ListenClaim, DecidesFromTheProbe) {
   for (const Case& c : cases) EXPECT_EQ(Decide(c.probe), c.want) << c.probe;
 }
 
+// An upgrade (control/handover.h): the sockets listening there were handed
+// to this process, so the probe's EADDRINUSE is its own group; without them
+// the same probe refuses.
+TEST(ListenClaim, AdoptsOnlyWhatWasHandedOver) {
+  struct Case {
+    int probe;
+    bool handed_over;
+    ClaimDecision want;
+  } cases[] = {
+      {-EADDRINUSE, true, ClaimDecision::kAdopt},
+      {0, true, ClaimDecision::kAdopt},
+      {-EADDRINUSE, false, ClaimDecision::kRefuse},
+      {0, false, ClaimDecision::kListen},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(Decide(c.probe, c.handed_over), c.want) << c.probe << " " << c.handed_over;
+  }
+}
+
+TEST(ListenClaim, HandedOverGroupIsAdoptedAndAnAccidentalSecondIsNot) {
+  sockaddr_storage ss = Loopback(0);
+  int group = ListenOn(ss, true);
+  ASSERT_GE(group, 0);
+  socklen_t len = sizeof ss;
+  getsockname(group, reinterpret_cast<sockaddr*>(&ss), &len);
+  // The process that received `group`: claimed, and its extra cores join.
+  {
+    auto claim = ListenClaim::Take(&ss, sizeof(sockaddr_in), Address(PortOf(ss)), true);
+    ASSERT_TRUE(claim.ok()) << claim.error().message;
+    int extra = ListenOn(ss, true);
+    EXPECT_GE(extra, 0) << std::strerror(errno);
+    if (extra >= 0) close(extra);
+  }
+  // A process that received nothing: refused as before.
+  auto second = ListenClaim::Take(&ss, sizeof(sockaddr_in), Address(PortOf(ss)));
+  EXPECT_FALSE(second.ok());
+  close(group);
+}
+
 TEST(ListenClaim, PortZeroPicksAPortThatPerCoreSocketsShare) {
   sockaddr_storage ss = Loopback(0);
   int cores[2] = {-1, -1};

@@ -327,5 +327,72 @@ TEST_F(SessionTest, BadFilesSayWhichFileAndWhy) {
   EXPECT_NE(r.error().message.find("does not match"), std::string::npos) << r.error().message;
 }
 
+// tls.ticket_keys (docs/tls.md "Tickets shared by a fleet"): the file's
+// rules, each refusal naming file:line; a refused file keeps the keys in use.
+TEST(TicketKeys, FileRules) {
+  const std::string k1 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";  // 32 bytes
+  const std::string k2 = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+  struct Case {
+    std::string text;
+    std::string error;  // "" when accepted
+  } cases[] = {
+      {k1 + "\n", ""},
+      {"# rotated hourly\n\n" + k2 + "\r\n" + k1 + "\n", ""},
+      {"", "k.keys: no ticket key"},
+      {"# only a comment\n", "k.keys: no ticket key"},
+      {k1 + "\nnot base64\n", "k.keys:2: not a ticket key"},
+      {"MDEyMzQ1Njc4OWFiY2RlZg==\n", "k.keys:1: not a ticket key"},  // 16 bytes
+      {k1 + "\n" + k2 + "\n" + k1 + "\n" + k2 + "\n" + k1 + "\n", "k.keys: 5 ticket keys, at most 4"},
+  };
+  for (const Case& c : cases) {
+    Result<bool> r = UseTicketKeys(c.text, "k.keys");
+    if (c.error.empty()) {
+      EXPECT_TRUE(r.ok()) << c.text << ": " << r.error().message;
+    } else {
+      ASSERT_FALSE(r.ok()) << c.text;
+      EXPECT_EQ(r.error().message.rfind(c.error, 0), 0u) << r.error().message;
+    }
+  }
+  UseProcessTicketKeys();
+}
+
+// Two contexts of separate "processes" resume each other's tickets only
+// when they share the keys; the first key seals, every key opens.
+TEST_F(SessionTest, SharedTicketKeysResumeAndRotate) {
+  const std::string k1 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+  const std::string k2 = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+  auto client_ctx = Client("gateway");
+  auto ticket_with = [&](const std::string& keys, SavedSession* saved) {
+    ASSERT_TRUE(UseTicketKeys(keys, "k.keys").ok());
+    auto server_ctx = Server(true);
+    auto server = Session::NewServer(server_ctx);
+    auto client = Session::NewClient(*client_ctx, nullptr);
+    Pipe p;
+    ASSERT_TRUE(p.Handshake(*client, *server));
+    EXPECT_EQ(p.Send(*server, p.to_client, *client, p.to_server, "hi"), "hi");
+    client->Save(saved);
+  };
+  auto resumes_with = [&](const std::string& keys, SavedSession* saved) {
+    if (keys.empty()) {
+      UseProcessTicketKeys();
+    } else {
+      EXPECT_TRUE(UseTicketKeys(keys, "k.keys").ok());
+    }
+    auto server_ctx = Server(true);
+    auto server = Session::NewServer(server_ctx);
+    auto client = Session::NewClient(*client_ctx, saved);
+    Pipe p;
+    EXPECT_TRUE(p.Handshake(*client, *server)) << server->failure();
+    return server->resumed();
+  };
+  SavedSession s1;
+  ticket_with(k1 + "\n", &s1);
+  EXPECT_TRUE(resumes_with(k1 + "\n", &s1));
+  EXPECT_TRUE(resumes_with(k2 + "\n" + k1 + "\n", &s1));  // the previous key still opens
+  EXPECT_FALSE(resumes_with(k2 + "\n", &s1));             // rotated out
+  EXPECT_FALSE(resumes_with("", &s1));                    // the process's own secret
+  UseProcessTicketKeys();
+}
+
 }  // namespace
 }  // namespace hms::tls

@@ -1,0 +1,379 @@
+// The downstream connection (HTTP/1.1 server side), top to bottom: accepted,
+// reading (OnClientRecv → PumpClient → ConsumeClient, by Client::State),
+// its reset watch, sending, its timers, and its close (flush, linger,
+// hard) until the slot is free. What it carries is the exchange
+// (exchange.cc); its TLS pump is in tls_io.cc.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "hms/common/check.h"
+#include "hms/http/field_names.h"
+#include "src/proxy/head_rewrite.h"
+#include "src/proxy/wire.h"
+#include "src/proxy/worker.h"
+
+namespace hms::proxy {
+
+// `socket` indexes listen_fds_ (listen_of_ names its listener).
+void Worker::ArmAccept(uint16_t socket) {
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_multishot_accept(sqe, listen_fds_[socket], nullptr, nullptr,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpAccept, 0, socket));
+  accept_armed_[socket] = true;
+}
+
+void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) {
+    accept_armed_[socket] = false;
+    if (!draining_) ArmAccept(socket);
+  }
+  if (res < 0) return;  // EMFILE, ECONNABORTED, ...: the listener carries on
+  int fd = res;
+  const uint16_t listener = listen_of_[socket];
+  // After a handover a connection accepted before the cancel took effect is
+  // served (its answer says Connection: close): closing it would drop it.
+  if ((draining_ && !handed_over_) || clients_.live() >= config_.max_connections_per_core) {
+    metrics_.connections_refused.Add();
+    close(fd);
+    return;
+  }
+  uint32_t slot = clients_.Alloc();
+  Client& c = clients_[slot];
+  c.fd = fd;
+  c.state = Client::State::kHead;
+  c.listener = listener;
+  c.close_after_flush = c.eof = c.paused = c.dirty = c.send_inflight = c.recv_armed = false;
+  c.watch_armed = c.watch_cancelling = false;
+  c.sniffed = false;
+  c.ops = 0;
+  c.ex = Exchange{};
+  c.timer.owner = c.ex_timer.owner = slot;
+  c.timer.kind = kTimerClient;
+  c.ex_timer.kind = kTimerExchange;
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  c.peer_len = 0;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    const void* a = ss.ss_family == AF_INET6
+                        ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
+                        : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
+    if (inet_ntop(ss.ss_family, a, c.peer, sizeof c.peer) != nullptr) {
+      c.peer_len = static_cast<uint8_t>(std::strlen(c.peer));
+    }
+  }
+  metrics_.connections_accepted.Add();
+  metrics_.connections_active.Add();
+  const auto& tls_ctx = current_->snapshot->listener_tls;
+  if (listener < tls_ctx.size() && tls_ctx[listener] != nullptr) {
+    // One session per connection, made at accept (wolfSSL allocates it).
+    c.tls = tls::Session::NewServer(tls_ctx[listener]);
+    if (c.tls == nullptr) {
+      metrics_.tls_failed.Add();
+      c.state = Client::State::kClosing;
+      c.phase = Client::Phase::kHard;
+      MaybeFreeClient(slot);
+      return;
+    }
+  }
+  ArmRecv(clients_[slot], kOpRecvClient, slot);
+  SetClientTimer(slot);
+}
+
+void Worker::SetClientTimer(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (c.state == Client::State::kClosing) return;
+  if (c.ex.active()) {
+    timers_.Cancel(&c.timer);
+  } else if (!c.in.empty() || (c.tls != nullptr && !c.tls->handshake_done())) {
+    // A handshake has header_timeout to finish, like a request head.
+    timers_.Arm(&c.timer, now_, config_.header_timeout_ms);
+  } else {
+    timers_.Arm(&c.timer, now_, config_.idle_timeout_ms);
+  }
+}
+
+void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
+  Client& c = clients_[slot];
+  if (!(flags & IORING_CQE_F_MORE)) {
+    c.recv_armed = false;
+    --c.ops;
+  }
+  if (res > 0) {
+    uint16_t bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    metrics_.bytes_in.Add(static_cast<uint64_t>(res));
+    if (c.state == Client::State::kClosing) {
+      buffers_.Recycle(bid);  // flushing or lingering: read and drop
+    } else {
+      bool idle_before = c.in.empty() && !c.ex.active() &&
+                         (c.tls == nullptr || c.tls->handshake_done());
+      inputs_.Hold(c.tls != nullptr ? c.cipher_in : c.in, bid, 0, static_cast<uint32_t>(res));
+      PumpClient(slot);
+      if (idle_before && c.state != Client::State::kFree && c.state != Client::State::kClosing) {
+        SetClientTimer(slot);
+      }
+    }
+  } else if (res == 0) {
+    c.eof = true;
+    if (c.state == Client::State::kClosing) {
+      if (c.phase != Client::Phase::kFlush) CloseClient(slot, false);  // flushing: closes when sent
+    } else if (!c.ex.active()) {
+      CloseClient(slot, true);
+    } else if (!EndAbandonedUpload(slot)) {
+      c.close_after_flush = true;  // answer the request in flight, then close
+    }
+  } else if (res == -ENOBUFS) {
+    metrics_.buffer_ring_exhausted.Add();  // back-pressure: re-armed below
+  } else if (res != -ECANCELED) {
+    CloseClient(slot, false);
+  }
+  if (!c.recv_armed && !c.eof && c.in.held_head == kNone && c.cipher_in.held_head == kNone &&
+      (c.state == Client::State::kHead || c.state == Client::State::kBody ||
+       c.state == Client::State::kAwaitResponse || c.phase == Client::Phase::kLinger)) {
+    ArmRecv(clients_[slot], kOpRecvClient, slot);
+  }
+  WatchClient(slot);
+  MaybeFreeClient(slot);
+}
+
+// A connection that is open but not reading (its input held while an exchange
+// runs, or the peer's FIN read) would learn of its peer's reset only when it
+// reads again: after a slow upstream answers, after a stalled upload's route
+// timeout, or never. Its slot, descriptor, blocks, held buffers and upstream
+// connection would stay taken meanwhile. A one-shot poll for POLLERR|POLLHUP
+// covers that time. TCP raises both on a reset (tcp_reset: sk_err set, then
+// tcp_done shuts both directions); a FIN alone raises neither (only
+// POLLRDHUP), so a half-closed client still gets its answers. The error
+// queue, the other source of POLLERR, is unused (SEND_ZC notifies in CQEs).
+void Worker::WatchClient(uint32_t slot) {
+  Client& c = clients_[slot];
+  bool open = c.state == Client::State::kHead || c.state == Client::State::kBody ||
+              c.state == Client::State::kAwaitResponse;
+  bool reading = c.recv_armed && !c.paused;
+  if (open && !reading) {
+    if (c.watch_armed) return;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_poll_add(sqe, c.fd, POLLERR | POLLHUP);
+    io_uring_sqe_set_data64(sqe, core::PackUserData(kOpWatchClient, c.gen, slot));
+    c.watch_armed = true;
+    ++c.ops;
+  } else if (c.watch_armed && !c.watch_cancelling) {
+    Cancel(kOpWatchClient, c.gen, slot);
+    c.watch_cancelling = true;
+  }
+}
+
+void Worker::OnClientWatch(uint32_t slot, int res) {
+  Client& c = clients_[slot];
+  c.watch_armed = c.watch_cancelling = false;
+  --c.ops;
+  if (res > 0 && (res & (POLLERR | POLLHUP)) != 0) {
+    CloseClient(slot, false);  // reset: nothing more can reach this client (frees the slot)
+    return;
+  }
+  // Cancelled, and the need may have come back since; any other error is not
+  // retried (no spin): the connection's own timers still bound it.
+  if (res == -ECANCELED) WatchClient(slot);
+  MaybeFreeClient(slot);
+}
+
+// Feeds pending input, then pauses or resumes the recv as the input allows.
+void Worker::PumpClient(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (c.state == Client::State::kFree) return;
+  if (c.tls != nullptr) {
+    PumpClientTls(slot);
+  } else {
+    inputs_.Drive(c.in, [this, slot](const char* p, size_t n) -> int64_t { return ConsumeClient(slot, p, n); });
+  }
+  Client& d = clients_[slot];
+  if (d.state == Client::State::kFree || d.state == Client::State::kClosing) return;
+  if (!d.eof) PauseOrResume(d, kOpRecvClient, slot);
+  WatchClient(slot);
+}
+
+int64_t Worker::ConsumeClient(uint32_t slot, const char* p, size_t n) {
+  Client& c = clients_[slot];
+  switch (c.state) {
+    case Client::State::kHead: {
+      if (c.ex.active()) return kBlocked;
+      int rc = http::ParseRequest(p, n, config_.max_header_bytes, &req_);
+      if (rc == http::kPartial) return 0;
+      if (rc == http::kError) {
+        std::string_view reason = http::ParseErrorReason(req_.error);
+        char msg[96];
+        std::snprintf(msg, sizeof msg, "malformed request: %.*s", static_cast<int>(reason.size()),
+                      reason.data());
+        // The parser's error refines the row: its status and its token.
+        policy::Answer a = policy::AnswerFor(policy::Fault::kMalformedRequest, msg);
+        a.status = static_cast<uint16_t>(http::ParseErrorStatus(req_.error));
+        a.reason = reason;
+        // After a framing error no byte of this connection can be trusted as
+        // the start of another request (DESIGN §6): answer and close.
+        RejectRequest(slot, a);
+        return static_cast<int64_t>(n);
+      }
+      return StartExchange(slot, static_cast<size_t>(rc));
+    }
+    case Client::State::kBody:
+      return ForwardRequestBody(slot, p, n);
+    case Client::State::kAwaitResponse:
+      return kBlocked;
+    case Client::State::kClosing:
+    case Client::State::kFree:
+      return static_cast<int64_t>(n);
+  }
+  return kBlocked;
+}
+
+void Worker::OnClientSent(uint32_t slot, int res) {
+  Client& c = clients_[slot];
+  c.send_inflight = false;
+  --c.ops;
+  if (c.phase == Client::Phase::kHard) {
+    MaybeFreeClient(slot);  // closed for good meanwhile: what was queued is dropped
+    return;
+  }
+  if (res < 0) {
+    CloseClient(slot, false);
+    return;
+  }
+  metrics_.bytes_out.Add(static_cast<uint64_t>(res));
+  c.wire().Consume(&blocks_, static_cast<size_t>(res));
+  if (c.queued() > 0) {
+    MarkDirty(c, slot);
+  } else if (c.phase == Client::Phase::kFlush) {
+    CloseClient(slot, true);
+    return;
+  }
+  // The queue drained below the bound: let the upstream side go on.
+  if (c.ex.active() && c.ex.upstream != kNone && c.queued() < kMaxQueued) {
+    PumpUpstream(c.ex.upstream);
+  }
+  MaybeFreeClient(slot);
+}
+
+void Worker::CloseClient(uint32_t slot, bool graceful) {
+  Client& c = clients_[slot];
+  if (c.state == Client::State::kFree) return;
+  if (c.ex.active()) {
+    if (c.ex.status == 0) c.ex.status = 499;  // the client went away first (nginx's convention)
+    EndExchange(slot);
+  }
+  if (c.tls != nullptr && graceful && c.phase == Client::Phase::kOpen && c.tls->handshake_done()) {
+    // What is queued goes out sealed, then close_notify (RFC 8446 §6.1).
+    tls::Wire w{nullptr, 0, &c.cipher_out, &blocks_};
+    if (TlsSeal(c)) c.tls->Shutdown(w);
+    MarkDirty(c, slot);
+  }
+  c.state = Client::State::kClosing;
+  inputs_.Clear(c.in);
+  inputs_.Clear(c.cipher_in);
+  timers_.Cancel(&c.ex_timer);
+  WatchClient(slot);  // not open any more: the watch is cancelled
+  if (graceful && (c.queued() > 0 || c.send_inflight)) {
+    c.phase = Client::Phase::kFlush;
+    timers_.Arm(&c.timer, now_, config_.idle_timeout_ms);  // a client that never reads
+    return;
+  }
+  if (graceful && !c.eof && c.phase != Client::Phase::kLinger) {
+    c.phase = Client::Phase::kLinger;
+    shutdown(c.fd, SHUT_WR);
+    timers_.Arm(&c.timer, now_, kLingerMs);
+    if (!c.recv_armed) ArmRecv(clients_[slot], kOpRecvClient, slot);
+    return;
+  }
+  // Already closing for good: it may be the last operation's completion that
+  // called (a failed send), so the slot may be free now.
+  if (c.phase == Client::Phase::kHard) {
+    MaybeFreeClient(slot);
+    return;
+  }
+  c.phase = Client::Phase::kHard;
+  timers_.Cancel(&c.timer);
+  shutdown(c.fd, SHUT_RDWR);  // ends the multishot recv and any pending send
+  if (c.recv_armed) Cancel(kOpRecvClient, c.gen, slot);
+  MaybeFreeClient(slot);
+}
+
+void Worker::MaybeFreeClient(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (c.state != Client::State::kClosing || c.phase != Client::Phase::kHard || c.ops != 0) return;
+  close(c.fd);
+  c.fd = -1;
+  inputs_.Clear(c.in);
+  c.out.Clear(&blocks_);
+  inputs_.Clear(c.cipher_in);
+  c.cipher_out.Clear(&blocks_);
+  c.tls.reset();
+  timers_.Cancel(&c.timer);
+  timers_.Cancel(&c.ex_timer);
+  c.state = Client::State::kFree;
+  c.phase = Client::Phase::kOpen;
+  ++c.gen;
+  clients_.Free(slot);
+  metrics_.connections_active.Sub();
+}
+
+bool Worker::ClientOwesBody(const Client& c) const {
+  const Exchange& ex = c.ex;
+  if (!ex.active() || ex.req_done) return false;
+  // Held input means the gateway stopped reading for lack of room upstream.
+  if (c.in.held_head != kNone || c.cipher_in.held_head != kNone) return false;
+  if (ex.upstream == kNone) return false;  // backing off: the gateway is not reading the body now
+  return upstreams_[ex.upstream].queued() < kMaxQueued;
+}
+
+bool Worker::EndAbandonedUpload(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (c.ex.response_started() || !ClientOwesBody(c)) return false;
+  ReportOutcome(c.ex, policy::Fault::kBodyIncomplete);
+  LocalResponse(slot, policy::AnswerFor(policy::Fault::kBodyIncomplete), true);
+  FinishExchange(slot);
+  return true;
+}
+
+// Answers a request that never became an exchange (bad framing, header
+// timeout) and closes the connection after the answer.
+void Worker::RejectRequest(uint32_t slot, const policy::Answer& answer) {
+  Client& c = clients_[slot];
+  c.ex = Exchange{};
+  c.ex.start = now_;
+  c.ex.trace.external_len = 0;
+  obs::NewTrace(&c.ex.trace);
+  LocalResponse(slot, answer, true);
+  metrics_.requests.Count(kNoRouteKey, answer.status);
+  if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
+  if (spans_ != nullptr && obs::SampleHit(Random(), span_sample_below_)) {
+    c.ex.sampled = true;
+    RecordSpan(c);
+  }
+  CloseClient(slot, true);
+}
+
+// The connection's timer: lingering over, a handshake or head that took
+// too long, or an idle keep-alive connection.
+void Worker::OnClientTimer(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (c.state == Client::State::kClosing) {
+    CloseClient(slot, false);  // lingering over, or a client that never read its answer
+  } else if (c.tls != nullptr && !c.tls->handshake_done()) {
+    metrics_.tls_failed.Add();  // a handshake that stalled: no answer can be read
+    CloseClient(slot, false);
+  } else if (!c.in.empty() && !c.ex.active()) {
+    RejectRequest(slot, policy::AnswerFor(policy::Fault::kHeaderTimeout));
+  } else {
+    CloseClient(slot, false);  // idle keep-alive connection
+  }
+}
+
+}  // namespace hms::proxy

@@ -1,0 +1,453 @@
+// The exchange between a downstream and an upstream connection
+// (exchange.h has its State): begun when a head arrives, its request body
+// forwarded and kept for a replay, its retries decided by policy::DecideRetry,
+// its outcome told to the breaker and the endpoint once, answered locally
+// from the fault table when it must be, and accounted for at its end
+// (metrics, access log, span).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "hms/common/check.h"
+#include "hms/http/field_names.h"
+#include "src/proxy/head_rewrite.h"
+#include "src/proxy/wire.h"
+#include "src/proxy/worker.h"
+
+namespace hms::proxy {
+
+// A request head arrived: the exchange begins (BeginExchange), finds its
+// route (ResolveRoute), passes the stamps (Admit), and its upstream head is
+// written (WriteUpstreamHead) before an upstream connection is attached. A
+// step that refuses returns the fault; the answer is written in one place
+// (AnswerRefusal).
+int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  BeginExchange(slot, head_len);
+  RouteChoice choice;
+  policy::Fault fault = ResolveRoute(slot, &choice);
+  // The caller's fields that never go upstream are decided here, before any
+  // stamp spends a token or a breaker probe on a request that may be refused.
+  HopByHop hop_by_hop(req_.headers, req_.header_count);
+  if (fault == policy::Fault::kNone) fault = Admit(slot, choice, hop_by_hop);
+  if (fault == policy::Fault::kNone && !WriteUpstreamHead(slot, choice, hop_by_hop)) {
+    // The head with our fields outgrew its block (kHeadRoom past
+    // max_header_bytes): only an outsized caller identity gets here today.
+    // Refused whole; a cut head would reach the upstream as another message.
+    fault = Refuse(policy::Fault::kHeaderTooLarge);
+  }
+  if (fault != policy::Fault::kNone) {
+    AnswerRefusal(slot);
+    return static_cast<int64_t>(head_len);
+  }
+  if (req_.expect_continue && !ex.req_done) {
+    c.out.Append(&blocks_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  }
+  c.state = ex.req_done ? Client::State::kAwaitResponse : Client::State::kBody;
+  if (!AttachUpstream(slot, false)) return static_cast<int64_t>(head_len);
+  if (c.out.size() > 0) MarkDirty(c, slot);
+  return static_cast<int64_t>(head_len);
+}
+
+void Worker::BeginExchange(uint32_t slot, size_t head_len) {
+  Client& c = clients_[slot];
+  const http::RequestHead& r = req_;
+  Exchange& ex = c.ex;
+  ex = Exchange{};
+  ex.Begin();
+  ex.start = now_;
+  ex.method = r.method;
+  ex.version_minor = r.version_minor;
+  ex.client_keep_alive = r.keep_alive;
+  ex.req_body = r.body;
+  ex.req_remaining = r.content_length;
+  ex.req_done = r.body == http::BodyKind::kNone ||
+                (r.body == http::BodyKind::kContentLength && r.content_length == 0);
+  ex.route_key = kNoRouteKey;
+  ex.bytes_in = head_len;
+  ex.method_len = static_cast<uint8_t>(std::min(r.method_text.size(), sizeof ex.method_text));
+  std::memcpy(ex.method_text, r.method_text.data(), ex.method_len);
+  timers_.Cancel(&c.timer);
+
+  // Trace: the caller's x-trace-id, else its traceparent, else its B3
+  // header, else a new trace (obs::AcceptTrace), found in one pass.
+  std::string_view xid, tp, b3;
+  for (int i = 0; i < r.header_count; ++i) {
+    const http::Header& h = r.headers[i];
+    if (xid.empty() && http::EqualsIgnoreCase(h.name, "x-trace-id")) {
+      xid = h.value;
+    } else if (tp.empty() && http::EqualsIgnoreCase(h.name, "traceparent")) {
+      tp = h.value;
+    } else if (b3.empty() && http::EqualsIgnoreCase(h.name, "b3")) {
+      b3 = h.value;
+    }
+  }
+  ex.trace.external_len = 0;
+  if (!obs::CallerDecidedSampling(obs::AcceptTrace(xid, tp, b3, &ex.trace))) {
+    obs::SetSampled(&ex.trace, obs::SampleHit(Random(), span_sample_below_));
+  }
+  obs::NewSpan(&ex.trace);
+  if (spans_ != nullptr && (ex.trace.flags & 1) != 0) StartSpan(ex, r);
+
+  ex.hold = current_;
+  ++current_->inflight;
+}
+
+int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  if (ex.upstream == kNone) return kBlocked;  // connecting to another endpoint
+  Upstream& u = upstreams_[ex.upstream];
+  if (u.queued() >= kMaxQueued) return kBlocked;  // resumed when the upstream send drains
+  size_t used = 0;
+  if (ex.req_body == http::BodyKind::kContentLength) {
+    used = static_cast<size_t>(std::min<uint64_t>(n, ex.req_remaining));
+    u.out.Append(&blocks_, p, used);
+    ex.req_remaining -= used;
+    if (ex.req_remaining == 0) ex.req_done = true;
+  } else {
+    while (used < n && !ex.req_chunks.done()) {
+      http::ChunkedDecoder::Step st;
+      if (!ex.req_chunks.Next(p + used, n - used, &st)) {
+        uint32_t up = ex.upstream;
+        ex.upstream = kNone;
+        upstreams_[up].client = kNone;
+        CloseUpstream(up);
+        ReportOutcome(ex, policy::Fault::kBadChunk);
+        if (!ex.response_started()) {
+          LocalResponse(slot, policy::AnswerFor(policy::Fault::kBadChunk), true);
+          FinishExchange(slot);
+        } else {
+          CloseClient(slot, false);
+        }
+        return static_cast<int64_t>(n);
+      }
+      if (st.consumed == 0) break;
+      u.out.Append(&blocks_, p + used, st.consumed);
+      used += st.consumed;
+    }
+    if (ex.req_chunks.data_bytes() > config_.max_body_bytes && !ex.response_started()) {
+      uint32_t up = ex.upstream;
+      ex.upstream = kNone;
+      upstreams_[up].client = kNone;
+      CloseUpstream(up);
+      ReportOutcome(ex, policy::Fault::kBodyTooLarge);
+      LocalResponse(slot, policy::AnswerFor(policy::Fault::kBodyTooLarge), true);
+      FinishExchange(slot);
+      return static_cast<int64_t>(n);
+    }
+    if (ex.req_chunks.done()) ex.req_done = true;
+  }
+  ex.bytes_in += used;
+  if (used > 0) {
+    // Kept for a retry while the whole body so far fits kReplayMax.
+    if (ex.replayable) {
+      if (c.replay.size() + used <= kReplayMax) {
+        c.replay.Append(&blocks_, p, used);
+      } else {
+        ex.replayable = false;
+        c.replay.Clear(&blocks_);
+      }
+    }
+    MarkDirty(u, ex.upstream);
+  }
+  if (ex.req_done) c.state = Client::State::kAwaitResponse;
+  return static_cast<int64_t>(used);
+}
+
+void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool close,
+                           const char* extra_header) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  const uint16_t status = answer.status;
+  const std::string_view reason = answer.reason;
+  const std::string_view message = answer.message;
+  HMS_CHECK(status >= 400 && !reason.empty());  // a fault with an answer of its own
+  ex.status = status;
+  if (ex.active()) ex.Answer();  // a connection's own refusal (RejectRequest) has no exchange
+  ex.reason_len = static_cast<uint8_t>(std::min(reason.size(), sizeof ex.reason));
+  std::memcpy(ex.reason, reason.data(), ex.reason_len);
+  if (close || !ex.client_keep_alive || draining_) c.close_after_flush = true;
+  char body[512];
+  Writer b(body, sizeof body);
+  std::string_view tid = ex.trace.external_len > 0
+                             ? std::string_view(ex.trace.external_id, ex.trace.external_len)
+                             : std::string_view(ex.trace.trace_id, 32);
+  b.S("{\"error\":\"").Json(message).S("\",\"reason\":\"").Json(reason).S("\",\"trace_id\":\"")
+      .Json(tid).S("\"}\n");
+  if (b.overflow()) {
+    // A message that escapes past the body (a certificate's identity full of
+    // control characters): the answer keeps its reason, not half a JSON text.
+    b = Writer(body, sizeof body);
+    b.S("{\"error\":\"(message too long)\",\"reason\":\"")
+        .Json(reason)
+        .S("\",\"trace_id\":\"")
+        .Json(tid)
+        .S("\"}\n");
+    HMS_CHECK(!b.overflow());  // a reason token and a trace id: < 300 bytes
+  }
+  // Head (< 800 bytes with the longest extra field, a 512-byte
+  // WWW-Authenticate) and body (< 512) fit in 2 KiB.
+  char* dst = c.out.Reserve(&blocks_, 2048);
+  Writer w(dst, 2048);
+  w.S("HTTP/1.1 ").U(static_cast<uint64_t>(status)).C(' ').S(StatusText(status)).S("\r\n");
+  w.S("content-type: application/json\r\ncontent-length: ").U(b.size()).S("\r\n");
+  w.S("x-hms-reason: ").S(reason).S("\r\nx-trace-id: ").S(tid).S("\r\n");
+  if (extra_header != nullptr) w.S(extra_header);
+  if (c.close_after_flush) {
+    w.S("connection: close\r\n");
+  } else if (ex.version_minor == 0) {
+    w.S("connection: keep-alive\r\n");
+  }
+  w.S("\r\n");
+  // An answer to HEAD has the same fields and no body (RFC 9110 §9.3.2).
+  if (ex.method != http::Method::kHead) w.S(std::string_view(body, b.size()));
+  HMS_CHECK(!w.overflow());
+  c.out.Commit(w.size());
+  ex.bytes_out += w.size();
+  MarkDirty(c, slot);
+  // Every answer of the gateway's own passes here: the admin page's "last
+  // refusals". A request that never became an exchange has no route.
+  metrics_.refusals.Record(now_unix_ms_, ex.active() ? ex.route_key : kNoRouteKey, status, reason,
+                           std::string_view(ex.method_text, ex.method_len), tid);
+}
+
+void Worker::ReportOutcome(Exchange& ex, policy::Fault fault) {
+  if (ex.breaker == nullptr || ex.outcome_reported) return;
+  ex.outcome_reported = true;
+  switch (policy::Classify(fault).verdict) {
+    case policy::FaultVerdict::kSuccess:
+      ex.breaker->OnSuccess(ex.probe);
+      break;
+    case policy::FaultVerdict::kFailure:
+      ex.breaker->OnFailure(now_, ex.probe);
+      break;
+    case policy::FaultVerdict::kNotCounted:
+      if (ex.probe) ex.breaker->ReleaseProbe(now_);
+      break;
+  }
+}
+
+void Worker::ReportEndpoint(const Exchange& ex, policy::Fault fault) {
+  const config::Endpoint& e = ex.cluster->endpoints[ex.endpoint_index % ex.cluster->endpoints.size()];
+  if (e.health == nullptr) return;
+  switch (policy::Classify(fault).verdict) {
+    case policy::FaultVerdict::kSuccess:
+      e.health->OnSuccess();
+      break;
+    case policy::FaultVerdict::kFailure:
+      e.health->OnFailure(now_);
+      break;
+    case policy::FaultVerdict::kNotCounted:
+      break;
+  }
+}
+
+bool Worker::BreakerOpen(const Exchange& ex) {
+  return ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed;
+}
+
+bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  const config::Cluster& cl = *ex.cluster;
+  policy::RetryInput in;
+  in.fault = fault;
+  in.stale_pooled = stale_pooled;
+  in.response_started = ex.response_started();
+  in.probe = ex.probe;
+  in.replayable = ex.replayable;
+  in.idempotent = ex.retryable;
+  in.has_body = ex.req_body != http::BodyKind::kNone;
+  in.breaker_open = BreakerOpen(ex);
+  in.endpoints = static_cast<uint32_t>(cl.endpoints.size());
+  in.connect_attempts = cl.connect_attempts;
+  in.transparent_done = static_cast<uint32_t>(ex.attempts - ex.retries_done);
+  in.retries_done = ex.retries_done;
+  in.retries_allowed = cl.retries;
+  in.now = now_;
+  in.deadline = ex.deadline;
+  in.random = Random();
+  const policy::RetryDecision d = policy::DecideRetry(in);
+  if (d.action == policy::RetryAction::kGiveUp) return false;
+  if (d.action == policy::RetryAction::kTransparent) {
+    HMS_CHECK(ex.upstream == kNone);  // the failed attempt's connection is let go first
+    if (d.next_endpoint) ++ex.endpoint_index;
+    AttachUpstream(slot, true);
+    return true;
+  }
+  const uint64_t backoff_ms = d.backoff_ms;
+  if (cl.retry_budget != nullptr && !policy::CoreRetryBudget(cl.retry_budget.get(), index_).TryRetry(now_)) {
+    metrics_.policy.Count(ex.route_key, obs::kPolicyBudgetRefused);
+    return false;
+  }
+  metrics_.policy.Count(ex.route_key, obs::kPolicyRetried);
+  ++ex.retries_done;
+  ++ex.endpoint_index;  // another endpoint when there is one
+  ex.BackOff();
+  timers_.Arm(&c.ex_timer, now_, backoff_ms);
+  return true;
+}
+
+void Worker::DetachUpstream(uint32_t slot) {
+  Exchange& ex = clients_[slot].ex;
+  if (ex.upstream == kNone) return;
+  uint32_t up = ex.upstream;
+  ex.upstream = kNone;
+  Upstream& u = upstreams_[up];
+  if (u.client == slot) {
+    // Only a finished response returns a connection to the pool; requests
+    // pipelined behind this one go elsewhere.
+    u.client = kNone;
+    RedirectWaiting(up);
+    CloseUpstream(up);
+  } else {
+    // Queued behind another exchange: its answer will still arrive, so the
+    // connection serves the current one and then closes.
+    for (uint32_t i = 0; i < u.waiting_count; ++i) {
+      uint32_t& w = u.waiting[(u.waiting_head + i) % Upstream::kMaxPipeline];
+      if (w == slot) w = kNone;
+    }
+    u.no_reuse = true;
+  }
+}
+
+// Accounts for the exchange and lets go of what it held; the connection's
+// fate is the caller's.
+void Worker::EndExchange(uint32_t slot) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  if (!ex.active()) return;
+  // An exchange that ends without a reported outcome never got an answer
+  // the upstream is to blame for: the client left (499), or the gateway
+  // refused it after the breaker had admitted it. A probe gives its slot back.
+  ReportOutcome(ex, ex.status == 499 ? policy::Fault::kClientGone : policy::Fault::kRefused);
+  metrics_.Observe(ex.route_key, ex.status, (now_ - ex.start) / 1000);
+  metrics_.ObserveBytes(ex.route_key, ex.bytes_in, ex.bytes_out);
+  if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
+  if (ex.sampled) RecordSpan(c);
+  timers_.Cancel(&c.ex_timer);
+  if (ex.head != nullptr) {
+    blocks_.Put(ex.head);
+    ex.head = nullptr;
+  }
+  DetachUpstream(slot);
+  c.replay.Clear(&blocks_);
+  SnapshotHold* h = ex.hold;
+  ex.End();
+  ex.hold = nullptr;
+  if (h != nullptr && --h->inflight == 0 && h != current_) ReleaseHold(h);
+}
+
+void Worker::FinishExchange(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (!c.ex.active()) return;
+  EndExchange(slot);
+  if (!c.ex.req_done || !c.ex.client_keep_alive || draining_ || c.eof) c.close_after_flush = true;
+  if (c.close_after_flush) {
+    CloseClient(slot, true);
+    return;
+  }
+  c.state = Client::State::kHead;
+  SetClientTimer(slot);
+  repump_.push_back(slot);  // pipelined requests wait in the input
+}
+
+void Worker::LogAccess(const Client& c) {
+  const Exchange& ex = c.ex;
+  if (now_unix_ms_ / 1000 != stamp_second_) {
+    stamp_second_ = now_unix_ms_ / 1000;
+    time_t t = static_cast<time_t>(stamp_second_);
+    tm parts;
+    gmtime_r(&t, &parts);
+    std::strftime(stamp_, sizeof stamp_, "%Y-%m-%dT%H:%M:%S", &parts);
+  }
+  char line[1024];
+  Writer w(line, sizeof line - 1);
+  char ms[4] = {static_cast<char>('0' + now_unix_ms_ % 1000 / 100),
+                static_cast<char>('0' + now_unix_ms_ % 100 / 10), static_cast<char>('0' + now_unix_ms_ % 10),
+                0};
+  std::string_view tid = ex.trace.external_len > 0
+                             ? std::string_view(ex.trace.external_id, ex.trace.external_len)
+                             : std::string_view(ex.trace.trace_id, 32);
+  w.S("{\"time\":\"").S(std::string_view(stamp_, 19)).C('.').S(std::string_view(ms, 3)).S("Z\"");
+  w.S(",\"trace_id\":\"").Json(tid).S("\",\"method\":\"").Json(std::string_view(ex.method_text, ex.method_len));
+  w.S("\",\"service\":\"");
+  if (ex.cluster != nullptr) w.Json(ex.cluster->name);
+  w.S("\",\"route\":\"");
+  if (ex.route != nullptr) w.Json(ex.route->path_template);
+  w.S("\",\"status\":").U(ex.status);
+  uint64_t us = (now_ - ex.start) / 1000;
+  w.S(",\"duration_ms\":").U(us / 1000).C('.').C(static_cast<char>('0' + us % 1000 / 100))
+      .C(static_cast<char>('0' + us % 100 / 10)).C(static_cast<char>('0' + us % 10));
+  w.S(",\"upstream\":\"");
+  if (ex.attempts > 0 && ex.cluster != nullptr && !ex.cluster->endpoints.empty()) {
+    w.S(ex.cluster->endpoints[ex.endpoint_index % ex.cluster->endpoints.size()].address);
+  }
+  w.S("\",\"retries\":").U(ex.retries_done);
+  w.S(",\"bytes_in\":").U(ex.bytes_in).S(",\"bytes_out\":").U(ex.bytes_out);
+  w.S(",\"stamp\":\"").Json(std::string_view(ex.reason, ex.reason_len));
+  w.S("\",\"peer\":\"").S(std::string_view(c.peer, c.peer_len));
+  // The caller's mTLS identity (docs/tls.md); bounded so the line always fits.
+  std::string_view identity = c.tls != nullptr ? c.tls->peer_identity() : std::string_view();
+  w.S("\",\"peer_identity\":\"").Json(identity.substr(0, 256));
+  // Fields not forwarded for their names: how many, and the first one's name
+  // (a token: nothing to escape; at most sizeof ex.dropped_name bytes).
+  w.S("\",\"dropped_headers\":")
+      .U(ex.dropped_headers)
+      .S(",\"dropped_header\":\"")
+      .Json(std::string_view(ex.dropped_name, ex.dropped_name_len))
+      .S("\"}");
+  if (w.overflow()) {
+    // Never half a line: an outsized route template or identity costs the
+    // line, counted with those a full ring drops.
+    metrics_.access_log_dropped.Add();
+    return;
+  }
+  line[w.size()] = '\n';
+  if (access_log_->TryWrite(line, w.size() + 1)) {
+    metrics_.access_log_lines.Add();
+  } else {
+    metrics_.access_log_dropped.Add();
+  }
+}
+
+// The exchange's timer: its backoff ended, or its deadline (the attempt's,
+// the route's or the caller's) or a stalled response's idle time ran out.
+void Worker::OnExchangeTimer(uint32_t slot) {
+  Client& c = clients_[slot];
+  if (!c.ex.active()) return;
+  if (c.ex.backing_off()) {
+    AttachUpstream(slot, false);  // the retry's attempt
+    return;
+  }
+  if (!c.ex.response_started()) {
+    // Whose time ran out (policy::TimeoutFault): a client still owing its
+    // body, else the service's per-try timeout (with time left, it may
+    // retry), else the caller's shorter deadline or the route's own.
+    const policy::Fault fault =
+        policy::TimeoutFault(ClientOwesBody(c), c.ex.per_try_bound, c.ex.caller_deadline);
+    if (c.ex.upstream != kNone) ReportEndpoint(c.ex, fault);
+    DetachUpstream(slot);
+    if (ScheduleRetry(slot, fault)) return;
+    ReportOutcome(c.ex, fault);
+    // A client still owing its body is not kept: what it sends next is
+    // the rest of a body nobody reads.
+    LocalResponse(slot, policy::AnswerFor(fault),
+                  fault == policy::Fault::kClientBodyStalled || !c.ex.req_done);
+    FinishExchange(slot);  // closes the upstream: a late answer must not reach anyone
+  } else {
+    CloseClient(slot, false);  // stalled mid-response: nothing honest left to send
+  }
+}
+
+}  // namespace hms::proxy

@@ -1,0 +1,174 @@
+// Upstream connections for an exchange: onto a pipelined connection, from
+// the endpoint's idle pool, or a new one; the pipelining queue's redirects;
+// the endpoint pick; parking a finished connection in the per-endpoint pool.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "hms/common/check.h"
+#include "hms/http/field_names.h"
+#include "src/proxy/head_rewrite.h"
+#include "src/proxy/wire.h"
+#include "src/proxy/worker.h"
+
+namespace hms::proxy {
+
+bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  // Skip ejected endpoints; when every one is ejected, a full turn comes back
+  // to the first choice and the service's breaker decides.
+  const std::vector<config::Endpoint>& eps = ex.cluster->endpoints;
+  for (size_t i = 0; i < eps.size() && eps.size() > 1; ++i) {
+    const config::Endpoint& e = eps[ex.endpoint_index % eps.size()];
+    if (e.health == nullptr || e.health->Usable(now_)) break;
+    ++ex.endpoint_index;
+  }
+  const config::Endpoint& ep = eps[ex.endpoint_index % eps.size()];
+  ex.Attempt();
+  ++ex.attempts;
+  ex.attempt_start = now_;
+  // This attempt's time: what is left of the deadline, or the per-try
+  // timeout when shorter. The upstream is told in x-hms-timeout-ms.
+  uint64_t left_ms = ex.deadline > now_ ? (ex.deadline - now_ + 999'999) / 1'000'000 : 1;
+  uint64_t attempt_ms = left_ms;
+  ex.per_try_bound = ex.cluster->per_try_timeout_ms != 0 && ex.cluster->per_try_timeout_ms < left_ms;
+  if (ex.per_try_bound) attempt_ms = ex.cluster->per_try_timeout_ms;
+  timers_.Arm(&c.ex_timer, now_, attempt_ms);
+  {
+    char* field = ex.head->data() + ex.timeout_field;
+    Writer d(field, kTimeoutDigits);
+    d.U(attempt_ms);
+    HMS_CHECK(!d.overflow());  // at most the route's timeout, bounded far below 10^10 ms
+    std::memset(field + d.size(), ' ', kTimeoutDigits - d.size());
+  }
+  // Bodiless GET/HEADs of one pass to one endpoint share a connection and a
+  // send (upstream_pipeline_depth): one kernel send instead of several.
+  bool pipelinable = config_.upstream_pipeline_depth > 1 && !fresh &&
+                     ex.req_body == http::BodyKind::kNone &&
+                     (ex.method == http::Method::kGet || ex.method == http::Method::kHead);
+  if (pipelinable && ep.id < coalesce_.size() && coalesce_[ep.id] != kNone) {
+    uint32_t up = coalesce_[ep.id];
+    Upstream& u = upstreams_[up];
+    if ((u.state == Upstream::State::kBusy || u.state == Upstream::State::kConnecting) &&
+        u.pipelined && !u.no_reuse && u.client != kNone &&
+        u.waiting_count + 1u < config_.upstream_pipeline_depth) {
+      u.waiting[(u.waiting_head + u.waiting_count) % Upstream::kMaxPipeline] = slot;
+      ++u.waiting_count;
+      ex.upstream = up;
+      u.out.Append(&blocks_, ex.head->data(), ex.head->end);  // bodiless: nothing to replay
+      metrics_.upstream_pipelined.Add();
+      return true;
+    }
+  }
+  uint32_t up = kNone;
+  if (!fresh && ep.id < pool_head_.size() && pool_head_[ep.id] != kNone) {
+    up = pool_head_[ep.id];
+    PoolRemove(up);
+    Upstream& u = upstreams_[up];
+    timers_.Cancel(&u.timer);
+    u.state = Upstream::State::kBusy;
+    ++busy_[u.endpoint_id];
+    u.reused = true;
+    metrics_.upstream_connections_reused.Add();
+  } else {
+    up = NewUpstream(ep);
+    if (up == kNone) {
+      metrics_.upstream_connect_errors.Add();
+      ReportOutcome(ex, policy::Fault::kConnectNoSocket);  // nothing the service did
+      LocalResponse(slot, policy::AnswerFor(policy::Fault::kConnectNoSocket), !ex.req_done);
+      FinishExchange(slot);
+      return false;
+    }
+  }
+  Upstream& u = upstreams_[up];
+  u.client = slot;
+  u.got_bytes = false;
+  u.pipelined = pipelinable;
+  u.no_reuse = false;
+  u.waiting_count = 0;
+  if (pipelinable && ep.id < coalesce_.size()) {
+    if (coalesce_[ep.id] == kNone) coalesce_touched_.push_back(ep.id);
+    coalesce_[ep.id] = up;
+  }
+  ex.upstream = up;
+  u.out.Append(&blocks_, ex.head->data(), ex.head->end);
+  if (!c.replay.empty()) {
+    // A retry: the body forwarded so far goes again (at most kReplayMax, a
+    // few blocks); the rest follows from the client as it arrives.
+    iovec kept[16];
+    int n = c.replay.Gather(kept, 16);
+    for (int i = 0; i < n; ++i) u.out.Append(&blocks_, static_cast<const char*>(kept[i].iov_base), kept[i].iov_len);
+  }
+  MarkDirty(u, up);
+  return true;
+}
+
+void Worker::RedirectWaiting(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  while (u.waiting_count > 0) {
+    uint32_t slot = u.waiting[u.waiting_head];
+    u.waiting_head = static_cast<uint8_t>((u.waiting_head + 1) % Upstream::kMaxPipeline);
+    --u.waiting_count;
+    if (slot == kNone) continue;
+    Exchange& ex = clients_[slot].ex;
+    ex.upstream = kNone;
+    if (!ex.active()) continue;
+    if (policy::RequeueBehindFailed(ex.attempts - ex.retries_done,
+                                    static_cast<uint32_t>(ex.cluster->endpoints.size()))) {
+      AttachUpstream(slot, true);
+    } else {
+      ReportOutcome(ex, policy::Fault::kUpstreamReset);
+      LocalResponse(slot, policy::AnswerFor(policy::Fault::kUpstreamReset), true);
+      FinishExchange(slot);
+    }
+  }
+}
+
+void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
+  Upstream& u = upstreams_[up];
+  if (!reusable || draining_ || u.endpoint_id >= pool_head_.size() || !endpoint_live_[u.endpoint_id] ||
+      pool_count_[u.endpoint_id] >= config_.upstream_idle_per_core || u.queued() > 0 ||
+      u.cipher_in.held_head != kNone) {  // TLS records after the answer: not ours to keep
+    CloseUpstream(up);
+    return;
+  }
+  u.state = Upstream::State::kIdle;
+  --busy_[u.endpoint_id];
+  PoolPush(up);
+  timers_.Arm(&u.timer, now_, std::min<uint64_t>(kUpstreamIdleMs, config_.idle_timeout_ms));
+}
+
+void Worker::PoolPush(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  uint32_t& head = pool_head_[u.endpoint_id];
+  u.pool_prev = kNone;
+  u.pool_next = head;
+  if (head != kNone) upstreams_[head].pool_prev = up;
+  head = up;
+  ++pool_count_[u.endpoint_id];
+  metrics_.upstream_idle.Add();
+}
+
+void Worker::PoolRemove(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  if (u.pool_prev != kNone) {
+    upstreams_[u.pool_prev].pool_next = u.pool_next;
+  } else {
+    pool_head_[u.endpoint_id] = u.pool_next;
+  }
+  if (u.pool_next != kNone) upstreams_[u.pool_next].pool_prev = u.pool_prev;
+  u.pool_next = u.pool_prev = kNone;
+  --pool_count_[u.endpoint_id];
+  metrics_.upstream_idle.Sub();
+}
+
+}  // namespace hms::proxy
