@@ -890,6 +890,13 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+std::string_view FindHeader(const Header* headers, size_t count, std::string_view name) noexcept {
+  for (size_t i = 0; i < count; ++i) {
+    if (EqualsIgnoreCase(headers[i].name, name)) return headers[i].value;
+  }
+  return {};
+}
+
 bool IsHopByHop(std::string_view name, std::string_view connection_value) noexcept {
   static constexpr std::string_view kHopByHop[] = {
       "connection",          "keep-alive", "proxy-connection",   "te",

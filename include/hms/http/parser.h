@@ -190,6 +190,10 @@ class ChunkedDecoder {
 // Case-insensitive ASCII comparison for field names and tokens.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) noexcept;
 
+// The value of the first field named `name` among `count` parsed fields;
+// empty when there is none.
+std::string_view FindHeader(const Header* headers, size_t count, std::string_view name) noexcept;
+
 // Hop-by-hop fields (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection,
 // TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate/Authorization,
 // plus any field named in a Connection header of `connection_value`.
