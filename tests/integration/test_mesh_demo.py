@@ -222,6 +222,9 @@ def test_the_seed_chapter_through_tools_demo_mesh(demo, tmp_path):
         edge.close()
     assert [a[:2] for a in answers[:3]] == [(503, "local_service_unavailable")] * 2 + [
         (503, "circuit_open")], answers
+    # No backoff anywhere on this path: even the call that opens the breaker
+    # is answered at once (the sidecar's two refused connects).
+    assert answers[2][2] < 0.05, answers
     out = demo["out"].read_text()
     assert f"calc-svc exited" in out and str(demo["dir"] / "logs" / "calc-svc.log") in out, out
     assert demo["proc"].poll() is None

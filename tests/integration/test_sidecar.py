@@ -137,11 +137,13 @@ def test_local_connect_failure_is_retried_then_503_local_service_unavailable(reg
     # The sidecar's own answer: its service is down (not the service's 5xx).
     assert r.status == 503 and r.header("x-hms-reason") == "local_service_unavailable", r
     assert r.json()["reason"] == "local_service_unavailable", r
-    # The connect, its transparent retry, and one policy retry (local_retries: 1).
-    assert metric(sc, "hms_upstream_connect_errors_total") == 3
-    sc2 = sidecar(gateway, "down-svc", closed_port(), name="sc2.yaml", local_retries=0)
+    # The connect and its transparent repeat: no backoff before saying so.
+    assert metric(sc, "hms_upstream_connect_errors_total") == 2
+    # Listed, a refused connect gets the policy retry too.
+    sc2 = sidecar(gateway, "down-svc", closed_port(), name="sc2.yaml",
+                  local_retry_on=["connect-failure"])
     assert httpraw.get(sc2.port, "/x").status == 503
-    assert metric(sc2, "hms_upstream_connect_errors_total") == 2
+    assert metric(sc2, "hms_upstream_connect_errors_total") == 3
 
 
 FLAKY_ROUTES = "service: flaky-svc\nroutes:\n  - path: /fail/{key}/{n}\n  - GET /calls/{key}\n"

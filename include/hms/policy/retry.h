@@ -55,9 +55,13 @@ inline constexpr RetryOnToken kRetryOnTokens[] = {
 inline constexpr uint32_t kRetryOnDefault = kRetryOn502 | kRetryOn503 | kRetryOn504 |
                                             kRetryOnConnectFailure | kRetryOnReset |
                                             kRetryOnTimeout;
-// A sidecar toward its own service (the seed's "retries once on 5xx"): the
-// route default and 500.
-inline constexpr uint32_t kRetryOnLocalDefault = kRetryOnDefault | kRetryOn500;
+// A sidecar toward its own service (the seed's "retries once on 5xx"): 5xx
+// as well as 500, resets and timeouts. Not a refused connect: the sidecar
+// repeats that one at once (transparently); a policy retry after a backoff
+// would only delay "the service is down" (local_service_unavailable), which
+// callers' breakers are waiting to count.
+inline constexpr uint32_t kRetryOnLocalDefault =
+    kRetryOn500 | kRetryOn502 | kRetryOn503 | kRetryOn504 | kRetryOnReset | kRetryOnTimeout;
 
 // The bit of one `retry_on` token; 0 when it is none.
 constexpr uint32_t ParseRetryOn(std::string_view token) noexcept {

@@ -290,6 +290,8 @@ TEST(RetryDecider, RetryOnTokens) {
   }
   EXPECT_FALSE(RetryOnCovers(kRetryOnDefault, Fault::kServerError, 500));
   EXPECT_TRUE(RetryOnCovers(kRetryOnLocalDefault, Fault::kServerError, 500));
+  // A sidecar's refused connect is repeated transparently, not after a backoff.
+  EXPECT_FALSE(RetryOnCovers(kRetryOnLocalDefault, Fault::kConnect, 0));
   EXPECT_FALSE(RetryOnCovers(~0u, Fault::kServiceTimeout, 0));
   EXPECT_FALSE(RetryOnCovers(~0u, Fault::kLocalServiceDown, 503));
 }
