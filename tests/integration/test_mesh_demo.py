@@ -21,7 +21,7 @@ import pytest
 import httpraw
 from conftest import (BUILD_DIR, PY, REPO, eventually, listen_socket, stop_process,
                       wait_probe_due)
-from test_prometheus import PROMETHEUS, query
+from test_prometheus import prometheus, query  # noqa: F401 (prometheus: a fixture)
 
 DEMO = REPO / "configs" / "demo"
 HOST = "gateway.local"
@@ -144,7 +144,7 @@ def mini_lab(call_once, stop, start, admin, service):
 
 
 @pytest.mark.deadline(180)
-def test_the_seed_chapter_through_tools_demo_mesh(demo, tmp_path):
+def test_the_seed_chapter_through_tools_demo_mesh(demo, prometheus):
     p = demo["ports"]
     env = {**os.environ, "JWT": demo["token"]}
     # The seed's call, exactly as the demo prints it (curl, the dev CA, --resolve).
@@ -226,7 +226,7 @@ def test_the_seed_chapter_through_tools_demo_mesh(demo, tmp_path):
     # is answered at once (the sidecar's two refused connects).
     assert answers[2][2] < 0.05, answers
     out = demo["out"].read_text()
-    assert f"calc-svc exited" in out and str(demo["dir"] / "logs" / "calc-svc.log") in out, out
+    assert "calc-svc exited" in out and str(demo["dir"] / "logs" / "calc-svc.log") in out, out
     assert demo["proc"].poll() is None
     print("mini-lab through sidecars (status, reason, seconds):", answers)
 
@@ -241,21 +241,18 @@ def test_the_seed_chapter_through_tools_demo_mesh(demo, tmp_path):
     assert status == 429 and headers["x-hms-reason"] == "rate_limited", headers
     assert int(headers["retry-after"]) >= 1, headers
 
-    # Prometheus scrapes the gateway and both sidecars.
-    if not os.access(PROMETHEUS, os.X_OK):
-        pytest.skip("prometheus is not installed (Debian package prometheus)")
+    # A real Prometheus (the fixture skips without Debian's) scrapes the
+    # gateway and both sidecars.
     targets = [p["gateway-admin"], p["calc-admin"], p["hello-admin"]]
-    prom = start_prometheus(tmp_path, targets)
-    try:
-        def scraped():
-            res = query(prom, "sum by (instance) (hms_requests_total)")["data"]["result"]
-            return {r["metric"]["instance"] for r in res}
+    prom = prometheus(*targets)
 
-        want = {f"127.0.0.1:{t}" for t in targets}
-        eventually(scraped, lambda got: got == want, timeout=30, interval=0.5,
-                   what="gateway and both sidecars scraped")
-    finally:
-        stop_process(prom.proc, timeout=10)
+    def scraped():
+        res = query(prom, "sum by (instance) (hms_requests_total)")["data"]["result"]
+        return {r["metric"]["instance"] for r in res}
+
+    want = {f"127.0.0.1:{t}" for t in targets}
+    eventually(scraped, lambda got: got == want, timeout=30, interval=0.5,
+               what="gateway and both sidecars scraped")
 
     # Ctrl-C stops everything the demo started.
     pids = json.loads((demo["dir"] / "demo.json").read_text())["pids"]
@@ -264,48 +261,6 @@ def test_the_seed_chapter_through_tools_demo_mesh(demo, tmp_path):
     for name, pid in pids.items():
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(
             f"/proc/{pid}/status").read().lower(), f"{name} still runs after Ctrl-C"
-
-
-class Prom(int):
-    proc = None
-
-
-def start_prometheus(tmp_path, admin_ports):
-    from conftest import PortTaken, start_on_free_port
-
-    def start_on(port):
-        cfg = tmp_path / "prometheus.yml"
-        targets = ", ".join(f"'127.0.0.1:{a}'" for a in admin_ports)
-        cfg.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                       "scrape_configs:\n  - job_name: hms\n"
-                       f"    static_configs: [{{targets: [{targets}]}}]\n")
-        log_path = tmp_path / "prometheus.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
-
-        def ready():
-            if proc.poll() is not None:
-                if "address already in use" in log_path.read_text():
-                    raise PortTaken(port)
-                raise AssertionError("prometheus exited:\n" + log_path.read_text()[-3000:])
-            try:
-                return query(port, "up")["status"] == "success"
-            except OSError:
-                return False
-
-        try:
-            eventually(ready, timeout=30, interval=0.2, what="prometheus ready")
-        except BaseException:
-            stop_process(proc, timeout=10)
-            raise
-        prom = Prom(port)
-        prom.proc = proc
-        return prom
-
-    return start_on_free_port(start_on)
 
 
 @pytest.mark.deadline(90)

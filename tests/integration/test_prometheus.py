@@ -20,17 +20,18 @@ DASHBOARD = REPO / "configs" / "grafana" / "hms-dashboard.json"
 
 @pytest.fixture
 def prometheus(tmp_path):
-    """prometheus(admin_port) → the port of a Prometheus scraping it every second."""
+    """prometheus(*admin_ports) → the port of a Prometheus scraping them every second."""
     if not os.access(PROMETHEUS, os.X_OK):
         pytest.skip("prometheus is not installed (Debian package prometheus)")
     procs = []
 
-    def start_on(port, admin_port):
+    def start_on(port, admin_ports):
         cfg = tmp_path / "prometheus.yml"
+        targets = ", ".join(f"'127.0.0.1:{a}'" for a in admin_ports)
         cfg.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
                        "scrape_configs:\n"
                        "  - job_name: hms\n"
-                       f"    static_configs: [{{targets: ['127.0.0.1:{admin_port}']}}]\n")
+                       f"    static_configs: [{{targets: [{targets}]}}]\n")
         log = open(tmp_path / "prometheus.log", "wb")
         proc = subprocess.Popen(
             [PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
@@ -53,9 +54,9 @@ def prometheus(tmp_path):
         eventually(ready, timeout=30, interval=0.1, what="prometheus ready")
         return port
 
-    def start(admin_port):
+    def start(*admin_ports):
         # Prometheus cannot listen on port 0 and say which port it got.
-        return start_on_free_port(lambda port: start_on(port, admin_port))
+        return start_on_free_port(lambda port: start_on(port, admin_ports))
 
     yield start
     for proc in procs:
