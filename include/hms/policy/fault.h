@@ -122,7 +122,8 @@ inline constexpr FaultInfo kFaultTable[] = {
     // kGatewayStatus: 502/503/504 say "not now" or "not here".
     {fault_rows::kUp, fault_rows::kFail, true, "gateway_status", 0, "", ""},
     // kServerError: 500 and the rest are the service's answer; asking again
-    // would get the same one.
+    // would usually get the same one (a service's `retry_on` may list 500:
+    // retry.h).
     {fault_rows::kUp, fault_rows::kFail, false, "server_error", 0, "", ""},
     // kCallerDeadline: the caller chose to wait less than the service may take.
     {fault_rows::kDown, fault_rows::kNot, false, "caller_deadline", 504, "caller_deadline",

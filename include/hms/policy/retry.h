@@ -6,10 +6,12 @@
 // retry and no backoff, and says nothing about the service's health: a
 // connect that failed (each endpoint tried once, a sidecar's local service
 // twice), or a pooled connection the upstream had closed before reading our
-// bodiless request. A policy retry waits a jittered backoff (backoff.h) and
-// spends one of the route's `retries` and, after this decision, one token of
-// the service's retry budget (retry_budget.h, the one stateful check, made
-// by the caller).
+// bodiless request; and a sidecar's 503 local_service_unavailable (fault.h),
+// which goes to another endpoint, never to that sidecar again. A policy
+// retry waits a jittered backoff (backoff.h), follows only what the
+// service's `retry_on` lists, and spends one of the route's `retries` and,
+// after this decision, one token of the service's retry budget
+// (retry_budget.h, the one stateful check, made by the caller).
 //
 // Pure: any thread may call it; nothing allocates; time comes in as values.
 #pragma once
