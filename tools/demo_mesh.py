@@ -250,17 +250,29 @@ class Demo:
         self.procs.append(p)
         wait_until(f"{name} did not answer", p, lambda: port_answers(p.sock_port))
 
-    def start_gateway(self, name, cfg):
+    def start_gateway(self, name, keys, make_cfg):
+        """hms-gateway with the config make_cfg() writes from self.port; `keys`
+        maps what it prints (listening, egress, admin) to self.port's keys. The
+        ports it bound (any with --free-ports) are written back into its
+        config, so a restart (SIGUSR1) comes back on the same ones."""
         path = self.dir / f"{name}.yaml"
-        path.write_text("".join(yaml_line(k, v) for k, v in cfg.items()))
+
+        def write():
+            path.write_text("".join(yaml_line(k, v) for k, v in make_cfg().items()))
+
+        write()
         p = Proc(name, [str(self.hms_gateway), "--config", str(path)], self.logs / f"{name}.log")
         p.start()
         self.procs.append(p)
         p.ports = wait_until(f"{name} did not report ready", p, lambda: gateway_ports(p))
-        return p
+        for kind, key in keys.items():
+            self.port[key] = p.ports[kind]
+        write()
 
     def start_sidecar(self, service, short):
-        p = self.start_gateway(f"{short}-sidecar", {
+        keys = {"listening": f"{short}-sidecar", "egress": f"{short}-egress",
+                "admin": f"{short}-admin"}
+        self.start_gateway(f"{short}-sidecar", keys, lambda: {
             "role": "sidecar", "service": service, "local_port": self.port[service],
             "listeners": [f"127.0.0.1:{self.port[short + '-sidecar']}"],
             "egress": f"127.0.0.1:{self.port[short + '-egress']}",
@@ -268,26 +280,21 @@ class Demo:
             "store": self.store, "mesh": str(self.dir / "mesh-config.yaml"),
             "mtls": self.identity(service),
             "access_log": {"path": str(self.logs / f"{short}-sidecar-access.log")}})
-        self.port[short + "-sidecar"] = p.ports["listening"]
-        self.port[short + "-egress"] = p.ports["egress"]
-        self.port[short + "-admin"] = p.ports["admin"]
 
     def start_all(self):
         self.start_service("hello-svc", "hello_svc")
         self.start_service("calc-svc", "calc_svc")
         self.start_sidecar("hello-svc", "hello")
         self.start_sidecar("calc-svc", "calc")
-        gw = self.start_gateway("gateway", {
-            "listeners": [{"address": f"127.0.0.1:{self.port['gateway']}", "tls": {
-                "cert": str(self.certs / f"{HOST}.pem"), "key": str(self.certs / f"{HOST}.key")}}],
+        tls = {"cert": str(self.certs / f"{HOST}.pem"), "key": str(self.certs / f"{HOST}.key")}
+        self.start_gateway("gateway", {"listening": "gateway", "admin": "gateway-admin"}, lambda: {
+            "listeners": [{"address": f"127.0.0.1:{self.port['gateway']}", "tls": tls}],
             "admin": f"127.0.0.1:{self.port['gateway-admin']}", "cores": 2,
             "store": self.store, "mesh": str(self.dir / "mesh-config.yaml"),
             "jwt": {"hs256_secret_file": str(self.dir / "jwt-dev-secret"),
                     "issuer": "hms-demo", "audience": "hms-api"},
             "mtls": self.identity("hms-gateway"),
             "access_log": {"path": str(self.logs / "gateway-access.log")}})
-        self.port["gateway"] = gw.ports["listening"]
-        self.port["gateway-admin"] = gw.ports["admin"]
         self.token = self.api("token", "--config", self.dir / "gateway.yaml", "--sub", "veteran",
                               "--ttl", "24h").strip()
 

@@ -230,6 +230,21 @@ def test_the_seed_chapter_through_tools_demo_mesh(demo, prometheus):
     assert demo["proc"].poll() is None
     print("mini-lab through sidecars (status, reason, seconds):", answers)
 
+    # Killing a sidecar does not end the demo either; started again, it comes
+    # back on the same ports and registers itself again.
+    before = json.loads((demo["dir"] / "demo.json").read_text())
+    os.kill(before["pids"]["calc-sidecar"], signal.SIGKILL)
+    eventually(lambda: "calc-sidecar exited" in demo["out"].read_text(), timeout=10,
+               what="the demo saying calc-sidecar exited")
+    demo["proc"].send_signal(signal.SIGUSR1)
+    eventually(lambda: "calc-sidecar started again" in demo["out"].read_text(), timeout=30,
+               what="the demo starting calc-sidecar again")
+    after = json.loads((demo["dir"] / "demo.json").read_text())
+    assert after["ports"] == before["ports"] and after["pids"] != before["pids"], (before, after)
+    eventually(lambda: call(demo, "/sum/3/4"), lambda r: r[0] == 200, timeout=15, interval=0.5,
+               what="calls through the restarted sidecar")
+    assert demo["proc"].poll() is None
+
     # 20 req/min on calc-svc: what is left of the minute's 20, then 429.
     status, headers, _, _ = call(demo, "/sum/1/1")
     assert status == 200 and headers["ratelimit-limit"] == "20", headers
