@@ -101,10 +101,12 @@ std::vector<byte> AltNames(byte tag, const std::string& value) {
     }
   };
   put_len(&name, value.size());
-  name.insert(name.end(), value.begin(), value.end());
+  for (char c : value) name.push_back(static_cast<byte>(c));
   std::vector<byte> seq = {0x30};
   put_len(&seq, name.size());
-  seq.insert(seq.end(), name.begin(), name.end());
+  // Appended byte by byte: GCC 12's range insert here draws a false
+  // -Wstringop-overflow once inlined under LTO.
+  for (byte b : name) seq.push_back(b);
   return seq;
 }
 
