@@ -209,13 +209,40 @@ uint32_t Reader::RetryOn(const Field& f, std::string_view context) const {
   return bits;
 }
 
+int TabIndentedLine(std::string_view text, int last_line) {
+  int line = 1;
+  bool at_indent = true;  // still in the line's leading whitespace
+  for (char c : text) {
+    if (last_line > 0 && line > last_line) break;
+    if (c == '\n') {
+      ++line;
+      at_indent = true;
+    } else if (at_indent && c == '\t') {
+      return line;
+    } else if (c != ' ') {
+      at_indent = false;
+    }
+  }
+  return 0;
+}
+
 YAML::Node ParseDocument(const std::string& text, const std::string& source) {
   YAML::Node doc;
   try {
     doc = YAML::Load(text);
   } catch (const YAML::Exception& e) {
+    const int error_line = e.mark.is_null() ? 0 : e.mark.line + 1;
+    // yaml-cpp reports a tab in the indentation as "illegal block entry" or
+    // "illegal map value" somewhere below it; editors insert tabs unseen, so
+    // name the tab and its line. Only on a failed parse: a tab before a
+    // JSON (flow) line is legal YAML.
+    if (const int tab = TabIndentedLine(text, error_line); tab > 0) {
+      throw ConfigFailure{source + ":" + std::to_string(tab) +
+                          ": syntax error: a tab indents this line; YAML indents with spaces "
+                          "only"};
+    }
     std::string msg = source;
-    if (!e.mark.is_null()) msg += ":" + std::to_string(e.mark.line + 1);
+    if (error_line > 0) msg += ":" + std::to_string(error_line);
     throw ConfigFailure{msg + ": syntax error: " + e.msg};
   }
   if (!doc.IsDefined() || doc.IsNull()) throw ConfigFailure{source + ": file is empty"};

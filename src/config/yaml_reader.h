@@ -70,8 +70,13 @@ class Reader {
   std::string source_;
 };
 
+// The first line (1-based) at or before `last_line` (0: any) whose
+// indentation holds a tab; 0 when there is none.
+int TabIndentedLine(std::string_view text, int last_line);
+
 // Parses text into a document or throws ConfigFailure naming the line of the
-// syntax error. An empty document is an error too ("file is empty").
+// syntax error (a tab in the indentation is named as such, at its own line).
+// An empty document is an error too ("file is empty").
 YAML::Node ParseDocument(const std::string& text, const std::string& source);
 
 // Reads a whole file; ConfigFailure "path: cannot read: strerror" on failure.

@@ -81,7 +81,8 @@ std::string DefaultStoreUri() {
 Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
   const size_t colon = uri.find(':');
   if (colon == std::string::npos || colon == 0) {
-    return Error{"store URI '" + uri + "' has no scheme (expected file:DIR)", Side::kConfig, false};
+    return Error{"store URI '" + uri + "' has no scheme (expected file:DIR or etcd://HOST:PORT)",
+                 Side::kConfig, false};
   }
   const std::string scheme = uri.substr(0, colon);
   std::string rest = uri.substr(colon + 1);
@@ -95,8 +96,9 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
     if (!etcd) return etcd.error();
     return std::unique_ptr<Store>(std::move(etcd.value()));
   }
-  return Error{"unsupported store scheme '" + scheme + "' (expected file:DIR)", Side::kConfig,
-               false};
+  return Error{"unsupported store scheme '" + scheme +
+                   "' (expected file:DIR or etcd://HOST:PORT[,HOST:PORT...])",
+               Side::kConfig, false};
 }
 
 }  // namespace hms::control

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -21,17 +22,19 @@
 #include <string>
 #include <vector>
 
+#include "hms/auth/base64url.h"
 #include "hms/common/file_check.h"
 #include "hms/common/json_escape.h"
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
 #include "hms/control/store.h"
 #include "hms/http/path.h"
-#include "src/main/certs_command.h"
-#include "src/main/token_command.h"
 #include "hms/route/route_table.h"
+#include "hms/tls/session.h"
 #include "simdjson.h"
 #include "src/control/http_client.h"
+#include "src/main/certs_command.h"
+#include "src/main/token_command.h"
 
 #ifndef HMS_VERSION
 #define HMS_VERSION "dev"
@@ -56,7 +59,7 @@ constexpr char kProgramHelp[] =
     "  list [--json]                         registered services, routes and endpoints\n"
     "  show SERVICE                          a service's route file and endpoints\n"
     "  endpoints add|remove SERVICE HOST:PORT  static endpoints of a service\n"
-    "  explain [--host HOST] [--json] METHOD PATH\n"
+    "  explain [--config GATEWAY_YAML] [--host HOST] [--json] METHOD PATH\n"
     "                                        which route, policies and endpoints a request gets\n"
     "  status [--admin HOST:PORT] [--interval S] [--json]\n"
     "                                        a running gateway's live summary, with rates\n"
@@ -65,8 +68,9 @@ constexpr char kProgramHelp[] =
     "  certs init | certs issue NAME         the mesh CA, and a service's mTLS identity\n"
     "\n"
     "options:\n"
-    "  --store URI   the store: file:DIR (default: $HMS_STORE, else file:/var/lib/hms\n"
-    "                when writable, else file:$HOME/.local/state/hms)\n"
+    "  --store URI   the store: file:DIR or etcd://HOST:PORT[,HOST:PORT...] (default:\n"
+    "                $HMS_STORE, else file:/var/lib/hms when writable, else\n"
+    "                file:$HOME/.local/state/hms)\n"
     "  --help        this text; COMMAND --help describes one command\n"
     "  --version     the program's version\n";
 
@@ -92,7 +96,8 @@ constexpr char kRegisterHelp[] =
     "not clash with the routes of the services already registered or with each\n"
     "other, then writes them all to the store. Nothing is written if any file is\n"
     "invalid; errors say file:line and why. Registering a service again replaces\n"
-    "its route file and keeps its endpoints.\n"
+    "its route file and keeps its added endpoints; when the stored one came from\n"
+    "another file, register says so in a warning.\n"
     "\n"
     "  --dry-run   validate exactly as above, then print what would change instead\n"
     "              of writing: per service \"would add\", \"would change\" or\n"
@@ -101,19 +106,24 @@ constexpr char kRegisterHelp[] =
     "              timeout, auth, require or rate_limit does. Writes nothing.\n";
 
 constexpr char kExplainHelp[] =
-    "usage: hms-api explain [--host HOST] [--json] METHOD PATH\n"
+    "usage: hms-api explain [--config GATEWAY_YAML] [--host HOST] [--json] METHOD PATH\n"
     "\n"
-    "Compiles the store's services the way a gateway with the embedded defaults\n"
-    "does (no jwt section, the mesh's default retries, timeout and breaker;\n"
-    "endpoint names resolved) and says what that gateway would do with METHOD PATH:\n"
-    "the route that matches (service, template, file:line, captured parameters),\n"
-    "the policies that apply (timeout, retries, breaker, rate_limit, auth,\n"
-    "require) and the endpoints it would try, in order; or 404, or 405 with the\n"
-    "Allow list. PATH is the request target; a query string is ignored.\n"
+    "Compiles the store's services the way the gateway of GATEWAY_YAML does (its\n"
+    "jwt section, its mesh file's retries, timeout, breaker and trust domain, its\n"
+    "mtls identity; endpoint names resolved) and says what that gateway would do\n"
+    "with METHOD PATH: the route that matches (service, template, file:line,\n"
+    "captured parameters), the policies that apply (timeout, retries, breaker,\n"
+    "rate_limit, auth, require, mtls) and the endpoints it would try, in order; or\n"
+    "404, or 405 with the Allow list. PATH is the request target; a query string\n"
+    "is ignored.\n"
     "\n"
-    "  --host HOST   the request's Host (port ignored); without it only routes\n"
-    "                for any host match\n"
-    "  --json        one JSON object instead of text\n"
+    "  --config FILE  the gateway's gateway.yaml (default: $HMS_GATEWAY_CONFIG, else\n"
+    "                 $HMS_CONFIG, else the embedded defaults: no jwt section, so\n"
+    "                 routes without auth are open); its store key names the store\n"
+    "                 when --store does not\n"
+    "  --host HOST    the request's Host (port ignored); without it only routes\n"
+    "                 for any host match\n"
+    "  --json         one JSON object instead of text\n"
     "\n"
     "Exit status: 0 when a route matches, 1 otherwise (404, 405, or a store whose\n"
     "services do not compile).\n";
@@ -141,7 +151,8 @@ constexpr char kEndpointsHelp[] =
     "       hms-api endpoints remove SERVICE HOST:PORT\n"
     "\n"
     "Adds or removes a static endpoint of a registered service. HOST is a name\n"
-    "or an address (IPv6 in brackets: [::1]:7001); PORT is 1..65535.\n";
+    "or an address (IPv6 in brackets: [::1]:7001); PORT is 1..65535. A service\n"
+    "behind sidecars needs none: each sidecar registers itself.\n";
 
 int Usage(const std::string& message, const char* help) {
   std::fprintf(stderr, "hms-api: %s\n\n%s", message.c_str(), help);
@@ -151,6 +162,16 @@ int Usage(const std::string& message, const char* help) {
 int Fail(const std::string& message) {
   std::fprintf(stderr, "hms-api: %s\n", message.c_str());
   return kUserError;
+}
+
+// ["a","b"]: a JSON array of strings.
+void AppendJsonStrings(std::string* o, const std::vector<std::string>& items) {
+  *o += "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) *o += ",";
+    AppendJsonString(o, items[i]);
+  }
+  *o += "]";
 }
 
 bool IsHelp(const std::vector<std::string>& args) {
@@ -179,23 +200,46 @@ bool ReadFile(const std::string& path, std::string* text, std::string* error) {
 
 // What a command does with a file store whose directory is missing (never
 // made, or removed): a writing command makes it and says so in one line; a
-// reading one refuses, since an empty listing would hide a wrong path.
+// reading one refuses, since an empty listing would hide a wrong path. The
+// same for a directory that holds files but no store: a reading command
+// would otherwise write the store's layout into it.
 enum class Access { kRead, kWrite };
+
+enum class StoreDir { kMissing, kEmpty, kStore, kOther };
+
+StoreDir InspectStoreDir(const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(dir, ec);
+  if (st.type() == std::filesystem::file_type::not_found) return StoreDir::kMissing;
+  // Not a directory, or unreadable: the store's own open says why.
+  if (ec || !std::filesystem::is_directory(st)) return StoreDir::kStore;
+  if (std::filesystem::exists(dir + "/services", ec)) return StoreDir::kStore;
+  return std::filesystem::is_empty(dir, ec) || ec ? StoreDir::kEmpty : StoreDir::kOther;
+}
+
+constexpr char kOtherStore[] =
+    "; or name another store with --store URI (file:DIR or etcd://HOST:PORT) or HMS_STORE)";
 
 Result<std::unique_ptr<control::Store>> Open(const std::string& uri, Access access) {
   const std::string resolved = uri.empty() ? control::DefaultStoreUri() : uri;
   if (resolved.starts_with("file:")) {
     std::string dir = resolved.substr(5);
     if (dir.starts_with("//")) dir.erase(0, 2);
-    struct stat st;
-    if (!dir.empty() && stat(dir.c_str(), &st) != 0 && errno == ENOENT) {
-      if (access == Access::kRead) {
-        return Error{"store " + dir +
-                         " does not exist (hms-api register FILE creates it; or name another "
-                         "store with --store URI or HMS_STORE)",
-                     Side::kConfig, false};
-      }
+    const StoreDir state = dir.empty() ? StoreDir::kStore : InspectStoreDir(dir);
+    if (state == StoreDir::kMissing && access == Access::kRead) {
+      return Error{
+          "store " + dir + " does not exist (hms-api register FILE creates it" + kOtherStore,
+          Side::kConfig, false};
+    }
+    if (state == StoreDir::kOther && access == Access::kRead) {
+      return Error{"store " + dir + " is not a store: it holds files but no services/ " +
+                       "(hms-api register FILE makes one there" + kOtherStore,
+                   Side::kConfig, false};
+    }
+    if (state == StoreDir::kMissing) {
       std::fprintf(stderr, "hms-api: store %s did not exist: creating it\n", dir.c_str());
+    } else if (state == StoreDir::kOther) {
+      std::fprintf(stderr, "hms-api: store %s held no store: creating one in it\n", dir.c_str());
     }
   }
   return control::OpenStore(resolved);
@@ -303,6 +347,41 @@ bool TrialCompile(const std::vector<control::StoredService>& existing,
     return false;
   }
   return true;
+}
+
+// Whether two names of a route file are the same file ("calc.yaml" and
+// "./calc.yaml", or two paths to one file).
+bool SameFile(const std::string& a, const std::string& b) {
+  if (std::filesystem::path(a).lexically_normal() == std::filesystem::path(b).lexically_normal()) {
+    return true;
+  }
+  std::error_code ec;
+  return std::filesystem::equivalent(a, b, ec);
+}
+
+// One warning per service of `parsed` that replaces a stored one that came
+// from another file. Registering replaces a service whole (its routes and
+// settings; endpoints added with `endpoints add` and sidecars' leases stay),
+// so a second file that happens to use the same name would replace the
+// first one's routes unseen.
+std::vector<std::string> Replacements(const std::vector<control::StoredService>& current,
+                                      const std::vector<config::ServiceConfig>& parsed) {
+  std::vector<std::string> out;
+  for (const config::ServiceConfig& s : parsed) {
+    for (const control::StoredService& stored : current) {
+      if (stored.name != s.service || SameFile(stored.source, s.source)) continue;
+      const std::string from = stored.source.empty() ? "written into the store by hand"
+                                                     : "registered from " + stored.source;
+      out.push_back(s.service + " was " + from + "; " + s.source +
+                    " replaces its routes and settings (endpoints added with hms-api "
+                    "endpoints add stay)");
+    }
+  }
+  return out;
+}
+
+void Warn(const std::vector<std::string>& warnings) {
+  for (const std::string& w : warnings) std::fprintf(stderr, "hms-api: warning: %s\n", w.c_str());
 }
 
 // "15s", "250ms", "1m30s", "2h": durations as config files write them.
@@ -563,24 +642,35 @@ int Register(const std::string& uri, const std::vector<std::string>& args) {
     std::vector<control::StoredService> existing;
     if (!ListForDryRun(uri, &existing)) return kUserError;
     if (!TrialCompile(existing, parsed)) return Fail(nothing);
+    Warn(Replacements(existing, parsed));
     PrintPlan(existing, parsed);
     std::printf("dry run: nothing written\n");
     return kOk;
   }
 
+  // The new files alone first, with the messages a dry run gives (a service
+  // in two of them: "b.yaml:1: service 'calc-svc' is already defined at
+  // a.yaml:1"), before a missing store is made for nothing.
+  if (!TrialCompile({}, parsed)) return Fail(nothing);
   Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kWrite);
   if (!store) return Fail(store.error().message);
   // The trial compile runs inside the store's write (under its lock, or
   // against the revision the txn compares), so two registrations of
   // clashing routes at the same moment cannot both land.
   bool refused = false;
-  Result<bool> ok = (*store)->Register(batch, [&](const std::vector<control::StoredService>& current) -> Result<bool> {
-    if (TrialCompile(current, parsed)) return true;
-    refused = true;
-    return Error{"", Side::kConfig, false};
-  });
+  std::vector<std::string> replaced;  // judged on what the write replaced
+  Result<bool> ok = (*store)->Register(
+      batch, [&](const std::vector<control::StoredService>& current) -> Result<bool> {
+        if (TrialCompile(current, parsed)) {
+          replaced = Replacements(current, parsed);
+          return true;
+        }
+        refused = true;
+        return Error{"", Side::kConfig, false};
+      });
   if (refused) return Fail(nothing);  // TrialCompile said why
   if (!ok) return Fail(ok.error().message + "; nothing registered");
+  Warn(replaced);
   for (const control::StoredService& s : batch) std::printf("✓ registered %s\n", s.name.c_str());
   return kOk;
 }
@@ -649,23 +739,15 @@ int List(const std::string& uri, const std::vector<std::string>& args) {
           if (j > 0) o += ",";
           o += "{\"path\":";
           AppendJsonString(&o, rc.path);
-          o += ",\"methods\":[";
-          for (size_t k = 0; k < rc.methods.size(); ++k) {
-            if (k > 0) o += ",";
-            AppendJsonString(&o, rc.methods[k]);
-          }
-          o += "],\"host\":";
+          o += ",\"methods\":";
+          AppendJsonStrings(&o, rc.methods);
+          o += ",\"host\":";
           AppendJsonString(&o, rc.host);
           o += "}";
         }
       }
-      o += "],\"endpoints\":[";
-      const std::vector<std::string> eps = AllEndpoints(r.parsed ? &*r.parsed : nullptr, *r.stored);
-      for (size_t k = 0; k < eps.size(); ++k) {
-        if (k > 0) o += ",";
-        AppendJsonString(&o, eps[k]);
-      }
-      o += "]";
+      o += "],\"endpoints\":";
+      AppendJsonStrings(&o, AllEndpoints(r.parsed ? &*r.parsed : nullptr, *r.stored));
       if (!r.error.empty()) {
         o += ",\"error\":";
         AppendJsonString(&o, r.error);
@@ -730,8 +812,9 @@ int Endpoints(const std::string& uri, const std::vector<std::string>& args) {
     return Usage("endpoints " + action + " needs SERVICE HOST:PORT", kEndpointsHelp);
   const std::string& service = args[1];
   const std::string& address = args[2];
-  Result<std::unique_ptr<control::Store>> store =
-      Open(uri, action == "add" ? Access::kWrite : Access::kRead);
+  // Both need the service registered, so a store that does not exist yet is
+  // refused, not made: a mistyped store path leaves no directory behind.
+  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
   if (!store) return Fail(store.error().message);
   if (action == "add") {
     Result<bool> ok = (*store)->AddEndpoint(service, address);
@@ -783,6 +866,7 @@ void AppendRateJson(std::string* o, const std::optional<config::RateLimit>& rl) 
 struct ExplainQuery {
   bool json = false;
   std::string method, path, host;
+  std::string config;  // --config: the gateway.yaml whose stamps are explained
 };
 
 // `"method":…,"path":…,"host":…`, the question as every JSON answer repeats it.
@@ -808,6 +892,13 @@ bool ParseExplain(const std::vector<std::string>& args, ExplainQuery* q, int* ex
       q->host = args[++i];
     } else if (a.starts_with("--host=")) {
       q->host = a.substr(7);
+    } else if (a == "--config") {
+      if (i + 1 >= args.size()) {
+        return *exit = Usage("--config needs a GATEWAY_YAML", kExplainHelp), false;
+      }
+      q->config = args[++i];
+    } else if (a.starts_with("--config=")) {
+      q->config = a.substr(9);
     } else if (a.starts_with("-")) {
       return *exit = Usage("unknown option '" + a + "'", kExplainHelp), false;
     } else {
@@ -878,11 +969,123 @@ int ExplainNoRoute(const ExplainQuery& q, const route::Match& m) {
   return kUserError;
 }
 
+// The gateway whose stamps explain reports: its config and mesh config.
+struct ExplainGateway {
+  std::string path;      // "" = the embedded defaults
+  std::string identity;  // its mesh identity (mtls.cert's URI SAN); "" without mtls
+  config::GatewayConfig gateway;
+  config::MeshConfig mesh;
+};
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && v[0] != '\0' ? v : fallback;
+}
+
+// The URI SAN of the first certificate of a PEM file ("" when unreadable).
+// PEM is base64 between its armour lines; the JWT decoder reads base64url,
+// which differs in two letters and the padding.
+std::string PemIdentity(const std::string& path) {
+  std::string text, error;
+  if (!ReadFile(path, &text, &error)) return "";
+  const std::string begin = "-----BEGIN CERTIFICATE-----";
+  const size_t b = text.find(begin);
+  const size_t e = b == std::string::npos ? b : text.find("-----END", b + begin.size());
+  if (e == std::string::npos) return "";
+  std::string b64;
+  for (char c : text.substr(b + begin.size(), e - b - begin.size())) {
+    if (c == '+')
+      b64 += '-';
+    else if (c == '/')
+      b64 += '_';
+    else if (std::isalnum(static_cast<unsigned char>(c)) != 0)
+      b64 += c;
+  }
+  std::string der(auth::Base64UrlDecodedSize(b64.size()), '\0');
+  const int64_t n = auth::DecodeBase64Url(b64, reinterpret_cast<uint8_t*>(der.data()), der.size());
+  if (n <= 0) return "";
+  return tls::UriSan(reinterpret_cast<const unsigned char*>(der.data()), static_cast<size_t>(n));
+}
+
+// From --config, else $HMS_GATEWAY_CONFIG, else $HMS_CONFIG (what `token`
+// reads), else the embedded defaults; with its mesh file, as the gateway
+// loads them at start (hms_gateway.cc LoadStartConfig), short of the checks
+// against this machine, which say nothing about routes.
+Result<ExplainGateway> LoadExplainGateway(const std::string& flag) {
+  ExplainGateway g;
+  g.path = !flag.empty() ? flag : EnvOr("HMS_GATEWAY_CONFIG", EnvOr("HMS_CONFIG", ""));
+  if (g.path.empty()) {
+    g.gateway = config::DefaultGatewayConfig();
+    return g;
+  }
+  Result<config::GatewayConfig> c = config::LoadGatewayConfig(g.path);
+  if (!c) return c.error();
+  g.gateway = std::move(c.value());
+  if (g.gateway.role == "sidecar") {
+    return ConfigError(config::WhereIs(g.gateway, "role") +
+                       ": role: sidecar: explain answers for a gateway (a sidecar sends "
+                       "what reaches its inbound listener to its own service)");
+  }
+  if (!g.gateway.mesh.empty()) {
+    Result<config::MeshConfig> m = config::LoadMeshConfig(g.gateway.mesh);
+    if (!m) return ConfigError(config::WhereIs(g.gateway, "mesh") + ": mesh: " + m.error().message);
+    g.mesh = std::move(m.value());
+  }
+  if (g.gateway.mtls) g.identity = PemIdentity(g.gateway.mtls->cert);
+  return g;
+}
+
+// The route's JWT stamp as this gateway applies it, and why.
+std::string AuthText(const config::Route& r, const ExplainGateway& g) {
+  std::string jwt;
+  if (const std::optional<config::JwtConfig>& j = g.gateway.jwt) {
+    jwt = j->jwks.empty() ? "HS256 key " + j->hs256_secret_file : "JWKS " + j->jwks;
+    if (!j->issuer.empty()) jwt += ", issuer " + j->issuer;
+    if (!j->audience.empty()) jwt += ", audience " + j->audience;
+  }
+  switch (r.auth_mode) {
+    case config::AuthMode::kRequired:
+      return "required: no valid token, 401 (" + jwt + ")";
+    case config::AuthMode::kOptional:
+      return "optional: a token sent is checked (" + jwt + ")";
+    case config::AuthMode::kNone:
+      break;
+  }
+  if (g.gateway.jwt) return "none: the route opens itself (auth: none)";
+  return g.path.empty() ? "none: explained for a gateway without a jwt section (--config "
+                          "GATEWAY_YAML or HMS_GATEWAY_CONFIG names yours)"
+                        : "none: " + g.path + " has no jwt section";
+}
+
+// How this gateway reaches the service's endpoints: mTLS with its identity,
+// checking theirs, or plain.
+std::string MtlsText(const config::Cluster& cl, const ExplainGateway& g) {
+  bool any_mtls = false;
+  for (const config::Endpoint& ep : cl.endpoints) any_mtls = any_mtls || ep.mtls;
+  if (!g.gateway.mtls) {
+    return any_mtls ? "none: no mtls section, so its mtls:// endpoints answer 502 no_mesh_identity"
+                    : "none: plain connections (no mtls section)";
+  }
+  const std::string me =
+      g.identity.empty() ? "the identity in " + g.gateway.mtls->cert : g.identity;
+  return "calls mtls:// endpoints as " + me + "; they must present " + cl.identity +
+         (any_mtls ? "" : " (no endpoint of this service is mtls://)");
+}
+
+std::string AllowFromText(const config::Cluster& cl) {
+  if (cl.allow_from.empty()) return "any identity the mesh CA issued (checked by its sidecars)";
+  std::string out;
+  for (const std::string& a : cl.allow_from) out += (out.empty() ? "" : ", ") + a;
+  return out + " (checked by its sidecars)";
+}
+
 // The route that takes the request, its parameters, policies and endpoints, as JSON.
 void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config::Route& r,
-                      const config::Cluster& cl) {
+                      const config::Cluster& cl, const ExplainGateway& g) {
   std::string o = "{\"status\":200,";
   AppendQueryJson(&o, q);
+  o += ",\"gateway\":";
+  AppendJsonString(&o, g.path);
   o += ",\"route\":{\"service\":";
   AppendJsonString(&o, cl.name);
   o += ",\"template\":";
@@ -914,6 +1117,12 @@ void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config
     o += ":";
     AppendJsonString(&o, r.require[i].second);
   }
+  o += "},\"mtls\":{\"identity\":";
+  AppendJsonString(&o, g.gateway.mtls ? g.identity : "");
+  o += ",\"upstream_identity\":";
+  AppendJsonString(&o, cl.identity);
+  o += ",\"allow_from\":";
+  AppendJsonStrings(&o, cl.allow_from);
   o += "}},\"endpoints\":[";
   for (size_t i = 0; i < cl.endpoints.size(); ++i) {
     if (i > 0) o += ",";
@@ -929,9 +1138,10 @@ void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config
 
 // The same, for a person.
 void PrintExplainText(const ExplainQuery& q, const route::Match& m, const config::Route& r,
-                      const config::Cluster& cl) {
+                      const config::Cluster& cl, const ExplainGateway& g) {
   std::printf("%s %s%s%s → %s\n", q.method.c_str(), q.path.c_str(), q.host.empty() ? "" : " host ",
               q.host.c_str(), cl.name.c_str());
+  std::printf("gateway     %s\n", g.path.empty() ? "embedded defaults" : g.path.c_str());
   std::printf("route       %s %s%s%s\n", r.methods_text.c_str(), r.path_template.c_str(),
               r.host.empty() ? "" : " host ", r.host.c_str());
   std::printf("where       %s\n", r.where.c_str());
@@ -956,8 +1166,10 @@ void PrintExplainText(const ExplainQuery& q, const route::Match& m, const config
   } else {
     std::printf("rate_limit  none\n");
   }
-  std::printf("auth        %s\n", r.auth.c_str());
+  std::printf("auth        %s\n", AuthText(r, g).c_str());
   std::printf("require     %s\n", RequireText(r.require).c_str());
+  std::printf("mtls        %s\n", MtlsText(cl, g).c_str());
+  std::printf("allow_from  %s\n", AllowFromText(cl).c_str());
   if (cl.endpoints.empty()) {
     std::printf("endpoints   none: the gateway answers 503 no_endpoints\n");
     return;
@@ -979,7 +1191,11 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   if (IsHelp(args)) return std::fputs(kExplainHelp, stdout), kOk;
   ExplainQuery q;
   if (int exit = kOk; !ParseExplain(args, &q, &exit)) return exit;
-  Result<std::unique_ptr<control::Store>> store = Open(uri, Access::kRead);
+  Result<ExplainGateway> g = LoadExplainGateway(q.config);
+  if (!g) return Fail(g.error().message);
+  // The store that gateway reads: --store, else its config's, else the default.
+  Result<std::unique_ptr<control::Store>> store =
+      Open(uri.empty() ? g->gateway.store : uri, Access::kRead);
   if (!store) return Fail(store.error().message);
   Result<std::vector<control::StoredService>> list = (*store)->List();
   if (!list) return Fail(list.error().message);
@@ -994,8 +1210,7 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   }
   config::Interner endpoint_ids, route_keys;
   Result<std::unique_ptr<config::Snapshot>> compiled =
-      config::CompileSnapshot(config::DefaultGatewayConfig(), config::MeshConfig{}, services, 1,
-                              &endpoint_ids, &route_keys);
+      config::CompileSnapshot(g->gateway, g->mesh, services, 1, &endpoint_ids, &route_keys);
   if (!compiled) {
     return Fail("the store's services do not compile (a gateway keeps its last good config): " +
                 compiled.error().message);
@@ -1006,9 +1221,9 @@ int Explain(const std::string& uri, const std::vector<std::string>& args) {
   const config::Route& r = snap.routes[m.target];
   const config::Cluster& cl = snap.clusters[r.cluster];
   if (q.json) {
-    PrintExplainJson(q, m, r, cl);
+    PrintExplainJson(q, m, r, cl, *g);
   } else {
-    PrintExplainText(q, m, r, cl);
+    PrintExplainText(q, m, r, cl, *g);
   }
   return kOk;
 }

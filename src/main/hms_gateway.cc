@@ -47,7 +47,8 @@ constexpr const char* kUsage =
     "the admin API on 127.0.0.1:9901, and the default store.\n"
     "\n"
     "  --config FILE  gateway.yaml to load\n"
-    "  --store URI    store to read services from (overrides the config's store)\n"
+    "  --store URI    store to read services from, file:DIR or etcd://HOST:PORT\n"
+    "                 (overrides the config's store)\n"
     "  --check        validate the config (and the services in the store) and exit\n"
     "\n"
     "Signals: SIGHUP reloads the config file and the store; SIGTERM/SIGINT stop\n"
@@ -127,6 +128,14 @@ std::vector<hms::config::ServiceConfig> ReadServices(Gateway& g, std::string* er
   }
   g.last_good = std::move(good);  // deregistered services are forgotten
   return services;
+}
+
+// The store's services a snapshot serves: a sidecar's snapshot also holds
+// its own local service as a cluster (SERVICE@local), which is no service
+// of the store.
+size_t ServiceCount(const Snapshot& s) {
+  return static_cast<size_t>(std::count_if(s.clusters.begin(), s.clusters.end(),
+                                           [](const auto& cl) { return !cl.local; }));
 }
 
 // Gives the snapshot its process-wide policy state (policy/binding.h).
@@ -516,7 +525,7 @@ void Announce(Gateway& g, const Snapshot& first) {
     std::printf("hms-gateway: admin %s:%u\n", host.c_str(), g.admin.port());
   }
   std::printf("hms-gateway: ready cores=%u snapshot=%llu services=%zu store=%s\n", g.engine.cores(),
-              static_cast<unsigned long long>(first.version), first.clusters.size(),
+              static_cast<unsigned long long>(first.version), ServiceCount(first),
               g.store->Uri().c_str());
   std::fflush(stdout);
 }
@@ -602,7 +611,7 @@ int Main(int argc, char** argv) {
   if (g.check) {
     std::printf("%s: ok (%zu services, %zu routes)\n",
                 g.config_path.empty() ? "<embedded defaults>" : g.config_path.c_str(),
-                first->clusters.size(), first->routes.size());
+                ServiceCount(*first), first->routes.size());
     first->Release();
     return 0;
   }

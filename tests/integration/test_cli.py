@@ -1,9 +1,11 @@
 """hms-api's explain, register --dry-run and status over the real binaries and a file store."""
 import json
+import os
 import re
+import subprocess
 import time
 
-from conftest import REPO, eventually, metric_sum
+from conftest import REPO, binary, eventually, metric_sum
 
 DEMO = REPO / "configs" / "demo"
 CALC = DEMO / "calc_svc" / "route.yaml"
@@ -125,6 +127,112 @@ def test_explain_usage_and_help(hms_api):
     assert hms_api("explain", "GET", "sum").returncode == 2
     assert hms_api("explain", "--bogus", "GET", "/").returncode == 2
     assert "explain" in hms_api("--help").stdout
+
+
+def test_explain_with_the_gateways_config(hms_api, store_dir, tmp_path):
+    """--config (or HMS_GATEWAY_CONFIG) explains the stamps as that gateway
+    applies them: its jwt section, its mesh file, its mtls identity, its store."""
+    seed(hms_api)
+    r = hms_api("explain", "GET", "/sum/2/3")
+    assert "auth        none: explained for a gateway without a jwt section" in r.stdout, r.stdout
+    certs = tmp_path / "certs"
+    for args in (["init"], ["issue", "hms-gateway"]):
+        assert hms_api("certs", *args, "--dir", certs).returncode == 0
+    (tmp_path / "dev.secret").write_text("a-development-secret-of-32-bytes!\n")
+    (tmp_path / "mesh.yaml").write_text("retries: 1\nbreaker: {failures: 5, open_for: 10s}\n"
+                                        "trust_domain: example.org\n")
+    config = tmp_path / "gateway.yaml"
+    config.write_text("listeners: [127.0.0.1:8080]\nmesh: mesh.yaml\n"
+                      "jwt: {hs256_secret_file: dev.secret, issuer: hms-dev}\n"
+                      f"mtls: {{cert: {certs}/hms-gateway.pem, key: {certs}/hms-gateway.key,"
+                      f" ca: {certs}/ca.pem}}\n")
+    r = hms_api("explain", "--config", config, "GET", "/sum/2/3")
+    assert r.returncode == 0, r.stderr
+    assert f"gateway     {config}" in r.stdout, r.stdout
+    assert "auth        required: no valid token, 401 (HS256 key" in r.stdout, r.stdout
+    assert "issuer hms-dev" in r.stdout, r.stdout
+    assert "retries     1" in r.stdout and "opens after 5 failures, for 10s" in r.stdout, r.stdout
+    assert ("mtls        calls mtls:// endpoints as spiffe://hms.local/svc/hms-gateway; they must "
+            "present spiffe://example.org/svc/calc-svc") in r.stdout, r.stdout
+    # The environment variable names it too; JSON carries the same.
+    env_run = subprocess.run([str(binary("hms-api")), "--store", f"file:{store_dir}", "explain",
+                              "--json", "GET", "/sum/2/3"], capture_output=True, text=True,
+                             timeout=30, env={**os.environ, "HMS_GATEWAY_CONFIG": str(config)})
+    doc = json.loads(env_run.stdout)
+    assert doc["gateway"] == str(config)
+    assert doc["policies"]["auth"] == "required" and doc["policies"]["retries"] == 1
+    assert doc["policies"]["mtls"]["identity"] == "spiffe://hms.local/svc/hms-gateway"
+    # A route that opens itself says so.
+    open_route = tmp_path / "open.yaml"
+    open_route.write_text("service: open-svc\nroutes:\n  - path: /open\n    auth: none\n")
+    assert hms_api("register", open_route).returncode == 0
+    r = hms_api("explain", "--config", config, "GET", "/open")
+    assert "auth        none: the route opens itself (auth: none)" in r.stdout, r.stdout
+    # Without --store, the config's own store is the one explained.
+    other = tmp_path / "other-store"
+    config.write_text(f"listeners: [127.0.0.1:8080]\nstore: file:{other}\n")
+    r = subprocess.run([str(binary("hms-api")), "explain", "--config", str(config), "GET", "/x"],
+                       capture_output=True, text=True, timeout=30,
+                       env={k: v for k, v in os.environ.items() if k != "HMS_STORE"})
+    assert f"store {other} does not exist" in r.stderr, r.stderr
+    # A sidecar's config is refused: it routes nothing by path.
+    config.write_text("role: sidecar\nservice: calc-svc\nlocal_port: 7002\n"
+                      "listeners: [127.0.0.1:0]\n")
+    r = hms_api("explain", "--config", config, "GET", "/sum/2/3")
+    assert r.returncode == 1 and "explain answers for a gateway" in r.stderr, r.stderr
+
+
+def test_register_warns_when_another_file_replaces_a_service(hms_api, tmp_path, monkeypatch):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("service: calc-svc\nroutes:\n  - GET /a\n")
+    b.write_text("service: calc-svc\nroutes:\n  - GET /b\n")
+    assert hms_api("register", a).returncode == 0
+    # The same file again, by another path to it: no warning.
+    monkeypatch.chdir(tmp_path)
+    r = hms_api("register", "./a.yaml")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    r = hms_api("register", "--dry-run", b)
+    assert f"warning: calc-svc was registered from ./a.yaml; {b} replaces" in r.stderr, r.stderr
+    r = hms_api("register", b)
+    assert r.returncode == 0, r.stderr
+    assert (f"hms-api: warning: calc-svc was registered from ./a.yaml; {b} replaces its routes "
+            "and settings (endpoints added with hms-api endpoints add stay)") in r.stderr, r.stderr
+    assert "/b" in hms_api("show", "calc-svc").stdout  # replaced all the same
+
+
+def test_one_service_in_two_files_of_one_command(hms_api, store_dir, tmp_path):
+    """The message config.md gives, as --dry-run says it, and nothing made."""
+    store_dir.rmdir()
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("service: calc-svc\nroutes:\n  - GET /a\n")
+    b.write_text("service: calc-svc\nroutes:\n  - GET /b\n")
+    for args in (["register", a, b], ["register", "--dry-run", a, b]):
+        r = hms_api(*args)
+        assert r.returncode == 1
+        assert f"{b}:1: service 'calc-svc' is already defined at {a}:1" in r.stderr, r.stderr
+    assert not store_dir.exists()
+
+
+def test_help_and_store_errors_name_both_stores():
+    exe = str(binary("hms-api"))
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30).stdout
+    assert "file:DIR or etcd://HOST:PORT" in out, out
+    for uri in ("bogus", "ftp://x"):
+        r = subprocess.run([exe, "--store", uri, "list"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 1 and "etcd://HOST:PORT" in r.stderr, r.stderr
+    out = subprocess.run([str(binary("hms-gateway")), "--help"], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert "etcd://HOST:PORT" in out, out
+
+
+def test_a_tab_in_a_route_file_is_named_at_its_line(hms_api, tmp_path):
+    f = tmp_path / "calc.yaml"
+    f.write_text("service: calc-svc\nroutes:\n  - GET /a\nbreaker:\n\tfailures: 3\n")
+    r = hms_api("register", f)
+    assert r.returncode == 1
+    assert (f"{f}:5: syntax error: a tab indents this line; YAML indents with spaces only"
+            in r.stderr), r.stderr
 
 
 # ---------------------------------------------------------------- register --dry-run

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import binary, free_port
+from conftest import REPO, binary, free_port
 
 
 def check(tmp_path, text):
@@ -80,3 +80,24 @@ def test_a_config_check_passes_starts(tmp_path, store_dir):
         proc.terminate()
         proc.wait(timeout=15)
     assert proc.returncode == 0
+
+
+def test_a_tab_in_the_indentation_is_named_at_its_line(tmp_path):
+    path, r = check(tmp_path, "listeners:\n\t- 127.0.0.1:0\nadmin: off\n")
+    assert r.returncode == 1
+    assert (f"{path}:2: syntax error: a tab indents this line; YAML indents with spaces only"
+            in r.stderr), r.stderr
+    assert "illegal" not in r.stderr
+
+
+def test_a_sidecars_check_counts_the_stores_services(tmp_path, store_dir, hms_api):
+    """A sidecar's snapshot holds its local service as one more cluster
+    (SERVICE@local); --check counts the store's services, not clusters."""
+    for name in ("calc_svc", "hello_svc"):
+        r = hms_api("register", REPO / "configs" / "demo" / name / "route.yaml")
+        assert r.returncode == 0, r.stderr
+    path, r = check(tmp_path, "role: sidecar\nservice: calc-svc\nlocal_port: 7002\n"
+                              "listeners: [127.0.0.1:0]\negress: 127.0.0.1:0\nadmin: off\n"
+                              f"store: file:{store_dir}\n")
+    assert r.returncode == 0, r.stderr
+    assert f"{path}: ok (2 services," in r.stdout, r.stdout

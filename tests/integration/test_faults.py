@@ -79,7 +79,12 @@ def test_refused_upstream_is_502_or_503(register, gateway):
 def test_no_endpoints_is_503(register, gateway):
     register("service: empty-svc\nroutes:\n  - GET /empty\n")
     gw = gateway()
-    assert_local_error(httpraw.get(gw.port, "/empty"), {503})
+    r = httpraw.get(gw.port, "/empty")
+    assert_local_error(r, {503})
+    # The answer says what gives the service an endpoint.
+    assert r.header("x-hms-reason") == "no_endpoints", r
+    assert "hms-api endpoints add" in r.json()["error"], r
+    assert "sidecar" in r.json()["error"], r
 
 
 def test_slow_upstream_beyond_route_timeout_is_504(echo_upstream, register, gateway):

@@ -83,8 +83,11 @@ def test_removed_store_is_watched_again_once_register_makes_it(echo_upstream, re
 def test_read_only_commands_refuse_a_missing_store_and_writers_make_it(hms_api, store_dir,
                                                                        tmp_path):
     shutil.rmtree(store_dir)
+    # endpoints add too: the service it names cannot be registered in a store
+    # that does not exist, and a mistyped path must leave no directory behind.
     for args in (["list"], ["show", "echo-svc"], ["explain", "GET", "/x"],
-                 ["deregister", "echo-svc"], ["endpoints", "remove", "echo-svc", "127.0.0.1:1"]):
+                 ["deregister", "echo-svc"], ["endpoints", "remove", "echo-svc", "127.0.0.1:1"],
+                 ["endpoints", "add", "echo-svc", "127.0.0.1:1"]):
         r = hms_api(*args)
         assert r.returncode == 1, (args, r.stdout, r.stderr)
         assert f"store {store_dir} does not exist" in r.stderr, (args, r.stderr)
@@ -96,10 +99,25 @@ def test_read_only_commands_refuse_a_missing_store_and_writers_make_it(hms_api, 
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("\n") == 1 and "did not exist: creating it" in r.stderr
     assert hms_api("list").returncode == 0
-    shutil.rmtree(store_dir)
-    r = hms_api("endpoints", "add", "a-svc", "127.0.0.1:7001")
-    assert "did not exist: creating it" in r.stderr  # then: a-svc is not registered
-    assert store_dir.is_dir()
+
+
+def test_read_only_commands_refuse_a_directory_that_holds_no_store(hms_api, store_dir,
+                                                                   tmp_path):
+    """A store path mistyped onto an existing directory (a home, a project):
+    reading commands must not write the store's layout into it."""
+    (store_dir / "notes.txt").write_text("not a store\n")
+    for args in (["list"], ["show", "a-svc"], ["endpoints", "add", "a-svc", "127.0.0.1:1"]):
+        r = hms_api(*args)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert f"store {store_dir} is not a store: it holds files but no services/" in r.stderr
+        assert "etcd://HOST:PORT" in r.stderr
+    assert sorted(p.name for p in store_dir.iterdir()) == ["notes.txt"]
+    path = tmp_path / "a.yaml"
+    path.write_text("service: a-svc\nroutes:\n  - GET /a\n")
+    r = hms_api("register", path)
+    assert r.returncode == 0, r.stderr
+    assert f"store {store_dir} held no store: creating one in it" in r.stderr, r.stderr
+    assert hms_api("list").returncode == 0
 
 
 def test_register_of_a_directory_says_so(hms_api, tmp_path):

@@ -173,8 +173,11 @@ inline constexpr FaultInfo kFaultTable[] = {
      "rate limit exceeded for this route"},
     {fault_rows::kDown, fault_rows::kNot, false, "circuit_open", 503, "circuit_open",
      "the service's circuit breaker is open"},
+    // kNoEndpoints: says what gives the service one, since a newcomer's
+    // first gateway meets it before any endpoint exists.
     {fault_rows::kDown, fault_rows::kNot, false, "no_endpoints", 503, "no_endpoints",
-     "the service has no endpoints"},
+     "the service has no endpoints: add one with hms-api endpoints add SERVICE HOST:PORT "
+     "(or endpoints: in its route file), or start its sidecar"},
     {fault_rows::kDown, fault_rows::kNot, false, "header_too_large", 431, "header_too_large",
      "the request head with the fields the gateway adds does not fit its buffer"},
     // kConnectNoSocket: as kLocal, nothing the service did.

@@ -270,7 +270,21 @@ const BadCase kBad[] = {
     {"", "calc.yaml: file is empty"},
     {"service: calc-svc\nroutes: [GET /x\n",
      "calc.yaml:3: syntax error: end of sequence flow not found"},
+    // A tab in the indentation is named, at its own line, not as yaml-cpp's
+    // "illegal block entry" further down.
+    {"service: calc-svc\nroutes:\n\t- GET /x\n",
+     "calc.yaml:3: syntax error: a tab indents this line; YAML indents with spaces only"},
+    {"service: calc-svc\nbreaker:\n  failures: 3\n \topen_for: 30s\n",
+     "calc.yaml:4: syntax error: a tab indents this line; YAML indents with spaces only"},
 };
+
+// Tabs before JSON lines are separation space in a flow collection: legal.
+TEST(ParseServiceConfig, TabsIndentingJsonAreFine) {
+  Result<ServiceConfig> s = ParseServiceConfig(
+      "{\n\t\"service\": \"calc-svc\",\n\t\"routes\": [\"GET /x\"]\n}\n", "calc.json");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->service, "calc-svc");
+}
 
 TEST(ParseServiceConfig, BadFilesSayWhereAndWhy) {
   for (const BadCase& c : kBad) {

@@ -462,10 +462,13 @@ TEST(OpenStore, Schemes) {
   EXPECT_EQ(etcd.value()->Uri(), "etcd://127.0.0.1:2379");
   Result<std::unique_ptr<Store>> consul = OpenStore("consul://x");
   ASSERT_FALSE(consul);
-  EXPECT_EQ(consul.error().message, "unsupported store scheme 'consul' (expected file:DIR)");
+  EXPECT_EQ(
+      consul.error().message,
+      "unsupported store scheme 'consul' (expected file:DIR or etcd://HOST:PORT[,HOST:PORT...])");
   Result<std::unique_ptr<Store>> bare = OpenStore("/var/lib/hms");
   ASSERT_FALSE(bare);
-  EXPECT_EQ(bare.error().message, "store URI '/var/lib/hms' has no scheme (expected file:DIR)");
+  EXPECT_EQ(bare.error().message,
+            "store URI '/var/lib/hms' has no scheme (expected file:DIR or etcd://HOST:PORT)");
   EXPECT_FALSE(OpenStore("file:"));
   Result<std::unique_ptr<Store>> not_dir = OpenStore("file:/dev/null");
   ASSERT_FALSE(not_dir);
