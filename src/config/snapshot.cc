@@ -338,12 +338,10 @@ void AppendClusterJson(std::string* o, const Cluster& c) {
   AppendKey(o, "name");
   AppendJsonString(o, c.name);
   *o += ",\"retries\":" + std::to_string(c.retries) + ",\"retry_on\":[";
-  bool first = true;
-  for (const policy::RetryOnToken& t : policy::kRetryOnTokens) {
-    if ((c.retry_on & t.bit) == 0) continue;
-    if (!first) *o += ",";
-    first = false;
-    AppendJsonString(o, t.name);
+  const std::vector<std::string> retry_on = RetryOnNames(c.retry_on);
+  for (size_t i = 0; i < retry_on.size(); ++i) {
+    if (i > 0) *o += ",";
+    AppendJsonString(o, retry_on[i]);
   }
   *o += "],\"timeout_ms\":" + std::to_string(c.timeout_ms) +
         ",\"per_try_timeout_ms\":" + std::to_string(c.per_try_timeout_ms) +

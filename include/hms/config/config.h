@@ -248,4 +248,8 @@ std::optional<EndpointAddress> ParseEndpoint(std::string_view text);
 // trailing '-'. Also the file names of the file store, so never a path.
 bool IsValidServiceName(std::string_view name);
 
+// The tokens a `retry_on` value lists (policy::RetryOn bits), in the order
+// policy::kRetryOnTokens gives them: for /config and `hms-api explain`.
+std::vector<std::string> RetryOnNames(uint32_t retry_on);
+
 }  // namespace hms::config
