@@ -264,6 +264,10 @@ void ReadSidecarKey(const Reader& r, const Field& f, GatewayConfig* c) {
     c->advertise = r.String(f, "");
   } else if (k == "registration_ttl") {
     c->registration_ttl_s = static_cast<uint32_t>(r.DurationMs(f, "", 1000, 3'600'000) / 1000);
+  } else if (k == "local_retries") {
+    c->local_retries = static_cast<uint32_t>(r.Unsigned(f, "", 0, 10));
+  } else if (k == "local_retry_on") {
+    c->local_retry_on = r.RetryOn(f, "");
   }
 }
 
@@ -300,6 +304,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
                                   "egress",
                                   "advertise",
                                   "registration_ttl",
+                                  "local_retries",
+                                  "local_retry_on",
                                   "access_log",
                                   "mtls",
                                   "tls"})) {
@@ -489,7 +495,8 @@ Result<bool> CheckRoleKeys(const GatewayConfig& c, const KeyLines* lines, const 
     }
   } else {
     // Sidecar keys on a gateway would be silently meaningless: refuse them.
-    for (const char* key : {"service", "local_port", "egress", "advertise", "registration_ttl"}) {
+    for (const char* key : {"service", "local_port", "egress", "advertise", "registration_ttl",
+                            "local_retries", "local_retry_on"}) {
       if (lines != nullptr && lines->count(key) > 0) {
         return fail(key, "only a sidecar has it (set role: sidecar)");
       }

@@ -254,8 +254,8 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
   bool have_service = false;
   for (const Field& f : r.Fields(doc, "",
                                  {"service", "routes", "rate_limit", "retries", "timeout",
-                                  "per_try_timeout", "breaker", "load_balancing", "health",
-                                  "endpoints", "allow_from"})) {
+                                  "per_try_timeout", "retry_on", "breaker", "load_balancing",
+                                  "health", "endpoints", "allow_from"})) {
     if (f.key == "service") {
       s.service = r.String(f, "");
       s.line = f.line;
@@ -287,6 +287,8 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
       s.timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 1, kMaxTimeoutMs));
     } else if (f.key == "per_try_timeout") {
       s.per_try_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 1, kMaxTimeoutMs));
+    } else if (f.key == "retry_on") {
+      s.retry_on = r.RetryOn(f, "");
     } else if (f.key == "load_balancing") {
       s.load_balancing = r.String(f, "");
       if (s.load_balancing != "round_robin" && s.load_balancing != "least_request") {

@@ -133,7 +133,8 @@ Result<bool> AddSidecarRoutes(const GatewayConfig& gateway, const MeshConfig& me
   Cluster local;
   local.name = gateway.service + "@local";
   local.local = true;
-  local.retries = 0;
+  local.retries = gateway.local_retries;
+  local.retry_on = gateway.local_retry_on;
   local.connect_attempts = 2;
   local.timeout_ms = mesh.timeout_ms;
   for (uint32_t i = 0; i < services; ++i) {
@@ -204,6 +205,7 @@ Result<Cluster> MakeCluster(const ServiceInput& in, const MeshConfig& mesh,
   Cluster cl;
   cl.name = s.service;
   cl.retries = s.retries.value_or(mesh.retries);
+  cl.retry_on = s.retry_on.value_or(policy::kRetryOnDefault);
   cl.timeout_ms = s.timeout_ms.value_or(mesh.timeout_ms);
   cl.per_try_timeout_ms = s.per_try_timeout_ms.value_or(0);
   cl.least_request = s.load_balancing == "least_request";
@@ -439,8 +441,13 @@ void AppendClusterJson(std::string* o, const Cluster& c) {
   *o += "{";
   AppendKey(o, "name");
   AppendJsonString(o, c.name);
-  *o += ",\"retries\":" + std::to_string(c.retries) +
-        ",\"timeout_ms\":" + std::to_string(c.timeout_ms) +
+  *o += ",\"retries\":" + std::to_string(c.retries) + ",\"retry_on\":[";
+  const std::vector<std::string> retry_on = RetryOnNames(c.retry_on);
+  for (size_t i = 0; i < retry_on.size(); ++i) {
+    if (i > 0) *o += ",";
+    AppendJsonString(o, retry_on[i]);
+  }
+  *o += "],\"timeout_ms\":" + std::to_string(c.timeout_ms) +
         ",\"per_try_timeout_ms\":" + std::to_string(c.per_try_timeout_ms) +
         ",\"load_balancing\":\"" + (c.least_request ? "least_request" : "round_robin") + "\"" +
         ",\"health_check\":" +

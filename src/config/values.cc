@@ -184,6 +184,14 @@ std::optional<HostPort> ParseHostPort(std::string_view text, bool allow_port_zer
   return hp;
 }
 
+std::vector<std::string> RetryOnNames(uint32_t retry_on) {
+  std::vector<std::string> names;
+  for (const policy::RetryOnToken& t : policy::kRetryOnTokens) {
+    if ((retry_on & t.bit) != 0) names.emplace_back(t.name);
+  }
+  return names;
+}
+
 bool IsValidServiceName(std::string_view name) {
   if (name.empty() || name.size() > 63) return false;
   if (name.front() == '-' || name.back() == '-') return false;

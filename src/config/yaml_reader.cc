@@ -194,6 +194,23 @@ std::vector<std::string> Reader::StringList(const Field& f, std::string_view con
   return out;
 }
 
+uint32_t Reader::RetryOn(const Field& f, std::string_view context) const {
+  const std::vector<std::string> tokens = StringList(f, context);
+  if (tokens.empty()) Fail(f.line, Ctx(context, f.key), "empty: omit the key for the default");
+  uint32_t bits = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const std::string ctx = Ctx(context, f.key) + "[" + std::to_string(i) + "]";
+    const uint32_t bit = policy::ParseRetryOn(tokens[i]);
+    if (bit == 0) {
+      Fail(f.value[i], ctx,
+           "'" + tokens[i] + "' must be 500, 502, 503, 504, connect-failure, reset or timeout");
+    }
+    if ((bits & bit) != 0) Fail(f.value[i], ctx, "'" + tokens[i] + "' appears twice");
+    bits |= bit;
+  }
+  return bits;
+}
+
 int TabIndentedLine(std::string_view text, int last_line) {
   int line = 1;
   bool at_indent = true;  // still in the line's leading whitespace

@@ -62,6 +62,9 @@ class Reader {
                       uint64_t max_ms) const;
   uint64_t Size(const Field& f, std::string_view context, uint64_t min, uint64_t max) const;
   std::vector<std::string> StringList(const Field& f, std::string_view context) const;
+  // A `retry_on` list: policy::RetryOn bits (include/hms/policy/retry.h);
+  // an unknown token, a repeated one or an empty list is an error.
+  uint32_t RetryOn(const Field& f, std::string_view context) const;
 
  private:
   std::string source_;

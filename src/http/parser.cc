@@ -908,6 +908,13 @@ ParseError FoldContentLength(std::string_view value, bool* seen, uint64_t* lengt
   return err;
 }
 
+std::string_view FindHeader(const Header* headers, size_t count, std::string_view name) noexcept {
+  for (size_t i = 0; i < count; ++i) {
+    if (EqualsIgnoreCase(headers[i].name, name)) return headers[i].value;
+  }
+  return {};
+}
+
 bool IsHopByHop(std::string_view name, std::string_view connection_value) noexcept {
   static constexpr std::string_view kHopByHop[] = {
       "connection",          "keep-alive", "proxy-connection",   "te",

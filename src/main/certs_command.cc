@@ -15,6 +15,7 @@ namespace {
 constexpr char kCertsHelp[] =
     "usage: hms-api certs init [--dir DIR] [--trust-domain DOMAIN] [--force]\n"
     "       hms-api certs issue NAME [--dir DIR] [--trust-domain DOMAIN]\n"
+    "       hms-api certs issue --dns HOST [--dir DIR]\n"
     "\n"
     "init   creates the mesh CA: DIR/ca.pem (certificate, 10 years) and DIR/ca.key\n"
     "       (ECDSA P-256, mode 0600). It refuses to replace an existing CA without\n"
@@ -23,6 +24,11 @@ constexpr char kCertsHelp[] =
     "       (1 year, ECDSA P-256, mode 0600), whose only subjectAltName is\n"
     "       spiffe://DOMAIN/svc/NAME, the identity allow_from lists name. Issuing\n"
     "       again replaces it (rotation).\n"
+    "issue --dns HOST\n"
+    "       creates an edge server certificate for HOST (e.g. gateway.local), signed\n"
+    "       by the CA: DIR/HOST.pem and DIR/HOST.key (1 year, ECDSA P-256, mode\n"
+    "       0600), whose only subjectAltName is DNS:HOST; for a TLS listener that\n"
+    "       clients reach by that name and that trust DIR/ca.pem (curl --cacert).\n"
     "\n"
     "  --dir DIR             where the files live (default: $HMS_CERTS, else ./certs)\n"
     "  --trust-domain DOMAIN the mesh's trust domain (default: --mesh FILE's\n"
@@ -50,15 +56,15 @@ int CertsCommand(const std::vector<std::string>& args) {
     }
   }
   const std::string verb = args[0];
-  std::string name, dir, trust_domain, mesh;
+  std::string name, dir, trust_domain, mesh, dns;
   bool force = false;
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--force") {
       force = true;
-    } else if (a == "--dir" || a == "--trust-domain" || a == "--mesh") {
+    } else if (a == "--dir" || a == "--trust-domain" || a == "--mesh" || a == "--dns") {
       if (i + 1 >= args.size()) return Usage(a + " needs a value");
-      (a == "--dir" ? dir : a == "--mesh" ? mesh : trust_domain) = args[++i];
+      (a == "--dir" ? dir : a == "--mesh" ? mesh : a == "--dns" ? dns : trust_domain) = args[++i];
     } else if (!a.starts_with("-") && verb == "issue" && name.empty()) {
       name = a;
     } else {
@@ -80,6 +86,7 @@ int CertsCommand(const std::vector<std::string>& args) {
   }
   if (verb == "init") {
     if (force && !name.empty()) return Usage("init takes no NAME");
+    if (!dns.empty()) return Usage("--dns is for issue");
     Result<tls::IssuedFiles> f = tls::InitMeshCa(dir, trust_domain, force);
     if (!f) return Fail(f.error().message);
     std::printf("✓ mesh CA for %s: %s, %s\n", trust_domain.c_str(), f->cert.c_str(), f->key.c_str());
@@ -87,7 +94,14 @@ int CertsCommand(const std::vector<std::string>& args) {
   }
   if (verb == "issue") {
     if (force) return Usage("--force is for init");
-    if (name.empty()) return Usage("issue needs a NAME (the service's name)");
+    if (!dns.empty() && !name.empty()) return Usage("issue takes a NAME or --dns HOST, not both");
+    if (!dns.empty()) {
+      Result<tls::IssuedFiles> f = tls::IssueServerCert(dir, dns, trust_domain);
+      if (!f) return Fail(f.error().message);
+      std::printf("✓ %s: %s, %s\n", f->identity.c_str(), f->cert.c_str(), f->key.c_str());
+      return 0;
+    }
+    if (name.empty()) return Usage("issue needs a NAME (the service's name) or --dns HOST");
     Result<tls::IssuedFiles> f = tls::IssueIdentity(dir, name, trust_domain);
     if (!f) return Fail(f.error().message);
     std::printf("✓ %s: %s, %s\n", f->identity.c_str(), f->cert.c_str(), f->key.c_str());

@@ -1133,8 +1133,9 @@ void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config
     AppendJsonString(&o, m.params[i].value);
   }
   o += "},\"policies\":{\"timeout_ms\":" + std::to_string(r.timeout_ms) +
-       ",\"retries\":" + std::to_string(cl.retries) +
-       ",\"breaker\":{\"failures\":" + std::to_string(cl.breaker.failures) +
+       ",\"retries\":" + std::to_string(cl.retries) + ",\"retry_on\":";
+  AppendJsonStrings(&o, config::RetryOnNames(cl.retry_on));
+  o += ",\"breaker\":{\"failures\":" + std::to_string(cl.breaker.failures) +
        ",\"open_for_ms\":" + std::to_string(cl.breaker.open_for_ms) + "},\"rate_limit\":";
   AppendRateJson(&o, r.rate_limit);
   o += ",\"auth\":";
@@ -1181,7 +1182,11 @@ void PrintExplainText(const ExplainQuery& q, const route::Match& m, const config
   }
   std::printf("params      %s\n", params.empty() ? "none" : params.c_str());
   std::printf("timeout     %s\n", FormatMs(r.timeout_ms).c_str());
-  std::printf("retries     %u\n", cl.retries);
+  std::string retry_on;
+  for (const std::string& t : config::RetryOnNames(cl.retry_on)) {
+    retry_on += (retry_on.empty() ? "" : ", ") + t;
+  }
+  std::printf("retries     %u, on %s\n", cl.retries, retry_on.c_str());
   if (cl.breaker.failures == 0) {
     std::printf("breaker     off\n");
   } else {

@@ -27,9 +27,7 @@ namespace hms::proxy {
 namespace {
 
 std::string_view Find(const http::Header* h, int n, std::string_view name) {
-  for (int i = 0; i < n; ++i)
-    if (http::EqualsIgnoreCase(h[i].name, name)) return h[i].value;
-  return {};
+  return http::FindHeader(h, static_cast<size_t>(n), name);
 }
 
 }  // namespace

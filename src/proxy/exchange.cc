@@ -274,6 +274,10 @@ bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled
   in.transparent_done = static_cast<uint32_t>(ex.attempts - ex.retries_done);
   in.retries_done = ex.retries_done;
   in.retries_allowed = cl.retries;
+  in.retry_on = cl.retry_on;
+  const bool status_fault =
+      fault == policy::Fault::kGatewayStatus || fault == policy::Fault::kServerError;
+  in.status = status_fault ? resp_.status : 0;  // the answer head ConsumeUpstream just parsed
   in.now = now_;
   in.deadline = ex.deadline;
   in.random = Random();

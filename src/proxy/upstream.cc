@@ -170,8 +170,26 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
 
   // Every attempt with a final head counts, a 5xx about to be retried too.
   metrics_.ObserveUpstream(ex.route_key, (now_ - ex.attempt_start) / 1000);
-  const policy::Fault fault = policy::StatusFault(resp_.status);
+  const policy::Fault fault =
+      policy::AnswerFault(r.status, http::FindHeader(r.headers, r.header_count, "x-hms-reason"));
   ReportEndpoint(ex, fault);
+  if (fault == policy::Fault::kLocalServiceDown) {
+    // A sidecar's "my service is down" is our refused connect one hop later
+    // (docs/resilience.md): its answer goes with its connection, and the
+    // request goes on as UpstreamFailed takes it on after a failed connect.
+    u.client = kNone;
+    ex.upstream = kNone;
+    RedirectWaiting(up);
+    CloseUpstream(up);
+    if (!ScheduleRetry(slot, fault)) {
+      ReportOutcome(ex, fault);
+      const bool opened = BreakerOpen(ex);  // this failure opened it: say so
+      LocalResponse(slot, policy::AnswerFor(opened ? policy::Fault::kCircuitOpen : fault),
+                    !ex.req_done);
+      FinishExchange(slot);
+    }
+    return static_cast<int64_t>(n);
+  }
   if (ScheduleRetry(slot, fault)) {
     // A gateway error from upstream, and a retry is allowed: this answer is
     // dropped with its connection (its body is never read; the head written
@@ -326,6 +344,9 @@ void Worker::UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view 
   if (BreakerOpen(ex)) {
     // This failure opened the breaker (or it opened meanwhile): say so.
     LocalResponse(slot, policy::AnswerFor(policy::Fault::kCircuitOpen), !ex.req_done);
+  } else if (ex.cluster->local && fault == policy::Fault::kConnect) {
+    // A sidecar whose own service refuses connects says so (fault.h).
+    LocalResponse(slot, policy::AnswerFor(policy::Fault::kLocalServiceDown), !ex.req_done);
   } else {
     LocalResponse(slot, policy::AnswerFor(answer, detail), !ex.req_done);
   }

@@ -39,6 +39,7 @@ def test_explain_seed_sum(hms_api):
     assert "a=2, b=3" in out, out
     assert "rate_limit  20 req/min" in out, out
     assert "timeout     15s" in out and "retries     2" in out, out
+    assert "retries     2, on 502, 503, 504, connect-failure, reset, timeout" in out, out
     assert "opens after 3 failures, for 30s" in out, out
     assert "auth        none" in out, out
     # Endpoints in the order the gateway tries them, names resolved.
@@ -60,6 +61,7 @@ def test_explain_json_parses(hms_api):
     assert doc["params"] == {"a": "2", "b": "3"}
     p = doc["policies"]
     assert p["timeout_ms"] == 15000 and p["retries"] == 2
+    assert p["retry_on"] == ["502", "503", "504", "connect-failure", "reset", "timeout"], p
     assert p["breaker"] == {"failures": 3, "open_for_ms": 30000}
     assert p["rate_limit"]["text"] == "20 req/min" and p["rate_limit"]["burst"] == 20
     assert p["auth"] == "none" and p["require"] == {}

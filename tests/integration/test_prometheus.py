@@ -22,7 +22,7 @@ DASHBOARD = REPO / "configs" / "grafana" / "hms-dashboard.json"
 
 @pytest.fixture
 def prometheus(tmp_path):
-    """prometheus(admin_port) → the port of a Prometheus scraping it every second."""
+    """prometheus(*admin_ports) → the port of a Prometheus scraping them every second."""
     if not os.access(PROMETHEUS, os.X_OK):
         pytest.skip("prometheus is not installed (Debian package prometheus)")
     procs = []

@@ -63,6 +63,28 @@ def test_retries_stop_at_the_configured_count(flaky, register, gateway):
     assert r.status == 500 and calls(flaky.port, "c") == 1  # 500 is not retried
 
 
+def test_retry_on_lists_what_a_service_retries(flaky, register, gateway, hms_api, tmp_path):
+    # The seed's "retry 2x on 500 or timeout", written in the route file.
+    register(routes(flaky, extra="retries: 2\nretry_on: [500, timeout]\n"))
+    gw = gateway()
+    r = httpraw.get(gw.port, "/fail/ra/1?code=500")
+    assert r.status == 200 and r.json()["call"] == 2, r
+    r = httpraw.get(gw.port, "/fail/rb/5?code=500")
+    assert r.status == 500 and calls(flaky.port, "rb") == 3, r  # 2 retries, then its answer
+    # What the list leaves out is not retried: 503 here.
+    r = httpraw.get(gw.port, "/fail/rc/1?code=503")
+    assert r.status == 503 and calls(flaky.port, "rc") == 1, r
+    # A 500 is still not repeated for a request that is not safe to repeat.
+    r = httpraw.request(gw.port, "POST", "/fail/rd/1?code=500", body=b"x")
+    assert r.status == 500 and calls(flaky.port, "rd") == 1, r
+    # A token that is none of the list: the file and line say which.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(routes(flaky, extra="retry_on: [500, 5xx]\n"))
+    r = hms_api("register", bad)
+    assert r.returncode != 0 and f"{bad}:" in r.stderr and "retry_on[1]" in r.stderr, r.stderr
+    assert "connect-failure" in r.stderr, r.stderr
+
+
 def test_retries_zero_means_one_attempt(flaky, register, gateway):
     register(routes(flaky, extra="retries: 0\n"))
     gw = gateway()

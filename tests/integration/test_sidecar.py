@@ -11,7 +11,8 @@ import time
 import pytest
 
 import httpraw
-from conftest import HERE, REPO, admin_get, closed_port, eventually, listen_socket
+from conftest import (HERE, REPO, admin_get, closed_port, eventually, listen_socket,
+                      metric_sum)
 
 DEMO_DIR = REPO / "configs" / "demo"
 CALLER = HERE / "apps" / "caller_svc"
@@ -129,12 +130,83 @@ def test_egress_names_services_by_host_or_path(uvicorn_app, hms_api, register, g
     assert r.status == 503 and r.header("x-hms-reason") == "no_endpoints", r
 
 
-def test_local_connect_failure_is_retried_once_then_502(register, gateway):
+def test_local_connect_failure_is_retried_then_503_local_service_unavailable(register, gateway):
     register("service: down-svc\nroutes:\n  - GET /x\n")
     sc = sidecar(gateway, "down-svc", closed_port())  # nothing listens there
     r = httpraw.get(sc.port, "/x")
-    assert r.status == 502 and r.header("x-hms-reason") == "upstream_connect_failed", r
-    assert metric(sc, "hms_upstream_connect_errors_total") == 2  # the attempt and its retry
+    # The sidecar's own answer: its service is down (not the service's 5xx).
+    assert r.status == 503 and r.header("x-hms-reason") == "local_service_unavailable", r
+    assert r.json()["reason"] == "local_service_unavailable", r
+    # The connect and its transparent repeat: no backoff before saying so.
+    assert metric(sc, "hms_upstream_connect_errors_total") == 2
+    # Listed, a refused connect gets the policy retry too.
+    sc2 = sidecar(gateway, "down-svc", closed_port(), name="sc2.yaml",
+                  local_retry_on=["connect-failure"])
+    assert httpraw.get(sc2.port, "/x").status == 503
+    assert metric(sc2, "hms_upstream_connect_errors_total") == 3
+
+
+FLAKY_ROUTES = "service: flaky-svc\nroutes:\n  - path: /fail/{key}/{n}\n  - GET /calls/{key}\n"
+
+
+def test_sidecar_retries_its_service_once_on_5xx_when_safe(uvicorn_app, register, gateway):
+    # The seed: "Sidecar ... retries once on 5xx" -- only what may be repeated.
+    flaky = uvicorn_app(HERE / "apps" / "flaky")
+    register(FLAKY_ROUTES)
+    sc = sidecar(gateway, "flaky-svc", flaky.port)
+
+    def calls(key):
+        return httpraw.get(flaky.port, f"/calls/{key}").json()["calls"]
+
+    for code in (500, 502, 503, 504):
+        r = httpraw.get(sc.port, f"/fail/g{code}/1?code={code}")
+        assert r.status == 200 and r.json()["call"] == 2, (code, r)
+    r = httpraw.get(sc.port, "/fail/twice/2?code=500")
+    assert r.status == 500 and calls("twice") == 2, r  # once, not more
+    r = httpraw.get(sc.port, "/fail/n501/1?code=501")
+    assert r.status == 501 and calls("n501") == 1, r  # not a 5xx worth asking again
+    r = httpraw.request(sc.port, "POST", "/fail/post/1?code=500", body=b"x")
+    assert r.status == 500 and calls("post") == 1, r  # not idempotent
+    r = httpraw.request(sc.port, "POST", "/fail/key/1?code=500", body=b"x",
+                        headers={"Idempotency-Key": "k1"})
+    assert r.status == 200 and r.json()["body_len"] == 1, r
+    # Configurable: local_retries and local_retry_on.
+    sc0 = sidecar(gateway, "flaky-svc", flaky.port, name="sc0.yaml", local_retries=0)
+    r = httpraw.get(sc0.port, "/fail/off/1?code=500")
+    assert r.status == 500 and calls("off") == 1, r
+    sc503 = sidecar(gateway, "flaky-svc", flaky.port, name="sc503.yaml", local_retry_on=[503])
+    assert httpraw.get(sc503.port, "/fail/only503/1?code=503").status == 200
+    r = httpraw.get(sc503.port, "/fail/not500/1?code=500")
+    assert r.status == 500 and calls("not500") == 1, r
+
+
+def test_a_sidecars_down_service_is_one_failure_and_never_retried_there(
+        uvicorn_app, hms_api, register, gateway):
+    """A caller that gets 503 local_service_unavailable from a sidecar counts
+    one failure of that endpoint, does not ask that sidecar again, and tries
+    another endpoint when there is one."""
+    flaky = uvicorn_app(HERE / "apps" / "flaky")
+    register(FLAKY_ROUTES + "retries: 2\nbreaker: {failures: 100, open_for: 1s}\n")
+    down = sidecar(gateway, "flaky-svc", closed_port(), name="down.yaml")
+    gw = gateway()
+    r = httpraw.get(gw.port, "/fail/x/0")
+    assert r.status == 503 and r.header("x-hms-reason") == "local_service_unavailable", r
+    # One request reached the sidecar: no retry with backoff against it.
+    assert metric_sum(down, "hms_requests_total", route="(inbound)") == 1
+    assert not metric_sum(gw, "hms_retries_total")
+    # With a second sidecar whose service is up, every call is answered.
+    up = sidecar(gateway, "flaky-svc", flaky.port, name="up.yaml")
+    def gateway_endpoints():
+        config = json.loads(admin_get(gw, "/config").body)
+        return [len(c["endpoints"]) for c in config["clusters"] if c["name"] == "flaky-svc"]
+
+    eventually(gateway_endpoints, lambda n: n == [2], timeout=10,
+               what="the gateway knowing both sidecars")
+    for i in range(6):
+        r = httpraw.get(gw.port, f"/fail/y{i}/0")
+        assert r.status == 200, r
+    assert metric_sum(up, "hms_requests_total", route="(inbound)") == 6
+    assert not metric_sum(gw, "hms_retries_total")  # moving on is not a policy retry
 
 
 def calc_behind_sidecar(uvicorn_app, hms_api, gateway, ttl):

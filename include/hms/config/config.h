@@ -18,6 +18,7 @@
 
 #include "hms/common/result.h"
 #include "hms/http/field_names.h"
+#include "hms/policy/retry.h"
 
 namespace hms::config {
 
@@ -102,6 +103,11 @@ struct GatewayConfig {
   std::string egress;                     // egress listener address; empty = none
   std::string advertise;                  // the endpoint it registers; empty = its first listener's
   uint32_t registration_ttl_s = 10;       // lease TTL of that endpoint in the store
+  // Policy retries toward the local service (the seed's "retries once on
+  // 5xx"): only requests safe to repeat (policy::DecideRetry), on what
+  // local_retry_on lists (policy::RetryOn bits).
+  uint32_t local_retries = 1;
+  uint32_t local_retry_on = policy::kRetryOnLocalDefault;
 };
 
 // Active health checks of a service's endpoints (`health:` in a route file).
@@ -179,6 +185,7 @@ struct ServiceConfig {
   std::optional<uint32_t> retries;
   std::optional<uint32_t> timeout_ms;
   std::optional<uint32_t> per_try_timeout_ms;  // each attempt's bound; unset = the route's deadline
+  std::optional<uint32_t> retry_on;    // policy::RetryOn bits; unset = policy::kRetryOnDefault
   std::optional<BreakerConfig> breaker;
   std::string load_balancing;          // round_robin (default) | least_request
   std::optional<HealthCheckConfig> health;
@@ -270,5 +277,9 @@ std::optional<EndpointAddress> ParseEndpoint(std::string_view text);
 // Service names: DNS-label-like, [a-z0-9-], 1..63 characters, no leading or
 // trailing '-'. Also the file names of the file store, so never a path.
 bool IsValidServiceName(std::string_view name);
+
+// The tokens a `retry_on` value lists (policy::RetryOn bits), in the order
+// policy::kRetryOnTokens gives them: for /config and `hms-api explain`.
+std::vector<std::string> RetryOnNames(uint32_t retry_on);
 
 }  // namespace hms::config

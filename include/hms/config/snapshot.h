@@ -27,6 +27,7 @@
 #include "hms/policy/breaker.h"
 #include "hms/policy/outlier.h"
 #include "hms/policy/rate_limit.h"
+#include "hms/policy/retry.h"
 #include "hms/policy/retry_budget.h"
 #include "hms/route/route_table.h"
 
@@ -57,6 +58,7 @@ struct Cluster {  // one service
   std::string name;
   std::vector<Endpoint> endpoints;
   uint32_t retries = 2;
+  uint32_t retry_on = policy::kRetryOnDefault;  // what policy retries follow (RetryOn bits)
   uint32_t timeout_ms = 15'000;
   uint32_t per_try_timeout_ms = 0;  // 0: an attempt may use what is left of the deadline
   bool least_request = false;       // load balancing: least-request (P2C) instead of round robin

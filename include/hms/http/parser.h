@@ -202,6 +202,9 @@ bool IsValidHost(std::string_view host) noexcept;
 // already, which this one must equal. kNone, kBadContentLength or
 // kDuplicateContentLength.
 ParseError FoldContentLength(std::string_view value, bool* seen, uint64_t* length) noexcept;
+// The value of the first field named `name` among `count` parsed fields;
+// empty when there is none.
+std::string_view FindHeader(const Header* headers, size_t count, std::string_view name) noexcept;
 
 // Hop-by-hop fields (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection,
 // TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate/Authorization,

@@ -67,6 +67,11 @@ enum class Fault : uint8_t {
   kUpstreamTlsFailed,        // the mTLS session to the upstream failed
   kUpstreamIdentityMismatch, // the upstream's certificate is not the service's identity
   kNoMeshIdentity,           // the endpoint takes mTLS only and this proxy has no identity
+  // A sidecar could not connect to the service beside it. The sidecar
+  // answers it (503 local_service_unavailable); a caller that gets that
+  // answer from a sidecar counts it as one failure of that endpoint, as it
+  // would count a refused connect of its own.
+  kLocalServiceDown,
   kCount
 };
 
@@ -117,7 +122,8 @@ inline constexpr FaultInfo kFaultTable[] = {
     // kGatewayStatus: 502/503/504 say "not now" or "not here".
     {fault_rows::kUp, fault_rows::kFail, true, "gateway_status", 0, "", ""},
     // kServerError: 500 and the rest are the service's answer; asking again
-    // would get the same one.
+    // would usually get the same one (a service's `retry_on` may list 500:
+    // retry.h).
     {fault_rows::kUp, fault_rows::kFail, false, "server_error", 0, "", ""},
     // kCallerDeadline: the caller chose to wait less than the service may take.
     {fault_rows::kDown, fault_rows::kNot, false, "caller_deadline", 504, "caller_deadline",
@@ -190,6 +196,12 @@ inline constexpr FaultInfo kFaultTable[] = {
     // classifies an attempt that fails before its handshake as kConnect).
     {fault_rows::kUp, fault_rows::kFail, true, "no_mesh_identity", 502, "no_mesh_identity",
      "the endpoint takes mTLS only and this proxy has no mtls identity"},
+    // kLocalServiceDown: the service never saw the request, but the sidecar
+    // that answered cannot reach it: only another endpoint may help
+    // (DecideRetry), never this one again. 503 rather than 502: the mesh
+    // hop is up, the service behind it is not.
+    {fault_rows::kUp, fault_rows::kFail, false, "local_service_down", 503,
+     "local_service_unavailable", "the service behind this sidecar does not accept connections"},
 };
 static_assert(sizeof kFaultTable / sizeof kFaultTable[0] == static_cast<size_t>(Fault::kCount),
               "one row per Fault");
@@ -221,6 +233,17 @@ constexpr Fault StatusFault(uint32_t status) noexcept {
   if (status < 500) return Fault::kNone;
   if (status >= 502 && status <= 504) return Fault::kGatewayStatus;
   return Fault::kServerError;
+}
+
+// The fault of an answer head from upstream: its status, refined by its
+// x-hms-reason (`reason`, empty when absent). A sidecar's "my service is
+// down" is told apart from the service's own 503 so the caller neither
+// retries it on the same sidecar nor forwards it as the service's answer.
+constexpr Fault AnswerFault(uint32_t status, std::string_view reason) noexcept {
+  if (status == 503 && reason == Classify(Fault::kLocalServiceDown).reason) {
+    return Fault::kLocalServiceDown;
+  }
+  return StatusFault(status);
 }
 
 // The fault of an exchange whose timer ran out before an answer head:

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "hms/common/result.h"
 
@@ -32,6 +33,18 @@ Result<IssuedFiles> InitMeshCa(const std::string& dir, const std::string& trust_
 // replaced (rotation).
 Result<IssuedFiles> IssueIdentity(const std::string& dir, const std::string& name,
                                   const std::string& trust_domain);
+
+// Issues an edge server certificate for `dns_name` (its only subjectAltName,
+// a dNSName; "*.example.org" for a wildcard), signed by the CA in DIR:
+// DIR/DNS_NAME.pem and .key, 1 year, extended key usage serverAuth only. For
+// a TLS listener that clients reach by name (https://gateway.local) and
+// that trust the mesh CA: a development or internal edge, not a public one.
+Result<IssuedFiles> IssueServerCert(const std::string& dir, const std::string& dns_name,
+                                    const std::string& trust_domain);
+
+// Whether `name` is a DNS host name a certificate may carry: lower-case
+// LDH labels of 1-63, at most 253 in all, optionally led by one "*.".
+bool IsDnsName(std::string_view name);
 
 // "spiffe://TRUST_DOMAIN/svc/NAME".
 std::string SpiffeId(const std::string& trust_domain, const std::string& name);

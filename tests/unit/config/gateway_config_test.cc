@@ -93,6 +93,8 @@ local_port: 7000
 egress: 127.0.0.1:15001
 advertise: 10.0.0.7:15000
 registration_ttl: 30s
+local_retries: 3
+local_retry_on: [503, connect-failure]
 )");
   Result<GatewayConfig> c = LoadGatewayConfig(path);
   ASSERT_TRUE(c) << c.error().message;
@@ -130,6 +132,8 @@ registration_ttl: 30s
   EXPECT_EQ(c->egress, "127.0.0.1:15001");
   EXPECT_EQ(c->advertise, "10.0.0.7:15000");
   EXPECT_EQ(c->registration_ttl_s, 30u);
+  EXPECT_EQ(c->local_retries, 3u);
+  EXPECT_EQ(c->local_retry_on, policy::kRetryOn503 | policy::kRetryOnConnectFailure);
 }
 
 TEST_F(GatewayConfigTest, AccessLog) {
@@ -248,6 +252,11 @@ const RuleCase kRules[] = {
      ":4: advertise: 'nowhere' is not host:port with a port 1..65535"},
     {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nregistration_ttl: 10ms\n",
      ":4: registration_ttl: '10ms' is below the minimum of 1000ms"},
+    {"cores: 1\nlocal_retries: 1\n", ":2: local_retries: only a sidecar has it (set role: sidecar)"},
+    {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nlocal_retry_on: [500, 5xx]\n",
+     ":4: local_retry_on[1]: '5xx' must be 500, 502, 503, 504, connect-failure, reset or timeout"},
+    {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nlocal_retries: 11\n",
+     ":4: local_retries: 11 is out of range 0..10"},
     {"jwt: {issuer: hms}\n",
      ":1: jwt: needs exactly one of 'jwks' (a JWKS file) or 'hs256_secret_file'"},
     {"jwt: {jwks: a.json, hs256_secret: s}\n",

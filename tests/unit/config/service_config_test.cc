@@ -67,6 +67,7 @@ rate_limit: "20 req/min"
 retries: 3
 timeout: 15s
 per_try_timeout: 500ms
+retry_on: [500, timeout]
 breaker: {failures: 5, open_for: 1m}
 load_balancing: least_request
 health: {path: /healthz, interval: 2s, timeout: 500ms, unhealthy: 3, healthy: 2}
@@ -94,6 +95,7 @@ allow_from: [hms-gateway, "spiffe://hms.local/svc/billing"]
   EXPECT_EQ(s->retries, 3u);
   EXPECT_EQ(s->timeout_ms, 15'000u);
   EXPECT_EQ(s->per_try_timeout_ms, 500u);
+  EXPECT_EQ(s->retry_on, policy::kRetryOn500 | policy::kRetryOnTimeout);
   EXPECT_EQ(s->load_balancing, "least_request");
   ASSERT_TRUE(s->health);
   EXPECT_EQ(*s->health, (HealthCheckConfig{"/healthz", 2000, 500, 3, 2}));
@@ -132,10 +134,10 @@ TEST(ParseServiceConfig, JsonForm) {
 }
 
 TEST(ParseServiceConfig, JsonErrorsNameTheLine) {
-  const char* text = "{\n  \"service\": \"calc-svc\",\n  \"retry\": 2\n}\n";
+  const char* text = "{\n  \"service\": \"calc-svc\",\n  \"retires\": 2\n}\n";
   Result<ServiceConfig> s = ParseServiceConfig(text, "calc.json");
   ASSERT_FALSE(s);
-  EXPECT_EQ(s.error().message, "calc.json:3: unknown key 'retry' (did you mean 'retries'?)");
+  EXPECT_EQ(s.error().message, "calc.json:3: unknown key 'retires' (did you mean 'retries'?)");
 }
 
 struct BadCase {
@@ -160,6 +162,13 @@ const BadCase kBad[] = {
      "calc.yaml:4: health: unknown key 'intreval' (did you mean 'interval'?)"},
     {"service: calc-svc\nroutes:\n  - GET /x\nload_balancing: random\n",
      "calc.yaml:4: load_balancing: 'random' must be round_robin or least_request"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nretry_on: [500, reset, 500]\n",
+     "calc.yaml:4: retry_on[2]: '500' appears twice"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nretry_on: [gateway-error]\n",
+     "calc.yaml:4: retry_on[0]: 'gateway-error' must be 500, 502, 503, 504, connect-failure, "
+     "reset or timeout"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nretry_on: []\n",
+     "calc.yaml:4: retry_on: empty: omit the key for the default"},
     {"service: calc-svc\nroutes:\n  - GET /x\nper_try_timeout: 0s\n",
      "calc.yaml:4: per_try_timeout: '0s' must be more than zero"},
     {"routes:\n  - GET /x\n", "calc.yaml:1: missing 'service' (the service's name)"},

@@ -57,7 +57,9 @@ TEST(ServiceCache, ABadVersionServesTheLastGoodOneAndIsNotParsedAgain) {
   ServiceCache cache;
   (void)cache.Load({Svc("a", "/a", "1")});
   StoredService bad{"a", "service: a\nroutes: 7\n", "a.yaml", {"127.0.0.1:7001"}, "2"};
-  ServiceCache::Loaded l = cache.Load({bad});
+  // Kept: the result's endpoints point into the list it was given.
+  const std::vector<StoredService> store = {bad};
+  ServiceCache::Loaded l = cache.Load(store);
   EXPECT_EQ(cache.parsed_total(), 2u);
   EXPECT_EQ(Served(l), std::vector<std::string>{"a /a"});
   ASSERT_EQ(l.problems.size(), 1u);

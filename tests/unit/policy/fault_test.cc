@@ -57,6 +57,9 @@ constexpr Row kRows[] = {
     {Fault::kUpstreamTlsFailed, FaultSide::kUpstream, FaultVerdict::kFailure, true},
     {Fault::kUpstreamIdentityMismatch, FaultSide::kUpstream, FaultVerdict::kFailure, true},
     {Fault::kNoMeshIdentity, FaultSide::kUpstream, FaultVerdict::kFailure, true},
+    // A sidecar's service is down: that endpoint's failure; only another
+    // endpoint may help (retry_test.cc).
+    {Fault::kLocalServiceDown, FaultSide::kUpstream, FaultVerdict::kFailure, false},
 };
 
 TEST(Fault, EveryFaultIsClassified) {
@@ -100,6 +103,27 @@ TEST(Fault, StatusOfTheAnswerHead) {
       {505, Fault::kServerError},   {599, Fault::kServerError},
   };
   for (const Case& c : cases) EXPECT_EQ(StatusFault(c.status), c.fault) << c.status;
+}
+
+// A sidecar's "my service is down" is told from the service's own 503 by
+// its reason token; any other token (or none) is the status's fault.
+TEST(Fault, ASidecarsAnswerIsToldApart) {
+  struct Case {
+    uint32_t status;
+    std::string_view reason;
+    Fault fault;
+  } cases[] = {
+      {503, "local_service_unavailable", Fault::kLocalServiceDown},
+      {503, "", Fault::kGatewayStatus},
+      {503, "circuit_open", Fault::kGatewayStatus},
+      {503, "Local_Service_Unavailable", Fault::kGatewayStatus},
+      {502, "local_service_unavailable", Fault::kGatewayStatus},
+      {500, "local_service_unavailable", Fault::kServerError},
+      {200, "local_service_unavailable", Fault::kNone},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(AnswerFault(c.status, c.reason), c.fault) << c.status << " " << c.reason;
+  }
 }
 
 TEST(Fault, WhoseTimeRanOut) {
@@ -161,6 +185,7 @@ TEST(Fault, AnswersNameTheirRule) {
       {Fault::kUpstreamTlsFailed, 502, "upstream_tls_failed"},
       {Fault::kUpstreamIdentityMismatch, 502, "upstream_identity_mismatch"},
       {Fault::kNoMeshIdentity, 502, "no_mesh_identity"},
+      {Fault::kLocalServiceDown, 503, "local_service_unavailable"},
   };
   for (const Case& c : cases) {
     const Answer a = AnswerFor(c.fault);

@@ -26,6 +26,8 @@ RetryInput Base(Fault f) {
   in.now = kNow;
   in.deadline = kNow + core::Millis(10'000);
   in.random = 12345;
+  if (f == Fault::kGatewayStatus) in.status = 503;
+  if (f == Fault::kServerError) in.status = 500;
   return in;
 }
 
@@ -167,6 +169,131 @@ TEST(RetryDecider, BackoffGrowsAndFitsTheDeadline) {
       EXPECT_EQ(DecideRetry(tight).action, RetryAction::kBackoff);
     }
   }
+}
+
+template <size_t N>
+void ExpectDecisions(const Case (&cases)[N]) {
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const RetryDecision d = DecideRetry(c.in);
+    EXPECT_EQ(d.action, c.action);
+    EXPECT_EQ(d.next_endpoint, c.next_endpoint);
+  }
+}
+
+RetryInput On(Fault f, uint32_t status, uint32_t retry_on) {
+  RetryInput in = Base(f);
+  in.status = status;
+  in.retry_on = retry_on;
+  return in;
+}
+
+// `retry_on` selects what policy retries follow; every other rule still
+// applies, and transparent retries never look at it.
+TEST(RetryDecider, RetryOnListsWhatIsRetried) {
+  constexpr uint32_t kAll5xx = kRetryOn500 | kRetryOn502 | kRetryOn503 | kRetryOn504;
+  const Case cases[] = {
+      {"500 listed", On(Fault::kServerError, 500, kRetryOnLocalDefault), RetryAction::kBackoff,
+       true},
+      {"500 by default: not retried", On(Fault::kServerError, 500, kRetryOnDefault),
+       RetryAction::kGiveUp, false},
+      {"501 is never retried", On(Fault::kServerError, 501, kAll5xx), RetryAction::kGiveUp, false},
+      {"503 not listed", On(Fault::kGatewayStatus, 503, kRetryOn500 | kRetryOn502),
+       RetryAction::kGiveUp, false},
+      {"504 listed alone", On(Fault::kGatewayStatus, 504, kRetryOn504), RetryAction::kBackoff,
+       true},
+      {"500 listed, not idempotent",
+       With(On(Fault::kServerError, 500, kAll5xx), [](RetryInput& i) { i.idempotent = false; }),
+       RetryAction::kGiveUp, false},
+      {"500 listed, the probe", With(On(Fault::kServerError, 500, kAll5xx),
+                                     [](RetryInput& i) { i.probe = true; }),
+       RetryAction::kGiveUp, false},
+      {"reset not listed", On(Fault::kUpstreamReset, 0, kAll5xx), RetryAction::kGiveUp, false},
+      {"timeout not listed", On(Fault::kPerTryTimeout, 0, kAll5xx), RetryAction::kGiveUp, false},
+      {"timeout listed", On(Fault::kPerTryTimeout, 0, kRetryOnTimeout), RetryAction::kBackoff,
+       true},
+      {"connect failure not listed: the next endpoint still, transparently",
+       On(Fault::kConnect, 0, kAll5xx), RetryAction::kTransparent, true},
+      {"connect failure not listed, every endpoint tried",
+       With(On(Fault::kConnect, 0, kAll5xx), [](RetryInput& i) { i.transparent_done = 3; }),
+       RetryAction::kGiveUp, false},
+      {"mTLS handshake failure follows connect-failure",
+       With(On(Fault::kUpstreamTlsFailed, 0, kRetryOnConnectFailure),
+            [](RetryInput& i) { i.transparent_done = 3; }),
+       RetryAction::kBackoff, true},
+      {"a sidecar retries its service's 500 once",
+       With(On(Fault::kServerError, 500, kRetryOnLocalDefault),
+            [](RetryInput& i) {
+              i.endpoints = 1;
+              i.connect_attempts = 2;
+              i.retries_allowed = 1;
+            }),
+       RetryAction::kBackoff, true},
+      {"... and not twice",
+       With(On(Fault::kServerError, 500, kRetryOnLocalDefault),
+            [](RetryInput& i) {
+              i.endpoints = 1;
+              i.retries_allowed = 1;
+              i.retries_done = 1;
+            }),
+       RetryAction::kGiveUp, false},
+  };
+  ExpectDecisions(cases);
+}
+
+// A sidecar answered 503 local_service_unavailable: never that sidecar
+// again, another endpoint once each, any method (the service never saw it).
+TEST(RetryDecider, ASidecarsDownServiceGoesToAnotherEndpointOnly) {
+  const Case cases[] = {
+      {"one endpoint: give up at once (no backoff, no retry)",
+       With(Base(Fault::kLocalServiceDown), [](RetryInput& i) { i.endpoints = 1; }),
+       RetryAction::kGiveUp, false},
+      {"another endpoint", Base(Fault::kLocalServiceDown), RetryAction::kTransparent, true},
+      {"another endpoint, not idempotent",
+       With(Base(Fault::kLocalServiceDown), [](RetryInput& i) { i.idempotent = false; }),
+       RetryAction::kTransparent, true},
+      {"every endpoint tried",
+       With(Base(Fault::kLocalServiceDown), [](RetryInput& i) { i.transparent_done = 3; }),
+       RetryAction::kGiveUp, false},
+      {"retries left do not matter",
+       With(Base(Fault::kLocalServiceDown),
+            [](RetryInput& i) {
+              i.endpoints = 1;
+              i.retries_allowed = 10;
+              i.retry_on = kRetryOnLocalDefault;
+            }),
+       RetryAction::kGiveUp, false},
+      {"breaker open", With(Base(Fault::kLocalServiceDown),
+                            [](RetryInput& i) { i.breaker_open = true; }),
+       RetryAction::kGiveUp, false},
+      {"body not kept", With(Base(Fault::kLocalServiceDown),
+                             [](RetryInput& i) { i.replayable = false; }),
+       RetryAction::kGiveUp, false},
+  };
+  ExpectDecisions(cases);
+}
+
+TEST(RetryDecider, RetryOnTokens) {
+  EXPECT_EQ(ParseRetryOn("500"), kRetryOn500);
+  EXPECT_EQ(ParseRetryOn("502"), kRetryOn502);
+  EXPECT_EQ(ParseRetryOn("503"), kRetryOn503);
+  EXPECT_EQ(ParseRetryOn("504"), kRetryOn504);
+  EXPECT_EQ(ParseRetryOn("connect-failure"), kRetryOnConnectFailure);
+  EXPECT_EQ(ParseRetryOn("reset"), kRetryOnReset);
+  EXPECT_EQ(ParseRetryOn("timeout"), kRetryOnTimeout);
+  for (std::string_view bad : {"", "5xx", "501", "Reset", "connect_failure", " 500"}) {
+    EXPECT_EQ(ParseRetryOn(bad), 0u) << bad;
+  }
+  // The default is what fault.h says may help; a sidecar adds 500.
+  for (Fault f : {Fault::kConnect, Fault::kUpstreamReset, Fault::kPerTryTimeout}) {
+    EXPECT_EQ(RetryOnCovers(kRetryOnDefault, f, 0), Classify(f).retry_may_help);
+  }
+  EXPECT_FALSE(RetryOnCovers(kRetryOnDefault, Fault::kServerError, 500));
+  EXPECT_TRUE(RetryOnCovers(kRetryOnLocalDefault, Fault::kServerError, 500));
+  // A sidecar's refused connect is repeated transparently, not after a backoff.
+  EXPECT_FALSE(RetryOnCovers(kRetryOnLocalDefault, Fault::kConnect, 0));
+  EXPECT_FALSE(RetryOnCovers(~0u, Fault::kServiceTimeout, 0));
+  EXPECT_FALSE(RetryOnCovers(~0u, Fault::kLocalServiceDown, 503));
 }
 
 TEST(RetryDecider, PipelinedRequestsGoAgainWhileAttemptsLast) {

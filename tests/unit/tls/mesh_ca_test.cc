@@ -48,6 +48,11 @@ class MeshCaTest : public ::testing::Test {
   std::string root_, dir_;
 };
 
+WOLFSSL_X509* LoadPem(const std::string& pem) {
+  return wolfSSL_X509_load_certificate_buffer(reinterpret_cast<const unsigned char*>(pem.data()),
+                                              static_cast<int>(pem.size()), WOLFSSL_FILETYPE_PEM);
+}
+
 TEST_F(MeshCaTest, IdentitiesChainToTheCaAndCarryTheirSpiffeId) {
   Result<IssuedFiles> ca = InitMeshCa(dir_, "example.org");
   ASSERT_TRUE(ca) << ca.error().message;
@@ -66,9 +71,7 @@ TEST_F(MeshCaTest, IdentitiesChainToTheCaAndCarryTheirSpiffeId) {
   const std::string pem = Read(id->cert);
   EXPECT_EQ(Verify(pem), WOLFSSL_SUCCESS);
   // The only subjectAltName is the URI.
-  WOLFSSL_X509* x = wolfSSL_X509_load_certificate_buffer(
-      reinterpret_cast<const unsigned char*>(pem.data()), static_cast<int>(pem.size()),
-      WOLFSSL_FILETYPE_PEM);
+  WOLFSSL_X509* x = LoadPem(pem);
   ASSERT_NE(x, nullptr);
   int der_sz = 0;
   const unsigned char* der = wolfSSL_X509_get_der(x, &der_sz);
@@ -102,6 +105,45 @@ TEST_F(MeshCaTest, RefusalsSayWhy) {
   EXPECT_FALSE(IssueIdentity(dir_, "Calc_Svc", "hms.local"));
   EXPECT_FALSE(IssueIdentity(dir_, "../etc", "hms.local"));
   EXPECT_FALSE(InitMeshCa(root_ + "/x", "Bad Domain"));
+}
+
+// `hms-api certs issue --dns gateway.local`: a server certificate whose only
+// subjectAltName is that dNSName, chaining to the mesh CA.
+TEST_F(MeshCaTest, EdgeCertificatesCarryTheirDnsName) {
+  ASSERT_TRUE(InitMeshCa(dir_, "hms.local"));
+  Result<IssuedFiles> f = IssueServerCert(dir_, "gateway.local", "hms.local");
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ(f->cert, dir_ + "/gateway.local.pem");
+  EXPECT_EQ(f->key, dir_ + "/gateway.local.key");
+  EXPECT_EQ(f->identity, "DNS:gateway.local");
+  struct stat st;
+  ASSERT_EQ(stat(f->key.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string pem = Read(f->cert);
+  EXPECT_EQ(Verify(pem), WOLFSSL_SUCCESS);
+  WOLFSSL_X509* x = LoadPem(pem);
+  ASSERT_NE(x, nullptr);
+  EXPECT_EQ(wolfSSL_X509_check_host(x, "gateway.local", 13, 0, nullptr), WOLFSSL_SUCCESS);
+  EXPECT_NE(wolfSSL_X509_check_host(x, "other.local", 11, 0, nullptr), WOLFSSL_SUCCESS);
+  wolfSSL_X509_free(x);
+
+  Result<IssuedFiles> wild = IssueServerCert(dir_, "*.hms.local", "hms.local");
+  ASSERT_TRUE(wild) << wild.error().message;
+  EXPECT_EQ(wild->cert, dir_ + "/_wildcard.hms.local.pem");
+}
+
+TEST(MeshCa, DnsNames) {
+  for (const char* good : {"gateway.local", "localhost", "a-b.example.org", "*.example.org",
+                           "x1.y2.z3"}) {
+    EXPECT_TRUE(IsDnsName(good)) << good;
+  }
+  for (const char* bad : {"", "Gateway.local", "-a.local", "a-.local", "a..local", ".local",
+                          "local.", "*.", "a.*.local", "**.local", "a_b.local", "a b", "../x",
+                          "gateway.local/"}) {
+    EXPECT_FALSE(IsDnsName(bad)) << bad;
+  }
+  EXPECT_FALSE(IsDnsName(std::string(64, 'a') + ".local"));
+  EXPECT_TRUE(IsDnsName(std::string(63, 'a') + ".local"));
 }
 
 }  // namespace
