@@ -9,6 +9,7 @@
 
 #include "hms/common/check.h"
 #include "hms/policy/answer_body.h"
+#include "nghttp2_glue.h"
 
 namespace hms::h2 {
 
@@ -52,30 +53,8 @@ namespace {
 
 constexpr uint8_t kDrainPing[8] = {'h', 'm', 's', 'd', 'r', 'a', 'i', 'n'};
 
-// nghttp2_mem over the core's pool.
-void* PoolMalloc(size_t n, void* pool) { return static_cast<MemPool*>(pool)->Alloc(n); }
-void PoolFree(void* p, void* pool) { static_cast<MemPool*>(pool)->Free(p); }
-void* PoolCalloc(size_t count, size_t n, void* pool) {
-  return static_cast<MemPool*>(pool)->Calloc(count, n);
-}
-void* PoolRealloc(void* p, size_t n, void* pool) {
-  return static_cast<MemPool*>(pool)->Realloc(p, n);
-}
-
-std::string_view View(nghttp2_rcbuf* b) {
-  const nghttp2_vec v = nghttp2_rcbuf_get_buf(b);
-  return {reinterpret_cast<const char*>(v.base), v.len};
-}
-
-// RFC 9113 §8.2.2: never sent, whatever the upstream's answer held.
-bool ConnectionSpecific(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"};
-  for (std::string_view n : kNames) {
-    if (http::EqualsIgnoreCase(name, n)) return true;
-  }
-  return false;
-}
+using glue::ConnectionSpecific;
+using glue::View;
 
 }  // namespace
 
@@ -236,7 +215,7 @@ ServerSession::ServerSession(const ServerConfig* config, Handler* handler, MemPo
 
 bool ServerSession::Start() {
   HMS_CHECK(ng_ == nullptr);
-  nghttp2_mem mem = {pool_, PoolMalloc, PoolFree, PoolCalloc, PoolRealloc};
+  nghttp2_mem mem = glue::Mem(pool_);
   if (nghttp2_session_server_new3(&ng_, config_->callbacks_, this, config_->option_, &mem) != 0) {
     ng_ = nullptr;
     return false;
@@ -596,31 +575,14 @@ bool ServerSession::SetTag(int32_t id, uint64_t tag) {
 
 namespace {
 
-// Names lowercase (RFC 9113 §8.2.1), connection-specific fields dropped;
-// nghttp2 copies the array and its bytes, so they live in one pool block for
-// the call. `trailers` keeps the block for later instead (SubmitTrailers).
+// Names lowercase, connection-specific fields dropped (glue::BuildFields).
+// `status` empty for trailers, which keep the block until they are sent.
 nghttp2_nv* BuildFields(MemPool* pool, const http::Header* fields, uint16_t count,
                         std::string_view status, size_t* nv_count) {
-  size_t bytes = (count + 1u) * sizeof(nghttp2_nv) + sizeof(":status") + status.size();
-  for (uint16_t i = 0; i < count; ++i) bytes += fields[i].name.size() + fields[i].value.size();
-  auto* nva = static_cast<nghttp2_nv*>(pool->Alloc(bytes));
-  if (nva == nullptr) return nullptr;
-  char* text = reinterpret_cast<char*>(nva + count + 1);
-  size_t k = 0;
-  const auto add = [&](std::string_view name, std::string_view value, bool lower) {
-    char* n = text;
-    for (char c : name) *text++ = lower && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-    std::memcpy(text, value.data(), value.size());
-    nva[k++] = nghttp2_nv{reinterpret_cast<uint8_t*>(n), reinterpret_cast<uint8_t*>(text),
-                          name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
-    text += value.size();
-  };
-  if (!status.empty()) add(":status", status, false);
-  for (uint16_t i = 0; i < count; ++i) {
-    if (!ConnectionSpecific(fields[i].name)) add(fields[i].name, fields[i].value, true);
-  }
-  *nv_count = k;
-  return nva;
+  const http::Header pseudo[] = {{":status", status}};
+  return glue::BuildFields(
+      pool, pseudo, status.empty() ? 0 : 1, fields, count,
+      [](std::string_view name, std::string_view) { return ConnectionSpecific(name); }, nv_count);
 }
 
 }  // namespace
