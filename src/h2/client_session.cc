@@ -153,19 +153,7 @@ struct ClientCallbacks {
 // --- ClientConfig -----------------------------------------------------------
 
 Result<std::shared_ptr<const ClientConfig>> ClientConfig::Make(const Limits& l) {
-  if (l.stream_window_bytes == 0 || l.stream_window_bytes > 0x7fffffffu) {
-    return ConfigError("stream_window_bytes must be 1..2147483647");
-  }
-  if (l.connection_window_bytes < 65535 || l.connection_window_bytes > 0x7fffffffu) {
-    return ConfigError("connection_window_bytes must be 65535..2147483647");
-  }
-  if (l.max_header_list_bytes < 1024)
-    return ConfigError("max_header_list_bytes must be at least 1024");
-  if (l.header_table_bytes > 65536) return ConfigError("header_table_bytes must be at most 65536");
-  if (l.max_continuations == 0) return ConfigError("max_continuations must be at least 1");
-  if (l.resets.burst == 0 || l.control_frames.burst == 0) {
-    return ConfigError("a flood limit's burst must be at least 1");
-  }
+  if (const std::string_view e = glue::LimitsError(l); !e.empty()) return ConfigError(std::string(e));
   std::shared_ptr<ClientConfig> c(new ClientConfig());
   c->limits_ = l;
   if (nghttp2_session_callbacks_new(&c->callbacks_) != 0 || nghttp2_option_new(&c->option_) != 0) {
@@ -180,17 +168,10 @@ Result<std::shared_ptr<const ClientConfig>> ClientConfig::Make(const Limits& l) 
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, ClientCallbacks::FrameSend);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, ClientCallbacks::FrameNotSend);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, ClientCallbacks::StreamClose);
-  nghttp2_option* o = c->option_;
-  // The engine acknowledges response bytes as it passes them on (backpressure).
-  nghttp2_option_set_no_auto_window_update(o, 1);
   // nghttp2's HTTP messaging rules stay on: a malformed response head (no
   // :status, a bad field, DATA against content-length) resets its stream
   // with PROTOCOL_ERROR, which FaultOf reads as upstream_bad_response.
-  nghttp2_option_set_no_closed_streams(o, 1);
-  nghttp2_option_set_max_continuations(o, l.max_continuations);
-  nghttp2_option_set_max_outbound_ack(o, l.max_outbound_ack);
-  nghttp2_option_set_max_settings(o, l.max_settings_entries);
-  nghttp2_option_set_max_deflate_dynamic_table_size(o, 4096);
+  glue::SetDefences(c->option_, l);
   return std::shared_ptr<const ClientConfig>(std::move(c));
 }
 
@@ -351,27 +332,9 @@ bool ClientSession::Receive(const char* p, size_t n, core::Instant now) {
   return !failed_;
 }
 
-// The session ends for what mem_recv reported (or a flood a callback saw),
-// as ServerSession::Fail does.
+// The session ends for what mem_recv reported (or a flood a callback saw).
 void ClientSession::Fail(int lib_error) {
-  ErrorCode code = ErrorCode::kProtocolError;
-  if (flood_ == Flood::kResets) {
-    counters_->flood_resets.Add();
-  } else if (flood_ == Flood::kControlFrames) {
-    counters_->flood_control_frames.Add();
-  } else if (flood_ == Flood::kEmptyFrames) {
-    counters_->flood_empty_frames.Add();
-  } else if (lib_error == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
-    counters_->flood_continuations.Add();
-    flood_ = Flood::kEmptyFrames;  // only to pick the code below
-  } else if (lib_error == NGHTTP2_ERR_FLOODED) {
-    counters_->flood_unread_acks.Add();
-    flood_ = Flood::kControlFrames;
-  } else {
-    counters_->protocol_errors.Add();
-    if (lib_error == NGHTTP2_ERR_NOMEM) code = ErrorCode::kInternalError;
-  }
-  if (flood_ != Flood::kNone) code = ErrorCode::kEnhanceYourCalm;
+  const ErrorCode code = glue::FailureCode(flood_, lib_error, counters_);
   failed_ = true;
   Close(code);
 }
@@ -484,13 +447,7 @@ void ClientSession::OnBody(int32_t id, const char* p, size_t n) {
 
 bool ClientSession::Send(core::ByteQueue* out, size_t max_queued) {
   if (ng_ == nullptr) return false;
-  while (out->size() < max_queued) {
-    const uint8_t* data = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(ng_, &data);
-    if (n < 0) return false;
-    if (n == 0) break;
-    out->Append(blocks_, reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-  }
+  if (!glue::MemSend(ng_, out, blocks_, max_queued)) return false;
   while (sendable_ != nullptr) {
     Stream* st = sendable_;
     sendable_ = st->next_sendable;
@@ -545,15 +502,7 @@ int32_t ClientSession::Submit(const RequestLine& line, const http::Header* field
 ssize_t ClientSession::ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags) {
   Stream* st = Find(id);
   if (st == nullptr) return NGHTTP2_ERR_DEFERRED;
-  size_t n = 0;
-  while (n < len && !st->out.empty()) {
-    iovec iov[1];
-    st->out.Gather(iov, 1);
-    const size_t take = std::min(len - n, iov[0].iov_len);
-    std::memcpy(buf + n, iov[0].iov_base, take);
-    st->out.Consume(blocks_, take);
-    n += take;
-  }
+  const size_t n = glue::TakeBody(&st->out, blocks_, buf, len);
   if (st->out.empty()) {
     if (st->end_queued) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;

@@ -1,5 +1,6 @@
 #include "hms/h2/grpc.h"
 
+#include <charconv>
 #include <iterator>
 #include <limits>
 
@@ -170,15 +171,9 @@ size_t FormatGrpcTimeout(core::Instant remaining, char* out) noexcept {
   }
   uint64_t v = remaining / unit->ns;
   if (v > kMaxTimeoutValue) v = kMaxTimeoutValue;
-  char digits[8];
-  size_t n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  for (size_t i = 0; i < n; ++i) out[i] = digits[n - 1 - i];
-  out[n] = unit->name;
-  return n + 1;
+  char* end = std::to_chars(out, out + kGrpcTimeoutBytes - 1, v).ptr;  // 8 digits fit
+  *end = unit->name;
+  return static_cast<size_t>(end - out) + 1;
 }
 
 GrpcStatus GrpcStatusFor(policy::Fault f) noexcept {

@@ -9,7 +9,14 @@
 #include <cstdint>
 #include <string_view>
 
+#include <algorithm>
+#include <cstring>
+
+#include "hms/core/block_pool.h"
+#include "hms/h2/flood_guard.h"
+#include "hms/h2/limits.h"
 #include "hms/h2/mem_pool.h"
+#include "hms/h2/server_session.h"
 #include "hms/http/parser.h"
 
 namespace hms::h2::glue {
@@ -70,6 +77,92 @@ nghttp2_nv* BuildFields(MemPool* pool, const http::Header* pseudo, uint16_t pseu
   }
   *nv_count = k;
   return nva;
+}
+
+// What makes Limits unusable for either side (RFC 9113 §6.5.2, §6.9.1, and
+// what keeps a session useful); empty when they are fine.
+inline std::string_view LimitsError(const Limits& l) {
+  if (l.stream_window_bytes == 0 || l.stream_window_bytes > 0x7fffffffu) {
+    return "stream_window_bytes must be 1..2147483647";
+  }
+  if (l.connection_window_bytes < 65535 || l.connection_window_bytes > 0x7fffffffu) {
+    return "connection_window_bytes must be 65535..2147483647";
+  }
+  if (l.max_header_list_bytes < 1024) return "max_header_list_bytes must be at least 1024";
+  if (l.header_table_bytes > 65536) return "header_table_bytes must be at most 65536";
+  if (l.max_continuations == 0) return "max_continuations must be at least 1";
+  if (l.resets.burst == 0 || l.control_frames.burst == 0) {
+    return "a flood limit's burst must be at least 1";
+  }
+  return {};
+}
+
+// The defences nghttp2 keeps itself, from the same Limits (flood_guard.h
+// has the others), and the engine's backpressure: body bytes are
+// acknowledged as the engine passes them on.
+inline void SetDefences(nghttp2_option* o, const Limits& l) {
+  nghttp2_option_set_no_auto_window_update(o, 1);
+  nghttp2_option_set_no_closed_streams(o, 1);
+  nghttp2_option_set_max_continuations(o, l.max_continuations);
+  nghttp2_option_set_max_outbound_ack(o, l.max_outbound_ack);
+  nghttp2_option_set_max_settings(o, l.max_settings_entries);
+  nghttp2_option_set_max_deflate_dynamic_table_size(o, 4096);
+}
+
+// The GOAWAY code of a session that ends for what mem_recv reported
+// (`lib_error`, 0 for none) or a flood a callback saw, counted by kind.
+inline ErrorCode FailureCode(Flood flood, int lib_error, Counters* c) {
+  switch (flood) {
+    case Flood::kResets:
+      c->flood_resets.Add();
+      return ErrorCode::kEnhanceYourCalm;
+    case Flood::kControlFrames:
+      c->flood_control_frames.Add();
+      return ErrorCode::kEnhanceYourCalm;
+    case Flood::kEmptyFrames:
+      c->flood_empty_frames.Add();
+      return ErrorCode::kEnhanceYourCalm;
+    case Flood::kNone:
+      break;
+  }
+  if (lib_error == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+    c->flood_continuations.Add();
+    return ErrorCode::kEnhanceYourCalm;
+  }
+  if (lib_error == NGHTTP2_ERR_FLOODED) {
+    c->flood_unread_acks.Add();
+    return ErrorCode::kEnhanceYourCalm;
+  }
+  c->protocol_errors.Add();
+  return lib_error == NGHTTP2_ERR_NOMEM ? ErrorCode::kInternalError : ErrorCode::kProtocolError;
+}
+
+// Appends what nghttp2 has to send to `out` while it holds less than
+// `max_queued`. False on a library failure.
+inline bool MemSend(nghttp2_session* ng, core::ByteQueue* out, core::BlockPool* blocks,
+                    size_t max_queued) {
+  while (out->size() < max_queued) {
+    const uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(ng, &data);
+    if (n < 0) return false;
+    if (n == 0) break;
+    out->Append(blocks, reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Moves up to `len` queued body bytes into nghttp2's frame buffer.
+inline size_t TakeBody(core::ByteQueue* q, core::BlockPool* blocks, uint8_t* buf, size_t len) {
+  size_t n = 0;
+  while (n < len && !q->empty()) {
+    iovec iov[1];
+    q->Gather(iov, 1);
+    const size_t take = std::min(len - n, iov[0].iov_len);
+    std::memcpy(buf + n, iov[0].iov_base, take);
+    q->Consume(blocks, take);
+    n += take;
+  }
+  return n;
 }
 
 }  // namespace hms::h2::glue

@@ -148,23 +148,9 @@ struct Callbacks {
 
 Result<std::shared_ptr<const ServerConfig>> ServerConfig::Make(const Limits& l,
                                                                http::PathOptions paths) {
-  // What the protocol allows (RFC 9113 §6.5.2, §6.9.1), and what keeps a
-  // session useful.
   if (l.max_concurrent_streams == 0)
     return ConfigError("max_concurrent_streams must be at least 1");
-  if (l.stream_window_bytes == 0 || l.stream_window_bytes > 0x7fffffffu) {
-    return ConfigError("stream_window_bytes must be 1..2147483647");
-  }
-  if (l.connection_window_bytes < 65535 || l.connection_window_bytes > 0x7fffffffu) {
-    return ConfigError("connection_window_bytes must be 65535..2147483647");
-  }
-  if (l.max_header_list_bytes < 1024)
-    return ConfigError("max_header_list_bytes must be at least 1024");
-  if (l.header_table_bytes > 65536) return ConfigError("header_table_bytes must be at most 65536");
-  if (l.max_continuations == 0) return ConfigError("max_continuations must be at least 1");
-  if (l.resets.burst == 0 || l.control_frames.burst == 0) {
-    return ConfigError("a flood limit's burst must be at least 1");
-  }
+  if (const std::string_view e = glue::LimitsError(l); !e.empty()) return ConfigError(std::string(e));
   std::shared_ptr<ServerConfig> c(new ServerConfig());
   c->limits_ = l;
   c->paths_ = paths;
@@ -180,17 +166,11 @@ Result<std::shared_ptr<const ServerConfig>> ServerConfig::Make(const Limits& l,
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, Callbacks::FrameSend);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, Callbacks::StreamClose);
   nghttp2_option* o = c->option_;
-  // The engine acknowledges body bytes as it passes them on (backpressure).
-  nghttp2_option_set_no_auto_window_update(o, 1);
+  glue::SetDefences(o, l);
   // request_head.h judges heads, so that each refusal names its rule (nghttp2
   // would reset such streams without a word); framing, HPACK and flow
   // control stay nghttp2's.
   nghttp2_option_set_no_http_messaging(o, 1);
-  nghttp2_option_set_no_closed_streams(o, 1);
-  nghttp2_option_set_max_continuations(o, l.max_continuations);
-  nghttp2_option_set_max_outbound_ack(o, l.max_outbound_ack);
-  nghttp2_option_set_max_settings(o, l.max_settings_entries);
-  nghttp2_option_set_max_deflate_dynamic_table_size(o, 4096);
   // The backstop behind FloodGuard's reset limit (it uses its own clock).
   nghttp2_option_set_stream_reset_rate_limit(o, uint64_t{l.resets.burst} * 2,
                                              uint64_t{l.resets.per_second} * 2);
@@ -319,24 +299,7 @@ bool ServerSession::Receive(const char* p, size_t n, core::Instant now) {
 // The session ends for what mem_recv reported (or a flood a callback saw):
 // GOAWAY with the code that says why, counted by kind.
 void ServerSession::Fail(int lib_error) {
-  ErrorCode code = ErrorCode::kProtocolError;
-  if (flood_ == Flood::kResets) {
-    counters_->flood_resets.Add();
-  } else if (flood_ == Flood::kControlFrames) {
-    counters_->flood_control_frames.Add();
-  } else if (flood_ == Flood::kEmptyFrames) {
-    counters_->flood_empty_frames.Add();
-  } else if (lib_error == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
-    counters_->flood_continuations.Add();
-    flood_ = Flood::kEmptyFrames;  // only to pick the code below
-  } else if (lib_error == NGHTTP2_ERR_FLOODED) {
-    counters_->flood_unread_acks.Add();
-    flood_ = Flood::kControlFrames;
-  } else {
-    counters_->protocol_errors.Add();
-    if (lib_error == NGHTTP2_ERR_NOMEM) code = ErrorCode::kInternalError;
-  }
-  if (flood_ != Flood::kNone) code = ErrorCode::kEnhanceYourCalm;
+  const ErrorCode code = glue::FailureCode(flood_, lib_error, counters_);
   failed_ = true;
   Close(code);
 }
@@ -478,13 +441,7 @@ void ServerSession::Malformed(Stream* st) {
 bool ServerSession::Send(core::ByteQueue* out, size_t max_queued) {
   if (ng_ == nullptr) return false;
   for (int round = 0; round < 2; ++round) {
-    while (out->size() < max_queued) {
-      const uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(ng_, &data);
-      if (n < 0) return false;
-      if (n == 0) break;
-      out->Append(blocks_, reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-    }
+    if (!glue::MemSend(ng_, out, blocks_, max_queued)) return false;
     // A reset flood is seen while sending (the resets the peer provoked):
     // end the session and send its GOAWAY in the second round.
     if (!provoked_flood_ || failed_) break;
@@ -532,15 +489,7 @@ void ServerSession::OnSent(uint8_t type, int32_t id, uint8_t flags, uint32_t cod
 ssize_t ServerSession::ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags) {
   Stream* st = Find(id);
   if (st == nullptr) return NGHTTP2_ERR_DEFERRED;  // closing: nothing more is sent
-  size_t n = 0;
-  while (n < len && !st->out.empty()) {
-    iovec iov[1];
-    st->out.Gather(iov, 1);
-    const size_t take = std::min(len - n, iov[0].iov_len);
-    std::memcpy(buf + n, iov[0].iov_base, take);
-    st->out.Consume(blocks_, take);
-    n += take;
-  }
+  const size_t n = glue::TakeBody(&st->out, blocks_, buf, len);
   if (st->out.empty()) {
     if (st->end_queued) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
