@@ -153,7 +153,8 @@ struct ClientCallbacks {
 // --- ClientConfig -----------------------------------------------------------
 
 Result<std::shared_ptr<const ClientConfig>> ClientConfig::Make(const Limits& l) {
-  if (const std::string_view e = glue::LimitsError(l); !e.empty()) return ConfigError(std::string(e));
+  if (const std::string_view e = glue::LimitsError(l); !e.empty())
+    return ConfigError(std::string(e));
   std::shared_ptr<ClientConfig> c(new ClientConfig());
   c->limits_ = l;
   if (nghttp2_session_callbacks_new(&c->callbacks_) != 0 || nghttp2_option_new(&c->option_) != 0) {
@@ -397,7 +398,8 @@ void ClientSession::EndBlock(int32_t id, bool end_stream) {
       st->complete = end_stream;
       handler_->OnResponse(*this, id, st->tag, block_->status, block_->fields, block_->count,
                            end_stream);
-      if (end_stream && Find(id) != nullptr) handler_->OnResponseEnd(*this, id, st->tag, nullptr, 0);
+      if (end_stream && Find(id) != nullptr)
+        handler_->OnResponseEnd(*this, id, st->tag, nullptr, 0);
     }
   } else if (end_stream) {  // trailers (nghttp2 resets a second head without END_STREAM)
     st->complete = true;
@@ -473,8 +475,8 @@ int32_t ClientSession::Submit(const RequestLine& line, const http::Header* field
                                  {":authority", line.authority},
                                  {":path", line.path}};
   size_t nv_count = 0;
-  nghttp2_nv* nva = glue::BuildFields(pool_, pseudo, 4, fields, count, DroppedFromRequest,
-                                      &nv_count);
+  nghttp2_nv* nva =
+      glue::BuildFields(pool_, pseudo, 4, fields, count, DroppedFromRequest, &nv_count);
   if (nva == nullptr) {
     pool_->Free(st);
     return kFailed;

@@ -5,12 +5,11 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <string_view>
-
-#include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include "hms/core/block_pool.h"
 #include "hms/h2/flood_guard.h"
@@ -57,7 +56,8 @@ template <typename Drop>
 nghttp2_nv* BuildFields(MemPool* pool, const http::Header* pseudo, uint16_t pseudo_count,
                         const http::Header* fields, uint16_t count, Drop drop, size_t* nv_count) {
   size_t bytes = (pseudo_count + count + 1u) * sizeof(nghttp2_nv);
-  for (uint16_t i = 0; i < pseudo_count; ++i) bytes += pseudo[i].name.size() + pseudo[i].value.size();
+  for (uint16_t i = 0; i < pseudo_count; ++i)
+    bytes += pseudo[i].name.size() + pseudo[i].value.size();
   for (uint16_t i = 0; i < count; ++i) bytes += fields[i].name.size() + fields[i].value.size();
   auto* nva = static_cast<nghttp2_nv*>(pool->Alloc(bytes));
   if (nva == nullptr) return nullptr;

@@ -150,7 +150,9 @@ Result<std::shared_ptr<const ServerConfig>> ServerConfig::Make(const Limits& l,
                                                                http::PathOptions paths) {
   if (l.max_concurrent_streams == 0)
     return ConfigError("max_concurrent_streams must be at least 1");
-  if (const std::string_view e = glue::LimitsError(l); !e.empty()) return ConfigError(std::string(e));
+  if (const std::string_view e = glue::LimitsError(l); !e.empty()) {
+    return ConfigError(std::string(e));
+  }
   std::shared_ptr<ServerConfig> c(new ServerConfig());
   c->limits_ = l;
   c->paths_ = paths;

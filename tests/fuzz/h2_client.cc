@@ -62,18 +62,21 @@ class Handler : public hms::h2::ClientHandler {
     st.ended = true;
   }
   void OnSendable(ClientSession&, int32_t id, uint64_t) override { Seen(id); }
-  void OnStreamClose(ClientSession& s, int32_t id, uint64_t, const hms::h2::StreamEnd& end) override {
+  void OnStreamClose(ClientSession& s, int32_t id, uint64_t,
+                     const hms::h2::StreamEnd& end) override {
     FUZZ_CHECK(open.erase(id) == 1);
     FUZZ_CHECK(!(end.complete && end.never_processed));
     if (reopen && s.CanOpen()) Open(s, "/again", false);
   }
 
   void Open(ClientSession& s, std::string_view path, bool body) {
-    const hms::http::Header f[] = {{"Host", "svc"}, {"content-type", "application/grpc"},
-                                   {"TE", "trailers"}, {"Connection", "keep-alive"}};
+    const hms::http::Header f[] = {{"Host", "svc"},
+                                   {"content-type", "application/grpc"},
+                                   {"TE", "trailers"},
+                                   {"Connection", "keep-alive"}};
     const uint64_t tag = ++serial_;
-    const int32_t id =
-        s.Submit(hms::h2::RequestLine{body ? "POST" : "GET", "http", "svc", path}, f, 4, tag, !body);
+    const int32_t id = s.Submit(hms::h2::RequestLine{body ? "POST" : "GET", "http", "svc", path}, f,
+                                4, tag, !body);
     if (id > 0) open[id] = StreamSeen{tag};
   }
 

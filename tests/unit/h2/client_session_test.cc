@@ -196,7 +196,8 @@ class Link {
       if (!up.empty()) up_->Feed(up);
       std::string down = up_->Drain();
       if (auto* raw = dynamic_cast<RawUpstream*>(up_)) raw->extra.clear();
-      if (!down.empty()) received_ok = client->Receive(down.data(), down.size(), now) && received_ok;
+      if (!down.empty())
+        received_ok = client->Receive(down.data(), down.size(), now) && received_ok;
       if (up.empty() && down.empty()) return;
     }
     ADD_FAILURE() << "the link did not settle";
@@ -267,12 +268,18 @@ TEST(H2ClientSession, WhatAnHttp11HeadLeavesOut) {
     bool dropped;
   };
   const Case cases[] = {
-      {"Connection", "close", true},    {"keep-alive", "5", true},
-      {"Proxy-Connection", "x", true},  {"Transfer-Encoding", "chunked", true},
-      {"Upgrade", "h2c", true},         {"Host", "a", true},
-      {"te", "trailers", false},        {"TE", "Trailers", false},
-      {"te", "gzip", true},             {"content-type", "application/grpc", false},
-      {"content-length", "3", false},   {"x-forwarded-for", "1.2.3.4", false},
+      {"Connection", "close", true},
+      {"keep-alive", "5", true},
+      {"Proxy-Connection", "x", true},
+      {"Transfer-Encoding", "chunked", true},
+      {"Upgrade", "h2c", true},
+      {"Host", "a", true},
+      {"te", "trailers", false},
+      {"TE", "Trailers", false},
+      {"te", "gzip", true},
+      {"content-type", "application/grpc", false},
+      {"content-length", "3", false},
+      {"x-forwarded-for", "1.2.3.4", false},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -295,9 +302,7 @@ TEST(H2ClientSession, PostBodyWaitsForTheUpstreamsWindow) {
   small.stream_window_bytes = 16384;
   GatewayUpstream up(&core, small);
   up.handler.consume = false;  // a slow upstream: nothing passed on yet
-  up.handler.on_end = [](ServerSession& s, int32_t id) {
-    s.Respond(id, 201, nullptr, 0, true);
-  };
+  up.handler.on_end = [](ServerSession& s, int32_t id) { s.Respond(id, 201, nullptr, 0, true); };
   Link link(&core, &up);
   link.Pump();  // the upstream's SETTINGS: before them, RFC 9113's 65535 applies
   const std::string body(100000, 'b');
@@ -326,8 +331,8 @@ TEST(H2ClientSession, StreamedUploadHearsWhenToSendMore) {
   GatewayUpstream up(&core, Limits{});
   up.handler.on_end = [](ServerSession& s, int32_t id) { s.Respond(id, 200, nullptr, 0, true); };
   Link link(&core, &up);
-  const int32_t id = link.client->Submit(RequestLine{"POST", "http", "svc", "/stream"}, nullptr, 0,
-                                         1, false);
+  const int32_t id =
+      link.client->Submit(RequestLine{"POST", "http", "svc", "/stream"}, nullptr, 0, 1, false);
   ASSERT_GT(id, 0);
   link.Pump();  // nothing to send yet: the stream waits for data
   for (int chunk = 0; chunk < 5; ++chunk) {

@@ -19,11 +19,16 @@ TEST(Grpc, ContentTypes) {
     bool grpc;
   };
   const Case cases[] = {
-      {"application/grpc", true},         {"application/grpc+proto", true},
-      {"application/grpc+json", true},    {"Application/GRPC", true},
-      {"application/grpc; charset=x", true}, {"application/grpc-web", false},
-      {"application/grpcx", false},       {"application/json", false},
-      {"application/grp", false},         {"", false},
+      {"application/grpc", true},
+      {"application/grpc+proto", true},
+      {"application/grpc+json", true},
+      {"Application/GRPC", true},
+      {"application/grpc; charset=x", true},
+      {"application/grpc-web", false},
+      {"application/grpcx", false},
+      {"application/json", false},
+      {"application/grp", false},
+      {"", false},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.ct);
@@ -78,12 +83,12 @@ TEST(Grpc, WritesTheRemainingTime) {
       {0, "0n"},
       {999, "999n"},
       {99'999'999, "99999999n"},
-      {100'000'000, "100000u"},            // no longer fits 8 digits in n
+      {100'000'000, "100000u"},  // no longer fits 8 digits in n
       {1'500'000'000, "1500000u"},
       {250'000'000'000, "250000m"},
-      {100'000'000'000'000, "100000S"},    // 27.7 hours
-      {~core::Instant{0}, "5124095H"},      // the largest Instant
-      {99'999'999'999, "99999999u"},      // rounded down, never longer
+      {100'000'000'000'000, "100000S"},  // 27.7 hours
+      {~core::Instant{0}, "5124095H"},   // the largest Instant
+      {99'999'999'999, "99999999u"},     // rounded down, never longer
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
