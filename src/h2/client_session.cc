@@ -19,18 +19,13 @@ struct ClientSession::Stream {
   Stream* next = nullptr;  // the session's live list
   Stream* prev = nullptr;
   Stream* next_sendable = nullptr;  // pending OnSendable, while queued
-  core::ByteQueue out;              // request body bytes nghttp2 has not taken yet
-  nghttp2_nv* trailers = nullptr;   // with their bytes, in one pool block
-  size_t trailer_count = 0;
-  uint64_t unconsumed = 0;  // response bytes delivered, not yet Consume()d
-  bool head_seen = false;   // the final response head was delivered
-  bool complete = false;    // END_STREAM from the upstream
+  glue::Outbox body;                // the request body
+  uint64_t unconsumed = 0;          // response bytes delivered, not yet Consume()d
+  bool head_seen = false;           // the final response head was delivered
+  bool complete = false;            // END_STREAM from the upstream
   bool head_too_large = false;
   bool never_sent = false;  // its HEADERS never left (the session ended first)
-  bool end_queued = false;  // the request's end (or trailers) is queued
-  bool deferred = false;    // the body reader waits for SendData
   bool engine_reset = false;
-  bool sendable_pending = false;
 };
 
 // The response header block in progress (one at a time per connection,
@@ -249,8 +244,7 @@ void ClientSession::FreeStream(Stream* st) {
       break;
     }
   }
-  st->out.Clear(blocks_);
-  pool_->Free(st->trailers);
+  st->body.Release(blocks_, pool_);
   st->~Stream();
   pool_->Free(st);
   --live_;
@@ -454,7 +448,7 @@ bool ClientSession::Send(core::ByteQueue* out, size_t max_queued) {
     Stream* st = sendable_;
     sendable_ = st->next_sendable;
     st->next_sendable = nullptr;
-    st->sendable_pending = false;
+    st->body.sendable_pending = false;
     handler_->OnSendable(*this, st->id, st->tag);
   }
   return true;
@@ -469,7 +463,7 @@ int32_t ClientSession::Submit(const RequestLine& line, const http::Header* field
   if (mem == nullptr) return kFailed;
   Stream* st = new (mem) Stream();
   st->tag = tag;
-  st->end_queued = end_stream;
+  st->body.end_queued = end_stream;
   const http::Header pseudo[] = {{":method", line.method},
                                  {":scheme", line.scheme},
                                  {":authority", line.authority},
@@ -503,55 +497,30 @@ int32_t ClientSession::Submit(const RequestLine& line, const http::Header* field
 
 ssize_t ClientSession::ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags) {
   Stream* st = Find(id);
-  if (st == nullptr) return NGHTTP2_ERR_DEFERRED;
-  const size_t n = glue::TakeBody(&st->out, blocks_, buf, len);
-  if (st->out.empty()) {
-    if (st->end_queued) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (st->trailers != nullptr) {
-        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        nghttp2_submit_trailer(ng_, id, st->trailers, st->trailer_count);
-      }
-    } else if (n == 0) {
-      st->deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    } else if (!st->sendable_pending) {
-      st->sendable_pending = true;
-      st->next_sendable = sendable_;
-      sendable_ = st;
-    }
+  if (st == nullptr) return NGHTTP2_ERR_DEFERRED;  // closing: nothing more is sent
+  bool notify = false;
+  const ssize_t n = st->body.Read(ng_, id, blocks_, buf, len, flags, &notify);
+  if (notify) {
+    st->next_sendable = sendable_;
+    sendable_ = st;
   }
-  return static_cast<ssize_t>(n);
-}
-
-void ClientSession::Resume(Stream* st) {
-  if (!st->deferred) return;
-  st->deferred = false;
-  nghttp2_session_resume_data(ng_, st->id);
+  return n;
 }
 
 bool ClientSession::SendData(int32_t id, const char* p, size_t n, bool end_stream) {
   Stream* st = Find(id);
-  if (st == nullptr || st->end_queued) return false;
-  st->out.Append(blocks_, p, n);
-  st->end_queued = end_stream;
-  Resume(st);
-  return true;
+  return st != nullptr && st->body.Append(ng_, id, blocks_, p, n, end_stream);
 }
 
 bool ClientSession::SendTrailers(int32_t id, const http::Header* fields, uint16_t count) {
   Stream* st = Find(id);
-  if (st == nullptr || st->end_queued) return false;
+  if (st == nullptr || st->body.end_queued) return false;
   size_t nv_count = 0;
-  st->trailers = glue::BuildFields(
+  nghttp2_nv* nva = glue::BuildFields(
       pool_, nullptr, 0, fields, count,
       [](std::string_view name, std::string_view) { return glue::ConnectionSpecific(name); },
       &nv_count);
-  if (st->trailers == nullptr) return false;
-  st->trailer_count = nv_count;
-  st->end_queued = true;
-  Resume(st);
-  return true;
+  return st->body.EndWith(ng_, id, nva, nv_count);
 }
 
 bool ClientSession::Reset(int32_t id, ErrorCode code) {
@@ -571,7 +540,7 @@ void ClientSession::Consume(int32_t id, size_t n) {
 
 size_t ClientSession::Queued(int32_t id) const {
   const Stream* st = Find(id);
-  return st == nullptr ? 0 : st->out.size();
+  return st == nullptr ? 0 : st->body.out.size();
 }
 
 }  // namespace hms::h2

@@ -165,4 +165,67 @@ inline size_t TakeBody(core::ByteQueue* q, core::BlockPool* blocks, uint8_t* buf
   return n;
 }
 
+// A stream's outgoing body, fed by the engine and read by nghttp2's data
+// provider: the bytes queued, their end, and trailers (one pool block, kept
+// until nghttp2 takes them).
+struct Outbox {
+  core::ByteQueue out;
+  nghttp2_nv* trailers = nullptr;
+  size_t trailer_count = 0;
+  bool end_queued = false;        // the end (or trailers) is queued
+  bool deferred = false;          // the reader waits for more bytes
+  bool sendable_pending = false;  // the engine is owed "send more"
+
+  void Release(core::BlockPool* blocks, MemPool* pool) {
+    out.Clear(blocks);
+    pool->Free(trailers);
+    trailers = nullptr;
+  }
+  void Resume(nghttp2_session* ng, int32_t id) {
+    if (!deferred) return;
+    deferred = false;
+    nghttp2_session_resume_data(ng, id);
+  }
+  // Body bytes (copied); false once the end is queued.
+  bool Append(nghttp2_session* ng, int32_t id, core::BlockPool* blocks, const char* p, size_t n,
+              bool end) {
+    if (end_queued) return false;
+    out.Append(blocks, p, n);
+    end_queued = end;
+    Resume(ng, id);
+    return true;
+  }
+  // The end, with trailers built in one pool block (nullptr: out of memory).
+  bool EndWith(nghttp2_session* ng, int32_t id, nghttp2_nv* nva, size_t count) {
+    if (nva == nullptr) return false;
+    trailers = nva;
+    trailer_count = count;
+    end_queued = true;
+    Resume(ng, id);
+    return true;
+  }
+  // nghttp2's read callback. `*notify`: the queue ran dry before the end,
+  // and the engine has not been told yet (it sends more on OnSendable).
+  ssize_t Read(nghttp2_session* ng, int32_t id, core::BlockPool* blocks, uint8_t* buf, size_t len,
+               uint32_t* flags, bool* notify) {
+    *notify = false;
+    const size_t n = TakeBody(&out, blocks, buf, len);
+    if (!out.empty()) return static_cast<ssize_t>(n);
+    if (end_queued) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (trailers != nullptr) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        nghttp2_submit_trailer(ng, id, trailers, trailer_count);
+      }
+    } else if (n == 0) {
+      deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    } else if (!sendable_pending) {
+      sendable_pending = true;
+      *notify = true;
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
 }  // namespace hms::h2::glue

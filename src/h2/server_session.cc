@@ -21,10 +21,8 @@ struct ServerSession::Stream {
   Stream* next = nullptr;  // the session's live list
   Stream* prev = nullptr;
   Stream* next_sendable = nullptr;  // pending OnSendable, while queued
-  core::ByteQueue out;              // response body bytes nghttp2 has not taken yet
-  nghttp2_nv* trailers = nullptr;   // with their bytes, in one pool block
-  size_t trailer_count = 0;
-  uint64_t expected = 0;  // content-length, when has_length
+  glue::Outbox body;                // the response body
+  uint64_t expected = 0;            // content-length, when has_length
   uint64_t received = 0;
   uint64_t unconsumed = 0;  // body bytes delivered, not yet Consume()d
   http::Method method = http::Method::kOther;
@@ -33,10 +31,7 @@ struct ServerSession::Stream {
   bool refused = false;       // its head was refused: its body is dropped
   bool request_done = false;  // END_STREAM from the client seen
   bool responded = false;     // a response head was submitted
-  bool end_queued = false;    // the body's end (or trailers) is queued
-  bool deferred = false;      // the body reader waits for SendData
   bool engine_reset = false;  // Reset() or an answer's NO_ERROR reset: not provoked
-  bool sendable_pending = false;
 };
 
 // The header block in progress (RFC 9113 §4.3: one at a time per
@@ -246,8 +241,7 @@ void ServerSession::FreeStream(Stream* st) {
       break;
     }
   }
-  st->out.Clear(blocks_);
-  pool_->Free(st->trailers);
+  st->body.Release(blocks_, pool_);
   st->~Stream();
   pool_->Free(st);
   --live_;
@@ -454,7 +448,7 @@ bool ServerSession::Send(core::ByteQueue* out, size_t max_queued) {
     Stream* st = sendable_;
     sendable_ = st->next_sendable;
     st->next_sendable = nullptr;
-    st->sendable_pending = false;
+    st->body.sendable_pending = false;
     handler_->OnSendable(*this, st->id, st->tag);
   }
   return true;
@@ -491,30 +485,13 @@ void ServerSession::OnSent(uint8_t type, int32_t id, uint8_t flags, uint32_t cod
 ssize_t ServerSession::ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags) {
   Stream* st = Find(id);
   if (st == nullptr) return NGHTTP2_ERR_DEFERRED;  // closing: nothing more is sent
-  const size_t n = glue::TakeBody(&st->out, blocks_, buf, len);
-  if (st->out.empty()) {
-    if (st->end_queued) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (st->trailers != nullptr) {
-        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        nghttp2_submit_trailer(ng_, id, st->trailers, st->trailer_count);
-      }
-    } else if (n == 0) {
-      st->deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    } else if (!st->sendable_pending) {
-      st->sendable_pending = true;
-      st->next_sendable = sendable_;
-      sendable_ = st;
-    }
+  bool notify = false;
+  const ssize_t n = st->body.Read(ng_, id, blocks_, buf, len, flags, &notify);
+  if (notify) {
+    st->next_sendable = sendable_;
+    sendable_ = st;
   }
-  return static_cast<ssize_t>(n);
-}
-
-void ServerSession::Resume(Stream* st) {
-  if (!st->deferred) return;
-  st->deferred = false;
-  nghttp2_session_resume_data(ng_, st->id);
+  return n;
 }
 
 bool ServerSession::SetTag(int32_t id, uint64_t tag) {
@@ -554,7 +531,7 @@ bool ServerSession::SubmitHead(Stream* st, uint16_t status, const http::Header* 
   pool_->Free(nva);
   if (rv != 0) return false;
   st->responded = true;
-  if (end_stream) st->end_queued = true;
+  if (end_stream) st->body.end_queued = true;
   return true;
 }
 
@@ -577,23 +554,15 @@ bool ServerSession::Continue(int32_t id) {
 
 bool ServerSession::SendData(int32_t id, const char* p, size_t n, bool end_stream) {
   Stream* st = Find(id);
-  if (st == nullptr || st->end_queued) return false;
-  st->out.Append(blocks_, p, n);
-  st->end_queued = end_stream;
-  Resume(st);
-  return true;
+  return st != nullptr && st->body.Append(ng_, id, blocks_, p, n, end_stream);
 }
 
 bool ServerSession::SendTrailers(int32_t id, const http::Header* fields, uint16_t count) {
   Stream* st = Find(id);
-  if (st == nullptr || st->end_queued || !st->responded) return false;
+  if (st == nullptr || st->body.end_queued || !st->responded) return false;
   size_t nv_count = 0;
-  st->trailers = BuildFields(pool_, fields, count, {}, &nv_count);
-  if (st->trailers == nullptr) return false;
-  st->trailer_count = nv_count;
-  st->end_queued = true;
-  Resume(st);
-  return true;
+  nghttp2_nv* nva = BuildFields(pool_, fields, count, {}, &nv_count);
+  return st->body.EndWith(ng_, id, nva, nv_count);
 }
 
 bool ServerSession::Answer(int32_t id, const policy::Answer& answer, std::string_view trace_id) {
@@ -635,7 +604,7 @@ void ServerSession::Consume(int32_t id, size_t n) {
 
 size_t ServerSession::Queued(int32_t id) const {
   const Stream* st = Find(id);
-  return st == nullptr ? 0 : st->out.size();
+  return st == nullptr ? 0 : st->body.out.size();
 }
 
 void ServerSession::Drain() {

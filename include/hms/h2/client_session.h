@@ -219,7 +219,6 @@ class ClientSession {
   void OnBody(int32_t id, const char* p, size_t n);
   void OnFrame(uint8_t type, int32_t id, uint8_t flags, int32_t goaway_last);
   ssize_t ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags);
-  void Resume(Stream* st);
 
   const ClientConfig* config_;
   ClientHandler* handler_;
