@@ -269,6 +269,11 @@ bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled
   in.idempotent = ex.retryable;
   in.has_body = ex.req_body != http::BodyKind::kNone;
   in.breaker_open = BreakerOpen(ex);
+  if (ex.breaker != nullptr && !in.breaker_open) {
+    const uint32_t failed = ex.breaker->Status(now_).consecutive_failures;
+    const uint32_t threshold = ex.breaker->params().failures;
+    in.breaker_failures_left = threshold > failed ? threshold - failed : 0;
+  }
   in.endpoints = static_cast<uint32_t>(cl.endpoints.size());
   in.connect_attempts = cl.connect_attempts;
   in.transparent_done = static_cast<uint32_t>(ex.attempts - ex.retries_done);

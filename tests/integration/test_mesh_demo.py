@@ -134,6 +134,9 @@ def mini_lab(call_once, stop, start, admin, service):
     stop()
     answers = [call_once() for _ in range(3)]
     assert [a[0] for a in answers][2] == 503 and answers[2][1] == "circuit_open", answers
+    # "the 3rd call instantly returns 503": the request that opens the
+    # breaker waits for no retry (docs/resilience.md).
+    assert answers[2][2] < 0.05, answers
     fast = call_once()
     assert fast[:2] == (503, "circuit_open") and fast[2] < 0.05, fast
     start()

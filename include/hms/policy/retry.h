@@ -117,6 +117,9 @@ struct RetryInput {
   bool idempotent = false;       // idempotent method, or an Idempotency-Key
   bool has_body = false;         // the request carries a body
   bool breaker_open = false;     // the service's breaker is not closed
+  // Counted failures the service's closed breaker takes before it opens
+  // (its threshold less its consecutive failures); UINT32_MAX without one.
+  uint32_t breaker_failures_left = UINT32_MAX;
   uint32_t endpoints = 1;        // the service's endpoints
   uint32_t connect_attempts = 1; // the service's connect attempts (>= 1)
   uint32_t transparent_done = 0; // attempts made that were not policy retries
@@ -185,6 +188,11 @@ constexpr RetryDecision DecideRetry(const RetryInput& in) noexcept {
   // status says so).
   if (!connect_failed && !in.idempotent && !grpc) return give_up;
   if (in.breaker_open) return give_up;
+  // The request whose failure opens the breaker is not retried: the service
+  // failed every request before it, each after its own retries, so waiting
+  // out backoffs against it only delays the answer the breaker is about to
+  // give (docs/resilience.md, "The request that opens the breaker").
+  if (in.breaker_failures_left <= 1 && CountsAgainstUpstream(in.fault)) return give_up;
   const uint64_t backoff_ms = RetryBackoffMs(in.retries_done, in.random);
   if (in.now + core::Millis(backoff_ms) >= in.deadline) return give_up;  // no time left after it
   return RetryDecision{RetryAction::kBackoff, backoff_ms, true};

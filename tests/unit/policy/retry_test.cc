@@ -117,6 +117,22 @@ TEST(RetryDecider, FollowsTheRulesOfResilienceMd) {
       {"breaker open",
        With(Base(Fault::kGatewayStatus), [](RetryInput& i) { i.breaker_open = true; }),
        RetryAction::kGiveUp, false},
+      {"this failure opens the breaker: answered at once",
+       With(Base(Fault::kGatewayStatus), [](RetryInput& i) { i.breaker_failures_left = 1; }),
+       RetryAction::kGiveUp, false},
+      {"a failed connect that opens the breaker: no backoff either",
+       With(Base(Fault::kConnect),
+            [](RetryInput& i) {
+              i.transparent_done = 3;  // every endpoint tried
+              i.breaker_failures_left = 1;
+            }),
+       RetryAction::kGiveUp, false},
+      {"the breaker two failures from open: retried",
+       With(Base(Fault::kGatewayStatus), [](RetryInput& i) { i.breaker_failures_left = 2; }),
+       RetryAction::kBackoff, true},
+      {"the next endpoint is still tried at once",
+       With(Base(Fault::kConnect), [](RetryInput& i) { i.breaker_failures_left = 1; }),
+       RetryAction::kTransparent, true},
       {"a byte of the answer went out",
        With(Base(Fault::kConnect), [](RetryInput& i) { i.response_started = true; }),
        RetryAction::kGiveUp, false},
