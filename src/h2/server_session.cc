@@ -9,6 +9,7 @@
 
 #include "hms/common/check.h"
 #include "hms/policy/answer_body.h"
+#include "nghttp2_glue.h"
 
 namespace hms::h2 {
 
@@ -20,10 +21,8 @@ struct ServerSession::Stream {
   Stream* next = nullptr;  // the session's live list
   Stream* prev = nullptr;
   Stream* next_sendable = nullptr;  // pending OnSendable, while queued
-  core::ByteQueue out;              // response body bytes nghttp2 has not taken yet
-  nghttp2_nv* trailers = nullptr;   // with their bytes, in one pool block
-  size_t trailer_count = 0;
-  uint64_t expected = 0;  // content-length, when has_length
+  glue::Outbox body;                // the response body
+  uint64_t expected = 0;            // content-length, when has_length
   uint64_t received = 0;
   uint64_t unconsumed = 0;  // body bytes delivered, not yet Consume()d
   http::Method method = http::Method::kOther;
@@ -32,10 +31,7 @@ struct ServerSession::Stream {
   bool refused = false;       // its head was refused: its body is dropped
   bool request_done = false;  // END_STREAM from the client seen
   bool responded = false;     // a response head was submitted
-  bool end_queued = false;    // the body's end (or trailers) is queued
-  bool deferred = false;      // the body reader waits for SendData
   bool engine_reset = false;  // Reset() or an answer's NO_ERROR reset: not provoked
-  bool sendable_pending = false;
 };
 
 // The header block in progress (RFC 9113 §4.3: one at a time per
@@ -52,30 +48,8 @@ namespace {
 
 constexpr uint8_t kDrainPing[8] = {'h', 'm', 's', 'd', 'r', 'a', 'i', 'n'};
 
-// nghttp2_mem over the core's pool.
-void* PoolMalloc(size_t n, void* pool) { return static_cast<MemPool*>(pool)->Alloc(n); }
-void PoolFree(void* p, void* pool) { static_cast<MemPool*>(pool)->Free(p); }
-void* PoolCalloc(size_t count, size_t n, void* pool) {
-  return static_cast<MemPool*>(pool)->Calloc(count, n);
-}
-void* PoolRealloc(void* p, size_t n, void* pool) {
-  return static_cast<MemPool*>(pool)->Realloc(p, n);
-}
-
-std::string_view View(nghttp2_rcbuf* b) {
-  const nghttp2_vec v = nghttp2_rcbuf_get_buf(b);
-  return {reinterpret_cast<const char*>(v.base), v.len};
-}
-
-// RFC 9113 §8.2.2: never sent, whatever the upstream's answer held.
-bool ConnectionSpecific(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"};
-  for (std::string_view n : kNames) {
-    if (http::EqualsIgnoreCase(name, n)) return true;
-  }
-  return false;
-}
+using glue::ConnectionSpecific;
+using glue::View;
 
 }  // namespace
 
@@ -169,22 +143,10 @@ struct Callbacks {
 
 Result<std::shared_ptr<const ServerConfig>> ServerConfig::Make(const Limits& l,
                                                                http::PathOptions paths) {
-  // What the protocol allows (RFC 9113 §6.5.2, §6.9.1), and what keeps a
-  // session useful.
   if (l.max_concurrent_streams == 0)
     return ConfigError("max_concurrent_streams must be at least 1");
-  if (l.stream_window_bytes == 0 || l.stream_window_bytes > 0x7fffffffu) {
-    return ConfigError("stream_window_bytes must be 1..2147483647");
-  }
-  if (l.connection_window_bytes < 65535 || l.connection_window_bytes > 0x7fffffffu) {
-    return ConfigError("connection_window_bytes must be 65535..2147483647");
-  }
-  if (l.max_header_list_bytes < 1024)
-    return ConfigError("max_header_list_bytes must be at least 1024");
-  if (l.header_table_bytes > 65536) return ConfigError("header_table_bytes must be at most 65536");
-  if (l.max_continuations == 0) return ConfigError("max_continuations must be at least 1");
-  if (l.resets.burst == 0 || l.control_frames.burst == 0) {
-    return ConfigError("a flood limit's burst must be at least 1");
+  if (const std::string_view e = glue::LimitsError(l); !e.empty()) {
+    return ConfigError(std::string(e));
   }
   std::shared_ptr<ServerConfig> c(new ServerConfig());
   c->limits_ = l;
@@ -201,17 +163,11 @@ Result<std::shared_ptr<const ServerConfig>> ServerConfig::Make(const Limits& l,
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, Callbacks::FrameSend);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, Callbacks::StreamClose);
   nghttp2_option* o = c->option_;
-  // The engine acknowledges body bytes as it passes them on (backpressure).
-  nghttp2_option_set_no_auto_window_update(o, 1);
+  glue::SetDefences(o, l);
   // request_head.h judges heads, so that each refusal names its rule (nghttp2
   // would reset such streams without a word); framing, HPACK and flow
   // control stay nghttp2's.
   nghttp2_option_set_no_http_messaging(o, 1);
-  nghttp2_option_set_no_closed_streams(o, 1);
-  nghttp2_option_set_max_continuations(o, l.max_continuations);
-  nghttp2_option_set_max_outbound_ack(o, l.max_outbound_ack);
-  nghttp2_option_set_max_settings(o, l.max_settings_entries);
-  nghttp2_option_set_max_deflate_dynamic_table_size(o, 4096);
   // The backstop behind FloodGuard's reset limit (it uses its own clock).
   nghttp2_option_set_stream_reset_rate_limit(o, uint64_t{l.resets.burst} * 2,
                                              uint64_t{l.resets.per_second} * 2);
@@ -236,7 +192,7 @@ ServerSession::ServerSession(const ServerConfig* config, Handler* handler, MemPo
 
 bool ServerSession::Start() {
   HMS_CHECK(ng_ == nullptr);
-  nghttp2_mem mem = {pool_, PoolMalloc, PoolFree, PoolCalloc, PoolRealloc};
+  nghttp2_mem mem = glue::Mem(pool_);
   if (nghttp2_session_server_new3(&ng_, config_->callbacks_, this, config_->option_, &mem) != 0) {
     ng_ = nullptr;
     return false;
@@ -285,8 +241,7 @@ void ServerSession::FreeStream(Stream* st) {
       break;
     }
   }
-  st->out.Clear(blocks_);
-  pool_->Free(st->trailers);
+  st->body.Release(blocks_, pool_);
   st->~Stream();
   pool_->Free(st);
   --live_;
@@ -340,24 +295,7 @@ bool ServerSession::Receive(const char* p, size_t n, core::Instant now) {
 // The session ends for what mem_recv reported (or a flood a callback saw):
 // GOAWAY with the code that says why, counted by kind.
 void ServerSession::Fail(int lib_error) {
-  ErrorCode code = ErrorCode::kProtocolError;
-  if (flood_ == Flood::kResets) {
-    counters_->flood_resets.Add();
-  } else if (flood_ == Flood::kControlFrames) {
-    counters_->flood_control_frames.Add();
-  } else if (flood_ == Flood::kEmptyFrames) {
-    counters_->flood_empty_frames.Add();
-  } else if (lib_error == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
-    counters_->flood_continuations.Add();
-    flood_ = Flood::kEmptyFrames;  // only to pick the code below
-  } else if (lib_error == NGHTTP2_ERR_FLOODED) {
-    counters_->flood_unread_acks.Add();
-    flood_ = Flood::kControlFrames;
-  } else {
-    counters_->protocol_errors.Add();
-    if (lib_error == NGHTTP2_ERR_NOMEM) code = ErrorCode::kInternalError;
-  }
-  if (flood_ != Flood::kNone) code = ErrorCode::kEnhanceYourCalm;
+  const ErrorCode code = glue::FailureCode(flood_, lib_error, counters_);
   failed_ = true;
   Close(code);
 }
@@ -499,13 +437,7 @@ void ServerSession::Malformed(Stream* st) {
 bool ServerSession::Send(core::ByteQueue* out, size_t max_queued) {
   if (ng_ == nullptr) return false;
   for (int round = 0; round < 2; ++round) {
-    while (out->size() < max_queued) {
-      const uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(ng_, &data);
-      if (n < 0) return false;
-      if (n == 0) break;
-      out->Append(blocks_, reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-    }
+    if (!glue::MemSend(ng_, out, blocks_, max_queued)) return false;
     // A reset flood is seen while sending (the resets the peer provoked):
     // end the session and send its GOAWAY in the second round.
     if (!provoked_flood_ || failed_) break;
@@ -516,7 +448,7 @@ bool ServerSession::Send(core::ByteQueue* out, size_t max_queued) {
     Stream* st = sendable_;
     sendable_ = st->next_sendable;
     st->next_sendable = nullptr;
-    st->sendable_pending = false;
+    st->body.sendable_pending = false;
     handler_->OnSendable(*this, st->id, st->tag);
   }
   return true;
@@ -553,38 +485,13 @@ void ServerSession::OnSent(uint8_t type, int32_t id, uint8_t flags, uint32_t cod
 ssize_t ServerSession::ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags) {
   Stream* st = Find(id);
   if (st == nullptr) return NGHTTP2_ERR_DEFERRED;  // closing: nothing more is sent
-  size_t n = 0;
-  while (n < len && !st->out.empty()) {
-    iovec iov[1];
-    st->out.Gather(iov, 1);
-    const size_t take = std::min(len - n, iov[0].iov_len);
-    std::memcpy(buf + n, iov[0].iov_base, take);
-    st->out.Consume(blocks_, take);
-    n += take;
+  bool notify = false;
+  const ssize_t n = st->body.Read(ng_, id, blocks_, buf, len, flags, &notify);
+  if (notify) {
+    st->next_sendable = sendable_;
+    sendable_ = st;
   }
-  if (st->out.empty()) {
-    if (st->end_queued) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (st->trailers != nullptr) {
-        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        nghttp2_submit_trailer(ng_, id, st->trailers, st->trailer_count);
-      }
-    } else if (n == 0) {
-      st->deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    } else if (!st->sendable_pending) {
-      st->sendable_pending = true;
-      st->next_sendable = sendable_;
-      sendable_ = st;
-    }
-  }
-  return static_cast<ssize_t>(n);
-}
-
-void ServerSession::Resume(Stream* st) {
-  if (!st->deferred) return;
-  st->deferred = false;
-  nghttp2_session_resume_data(ng_, st->id);
+  return n;
 }
 
 bool ServerSession::SetTag(int32_t id, uint64_t tag) {
@@ -596,31 +503,14 @@ bool ServerSession::SetTag(int32_t id, uint64_t tag) {
 
 namespace {
 
-// Names lowercase (RFC 9113 §8.2.1), connection-specific fields dropped;
-// nghttp2 copies the array and its bytes, so they live in one pool block for
-// the call. `trailers` keeps the block for later instead (SubmitTrailers).
+// Names lowercase, connection-specific fields dropped (glue::BuildFields).
+// `status` empty for trailers, which keep the block until they are sent.
 nghttp2_nv* BuildFields(MemPool* pool, const http::Header* fields, uint16_t count,
                         std::string_view status, size_t* nv_count) {
-  size_t bytes = (count + 1u) * sizeof(nghttp2_nv) + sizeof(":status") + status.size();
-  for (uint16_t i = 0; i < count; ++i) bytes += fields[i].name.size() + fields[i].value.size();
-  auto* nva = static_cast<nghttp2_nv*>(pool->Alloc(bytes));
-  if (nva == nullptr) return nullptr;
-  char* text = reinterpret_cast<char*>(nva + count + 1);
-  size_t k = 0;
-  const auto add = [&](std::string_view name, std::string_view value, bool lower) {
-    char* n = text;
-    for (char c : name) *text++ = lower && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-    std::memcpy(text, value.data(), value.size());
-    nva[k++] = nghttp2_nv{reinterpret_cast<uint8_t*>(n), reinterpret_cast<uint8_t*>(text),
-                          name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
-    text += value.size();
-  };
-  if (!status.empty()) add(":status", status, false);
-  for (uint16_t i = 0; i < count; ++i) {
-    if (!ConnectionSpecific(fields[i].name)) add(fields[i].name, fields[i].value, true);
-  }
-  *nv_count = k;
-  return nva;
+  const http::Header pseudo[] = {{":status", status}};
+  return glue::BuildFields(
+      pool, pseudo, status.empty() ? 0 : 1, fields, count,
+      [](std::string_view name, std::string_view) { return ConnectionSpecific(name); }, nv_count);
 }
 
 }  // namespace
@@ -641,7 +531,7 @@ bool ServerSession::SubmitHead(Stream* st, uint16_t status, const http::Header* 
   pool_->Free(nva);
   if (rv != 0) return false;
   st->responded = true;
-  if (end_stream) st->end_queued = true;
+  if (end_stream) st->body.end_queued = true;
   return true;
 }
 
@@ -664,23 +554,15 @@ bool ServerSession::Continue(int32_t id) {
 
 bool ServerSession::SendData(int32_t id, const char* p, size_t n, bool end_stream) {
   Stream* st = Find(id);
-  if (st == nullptr || st->end_queued) return false;
-  st->out.Append(blocks_, p, n);
-  st->end_queued = end_stream;
-  Resume(st);
-  return true;
+  return st != nullptr && st->body.Append(ng_, id, blocks_, p, n, end_stream);
 }
 
 bool ServerSession::SendTrailers(int32_t id, const http::Header* fields, uint16_t count) {
   Stream* st = Find(id);
-  if (st == nullptr || st->end_queued || !st->responded) return false;
+  if (st == nullptr || st->body.end_queued || !st->responded) return false;
   size_t nv_count = 0;
-  st->trailers = BuildFields(pool_, fields, count, {}, &nv_count);
-  if (st->trailers == nullptr) return false;
-  st->trailer_count = nv_count;
-  st->end_queued = true;
-  Resume(st);
-  return true;
+  nghttp2_nv* nva = BuildFields(pool_, fields, count, {}, &nv_count);
+  return st->body.EndWith(ng_, id, nva, nv_count);
 }
 
 bool ServerSession::Answer(int32_t id, const policy::Answer& answer, std::string_view trace_id) {
@@ -722,7 +604,7 @@ void ServerSession::Consume(int32_t id, size_t n) {
 
 size_t ServerSession::Queued(int32_t id) const {
   const Stream* st = Find(id);
-  return st == nullptr ? 0 : st->out.size();
+  return st == nullptr ? 0 : st->body.out.size();
 }
 
 void ServerSession::Drain() {

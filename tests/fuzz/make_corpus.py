@@ -297,6 +297,68 @@ def h2():
         write("h2_server", b"\x0a" + data)  # 36-byte pieces
 
 
+def h2_client():
+    """Upstream-to-gateway bytes for tests/fuzz/h2_client.cc: answers to the
+    four streams the target opens (1 GET, 3 POST, 5 GET, 7 gRPC POST)."""
+    try:
+        import h2.config
+        import h2.connection
+        import h2.errors
+    except ImportError:
+        print("h2_client: python3-h2 is not installed (tools/bootstrap installs it); no seeds")
+        return
+
+    def pair():
+        cfg = dict(validate_outbound_headers=False, normalize_outbound_headers=False,
+                   validate_inbound_headers=False)
+        c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, **cfg))
+        s = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, **cfg))
+        c.initiate_connection()
+        for i, path in ((1, "/1"), (3, "/3"), (5, "/5"), (7, "/calc.Calc/Sum")):
+            c.send_headers(i, [(":method", "GET"), (":scheme", "http"), (":authority", "svc"),
+                               (":path", path)], end_stream=True)
+        s.initiate_connection()
+        s.receive_data(c.data_to_send())
+        s.data_to_send()  # only what follows is the seed: the preface goes first below
+        s2 = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, **cfg))
+        s2.initiate_connection()
+        return s, s2.data_to_send()
+
+    seeds = []
+    s, preface = pair()  # plain answers, one with a body in two frames
+    s.send_headers(1, [(":status", "200"), ("content-type", "text/plain")])
+    s.send_data(1, b"hello ")
+    s.send_data(1, b"world", end_stream=True)
+    s.send_headers(3, [(":status", "201"), ("content-length", "0")], end_stream=True)
+    s.send_headers(5, [(":status", "100")])
+    s.send_headers(5, [(":status", "204")], end_stream=True)
+    seeds.append(preface + s.data_to_send())
+    s, preface = pair()  # gRPC: a message and trailers; a trailers-only answer
+    s.send_headers(7, [(":status", "200"), ("content-type", "application/grpc")])
+    s.send_data(7, b"\x00\x00\x00\x00\x02\x08\x05")
+    s.send_headers(7, [("grpc-status", "0"), ("grpc-message", "ok%20fine")], end_stream=True)
+    s.send_headers(1, [(":status", "200"), ("content-type", "application/grpc"),
+                       ("grpc-status", "14"), ("grpc-message", "unavailable")], end_stream=True)
+    seeds.append(preface + s.data_to_send())
+    s, preface = pair()  # resets, a ping, a window update, a GOAWAY above stream 3
+    s.reset_stream(1, h2.errors.ErrorCodes.REFUSED_STREAM)
+    s.ping(b"12345678")
+    s.increment_flow_control_window(1000)
+    s.send_headers(3, [(":status", "200")])
+    s.send_data(3, b"x" * 3000)
+    s.close_connection(error_code=h2.errors.ErrorCodes.NO_ERROR, last_stream_id=3)
+    seeds.append(preface + s.data_to_send())
+    s, preface = pair()  # a large head, and a malformed one (no :status)
+    s.send_headers(1, [(":status", "200")] + [("x-f%d" % i, "v" * 100) for i in range(30)],
+                   end_stream=True)
+    s.send_headers(3, [("x-no-status", "1")], end_stream=True)
+    seeds.append(preface + s.data_to_send())
+    for data in seeds:
+        write("h2_client", b"\x00" + data)  # whole, default limits
+        write("h2_client", b"\x01" + data)  # whole, tight limits
+        write("h2_client", b"\x0a" + data)  # 36-byte pieces
+
+
 if __name__ == "__main__":
     http()
     paths()
@@ -307,5 +369,6 @@ if __name__ == "__main__":
     tls()
     resp()
     h2()
+    h2_client()
     for t in sorted(os.listdir(OUT)):
         print(t, len(os.listdir(os.path.join(OUT, t))))

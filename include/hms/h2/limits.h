@@ -79,7 +79,9 @@ struct Limits {
   COUNTER(flood_control_frames, "Sessions ended for a SETTINGS/PING/PRIORITY flood.")             \
   COUNTER(flood_empty_frames, "Sessions ended for a run of empty frames.")                        \
   COUNTER(flood_unread_acks, "Sessions ended: acknowledgements piled up unread.")                 \
-  COUNTER(protocol_errors, "Sessions ended for another protocol error (bad preface, bad frame).")
+  COUNTER(protocol_errors, "Sessions ended for another protocol error (bad preface, bad frame).") \
+  COUNTER(response_heads_too_large, "Upstream response heads over max_header_list_bytes (reset).") \
+  COUNTER(streams_unprocessed, "Upstream streams never processed (GOAWAY, REFUSED_STREAM).")
 // clang-format on
 
 struct Counters {

@@ -202,7 +202,6 @@ class ServerSession {
   void Malformed(Stream* st);
   void OnSent(uint8_t type, int32_t id, uint8_t flags, uint32_t code);
   ssize_t ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags);
-  void Resume(Stream* st);
   bool SubmitHead(Stream* st, uint16_t status, const http::Header* fields, uint16_t count,
                   bool end_stream);
   void FinalGoaway();

@@ -101,6 +101,12 @@ constexpr bool RetryOnCovers(uint32_t retry_on, Fault fault, uint32_t status) no
   }
 }
 
+// gRPC calls (h2/grpc.h): a service's retryable gRPC statuses, one bit per
+// code (`1u << code`, UNAVAILABLE is 14). None by default, as in gRPC's own
+// retry policy (gRFC A6): listing a status says that calls answered with it
+// are safe to repeat, since every gRPC call is a POST.
+constexpr uint32_t GrpcRetryBit(uint32_t code) noexcept { return code < 32 ? 1u << code : 0; }
+
 // One failed attempt, as the engine saw it.
 struct RetryInput {
   Fault fault = Fault::kNone;    // classified (fault.h): kConnect, kUpstreamReset, a timeout, a 5xx
@@ -121,6 +127,10 @@ struct RetryInput {
   uint32_t retries_allowed = 0;  // the service's `retries`
   uint32_t retry_on = kRetryOnDefault;  // the service's `retry_on` (RetryOn bits)
   uint32_t status = 0;           // the upstream's status, for kGatewayStatus and kServerError
+  // A gRPC call answered with a grpc-status other than OK (fault kNone):
+  uint32_t grpc_status = 0;      // that status; 0 when not a gRPC failure
+  uint32_t grpc_retry_on = 0;    // the service's retryable statuses (GrpcRetryBit)
+  bool grpc_message_seen = false;// the upstream sent a response message on this attempt
   core::Instant now = 0;
   core::Instant deadline = 0;    // the exchange's deadline
   uint64_t random = 0;           // uniformly distributed: the backoff's jitter
@@ -162,12 +172,21 @@ constexpr RetryDecision DecideRetry(const RetryInput& in) noexcept {
       return RetryDecision{RetryAction::kTransparent, 0, false};
     }
   }
-  // Policy retries.
-  if (!RetryOnCovers(in.retry_on, in.fault, in.status)) return give_up;
+  // Policy retries. A gRPC status is retried only when the service lists it,
+  // and never once a response message came: the call has run (gRFC A6).
+  const bool grpc = in.grpc_status != 0;
+  if (grpc) {
+    if (in.grpc_message_seen || (in.grpc_retry_on & GrpcRetryBit(in.grpc_status)) == 0) {
+      return give_up;
+    }
+  } else if (!RetryOnCovers(in.retry_on, in.fault, in.status)) {
+    return give_up;
+  }
   if (in.probe || !in.replayable || in.retries_done >= in.retries_allowed) return give_up;
   // Only a failed connect provably never reached the upstream: anything
-  // else is retried only when repeating it is harmless.
-  if (!connect_failed && !in.idempotent) return give_up;
+  // else is retried only when repeating it is harmless (a listed gRPC
+  // status says so).
+  if (!connect_failed && !in.idempotent && !grpc) return give_up;
   if (in.breaker_open) return give_up;
   // The request whose failure opens the breaker is not retried: the service
   // failed every request before it, each after its own retries, so waiting

@@ -320,5 +320,62 @@ TEST(RetryDecider, PipelinedRequestsGoAgainWhileAttemptsLast) {
   EXPECT_FALSE(RequeueBehindFailed(5, 3));
 }
 
+// A gRPC call answered with a failing grpc-status (HTTP 200, fault kNone):
+// retried only when the service lists the status, never after a response
+// message, and as a POST that the listing declares safe to repeat.
+RetryInput Grpc(uint32_t status, uint32_t retry_on) {
+  RetryInput in = Base(Fault::kNone);
+  in.idempotent = false;  // every gRPC call is a POST
+  in.has_body = true;
+  in.grpc_status = status;
+  in.grpc_retry_on = retry_on;
+  return in;
+}
+
+TEST(RetryDecider, GrpcStatusesFollowTheServicesList) {
+  constexpr uint32_t kUnavailable = 14, kInternal = 13, kResourceExhausted = 8;
+  const uint32_t listed = GrpcRetryBit(kUnavailable) | GrpcRetryBit(kResourceExhausted);
+  const Case cases[] = {
+      {"listed status, no message: retried", Grpc(kUnavailable, listed), RetryAction::kBackoff,
+       true},
+      {"another listed status", Grpc(kResourceExhausted, listed), RetryAction::kBackoff, true},
+      {"unlisted status", Grpc(kInternal, listed), RetryAction::kGiveUp, false},
+      {"nothing listed (the default)", Grpc(kUnavailable, 0), RetryAction::kGiveUp, false},
+      {"a response message came first: the call ran",
+       With(Grpc(kUnavailable, listed), [](RetryInput& i) { i.grpc_message_seen = true; }),
+       RetryAction::kGiveUp, false},
+      {"a byte of the answer went out",
+       With(Grpc(kUnavailable, listed), [](RetryInput& i) { i.response_started = true; }),
+       RetryAction::kGiveUp, false},
+      {"retries used up",
+       With(Grpc(kUnavailable, listed), [](RetryInput& i) { i.retries_done = 2; }),
+       RetryAction::kGiveUp, false},
+      {"the request body is not kept",
+       With(Grpc(kUnavailable, listed), [](RetryInput& i) { i.replayable = false; }),
+       RetryAction::kGiveUp, false},
+      {"breaker open",
+       With(Grpc(kUnavailable, listed), [](RetryInput& i) { i.breaker_open = true; }),
+       RetryAction::kGiveUp, false},
+      {"the half-open probe",
+       With(Grpc(kUnavailable, listed), [](RetryInput& i) { i.probe = true; }),
+       RetryAction::kGiveUp, false},
+      {"no time left after the backoff",
+       With(Grpc(kUnavailable, listed), [](RetryInput& i) { i.deadline = i.now + 1; }),
+       RetryAction::kGiveUp, false},
+      // A gRPC call's reset follows the HTTP rules: not idempotent, not retried.
+      {"a gRPC call reset by the upstream",
+       With(Base(Fault::kUpstreamReset), [](RetryInput& i) { i.idempotent = false; }),
+       RetryAction::kGiveUp, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const RetryDecision d = DecideRetry(c.in);
+    EXPECT_EQ(d.action, c.action);
+    EXPECT_EQ(d.next_endpoint, c.next_endpoint);
+  }
+  EXPECT_EQ(GrpcRetryBit(14), 1u << 14);
+  EXPECT_EQ(GrpcRetryBit(40), 0u);
+}
+
 }  // namespace
 }  // namespace hms::policy

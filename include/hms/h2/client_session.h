@@ -1,0 +1,244 @@
+// The client side of one HTTP/2 connection to an upstream (h2c, or h2 over
+// TLS with ALPN h2 — TLS stays the engine's pump; docs/http2.md "Upstream"),
+// over the cores' buffers: sans-I/O, as ServerSession is.
+//
+// Many exchanges share the connection: Submit() opens a stream from the
+// engine's rewritten request head (an HTTP/1.1-style head becomes the
+// pseudo-headers, connection-specific fields are dropped, RFC 9113 §8.2.2),
+// SendData()/SendTrailers() stream its body under the upstream's flow
+// control, and a ClientHandler hears of each stream's response head, data,
+// trailers and end. Receive() lends nghttp2 the bytes the engine read and
+// Send() appends what it wants sent to the engine's queue; nghttp2 never
+// touches a socket. Its every allocation, and this session's, comes from the
+// core's MemPool (warm streams allocate nothing); queued request bodies use
+// the core's BlockPool.
+//
+// What the engine must know to place the next exchange: CanOpen() (the
+// upstream's SETTINGS_MAX_CONCURRENT_STREAMS not reached, no GOAWAY), so it
+// queues or opens another connection; and, at each stream's end, whether the
+// upstream never processed it (above a GOAWAY's last stream id, or refused
+// with REFUSED_STREAM: RFC 9113 §8.7), which makes it safe to retry
+// elsewhere whatever its method.
+//
+// A hostile upstream is held to the same limits as a client (limits.h): a
+// response head over max_header_list_bytes (or http::kMaxHeaders fields)
+// resets its stream and is reported as such; SETTINGS/PING/PRIORITY and
+// empty-frame floods, CONTINUATION runs and unread acknowledgements end the
+// session with GOAWAY(ENHANCE_YOUR_CALM); server push is refused (SETTINGS
+// _ENABLE_PUSH 0). Response heads are checked by nghttp2's HTTP messaging
+// rules (a malformed one resets its stream with PROTOCOL_ERROR).
+//
+// A ClientConfig is made once per upstream service (boot or reload, any
+// thread) and shared read-only by every core; it outlives its sessions. A
+// ClientSession belongs to the core that made it: its thread alone calls it,
+// and the handler is called on that thread, from inside Receive(), Send() and
+// the calls below. Handler calls may call back into the session (consume,
+// send, reset, submit) but must not destroy it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "hms/common/result.h"
+#include "hms/core/block_pool.h"
+#include "hms/core/clock.h"
+#include "hms/h2/flood_guard.h"
+#include "hms/h2/limits.h"
+#include "hms/h2/mem_pool.h"
+#include "hms/h2/server_session.h"
+#include "hms/http/parser.h"
+#include "hms/policy/fault.h"
+
+struct nghttp2_session;
+struct nghttp2_session_callbacks;
+struct nghttp2_option;
+struct nghttp2_rcbuf;
+
+namespace hms::h2 {
+
+class ClientConfig {
+ public:
+  // The same Limits as a listener's: header list size, windows, HPACK table
+  // and the flood limits (max_concurrent_streams is unused: push is off).
+  static Result<std::shared_ptr<const ClientConfig>> Make(const Limits& limits);
+  ~ClientConfig();
+  ClientConfig(const ClientConfig&) = delete;
+  ClientConfig& operator=(const ClientConfig&) = delete;
+  const Limits& limits() const { return limits_; }
+
+ private:
+  ClientConfig() = default;
+  friend class ClientSession;
+  Limits limits_;
+  nghttp2_session_callbacks* callbacks_ = nullptr;
+  nghttp2_option* option_ = nullptr;
+};
+
+// How a stream ended, for the engine's fault (FaultOf) and retry decisions.
+struct StreamEnd {
+  ErrorCode code = ErrorCode::kNoError;  // the RST_STREAM or GOAWAY code, or this side's reset
+  bool complete = false;         // the whole response arrived (END_STREAM from the upstream)
+  bool never_processed = false;  // above GOAWAY's last stream id, or REFUSED_STREAM
+  bool head_too_large = false;   // the response head broke max_header_list_bytes / kMaxHeaders
+  bool by_engine = false;        // Reset() or the session's Close() ended it
+};
+
+// The policy::Fault of a stream's end: kNone when complete; a head too
+// large, a malformed answer (PROTOCOL_ERROR) or an upstream reset otherwise.
+// A stream ended by the engine is the engine's business (kNone here).
+policy::Fault FaultOf(const StreamEnd& end) noexcept;
+
+// The request line of a stream, as pseudo-headers (RFC 9113 §8.3.1).
+struct RequestLine {
+  std::string_view method;
+  std::string_view scheme = "http";  // "https" toward an h2 (TLS) endpoint
+  std::string_view authority;        // the Host of the rewritten head
+  std::string_view path;             // origin-form target, query included
+};
+
+// The request line of an HTTP/1.1-style head: its method, target and Host.
+RequestLine LineOf(const http::RequestHead& head, std::string_view scheme);
+
+// Whether a field of an HTTP/1.1-style head is left out of an h2 request:
+// the connection-specific ones (RFC 9113 §8.2.2; `te` unless "trailers",
+// which gRPC needs) and `host` (it becomes :authority).
+bool DroppedFromRequest(std::string_view name, std::string_view value) noexcept;
+
+class ClientSession;
+
+// What the engine does with the streams' responses. `tag` is the one given
+// to Submit().
+class ClientHandler {
+ public:
+  virtual ~ClientHandler() = default;
+  // The final response head (1xx are skipped); `end_stream`: no body and no
+  // trailers follow (OnResponseEnd comes next). The views live until this
+  // call returns.
+  virtual void OnResponse(ClientSession& s, int32_t id, uint64_t tag, uint16_t status,
+                          const http::Header* fields, uint16_t count, bool end_stream) = 0;
+  // Body bytes, lent for the call. They count against this side's windows
+  // until Consume(id, n): a slow client slows the upstream down.
+  virtual void OnData(ClientSession& s, int32_t id, uint64_t tag, const char* p, size_t n) = 0;
+  // The response is complete; `trailers` (count may be 0) live until this
+  // call returns.
+  virtual void OnResponseEnd(ClientSession& s, int32_t id, uint64_t tag,
+                             const http::Header* trailers, uint16_t count) = 0;
+  // The stream's queued request body all went to nghttp2: send more.
+  virtual void OnSendable(ClientSession& s, int32_t id, uint64_t tag) = 0;
+  // The stream is over; the id is gone once this returns.
+  virtual void OnStreamClose(ClientSession& s, int32_t id, uint64_t tag, const StreamEnd& end) = 0;
+};
+
+class ClientSession {
+ public:
+  // Submit()'s refusals (stream ids are > 0).
+  static constexpr int32_t kNoCapacity = -1;  // the upstream's max concurrent streams are open
+  static constexpr int32_t kGoingAway = -2;   // GOAWAY received or sent: open another connection
+  static constexpr int32_t kFailed = -3;      // out of pool memory, or the session is over
+
+  // `config`, `handler`, `pool`, `blocks` and `counters` outlive the
+  // session. Making one allocates nothing; Start() takes nghttp2's state
+  // from the pool.
+  ClientSession(const ClientConfig* config, ClientHandler* handler, MemPool* pool,
+                core::BlockPool* blocks, Counters* counters);
+  ~ClientSession();  // frees everything without calling the handler: Close() first
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+
+  // Makes nghttp2's session and queues the connection preface and SETTINGS
+  // for the first Send(). False when the pool is out of memory.
+  bool Start();
+
+  // Hands the upstream's bytes to nghttp2 (all are taken). False when the
+  // session is over (a flood, a protocol error): GOAWAY queued, Send() it,
+  // then close the connection.
+  bool Receive(const char* p, size_t n, core::Instant now);
+  // Appends what nghttp2 has to send to `out`, while out holds less than
+  // `max_queued` bytes. False on a library failure (close the connection).
+  bool Send(core::ByteQueue* out, size_t max_queued);
+  bool WantsWrite() const;
+  // Nothing left to receive or send (after a GOAWAY every stream is over).
+  bool Done() const;
+
+  // A new stream may be opened now (Submit would not refuse it).
+  bool CanOpen() const;
+  // The upstream's SETTINGS_MAX_CONCURRENT_STREAMS (100 until its SETTINGS
+  // arrive, nghttp2's assumption).
+  uint32_t peer_max_concurrent_streams() const;
+
+  // Opens a stream: `line` as pseudo-headers, then `fields` (names sent
+  // lowercase, DroppedFromRequest ones left out). `end_stream`: no body
+  // follows. Returns the stream id, or kNoCapacity / kGoingAway / kFailed.
+  int32_t Submit(const RequestLine& line, const http::Header* fields, uint16_t count, uint64_t tag,
+                 bool end_stream);
+  // Request body bytes (copied into the stream's queue; nghttp2 takes them
+  // as the upstream's windows allow); `end_stream` ends the request.
+  bool SendData(int32_t id, const char* p, size_t n, bool end_stream);
+  // Ends the request with trailers, after the queued data.
+  bool SendTrailers(int32_t id, const http::Header* fields, uint16_t count);
+  // RST_STREAM (the client left, a deadline ran out).
+  bool Reset(int32_t id, ErrorCode code);
+  // `n` response bytes of stream `id` were passed on: the windows reopen.
+  void Consume(int32_t id, size_t n);
+  // Request bytes queued on the stream and not yet taken by nghttp2.
+  size_t Queued(int32_t id) const;
+
+  // Liveness: a PING, unless one is unanswered. ping_outstanding_since() is
+  // when the unanswered one was sent (0 when none): the engine closes a
+  // connection whose PING waited too long.
+  bool Ping(core::Instant now);
+  core::Instant ping_outstanding_since() const { return ping_sent_at_; }
+  // Graceful close: GOAWAY(NO_ERROR); open streams finish, no new ones.
+  void Shutdown();
+  // Ends the session now: GOAWAY(code) and every open stream reported closed.
+  void Close(ErrorCode code);
+
+  uint32_t open_streams() const { return live_; }
+  bool goaway_received() const { return goaway_received_; }
+  // The last stream id the upstream's GOAWAY says it may process.
+  int32_t goaway_last_stream() const { return goaway_last_; }
+  bool failed() const { return failed_; }
+
+ private:
+  struct Stream;
+  struct Block;
+  friend struct ClientCallbacks;
+
+  Stream* Find(int32_t id) const;
+  void FreeStream(Stream* st);
+  void CloseStream(Stream* st, uint32_t code);
+  void Fail(int lib_error);
+  int BeginBlock(int32_t id);
+  int OnField(int32_t id, nghttp2_rcbuf* name, nghttp2_rcbuf* value);
+  void EndBlock(int32_t id, bool end_stream);
+  void EndBlockRefs();
+  void OnBody(int32_t id, const char* p, size_t n);
+  void OnFrame(uint8_t type, int32_t id, uint8_t flags, int32_t goaway_last);
+  ssize_t ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags);
+
+  const ClientConfig* config_;
+  ClientHandler* handler_;
+  MemPool* pool_;
+  core::BlockPool* blocks_;
+  Counters* counters_;
+  nghttp2_session* ng_ = nullptr;
+  FloodGuard guard_;
+  Block* block_ = nullptr;  // the header block in progress, from the pool
+  int32_t block_stream_ = 0;
+  Stream* streams_ = nullptr;
+  Stream* sendable_ = nullptr;
+  uint32_t live_ = 0;
+  int32_t goaway_last_ = 0x7fffffff;
+  core::Instant now_ = 0;
+  core::Instant ping_sent_at_ = 0;
+  Flood flood_ = Flood::kNone;
+  bool failed_ = false;
+  bool terminated_ = false;
+  bool goaway_received_ = false;
+};
+
+}  // namespace hms::h2
