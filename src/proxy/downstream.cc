@@ -56,7 +56,7 @@ void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
   c.watch_armed = c.watch_cancelling = false;
   c.sniffed = false;
   c.ops = 0;
-  c.ex = Exchange{};
+  c.ex.Reset(&blocks_);
   c.timer.owner = c.ex_timer.owner = slot;
   c.timer.kind = kTimerClient;
   c.ex_timer.kind = kTimerExchange;
@@ -346,7 +346,7 @@ bool Worker::EndAbandonedUpload(uint32_t slot) {
 // timeout) and closes the connection after the answer.
 void Worker::RejectRequest(uint32_t slot, const policy::Answer& answer) {
   Client& c = clients_[slot];
-  c.ex = Exchange{};
+  c.ex.Reset(&blocks_);
   c.ex.start = now_;
   c.ex.trace.external_len = 0;
   obs::NewTrace(&c.ex.trace);

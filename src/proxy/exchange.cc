@@ -62,7 +62,7 @@ void Worker::BeginExchange(uint32_t slot, size_t head_len) {
   Client& c = clients_[slot];
   const http::RequestHead& r = req_;
   Exchange& ex = c.ex;
-  ex = Exchange{};
+  ex.Reset(&blocks_);
   ex.Begin();
   ex.start = now_;
   ex.method = r.method;
@@ -151,11 +151,11 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
   if (used > 0) {
     // Kept for a retry while the whole body so far fits kReplayMax.
     if (ex.replayable) {
-      if (c.replay.size() + used <= kReplayMax) {
-        c.replay.Append(&blocks_, p, used);
+      if (ex.replay.size() + used <= kReplayMax) {
+        ex.replay.Append(&blocks_, p, used);
       } else {
         ex.replayable = false;
-        c.replay.Clear(&blocks_);
+        ex.replay.Clear(&blocks_);
       }
     }
     MarkDirty(u, ex.upstream);
@@ -345,7 +345,7 @@ void Worker::EndExchange(uint32_t slot) {
     ex.head = nullptr;
   }
   DetachUpstream(slot);
-  c.replay.Clear(&blocks_);
+  ex.replay.Clear(&blocks_);
   SnapshotHold* h = ex.hold;
   ex.End();
   ex.hold = nullptr;

@@ -70,6 +70,7 @@ void Worker::OnConnect(uint32_t up, int res) {
   ArmRecv(upstreams_[up], kOpRecvUp, up);
   if (u.mtls && !StartUpstreamTls(up)) return;
   MarkDirty(upstreams_[up], up);
+  FollowConnection(up);
 }
 
 void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
@@ -367,6 +368,7 @@ void Worker::OnUpstreamSent(uint32_t up, int res) {
     return;
   }
   u.wire().Consume(&blocks_, static_cast<size_t>(res));
+  FollowConnection(up);
   if (!u.wire().empty() || (u.tls != nullptr && !u.out.empty() && u.tls->handshake_done())) {
     MarkDirty(u, up);
   } else if (u.client != kNone && clients_[u.client].state == Client::State::kBody) {

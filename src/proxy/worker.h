@@ -127,7 +127,6 @@ struct Client : Connection {
   core::Timer timer;     // idle, header and linger timeouts
   core::Timer ex_timer;  // the exchange's deadline
   Exchange ex;
-  core::ByteQueue replay;  // the request body forwarded so far (Exchange::replayable)
   bool sniffed = false;  // a TLS listener's first byte was looked at (plain HTTP?)
 };
 
@@ -367,6 +366,10 @@ class Worker {
   // Sends every exchange still waiting on `up` to a fresh connection (or
   // answers 502 when out of attempts); they got no byte of an answer yet.
   void RedirectWaiting(uint32_t up);
+  // Moves the exchanges on `up` (the one being answered and those queued
+  // behind it) along with their connection: kSending once it is usable (its
+  // mTLS handshake done), kAwaitingHead once their whole request left.
+  void FollowConnection(uint32_t up);
   void ReleaseUpstream(uint32_t up, bool reusable);
   void PoolPush(uint32_t up);
   void PoolRemove(uint32_t up);
