@@ -57,9 +57,11 @@ void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
   c.sniffed = false;
   c.ops = 0;
   c.ex.Reset(&blocks_);
-  c.timer.owner = c.ex_timer.owner = slot;
+  c.worker = this;
+  c.slot = slot;
+  c.timer.owner = c.ex.timer.owner = slot;
   c.timer.kind = kTimerClient;
-  c.ex_timer.kind = kTimerExchange;
+  c.ex.timer.kind = kTimerExchange;
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
   c.peer_len = 0;
@@ -278,7 +280,7 @@ void Worker::CloseClient(uint32_t slot, bool graceful) {
   c.state = Client::State::kClosing;
   inputs_.Clear(c.in);
   inputs_.Clear(c.cipher_in);
-  timers_.Cancel(&c.ex_timer);
+  timers_.Cancel(&c.ex.timer);
   WatchClient(slot);  // not open any more: the watch is cancelled
   if (graceful && (c.queued() > 0 || c.send_inflight)) {
     c.phase = Client::Phase::kFlush;
@@ -316,7 +318,7 @@ void Worker::MaybeFreeClient(uint32_t slot) {
   c.cipher_out.Clear(&blocks_);
   c.tls.reset();
   timers_.Cancel(&c.timer);
-  timers_.Cancel(&c.ex_timer);
+  timers_.Cancel(&c.ex.timer);
   c.state = Client::State::kFree;
   c.phase = Client::Phase::kOpen;
   ++c.gen;
@@ -375,5 +377,20 @@ void Worker::OnClientTimer(uint32_t slot) {
     CloseClient(slot, false);  // idle keep-alive connection
   }
 }
+
+// The Downstream of the connection's exchange (downstream.h).
+char* Client::Reserve(size_t n) noexcept { return out.Reserve(&worker->blocks_, n); }
+
+void Client::Commit(size_t n) noexcept {
+  out.Commit(n);
+  worker->MarkDirty(*this, slot);
+}
+
+void Client::Send(const char* p, size_t n) noexcept {
+  out.Append(&worker->blocks_, p, n);
+  worker->MarkDirty(*this, slot);
+}
+
+void Client::Abort() noexcept { worker->CloseClient(slot, true); }
 
 }  // namespace hms::proxy

@@ -15,6 +15,7 @@
 #include "hms/config/snapshot.h"
 #include "hms/core/block_pool.h"
 #include "hms/core/clock.h"
+#include "hms/core/timer_wheel.h"
 #include "hms/http/parser.h"
 #include "hms/obs/trace.h"
 #include "hms/policy/breaker.h"
@@ -168,6 +169,10 @@ struct Exchange : ExchangeFacts {
 
   // The request body forwarded so far, kept for a retry while `replayable`.
   core::ByteQueue replay;
+  // The deadline (an attempt's share of it), then the backoff, then the
+  // longest silence while the answer's body streams. Armed by the engine;
+  // Reset leaves it (and the owner it names) alone.
+  core::Timer timer;
 
  private:
   static constexpr uint16_t kFromIdle = StateBit(State::kIdle) | StateBit(State::kDone);

@@ -42,7 +42,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   uint64_t attempt_ms = left_ms;
   ex.per_try_bound = ex.cluster->per_try_timeout_ms != 0 && ex.cluster->per_try_timeout_ms < left_ms;
   if (ex.per_try_bound) attempt_ms = ex.cluster->per_try_timeout_ms;
-  timers_.Arm(&c.ex_timer, now_, attempt_ms);
+  timers_.Arm(&c.ex.timer, now_, attempt_ms);
   {
     char* field = ex.head->data() + ex.timeout_field;
     Writer d(field, kTimeoutDigits);
