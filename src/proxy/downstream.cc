@@ -56,10 +56,12 @@ void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
   c.watch_armed = c.watch_cancelling = false;
   c.sniffed = false;
   c.ops = 0;
-  c.ex = Exchange{};
-  c.timer.owner = c.ex_timer.owner = slot;
+  c.ex.Reset(&blocks_);
+  c.worker = this;
+  c.slot = slot;
+  c.timer.owner = c.ex.timer.owner = slot;
   c.timer.kind = kTimerClient;
-  c.ex_timer.kind = kTimerExchange;
+  c.ex.timer.kind = kTimerExchange;
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
   c.peer_len = 0;
@@ -278,7 +280,7 @@ void Worker::CloseClient(uint32_t slot, bool graceful) {
   c.state = Client::State::kClosing;
   inputs_.Clear(c.in);
   inputs_.Clear(c.cipher_in);
-  timers_.Cancel(&c.ex_timer);
+  timers_.Cancel(&c.ex.timer);
   WatchClient(slot);  // not open any more: the watch is cancelled
   if (graceful && (c.queued() > 0 || c.send_inflight)) {
     c.phase = Client::Phase::kFlush;
@@ -316,7 +318,7 @@ void Worker::MaybeFreeClient(uint32_t slot) {
   c.cipher_out.Clear(&blocks_);
   c.tls.reset();
   timers_.Cancel(&c.timer);
-  timers_.Cancel(&c.ex_timer);
+  timers_.Cancel(&c.ex.timer);
   c.state = Client::State::kFree;
   c.phase = Client::Phase::kOpen;
   ++c.gen;
@@ -346,7 +348,7 @@ bool Worker::EndAbandonedUpload(uint32_t slot) {
 // timeout) and closes the connection after the answer.
 void Worker::RejectRequest(uint32_t slot, const policy::Answer& answer) {
   Client& c = clients_[slot];
-  c.ex = Exchange{};
+  c.ex.Reset(&blocks_);
   c.ex.start = now_;
   c.ex.trace.external_len = 0;
   obs::NewTrace(&c.ex.trace);
@@ -375,5 +377,20 @@ void Worker::OnClientTimer(uint32_t slot) {
     CloseClient(slot, false);  // idle keep-alive connection
   }
 }
+
+// The Downstream of the connection's exchange (downstream.h).
+char* Client::Reserve(size_t n) noexcept { return out.Reserve(&worker->blocks_, n); }
+
+void Client::Commit(size_t n) noexcept {
+  out.Commit(n);
+  worker->MarkDirty(*this, slot);
+}
+
+void Client::Send(const char* p, size_t n) noexcept {
+  out.Append(&worker->blocks_, p, n);
+  worker->MarkDirty(*this, slot);
+}
+
+void Client::Abort() noexcept { worker->CloseClient(slot, true); }
 
 }  // namespace hms::proxy

@@ -62,7 +62,7 @@ void Worker::BeginExchange(uint32_t slot, size_t head_len) {
   Client& c = clients_[slot];
   const http::RequestHead& r = req_;
   Exchange& ex = c.ex;
-  ex = Exchange{};
+  ex.Reset(&blocks_);
   ex.Begin();
   ex.start = now_;
   ex.method = r.method;
@@ -151,11 +151,11 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
   if (used > 0) {
     // Kept for a retry while the whole body so far fits kReplayMax.
     if (ex.replayable) {
-      if (c.replay.size() + used <= kReplayMax) {
-        c.replay.Append(&blocks_, p, used);
+      if (ex.replay.size() + used <= kReplayMax) {
+        ex.replay.Append(&blocks_, p, used);
       } else {
         ex.replayable = false;
-        c.replay.Clear(&blocks_);
+        ex.replay.Clear(&blocks_);
       }
     }
     MarkDirty(u, ex.upstream);
@@ -176,7 +176,8 @@ void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool clo
   if (ex.active()) ex.Answer();  // a connection's own refusal (RejectRequest) has no exchange
   ex.reason_len = static_cast<uint8_t>(std::min(reason.size(), sizeof ex.reason));
   std::memcpy(ex.reason, reason.data(), ex.reason_len);
-  if (close || !ex.client_keep_alive || draining_) c.close_after_flush = true;
+  Downstream& down = c;
+  if (close || !ex.client_keep_alive || draining_) down.CloseAfterAnswer();
   char body[512];
   Writer b(body, sizeof body);
   std::string_view tid = ex.trace.external_len > 0
@@ -197,13 +198,13 @@ void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool clo
   }
   // Head (< 800 bytes with the longest extra field, a 512-byte
   // WWW-Authenticate) and body (< 512) fit in 2 KiB.
-  char* dst = c.out.Reserve(&blocks_, 2048);
+  char* dst = down.Reserve(2048);
   Writer w(dst, 2048);
   w.S("HTTP/1.1 ").U(static_cast<uint64_t>(status)).C(' ').S(StatusText(status)).S("\r\n");
   w.S("content-type: application/json\r\ncontent-length: ").U(b.size()).S("\r\n");
   w.S("x-hms-reason: ").S(reason).S("\r\nx-trace-id: ").S(tid).S("\r\n");
   if (extra_header != nullptr) w.S(extra_header);
-  if (c.close_after_flush) {
+  if (down.closing()) {
     w.S("connection: close\r\n");
   } else if (ex.version_minor == 0) {
     w.S("connection: keep-alive\r\n");
@@ -212,9 +213,8 @@ void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool clo
   // An answer to HEAD has the same fields and no body (RFC 9110 §9.3.2).
   if (ex.method != http::Method::kHead) w.S(std::string_view(body, b.size()));
   HMS_CHECK(!w.overflow());
-  c.out.Commit(w.size());
+  down.Commit(w.size());
   ex.bytes_out += w.size();
-  MarkDirty(c, slot);
   // Every answer of the gateway's own passes here: the admin page's "last
   // refusals". A request that never became an exchange has no route.
   metrics_.refusals.Record(now_unix_ms_, ex.active() ? ex.route_key : kNoRouteKey, status, reason,
@@ -303,7 +303,7 @@ bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled
   ++ex.retries_done;
   ++ex.endpoint_index;  // another endpoint when there is one
   ex.BackOff();
-  timers_.Arm(&c.ex_timer, now_, backoff_ms);
+  timers_.Arm(&c.ex.timer, now_, backoff_ms);
   return true;
 }
 
@@ -344,13 +344,13 @@ void Worker::EndExchange(uint32_t slot) {
   metrics_.ObserveBytes(ex.route_key, ex.bytes_in, ex.bytes_out);
   if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
   if (ex.sampled) RecordSpan(c);
-  timers_.Cancel(&c.ex_timer);
+  timers_.Cancel(&c.ex.timer);
   if (ex.head != nullptr) {
     blocks_.Put(ex.head);
     ex.head = nullptr;
   }
   DetachUpstream(slot);
-  c.replay.Clear(&blocks_);
+  ex.replay.Clear(&blocks_);
   SnapshotHold* h = ex.hold;
   ex.End();
   ex.hold = nullptr;

@@ -2,7 +2,7 @@
 // connection that carries it (Client, worker.h) and, per attempt, an
 // upstream connection. Its State says what it is doing; the flags beside it
 // are facts about the request (its body done, replayable, retryable), not
-// states. The body forwarded so far, kept for a retry, is the client's
+// states. The body forwarded so far, kept for a retry, is the exchange's own
 // replay queue (at most kReplayMax).
 //
 // Owned by its Client in one core's slab, touched by that core's thread only.
@@ -15,6 +15,7 @@
 #include "hms/config/snapshot.h"
 #include "hms/core/block_pool.h"
 #include "hms/core/clock.h"
+#include "hms/core/timer_wheel.h"
 #include "hms/http/parser.h"
 #include "hms/obs/trace.h"
 #include "hms/policy/breaker.h"
@@ -38,48 +39,35 @@ struct SnapshotHold {
 // What an exchange is doing (docs/engine.md "Exchanges"):
 //
 //   kIdle, kDone ──Begin──▶ kAdmitting     a head arrived: route, stamps, upstream head
-//   kAdmitting, kAttempting,
-//   kBackingOff ──Attempt──▶ kAttempting   on an upstream connection: connecting,
-//                                          sending, awaiting the head (a transparent
-//                                          retry goes from one attempt to the next)
-//   kAttempting ──BackOff──▶ kBackingOff   a policy retry waits for its backoff
-//   kAttempting ──HeadForwarded──▶ kStreaming   the upstream's head went to the client
-//   kAdmitting, kAttempting,
+//   kAdmitting, an attempt,
+//   kBackingOff ──Attempt──▶ kConnecting   an upstream connection is opened (and its
+//                                          mTLS handshake run) for the attempt (a
+//                                          transparent retry goes from one attempt to
+//                                          the next)
+//   kConnecting ──Connected──▶ kSending    the connection is usable (at once for a
+//                                          pooled one): the request goes out
+//   kSending ──RequestSent──▶ kAwaitingHead   all of it went to the kernel
+//   an attempt ──BackOff──▶ kBackingOff    a policy retry waits for its backoff
+//   an attempt ──HeadForwarded──▶ kStreaming   the upstream's head went to the client
+//                                          (an early answer may come while sending)
+//   kAdmitting, an attempt,
 //   kBackingOff ──Answer──▶ kAnswered      a local answer from the fault table
 //   any of them ──End──▶ kDone              accounted for, its hold let go
+//
+// "An attempt" is any of kConnecting, kSending, kAwaitingHead (attempting()).
 enum class ExchangeState : uint8_t {
-  kIdle, kAdmitting, kAttempting, kBackingOff, kStreaming, kAnswered, kDone
+  kIdle, kAdmitting, kConnecting, kSending, kAwaitingHead, kBackingOff, kStreaming, kAnswered,
+  kDone
 };
 
 // A state as one bit of a set of states (the transitions' "from" sets).
-constexpr uint8_t StateBit(ExchangeState s) noexcept {
-  return static_cast<uint8_t>(1u << static_cast<uint8_t>(s));
+constexpr uint16_t StateBit(ExchangeState s) noexcept {
+  return static_cast<uint16_t>(1u << static_cast<uint8_t>(s));
 }
 
-struct Exchange {
-  using State = ExchangeState;
-
-  State state() const noexcept { return state_; }
-  // Begun and not yet ended: the connection's current exchange.
-  bool active() const noexcept { return state_ != State::kIdle && state_ != State::kDone; }
-  // A byte of the answer went into the client's queue (the upstream's head,
-  // or a local answer): no other answer can be given, no attempt made.
-  bool response_started() const noexcept {
-    return state_ == State::kStreaming || state_ == State::kAnswered;
-  }
-  // The upstream's head went to the client; its body follows.
-  bool streaming() const noexcept { return state_ == State::kStreaming; }
-  // Waiting for a retry: the exchange timer is the backoff.
-  bool backing_off() const noexcept { return state_ == State::kBackingOff; }
-
-  // The transitions (the table above); any other is a bug and crashes.
-  void Begin() noexcept { Move(kFromIdle, State::kAdmitting); }
-  void Attempt() noexcept { Move(kFromWaiting, State::kAttempting); }
-  void BackOff() noexcept { Move(Bit(State::kAttempting), State::kBackingOff); }
-  void HeadForwarded() noexcept { Move(Bit(State::kAttempting), State::kStreaming); }
-  void Answer() noexcept { Move(kFromWaiting, State::kAnswered); }
-  void End() noexcept { Move(kFromActive, State::kDone); }
-
+// What an exchange knows about its request and answer: plain values, reset
+// at once by Exchange::Reset (the replay queue beside them is not copyable).
+struct ExchangeFacts {
   SnapshotHold* hold = nullptr;
   const config::Route* route = nullptr;
   const config::Cluster* cluster = nullptr;
@@ -92,7 +80,7 @@ struct Exchange {
   uint64_t req_remaining = 0;
   http::ChunkedDecoder req_chunks;
   bool req_done = false;
-  // Every body byte forwarded so far is kept in the client's replay queue (always true
+  // Every body byte forwarded so far is kept in the replay queue (always true
   // without a body): a retry can send the request again.
   bool replayable = true;
   bool retryable = false;      // idempotent method, or an Idempotency-Key
@@ -140,15 +128,61 @@ struct Exchange {
   bool outcome_reported = false;       // the breaker heard this attempt's outcome
   bool rate_limited_route = false;     // the answer carries RateLimit-* fields
   policy::RateDecision rate{};
+};
+
+struct Exchange : ExchangeFacts {
+  using State = ExchangeState;
+
+  State state() const noexcept { return state_; }
+  // Begun and not yet ended: the connection's current exchange.
+  bool active() const noexcept { return state_ != State::kIdle && state_ != State::kDone; }
+  // A byte of the answer went into the client's queue (the upstream's head,
+  // or a local answer): no other answer can be given, no attempt made.
+  bool response_started() const noexcept {
+    return state_ == State::kStreaming || state_ == State::kAnswered;
+  }
+  // The upstream's head went to the client; its body follows.
+  bool streaming() const noexcept { return state_ == State::kStreaming; }
+  // Waiting for a retry: the exchange timer is the backoff.
+  bool backing_off() const noexcept { return state_ == State::kBackingOff; }
+  // On an upstream connection, before its head: connecting, sending or
+  // awaiting the head.
+  bool attempting() const noexcept { return (kAttempt & Bit(state_)) != 0; }
+
+  // The transitions (the table above); any other is a bug and crashes.
+  void Begin() noexcept { Move(kFromIdle, State::kAdmitting); }
+  void Attempt() noexcept { Move(kFromWaiting, State::kConnecting); }
+  void Connected() noexcept { Move(Bit(State::kConnecting), State::kSending); }
+  void RequestSent() noexcept { Move(Bit(State::kSending), State::kAwaitingHead); }
+  void BackOff() noexcept { Move(kAttempt, State::kBackingOff); }
+  void HeadForwarded() noexcept { Move(kAttempt, State::kStreaming); }
+  void Answer() noexcept { Move(kFromWaiting, State::kAnswered); }
+  void End() noexcept { Move(kFromActive, State::kDone); }
+
+  // Back to kIdle with every fact at its default; the replay queue's blocks go
+  // back to `blocks`. A connection's next exchange starts from here.
+  void Reset(core::BlockPool* blocks) noexcept {
+    replay.Clear(blocks);
+    static_cast<ExchangeFacts&>(*this) = ExchangeFacts{};
+    state_ = State::kIdle;
+  }
+
+  // The request body forwarded so far, kept for a retry while `replayable`.
+  core::ByteQueue replay;
+  // The deadline (an attempt's share of it), then the backoff, then the
+  // longest silence while the answer's body streams. Armed by the engine;
+  // Reset leaves it (and the owner it names) alone.
+  core::Timer timer;
 
  private:
-  static constexpr uint8_t kFromIdle = StateBit(State::kIdle) | StateBit(State::kDone);
-  static constexpr uint8_t kFromWaiting = StateBit(State::kAdmitting) |
-                                          StateBit(State::kAttempting) |
-                                          StateBit(State::kBackingOff);
-  static constexpr uint8_t kFromActive = static_cast<uint8_t>(~kFromIdle);
-  static constexpr uint8_t Bit(State s) noexcept { return StateBit(s); }
-  void Move(uint8_t from, State to) noexcept {
+  static constexpr uint16_t kFromIdle = StateBit(State::kIdle) | StateBit(State::kDone);
+  static constexpr uint16_t kAttempt = StateBit(State::kConnecting) | StateBit(State::kSending) |
+                                       StateBit(State::kAwaitingHead);
+  static constexpr uint16_t kFromWaiting =
+      StateBit(State::kAdmitting) | kAttempt | StateBit(State::kBackingOff);
+  static constexpr uint16_t kFromActive = static_cast<uint16_t>(~kFromIdle);
+  static constexpr uint16_t Bit(State s) noexcept { return StateBit(s); }
+  void Move(uint16_t from, State to) noexcept {
     HMS_CHECK((from & StateBit(state_)) != 0);
     state_ = to;
   }

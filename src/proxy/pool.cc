@@ -42,7 +42,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   uint64_t attempt_ms = left_ms;
   ex.per_try_bound = ex.cluster->per_try_timeout_ms != 0 && ex.cluster->per_try_timeout_ms < left_ms;
   if (ex.per_try_bound) attempt_ms = ex.cluster->per_try_timeout_ms;
-  timers_.Arm(&c.ex_timer, now_, attempt_ms);
+  timers_.Arm(&c.ex.timer, now_, attempt_ms);
   {
     char* field = ex.head->data() + ex.timeout_field;
     Writer d(field, kTimeoutDigits);
@@ -66,6 +66,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
       ex.upstream = up;
       u.out.Append(&blocks_, ex.head->data(), ex.head->end);  // bodiless: nothing to replay
       metrics_.upstream_pipelined.Add();
+      FollowConnection(up);
       return true;
     }
   }
@@ -101,15 +102,33 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   }
   ex.upstream = up;
   u.out.Append(&blocks_, ex.head->data(), ex.head->end);
-  if (!c.replay.empty()) {
+  if (!ex.replay.empty()) {
     // A retry: the body forwarded so far goes again (at most kReplayMax, a
     // few blocks); the rest follows from the client as it arrives.
     iovec kept[16];
-    int n = c.replay.Gather(kept, 16);
+    int n = ex.replay.Gather(kept, 16);
     for (int i = 0; i < n; ++i) u.out.Append(&blocks_, static_cast<const char*>(kept[i].iov_base), kept[i].iov_len);
   }
   MarkDirty(u, up);
+  FollowConnection(up);
   return true;
+}
+
+void Worker::FollowConnection(uint32_t up) {
+  const Upstream& u = upstreams_[up];
+  if (u.state != Upstream::State::kBusy || (u.tls != nullptr && !u.tls->handshake_done())) return;
+  const bool sent = u.out.empty() && u.cipher_out.empty();
+  auto follow = [&](uint32_t slot) {
+    if (slot == kNone) return;
+    Exchange& ex = clients_[slot].ex;
+    if (ex.upstream != up) return;
+    if (ex.state() == Exchange::State::kConnecting) ex.Connected();
+    if (sent && ex.req_done && ex.state() == Exchange::State::kSending) ex.RequestSent();
+  };
+  follow(u.client);
+  for (uint8_t i = 0; i < u.waiting_count; ++i) {
+    follow(u.waiting[(u.waiting_head + i) % Upstream::kMaxPipeline]);
+  }
 }
 
 void Worker::RedirectWaiting(uint32_t up) {

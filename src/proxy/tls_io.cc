@@ -244,6 +244,7 @@ bool Worker::OnUpstreamHandshake(uint32_t up) {
     }
   }
   MarkDirty(u, up);  // the request waiting in `out` goes now, sealed
+  FollowConnection(up);
   return true;
 }
 

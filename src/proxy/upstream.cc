@@ -70,6 +70,7 @@ void Worker::OnConnect(uint32_t up, int res) {
   ArmRecv(upstreams_[up], kOpRecvUp, up);
   if (u.mtls && !StartUpstreamTls(up)) return;
   MarkDirty(upstreams_[up], up);
+  FollowConnection(up);
 }
 
 void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
@@ -137,7 +138,8 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   uint32_t slot = u.client;
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
-  if (ex.streaming()) return ForwardResponseBody(up, c, p, n);
+  Downstream& down = c;
+  if (ex.streaming()) return ForwardResponseBody(up, ex, down, p, n);
 
   int rc = http::ParseResponse(p, n, config_.max_header_bytes, ex.method, &resp_);
   if (rc == http::kPartial) return 0;
@@ -156,11 +158,11 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   }
   const bool dechunk = r.body == http::BodyKind::kChunked && ex.version_minor == 0;
   const bool close = !ex.client_keep_alive || r.body == http::BodyKind::kUntilClose || dechunk ||
-                     draining_ || c.close_after_flush || !ex.req_done;
+                     draining_ || down.closing() || !ex.req_done;
 
   // Written before anything is decided on this answer: a head that does not
   // fit is a failed attempt like a malformed one, not half a head.
-  const size_t head_size = WriteResponseHead(c, hop_by_hop, dechunk, close);
+  const size_t head_size = WriteResponseHead(ex, down, hop_by_hop, dechunk, close);
   if (head_size == 0) {
     // Not reachable with today's fields (kHeadRoom): kept so that a field
     // added later fails this way rather than sending a cut head.
@@ -207,12 +209,11 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   ex.resp_remaining = r.content_length;
   ex.resp_keep_alive = r.keep_alive && r.body != http::BodyKind::kUntilClose;
   ex.dechunk = dechunk;
-  if (close) c.close_after_flush = true;
-  c.out.Commit(head_size);
+  if (close) down.CloseAfterAnswer();
+  down.Commit(head_size);
   ex.bytes_out += head_size;
-  MarkDirty(c, slot);
   // From here the route's deadline is met; a stalled body is cut by idle_timeout.
-  timers_.Arm(&c.ex_timer, now_, config_.idle_timeout_ms);
+  timers_.Arm(&ex.timer, now_, config_.idle_timeout_ms);
   if (r.body == http::BodyKind::kNone ||
       (r.body == http::BodyKind::kContentLength && r.content_length == 0)) {
     CompleteResponse(up);
@@ -223,8 +224,8 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
 // The response head toward the client: the status line, the upstream's
 // end-to-end fields, ours. Reserved in the client's queue, committed by the
 // caller; 0 when it does not fit a block.
-size_t Worker::WriteResponseHead(Client& c, const HopByHop& hop_by_hop, bool dechunk, bool close) {
-  const Exchange& ex = c.ex;
+size_t Worker::WriteResponseHead(const Exchange& ex, Downstream& down, const HopByHop& hop_by_hop,
+                                 bool dechunk, bool close) {
   ResponseHeadFields f;
   f.trace_id = ex.trace.external_len > 0
                    ? std::string_view(ex.trace.external_id, ex.trace.external_len)
@@ -233,40 +234,39 @@ size_t Worker::WriteResponseHead(Client& c, const HopByHop& hop_by_hop, bool dec
   f.dechunk = dechunk;
   f.close = close;
   f.client_version_minor = ex.version_minor;
-  char* dst = c.out.Reserve(&blocks_, blocks_.block_size());
+  char* dst = down.Reserve(blocks_.block_size());
   return RewriteResponseHead(resp_, hop_by_hop, f, dst, blocks_.block_size());
 }
 
-int64_t Worker::ForwardResponseBody(uint32_t up, Client& c, const char* p, size_t n) {
-  Exchange& ex = c.ex;
-  uint32_t slot = upstreams_[up].client;
-  if (c.queued() >= kMaxQueued) return kBlocked;  // resumed when the client's send drains
+int64_t Worker::ForwardResponseBody(uint32_t up, Exchange& ex, Downstream& down, const char* p,
+                                    size_t n) {
+  if (down.Full()) return kBlocked;  // resumed when the downstream has taken what is queued
   size_t used = 0;
   bool done = false;
   switch (ex.resp_body) {
     case http::BodyKind::kContentLength:
       used = static_cast<size_t>(std::min<uint64_t>(n, ex.resp_remaining));
-      c.out.Append(&blocks_, p, used);
+      down.Send(p, used);
       ex.resp_remaining -= used;
       done = ex.resp_remaining == 0;
       break;
     case http::BodyKind::kUntilClose:
       used = n;
-      c.out.Append(&blocks_, p, n);
+      down.Send(p, n);
       break;
     case http::BodyKind::kChunked:
       while (used < n && !ex.resp_chunks.done()) {
         http::ChunkedDecoder::Step st;
         if (!ex.resp_chunks.Next(p + used, n - used, &st)) {
           // The head already left: the client can only learn of it by the close.
-          CloseClient(slot, true);
+          down.Abort();
           return static_cast<int64_t>(n);
         }
         if (st.consumed == 0) break;
         if (ex.dechunk) {
-          if (st.data_len > 0) c.out.Append(&blocks_, p + used + st.data_offset, st.data_len);
+          if (st.data_len > 0) down.Send(p + used + st.data_offset, st.data_len);
         } else {
-          c.out.Append(&blocks_, p + used, st.consumed);
+          down.Send(p + used, st.consumed);
         }
         used += st.consumed;
       }
@@ -278,8 +278,7 @@ int64_t Worker::ForwardResponseBody(uint32_t up, Client& c, const char* p, size_
   }
   if (used > 0) {
     ex.bytes_out += used;
-    MarkDirty(c, slot);
-    timers_.Arm(&c.ex_timer, now_, config_.idle_timeout_ms);
+    timers_.Arm(&ex.timer, now_, config_.idle_timeout_ms);
   }
   if (done) CompleteResponse(up);
   return static_cast<int64_t>(used);
@@ -367,6 +366,7 @@ void Worker::OnUpstreamSent(uint32_t up, int res) {
     return;
   }
   u.wire().Consume(&blocks_, static_cast<size_t>(res));
+  FollowConnection(up);
   if (!u.wire().empty() || (u.tls != nullptr && !u.out.empty() && u.tls->handshake_done())) {
     MarkDirty(u, up);
   } else if (u.client != kNone && clients_[u.client].state == Client::State::kBody) {

@@ -209,7 +209,7 @@ void Worker::ReleaseAll() {
     if (c.state == Client::State::kFree) continue;
     if (c.ex.head != nullptr) blocks_.Put(c.ex.head);
     c.ex.head = nullptr;
-    c.replay.Clear(&blocks_);
+    c.ex.replay.Clear(&blocks_);
     inputs_.Clear(c.in);
     inputs_.Clear(c.cipher_in);
     c.out.Clear(&blocks_);

@@ -51,6 +51,7 @@
 #include "hms/policy/retry_budget.h"
 #include "hms/tls/session.h"
 #include "src/proxy/connection.h"
+#include "src/proxy/downstream.h"
 #include "src/proxy/exchange.h"
 #include "src/proxy/head_rewrite.h"
 
@@ -105,7 +106,11 @@ struct HealthProbe {
   core::Timer timer;           // the interval while idle, the timeout while checking
 };
 
-struct Client : Connection {
+class Worker;
+
+// An HTTP/1.1 downstream connection; as the Downstream of its exchange it
+// queues the answer in `out` and lists itself for the pass's flush.
+struct Client : Connection, Downstream {
   enum class State : uint8_t { kFree, kHead, kBody, kAwaitResponse, kClosing };
   // How a closing connection goes: send what is queued, then half-close and
   // read-and-drop for a moment (so a reset does not destroy the response),
@@ -125,9 +130,18 @@ struct Client : Connection {
   uint8_t peer_len = 0;
   char peer[46];              // client IP as text, for X-Forwarded-For
   core::Timer timer;     // idle, header and linger timeouts
-  core::Timer ex_timer;  // the exchange's deadline
   Exchange ex;
-  core::ByteQueue replay;  // the request body forwarded so far (Exchange::replayable)
+  Worker* worker = nullptr;  // the core's, for the Downstream calls (set at accept)
+  uint32_t slot = kNone;     // this connection's slot in the core's slab
+
+  // Downstream (downstream.cc).
+  char* Reserve(size_t n) noexcept override;
+  void Commit(size_t n) noexcept override;
+  void Send(const char* p, size_t n) noexcept override;
+  bool Full() const noexcept override { return queued() >= kMaxQueued; }
+  void CloseAfterAnswer() noexcept override { close_after_flush = true; }
+  bool closing() const noexcept override { return close_after_flush; }
+  void Abort() noexcept override;
   bool sniffed = false;  // a TLS listener's first byte was looked at (plain HTTP?)
 };
 
@@ -158,6 +172,8 @@ struct Upstream : Connection {
 };
 
 class Worker {
+  friend struct Client;  // its Downstream calls queue, flush and close through the core
+
  public:
   // `listen_of[i]`: the listener index listen_fds[i] belongs to (a core may
   // accept from several members of one group after an upgrade).
@@ -348,8 +364,12 @@ class Worker {
   int64_t ConsumeUpstream(uint32_t up, const char* p, size_t n);
   // Reserves and writes the client's response head from resp_; the bytes
   // written (to commit), or 0 when it does not fit a block.
-  size_t WriteResponseHead(Client& c, const HopByHop& hop_by_hop, bool dechunk, bool close);
-  int64_t ForwardResponseBody(uint32_t up, Client& c, const char* p, size_t n);
+  size_t WriteResponseHead(const Exchange& ex, Downstream& down, const HopByHop& hop_by_hop,
+                           bool dechunk, bool close);
+  // Relays the answer's body to `down` (its framing undone for an HTTP/1.0
+  // client); kBlocked while `down` is full.
+  int64_t ForwardResponseBody(uint32_t up, Exchange& ex, Downstream& down, const char* p,
+                              size_t n);
   void CompleteResponse(uint32_t up);
   // The attempt on `up` failed before a usable response: retry elsewhere when
   // allowed, else answer the client with `answer`'s row (its message replaced
@@ -367,6 +387,10 @@ class Worker {
   // Sends every exchange still waiting on `up` to a fresh connection (or
   // answers 502 when out of attempts); they got no byte of an answer yet.
   void RedirectWaiting(uint32_t up);
+  // Moves the exchanges on `up` (the one being answered and those queued
+  // behind it) along with their connection: kSending once it is usable (its
+  // mTLS handshake done), kAwaitingHead once their whole request left.
+  void FollowConnection(uint32_t up);
   void ReleaseUpstream(uint32_t up, bool reusable);
   void PoolPush(uint32_t up);
   void PoolRemove(uint32_t up);

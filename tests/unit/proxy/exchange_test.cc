@@ -14,12 +14,16 @@ namespace {
 using State = ExchangeState;
 
 // Drives a fresh exchange along `path`; each step is one transition.
-enum class Step { kBegin, kAttempt, kBackOff, kHeadForwarded, kAnswer, kEnd };
+enum class Step {
+  kBegin, kAttempt, kConnected, kRequestSent, kBackOff, kHeadForwarded, kAnswer, kEnd
+};
 
 void Apply(Exchange& ex, Step s) {
   switch (s) {
     case Step::kBegin: ex.Begin(); break;
     case Step::kAttempt: ex.Attempt(); break;
+    case Step::kConnected: ex.Connected(); break;
+    case Step::kRequestSent: ex.RequestSent(); break;
     case Step::kBackOff: ex.BackOff(); break;
     case Step::kHeadForwarded: ex.HeadForwarded(); break;
     case Step::kAnswer: ex.Answer(); break;
@@ -44,15 +48,33 @@ TEST(Exchange, TheEnginesPaths) {
       {"admitting", {Step::kBegin}, State::kAdmitting, true, false, false, false},
       {"refused at admission", {Step::kBegin, Step::kAnswer}, State::kAnswered, true, true, false,
        false},
-      {"first attempt", {Step::kBegin, Step::kAttempt}, State::kAttempting, true, false, false,
+      {"first attempt", {Step::kBegin, Step::kAttempt}, State::kConnecting, true, false, false,
        false},
       {"transparent retry: attempt after attempt",
-       {Step::kBegin, Step::kAttempt, Step::kAttempt}, State::kAttempting, true, false, false,
+       {Step::kBegin, Step::kAttempt, Step::kAttempt}, State::kConnecting, true, false, false,
        false},
+      {"pooled or connected: sending", {Step::kBegin, Step::kAttempt, Step::kConnected},
+       State::kSending, true, false, false, false},
+      {"request sent: awaiting the head",
+       {Step::kBegin, Step::kAttempt, Step::kConnected, Step::kRequestSent},
+       State::kAwaitingHead, true, false, false, false},
+      {"stale pooled connection: transparent retry connects again",
+       {Step::kBegin, Step::kAttempt, Step::kConnected, Step::kRequestSent, Step::kAttempt},
+       State::kConnecting, true, false, false, false},
+      {"early answer while the body is sent",
+       {Step::kBegin, Step::kAttempt, Step::kConnected, Step::kHeadForwarded},
+       State::kStreaming, true, true, true, false},
+      {"answer after the request",
+       {Step::kBegin, Step::kAttempt, Step::kConnected, Step::kRequestSent,
+        Step::kHeadForwarded},
+       State::kStreaming, true, true, true, false},
+      {"no head in time: backs off",
+       {Step::kBegin, Step::kAttempt, Step::kConnected, Step::kRequestSent, Step::kBackOff},
+       State::kBackingOff, true, false, false, true},
       {"policy retry waits", {Step::kBegin, Step::kAttempt, Step::kBackOff}, State::kBackingOff,
        true, false, false, true},
       {"backoff over: the retry's attempt",
-       {Step::kBegin, Step::kAttempt, Step::kBackOff, Step::kAttempt}, State::kAttempting, true,
+       {Step::kBegin, Step::kAttempt, Step::kBackOff, Step::kAttempt}, State::kConnecting, true,
        false, false, false},
       {"answer streams", {Step::kBegin, Step::kAttempt, Step::kHeadForwarded}, State::kStreaming,
        true, true, true, false},
@@ -78,6 +100,43 @@ TEST(Exchange, TheEnginesPaths) {
     EXPECT_EQ(ex.response_started(), c.response_started);
     EXPECT_EQ(ex.streaming(), c.streaming);
     EXPECT_EQ(ex.backing_off(), c.backing_off);
+    const bool attempting = c.want == State::kConnecting || c.want == State::kSending ||
+                            c.want == State::kAwaitingHead;
+    EXPECT_EQ(ex.attempting(), attempting);
+  }
+}
+
+// A connection's next exchange starts from Reset: any state back to kIdle,
+// every fact at its default, and the replay queue's blocks given back (the
+// queue is not copyable, so `ex = Exchange{}` cannot do it).
+TEST(Exchange, ResetStartsTheNextExchange) {
+  core::BlockPool blocks(4096);
+  const std::vector<Step> paths[] = {
+      {},
+      {Step::kBegin, Step::kAttempt, Step::kHeadForwarded},
+      {Step::kBegin, Step::kAttempt, Step::kBackOff},
+      {Step::kBegin, Step::kAnswer, Step::kEnd},
+  };
+  for (const std::vector<Step>& path : paths) {
+    Exchange ex;
+    for (Step s : path) Apply(ex, s);
+    ex.replay.Append(&blocks, "body", 4);
+    ex.replayable = false;
+    ex.status = 503;
+    ex.attempts = 2;
+    ex.reason_len = 5;
+    ex.Reset(&blocks);
+    EXPECT_EQ(ex.state(), State::kIdle);
+    EXPECT_TRUE(ex.replay.empty());
+    EXPECT_TRUE(ex.replayable);
+    EXPECT_EQ(ex.status, 0);
+    EXPECT_EQ(ex.attempts, 0);
+    EXPECT_EQ(ex.reason_len, 0);
+    ex.Begin();  // from kIdle
+    EXPECT_EQ(ex.state(), State::kAdmitting);
+    ex.replay.Append(&blocks, "again", 5);
+    EXPECT_EQ(ex.replay.size(), 5u);
+    ex.Reset(&blocks);
   }
 }
 
@@ -99,6 +158,11 @@ TEST(ExchangeDeathTest, ImpossibleTransitionsCrash) {
                                     Step::kHeadForwarded}},
       {"ended twice", {Step::kBegin, Step::kEnd, Step::kEnd}},
       {"begun twice", {Step::kBegin, Step::kBegin}},
+      {"connected without an attempt", {Step::kBegin, Step::kConnected}},
+      {"connected twice", {Step::kBegin, Step::kAttempt, Step::kConnected, Step::kConnected}},
+      {"request sent before connected", {Step::kBegin, Step::kAttempt, Step::kRequestSent}},
+      {"request sent while backing off",
+       {Step::kBegin, Step::kAttempt, Step::kBackOff, Step::kRequestSent}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
