@@ -317,7 +317,7 @@ class Demo:
                 "egress_allowed": f"curl -i http://127.0.0.1:{p['calc-egress']}/hello-svc/hello",
                 "egress_refused": f"curl -i http://127.0.0.1:{p['hello-egress']}/calc-svc/sum/2/3",
             }}
-        (self.dir / "demo.json").write_text(json.dumps(info, indent=2) + "\n")
+        self.write_state(info)
         (self.dir / "demo.pid").write_text(f"{os.getpid()}\n")
         t = info["try"]
         print(f"""
@@ -371,18 +371,24 @@ Press Ctrl-C to stop everything.
                         f"Everything else keeps running; kill -USR1 {os.getpid()} starts it again.")
             if restart.is_set():
                 restart.clear()
-                for p in self.procs:
-                    if not p.alive():
-                        p.start()
-                        say(f"{p.name} started again (pid {p.proc.pid})")
-                self.write_pids()
+                started = [p for p in self.procs if not p.alive()]
+                for p in started:
+                    p.start()
+                self.write_pids()  # before saying so: a reader of demo.json sees the new pids
+                for p in started:
+                    say(f"{p.name} started again (pid {p.proc.pid})")
             time.sleep(0.2)
 
     def write_pids(self):
-        path = self.dir / "demo.json"
-        info = json.loads(path.read_text())
+        info = json.loads((self.dir / "demo.json").read_text())
         info["pids"] = {x.name: x.proc.pid for x in self.procs}
-        path.write_text(json.dumps(info, indent=2) + "\n")
+        self.write_state(info)
+
+    def write_state(self, info):
+        # Whole or not at all: a reader never sees a half-written file.
+        tmp = self.dir / "demo.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+        os.replace(tmp, self.dir / "demo.json")
 
     def stop(self):
         for p in reversed(self.procs):  # the gateway first, the services last
