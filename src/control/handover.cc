@@ -146,6 +146,19 @@ void HandoverServer::Run() {
     if (p[1].revents != 0) return;  // Stop()
     int conn = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (conn < 0) continue;
+    // An abstract name has no file permissions: any local process can
+    // connect. Only one of this process's own user may take the listening
+    // sockets (and, by confirming, stop this gateway accepting).
+    ucred peer{};
+    socklen_t peer_len = sizeof peer;
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0 ||
+        peer.uid != geteuid()) {
+      log_("upgrade: refused a process of uid " + std::to_string(peer.uid) + " (pid " +
+           std::to_string(peer.pid) + "): only uid " + std::to_string(geteuid()) +
+           " may take over this gateway's sockets");
+      close(conn);
+      continue;
+    }
     // The name is let go while the new process takes over, so that it can
     // listen for the upgrade after it; taken again if the upgrade fails.
     close(listen_fd_);

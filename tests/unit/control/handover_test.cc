@@ -2,11 +2,16 @@
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
+#include <cstring>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -107,6 +112,54 @@ TEST(Handover, StoppedMidUpgradeCountsAsHandedOver) {
   server.Stop();
   EXPECT_TRUE(server.handed_over());
   got->CloseAll();
+  close(fd);
+}
+
+// Any local process can connect to an abstract name: one of another user
+// gets nothing, and the old side stays ready for a real upgrade.
+TEST(Handover, AProcessOfAnotherUserGetsNoSocket) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+  int fd = NamedSocket();
+  std::vector<std::string> log;
+  std::mutex log_mu;
+  HandoverServer server(
+      Name("uid"), [&] { return std::vector<HandedSocket>{{fd, 0}}; }, [] {},
+      [&](const std::string& line) {
+        std::lock_guard<std::mutex> lock(log_mu);
+        log.push_back(line);
+      });
+  ASSERT_TRUE(server.Start().ok());
+  // The address, built before the fork: the child only makes system calls.
+  const std::string name = Name("uid");
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  std::memcpy(un.sun_path + 1, name.data(), name.size());
+  const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    int c = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (c < 0 || connect(c, reinterpret_cast<sockaddr*>(&un), len) != 0) _exit(3);
+    char buf[64];
+    // Refused: the old side closes without a word. Served: "L 0" arrives.
+    _exit(recv(c, buf, sizeof buf, 0) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "a process of another user received a socket";
+  EXPECT_FALSE(server.handed_over());
+  // The gateway's own user still can.
+  Result<ReceivedSockets> got = ReceiveSockets(Name("uid"));
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  got->CloseAll();
+  {
+    std::lock_guard<std::mutex> lock(log_mu);
+    ASSERT_FALSE(log.empty());
+    EXPECT_NE(log.front().find("refused a process of uid 65534"), std::string::npos) << log.front();
+  }
+  server.Stop();
   close(fd);
 }
 
