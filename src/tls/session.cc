@@ -97,6 +97,12 @@ const TicketSecrets& ProcessSecrets() {
 // without a lock. A replaced set is never freed: a core may still be
 // reading it, and a set changes only when its file does (hours apart).
 std::atomic<const TicketSecrets*> g_file_secrets{nullptr};
+// Every set ever published, kept reachable (and never destroyed, not even at
+// exit, while a core may still read one): the control thread only.
+std::vector<std::unique_ptr<TicketSecrets>>& PublishedSecrets() {
+  static auto* all = new std::vector<std::unique_ptr<TicketSecrets>>();
+  return *all;
+}
 std::atomic<uint64_t> g_secrets_serial{0};
 
 const TicketSecrets& Secrets() {
@@ -717,7 +723,9 @@ Result<bool> UseTicketKeys(std::string_view text, const std::string& file) {
   const TicketSecrets* now = g_file_secrets.load(std::memory_order_acquire);
   if (now != nullptr && now->keys == t->keys) return true;
   t->serial = g_secrets_serial.fetch_add(1) + 1;
-  g_file_secrets.store(t.release(), std::memory_order_release);  // never freed: see g_file_secrets
+  const TicketSecrets* published = t.get();
+  PublishedSecrets().push_back(std::move(t));  // never freed: see g_file_secrets
+  g_file_secrets.store(published, std::memory_order_release);
   return true;
 }
 
