@@ -23,8 +23,12 @@ class ClientDownstream : public ::testing::Test {
     client_.worker = &worker_;
     client_.slot = 7;
   }
+  // The queued blocks go to a pool of the test's own, which frees them: the
+  // worker's is private to the core.
+  ~ClientDownstream() override { client_.out.Clear(&spare_); }
   Worker worker_;
   Client client_;
+  core::BlockPool spare_{1};
 };
 
 TEST_F(ClientDownstream, CommittedHeadIsQueuedAndFlushed) {
