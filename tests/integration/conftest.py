@@ -92,6 +92,22 @@ def pytest_runtest_teardown(item, nextitem):
 # ---------------------------------------------------------------- helpers
 
 
+def build_option(name):
+    """A meson option of the build under test (meson-info), or None."""
+    path = BUILD_DIR / "meson-info" / "intro-buildoptions.json"
+    for opt in json.loads(path.read_text()):
+        if opt["name"] == name:
+            return opt["value"]
+    return None
+
+
+def sanitized():
+    """The build under test has ASan/UBSan: memory sizes mean nothing there
+    (shadow memory, quarantine)."""
+    # meson gives "none", "address,undefined" or a list, depending on its version.
+    return build_option("b_sanitize") not in (None, "none", "", [], ["none"])
+
+
 def binary(name):
     """A built binary: meson puts it at the build root or beside src/main/meson.build."""
     for candidate in (BUILD_DIR / name, BUILD_DIR / "src" / "main" / name):

@@ -13,7 +13,7 @@ import sys
 import time
 
 import httpraw
-from conftest import admin_get, binary, eventually
+from conftest import admin_get, binary, eventually, sanitized
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench", "control"))
@@ -171,4 +171,5 @@ def test_a_registration_of_100k_routes_stays_bounded(hms_api, tmp_path, store_di
                                    *args, *map(str, files)], timeout=120)
         assert run.returncode == 0, run.stderr[-2000:]
         assert run.seconds < 30, (args, run.seconds)
-        assert run.peak_mib < 400, (args, run.peak_mib)
+        if not sanitized():  # ASan's shadow memory and quarantine: sizes mean nothing
+            assert run.peak_mib < 400, (args, run.peak_mib)

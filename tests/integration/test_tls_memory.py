@@ -15,7 +15,7 @@ import ssl
 import pytest
 
 import httpraw
-from conftest import BUILD_DIR, vmrss_kib
+from conftest import BUILD_DIR, sanitized, vmrss_kib
 from test_tls import certs, tls_listener  # noqa: F401 (the certs fixture)
 
 CONNECTIONS = 1000
@@ -25,14 +25,6 @@ WARMUP = 64
 BOUND_BYTES = 20_000
 MTLS_BOUND_BYTES = 25_000
 REQUEST = b"GET /json HTTP/1.1\r\nHost: localhost\r\n\r\n"
-
-
-def build_option(name):
-    path = BUILD_DIR / "meson-info" / "intro-buildoptions.json"
-    for opt in json.loads(path.read_text()):
-        if opt["name"] == name:
-            return opt["value"]
-    return None
 
 
 def packaged_wolfssl():
@@ -82,8 +74,7 @@ def growth_per_connection(gw, ctx):
 def idle_room():
     """Skips where RSS says nothing about this, and makes room for the
     connections' descriptors (the gateway started afterwards inherits it)."""
-    # meson gives "none", "address,undefined" or a list, depending on its version.
-    if build_option("b_sanitize") not in (None, "none", "", [], ["none"]):
+    if sanitized():
         pytest.skip("RSS means nothing under the sanitizers (shadow memory, quarantine)")
     if packaged_wolfssl():
         pytest.skip("Debian's packaged wolfSSL keeps certificate copies in every session "
