@@ -217,7 +217,12 @@ void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool clo
   ex.bytes_out += w.size();
   // Every answer of the gateway's own passes here: the admin page's "last
   // refusals". A request that never became an exchange has no route.
-  metrics_.refusals.Record(now_unix_ms_, ex.active() ? ex.route_key : kNoRouteKey, status, reason,
+  // The precise clock, not the pass's coarse one: the page merges the cores'
+  // rings by this time (a local answer is not the hot path).
+  timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  const int64_t unix_ms = static_cast<int64_t>(wall.tv_sec) * 1000 + wall.tv_nsec / 1'000'000;
+  metrics_.refusals.Record(unix_ms, ex.active() ? ex.route_key : kNoRouteKey, status, reason,
                            std::string_view(ex.method_text, ex.method_len), tid);
 }
 

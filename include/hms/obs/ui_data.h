@@ -25,6 +25,7 @@
 
 #include "hms/obs/metrics.h"
 #include "hms/obs/metrics_page.h"
+#include "hms/obs/recent_refusals.h"
 
 namespace hms::obs {
 
@@ -74,7 +75,7 @@ class UiData {
   // Rates and percentiles cover about this much time, less just after start.
   static constexpr uint64_t kDefaultWindowNs = 5'000'000'000;
   // How many refusals the page lists (the newest, over every core).
-  static constexpr size_t kRefusalsShown = 12;
+  static constexpr size_t kRefusalsShown = RefusalRing::kSlots;  // one core's whole ring
 
   explicit UiData(uint64_t window_ns = kDefaultWindowNs) : window_ns_(window_ns) {}
 
