@@ -37,6 +37,10 @@ class Handler : public hms::h2::ClientHandler {
  public:
   std::map<int32_t, StreamSeen> open;
   bool reopen = true;
+  // An upstream that refuses every stream at once would have a client that
+  // always opens another spin for ever: an engine retries a bounded number
+  // of times, and so does this one.
+  int reopens_left = 64;
 
   void OnResponse(ClientSession& s, int32_t id, uint64_t tag, uint16_t status,
                   const hms::http::Header* f, uint16_t count, bool) override {
@@ -66,7 +70,10 @@ class Handler : public hms::h2::ClientHandler {
                      const hms::h2::StreamEnd& end) override {
     FUZZ_CHECK(open.erase(id) == 1);
     FUZZ_CHECK(!(end.complete && end.never_processed));
-    if (reopen && s.CanOpen()) Open(s, "/again", false);
+    if (reopen && reopens_left > 0 && s.CanOpen()) {
+      --reopens_left;
+      Open(s, "/again", false);
+    }
   }
 
   void Open(ClientSession& s, std::string_view path, bool body) {
