@@ -475,6 +475,14 @@ def store_dir(tmp_path):
     return d
 
 
+def hms_api_on(store, *args):
+    """`hms-api --store STORE ARGS`, which must succeed; its CompletedProcess."""
+    r = subprocess.run([str(binary("hms-api")), "--store", store, *map(str, args)],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"hms-api {' '.join(map(str, args))}: {r.stdout}{r.stderr}"
+    return r
+
+
 @pytest.fixture
 def hms_api(store_dir):
     """hms_api(*args) → CompletedProcess of `hms-api --store file:<store_dir> ARGS`."""

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 import httpraw
-from conftest import (REPO, PortTaken, admin_get, binary, eventually, free_port,
+from conftest import (REPO, PortTaken, admin_get, eventually, free_port, hms_api_on,
                       start_on_free_port, stop_process)
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
@@ -86,13 +86,6 @@ def etcd(tmp_path):
     e.stop()
 
 
-def api(store, *args):
-    r = subprocess.run([str(binary("hms-api")), "--store", store, *map(str, args)],
-                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, f"hms-api {' '.join(map(str, args))}: {r.stdout}{r.stderr}"
-    return r
-
-
 def wait_status(gw, path, status, within):
     eventually(lambda: httpraw.get(gw.port, path).status, lambda s: s == status, within,
                ignore=(OSError,), what=f"{path} answering {status}")
@@ -106,7 +99,7 @@ def test_two_gateways_share_etcd_and_survive_its_outage(etcd, nginx_upstream, ec
 
     route = tmp_path / "json-svc.yaml"
     route.write_text(f"service: json-svc\nroutes:\n  - GET /json\nendpoints: [{nginx_upstream.addr}]\n")
-    api(etcd.uri, "register", route)
+    hms_api_on(etcd.uri, "register", route)
     registered = time.monotonic()
     for gw in (gw1, gw2):
         wait_status(gw, "/json", 200, within=1.0)
@@ -125,7 +118,7 @@ def test_two_gateways_share_etcd_and_survive_its_outage(etcd, nginx_upstream, ec
     echo = tmp_path / "echo-svc.yaml"
     echo.write_text("service: echo-svc\nroutes:\n  - GET /status/{code}\n"
                     f"endpoints: [127.0.0.1:{echo_upstream.port}]\n")
-    api(etcd.uri, "register", echo)
+    hms_api_on(etcd.uri, "register", echo)
     for gw in (gw1, gw2):
         wait_status(gw, "/status/201", 201, within=10.0)
         assert httpraw.get(gw.port, "/json").status == 200
@@ -139,7 +132,7 @@ def test_sidecar_holds_its_endpoint_with_an_etcd_lease(etcd, uvicorn_app, gatewa
     gateway on the same etcd routes through it; SIGKILL → the lease expires
     and the endpoint leaves within the TTL, and the gateway follows."""
     calc = uvicorn_app(REPO / "configs" / "demo" / "calc_svc")
-    api(etcd.uri, "register", REPO / "configs" / "demo" / "calc_svc" / "route.yaml")
+    hms_api_on(etcd.uri, "register", REPO / "configs" / "demo" / "calc_svc" / "route.yaml")
     sc = gateway({"store": etcd.uri, "role": "sidecar", "service": "calc-svc",
                   "local_port": calc.port, "registration_ttl": "2s", "cores": 1},
                  name="sidecar.yaml")
@@ -147,7 +140,7 @@ def test_sidecar_holds_its_endpoint_with_an_etcd_lease(etcd, uvicorn_app, gatewa
     wait_status(gw, "/sum/1/2", 200, within=2.0)
 
     def listed():
-        out = json.loads(api(etcd.uri, "list", "--json").stdout)
+        out = json.loads(hms_api_on(etcd.uri, "list", "--json").stdout)
         return [s for s in out if s["service"] == "calc-svc"][0]["endpoints"]
 
     # Past the TTL: renewals keep it. An interval of the real clock by nature:

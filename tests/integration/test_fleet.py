@@ -8,25 +8,17 @@ import json
 import os
 import signal
 import ssl
-import subprocess
 import threading
 
 
 import httpraw
-from conftest import admin_get, binary, echo_routes, eventually
+from conftest import admin_get, echo_routes, eventually, hms_api_on
 from test_etcd import etcd  # noqa: F401 (the fixture)
 from test_upgrade import certs, new_session, resumes, ticket_key_file, tls_config  # noqa: F401
 
 
-def api(store, *args):
-    r = subprocess.run([str(binary("hms-api")), "--store", store, *map(str, args)],
-                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, f"hms-api {' '.join(map(str, args))}: {r.stdout}{r.stderr}"
-    return r
-
-
 def fleet(store):
-    return json.loads(api(store, "fleet", "--json").stdout)
+    return json.loads(hms_api_on(store, "fleet", "--json").stdout)
 
 
 def by_admin(view):
@@ -43,7 +35,7 @@ def check_fleet(store, register_change, a, b):
         m = members[f"127.0.0.1:{gw.admin_port}"]
         assert m["role"] == "gateway" and m["pid"] == gw.proc.pid, m
         assert m["state"] == "serving" and not m["lags"], m
-    text = api(store, "fleet").stdout
+    text = hms_api_on(store, "fleet").stdout
     assert "current" in text and "LAGS" not in text, text
     os.kill(b.proc.pid, signal.SIGSTOP)
     try:
@@ -52,7 +44,7 @@ def check_fleet(store, register_change, a, b):
                           lambda v: not v[f"127.0.0.1:{a.admin_port}"]["lags"],
                           what="the running gateway on the new config")
         assert view[f"127.0.0.1:{b.admin_port}"]["lags"], view
-        assert "LAGS" in api(store, "fleet").stdout
+        assert "LAGS" in hms_api_on(store, "fleet").stdout
     finally:
         os.kill(b.proc.pid, signal.SIGCONT)
     eventually(lambda: by_admin(fleet(store)),
@@ -76,7 +68,7 @@ def check_status_all(store, a, b):
     t = threading.Thread(target=load, daemon=True)
     t.start()
     try:
-        out = json.loads(api(store, "status", "--all", "--json", "--interval", "0.5").stdout)
+        out = json.loads(hms_api_on(store, "status", "--all", "--json", "--interval", "0.5").stdout)
     finally:
         stop.set()
         t.join(timeout=10)
@@ -88,7 +80,7 @@ def check_status_all(store, a, b):
     assert out["requests"] == sum(m["requests"] for m in members.values()), out
     assert out["req_per_s"] > 0, out
     assert abs(out["req_per_s"] - sum(m["req_per_s"] for m in members.values())) < 0.5, out
-    text = api(store, "status", "--all", "--interval", "0.1").stdout
+    text = hms_api_on(store, "status", "--all", "--interval", "0.1").stdout
     assert "fleet" in text and "2 members" in text, text
 
 
@@ -100,7 +92,7 @@ def test_fleet_on_the_file_store(echo_upstream, register, gateway, store_dir, tm
 
     def change():
         path.write_text(echo_routes(echo_upstream.port) + "# changed\n")
-        api(store, "register", path)
+        hms_api_on(store, "register", path)
 
     check_fleet(store, change, a, b)
     check_status_all(store, a, b)
@@ -113,13 +105,13 @@ def test_fleet_on_the_file_store(echo_upstream, register, gateway, store_dir, tm
 def test_fleet_on_etcd(etcd, echo_upstream, gateway, tmp_path):  # noqa: F811
     route = tmp_path / "echo.yaml"
     route.write_text(echo_routes(echo_upstream.port))
-    api(etcd.uri, "register", route)
+    hms_api_on(etcd.uri, "register", route)
     a = gateway({"store": etcd.uri}, name="a.yaml")
     b = gateway({"store": etcd.uri}, name="b.yaml")
 
     def change():
         route.write_text(echo_routes(echo_upstream.port) + "# changed\n")
-        api(etcd.uri, "register", route)
+        hms_api_on(etcd.uri, "register", route)
 
     check_fleet(etcd.uri, change, a, b)
     check_status_all(etcd.uri, a, b)

@@ -14,7 +14,7 @@ import pytest
 
 import httpraw
 from conftest import (Gateway, START_TIMEOUT_S, WrkUntilStopped, admin_get, binary,
-                      echo_routes, eventually, metric_sum, parse_wrk)
+                      echo_routes, eventually, hms_api_on, metric_sum, parse_wrk)
 from test_etcd import etcd  # noqa: F401 (the fixture)
 
 
@@ -170,13 +170,6 @@ def test_an_upgrade_to_fewer_cores_keeps_every_group_member(echo_upstream, regis
     assert listening_sockets(again.port) == 4
     for _ in range(64):
         assert httpraw.get(again.port, "/status/200", timeout=5).status == 200
-
-
-def hms_api_on(store, *args):
-    r = subprocess.run([str(binary("hms-api")), "--store", store, *map(str, args)],
-                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, f"hms-api {' '.join(map(str, args))}: {r.stdout}{r.stderr}"
-    return r
 
 
 def check_sidecar_upgrade(store, uvicorn_app, gateway, upgrade):
