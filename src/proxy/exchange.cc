@@ -273,11 +273,16 @@ bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled
   in.replayable = ex.replayable;
   in.idempotent = ex.retryable;
   in.has_body = ex.req_body != http::BodyKind::kNone;
-  in.breaker_open = BreakerOpen(ex);
-  if (ex.breaker != nullptr && !in.breaker_open) {
-    const uint32_t failed = ex.breaker->Status(now_).consecutive_failures;
+  if (ex.breaker != nullptr) {
+    // One read of the breaker: whether it is closed and how near it is to
+    // opening come from the same moment.
+    const policy::BreakerStatus breaker = ex.breaker->Status(now_);
+    in.breaker_open = breaker.state != policy::BreakerState::kClosed;
     const uint32_t threshold = ex.breaker->params().failures;
-    in.breaker_failures_left = threshold > failed ? threshold - failed : 0;
+    if (!in.breaker_open) {
+      const uint32_t failed = breaker.consecutive_failures;
+      in.breaker_failures_left = threshold > failed ? threshold - failed : 0;
+    }
   }
   in.endpoints = static_cast<uint32_t>(cl.endpoints.size());
   in.connect_attempts = cl.connect_attempts;
