@@ -21,6 +21,7 @@
 
 #include "hms/config/config.h"
 #include "hms/control/store.h"
+#include "hms/core/clock.h"
 
 namespace hms::control {
 namespace {
@@ -765,11 +766,7 @@ class FileStore final : public Store {
 
 const StoreClock& SystemStoreClock() {
   struct Realtime final : StoreClock {
-    int64_t NowMs() const override {
-      timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-    }
+    int64_t NowMs() const override { return core::UnixMs(); }
   };
   static const Realtime clock;
   return clock;

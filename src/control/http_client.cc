@@ -14,6 +14,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "hms/core/clock.h"
+
 namespace hms::control {
 namespace {
 
@@ -21,11 +23,6 @@ namespace {
 // the server we meant to talk to.
 constexpr size_t kMaxHeadBytes = 64 * 1024;
 
-int64_t NowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 Error NetError(std::string message) { return Error{std::move(message), Side::kUpstream, true}; }
 
@@ -51,7 +48,7 @@ void HttpClient::Close() {
 HttpClient::Wait HttpClient::WaitFor(short events, int64_t deadline_ms) {
   for (;;) {
     pollfd fds[2] = {{fd_, events, 0}, {cancel_fd_, POLLIN, 0}};
-    const int64_t left = deadline_ms - NowMs();
+    const int64_t left = deadline_ms - core::NowMs();
     if (left <= 0) return Wait::kTimeout;
     const int n = poll(fds, cancel_fd_ >= 0 ? 2 : 1, static_cast<int>(left));
     if (n < 0) {
@@ -82,7 +79,7 @@ Result<bool> HttpClient::Connect(int64_t deadline_ms) {
     }
     // Each target gets the full connect timeout: one blackholed member must
     // not use up the time of the next.
-    const int64_t target_deadline = std::min(deadline_ms, NowMs() + timeout_ms_);
+    const int64_t target_deadline = std::min(deadline_ms, core::NowMs() + timeout_ms_);
     std::string err = "no address";
     for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
       fd_ = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
@@ -261,10 +258,10 @@ Result<HttpResponse> HttpClient::RequestOnce(std::string_view method, std::strin
   const bool reused = fd_ >= 0 && reusable_;
   reusable_ = false;
   if (!reused) {
-    Result<bool> c = Connect(NowMs() + timeout_ms_);
+    Result<bool> c = Connect(core::NowMs() + timeout_ms_);
     if (!c) return c.error();
   }
-  const int64_t deadline = NowMs() + timeout_ms_;
+  const int64_t deadline = core::NowMs() + timeout_ms_;
   Result<bool> sent = SendAll(BuildRequest(method, path, body), deadline);
   if (!sent) {
     *nothing_back = reused;
@@ -344,9 +341,9 @@ Result<HttpResponse> HttpClient::Post(std::string_view path, std::string_view bo
 Result<HttpResponse> HttpClient::Get(std::string_view path) { return Request("GET", path, ""); }
 
 Result<int> HttpClient::OpenStream(std::string_view path, std::string_view body) {
-  Result<bool> c = Connect(NowMs() + timeout_ms_);
+  Result<bool> c = Connect(core::NowMs() + timeout_ms_);
   if (!c) return c.error();
-  const int64_t deadline = NowMs() + timeout_ms_;
+  const int64_t deadline = core::NowMs() + timeout_ms_;
   Result<bool> sent = SendAll(BuildRequest("POST", path, body), deadline);
   if (!sent) {
     Close();
@@ -363,7 +360,7 @@ Result<int> HttpClient::OpenStream(std::string_view path, std::string_view body)
 
 Result<HttpClient::StreamRead> HttpClient::ReadStream(std::string* out, int wait_ms) {
   if (fd_ < 0) return NetError("stream is not open");
-  const int64_t deadline = NowMs() + wait_ms;
+  const int64_t deadline = core::NowMs() + wait_ms;
   for (;;) {
     const size_t before = out->size();
     Result<bool> done = DecodeBody(out);

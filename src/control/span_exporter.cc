@@ -10,18 +10,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "hms/core/clock.h"
 #include "http_client.h"
 
 namespace hms::control {
-namespace {
-
-int64_t NowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-}  // namespace
 
 SpanExporter::SpanExporter(SpanExportOptions options, std::vector<obs::SpanRing*> rings, LogFn log)
     : options_(std::move(options)), rings_(std::move(rings)), log_(std::move(log)) {
@@ -77,7 +69,7 @@ void SpanExporter::Pass(bool final) {
   batch_.clear();
   for (obs::SpanRing* r : rings_) r->Drain(&batch_, r->capacity());
   if (batch_.empty()) return;
-  if (NowMs() < retry_after_ms_) {
+  if (core::NowMs() < retry_after_ms_) {
     dropped_.fetch_add(batch_.size(), std::memory_order_relaxed);
     dropped_in_outage_ += batch_.size();
     return;
@@ -90,7 +82,7 @@ void SpanExporter::Pass(bool final) {
     const size_t rest = batch_.size() - to;
     dropped_.fetch_add(rest, std::memory_order_relaxed);
     dropped_in_outage_ += rest;
-    if (!final) retry_after_ms_ = NowMs() + options_.backoff_ms;
+    if (!final) retry_after_ms_ = core::NowMs() + options_.backoff_ms;
     return;
   }
 }

@@ -32,6 +32,7 @@
 #include "hms/config/snapshot.h"
 #include "hms/control/fleet.h"
 #include "hms/control/store.h"
+#include "hms/core/clock.h"
 #include "hms/http/path.h"
 #include "hms/route/route_table.h"
 #include "hms/tls/session.h"
@@ -1570,14 +1571,9 @@ int Status(const std::string& uri, const std::vector<std::string>& args) {
   // Rates need two samples: the counts now and `interval` later, divided by
   // the time between them on the gateway's clock (the wall clock here when
   // the gateway does not say).
-  auto wall_ms = [] {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-  };
   auto first = std::make_unique<StatusSample>();
   if (int rc = FetchStatus(client, admin, first.get()); rc != kOk) return rc;
-  const int64_t wall_first = wall_ms();
+  const int64_t wall_first = hms::core::NowMs();
   const StatusSample* before = first.get();
   const StatusSample* after = first.get();
   std::unique_ptr<StatusSample> second;
@@ -1589,7 +1585,7 @@ int Status(const std::string& uri, const std::vector<std::string>& args) {
     }
     second = std::make_unique<StatusSample>();
     if (int rc = FetchStatus(client, admin, second.get()); rc != kOk) return rc;
-    const int64_t wall_second = wall_ms();
+    const int64_t wall_second = hms::core::NowMs();
     after = second.get();
     seconds = before->clock_ms >= 0 && after->clock_ms > before->clock_ms
                   ? static_cast<double>(after->clock_ms - before->clock_ms) / 1000

@@ -31,6 +31,7 @@
 #include "hms/control/service_cache.h"
 #include "hms/control/span_exporter.h"
 #include "hms/control/store.h"
+#include "hms/core/clock.h"
 #include "hms/obs/access_log.h"
 #include "hms/obs/exposition.h"
 #include "hms/obs/metrics.h"
@@ -317,9 +318,7 @@ hms::obs::UiInput GatherUi(Gateway& g) {
   hms::obs::UiInput in;
   in.metrics = GatherMetrics(g);
   in.clock_ns = hms::core::Now();
-  timespec wall;
-  clock_gettime(CLOCK_REALTIME, &wall);
-  in.unix_ms = static_cast<int64_t>(wall.tv_sec) * 1000 + wall.tv_nsec / 1'000'000;
+  in.unix_ms = hms::core::UnixMs();
   in.role = g.config.role;
   const std::string stale = g.served.stale();
   in.config = stale.empty() ? "ok" : "stale: " + stale;

@@ -219,10 +219,7 @@ void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool clo
   // refusals". A request that never became an exchange has no route.
   // The precise clock, not the pass's coarse one: the page merges the cores'
   // rings by this time (a local answer is not the hot path).
-  timespec wall;
-  clock_gettime(CLOCK_REALTIME, &wall);
-  const int64_t unix_ms = static_cast<int64_t>(wall.tv_sec) * 1000 + wall.tv_nsec / 1'000'000;
-  metrics_.refusals.Record(unix_ms, ex.active() ? ex.route_key : kNoRouteKey, status, reason,
+  metrics_.refusals.Record(core::UnixMs(), ex.active() ? ex.route_key : kNoRouteKey, status, reason,
                            std::string_view(ex.method_text, ex.method_len), tid);
 }
 
