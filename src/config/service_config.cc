@@ -186,7 +186,9 @@ RouteConfig ReadLongRoute(const Reader& r, const YAML::Node& item, const std::st
   RouteConfig rc;
   rc.line = internal::LineOf(item);
   const std::vector<Field> fields = r.Fields(
-      item, index_ctx, {"path", "methods", "host", "timeout", "auth", "require", "rate_limit"});
+      item, index_ctx,
+      {"path", "methods", "host", "timeout", "auth", "require", "rate_limit", "websocket",
+       "websocket_idle_timeout"});
   const auto path =
       std::find_if(fields.begin(), fields.end(), [](const Field& f) { return f.key == "path"; });
   if (path == fields.end()) r.Fail(rc.line, index_ctx, "missing 'path'");
@@ -243,7 +245,17 @@ RouteConfig ReadLongRoute(const Reader& r, const YAML::Node& item, const std::st
       }
     } else if (f.key == "rate_limit") {
       rc.rate_limit = std::make_shared<const RateLimit>(ReadRateLimit(r, f, index_ctx));
+    } else if (f.key == "websocket") {
+      rc.websocket = r.Bool(f, index_ctx);
+    } else if (f.key == "websocket_idle_timeout") {
+      rc.websocket_idle_ms = static_cast<uint32_t>(r.DurationMs(f, index_ctx, 1, kMaxTimeoutMs));
     }
+  }
+  // An upgrade is a GET (RFC 6455 §4.1): a websocket route that takes no GET
+  // could never carry one.
+  if (rc.websocket && !rc.methods.empty() &&
+      std::find(rc.methods.begin(), rc.methods.end(), "GET") == rc.methods.end()) {
+    r.Fail(rc.line, Ctx(index_ctx, "websocket"), "a websocket route must accept GET");
   }
   return rc;
 }

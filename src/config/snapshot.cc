@@ -117,6 +117,9 @@ Result<bool> AddSidecarRoutes(const GatewayConfig& gateway, const MeshConfig& me
     r.methods_text = "*";
     r.timeout_ms = timeout_ms;
     r.auth = "none";  // callers inside the mesh are admitted by mTLS identity, not JWT
+    // The edge route that admitted the upgrade decided; a sidecar carries it
+    // both ways like any request.
+    r.websocket = true;
     DecideRequestRules(&r);
     r.where = gateway.source + ": sidecar " + kind;
     r.key = route_keys->Intern(service + "|*||" + kind);
@@ -258,6 +261,8 @@ void AddRoutes(const ServiceConfig& s, const Cluster& cl, uint32_t cluster_index
     r.require = rc.require;
     r.rate_limit = rc.rate_limit ? std::optional<RateLimit>(*rc.rate_limit) : cl.rate_limit;
     r.where = Where(s.source, rc.line);
+    r.websocket = rc.websocket;
+    r.websocket_idle_ms = rc.websocket_idle_ms;
     DecideRequestRules(&r);
     // Stable across reloads while the service keeps this route, so per-core
     // buckets and metrics carry over (DESIGN §4).

@@ -76,6 +76,9 @@ constexpr GrpcStatus kByFault[] = {
     GrpcStatus::kUnavailable,        // kUpstreamIdentityMismatch: a connect failure
     GrpcStatus::kUnavailable,        // kNoMeshIdentity: a connect failure
     GrpcStatus::kUnavailable,        // kLocalServiceDown
+    GrpcStatus::kInvalidArgument,    // kBadWebSocketUpgrade (HTTP/1.1 only)
+    GrpcStatus::kPermissionDenied,   // kWebSocketOff: 403
+    GrpcStatus::kInternal,           // kUpstreamBadUpgrade: a broken server
 };
 static_assert(std::size(kByFault) == static_cast<size_t>(Fault::kCount), "one status per Fault");
 

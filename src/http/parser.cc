@@ -915,6 +915,11 @@ std::string_view FindHeader(const Header* headers, size_t count, std::string_vie
   return {};
 }
 
+bool ListHasToken(std::string_view value, std::string_view token) noexcept {
+  return !ForEachListElement(value,
+                             [&](std::string_view e) { return !EqualsIgnoreCase(e, token); });
+}
+
 bool IsHopByHop(std::string_view name, std::string_view connection_value) noexcept {
   static constexpr std::string_view kHopByHop[] = {
       "connection",          "keep-alive", "proxy-connection",   "te",

@@ -147,6 +147,7 @@ policy::Fault Worker::Admit(uint32_t slot, const RouteChoice& choice, const HopB
     return Refuse(policy::Fault::kTooManyConnectionOptions, refusal_.detail);
   }
   policy::Fault fault = JudgeFieldNames(slot);
+  if (fault == policy::Fault::kNone) fault = JudgeWebSocket(slot);  // tunnel.cc
   if (fault != policy::Fault::kNone) return fault;
   // The stamps (RunStamps, admission.h): JWT → rate limit → breaker →
   // endpoint pick.
@@ -270,6 +271,7 @@ bool Worker::WriteUpstreamHead(uint32_t slot, const RouteChoice& choice,
   f.default_host = ex.cluster->endpoints[ex.endpoint_index].authority();
   f.client_ip = std::string_view(c.peer, c.peer_len);
   f.tls = c.tls != nullptr;
+  f.websocket = ex.websocket;
   f.underscores = config_.underscores_in_headers;
   f.trace = &ex.trace;
   ex.head = blocks_.Get();

@@ -128,6 +128,8 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
     c.eof = true;
     if (c.state == Client::State::kClosing) {
       if (c.phase != Client::Phase::kFlush) CloseClient(slot, false);  // flushing: closes when sent
+    } else if (c.state == Client::State::kTunnel) {
+      TunnelEof(slot, true);  // passed on to the upstream (tunnel.cc)
     } else if (!c.ex.active()) {
       CloseClient(slot, true);
     } else if (!EndAbandonedUpload(slot)) {
@@ -140,7 +142,8 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
   }
   if (!c.recv_armed && !c.eof && c.in.held_head == kNone && c.cipher_in.held_head == kNone &&
       (c.state == Client::State::kHead || c.state == Client::State::kBody ||
-       c.state == Client::State::kAwaitResponse || c.phase == Client::Phase::kLinger)) {
+       c.state == Client::State::kAwaitResponse || c.state == Client::State::kTunnel ||
+       c.phase == Client::Phase::kLinger)) {
     ArmRecv(clients_[slot], kOpRecvClient, slot);
   }
   WatchClient(slot);
@@ -158,8 +161,11 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
 // queue, the other source of POLLERR, is unused (SEND_ZC notifies in CQEs).
 void Worker::WatchClient(uint32_t slot) {
   Client& c = clients_[slot];
+  // A tunnel whose client sent its FIN is not watched: the POLLHUP that our
+  // own FIN toward it then raises is its orderly end (tunnel.cc), not a reset.
   bool open = c.state == Client::State::kHead || c.state == Client::State::kBody ||
-              c.state == Client::State::kAwaitResponse;
+              c.state == Client::State::kAwaitResponse ||
+              (c.state == Client::State::kTunnel && !c.eof);
   bool reading = c.recv_armed && !c.paused;
   if (open && !reading) {
     if (c.watch_armed) return;
@@ -230,6 +236,8 @@ int64_t Worker::ConsumeClient(uint32_t slot, const char* p, size_t n) {
       return ForwardRequestBody(slot, p, n);
     case Client::State::kAwaitResponse:
       return kBlocked;
+    case Client::State::kTunnel:
+      return TunnelToUpstream(slot, p, n);
     case Client::State::kClosing:
     case Client::State::kFree:
       return static_cast<int64_t>(n);
@@ -261,6 +269,7 @@ void Worker::OnClientSent(uint32_t slot, int res) {
   if (c.ex.active() && c.ex.upstream != kNone && c.queued() < kMaxQueued) {
     PumpUpstream(c.ex.upstream);
   }
+  if (c.state == Client::State::kTunnel) TunnelProgress(slot);
   MaybeFreeClient(slot);
 }
 

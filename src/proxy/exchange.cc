@@ -347,7 +347,10 @@ void Worker::EndExchange(uint32_t slot) {
   // the upstream is to blame for: the client left (499), or the gateway
   // refused it after the breaker had admitted it. A probe gives its slot back.
   ReportOutcome(ex, ex.status == 499 ? policy::Fault::kClientGone : policy::Fault::kRefused);
-  metrics_.Observe(ex.route_key, ex.status, (now_ - ex.start) / 1000);
+  // A tunnel's latency is its handshake's; its life is in the log and span.
+  metrics_.Observe(ex.route_key, ex.status,
+                   ((ex.tunnel.active ? ex.tunnel.opened : now_) - ex.start) / 1000);
+  if (ex.tunnel.active) metrics_.websocket_active.Sub();
   metrics_.ObserveBytes(ex.route_key, ex.bytes_in, ex.bytes_out);
   if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
   if (ex.sampled) RecordSpan(c);
@@ -461,6 +464,8 @@ void Worker::OnExchangeTimer(uint32_t slot) {
     LocalResponse(slot, policy::AnswerFor(fault),
                   fault == policy::Fault::kClientBodyStalled || !c.ex.req_done);
     FinishExchange(slot);  // closes the upstream: a late answer must not reach anyone
+  } else if (c.ex.tunnel.active) {
+    OnTunnelIdle(slot);  // tunnel.cc
   } else {
     CloseClient(slot, false);  // stalled mid-response: nothing honest left to send
   }

@@ -21,6 +21,7 @@
 #include "hms/policy/breaker.h"
 #include "hms/policy/rate_limit.h"
 #include "src/proxy/connection.h"
+#include "src/proxy/tunnel.h"
 
 namespace hms::proxy {
 
@@ -128,6 +129,12 @@ struct ExchangeFacts {
   bool outcome_reported = false;       // the breaker heard this attempt's outcome
   bool rate_limited_route = false;     // the answer carries RateLimit-* fields
   policy::RateDecision rate{};
+  // WebSocket (websocket.h, tunnel.h): the route admitted the request's
+  // upgrade, the Sec-WebSocket-Accept its key calls for, and the tunnel
+  // once the upstream's 101 went out (the exchange stays kStreaming).
+  bool websocket = false;
+  char ws_accept[28];
+  Tunnel tunnel;
 };
 
 struct Exchange : ExchangeFacts {

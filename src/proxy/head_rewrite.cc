@@ -57,6 +57,7 @@ RequestHeadOut RewriteRequestHead(const http::RequestHead& r, const HopByHop& ho
   } else if (!has_host) {
     w.S("host: ").S(f.default_host).S("\r\n");
   }
+  if (f.websocket) w.S("connection: upgrade\r\nupgrade: websocket\r\n");
   w.S("x-forwarded-for: ");
   if (!xff.empty()) w.S(xff).S(", ");
   w.S(f.client_ip)

@@ -31,6 +31,10 @@ struct RequestHeadFields {
   std::string_view default_host;  // Host when the caller sent none: the endpoint's authority
   std::string_view client_ip;     // appended to X-Forwarded-For
   bool tls = false;               // X-Forwarded-Proto: https
+  // A WebSocket upgrade the route admits (websocket.h): its Upgrade and
+  // Connection go upstream as `upgrade: websocket` and `connection: upgrade`
+  // (any other Upgrade is dropped as hop-by-hop).
+  bool websocket = false;
   http::UnderscorePolicy underscores = http::UnderscorePolicy::kDrop;
   const obs::TraceContext* trace = nullptr;  // x-trace-id and traceparent (required)
 };
@@ -47,10 +51,10 @@ struct RequestHeadOut {
 // from the caller: hop-by-hop fields (as `hop_by_hop` marked them), fields
 // whose names JudgeFieldName does not forward, Expect, X-Forwarded-Proto,
 // x-trace-id, traceparent, x-hms-peer and x-hms-timeout-ms (each replaced by
-// ours); X-Forwarded-For is extended; Host is replaced for egress and for an
-// absolute-form target (RFC 9112 §3.2.2); one Content-Length goes out. A
-// head that does not fit returns size 0: a cut head would reach the
-// upstream as another message.
+// ours; Upgrade and Connection too for a WebSocket upgrade); X-Forwarded-For
+// is extended; Host is replaced for egress and for an absolute-form target
+// (RFC 9112 §3.2.2); one Content-Length goes out. A head that does not fit
+// returns size 0: a cut head would reach the upstream as another message.
 RequestHeadOut RewriteRequestHead(const http::RequestHead& r, const HopByHop& hop_by_hop,
                                   const RequestHeadFields& f, char* dst, size_t cap) noexcept;
 

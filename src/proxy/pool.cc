@@ -52,7 +52,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   }
   // Bodiless GET/HEADs of one pass to one endpoint share a connection and a
   // send (upstream_pipeline_depth): one kernel send instead of several.
-  bool pipelinable = config_.upstream_pipeline_depth > 1 && !fresh &&
+  bool pipelinable = config_.upstream_pipeline_depth > 1 && !fresh && !ex.websocket &&
                      ex.req_body == http::BodyKind::kNone &&
                      (ex.method == http::Method::kGet || ex.method == http::Method::kHead);
   if (pipelinable && ep.id < coalesce_.size() && coalesce_[ep.id] != kNone) {

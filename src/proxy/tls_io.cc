@@ -126,7 +126,9 @@ void Worker::PumpClientTls(uint32_t slot) {
     if (d.state == Client::State::kFree || d.state == Client::State::kClosing) return;
     if (step == TlsStep::kEof) {  // close_notify: like a FIN
       d.eof = true;
-      if (!d.ex.active()) {
+      if (d.state == Client::State::kTunnel) {
+        TunnelEof(slot, true);
+      } else if (!d.ex.active()) {
         CloseClient(slot, true);
       } else if (!EndAbandonedUpload(slot)) {
         d.close_after_flush = true;

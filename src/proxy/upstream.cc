@@ -38,7 +38,7 @@ uint32_t Worker::NewUpstream(const config::Endpoint& ep) {
   ++busy_[ep.id];
   u.client = kNone;
   u.ops = 0;
-  u.recv_armed = u.send_inflight = u.dirty = u.paused = u.reused = u.got_bytes = false;
+  u.recv_armed = u.send_inflight = u.dirty = u.paused = u.reused = u.got_bytes = u.eof = false;
   u.mtls = ep.mtls;
   u.tls_saved = false;
   u.pool_next = u.pool_prev = kNone;
@@ -94,7 +94,7 @@ void Worker::OnUpstreamRecv(uint32_t up, int res, uint32_t flags) {
   } else if (res != -ECANCELED || u.state == Upstream::State::kIdle) {
     OnUpstreamEof(up);  // EOF or error
   }
-  if (!u.recv_armed && u.in.held_head == kNone && u.cipher_in.held_head == kNone &&
+  if (!u.recv_armed && !u.eof && u.in.held_head == kNone && u.cipher_in.held_head == kNone &&
       (u.state == Upstream::State::kBusy || u.state == Upstream::State::kIdle) &&
       (res > 0 || res == -ENOBUFS || res == -ECANCELED)) {
     ArmRecv(upstreams_[up], kOpRecvUp, up);
@@ -106,7 +106,9 @@ void Worker::OnUpstreamEof(uint32_t up) {
   Upstream& u = upstreams_[up];
   if (u.state == Upstream::State::kBusy && u.client != kNone) {
     Exchange& ex = clients_[u.client].ex;
-    if (ex.streaming() && ex.resp_body == http::BodyKind::kUntilClose) {
+    if (ex.tunnel.active) {
+      TunnelEof(u.client, false);  // passed on to the client (tunnel.cc)
+    } else if (ex.streaming() && ex.resp_body == http::BodyKind::kUntilClose) {
       CompleteResponse(up);  // the close delimits the body
     } else {
       UpstreamFailed(up, policy::Fault::kUpstreamReset);
@@ -126,7 +128,7 @@ void Worker::PumpUpstream(uint32_t up) {
   }
   Upstream& v = upstreams_[up];
   if (v.state != Upstream::State::kBusy && v.state != Upstream::State::kIdle) return;
-  PauseOrResume(v, kOpRecvUp, up);
+  if (!v.eof) PauseOrResume(v, kOpRecvUp, up);
 }
 
 int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
@@ -139,11 +141,15 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
   Downstream& down = c;
+  if (ex.tunnel.active) return TunnelToClient(up, p, n);
   if (ex.streaming()) return ForwardResponseBody(up, ex, down, p, n);
 
   int rc = http::ParseResponse(p, n, config_.max_header_bytes, ex.method, &resp_);
   if (rc == http::kPartial) return 0;
   u.got_bytes = true;
+  if (rc > 0 && resp_.status == 101 && ex.websocket) {
+    return OpenTunnel(up, static_cast<size_t>(rc), n);  // tunnel.cc
+  }
   if (rc == http::kError || resp_.status == 101) {
     UpstreamFailed(up, policy::Fault::kUpstreamBadResponse);
     return static_cast<int64_t>(n);
@@ -313,6 +319,12 @@ void Worker::CompleteResponse(uint32_t up) {
 void Worker::UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view detail) {
   Upstream& u = upstreams_[up];
   uint32_t slot = u.client;
+  if (slot != kNone && clients_[slot].ex.tunnel.active) {
+    // A tunnel's upstream broke (a failed send, a bad TLS record): long
+    // after its answer, so nothing to retry or count; both sides close.
+    CloseClient(slot, false);
+    return;
+  }
   // A failed mTLS handshake is a failed connect: no request byte left.
   bool connect_failed = u.state == Upstream::State::kConnecting ||
                         (u.tls != nullptr && !u.tls->handshake_done());
@@ -369,8 +381,12 @@ void Worker::OnUpstreamSent(uint32_t up, int res) {
   FollowConnection(up);
   if (!u.wire().empty() || (u.tls != nullptr && !u.out.empty() && u.tls->handshake_done())) {
     MarkDirty(u, up);
-  } else if (u.client != kNone && clients_[u.client].state == Client::State::kBody) {
-    repump_.push_back(u.client);  // room again for the request body
+  } else if (u.client != kNone && (clients_[u.client].state == Client::State::kBody ||
+                                    clients_[u.client].state == Client::State::kTunnel)) {
+    repump_.push_back(u.client);  // room again for the request body (or a tunnel's bytes)
+  }
+  if (u.client != kNone && clients_[u.client].state == Client::State::kTunnel) {
+    TunnelProgress(u.client);
   }
 }
 

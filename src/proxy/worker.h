@@ -111,7 +111,8 @@ class Worker;
 // An HTTP/1.1 downstream connection; as the Downstream of its exchange it
 // queues the answer in `out` and lists itself for the pass's flush.
 struct Client : Connection, Downstream {
-  enum class State : uint8_t { kFree, kHead, kBody, kAwaitResponse, kClosing };
+  // kTunnel: a WebSocket's bytes, both ways, after the upstream's 101 (tunnel.cc).
+  enum class State : uint8_t { kFree, kHead, kBody, kAwaitResponse, kTunnel, kClosing };
   // How a closing connection goes: send what is queued, then half-close and
   // read-and-drop for a moment (so a reset does not destroy the response),
   // then close for good once no operation is in flight.
@@ -153,6 +154,7 @@ struct Upstream : Connection {
   bool connect_inflight = false;
   bool reused = false;      // came from the idle pool
   bool got_bytes = false;   // a response byte arrived for the current exchange
+  bool eof = false;         // a tunnel's upstream sent its FIN: the recv is not armed again
   // Pipelining (upstream_pipeline_depth > 1): `client` is the exchange whose
   // response is being read; `waiting` are those whose requests went out after
   // it, answered in that order. kNone marks one whose client left meanwhile.
@@ -394,6 +396,30 @@ class Worker {
   void ReleaseUpstream(uint32_t up, bool reusable);
   void PoolPush(uint32_t up);
   void PoolRemove(uint32_t up);
+
+  // The WebSocket tunnel (tunnel.cc; its state in tunnel.h, the handshake's
+  // rules in websocket.h). JudgeWebSocket is an admission step: a malformed
+  // upgrade (400/426 bad_websocket_upgrade) or one the route does not take
+  // (403 websocket_not_enabled) is refused, a good one marks the exchange.
+  policy::Fault JudgeWebSocket(uint32_t slot);
+  // The upstream's 101 to an upgrade (its head `head_len` of the `n` bytes
+  // at hand): checked, sent on, and both connections become the tunnel; or
+  // 502 upstream_bad_upgrade, never retried.
+  int64_t OpenTunnel(uint32_t up, size_t head_len, size_t n);
+  // Bytes one way, bounded by kMaxQueued toward the receiver (kBlocked
+  // until it has taken what is queued).
+  int64_t TunnelToUpstream(uint32_t slot, const char* p, size_t n);
+  int64_t TunnelToClient(uint32_t up, const char* p, size_t n);
+  // A side sent its FIN (or close_notify): that direction drains.
+  void TunnelEof(uint32_t slot, bool from_client);
+  // After a send, an EOF or input taken: shuts a drained direction, ends
+  // the tunnel when both are.
+  void TunnelProgress(uint32_t slot);
+  // Passes a FIN on toward `conn` once its queue is sent (a TLS close_notify
+  // first); true once done.
+  template <typename Conn>
+  bool ShutWrite(Conn& conn, uint32_t id, bool* notified);
+  void OnTunnelIdle(uint32_t slot);
 
   // Used by every room.
   uint64_t Random() noexcept;

@@ -176,6 +176,10 @@ struct RouteConfig {
   // optionals cost 88 bytes each (docs/config.md "Scale").
   std::shared_ptr<const RateLimit> rate_limit;
   int line = 0;                      // 1-based line in the source file
+  // WebSocket (docs/engine.md "WebSocket"): off unless the route says so;
+  // the tunnel's longest silence, 0 = the gateway's idle_timeout.
+  bool websocket = false;
+  uint32_t websocket_idle_ms = 0;
 };
 
 struct ServiceConfig {

@@ -111,6 +111,10 @@ struct Route {
   // by route key; filled in by the control thread after compiling.
   std::shared_ptr<policy::RateLimitState> limiter;
   std::string where;          // "file:line"
+  // WebSocket upgrades pass (route key `websocket`; a sidecar's own routes
+  // always), and a tunnel's longest silence (0 = the gateway's idle_timeout).
+  bool websocket = false;
+  uint32_t websocket_idle_ms = 0;
 };
 
 // Interns names to small stable ids, for endpoint addresses and route keys.

@@ -206,6 +206,11 @@ ParseError FoldContentLength(std::string_view value, bool* seen, uint64_t* lengt
 // empty when there is none.
 std::string_view FindHeader(const Header* headers, size_t count, std::string_view name) noexcept;
 
+// `token` is an element of the list field value `value` (RFC 9110 §5.6.1:
+// comma-separated, OWS around elements), compared case-insensitively:
+// "upgrade" in "keep-alive, Upgrade".
+bool ListHasToken(std::string_view value, std::string_view token) noexcept;
+
 // Hop-by-hop fields (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection,
 // TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate/Authorization,
 // plus any field named in a Connection header of `connection_value`.

@@ -91,5 +91,16 @@
   /* '_' in the name under underscores_in_headers: drop */                                        \
   CORE_COUNTER(headers_dropped_underscore, "hms_headers_dropped_total", "reason", "underscore",   \
                "Request fields not forwarded for their names, by reason: a '_' in the name "      \
-               "(underscores_in_headers: drop).")
+               "(underscores_in_headers: drop).")                                                 \
+  /* WebSocket tunnels (docs/engine.md "WebSocket"): upstream 101s sent on */                     \
+  CORE_COUNTER(websocket_tunnels, "hms_websocket_tunnels_total", "", "",                          \
+               "WebSocket upgrades that became tunnels (the upstream's 101 went to the client).") \
+  CORE_GAUGE(websocket_active, "hms_websocket_tunnels_active", "", "",                            \
+             "WebSocket tunnels open.")                                                           \
+  CORE_COUNTER(websocket_bytes_to_upstream, "hms_websocket_bytes_total", "direction",             \
+               "to_upstream", "Bytes carried by WebSocket tunnels, by direction.")                \
+  CORE_COUNTER(websocket_bytes_to_client, "hms_websocket_bytes_total", "direction", "to_client",  \
+               "")                                                                                \
+  CORE_COUNTER(websocket_idle_closed, "hms_websocket_idle_timeouts_total", "", "",                \
+               "WebSocket tunnels closed by their idle timeout.")
 // clang-format on

@@ -72,6 +72,10 @@ enum class Fault : uint8_t {
   // answer from a sidecar counts it as one failure of that endpoint, as it
   // would count a refused connect of its own.
   kLocalServiceDown,
+  // WebSocket (docs/engine.md "WebSocket").
+  kBadWebSocketUpgrade,  // an upgrade that breaks RFC 6455 §4.2.1 (the rule named)
+  kWebSocketOff,         // the route does not take WebSocket upgrades (no `websocket: true`)
+  kUpstreamBadUpgrade,   // the upstream's 101 is not a valid WebSocket handshake answer
   kCount
 };
 
@@ -202,6 +206,18 @@ inline constexpr FaultInfo kFaultTable[] = {
     // hop is up, the service behind it is not.
     {fault_rows::kUp, fault_rows::kFail, false, "local_service_down", 503,
      "local_service_unavailable", "the service behind this sidecar does not accept connections"},
+    // kBadWebSocketUpgrade: 400, or 426 with Sec-WebSocket-Version: 13 for
+    // a version the gateway does not speak (RFC 6455 §4.4).
+    {fault_rows::kDown, fault_rows::kNot, false, "bad_websocket_upgrade", 400,
+     "bad_websocket_upgrade", "malformed WebSocket upgrade"},
+    // kWebSocketOff: 403 as Envoy answers an upgrade its route does not allow.
+    {fault_rows::kDown, fault_rows::kNot, false, "websocket_off", 403, "websocket_not_enabled",
+     "this route does not take WebSocket upgrades (websocket: true in its route file)"},
+    // kUpstreamBadUpgrade: the upstream switched protocols wrongly; never
+    // retried (a 101 is an answer, and the upstream may hold the connection
+    // as a WebSocket already).
+    {fault_rows::kUp, fault_rows::kFail, false, "upstream_bad_upgrade", 502,
+     "upstream_bad_upgrade", "the upstream's 101 is not a valid WebSocket handshake answer"},
 };
 static_assert(sizeof kFaultTable / sizeof kFaultTable[0] == static_cast<size_t>(Fault::kCount),
               "one row per Fault");

@@ -7,6 +7,8 @@ stdout once listening, and answers each request by its path:
   /garbage         bytes that are not HTTP, then closes
   /reset           a complete head announcing 1 MiB, 64 KiB of body, then a TCP reset
   /truncated-body  a head announcing 100 bytes, 5 bytes of body, then closes
+  /ws-bad-accept   101 to a WebSocket upgrade with a Sec-WebSocket-Accept that
+                   is not the key's, then holds the connection for 5 s
   /hop-by-hop?n=N  200 whose fields X-Hop-0..N-1 are each named by a Connection
                    field of their own (N of them), plus X-End-To-End
   anything else    200 with a small body (so the service itself looks alive)
@@ -58,6 +60,15 @@ def serve(conn):
             return
         elif path == "/truncated-body":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+        elif path == "/ws-bad-accept":
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            conn.settimeout(5)
+            try:
+                conn.recv(1)
+            except OSError:
+                pass
         elif path == "/hop-by-hop":
             n = int(query.partition("n=")[2] or "5")
             named = "".join(f"X-Hop-{i}: {i}\r\n" for i in range(n))

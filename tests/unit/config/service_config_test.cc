@@ -117,6 +117,23 @@ TEST(ParseServiceConfig, BreakerOff) {
   EXPECT_FALSE(bad);
 }
 
+// WebSocket is off unless a route says so; its idle timeout defaults to the
+// gateway's (0 here).
+TEST(ParseServiceConfig, WebSocketRoutes) {
+  Result<ServiceConfig> s = ParseServiceConfig(
+      "service: live-svc\nroutes:\n  - GET /plain\n"
+      "  - path: /ws\n    websocket: true\n    websocket_idle_timeout: 5m\n"
+      "  - path: /ws2\n    methods: [GET]\n    websocket: true\n",
+      "live.yaml");
+  ASSERT_TRUE(s) << s.error().message;
+  ASSERT_EQ(s->routes.size(), 3u);
+  EXPECT_FALSE(s->routes[0].websocket);
+  EXPECT_TRUE(s->routes[1].websocket);
+  EXPECT_EQ(s->routes[1].websocket_idle_ms, 300'000u);
+  EXPECT_TRUE(s->routes[2].websocket);
+  EXPECT_EQ(s->routes[2].websocket_idle_ms, 0u);
+}
+
 TEST(ParseServiceConfig, JsonForm) {
   const char* text = R"({
   "service": "calc-svc",
@@ -152,6 +169,10 @@ const BadCase kBad[] = {
     {"service: calc-svc\nroutes:\n  - GET /sum/{a}\nrate_limt: \"20 req/min\"\n",
      "calc.yaml:4: unknown key 'rate_limt' (did you mean 'rate_limit'?)"},
     {"service: calc-svc\nroutes:\n  - GET /x\nfoo: 1\n", "calc.yaml:4: unknown key 'foo'"},
+    {"service: calc-svc\nroutes:\n  - path: /ws\n    methods: [POST]\n    websocket: true\n",
+     "calc.yaml:3: routes[0].websocket: a websocket route must accept GET"},
+    {"service: calc-svc\nroutes:\n  - path: /ws\n    websocket: yes please\n",
+     "calc.yaml:4: routes[0].websocket: expected true or false, found 'yes please'"},
     {"service: calc-svc\nroutes:\n  - GET /x\nhealth: {interval: 5s}\n",
      "calc.yaml:4: health: needs 'path' (what to GET, e.g. /healthz)"},
     {"service: calc-svc\nroutes:\n  - GET /x\nhealth: {path: /h, interval: 1s, timeout: 1s}\n",

@@ -86,9 +86,13 @@ TEST(ShippedConfigs, RouteFilesCompileTogether) {
       CompileSnapshot(DefaultGatewayConfig(), MeshConfig{}, services, 1, &ids, &keys);
   ASSERT_TRUE(snap) << snap.error().message;
   EXPECT_EQ((*snap)->clusters.size(), 3u);
-  EXPECT_EQ((*snap)->routes.size(), 6u);
+  EXPECT_EQ((*snap)->routes.size(), 7u);
   EXPECT_EQ((*snap)->table.Find("", "GET", "/grants/7/documents/a/b").kind,
             route::MatchKind::kFound);
+  const route::Match live = (*snap)->table.Find("", "GET", "/grants/7/live");
+  ASSERT_EQ(live.kind, route::MatchKind::kFound);
+  EXPECT_TRUE((*snap)->routes[live.target].websocket);
+  EXPECT_EQ((*snap)->routes[live.target].websocket_idle_ms, 300'000u);
 }
 
 }  // namespace

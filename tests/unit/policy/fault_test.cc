@@ -60,6 +60,11 @@ constexpr Row kRows[] = {
     // A sidecar's service is down: that endpoint's failure; only another
     // endpoint may help (retry_test.cc).
     {Fault::kLocalServiceDown, FaultSide::kUpstream, FaultVerdict::kFailure, false},
+    // WebSocket: refusals of the upgrade count as kRefused does; a broken
+    // 101 is the upstream's failure, never retried (a 101 is an answer).
+    {Fault::kBadWebSocketUpgrade, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kWebSocketOff, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
+    {Fault::kUpstreamBadUpgrade, FaultSide::kUpstream, FaultVerdict::kFailure, false},
 };
 
 TEST(Fault, EveryFaultIsClassified) {

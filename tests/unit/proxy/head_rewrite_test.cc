@@ -193,6 +193,22 @@ TEST(RewriteRequestHead, TableOfHeads) {
   }
 }
 
+// A WebSocket upgrade the route admits: its own Upgrade and Connection go
+// upstream, written by us; what its Connection field named is still dropped.
+TEST(RewriteRequestHead, AWebSocketUpgradeGoesUpstreamAsAnUpgrade) {
+  RequestHeadFields f = Caller();
+  f.websocket = true;
+  const Request got = RewriteRequest(
+      "GET /ws HTTP/1.1\r\nhost: h\r\nconnection: keep-alive, Upgrade, x-secret\r\n"
+      "upgrade: websocket\r\nx-secret: 1\r\nsec-websocket-key: k\r\n"
+      "sec-websocket-version: 13\r\n\r\n",
+      f);
+  EXPECT_EQ(got.head, std::string("GET /ws HTTP/1.1\r\nhost: h\r\nsec-websocket-key: k\r\n"
+                                  "sec-websocket-version: 13\r\nconnection: upgrade\r\n"
+                                  "upgrade: websocket\r\n") +
+                          std::string(kOurs) + "\r\n");
+}
+
 TEST(RewriteRequestHead, ForwardedForIsExtended) {
   const Request got = RewriteRequest(
       "GET / HTTP/1.1\r\nhost: h\r\nx-forwarded-for: 198.51.100.1\r\n\r\n", Caller());

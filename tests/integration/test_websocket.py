@@ -1,0 +1,337 @@
+"""WebSocket over HTTP/1.1 through the gateway (docs/engine.md "WebSocket"):
+an upgrade passes every stamp like any request (routing, JWT, the rate
+limit once per connection attempt, allow_from through sidecars), a route
+takes upgrades only with `websocket: true`, a malformed upgrade or a bad
+101 is refused naming the rule, and after the 101 the two connections are a
+byte tunnel (TLS and mTLS included) until either side closes, with an idle
+timeout, byte counters, an access-log line and a span for its whole life.
+Clients and the echo upstream are Debian's python3-websockets."""
+import asyncio
+import json
+import os
+import socket
+import ssl
+import struct
+import time
+
+import jwt
+import pytest
+import websockets
+
+import httpraw
+from conftest import eventually, log_lines, metric_sum, start_helper, vmrss_kib
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's sample key
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.fixture
+def ws_upstream(procs):
+    return start_helper(procs, "ws_echo.py", "ws echo")
+
+
+def ws_routes(port, echo_keys=""):
+    """ws-svc's route file; `echo_keys`: more keys of the /echo route."""
+    return ("service: ws-svc\nroutes:\n"
+            "  - path: /echo\n    methods: [GET]\n    websocket: true\n"
+            f"{echo_keys}"
+            "  - path: /close\n    websocket: true\n"
+            "  - path: /reject\n    websocket: true\n"
+            "  - path: /stats\n"
+            "retries: 2\nbreaker: {failures: 1000, open_for: 1s}\n"
+            f"endpoints: [127.0.0.1:{port}]\n")
+
+
+def run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def stats(upstream):
+    return json.loads(httpraw.get(upstream.port, "/stats").body)
+
+
+def settled(gw):
+    """Every tunnel and client connection of the gateway is gone."""
+    return eventually(lambda: (metric_sum(gw, "hms_websocket_tunnels_active"),
+                               metric_sum(gw, "hms_connections_active")),
+                      lambda v: v == (0.0, 0.0), timeout=10,
+                      what="tunnels and connections back to zero")
+
+
+async def echo_once(url, messages, **kw):
+    async with websockets.connect(url, max_size=None, ping_interval=None, **kw) as ws:
+        got = []
+        for m in messages:
+            await ws.send(m)
+            got.append(await ws.recv())
+        return got, dict(ws.response_headers)
+
+
+def refusal(url, **kw):
+    """The status and headers of an upgrade the gateway (or upstream) refuses."""
+    async def attempt():
+        with pytest.raises(websockets.InvalidStatusCode) as e:
+            async with websockets.connect(url, ping_interval=None, **kw):
+                pass
+        return e.value.status_code, e.value.headers
+    return run(attempt())
+
+
+def test_echo_text_and_a_binary_mib_with_every_stamp(ws_upstream, register, gateway, tmp_path):
+    register(ws_routes(ws_upstream.port))
+    log = tmp_path / "access.log"
+    gw = gateway({"access_log": {"path": str(log)}})
+    big = os.urandom(1 << 20)  # 1 MiB that permessage-deflate cannot shrink
+    got, headers = run(echo_once(
+        f"ws://127.0.0.1:{gw.port}/echo", ["hello", big],
+        extra_headers={"x-trace-id": TRACE, "x_sneaky": "1"}))
+    assert got == ["hello", big]
+    assert headers.get("x-trace-id") == TRACE
+    # The upstream got the upgrade and the gateway's stamps, not the caller's extras.
+    seen = stats(ws_upstream)["headers"]
+    assert seen["upgrade"] == "websocket" and seen["connection"] == "upgrade"
+    assert seen["x-forwarded-for"] == "127.0.0.1" and seen["x-trace-id"] == TRACE
+    assert "traceparent" in seen and "x_sneaky" not in seen
+    assert metric_sum(gw, "hms_websocket_tunnels_total") == 1
+    assert metric_sum(gw, "hms_websocket_bytes_total", direction="to_upstream") > len(big)
+    assert metric_sum(gw, "hms_websocket_bytes_total", direction="to_client") > len(big)
+    settled(gw)
+    assert metric_sum(gw, "hms_requests_total", code="101") == 1
+    # One access-log line for the connection's whole life, with its bytes.
+    lines = eventually(lambda: [x for x in log_lines(log) if x["status"] == 101], timeout=5,
+                       what="the tunnel's access-log line")
+    assert len(lines) == 1 and lines[0]["route"] == "/echo", lines
+    assert lines[0]["bytes_in"] > len(big) and lines[0]["bytes_out"] > len(big)
+    assert lines[0]["trace_id"] == TRACE
+
+
+def test_through_tls(ws_upstream, register, gateway, tmp_path):
+    from test_tls import make_cert, tls_listener
+    d = tmp_path / "certs"
+    d.mkdir()
+    make_cert(d, "a", ["localhost"])
+    make_cert(d, "b", ["b.test"])
+    register(ws_routes(ws_upstream.port))
+    gw = gateway({"listeners": tls_listener(d)})
+    ctx = ssl.create_default_context(cafile=str(d / "a.pem"))
+    ctx.check_hostname = False
+    msgs = ["over tls", b"\x00" * 300_000, "again"]
+    got, _ = run(echo_once(f"wss://127.0.0.1:{gw.port}/echo", msgs, ssl=ctx))
+    assert got == msgs
+    settled(gw)
+
+
+SECRET = "w" * 48
+
+
+def test_jwt_is_required_and_a_missing_token_refused(ws_upstream, register, gateway, tmp_path):
+    secret = tmp_path / "jwt-secret"
+    secret.write_text(SECRET + "\n")
+    register(ws_routes(ws_upstream.port))
+    gw = gateway({"jwt": {"issuer": "iss", "audience": "aud",
+                          "hs256_secret_file": str(secret)}})
+    url = f"ws://127.0.0.1:{gw.port}/echo"
+    status, headers = refusal(url)
+    assert status == 401 and headers["x-hms-reason"] == "jwt_missing_token"
+    assert stats(ws_upstream)["open"] == 0
+    tok = jwt.encode({"sub": "u", "iss": "iss", "aud": "aud", "exp": int(time.time()) + 600},
+                     SECRET, algorithm="HS256")
+    got, _ = run(echo_once(url, ["with a token"],
+                           extra_headers={"Authorization": f"Bearer {tok}"}))
+    assert got == ["with a token"]
+
+
+def test_rate_limit_counts_connection_attempts_not_messages(ws_upstream, register, gateway):
+    register(ws_routes(ws_upstream.port, echo_keys="    rate_limit: 2 req/min\n"))
+    gw = gateway()
+    url = f"ws://127.0.0.1:{gw.port}/echo"
+
+    async def two_open_tunnels():
+        async with websockets.connect(url, ping_interval=None) as a, \
+                websockets.connect(url, ping_interval=None) as b:
+            for i in range(30):  # many messages, one token each connection
+                await a.send(f"a{i}")
+                await b.send(f"b{i}")
+                assert await a.recv() == f"a{i}" and await b.recv() == f"b{i}"
+    run(two_open_tunnels())
+    status, headers = refusal(url)
+    assert status == 429 and headers["x-hms-reason"] == "rate_limited"
+    assert metric_sum(gw, "hms_websocket_tunnels_total") == 2
+
+
+def test_a_client_that_vanishes_frees_everything(ws_upstream, register, gateway):
+    register(ws_routes(ws_upstream.port))
+    gw = gateway()
+    url = f"ws://127.0.0.1:{gw.port}/echo"
+    before = stats(ws_upstream)["closed"]
+
+    async def vanish(reset):
+        ws = await websockets.connect(url, ping_interval=None)
+        await ws.send("x" * 1000)
+        assert await ws.recv() == "x" * 1000
+        await ws.send(b"y" * 200_000)  # mid-stream: its echo is still coming
+        sock = ws.transport.get_extra_info("socket")
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        ws.transport.abort()  # no close frame: gone (a FIN, or with SO_LINGER 0 a reset)
+    for reset in (True, False):
+        run(vanish(reset))
+    # The upstream saw both connections close, and the gateway let go of them.
+    eventually(lambda: stats(ws_upstream), lambda s: s["open"] == 0 and s["closed"] >= before + 2,
+               timeout=10, what="the upstream sees both closes")
+    settled(gw)
+    assert metric_sum(gw, "hms_upstream_idle_connections") == 0  # never pooled
+
+
+def test_an_upstream_that_closes_is_passed_on(ws_upstream, register, gateway):
+    register(ws_routes(ws_upstream.port))
+    gw = gateway()
+
+    async def closed_by_upstream():
+        async with websockets.connect(f"ws://127.0.0.1:{gw.port}/close",
+                                      ping_interval=None) as ws:
+            with pytest.raises(websockets.ConnectionClosedOK):
+                await ws.recv()
+            return ws.close_code, ws.close_reason
+    assert run(closed_by_upstream()) == (1000, "bye")
+    settled(gw)
+
+
+def test_idle_tunnels_are_closed(ws_upstream, register, gateway):
+    register(ws_routes(ws_upstream.port, echo_keys="    websocket_idle_timeout: 1s\n"))
+    gw = gateway()
+    url = f"ws://127.0.0.1:{gw.port}/echo"
+
+    async def chatty_then_silent():
+        async with websockets.connect(url, ping_interval=None) as ws:
+            # Talking every 300 ms for 2.4 s: never idle for the whole second.
+            for i in range(8):
+                await ws.send(str(i))
+                assert await ws.recv() == str(i)
+                await asyncio.sleep(0.3)
+            start = time.monotonic()
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()  # silent: the gateway closes it
+            return time.monotonic() - start
+    waited = run(chatty_then_silent())
+    assert 0.5 < waited < 8, waited
+    assert metric_sum(gw, "hms_websocket_idle_timeouts_total") == 1
+    settled(gw)
+
+
+def test_a_101_with_a_wrong_accept_is_502(bad_upstream, register, gateway):
+    register("service: liar-svc\nroutes:\n  - path: /ws-bad-accept\n    websocket: true\n"
+             f"retries: 2\nendpoints: [127.0.0.1:{bad_upstream.port}]\n")
+    gw = gateway()
+    status, headers = refusal(f"ws://127.0.0.1:{gw.port}/ws-bad-accept")
+    assert status == 502 and headers["x-hms-reason"] == "upstream_bad_upgrade"
+    # Never retried after a 101, whatever the service's retries say.
+    assert metric_sum(gw, "hms_upstream_connections_total") == 1
+    settled(gw)
+
+
+def test_routes_take_upgrades_only_when_they_say_so(ws_upstream, register, gateway):
+    register(ws_routes(ws_upstream.port))
+    gw = gateway()
+    status, headers = refusal(f"ws://127.0.0.1:{gw.port}/stats")
+    assert status == 403 and headers["x-hms-reason"] == "websocket_not_enabled"
+    # The route itself still serves plain HTTP.
+    assert httpraw.get(gw.port, "/stats").status == 200
+    # An upstream that answers the upgrade with a normal response: relayed.
+    status, headers = refusal(f"ws://127.0.0.1:{gw.port}/reject")
+    assert status == 403 and "x-hms-reason" not in headers
+
+
+def upgrade_head(path="/echo", method="GET", version="HTTP/1.1", **fields):
+    base = {"Host": "x", "Connection": "Upgrade", "Upgrade": "websocket",
+            "Sec-WebSocket-Key": KEY, "Sec-WebSocket-Version": "13"}
+    for k, v in fields.items():
+        base[k.replace("_", "-")] = v
+    lines = "".join(f"{k}: {v}\r\n" for k, v in base.items() if v is not None)
+    return f"{method} {path} {version}\r\n{lines}\r\n".encode()
+
+
+@pytest.mark.parametrize("head,status,rule", [
+    (upgrade_head(Sec_WebSocket_Key=None), 400, "key"),
+    (upgrade_head(Sec_WebSocket_Key="short=="), 400, "key"),
+    (upgrade_head(Sec_WebSocket_Version="8"), 426, "version"),
+    (upgrade_head(Sec_WebSocket_Version=None), 426, "version"),
+    (upgrade_head(Connection="keep-alive"), 400, "connection"),
+    (upgrade_head(method="POST", Content_Length="0"), 400, "method"),
+    (upgrade_head(version="HTTP/1.0"), 400, "http_version"),
+])
+def test_malformed_upgrades_are_refused_naming_the_rule(ws_upstream, register, gateway,
+                                                        head, status, rule):
+    register(ws_routes(ws_upstream.port).replace("methods: [GET]", "methods: [GET, POST]"))
+    gw = gateway()
+    with httpraw.Conn(gw.port) as c:
+        c.send(head)
+        r = c.read_response()
+    assert r.status == status, r
+    assert r.header("x-hms-reason") == "bad_websocket_upgrade"
+    assert f"({rule})" in r.json()["error"], r.json()
+    if status == 426:
+        assert r.header("sec-websocket-version") == "13"
+    assert stats(ws_upstream)["open"] == 0
+
+
+def test_other_upgrades_are_still_dropped(echo_upstream, register, gateway):
+    from conftest import echo_routes
+    register(echo_routes(echo_upstream.port))
+    gw = gateway()
+    r = httpraw.get(gw.port, "/headers", headers={"Connection": "Upgrade", "Upgrade": "h2c"})
+    assert r.status == 200
+    names = [k.lower() for k, _ in r.json()["headers"]]
+    assert "upgrade" not in names and "connection" not in names
+
+
+def test_through_sidecars_with_mtls(ws_upstream, register, hms_api, gateway, tmp_path):
+    from test_mtls import identity
+    from test_sidecar import sidecar
+    d = tmp_path / "mesh"
+    assert hms_api("certs", "init", "--dir", d).returncode == 0
+    for name in ("hms-gateway", "ws-svc"):
+        assert hms_api("certs", "issue", name, "--dir", d).returncode == 0
+    register(ws_routes(ws_upstream.port).replace(
+        f"endpoints: [127.0.0.1:{ws_upstream.port}]\n", "allow_from: [hms-gateway]\n"))
+    sc = sidecar(gateway, "ws-svc", ws_upstream.port, mtls=identity(d, "ws-svc"))
+    gw = gateway({"mtls": identity(d, "hms-gateway"), "cores": 1}, name="gw.yaml")
+    eventually(lambda: httpraw.get(gw.port, "/stats").status, lambda s: s == 200, timeout=10,
+               what="the gateway reaches the sidecar")
+    msgs = ["through the mesh", b"\x01" * 500_000]
+    got, _ = run(echo_once(f"ws://127.0.0.1:{gw.port}/echo", msgs))
+    assert got == msgs
+    assert metric_sum(sc, "hms_websocket_tunnels_total") == 1
+    seen = stats(ws_upstream)["headers"]
+    assert seen["x-hms-peer"] == "spiffe://hms.local/svc/hms-gateway"
+    settled(gw)
+    settled(sc)
+
+
+def test_many_concurrent_tunnels_complete_and_memory_returns(ws_upstream, register, gateway):
+    register(ws_routes(ws_upstream.port))
+    gw = gateway({"cores": 1})
+    url = f"ws://127.0.0.1:{gw.port}/echo"
+
+    async def one(i):
+        async with websockets.connect(url, ping_interval=None, max_size=None) as ws:
+            for j in range(5):
+                m = f"{i}:{j}:" + "z" * 4000
+                await ws.send(m)
+                assert await ws.recv() == m
+        return i
+
+    async def many(n):
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+    # The first wave grows the core's slabs and pools to 200 tunnels; the
+    # waves after it reuse them.
+    assert sorted(run(many(200), timeout=120)) == list(range(200))
+    settled(gw)
+    base = vmrss_kib(gw.proc.pid)
+    for _ in range(2):
+        assert sorted(run(many(200), timeout=120)) == list(range(200))
+        settled(gw)
+    assert metric_sum(gw, "hms_websocket_tunnels_total") == 600
+    grown = vmrss_kib(gw.proc.pid) - base
+    assert grown < 4 * 1024, f"RSS grew {grown} KiB over 400 more tunnels"
