@@ -124,7 +124,8 @@ constexpr char kRegisterHelp[] =
     "              of writing: per service \"would add\", \"would change\" or\n"
     "              \"unchanged\", with the routes added (+), removed (-) and changed (~).\n"
     "              A route is its method set, host and template; it changes when its\n"
-    "              timeout, auth, require or rate_limit does. Writes nothing.\n";
+    "              timeout, auth, require, rate_limit, websocket or\n"
+    "              websocket_idle_timeout does. Writes nothing.\n";
 
 constexpr char kExplainHelp[] =
     "usage: hms-api explain [--config GATEWAY_YAML] [--host HOST] [--json] METHOD PATH\n"
@@ -432,6 +433,8 @@ struct RouteFacts {
   std::string auth;                                          // as written; "" = default
   std::vector<std::pair<std::string, std::string>> require;  // sorted
   std::optional<config::RateLimit> rate_limit;
+  bool websocket = false;
+  uint32_t websocket_idle_ms = 0;  // as written; 0 = the gateway's idle_timeout
 };
 
 std::vector<RouteFacts> Facts(const config::ServiceConfig& s, const config::MeshConfig& mesh) {
@@ -450,6 +453,8 @@ std::vector<RouteFacts> Facts(const config::ServiceConfig& s, const config::Mesh
     f.require = rc.require;
     std::sort(f.require.begin(), f.require.end());
     f.rate_limit = rc.rate_limit ? std::optional<config::RateLimit>(*rc.rate_limit) : s.rate_limit;
+    f.websocket = rc.websocket;
+    f.websocket_idle_ms = rc.websocket_idle_ms;
     out.push_back(std::move(f));
   }
   return out;
@@ -491,6 +496,14 @@ std::string RouteChanges(const RouteFacts& was, const RouteFacts& now) {
   }
   if (!SameRate(was.rate_limit, now.rate_limit)) {
     changes.push_back("rate_limit " + RateText(was.rate_limit) + " → " + RateText(now.rate_limit));
+  }
+  if (was.websocket != now.websocket) {
+    changes.push_back(std::string("websocket ") + (was.websocket ? "on → off" : "off → on"));
+  }
+  if (was.websocket_idle_ms != now.websocket_idle_ms) {
+    auto idle = [](uint32_t ms) { return ms == 0 ? std::string("default") : FormatMs(ms); };
+    changes.push_back("websocket_idle_timeout " + idle(was.websocket_idle_ms) + " → " +
+                      idle(now.websocket_idle_ms));
   }
   std::string out;
   for (const std::string& c : changes) out += (out.empty() ? "" : "; ") + c;
@@ -1109,6 +1122,11 @@ std::string AllowFromText(const config::Cluster& cl) {
   return out + " (checked by its sidecars)";
 }
 
+// A WebSocket tunnel's idle timeout on this route (docs/engine.md "WebSocket").
+uint32_t WebSocketIdleMs(const config::Route& r, const ExplainGateway& g) {
+  return r.websocket_idle_ms != 0 ? r.websocket_idle_ms : g.gateway.idle_timeout_ms;
+}
+
 // The route that takes the request, its parameters, policies and endpoints, as JSON.
 void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config::Route& r,
                       const config::Cluster& cl, const ExplainGateway& g) {
@@ -1154,7 +1172,9 @@ void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config
   AppendJsonString(&o, cl.identity);
   o += ",\"allow_from\":";
   AppendJsonStrings(&o, cl.allow_from);
-  o += "}},\"endpoints\":[";
+  o += "},\"websocket\":{\"enabled\":";
+  o += r.websocket ? "true" : "false";
+  o += ",\"idle_timeout_ms\":" + std::to_string(WebSocketIdleMs(r, g)) + "}},\"endpoints\":[";
   for (size_t i = 0; i < cl.endpoints.size(); ++i) {
     if (i > 0) o += ",";
     o += "{\"address\":";
@@ -1205,6 +1225,12 @@ void PrintExplainText(const ExplainQuery& q, const route::Match& m, const config
   std::printf("require     %s\n", RequireText(r.require).c_str());
   std::printf("mtls        %s\n", MtlsText(cl, g).c_str());
   std::printf("allow_from  %s\n", AllowFromText(cl).c_str());
+  if (r.websocket) {
+    std::printf("websocket   on: an upgrade becomes a tunnel, closed after %s without a byte\n",
+                FormatMs(WebSocketIdleMs(r, g)).c_str());
+  } else {
+    std::printf("websocket   off: an upgrade is refused 403 websocket_not_enabled\n");
+  }
   if (cl.endpoints.empty()) {
     std::printf("endpoints   none: the gateway answers 503 no_endpoints\n");
     return;

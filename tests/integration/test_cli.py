@@ -42,6 +42,7 @@ def test_explain_seed_sum(hms_api):
     assert "retries     2, on 502, 503, 504, connect-failure, reset, timeout" in out, out
     assert "opens after 3 failures, for 30s" in out, out
     assert "auth        none" in out, out
+    assert "websocket   off: an upgrade is refused 403 websocket_not_enabled" in out, out
     # Endpoints in the order the gateway tries them, names resolved.
     first = out.index("1. 127.0.0.1:7001")
     # localhost resolves to 127.0.0.1 or ::1, whichever the resolver puts first.
@@ -65,9 +66,22 @@ def test_explain_json_parses(hms_api):
     assert p["breaker"] == {"failures": 3, "open_for_ms": 30000}
     assert p["rate_limit"]["text"] == "20 req/min" and p["rate_limit"]["burst"] == 20
     assert p["auth"] == "none" and p["require"] == {}
+    assert p["websocket"] == {"enabled": False, "idle_timeout_ms": 60000}
     assert [e["address"] for e in doc["endpoints"]] == ["127.0.0.1:7001", "localhost:7002"]
     assert doc["endpoints"][0]["resolved"] == "127.0.0.1:7001"
     assert doc["endpoints"][1]["resolved"] in ("127.0.0.1:7002", "[::1]:7002"), doc
+
+
+def test_explain_a_websocket_route(hms_api, tmp_path):
+    f = tmp_path / "live.yaml"
+    f.write_text("service: live-svc\nroutes:\n"
+                 "  - path: /live\n    websocket: true\n    websocket_idle_timeout: 5m\n"
+                 "endpoints: [127.0.0.1:7001]\n")
+    assert hms_api("register", f).returncode == 0
+    out = hms_api("explain", "GET", "/live").stdout
+    assert "websocket   on: an upgrade becomes a tunnel, closed after 5m without a byte" in out, out
+    doc = json.loads(hms_api("explain", "--json", "GET", "/live").stdout)
+    assert doc["policies"]["websocket"] == {"enabled": True, "idle_timeout_ms": 300000}
 
 
 def test_explain_404(hms_api):
@@ -290,6 +304,18 @@ def test_dry_run_changed_routes(hms_api, store_dir, tmp_path):
     assert hms_api("register", new).returncode == 0
     r = hms_api("register", "--dry-run", new)
     assert "calc-svc: unchanged" in r.stdout, r.stdout
+
+
+def test_dry_run_says_a_route_takes_websocket_now(hms_api, tmp_path):
+    f = tmp_path / "live.yaml"
+    f.write_text("service: live-svc\nroutes:\n  - GET /live\nendpoints: [127.0.0.1:7001]\n")
+    assert hms_api("register", f).returncode == 0
+    f.write_text("service: live-svc\nroutes:\n  - path: /live\n    methods: [GET]\n"
+                 "    websocket: true\n    websocket_idle_timeout: 2m\n"
+                 "endpoints: [127.0.0.1:7001]\n")
+    r = hms_api("register", "--dry-run", f)
+    assert f"  ~ GET /live  {f}:3: websocket off → on; websocket_idle_timeout default → 2m" in \
+        r.stdout.splitlines(), r.stdout
 
 
 def test_dry_run_identical_file_unchanged(hms_api, store_dir):

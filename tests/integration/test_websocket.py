@@ -335,3 +335,36 @@ def test_many_concurrent_tunnels_complete_and_memory_returns(ws_upstream, regist
     assert metric_sum(gw, "hms_websocket_tunnels_total") == 600
     grown = vmrss_kib(gw.proc.pid) - base
     assert grown < 4 * 1024, f"RSS grew {grown} KiB over 400 more tunnels"
+
+
+def test_warm_tunnels_allocate_nothing(ws_upstream, register, gateway):
+    """Messages through an open tunnel, and whole tunnels once the core's
+    slabs and pools have their size, take nothing from the heap."""
+    register(ws_routes(ws_upstream.port))
+    gw = gateway({"cores": 1})
+    url = f"ws://127.0.0.1:{gw.port}/echo"
+
+    async def talk(ws, n):
+        for i in range(n):
+            m = os.urandom(2000 + i % 3000)
+            await ws.send(m)
+            assert await ws.recv() == m
+
+    async def tunnels(n):
+        for _ in range(n):
+            async with websockets.connect(url, ping_interval=None) as ws:
+                await talk(ws, 3)
+
+    async def warm_then_count():
+        await tunnels(50)  # warm-up
+        async with websockets.connect(url, ping_interval=None) as ws:
+            await talk(ws, 200)
+            before = metric_sum(gw, "hms_core_heap_allocations_total")
+            await talk(ws, 1000)
+            in_tunnel = metric_sum(gw, "hms_core_heap_allocations_total") - before
+        before = metric_sum(gw, "hms_core_heap_allocations_total")
+        await tunnels(100)
+        return in_tunnel, metric_sum(gw, "hms_core_heap_allocations_total") - before
+    in_tunnel, whole = run(warm_then_count(), timeout=120)
+    assert in_tunnel == 0, f"{in_tunnel} heap allocations in 1000 warm messages"
+    assert whole == 0, f"{whole} heap allocations in 100 warm tunnels"
