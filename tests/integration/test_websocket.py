@@ -368,3 +368,29 @@ def test_warm_tunnels_allocate_nothing(ws_upstream, register, gateway):
     in_tunnel, whole = run(warm_then_count(), timeout=120)
     assert in_tunnel == 0, f"{in_tunnel} heap allocations in 1000 warm messages"
     assert whole == 0, f"{whole} heap allocations in 100 warm tunnels"
+
+
+def test_one_span_covers_the_tunnels_whole_life(ws_upstream, register, gateway, tmp_path):
+    from test_tracing import Collector, mesh_file
+    collector = Collector()
+    try:
+        register(ws_routes(ws_upstream.port))
+        gw = gateway({"mesh": mesh_file(tmp_path, {"otlp_endpoint": collector.endpoint})})
+        trace = "6bf92f3577b34da6a3ce929d0e0e4736"
+
+        async def a_second_long():
+            async with websockets.connect(
+                    f"ws://127.0.0.1:{gw.port}/echo", ping_interval=None,
+                    extra_headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}) as ws:
+                for i in range(5):
+                    await ws.send(str(i))
+                    assert await ws.recv() == str(i)
+                    await asyncio.sleep(0.25)
+        run(a_second_long())
+        (span,) = collector.wait_spans(trace, 1)
+        assert span["attrs"]["http.response.status_code"] == 101
+        assert span["attrs"]["http.route"] == "/echo"
+        life_s = (int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])) / 1e9
+        assert life_s >= 1.0, life_s
+    finally:
+        collector.close()
