@@ -394,3 +394,52 @@ def test_one_span_covers_the_tunnels_whole_life(ws_upstream, register, gateway, 
         assert life_s >= 1.0, life_s
     finally:
         collector.close()
+
+
+def test_a_client_that_does_not_read_holds_back_its_upstream(ws_upstream, register, gateway):
+    """Back-pressure both ways: a client that sends but does not read fills
+    the kernel's buffers and the gateway's bounded queues (256 KiB toward each
+    peer), then its own sends stop; the gateway's memory does not grow with
+    what is pending, and every byte arrives once it reads."""
+    register(ws_routes(ws_upstream.port))
+    gw = gateway({"cores": 1})
+    url = f"ws://127.0.0.1:{gw.port}/echo"
+    msg = os.urandom(1 << 20)
+    n = 128
+
+    async def stall(count):
+        """Until the sender stops making progress for a second: its count then."""
+        last = -1
+        while count() != last:
+            last = count()
+            await asyncio.sleep(1)
+        return last
+
+    async def flood():
+        async with websockets.connect(url, ping_interval=None, max_size=None, compression=None,
+                                      max_queue=1) as ws:
+            sent = 0
+
+            async def sender():
+                nonlocal sent
+                for _ in range(n):
+                    await ws.send(msg)
+                    sent += 1
+            task = asyncio.create_task(sender())
+            stalled = await stall(lambda: sent)
+            peak = vmrss_kib(gw.proc.pid)
+            for _ in range(n):
+                assert await ws.recv() == msg
+            await task
+            return stalled, sent, peak
+
+    # The first flood touches the pages of the core's receive-buffer ring and
+    # block pool for the first time; the second must find them enough.
+    run(flood(), timeout=120)
+    settled(gw)
+    base = vmrss_kib(gw.proc.pid)
+    stalled_at, sent, peak = run(flood(), timeout=120)
+    assert stalled_at < n, "the sender never stalled: nothing held it back"
+    assert sent == n
+    assert peak - base < 2 * 1024, f"RSS grew {peak - base} KiB with {stalled_at} MiB pending"
+    settled(gw)
