@@ -721,6 +721,16 @@ TEST(HttpParser, HopByHop) {
   EXPECT_FALSE(IsHopByHop("", "a,,b"));
 }
 
+TEST(HttpParser, ListHasToken) {
+  EXPECT_TRUE(ListHasToken("Upgrade", "upgrade"));
+  EXPECT_TRUE(ListHasToken("keep-alive, Upgrade", "upgrade"));
+  EXPECT_TRUE(ListHasToken("a ,\tUPGRADE\t, b", "upgrade"));
+  EXPECT_FALSE(ListHasToken("upgrade-insecure", "upgrade"));
+  EXPECT_FALSE(ListHasToken("keep-alive", "upgrade"));
+  EXPECT_FALSE(ListHasToken("", "upgrade"));
+  EXPECT_FALSE(ListHasToken("a,,b", "upgrade"));
+}
+
 TEST(HttpParser, Idempotent) {
   EXPECT_TRUE(IsIdempotent(Method::kGet));
   EXPECT_TRUE(IsIdempotent(Method::kHead));
