@@ -18,7 +18,6 @@ import json
 import sys
 
 import websockets
-import websockets.server
 
 STATE = {"open": 0, "closed": 0, "headers": {}}
 
