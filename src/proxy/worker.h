@@ -6,7 +6,9 @@
 // and `metrics_` (the admin thread reads relaxed atomics).
 //
 // The loop, completion dispatch, slabs, mailbox and timers are worker.cc;
-// each state machine is a file of its own, declared below in its group:
+// snapshot adoption (and the per-core state sized for a snapshot) is
+// snapshot_adoption.cc, the drain drain.cc; each state machine is a file of
+// its own, declared below in its group:
 // the downstream connection (downstream.cc), the exchange (exchange.h,
 // exchange.cc) and its admission (admission.h, admission.cc), the upstream
 // connection (upstream.cc) and its pool (pool.cc); what both connection
@@ -213,6 +215,8 @@ class Worker {
   void BeginDrain(bool handed_over);
   // The drain deadline: closes every connection still open, at once.
   void CloseEverything();
+  // The drain timer: at the deadline CloseEverything, then the grace's end.
+  void OnDrainTimer();
   // After the loop: lets go of what connections still hold (the process exits).
   void ReleaseAll();
   void OnTimer(core::Timer* t);
