@@ -1,5 +1,6 @@
 #include "src/proxy/worker.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "hms/common/check.h"
 #include "hms/obs/alloc_hook.h"
 #include "src/proxy/admission.h"
 #include "src/proxy/wire.h"
@@ -92,6 +94,18 @@ int Worker::Start(config::Snapshot* snapshot) {
 
 void Worker::Join() {
   if (thread_.joinable()) thread_.join();
+}
+
+bool Worker::Adopt(int fd, uint16_t listener) {
+  HMS_CHECK(listener < listener_kind_.size());  // set at construction, read-only since
+  // What accept4(SOCK_NONBLOCK) gives an accepted socket: a send that would
+  // block returns EAGAIN to the ring instead of parking in a kernel worker.
+  const int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  core::Message m{core::Message::Kind::kAdopt, nullptr};
+  m.fd = fd;
+  m.listener = listener;
+  return mailbox_.Push(m);
 }
 
 void Worker::Run() {
@@ -294,6 +308,9 @@ void Worker::DrainMailbox() {
         break;
       case core::Message::Kind::kStop:
         stop_ = true;
+        break;
+      case core::Message::Kind::kAdopt:
+        AcceptClient(m.fd, m.listener);
         break;
     }
   }

@@ -186,6 +186,10 @@ class Worker {
   // Starts the thread; returns once the ring is set up (or failed: -errno).
   int Start(config::Snapshot* snapshot);
   void Join();
+  // Serves `fd`, a connected stream socket, as if this core had accepted it
+  // on listener `listener` (Engine::Adopt). Any thread; false when the
+  // mailbox is full (try again).
+  bool Adopt(int fd, uint16_t listener);
   core::Mailbox& mailbox() { return mailbox_; }
   const obs::CoreMetrics& metrics() const { return metrics_; }
   // This core's access-log lines (null when the config has no access_log).
@@ -265,6 +269,8 @@ class Worker {
   // The downstream connection (downstream.cc): HTTP/1.1 server side.
   void ArmAccept(uint16_t socket);
   void OnAccept(uint16_t socket, int res, uint32_t flags);
+  // A new connection on `listener`, accepted or adopted: a slot, its reading.
+  void AcceptClient(int fd, uint16_t listener);
   void SetClientTimer(uint32_t slot);
   void OnClientRecv(uint32_t slot, int res, uint32_t flags);
   // Arms or cancels the reset watch as the connection's state needs it.
