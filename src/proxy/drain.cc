@@ -11,6 +11,21 @@
 #include "src/proxy/worker.h"
 
 namespace hms::proxy {
+namespace {
+
+// What a connection of either kind holds goes back (input, output queues,
+// TLS session), and its socket is closed.
+void Release(Connection& c, InputStore& inputs, core::BlockPool& blocks) {
+  inputs.Clear(c.in);
+  inputs.Clear(c.cipher_in);
+  c.out.Clear(&blocks);
+  c.cipher_out.Clear(&blocks);
+  c.tls.reset();
+  if (c.fd >= 0) close(c.fd);
+  c.fd = -1;
+}
+
+}  // namespace
 
 void Worker::BeginDrain(bool handed_over) {
   draining_ = true;
@@ -80,24 +95,12 @@ void Worker::ReleaseAll() {
     if (c.ex.head != nullptr) blocks_.Put(c.ex.head);
     c.ex.head = nullptr;
     c.ex.replay.Clear(&blocks_);
-    inputs_.Clear(c.in);
-    inputs_.Clear(c.cipher_in);
-    c.out.Clear(&blocks_);
-    c.cipher_out.Clear(&blocks_);
-    c.tls.reset();
-    if (c.fd >= 0) close(c.fd);
-    c.fd = -1;
+    Release(c, inputs_, blocks_);
   }
   for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
     Upstream& u = upstreams_[i];
     if (u.state == Upstream::State::kFree) continue;
-    inputs_.Clear(u.in);
-    inputs_.Clear(u.cipher_in);
-    u.out.Clear(&blocks_);
-    u.cipher_out.Clear(&blocks_);
-    u.tls.reset();
-    if (u.fd >= 0) close(u.fd);
-    u.fd = -1;
+    Release(u, inputs_, blocks_);
   }
 }
 
