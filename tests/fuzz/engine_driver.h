@@ -26,8 +26,6 @@
 // every timeout configured here), so no input leaves a connection held.
 #pragma once
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -43,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/loopback.h"
 #include "fuzz_check.h"
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
@@ -64,20 +63,6 @@ constexpr std::string_view kAnswers[8] = {
 constexpr int kSettleMs = 3000;  // > header, idle and route timeouts below
 
 inline std::atomic<int> g_answer{0};
-
-inline int ListenLoopback(uint16_t* port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  FUZZ_CHECK(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  FUZZ_CHECK(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  FUZZ_CHECK(listen(fd, 128) == 0);
-  socklen_t len = sizeof a;
-  FUZZ_CHECK(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
 
 // The upstream: answers each request head it sees ("\r\n\r\n") with the
 // answer the input chose. Bodies are not parsed: a body that holds a blank
@@ -129,7 +114,8 @@ inline void ServeUpstream(int lfd) {
 // upstream. Null when it cannot run here (no io_uring: nothing to drive).
 inline std::unique_ptr<hms::proxy::Engine> StartEngine(bool bind) {
   uint16_t up_port = 0;
-  const int up = ListenLoopback(&up_port);
+  const int up = hms::testing::ListenLoopback(&up_port);
+  FUZZ_CHECK(up >= 0);
   std::thread(ServeUpstream, up).detach();
 
   hms::config::GatewayConfig g = hms::config::DefaultGatewayConfig();

@@ -7,10 +7,8 @@
 // fixed sleep.
 #include "hms/proxy/engine.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -30,6 +28,7 @@
 
 #include "hms/config/config.h"
 #include "hms/config/snapshot.h"
+#include "tests/support/loopback.h"
 
 namespace hms::proxy {
 namespace {
@@ -41,15 +40,8 @@ constexpr int kWaitMs = 5000;  // the bound of every wait: a failure, never a pa
 class LoopbackUpstream {
  public:
   LoopbackUpstream() {
-    lfd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(listen(lfd_, 16), 0);
-    socklen_t len = sizeof a;
-    getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    lfd_ = hms::testing::ListenLoopback(&port_);
+    EXPECT_GE(lfd_, 0);
     thread_ = std::thread([this] { Serve(); });
   }
   ~LoopbackUpstream() {
