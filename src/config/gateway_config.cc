@@ -1,5 +1,4 @@
 // gateway.yaml and mesh-config.yaml (DESIGN §3).
-#include <arpa/inet.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "hms/common/address.h"
 #include "hms/common/file_check.h"
 #include "hms/config/config.h"
 #include "yaml_reader.h"
@@ -57,11 +57,9 @@ bool SameBind(const HostPort& a, const HostPort& b) {
 // Listener addresses are numeric: a gateway binds, it does not resolve.
 bool IsListenAddress(const std::string& address) {
   const std::optional<HostPort> hp = ParseHostPort(address, /*allow_port_zero=*/true);
-  if (!hp) return false;
-  in_addr a4;
-  in6_addr a6;
-  return inet_pton(AF_INET, hp->host.c_str(), &a4) == 1 ||
-         inet_pton(AF_INET6, hp->host.c_str(), &a6) == 1;
+  sockaddr_storage ss;
+  socklen_t len;
+  return hp && NumericSockaddr(hp->host, hp->port, &ss, &len);
 }
 
 // Where each top-level key was written, so that cross-field errors found

@@ -38,8 +38,10 @@ void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
     if (!draining_) ArmAccept(socket);
   }
   if (res < 0) return;  // EMFILE, ECONNABORTED, ...: the listener carries on
-  int fd = res;
-  const uint16_t listener = listen_of_[socket];
+  AcceptClient(res, listen_of_[socket]);
+}
+
+void Worker::AcceptClient(int fd, uint16_t listener) {
   // After a handover a connection accepted before the cancel took effect is
   // served (its answer says Connection: close): closing it would drop it.
   if ((draining_ && !handed_over_) || clients_.live() >= config_.max_connections_per_core) {
@@ -65,13 +67,21 @@ void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
   c.peer_len = 0;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
+      (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
     const void* a = ss.ss_family == AF_INET6
                         ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
                         : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
     if (inet_ntop(ss.ss_family, a, c.peer, sizeof c.peer) != nullptr) {
       c.peer_len = static_cast<uint8_t>(std::strlen(c.peer));
     }
+  } else {
+    // An adopted socketpair end has no address: named as nginx's
+    // $remote_addr names a unix socket's peer, so X-Forwarded-For never
+    // gets an empty element.
+    constexpr std::string_view kUnixPeer = "unix:";
+    std::memcpy(c.peer, kUnixPeer.data(), kUnixPeer.size());
+    c.peer_len = static_cast<uint8_t>(kUnixPeer.size());
   }
   metrics_.connections_accepted.Add();
   metrics_.connections_active.Add();

@@ -168,6 +168,10 @@ Result<bool> Engine::Bind(const config::GatewayConfig& config,
 }
 
 Result<bool> Engine::Start(const config::GatewayConfig& config, config::Snapshot* snapshot) {
+  if (listen_fds_.empty()) {  // not bound: cores without listening sockets (Adopt)
+    listen_fds_.assign(CoresFor(config), {});
+    listen_of_.assign(listen_fds_.size(), {});
+  }
   std::vector<int> cpus = AllowedCpus();
   for (uint32_t i = 0; i < listen_fds_.size(); ++i) {
     int cpu = -1;
@@ -204,6 +208,11 @@ void Engine::Publish(config::Snapshot* snapshot) {
     // The mailbox is bounded; a full one empties within a loop pass.
     while (!w->mailbox().Push(m)) std::this_thread::yield();
   }
+}
+
+void Engine::Adopt(uint32_t core, int fd, uint16_t listener) {
+  // The mailbox is bounded; a full one empties within a loop pass.
+  while (!workers_.at(core)->Adopt(fd, listener)) std::this_thread::yield();
 }
 
 void Engine::Drain(bool handed_over) {

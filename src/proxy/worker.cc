@@ -1,7 +1,6 @@
 #include "src/proxy/worker.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -97,6 +96,18 @@ void Worker::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool Worker::Adopt(int fd, uint16_t listener) {
+  HMS_CHECK(listener < listener_kind_.size());  // set at construction, read-only since
+  // What accept4(SOCK_NONBLOCK) gives an accepted socket: a send that would
+  // block returns EAGAIN to the ring instead of parking in a kernel worker.
+  const int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  core::Message m{core::Message::Kind::kAdopt, nullptr};
+  m.fd = fd;
+  m.listener = listener;
+  return mailbox_.Push(m);
+}
+
 void Worker::Run() {
   if (cpu_ >= 0) {
     cpu_set_t set;
@@ -187,47 +198,6 @@ void Worker::Loop() {
     // one still has its last operations in flight), or when the grace after
     // the deadline has run out (drain_timer_).
     if (draining_ && clients_.live() == 0 && upstreams_.live() == 0) stop_ = true;
-  }
-}
-
-void Worker::CloseEverything() {
-  for (uint32_t i = 0; i < clients_.capacity(); ++i) {
-    if (clients_[i].state != Client::State::kFree) CloseClient(i, false);
-  }
-  for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
-    if (upstreams_[i].state != Upstream::State::kFree) CloseUpstream(i);
-  }
-}
-
-// After the loop: what connections still hold (only those the drain's grace
-// did not see freed) goes back, descriptors closed and blocks to the pool,
-// which frees them with the worker; the process exits with nothing leaked.
-// No completion is read after this: the ring is torn down with the worker.
-void Worker::ReleaseAll() {
-  for (uint32_t i = 0; i < clients_.capacity(); ++i) {
-    Client& c = clients_[i];
-    if (c.state == Client::State::kFree) continue;
-    if (c.ex.head != nullptr) blocks_.Put(c.ex.head);
-    c.ex.head = nullptr;
-    c.ex.replay.Clear(&blocks_);
-    inputs_.Clear(c.in);
-    inputs_.Clear(c.cipher_in);
-    c.out.Clear(&blocks_);
-    c.cipher_out.Clear(&blocks_);
-    c.tls.reset();
-    if (c.fd >= 0) close(c.fd);
-    c.fd = -1;
-  }
-  for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
-    Upstream& u = upstreams_[i];
-    if (u.state == Upstream::State::kFree) continue;
-    inputs_.Clear(u.in);
-    inputs_.Clear(u.cipher_in);
-    u.out.Clear(&blocks_);
-    u.cipher_out.Clear(&blocks_);
-    u.tls.reset();
-    if (u.fd >= 0) close(u.fd);
-    u.fd = -1;
   }
 }
 
@@ -339,105 +309,11 @@ void Worker::DrainMailbox() {
       case core::Message::Kind::kStop:
         stop_ = true;
         break;
+      case core::Message::Kind::kAdopt:
+        AcceptClient(m.fd, m.listener);
+        break;
     }
   }
-}
-
-void Worker::BeginDrain(bool handed_over) {
-  draining_ = true;
-  // A timer, not a check after each wake-up: a core with nothing else
-  // armed would otherwise sleep through its deadline.
-  drain_timer_.kind = kTimerDrain;
-  timers_.Arm(&drain_timer_, now_, config_.drain_timeout_ms);
-  if (handed_over) {
-    // The sockets serve the new process now: a shutdown would end them
-    // there too. Cancelling the accepts leaves queued connections to it;
-    // one accepted meanwhile is served here (OnAccept).
-    handed_over_ = true;
-    for (uint16_t i = 0; i < listen_fds_.size(); ++i) {
-      if (accept_armed_[i]) Cancel(kOpAccept, 0, i);
-      close(listen_fds_[i]);
-      listen_fds_[i] = -1;
-    }
-  } else {
-    // Stop accepting: the multishot accepts end with an error.
-    for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
-  }
-  for (uint32_t i = 0; i < clients_.capacity(); ++i) {
-    Client& c = clients_[i];
-    if (c.state == Client::State::kHead && !c.ex.active() && c.queued() == 0 && c.in.empty()) {
-      if (handed_over) {
-        // A handshake in progress keeps its header_timeout.
-        if (c.tls != nullptr && !c.tls->handshake_done()) continue;
-        timers_.Arm(&c.timer, now_, std::min<uint64_t>(kHandOverIdleMs, config_.idle_timeout_ms));
-      } else {
-        CloseClient(i, false);
-      }
-    }
-  }
-  for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
-    if (upstreams_[i].state == Upstream::State::kIdle) CloseUpstream(i);
-  }
-}
-
-void Worker::AdoptSnapshot(config::Snapshot* s) {
-  SnapshotHold* old = current_;
-  current_ = new SnapshotHold{s, 0};  // reload time, not the request path
-  holds_.push_back(current_);
-  SizeStateFor(*s);
-  metrics_.snapshot_version.Set(s->version);
-  if (old->inflight == 0) ReleaseHold(old);
-  metrics_.snapshots_held.Set(holds_.size());
-}
-
-// Per-core state keyed by stable ids survives a reload: upstream pools are
-// indexed by endpoint id, which the control thread never reuses. Pools of
-// endpoints the snapshot no longer has are closed now, and connections still
-// busy with one close when their exchange ends.
-void Worker::SizeStateFor(const config::Snapshot& s) {
-  uint32_t max_ep = 0;
-  for (const auto& cl : s.clusters)
-    for (const auto& ep : cl.endpoints) max_ep = std::max(max_ep, ep.id + 1);
-  if (pool_head_.size() < max_ep) {
-    pool_head_.resize(max_ep, kNone);
-    pool_count_.resize(max_ep, 0);
-    coalesce_.resize(max_ep, kNone);
-  }
-  if (busy_.size() < pool_head_.size()) busy_.resize(pool_head_.size(), 0);
-  if (tls_saved_.size() < pool_head_.size()) tls_saved_.resize(pool_head_.size());
-  endpoint_live_.assign(pool_head_.size(), false);
-  for (const auto& cl : s.clusters)
-    for (const auto& ep : cl.endpoints) endpoint_live_[ep.id] = true;
-  for (uint32_t id = 0; id < pool_head_.size(); ++id) {
-    while (!endpoint_live_[id] && pool_head_[id] != kNone) CloseUpstream(pool_head_[id]);
-  }
-  rr_.assign(s.clusters.size(), index_);
-  if (s.jwt_keys != nullptr) {
-    // A new key set or policy empties the token cache: a removed key stops
-    // admitting its tokens at once.
-    if (verifier_ == nullptr) {
-      verifier_ = std::make_unique<auth::JwtVerifier>(s.jwt_keys.get(), s.jwt_policy);
-    } else {
-      verifier_->Rebind(s.jwt_keys.get(), s.jwt_policy);
-    }
-  } else {
-    verifier_.reset();
-  }
-  ReconcileProbes(s);
-  limiters_.clear();
-  for (const auto& r : s.routes) {
-    limiters_.push_back(r.limiter ? policy::CoreRateLimiter(r.limiter.get()) : policy::CoreRateLimiter());
-  }
-}
-
-void Worker::ReleaseHold(SnapshotHold* h) {
-  if (h == current_) return;
-  auto it = std::find(holds_.begin(), holds_.end(), h);
-  HMS_CHECK(it != holds_.end());
-  holds_.erase(it);
-  h->snapshot->Release();
-  delete h;
-  metrics_.snapshots_held.Set(holds_.size());
 }
 
 void Worker::OnTimer(core::Timer* t) {
@@ -456,13 +332,7 @@ void Worker::OnTimer(core::Timer* t) {
       OnProbeTimer(slot);
       return;
     case kTimerDrain:
-      if (drain_forced_) {
-        stop_ = true;  // the grace is over: what is left is closed after the loop
-      } else {
-        drain_forced_ = true;
-        CloseEverything();
-        timers_.Arm(&drain_timer_, now_, kDrainGraceMs);
-      }
+      OnDrainTimer();
       return;
     default:
       return;

@@ -6,7 +6,9 @@
 // and `metrics_` (the admin thread reads relaxed atomics).
 //
 // The loop, completion dispatch, slabs, mailbox and timers are worker.cc;
-// each state machine is a file of its own, declared below in its group:
+// snapshot adoption (and the per-core state sized for a snapshot) is
+// snapshot_adoption.cc, the drain drain.cc; each state machine is a file of
+// its own, declared below in its group:
 // the downstream connection (downstream.cc), the exchange (exchange.h,
 // exchange.cc) and its admission (admission.h, admission.cc), the upstream
 // connection (upstream.cc) and its pool (pool.cc); what both connection
@@ -186,6 +188,10 @@ class Worker {
   // Starts the thread; returns once the ring is set up (or failed: -errno).
   int Start(config::Snapshot* snapshot);
   void Join();
+  // Serves `fd`, a connected stream socket, as if this core had accepted it
+  // on listener `listener` (Engine::Adopt). Any thread; false when the
+  // mailbox is full (try again).
+  bool Adopt(int fd, uint16_t listener);
   core::Mailbox& mailbox() { return mailbox_; }
   const obs::CoreMetrics& metrics() const { return metrics_; }
   // This core's access-log lines (null when the config has no access_log).
@@ -215,6 +221,8 @@ class Worker {
   void BeginDrain(bool handed_over);
   // The drain deadline: closes every connection still open, at once.
   void CloseEverything();
+  // The drain timer: at the deadline CloseEverything, then the grace's end.
+  void OnDrainTimer();
   // After the loop: lets go of what connections still hold (the process exits).
   void ReleaseAll();
   void OnTimer(core::Timer* t);
@@ -263,6 +271,8 @@ class Worker {
   // The downstream connection (downstream.cc): HTTP/1.1 server side.
   void ArmAccept(uint16_t socket);
   void OnAccept(uint16_t socket, int res, uint32_t flags);
+  // A new connection on `listener`, accepted or adopted: a slot, its reading.
+  void AcceptClient(int fd, uint16_t listener);
   void SetClientTimer(uint32_t slot);
   void OnClientRecv(uint32_t slot, int res, uint32_t flags);
   // Arms or cancels the reset watch as the connection's state needs it.

@@ -19,9 +19,12 @@ namespace hms::core {
 struct Message {
   // kHandOver: a drain whose listening sockets another process serves now
   // (hms-gateway --upgrade): accepts are cancelled, the sockets left open.
-  enum class Kind : uint8_t { kSnapshot, kDrain, kStop, kHandOver };
+  // kAdopt: a connected socket to serve as if the core had accepted it.
+  enum class Kind : uint8_t { kSnapshot, kDrain, kStop, kHandOver, kAdopt };
   Kind kind;
   void* payload = nullptr;  // kSnapshot: a config::Snapshot* already Acquire()d for the core
+  int fd = -1;              // kAdopt: the socket, owned by the core from here
+  uint16_t listener = 0;    // kAdopt: the listener it counts as accepted on
 };
 
 class Mailbox {

@@ -50,7 +50,17 @@ class Engine {
 
   // Starts the cores with `snapshot` (the engine takes one reference per core).
   // Returns once every core has set its ring up, or the first core's error.
+  // Without Bind the cores accept nothing: connections reach them only
+  // through Adopt.
   Result<bool> Start(const config::GatewayConfig& config, config::Snapshot* snapshot);
+
+  // Serves `fd`, a connected stream socket (one end of a socketpair), on
+  // core `core` as if that core had accepted it on listener `listener` (an
+  // index into the config's listeners; a sidecar's egress listener comes
+  // last). The engine owns `fd` from here. This is how unit tests and the
+  // engine_mem fuzz target feed whole connections to a core without a port
+  // (docs/engine.md, "Driving a core without sockets"). After Start.
+  void Adopt(uint32_t core, int fd, uint16_t listener);
 
   // Hands a new snapshot to every core (one reference each) without locks.
   void Publish(config::Snapshot* snapshot);
