@@ -138,7 +138,7 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   uint32_t slot = u.client;
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
-  Downstream& down = c;
+  Downstream& down = Down(c);
   if (ex.streaming()) return ForwardResponseBody(up, ex, down, p, n);
 
   int rc = http::ParseResponse(p, n, config_.max_header_bytes, ex.method, &resp_);
@@ -331,7 +331,7 @@ void Worker::UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view 
   if (ex.response_started()) {
     // Mid-response: what already arrived still goes out, then the close is
     // the client's only signal that the body is short.
-    CloseClient(slot, true);
+    Down(c).Abort();
     return;
   }
   // Transparent retries (a failed connect, a stale pooled connection) or a
@@ -370,7 +370,7 @@ void Worker::OnUpstreamSent(uint32_t up, int res) {
   if (!u.wire().empty() || (u.tls != nullptr && !u.out.empty() && u.tls->handshake_done())) {
     MarkDirty(u, up);
   } else if (u.client != kNone && clients_[u.client].state == Client::State::kBody) {
-    repump_.push_back(u.client);  // room again for the request body
+    Down(clients_[u.client]).ResumeBody();  // room again for the request body
   }
 }
 

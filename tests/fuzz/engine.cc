@@ -133,7 +133,7 @@ State& Get() {
     hms::config::GatewayConfig g = hms::config::DefaultGatewayConfig();
     g.source = "fuzz";
     g.cores = 1;
-    g.listeners = {hms::config::ListenerConfig{"127.0.0.1:0", std::nullopt}};
+    g.listeners = {hms::config::ListenerConfig{"127.0.0.1:0", std::nullopt, {}}};
     g.admin = "off";
     g.ring_entries = 256;
     g.buffer_count = 64;

@@ -66,6 +66,14 @@
   PROCESS_COUNTER(spans_export_dropped, "hms_spans_dropped_total", "reason", "export_failed", "") \
   PROCESS_COUNTER(span_export_failures, "hms_span_export_failures_total", "", "",                 \
                   "OTLP export requests that failed (each drops its spans).")                     \
+  /* requests answered, by the protocol that carried them */                                      \
+  CORE_COUNTER(requests_http1, "hms_downstream_requests_total", "protocol", "HTTP/1.1",           \
+               "Requests answered, by the downstream protocol that carried them.")               \
+  CORE_COUNTER(requests_h2, "hms_downstream_requests_total", "protocol", "HTTP/2", "")            \
+  CORE_COUNTER(h2_connections, "hms_h2_connections_total", "", "",                                \
+               "Downstream connections served as HTTP/2 (ALPN h2, or h2c with prior knowledge).") \
+  CORE_COUNTER(h2_streams, "hms_h2_streams_total", "", "",                                        \
+               "HTTP/2 request streams whose head arrived (served or refused).")                  \
   CORE_COUNTER(bytes_in, "hms_downstream_received_bytes_total", "", "",                           \
                "Bytes received from clients.")                                                    \
   CORE_COUNTER(bytes_out, "hms_downstream_sent_bytes_total", "", "", "Bytes sent to clients.")    \
