@@ -65,13 +65,12 @@ bool Worker::StartH2(uint32_t slot) {
   // One session per connection, made at the switch as a TLS session is made
   // at accept; nghttp2's own state comes from the core's pool.
   c.h2 = std::make_unique<H2Conn>(this, slot, h2_config_[c.listener].get(), &h2_pool_, &blocks_,
-                                  &h2_counters_);
+                                  &metrics_.h2);
   if (!c.h2->session.Start()) {
     c.h2.reset();
     CloseClient(slot, false);
     return false;
   }
-  metrics_.h2_connections.Add();
   SetClientTimer(slot);
   MarkDirty(c, slot);  // the server's SETTINGS
   return true;
@@ -174,13 +173,11 @@ void Worker::OnH2Request(uint32_t conn, int32_t id, const http::RequestHead& hea
   // HTTP/1.1 one; its views live until this call returns, and the exchange
   // keeps nothing of them past StartExchange.
   req_ = head;
-  metrics_.h2_streams.Add();
   StartExchange(s, 0);
 }
 
 void Worker::OnH2Refused(uint32_t conn, int32_t id, const policy::Answer& answer) {
   const uint32_t s = NewStream(conn, id);
-  metrics_.h2_streams.Add();
   RejectRequest(s, answer);  // answered, counted, logged as an HTTP/1.1 refusal is
 }
 

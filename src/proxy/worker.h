@@ -515,11 +515,11 @@ class Worker {
   core::Instant now_ = 0;
 
   // HTTP/2 (h2_down.cc): nghttp2's and the sessions' memory (before the
-  // slab: a session is destroyed before its pool), the core's counters, each
+  // slab: a session is destroyed before its pool; the sessions count into
+  // metrics_.h2), each
   // listener's session config (null: h2 off there), and the scratch a
   // stream's answer head is written to and read back from.
   h2::MemPool h2_pool_;
-  h2::Counters h2_counters_;
   std::vector<std::shared_ptr<const h2::ServerConfig>> h2_config_;  // [listener]
   std::unique_ptr<char[]> h2_head_;
   http::ResponseHead h2_resp_;

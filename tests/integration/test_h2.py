@@ -8,6 +8,7 @@ command-line client does on purpose (a stream reset mid-body, floods, a body
 without content-length)."""
 import json
 import socket
+import struct
 import subprocess
 import time
 
@@ -15,11 +16,12 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+import hpack
 import jwt
 import pytest
 
 import httpraw
-from conftest import echo_routes, eventually, log_lines, metric_sum
+from conftest import binary, echo_routes, eventually, log_lines, metric_sum
 from test_upgrade import certs  # noqa: F401 (a fixture: one certificate for localhost)
 
 CURL = "/usr/bin/curl"
@@ -294,7 +296,8 @@ def test_access_log_and_metrics_say_the_protocol(echo_upstream, register, gatewa
     assert sorted(line["protocol"] for line in lines) == ["HTTP/1.1", "HTTP/2"]
     assert metric_sum(gw, "hms_downstream_requests_total", protocol="HTTP/2") == 1
     assert metric_sum(gw, "hms_downstream_requests_total", protocol="HTTP/1.1") == 1
-    assert metric_sum(gw, "hms_h2_connections_total") == 1
+    assert metric_sum(gw, "hms_h2_sessions_total") == 1
+    assert metric_sum(gw, "hms_h2_streams_total") == 1
 
 
 def test_drain_sends_goaway_and_lets_open_streams_finish(echo_gateway):
@@ -340,3 +343,127 @@ def test_warm_h2_streams_allocate_nothing(nginx_upstream, register, gateway):
         c.close()
     assert after - before == 0, f"{after - before} heap allocations in 1000 warm streams"
     assert metric_sum(gw, "hms_downstream_requests_total", protocol="HTTP/2") == 2000
+
+
+# ------------------------------------------------------------------ limits and floods
+
+
+def check(tmp_path, listener):
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"listeners:\n  - {json.dumps(listener)}\nadmin: off\n")
+    r = subprocess.run([str(binary("hms-gateway")), "--config", str(path), "--check"],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    return path, r
+
+
+@pytest.mark.parametrize("http2, message", [
+    ({"max_concurrent_streams": 0}, "listeners[0].http2.max_concurrent_streams"),
+    ({"stream_window_bytes": "1KiB"}, "listeners[0].http2.stream_window_bytes"),
+    ({"connection_window_bytes": "4GiB"}, "listeners[0].http2.connection_window_bytes"),
+    ({"max_header_list_bytes": "2MiB"}, "listeners[0].http2.max_header_list_bytes"),
+    ({"header_table_bytes": "1MiB"}, "listeners[0].http2.header_table_bytes"),
+    ({"max_streams": 10}, "listeners[0].http2"),
+    ("sometimes", "listeners[0].http2"),
+])
+def test_bad_h2_limits_are_refused_with_their_line(tmp_path, http2, message):
+    path, r = check(tmp_path, {"address": "127.0.0.1:0", "http2": http2})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{path}:2: {message}" in r.stderr, r.stderr
+
+
+def test_listener_limits_reach_the_settings(echo_upstream, register, gateway):
+    register(echo_routes(echo_upstream.port))
+    gw = gateway({"listeners": [{"address": "127.0.0.1:0", "http2": {
+        "max_concurrent_streams": 7, "stream_window_bytes": "128KiB",
+        "max_header_list_bytes": "8KiB"}}]})
+    c = H2Client(gw.port)
+    try:
+        c.wait(c.request("GET", "/headers"))
+        remote = c.conn.remote_settings
+        assert remote.max_concurrent_streams == 7
+        assert remote.initial_window_size == 128 * 1024
+        assert remote.max_header_list_size == 8 * 1024
+        # Over the header list size: 431, naming the rule, the connection goes on.
+        big = c.wait(c.request("GET", "/headers", headers=[("x-big", "a" * 9000)]))
+        assert big["status"] == 431 and big["headers"]["x-hms-reason"] == "headers_too_large"
+        assert c.wait(c.request("GET", "/headers"))["status"] == 200
+    finally:
+        c.close()
+
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(kind, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", sid) + payload
+
+
+def goaway_code(sock, timeout=10):
+    """Reads frames until a GOAWAY; its error code (None if the connection
+    closed without one)."""
+    sock.settimeout(timeout)
+    buf = b""
+    while True:
+        while len(buf) >= 9:
+            n = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + n:
+                break
+            kind, payload, buf = buf[3], buf[9:9 + n], buf[9 + n:]
+            if kind == 7:
+                return int.from_bytes(payload[4:8], "big")
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            return None
+        if not data:
+            return None
+        buf += data
+
+
+def flood(port, frames):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        try:
+            sock.sendall(PREFACE + frame(4, 0, 0) + frames)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # ended mid-flood: the GOAWAY may still be read
+        return goaway_code(sock)
+    finally:
+        sock.close()
+
+
+def rapid_resets(n):
+    enc = hpack.Encoder()
+    out = []
+    for i in range(n):
+        sid = 2 * i + 1
+        block = enc.encode([(":method", "GET"), (":scheme", "http"), (":authority", "x"),
+                            (":path", "/nothing-here")])
+        out.append(frame(1, 0x5, sid, block) + frame(3, 0, sid, struct.pack(">I", 8)))
+    return b"".join(out)
+
+
+FLOODS = {
+    "rapid_reset": lambda: rapid_resets(2500),
+    "ping": lambda: b"".join(frame(6, 0, 0, struct.pack(">Q", i)) for i in range(2000)),
+    "settings": lambda: frame(4, 0, 0) * 2000,
+}
+
+
+@pytest.mark.parametrize("what, counter", [
+    ("rapid_reset", "hms_h2_flood_resets_total"),
+    ("ping", "hms_h2_flood_control_frames_total"),
+    ("settings", "hms_h2_flood_control_frames_total"),
+])
+def test_floods_end_only_their_connection(echo_gateway, what, counter):
+    calm = H2Client(echo_gateway.port)  # a well-behaved client, before and after
+    try:
+        assert calm.wait(calm.request("GET", "/headers"))["status"] == 200
+        assert flood(echo_gateway.port, FLOODS[what]()) == 0xb, \
+            f"{what}: no GOAWAY(ENHANCE_YOUR_CALM)"
+        assert metric_sum(echo_gateway, counter) == 1, what
+        for _ in range(20):
+            assert calm.wait(calm.request("GET", "/headers"))["status"] == 200
+        assert h2c(echo_gateway, "/headers")[1] == 200  # and a new connection
+    finally:
+        calm.close()
