@@ -42,7 +42,9 @@ void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
   const uint16_t listener = listen_of_[socket];
   // After a handover a connection accepted before the cancel took effect is
   // served (its answer says Connection: close): closing it would drop it.
-  if ((draining_ && !handed_over_) || clients_.live() >= config_.max_connections_per_core) {
+  // Streams share the slab; the bound is on connections.
+  if ((draining_ && !handed_over_) ||
+      clients_.live() - h2_streams_live_ >= config_.max_connections_per_core) {
     metrics_.connections_refused.Add();
     close(fd);
     return;

@@ -39,6 +39,7 @@ uint32_t Worker::NewUpstream(const config::Endpoint& ep) {
   u.client = kNone;
   u.ops = 0;
   u.recv_armed = u.send_inflight = u.dirty = u.paused = u.reused = u.got_bytes = false;
+  u.eof_held = false;
   u.mtls = ep.mtls;
   u.tls_saved = false;
   u.pool_next = u.pool_prev = kNone;
@@ -107,6 +108,12 @@ void Worker::OnUpstreamEof(uint32_t up) {
   if (u.state == Upstream::State::kBusy && u.client != kNone) {
     Exchange& ex = clients_[u.client].ex;
     if (ex.streaming() && ex.resp_body == http::BodyKind::kUntilClose) {
+      if (!u.in.empty() || !u.cipher_in.empty()) {
+        // A multishot receive may report the close in the same pass as bytes
+        // the client had no room for: they go first (PumpUpstream).
+        u.eof_held = true;
+        return;
+      }
       CompleteResponse(up);  // the close delimits the body
     } else {
       UpstreamFailed(up, policy::Fault::kUpstreamReset);
@@ -126,6 +133,11 @@ void Worker::PumpUpstream(uint32_t up) {
   }
   Upstream& v = upstreams_[up];
   if (v.state != Upstream::State::kBusy && v.state != Upstream::State::kIdle) return;
+  if (v.eof_held && v.in.empty() && v.cipher_in.empty()) {
+    v.eof_held = false;
+    OnUpstreamEof(up);  // the body its close delimits is all relayed now
+    return;
+  }
   PauseOrResume(v, kOpRecvUp, up);
 }
 

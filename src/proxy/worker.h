@@ -174,6 +174,9 @@ struct Upstream : Connection {
   bool connect_inflight = false;
   bool reused = false;      // came from the idle pool
   bool got_bytes = false;   // a response byte arrived for the current exchange
+  // The upstream closed while bytes of a body its close delimits were still
+  // held (the client was behind): the answer completes once they are relayed.
+  bool eof_held = false;
   // Pipelining (upstream_pipeline_depth > 1): `client` is the exchange whose
   // response is being read; `waiting` are those whose requests went out after
   // it, answered in that order. kNone marks one whose client left meanwhile.
@@ -523,6 +526,7 @@ class Worker {
   std::vector<std::shared_ptr<const h2::ServerConfig>> h2_config_;  // [listener]
   std::unique_ptr<char[]> h2_head_;
   http::ResponseHead h2_resp_;
+  uint32_t h2_streams_live_ = 0;  // client slots that are streams, not connections
 
   core::Slab<Client> clients_;
   core::Slab<Upstream> upstreams_;
