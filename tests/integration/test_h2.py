@@ -197,6 +197,8 @@ class H2Client:
             elif isinstance(ev, h2.events.DataReceived):
                 r["body"] += ev.data
                 self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.InformationalResponseReceived):
+                r["interim"] = [int(v) for k, v in ev.headers if k == b":status"][0]
             elif isinstance(ev, h2.events.TrailersReceived):
                 r["trailers"] = {k.decode(): v.decode() for k, v in ev.headers}
             elif isinstance(ev, h2.events.StreamEnded):
@@ -217,6 +219,23 @@ class H2Client:
 
     def close(self):
         self.sock.close()
+
+
+def test_expect_100_continue_over_h2(echo_gateway):
+    c = H2Client(echo_gateway.port)
+    try:
+        data = b"z" * 5000
+        sid = c.request("POST", "/echo", end=False,
+                        headers=[("content-length", str(len(data))), ("expect", "100-continue")])
+        r = c.responses[sid]
+        while "interim" not in r:
+            c.pump()
+        assert r["interim"] == 100 and r["status"] is None
+        c.send_body(sid, data, True)
+        r = c.wait(sid)
+        assert r["status"] == 200 and r["body"] == data
+    finally:
+        c.close()
 
 
 def test_body_without_content_length_goes_chunked(echo_gateway):
