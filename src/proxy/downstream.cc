@@ -44,7 +44,7 @@ void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
   // served (its answer says Connection: close): closing it would drop it.
   // Streams share the slab; the bound is on connections.
   if ((draining_ && !handed_over_) ||
-      clients_.live() - h2_streams_live_ >= config_.max_connections_per_core) {
+      clients_.live() - metrics_.h2_streams_open.Get() >= config_.max_connections_per_core) {
     metrics_.connections_refused.Add();
     close(fd);
     return;

@@ -110,7 +110,7 @@ bool Worker::FlushH2(uint32_t slot) {
 
 uint32_t Worker::NewStream(uint32_t conn, int32_t id) {
   const uint32_t s = NewClient(-1, clients_[conn].listener);  // no socket of its own
-  ++h2_streams_live_;
+  metrics_.h2_streams_open.Add();
   Client& c = clients_[s];
   const Client& p = clients_[conn];
   c.peer_len = p.peer_len;
@@ -163,7 +163,7 @@ void Worker::FreeStream(uint32_t slot) {
   c.parent = kNone;
   ++c.gen;
   clients_.Free(slot);
-  --h2_streams_live_;
+  metrics_.h2_streams_open.Sub();
   MarkDirty(conn, st.conn);  // what the stream's end queued (END_STREAM, RST_STREAM)
 }
 

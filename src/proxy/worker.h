@@ -526,7 +526,6 @@ class Worker {
   std::vector<std::shared_ptr<const h2::ServerConfig>> h2_config_;  // [listener]
   std::unique_ptr<char[]> h2_head_;
   http::ResponseHead h2_resp_;
-  uint32_t h2_streams_live_ = 0;  // client slots that are streams, not connections
 
   core::Slab<Client> clients_;
   core::Slab<Upstream> upstreams_;

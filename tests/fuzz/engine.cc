@@ -18,8 +18,10 @@
 //   4             close it normally and open a new one
 //   5 M           the upstream's next answers are kAnswers[M % 8]
 // After the last operation every connection is closed. Property: the
-// worker's live client count returns to 0 within kSettleMs (longer than
-// every timeout configured here), so no input leaves a connection held.
+// worker's live client count (connections and HTTP/2 streams) returns to 0
+// within kSettleMs (longer than every timeout configured here), so no input
+// leaves a connection or a stream held. Plain connections that start with
+// the h2 preface are served as h2c (seeds from make_corpus.py).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -201,7 +203,10 @@ void Drain(int fd, int ms) {
   }
 }
 
-uint64_t Live(State& st) { return st.engine.metrics(0).connections_active.Get(); }
+// Connections, and HTTP/2 streams (client slots without a socket of their own).
+uint64_t Live(State& st) {
+  return st.engine.metrics(0).connections_active.Get() + st.engine.metrics(0).h2_streams_open.Get();
+}
 
 }  // namespace
 

@@ -262,6 +262,9 @@ def test_a_reset_stream_ends_only_its_exchange(echo_gateway):
         assert r["status"] == 200 and json.loads(r["body"]) == {"slept_ms": 300}
         again = c.request("GET", "/headers")
         assert c.wait(again)["status"] == 200
+        # No stream is left holding a slot (the reset one included).
+        eventually(lambda: metric_sum(echo_gateway, "hms_h2_streams_open"), lambda n: n == 0,
+                   what="no stream open")
     finally:
         c.close()
 
@@ -414,7 +417,7 @@ def test_drain_sends_goaway_and_lets_open_streams_finish(echo_gateway):
     nghttp = subprocess.Popen(["nghttp", "-v", f"http://127.0.0.1:{echo_gateway.port}/slow?ms=1500"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        eventually(lambda: metric_sum(echo_gateway, "hms_h2_streams_total"), lambda n: n == 1,
+        eventually(lambda: metric_sum(echo_gateway, "hms_h2_streams_open"), lambda n: n == 1,
                    what="the stream open")
         echo_gateway.proc.send_signal(15)
         out = nghttp.communicate(timeout=20)[0]

@@ -95,6 +95,9 @@
   CORE_COUNTER(requests_http1, "hms_downstream_requests_total", "protocol", "HTTP/1.1",           \
                "Requests answered, by the downstream protocol that carried them.")               \
   CORE_COUNTER(requests_h2, "hms_downstream_requests_total", "protocol", "HTTP/2", "")            \
+  /* client slots that are HTTP/2 streams (each an exchange in progress) */                     \
+  CORE_GAUGE(h2_streams_open, "hms_h2_streams_open", "", "",                                      \
+             "HTTP/2 request streams open (each an exchange in progress).")                      \
   CORE_COUNTER(bytes_in, "hms_downstream_received_bytes_total", "", "",                           \
                "Bytes received from clients.")                                                    \
   CORE_COUNTER(bytes_out, "hms_downstream_sent_bytes_total", "", "", "Bytes sent to clients.")    \

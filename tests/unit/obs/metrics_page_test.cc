@@ -107,6 +107,7 @@ TEST(MetricsPage, HasEveryFamilyInItsOrder) {
                                          "hms_spans_dropped_total",
                                          "hms_span_export_failures_total",
                                          "hms_downstream_requests_total",
+                                         "hms_h2_streams_open",
                                          "hms_downstream_received_bytes_total",
                                          "hms_downstream_sent_bytes_total",
                                          "hms_tls_handshakes_total",
