@@ -96,6 +96,27 @@ def test_alpn_offers_h2_first_on_tls(echo_upstream, register, gateway, certs):
     assert (status, version) == (200, "1.1")
 
 
+def test_a_large_answer_under_flow_control_over_tls(echo_upstream, register, gateway, certs,
+                                                    tmp_path):
+    # 13 MiB through the client's 64 KiB stream window, both ways: the
+    # stream stops reading its upstream while its queue is full and is
+    # resumed as the client opens its window (OnSendable).
+    register(echo_routes(echo_upstream.port))
+    gw = gateway({"listeners": tls_listener(certs)})
+    url = f"https://localhost:{gw.port}"
+    resolve = ["--resolve", f"localhost:{gw.port}:127.0.0.1"]
+    body, status, version, _ = curl("--http2", f"{url}/stream?n=200&size=65536", *resolve,
+                                    timeout=120)
+    assert (status, version, len(body)) == (200, "2", 200 * 65536)
+    assert body[-65536:-65532] == b"0199"
+    data = bytes(range(256)) * 16384  # 4 MiB
+    f = tmp_path / "up"
+    f.write_bytes(data)
+    body, status, version, _ = curl("--http2", f"{url}/echo", *resolve, "--data-binary", f"@{f}",
+                                    "-H", "content-type: application/octet-stream", timeout=120)
+    assert (status, version) == (200, "2") and body == data
+
+
 def test_a_listener_may_turn_h2_off(echo_upstream, register, gateway, certs):
     register(echo_routes(echo_upstream.port))
     gw = gateway({"listeners": tls_listener(certs, http2=False) + [
