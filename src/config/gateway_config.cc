@@ -66,6 +66,42 @@ bool IsListenAddress(const std::string& address) {
 // after loading still point at a line.
 using KeyLines = std::map<std::string, int>;
 
+// `http2: false`, or its limits (docs/config.md). The bounds are RFC 9113's
+// where it has them (a window is at most 2^31-1, §6.9.1) and what keeps one
+// connection's memory sane where it does not.
+ListenerHttp2 ReadHttp2(const Reader& r, const Field& f, const std::string& ctx,
+                        KeyLines* lines) {
+  (*lines)[ctx] = f.line;
+  ListenerHttp2 h;
+  if (f.value.IsScalar()) {
+    h.enabled = r.Bool(f, ctx);
+    return h;
+  }
+  for (const Field& g : r.Fields(f.value, ctx,
+                                 {"enabled", "max_concurrent_streams", "max_header_list_bytes",
+                                  "header_table_bytes", "stream_window_bytes",
+                                  "connection_window_bytes"})) {
+    (*lines)[Ctx(ctx, g.key)] = g.line;
+    if (g.key == "enabled") h.enabled = r.Bool(g, ctx);
+    if (g.key == "max_concurrent_streams") {
+      h.max_concurrent_streams = static_cast<uint32_t>(r.Unsigned(g, ctx, 1, 10000));
+    }
+    if (g.key == "max_header_list_bytes") {
+      h.max_header_list_bytes = static_cast<uint32_t>(r.Size(g, ctx, 1024, 1 << 20));
+    }
+    if (g.key == "header_table_bytes") {
+      h.header_table_bytes = static_cast<uint32_t>(r.Size(g, ctx, 0, 1 << 16));
+    }
+    if (g.key == "stream_window_bytes") {
+      h.stream_window_bytes = static_cast<uint32_t>(r.Size(g, ctx, 65535, 0x7fffffff));
+    }
+    if (g.key == "connection_window_bytes") {
+      h.connection_window_bytes = static_cast<uint32_t>(r.Size(g, ctx, 65535, 0x7fffffff));
+    }
+  }
+  return h;
+}
+
 ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::string& ctx,
                             KeyLines* lines) {
   (*lines)[ctx] = internal::LineOf(item);
@@ -74,10 +110,12 @@ ListenerConfig ReadListener(const Reader& r, const YAML::Node& item, const std::
     l.address = item.Scalar();
   } else {
     bool have_address = false;
-    for (const Field& f : r.Fields(item, ctx, {"address", "tls"})) {
+    for (const Field& f : r.Fields(item, ctx, {"address", "tls", "http2"})) {
       if (f.key == "address") {
         l.address = r.String(f, ctx);
         have_address = true;
+      } else if (f.key == "http2") {
+        l.http2 = ReadHttp2(r, f, Ctx(ctx, "http2"), lines);
       } else {
         const std::string tctx = Ctx(ctx, "tls");
         ListenerTls tls;
@@ -638,7 +676,7 @@ void ResolvePaths(const std::string& config_path, GatewayConfig* c) {
 GatewayConfig DefaultGatewayConfig() {
   GatewayConfig c;
   c.source = "<embedded>";
-  c.listeners.push_back(ListenerConfig{"127.0.0.1:8080", std::nullopt});
+  c.listeners.push_back(ListenerConfig{"127.0.0.1:8080", std::nullopt, {}});
   return c;
 }
 

@@ -48,6 +48,14 @@ inline bool ConnectionSpecific(std::string_view name) {
   return false;
 }
 
+// A field whose value is new in every message (a trace id): indexed, it
+// would only push useful entries out of the peer's HPACK table, and churn
+// ours (RFC 7541 §7.1.3: such fields are better never indexed).
+inline bool NeverIndexed(std::string_view name) {
+  return http::EqualsIgnoreCase(name, "x-trace-id") ||
+         http::EqualsIgnoreCase(name, "traceparent");
+}
+
 // Pseudo-headers first, then `fields` with names lowercased (RFC 9113
 // §8.2.1), those `drop` says so left out. nghttp2 copies the array and its
 // bytes on submit, so both live in one pool block (Free it after the call,
@@ -68,7 +76,9 @@ nghttp2_nv* BuildFields(MemPool* pool, const http::Header* pseudo, uint16_t pseu
     for (char c : name) *text++ = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
     std::memcpy(text, value.data(), value.size());
     nva[k++] = nghttp2_nv{reinterpret_cast<uint8_t*>(n), reinterpret_cast<uint8_t*>(text),
-                          name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+                          name.size(), value.size(),
+                          static_cast<uint8_t>(NeverIndexed(name) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                                  : NGHTTP2_NV_FLAG_NONE)};
     text += value.size();
   };
   for (uint16_t i = 0; i < pseudo_count; ++i) add(pseudo[i].name, pseudo[i].value);

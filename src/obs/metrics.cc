@@ -86,6 +86,9 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
     HMS_CORE_METRICS(HMS_METRIC_ADD, HMS_METRIC_ADD, HMS_METRIC_SKIP)
 #undef HMS_METRIC_SKIP
 #undef HMS_METRIC_ADD
+#define HMS_H2_COUNTER_ADD(member, help) t.h2.member += m->h2.member.Get();
+    HMS_H2_COUNTERS(HMS_H2_COUNTER_ADD)
+#undef HMS_H2_COUNTER_ADD
     const uint64_t v = m->snapshot_version.Get();
     t.snapshot_version_min = first ? v : std::min(t.snapshot_version_min, v);
     first = false;

@@ -104,6 +104,11 @@ void RenderScalars(const MetricsPageInput& in, Exposition& e) {
   HMS_CORE_METRICS(HMS_METRIC_COUNTER, HMS_METRIC_GAUGE, HMS_METRIC_COUNTER)
 #undef HMS_METRIC_GAUGE
 #undef HMS_METRIC_COUNTER
+  // The downstream HTTP/2 sessions (metrics_list.h, HMS_H2_COUNTERS).
+#define HMS_H2_COUNTER_SAMPLE(member, help) \
+  ScalarSample(e, "hms_h2_" #member "_total", "counter", "", "", help, t.h2.member);
+  HMS_H2_COUNTERS(HMS_H2_COUNTER_SAMPLE)
+#undef HMS_H2_COUNTER_SAMPLE
 }
 
 // Process-wide policy state: breakers, endpoints, rate-limit buckets.

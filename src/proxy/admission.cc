@@ -111,8 +111,9 @@ policy::Fault Worker::ResolveRoute(uint32_t slot, RouteChoice* choice) {
   ex.route_key = route.key;
   // A caller's identity is its certificate's one URI SAN, checked once per
   // request against allow_from (a reload may change the list).
-  choice->peer_id = c.tls != nullptr ? c.tls->peer_identity() : std::string_view();
-  if (kind == ListenerKind::kInbound && c.tls != nullptr && c.tls->handshake_done() &&
+  const Client& conn = ConnOf(c);
+  choice->peer_id = conn.tls != nullptr ? conn.tls->peer_identity() : std::string_view();
+  if (kind == ListenerKind::kInbound && conn.tls != nullptr && conn.tls->handshake_done() &&
       !PeerAllowed(cluster, choice->peer_id)) {
     metrics_.identity_refused.Add();
     const std::string_view peer_id = choice->peer_id;
@@ -268,9 +269,13 @@ bool Worker::WriteUpstreamHead(uint32_t slot, const RouteChoice& choice,
   f.origin = choice.origin;
   f.egress_to = choice.egress_to;
   f.peer_id = choice.peer_id;
-  f.default_host = ex.cluster->endpoints[ex.endpoint_index].authority();
+  // An h2 request's :authority is its Host (RFC 9113 §8.3.1); an HTTP/1.0
+  // request without one gets the endpoint's.
+  f.default_host = c.parent != kNone && !req_.host.empty()
+                       ? req_.host
+                       : std::string_view(ex.cluster->endpoints[ex.endpoint_index].authority());
   f.client_ip = std::string_view(c.peer, c.peer_len);
-  f.tls = c.tls != nullptr;
+  f.tls = ConnOf(c).tls != nullptr;
   f.websocket = ex.websocket;
   f.underscores = config_.underscores_in_headers;
   f.trace = &ex.trace;

@@ -44,26 +44,15 @@ void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
 void Worker::AcceptClient(int fd, uint16_t listener) {
   // After a handover a connection accepted before the cancel took effect is
   // served (its answer says Connection: close): closing it would drop it.
-  if ((draining_ && !handed_over_) || clients_.live() >= config_.max_connections_per_core) {
+  // Streams share the slab; the bound is on connections.
+  if ((draining_ && !handed_over_) ||
+      clients_.live() - metrics_.h2_streams_open.Get() >= config_.max_connections_per_core) {
     metrics_.connections_refused.Add();
     close(fd);
     return;
   }
-  uint32_t slot = clients_.Alloc();
+  const uint32_t slot = NewClient(fd, listener);
   Client& c = clients_[slot];
-  c.fd = fd;
-  c.state = Client::State::kHead;
-  c.listener = listener;
-  c.close_after_flush = c.eof = c.paused = c.dirty = c.send_inflight = c.recv_armed = false;
-  c.watch_armed = c.watch_cancelling = false;
-  c.sniffed = false;
-  c.ops = 0;
-  c.ex.Reset(&blocks_);
-  c.worker = this;
-  c.slot = slot;
-  c.timer.owner = c.ex.timer.owner = slot;
-  c.timer.kind = kTimerClient;
-  c.ex.timer.kind = kTimerExchange;
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
   c.peer_len = 0;
@@ -88,7 +77,8 @@ void Worker::AcceptClient(int fd, uint16_t listener) {
   const auto& tls_ctx = current_->snapshot->listener_tls;
   if (listener < tls_ctx.size() && tls_ctx[listener] != nullptr) {
     // One session per connection, made at accept (wolfSSL allocates it).
-    c.tls = tls::Session::NewServer(tls_ctx[listener]);
+    c.tls = tls::Session::NewServer(tls_ctx[listener],
+                                    listener < h2_config_.size() && h2_config_[listener] != nullptr);
     if (c.tls == nullptr) {
       metrics_.tls_failed.Add();
       c.state = Client::State::kClosing;
@@ -101,9 +91,39 @@ void Worker::AcceptClient(int fd, uint16_t listener) {
   SetClientTimer(slot);
 }
 
+uint32_t Worker::NewClient(int fd, uint16_t listener) {
+  const uint32_t slot = clients_.Alloc();
+  Client& c = clients_[slot];
+  c.fd = fd;
+  c.state = Client::State::kHead;
+  c.phase = Client::Phase::kOpen;
+  c.listener = listener;
+  c.close_after_flush = c.eof = c.paused = c.dirty = c.send_inflight = c.recv_armed = false;
+  c.watch_armed = c.watch_cancelling = false;
+  c.sniffed = false;
+  c.parent = kNone;
+  c.ops = 0;
+  c.ex.Reset(&blocks_);
+  c.worker = this;
+  c.slot = slot;
+  c.timer.owner = c.ex.timer.owner = slot;
+  c.timer.kind = kTimerClient;
+  c.ex.timer.kind = kTimerExchange;
+  return slot;
+}
+
 void Worker::SetClientTimer(uint32_t slot) {
   Client& c = clients_[slot];
   if (c.state == Client::State::kClosing) return;
+  if (c.h2 != nullptr) {
+    // An h2 connection is idle when no stream is open.
+    if (c.h2->session.open_streams() > 0) {
+      timers_.Cancel(&c.timer);
+    } else {
+      timers_.Arm(&c.timer, now_, config_.idle_timeout_ms);
+    }
+    return;
+  }
   if (c.ex.active()) {
     timers_.Cancel(&c.timer);
   } else if (!c.in.empty() || (c.tls != nullptr && !c.tls->handshake_done())) {
@@ -208,6 +228,10 @@ void Worker::OnClientWatch(uint32_t slot, int res) {
 void Worker::PumpClient(uint32_t slot) {
   Client& c = clients_[slot];
   if (c.state == Client::State::kFree) return;
+  if (c.parent != kNone) {
+    PumpStream(slot);  // an h2 stream: its body waits in its own queue
+    return;
+  }
   if (c.tls != nullptr) {
     PumpClientTls(slot);
   } else {
@@ -221,9 +245,21 @@ void Worker::PumpClient(uint32_t slot) {
 
 int64_t Worker::ConsumeClient(uint32_t slot, const char* p, size_t n) {
   Client& c = clients_[slot];
+  if (c.h2 != nullptr && c.state != Client::State::kClosing) return ConsumeH2(slot, p, n);
   switch (c.state) {
     case Client::State::kHead: {
       if (c.ex.active()) return kBlocked;
+      // A plain connection's first bytes may be the h2 preface (prior
+      // knowledge); Upgrade: h2c is not offered (docs/http2.md).
+      if (c.ex.state() == Exchange::State::kIdle && c.tls == nullptr &&
+          c.listener < h2_config_.size() && h2_config_[c.listener] != nullptr) {
+        const PrefaceSniff sniff = SniffPreface(p, n);
+        if (sniff == PrefaceSniff::kNeedMore) return 0;
+        if (sniff == PrefaceSniff::kH2) {
+          if (!StartH2(slot)) return static_cast<int64_t>(n);
+          return ConsumeH2(slot, p, n);
+        }
+      }
       int rc = http::ParseRequest(p, n, config_.max_header_bytes, &req_);
       if (rc == http::kPartial) return 0;
       if (rc == http::kError) {
@@ -280,12 +316,32 @@ void Worker::OnClientSent(uint32_t slot, int res) {
     PumpUpstream(c.ex.upstream);
   }
   if (c.state == Client::State::kTunnel) TunnelProgress(slot);
+  if (c.h2 != nullptr) {
+    // The session may have more to send (streams waiting for room), and
+    // input held while the queue was full may go on.
+    MarkDirty(c, slot);
+    if (!c.in.empty()) repump_.push_back(slot);
+  }
   MaybeFreeClient(slot);
 }
 
 void Worker::CloseClient(uint32_t slot, bool graceful) {
   Client& c = clients_[slot];
   if (c.state == Client::State::kFree) return;
+  if (c.parent != kNone) {
+    c.stream.Drop();  // a stream has no socket: it ends with a reset
+    return;
+  }
+  if (c.h2 != nullptr && c.state != Client::State::kClosing) {
+    // Every open stream ends (their exchanges with 499) before the socket
+    // does; the GOAWAY goes with what is queued when the close is graceful.
+    c.state = Client::State::kClosing;
+    c.h2->session.Close(h2::ErrorCode::kNoError);
+    if (graceful) {
+      c.h2->session.Send(&c.out, SIZE_MAX);
+      MarkDirty(c, slot);
+    }
+  }
   if (c.ex.active()) {
     if (c.ex.status == 0) c.ex.status = 499;  // the client went away first (nginx's convention)
     EndExchange(slot);
@@ -336,6 +392,7 @@ void Worker::MaybeFreeClient(uint32_t slot) {
   inputs_.Clear(c.cipher_in);
   c.cipher_out.Clear(&blocks_);
   c.tls.reset();
+  c.h2.reset();
   timers_.Cancel(&c.timer);
   timers_.Cancel(&c.ex.timer);
   c.state = Client::State::kFree;
@@ -356,7 +413,7 @@ bool Worker::ClientOwesBody(const Client& c) const {
 
 bool Worker::EndAbandonedUpload(uint32_t slot) {
   Client& c = clients_[slot];
-  if (c.ex.response_started() || !ClientOwesBody(c)) return false;
+  if (c.ex.response_started() || !c.OwesBody()) return false;
   ReportOutcome(c.ex, policy::Fault::kBodyIncomplete);
   LocalResponse(slot, policy::AnswerFor(policy::Fault::kBodyIncomplete), true);
   FinishExchange(slot);
@@ -378,7 +435,8 @@ void Worker::RejectRequest(uint32_t slot, const policy::Answer& answer) {
     c.ex.sampled = true;
     RecordSpan(c);
   }
-  CloseClient(slot, true);
+  CountProtocol(c);
+  Down(c).Finish(false);
 }
 
 // The connection's timer: lingering over, a handshake or head that took
@@ -387,6 +445,8 @@ void Worker::OnClientTimer(uint32_t slot) {
   Client& c = clients_[slot];
   if (c.state == Client::State::kClosing) {
     CloseClient(slot, false);  // lingering over, or a client that never read its answer
+  } else if (c.h2 != nullptr) {
+    CloseClient(slot, true);  // an idle h2 connection: GOAWAY, then the close
   } else if (c.tls != nullptr && !c.tls->handshake_done()) {
     metrics_.tls_failed.Add();  // a handshake that stalled: no answer can be read
     CloseClient(slot, false);
@@ -411,5 +471,28 @@ void Client::Send(const char* p, size_t n) noexcept {
 }
 
 void Client::Abort() noexcept { worker->CloseClient(slot, true); }
+
+void Client::Drop() noexcept { worker->CloseClient(slot, false); }
+
+void Client::Continue() noexcept {
+  out.Append(&worker->blocks_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  worker->MarkDirty(*this, slot);
+}
+
+// Pipelined requests, or the rest of a body, wait in the input.
+void Client::ResumeBody() noexcept { worker->repump_.push_back(slot); }
+
+bool Client::OwesBody() const noexcept { return worker->ClientOwesBody(*this); }
+
+void Client::Finish(bool reusable) noexcept {
+  if (!reusable || eof) close_after_flush = true;
+  if (close_after_flush) {
+    worker->CloseClient(slot, true);
+    return;
+  }
+  state = State::kHead;
+  worker->SetClientTimer(slot);
+  ResumeBody();
+}
 
 }  // namespace hms::proxy

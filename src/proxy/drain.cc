@@ -49,6 +49,14 @@ void Worker::BeginDrain(bool handed_over) {
   }
   for (uint32_t i = 0; i < clients_.capacity(); ++i) {
     Client& c = clients_[i];
+    if (c.h2 != nullptr && c.state != Client::State::kClosing) {
+      // GOAWAY: no new streams, the open ones finish (FlushH2 closes the
+      // connection once the session is done).
+      c.h2->session.Drain();
+      MarkDirty(c, i);
+      continue;
+    }
+    if (c.parent != kNone) continue;  // a stream: its connection drains it
     if (c.state == Client::State::kHead && !c.ex.active() && c.queued() == 0 && c.in.empty()) {
       if (handed_over) {
         // A handshake in progress keeps its header_timeout.
@@ -95,6 +103,8 @@ void Worker::ReleaseAll() {
     if (c.ex.head != nullptr) blocks_.Put(c.ex.head);
     c.ex.head = nullptr;
     c.ex.replay.Clear(&blocks_);
+    c.h2.reset();
+    c.stream.Clear(&blocks_);
     Release(c, inputs_, blocks_);
   }
   for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {

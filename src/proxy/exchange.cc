@@ -49,12 +49,9 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
     AnswerRefusal(slot);
     return static_cast<int64_t>(head_len);
   }
-  if (req_.expect_continue && !ex.req_done) {
-    c.out.Append(&blocks_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-  }
+  if (req_.expect_continue && !ex.req_done) Down(c).Continue();
   c.state = ex.req_done ? Client::State::kAwaitResponse : Client::State::kBody;
-  if (!AttachUpstream(slot, false)) return static_cast<int64_t>(head_len);
-  if (c.out.size() > 0) MarkDirty(c, slot);
+  AttachUpstream(slot, false);
   return static_cast<int64_t>(head_len);
 }
 
@@ -127,7 +124,7 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
           LocalResponse(slot, policy::AnswerFor(policy::Fault::kBadChunk), true);
           FinishExchange(slot);
         } else {
-          CloseClient(slot, false);
+          Down(c).Drop();
         }
         return static_cast<int64_t>(n);
       }
@@ -176,7 +173,7 @@ void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool clo
   if (ex.active()) ex.Answer();  // a connection's own refusal (RejectRequest) has no exchange
   ex.reason_len = static_cast<uint8_t>(std::min(reason.size(), sizeof ex.reason));
   std::memcpy(ex.reason, reason.data(), ex.reason_len);
-  Downstream& down = c;
+  Downstream& down = Down(c);
   if (close || !ex.client_keep_alive || draining_) down.CloseAfterAnswer();
   char body[512];
   Writer b(body, sizeof body);
@@ -352,6 +349,7 @@ void Worker::EndExchange(uint32_t slot) {
                    ((ex.tunnel.active ? ex.tunnel.opened : now_) - ex.start) / 1000);
   if (ex.tunnel.active) metrics_.websocket_active.Sub();
   metrics_.ObserveBytes(ex.route_key, ex.bytes_in, ex.bytes_out);
+  CountProtocol(c);
   if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
   if (ex.sampled) RecordSpan(c);
   timers_.Cancel(&c.ex.timer);
@@ -371,14 +369,7 @@ void Worker::FinishExchange(uint32_t slot) {
   Client& c = clients_[slot];
   if (!c.ex.active()) return;
   EndExchange(slot);
-  if (!c.ex.req_done || !c.ex.client_keep_alive || draining_ || c.eof) c.close_after_flush = true;
-  if (c.close_after_flush) {
-    CloseClient(slot, true);
-    return;
-  }
-  c.state = Client::State::kHead;
-  SetClientTimer(slot);
-  repump_.push_back(slot);  // pipelined requests wait in the input
+  Down(c).Finish(c.ex.req_done && c.ex.client_keep_alive && !draining_);
 }
 
 void Worker::LogAccess(const Client& c) {
@@ -417,7 +408,9 @@ void Worker::LogAccess(const Client& c) {
   w.S(",\"stamp\":\"").Json(std::string_view(ex.reason, ex.reason_len));
   w.S("\",\"peer\":\"").S(std::string_view(c.peer, c.peer_len));
   // The caller's mTLS identity (docs/tls.md); bounded so the line always fits.
-  std::string_view identity = c.tls != nullptr ? c.tls->peer_identity() : std::string_view();
+  const Client& conn = ConnOf(c);
+  std::string_view identity =
+      conn.tls != nullptr ? conn.tls->peer_identity() : std::string_view();
   w.S("\",\"peer_identity\":\"").Json(identity.substr(0, 256));
   // Fields not forwarded for their names: how many, and the first one's name
   // (a token: nothing to escape; at most sizeof ex.dropped_name bytes).
@@ -425,7 +418,7 @@ void Worker::LogAccess(const Client& c) {
       .U(ex.dropped_headers)
       .S(",\"dropped_header\":\"")
       .Json(std::string_view(ex.dropped_name, ex.dropped_name_len))
-      .S("\"}");
+      .S(c.parent != kNone ? "\",\"protocol\":\"HTTP/2\"}" : "\",\"protocol\":\"HTTP/1.1\"}");
   if (w.overflow()) {
     // Never half a line: an outsized route template or identity costs the
     // line, counted with those a full ring drops.
@@ -454,7 +447,7 @@ void Worker::OnExchangeTimer(uint32_t slot) {
     // body, else the service's per-try timeout (with time left, it may
     // retry), else the caller's shorter deadline or the route's own.
     const policy::Fault fault =
-        policy::TimeoutFault(ClientOwesBody(c), c.ex.per_try_bound, c.ex.caller_deadline);
+        policy::TimeoutFault(Down(c).OwesBody(), c.ex.per_try_bound, c.ex.caller_deadline);
     if (c.ex.upstream != kNone) ReportEndpoint(c.ex, fault);
     DetachUpstream(slot);
     if (ScheduleRetry(slot, fault)) return;
@@ -467,7 +460,7 @@ void Worker::OnExchangeTimer(uint32_t slot) {
   } else if (c.ex.tunnel.active) {
     OnTunnelIdle(slot);  // tunnel.cc
   } else {
-    CloseClient(slot, false);  // stalled mid-response: nothing honest left to send
+    Down(c).Drop();  // stalled mid-response: nothing honest left to send
   }
 }
 

@@ -61,7 +61,8 @@ void Worker::RecordSpan(const Client& c) {
   obs::SpanRecord::Set(s->peer, &s->peer_len, std::string_view(c.peer, c.peer_len));
   // The caller's mTLS identity (docs/tls.md), empty over plain TCP.
   obs::SpanRecord::Set(s->peer_identity, &s->peer_identity_len,
-                       c.tls != nullptr ? c.tls->peer_identity() : std::string_view());
+                       ConnOf(c).tls != nullptr ? ConnOf(c).tls->peer_identity()
+                                                : std::string_view());
   spans_->Publish();
   metrics_.spans_recorded.Add();
 }

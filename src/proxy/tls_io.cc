@@ -143,6 +143,12 @@ void Worker::OnClientHandshake(uint32_t slot) {
   Client& c = clients_[slot];
   metrics_.tls_handshakes.Add();
   if (c.tls->resumed()) metrics_.tls_resumed.Add();
+  // ALPN chose h2 (offered only where the listener serves it).
+  if (c.tls->alpn() == "h2" && c.listener < h2_config_.size() &&
+      h2_config_[c.listener] != nullptr) {
+    StartH2(slot);
+    return;
+  }
   SetClientTimer(slot);  // from the handshake's header_timeout to the idle timeout
 }
 

@@ -39,6 +39,7 @@ uint32_t Worker::NewUpstream(const config::Endpoint& ep) {
   u.client = kNone;
   u.ops = 0;
   u.recv_armed = u.send_inflight = u.dirty = u.paused = u.reused = u.got_bytes = u.eof = false;
+  u.eof_held = false;
   u.mtls = ep.mtls;
   u.tls_saved = false;
   u.pool_next = u.pool_prev = kNone;
@@ -109,6 +110,12 @@ void Worker::OnUpstreamEof(uint32_t up) {
     if (ex.tunnel.active) {
       TunnelEof(u.client, false);  // passed on to the client (tunnel.cc)
     } else if (ex.streaming() && ex.resp_body == http::BodyKind::kUntilClose) {
+      if (!u.in.empty() || !u.cipher_in.empty()) {
+        // A multishot receive may report the close in the same pass as bytes
+        // the client had no room for: they go first (PumpUpstream).
+        u.eof_held = true;
+        return;
+      }
       CompleteResponse(up);  // the close delimits the body
     } else {
       UpstreamFailed(up, policy::Fault::kUpstreamReset);
@@ -128,6 +135,11 @@ void Worker::PumpUpstream(uint32_t up) {
   }
   Upstream& v = upstreams_[up];
   if (v.state != Upstream::State::kBusy && v.state != Upstream::State::kIdle) return;
+  if (v.eof_held && v.in.empty() && v.cipher_in.empty()) {
+    v.eof_held = false;
+    OnUpstreamEof(up);  // the body its close delimits is all relayed now
+    return;
+  }
   if (!v.eof) PauseOrResume(v, kOpRecvUp, up);
 }
 
@@ -140,7 +152,7 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   uint32_t slot = u.client;
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
-  Downstream& down = c;
+  Downstream& down = Down(c);
   if (ex.tunnel.active) return TunnelToClient(up, p, n);
   if (ex.streaming()) return ForwardResponseBody(up, ex, down, p, n);
 
@@ -343,7 +355,7 @@ void Worker::UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view 
   if (ex.response_started()) {
     // Mid-response: what already arrived still goes out, then the close is
     // the client's only signal that the body is short.
-    CloseClient(slot, true);
+    Down(c).Abort();
     return;
   }
   // Transparent retries (a failed connect, a stale pooled connection) or a
@@ -381,9 +393,10 @@ void Worker::OnUpstreamSent(uint32_t up, int res) {
   FollowConnection(up);
   if (!u.wire().empty() || (u.tls != nullptr && !u.out.empty() && u.tls->handshake_done())) {
     MarkDirty(u, up);
-  } else if (u.client != kNone && (clients_[u.client].state == Client::State::kBody ||
-                                    clients_[u.client].state == Client::State::kTunnel)) {
-    repump_.push_back(u.client);  // room again for the request body (or a tunnel's bytes)
+  } else if (u.client != kNone && clients_[u.client].state == Client::State::kBody) {
+    Down(clients_[u.client]).ResumeBody();  // room again for the request body
+  } else if (u.client != kNone && clients_[u.client].state == Client::State::kTunnel) {
+    repump_.push_back(u.client);  // room again for the tunnel's bytes
   }
   if (u.client != kNone && clients_[u.client].state == Client::State::kTunnel) {
     TunnelProgress(u.client);

@@ -62,6 +62,23 @@ Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& conf
                              : i < config.listeners.size() ? ListenerKind::kInbound
                                                            : ListenerKind::kEgress);
   }
+  // Each listener's h2 session config, made once (nghttp2's callbacks and
+  // options): a listener with http2 off has none.
+  h2_config_.resize(listeners);
+  for (size_t i = 0; i < listeners; ++i) {
+    const config::ListenerHttp2 h =
+        i < config.listeners.size() ? config.listeners[i].http2 : config::ListenerHttp2{};
+    if (!h.enabled) continue;
+    h2::Limits limits;
+    if (h.max_concurrent_streams != 0) limits.max_concurrent_streams = h.max_concurrent_streams;
+    if (h.max_header_list_bytes != 0) limits.max_header_list_bytes = h.max_header_list_bytes;
+    if (h.header_table_bytes != 0) limits.header_table_bytes = h.header_table_bytes;
+    if (h.stream_window_bytes != 0) limits.stream_window_bytes = h.stream_window_bytes;
+    if (h.connection_window_bytes != 0) limits.connection_window_bytes = h.connection_window_bytes;
+    auto made = h2::ServerConfig::Make(limits, path_options_);
+    if (made.ok()) h2_config_[i] = std::move(made.value());
+  }
+  h2_head_ = std::make_unique<char[]>(blocks_.block_size());
   dirty_clients_.reserve(1024);
   coalesce_touched_.reserve(1024);
   dirty_upstreams_.reserve(1024);
@@ -419,7 +436,10 @@ void Worker::MarkDirty(Upstream& u, uint32_t up) {
 }
 
 void Worker::FlushDirty() {
-  for (uint32_t slot : dirty_clients_) {
+  // By index: an h2 session's Send may list more connections (its streams'
+  // upstreams answer into other sessions' queues).
+  for (size_t i = 0; i < dirty_clients_.size(); ++i) {
+    const uint32_t slot = dirty_clients_[i];
     Client& c = clients_[slot];
     c.dirty = false;
     // A connection closed for good sends nothing more: its socket is shut down.
@@ -427,6 +447,8 @@ void Worker::FlushDirty() {
         c.fd < 0) {
       continue;
     }
+    // What the session has to send joins the queue just before it leaves.
+    if (c.h2 != nullptr && c.state != Client::State::kClosing && !FlushH2(slot)) continue;
     // Sealed just before it leaves: the answers of one pass share records.
     if (c.tls != nullptr && !c.out.empty() && c.tls->handshake_done() && !TlsSeal(c)) {
       CloseClient(slot, false);

@@ -15,7 +15,10 @@
 // kinds share is connection.h and tls_io.cc.
 //
 // A downstream connection ("client") carries at most one exchange at a time;
-// pipelined requests wait in its input and are answered in order. An upstream
+// pipelined requests wait in its input and are answered in order. An HTTP/2
+// connection carries none itself: each of its streams is a Client slot of its
+// own, without a socket, whose exchange answers through an H2Stream
+// (h2_down.h). An upstream
 // connection serves one exchange at a time (with upstream_pipeline_depth > 1,
 // others may wait behind it) and is parked in the core's per-endpoint idle
 // pool otherwise.
@@ -40,6 +43,9 @@
 #include "hms/core/ring.h"
 #include "hms/core/slab.h"
 #include "hms/core/timer_wheel.h"
+#include "hms/h2/limits.h"
+#include "hms/h2/mem_pool.h"
+#include "hms/h2/server_session.h"
 #include "hms/http/parser.h"
 #include "hms/http/path.h"
 #include "hms/obs/log_ring.h"
@@ -55,6 +61,7 @@
 #include "src/proxy/connection.h"
 #include "src/proxy/downstream.h"
 #include "src/proxy/exchange.h"
+#include "src/proxy/h2_down.h"
 #include "src/proxy/head_rewrite.h"
 
 namespace hms::proxy {
@@ -111,7 +118,10 @@ struct HealthProbe {
 class Worker;
 
 // An HTTP/1.1 downstream connection; as the Downstream of its exchange it
-// queues the answer in `out` and lists itself for the pass's flush.
+// queues the answer in `out` and lists itself for the pass's flush. The same
+// slot type serves an HTTP/2 connection (`h2` set: its session reads `in` and
+// writes `out`) and each of its streams (`parent` set, no socket: the
+// exchange answers through `stream`).
 struct Client : Connection, Downstream {
   // kTunnel: a WebSocket's bytes, both ways, after the upstream's 101 (tunnel.cc).
   enum class State : uint8_t { kFree, kHead, kBody, kAwaitResponse, kTunnel, kClosing };
@@ -145,7 +155,18 @@ struct Client : Connection, Downstream {
   void CloseAfterAnswer() noexcept override { close_after_flush = true; }
   bool closing() const noexcept override { return close_after_flush; }
   void Abort() noexcept override;
+  void Drop() noexcept override;
+  void Continue() noexcept override;
+  void ResumeBody() noexcept override;
+  bool OwesBody() const noexcept override;
+  void Finish(bool reusable) noexcept override;
   bool sniffed = false;  // a TLS listener's first byte was looked at (plain HTTP?)
+
+  // HTTP/2 (h2_down.cc): the connection's session, made when the client
+  // turns out to speak h2; for a stream, its connection and its Downstream.
+  std::unique_ptr<H2Conn> h2;
+  uint32_t parent = kNone;
+  H2Stream stream;
 };
 
 struct Upstream : Connection {
@@ -157,6 +178,9 @@ struct Upstream : Connection {
   bool reused = false;      // came from the idle pool
   bool got_bytes = false;   // a response byte arrived for the current exchange
   bool eof = false;         // a tunnel's upstream sent its FIN: the recv is not armed again
+  // The upstream closed while bytes of a body its close delimits were still
+  // held (the client was behind): the answer completes once they are relayed.
+  bool eof_held = false;
   // Pipelining (upstream_pipeline_depth > 1): `client` is the exchange whose
   // response is being read; `waiting` are those whose requests went out after
   // it, answered in that order. kNone marks one whose client left meanwhile.
@@ -177,6 +201,8 @@ struct Upstream : Connection {
 
 class Worker {
   friend struct Client;  // its Downstream calls queue, flush and close through the core
+  friend struct H2Stream;  // the same for a stream of an HTTP/2 connection
+  friend struct H2Conn;    // the session's events reach the core's exchanges
 
  public:
   // `listen_of[i]`: the listener index listen_fds[i] belongs to (a core may
@@ -273,6 +299,9 @@ class Worker {
   void OnAccept(uint16_t socket, int res, uint32_t flags);
   // A new connection on `listener`, accepted or adopted: a slot, its reading.
   void AcceptClient(int fd, uint16_t listener);
+  // A slot of the client slab, set up for a connection's start (or, with
+  // fd -1, an h2 stream's).
+  uint32_t NewClient(int fd, uint16_t listener);
   void SetClientTimer(uint32_t slot);
   void OnClientRecv(uint32_t slot, int res, uint32_t flags);
   // Arms or cancels the reset watch as the connection's state needs it.
@@ -292,6 +321,42 @@ class Worker {
   // graceful: flush the queue and linger first; else close at once.
   void CloseClient(uint32_t slot, bool graceful);
   void MaybeFreeClient(uint32_t slot);
+
+  // The HTTP/2 downstream (h2_down.cc; h2_down.h). StartH2 gives the
+  // connection its session (false when none can be made: the caller closes);
+  // ConsumeH2 hands it the client's bytes; FlushH2 moves what it has to send
+  // into the connection's queue (false when the session is over and the
+  // connection was closed).
+  bool StartH2(uint32_t slot);
+  int64_t ConsumeH2(uint32_t slot, const char* p, size_t n);
+  bool FlushH2(uint32_t slot);
+  // The session's events (H2Conn), by the connection's slot.
+  void OnH2Request(uint32_t conn, int32_t id, const http::RequestHead& head, bool end_stream);
+  void OnH2Refused(uint32_t conn, int32_t id, const policy::Answer& answer);
+  void OnH2Data(uint32_t conn, int32_t id, uint64_t tag, const char* p, size_t n);
+  void OnH2RequestEnd(uint32_t conn, uint64_t tag, const http::Header* trailers, uint16_t count);
+  void OnH2Sendable(uint64_t tag);
+  void OnH2StreamClose(uint64_t tag);
+  // A stream's slot: made for a head (kNone when the core is full), found
+  // from a session's tag (kNone when it ended meanwhile), and let go.
+  uint32_t NewStream(uint32_t conn, int32_t id);
+  uint32_t StreamOf(uint64_t tag) const;
+  void FreeStream(uint32_t slot);
+  // Feeds a stream's held request body to its exchange.
+  void PumpStream(uint32_t slot);
+  // The connection an exchange's slot belongs to (itself unless a stream).
+  Client& ConnOf(Client& c) { return c.parent == kNone ? c : clients_[c.parent]; }
+  const Client& ConnOf(const Client& c) const {
+    return c.parent == kNone ? c : clients_[c.parent];
+  }
+  // Requests by the protocol that carried them (metrics).
+  void CountProtocol(const Client& c) {
+    (c.parent != kNone ? metrics_.requests_h2 : metrics_.requests_http1).Add();
+  }
+  // The Downstream an exchange answers through.
+  static Downstream& Down(Client& c) {
+    return c.parent == kNone ? static_cast<Downstream&>(c) : c.stream;
+  }
 
   // The exchange (exchange.cc; its State in exchange.h).
   int64_t StartExchange(uint32_t slot, size_t head_len);
@@ -487,6 +552,16 @@ class Worker {
   core::Mailbox mailbox_;
   obs::CoreMetrics metrics_;
   core::Instant now_ = 0;
+
+  // HTTP/2 (h2_down.cc): nghttp2's and the sessions' memory (before the
+  // slab: a session is destroyed before its pool; the sessions count into
+  // metrics_.h2), each
+  // listener's session config (null: h2 off there), and the scratch a
+  // stream's answer head is written to and read back from.
+  h2::MemPool h2_pool_;
+  std::vector<std::shared_ptr<const h2::ServerConfig>> h2_config_;  // [listener]
+  std::unique_ptr<char[]> h2_head_;
+  http::ResponseHead h2_resp_;
 
   core::Slab<Client> clients_;
   core::Slab<Upstream> upstreams_;

@@ -30,6 +30,8 @@ constexpr const char* kCiphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 constexpr char kAlpn[] = "http/1.1";
+// A listener that serves HTTP/2 prefers it (RFC 9113 §3.2).
+constexpr char kAlpnH2[] = "h2,http/1.1";
 // Ticket keys rotate with the hour; a ticket sealed in the previous hour is
 // still accepted (and renewed), so a ticket lives at most two hours, and the
 // lifetime hint says one.
@@ -471,7 +473,8 @@ SavedSession::~SavedSession() {
 
 // --- Sessions ------------------------------------------------------------
 
-std::unique_ptr<Session> Session::NewServer(std::shared_ptr<const ServerContext> ctx) {
+std::unique_ptr<Session> Session::NewServer(std::shared_ptr<const ServerContext> ctx,
+                                            bool offer_h2) {
   std::unique_ptr<Session> s(new Session());
   s->ssl_ = wolfSSL_new(ctx->ctx_[0]);
   if (s->ssl_ == nullptr) return nullptr;
@@ -480,10 +483,16 @@ std::unique_ptr<Session> Session::NewServer(std::shared_ptr<const ServerContext>
   wolfSSL_SetIOReadCtx(s->ssl_, s.get());
   wolfSSL_SetIOWriteCtx(s->ssl_, s.get());
   wolfSSL_SetCertCbCtx(s->ssl_, s.get());
-  // Offer http/1.1; a client that asks only for others (h2) goes on without
-  // ALPN rather than failing (RFC 7301 §3.2 allows either).
-  wolfSSL_UseALPN(s->ssl_, const_cast<char*>(kAlpn), sizeof kAlpn - 1,
-                  WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+  // Offer h2 (where the listener serves it) and http/1.1; a client that
+  // asks only for others goes on without ALPN rather than failing (RFC 7301
+  // §3.2 allows either).
+  if (offer_h2) {
+    wolfSSL_UseALPN(s->ssl_, const_cast<char*>(kAlpnH2), sizeof kAlpnH2 - 1,
+                    WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+  } else {
+    wolfSSL_UseALPN(s->ssl_, const_cast<char*>(kAlpn), sizeof kAlpn - 1,
+                    WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+  }
   return s;
 }
 

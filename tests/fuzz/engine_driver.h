@@ -22,8 +22,10 @@
 //   4             close it normally and open a new one
 //   5 M           the upstream's next answers are kAnswers[M % 8]
 // After the last operation every connection is closed. Property: the
-// worker's live client count returns to 0 within kSettleMs (longer than
-// every timeout configured here), so no input leaves a connection held.
+// worker's live client count (connections and HTTP/2 streams) returns to 0
+// within kSettleMs (longer than every timeout configured here), so no input
+// leaves a connection or a stream held. Plain connections that start with
+// the h2 preface are served as h2c (seeds from make_corpus.py).
 #pragma once
 
 #include <poll.h>
@@ -121,7 +123,7 @@ inline std::unique_ptr<hms::proxy::Engine> StartEngine(bool bind) {
   hms::config::GatewayConfig g = hms::config::DefaultGatewayConfig();
   g.source = "fuzz";
   g.cores = 1;
-  g.listeners = {hms::config::ListenerConfig{"127.0.0.1:0", std::nullopt}};
+  g.listeners = {hms::config::ListenerConfig{"127.0.0.1:0", std::nullopt, {}}};
   g.admin = "off";
   g.ring_entries = 256;
   g.buffer_count = 64;
@@ -187,6 +189,11 @@ struct Transport {
   int read_wait_ms;
 };
 
+// Connections, and HTTP/2 streams (client slots without a socket of their own).
+inline uint64_t Live(const hms::obs::CoreMetrics& m) {
+  return m.connections_active.Get() + m.h2_streams_open.Get();
+}
+
 // Runs one input (the operations above) and checks the property.
 inline void Run(hms::proxy::Engine& engine, const Transport& t, const uint8_t* data,
                 size_t size) {
@@ -248,15 +255,15 @@ inline void Run(hms::proxy::Engine& engine, const Transport& t, const uint8_t* d
   }
   // Every connection is closed by its peer: the worker must let go of all.
   const auto settled = [&] {
-    return arrived() >= before + opened && m.connections_active.Get() == 0;
+    return arrived() >= before + opened && Live(m) == 0;
   };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kSettleMs);
   while (!settled() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  const uint64_t held = m.connections_active.Get();  // read once: the message says what failed
+  const uint64_t held = Live(m);  // read once: the message says what failed
   if (held != 0) {
-    std::fprintf(stderr, "engine target: %llu client connection(s) still held %d ms after "
+    std::fprintf(stderr, "engine target: %llu client connection(s) or stream(s) still held %d ms after "
                  "their peers closed\n", static_cast<unsigned long long>(held), kSettleMs);
   }
   FUZZ_CHECK(held == 0);

@@ -295,6 +295,11 @@ def h2():
         write("h2_server", b"\x00" + data)  # whole, default limits
         write("h2_server", b"\x01" + data)  # whole, tight limits
         write("h2_server", b"\x0a" + data)  # 36-byte pieces
+        if len(data) < 7000:
+            # Through a whole worker (target engine, h2c): the bytes in sends
+            # of at most 255 (op 0), then a read (op 3).
+            pieces = (data[i:i + 255] for i in range(0, len(data), 255))
+            write("engine", b"".join(b"\x00" + bytes([len(p)]) + p for p in pieces) + b"\x03")
 
 
 def h2_client():

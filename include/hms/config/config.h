@@ -41,9 +41,21 @@ struct MeshTlsConfig {
   std::string cert, key, ca;
 };
 
+// HTTP/2 on a listener (docs/http2.md): ALPN h2 on TLS, h2c with prior
+// knowledge on plain. The limits left at 0 keep h2::Limits' defaults.
+struct ListenerHttp2 {
+  bool enabled = true;
+  uint32_t max_concurrent_streams = 0;
+  uint32_t max_header_list_bytes = 0;
+  uint32_t header_table_bytes = 0;
+  uint32_t stream_window_bytes = 0;
+  uint32_t connection_window_bytes = 0;
+};
+
 struct ListenerConfig {
   std::string address;  // "127.0.0.1:8080" (IPv4 or [IPv6]:port); port 0 picks a free one
   std::optional<ListenerTls> tls;
+  ListenerHttp2 http2;
 };
 
 struct JwtConfig {  // parsed now, enforced by the auth module

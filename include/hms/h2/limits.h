@@ -61,33 +61,9 @@ struct Limits {
   uint32_t max_settings_entries = 32;
 };
 
-// Every counter, declared once (the way obs/metrics_list.h declares the
-// core's): COUNTER(member, help).
-// clang-format off
-#define HMS_H2_COUNTERS(COUNTER)                                                                   \
-  COUNTER(sessions, "HTTP/2 sessions started.")                                                   \
-  COUNTER(streams, "Request streams whose head arrived (delivered or refused).")                  \
-  COUNTER(requests_refused, "Request heads refused by a rule (400/431, each names its rule).")    \
-  COUNTER(header_lists_too_large, "Request heads over max_header_list_bytes (431).")              \
-  COUNTER(streams_refused, "Streams refused over max_concurrent_streams (REFUSED_STREAM).")       \
-  COUNTER(resets_received, "RST_STREAM frames received.")                                         \
-  COUNTER(resets_sent, "RST_STREAM frames sent.")                                                 \
-  COUNTER(malformed_bodies, "Streams reset: DATA disagreed with content-length, or misplaced.")   \
-  COUNTER(goaways_sent, "GOAWAY frames sent (drain notices included).")                           \
-  COUNTER(flood_resets, "Sessions ended for too many stream resets (rapid reset).")               \
-  COUNTER(flood_continuations, "Sessions ended for a CONTINUATION flood.")                        \
-  COUNTER(flood_control_frames, "Sessions ended for a SETTINGS/PING/PRIORITY flood.")             \
-  COUNTER(flood_empty_frames, "Sessions ended for a run of empty frames.")                        \
-  COUNTER(flood_unread_acks, "Sessions ended: acknowledgements piled up unread.")                 \
-  COUNTER(protocol_errors, "Sessions ended for another protocol error (bad preface, bad frame).") \
-  COUNTER(response_heads_too_large, "Upstream response heads over max_header_list_bytes (reset).") \
-  COUNTER(streams_unprocessed, "Upstream streams never processed (GOAWAY, REFUSED_STREAM).")
-// clang-format on
-
-struct Counters {
-#define HMS_H2_COUNTER_MEMBER(member, help) obs::Counter member;
-  HMS_H2_COUNTERS(HMS_H2_COUNTER_MEMBER)
-#undef HMS_H2_COUNTER_MEMBER
-};
+// Every counter is declared once, in obs/metrics_list.h (HMS_H2_COUNTERS):
+// the struct below, and the /metrics families (hms_h2_<member>_total) of the
+// downstream sessions, come from that one list.
+using Counters = obs::H2Counters;
 
 }  // namespace hms::h2

@@ -125,6 +125,14 @@ struct DurationHistogram {
 // or "+Inf" for b == kDurationBuckets. Control thread (it allocates).
 std::string DurationBucketLabel(uint16_t b);
 
+// One HTTP/2 session side's counters (metrics_list.h, HMS_H2_COUNTERS; the
+// h2 module's h2::Counters).
+struct H2Counters {
+#define HMS_H2_COUNTER_MEMBER(member, help) Counter member;
+  HMS_H2_COUNTERS(HMS_H2_COUNTER_MEMBER)
+#undef HMS_H2_COUNTER_MEMBER
+};
+
 struct CoreMetrics {
   // The scalar counters and gauges (metrics_list.h), one Counter each.
 #define HMS_METRIC_MEMBER(member, family, label_name, label_value, help) Counter member;
@@ -152,6 +160,8 @@ struct CoreMetrics {
   // The last few answers the core made itself, with their reasons (the
   // admin page /ui lists them).
   RefusalRing refusals;
+  // The core's downstream HTTP/2 sessions.
+  H2Counters h2;
 
   // One answered request: its status and how long it took.
   void Observe(uint32_t route_key, uint16_t status, uint64_t duration_us) noexcept {
@@ -191,6 +201,11 @@ struct CoreTotals {
 #undef HMS_METRIC_TOTAL
   uint64_t snapshot_version_min = 0;
   uint64_t snapshots_held = 0;
+  struct H2Totals {
+#define HMS_H2_COUNTER_TOTAL(member, help) uint64_t member = 0;
+    HMS_H2_COUNTERS(HMS_H2_COUNTER_TOTAL)
+#undef HMS_H2_COUNTER_TOTAL
+  } h2;
   std::vector<RequestCount> requests;  // sorted by (route_key, status), no duplicates
   // Same shape; `status` is the bucket index (kDurationSumSlot: the sum in µs).
   std::vector<RequestCount> durations;

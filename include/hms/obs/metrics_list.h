@@ -19,6 +19,31 @@
 // Header-only, no includes: a list, expanded where it is needed.
 #pragma once
 
+// The HTTP/2 sessions' counters (docs/http2.md "Limits" and "Floods"):
+// COUNTER(member, help). h2::Counters is this list's struct (metrics.h,
+// obs::H2Counters); the cores' downstream sessions count into
+// CoreMetrics::h2, rendered as hms_h2_<member>_total.
+// clang-format off
+#define HMS_H2_COUNTERS(COUNTER)                                                                   \
+  COUNTER(sessions, "HTTP/2 sessions started (connections served as h2 or h2c).")                                                   \
+  COUNTER(streams, "Request streams whose head arrived (delivered or refused).")                  \
+  COUNTER(requests_refused, "Request heads refused by a rule (400/431, each names its rule).")    \
+  COUNTER(header_lists_too_large, "Request heads over max_header_list_bytes (431).")              \
+  COUNTER(streams_refused, "Streams refused over max_concurrent_streams (REFUSED_STREAM).")       \
+  COUNTER(resets_received, "RST_STREAM frames received.")                                         \
+  COUNTER(resets_sent, "RST_STREAM frames sent.")                                                 \
+  COUNTER(malformed_bodies, "Streams reset: DATA disagreed with content-length, or misplaced.")   \
+  COUNTER(goaways_sent, "GOAWAY frames sent (drain notices included).")                           \
+  COUNTER(flood_resets, "Sessions ended for too many stream resets (rapid reset).")               \
+  COUNTER(flood_continuations, "Sessions ended for a CONTINUATION flood.")                        \
+  COUNTER(flood_control_frames, "Sessions ended for a SETTINGS/PING/PRIORITY flood.")             \
+  COUNTER(flood_empty_frames, "Sessions ended for a run of empty frames.")                        \
+  COUNTER(flood_unread_acks, "Sessions ended: acknowledgements piled up unread.")                 \
+  COUNTER(protocol_errors, "Sessions ended for another protocol error (bad preface, bad frame).") \
+  COUNTER(response_heads_too_large, "Upstream response heads over max_header_list_bytes (reset).") \
+  COUNTER(streams_unprocessed, "Upstream streams never processed (GOAWAY, REFUSED_STREAM).")
+// clang-format on
+
 // clang-format off
 #define HMS_CORE_METRICS(CORE_COUNTER, CORE_GAUGE, PROCESS_COUNTER)                               \
   CORE_COUNTER(connections_accepted, "hms_connections_accepted_total", "", "",                    \
@@ -66,6 +91,13 @@
   PROCESS_COUNTER(spans_export_dropped, "hms_spans_dropped_total", "reason", "export_failed", "") \
   PROCESS_COUNTER(span_export_failures, "hms_span_export_failures_total", "", "",                 \
                   "OTLP export requests that failed (each drops its spans).")                     \
+  /* requests answered, by the protocol that carried them */                                      \
+  CORE_COUNTER(requests_http1, "hms_downstream_requests_total", "protocol", "HTTP/1.1",           \
+               "Requests answered, by the downstream protocol that carried them.")               \
+  CORE_COUNTER(requests_h2, "hms_downstream_requests_total", "protocol", "HTTP/2", "")            \
+  /* client slots that are HTTP/2 streams (each an exchange in progress) */                     \
+  CORE_GAUGE(h2_streams_open, "hms_h2_streams_open", "", "",                                      \
+             "HTTP/2 request streams open (each an exchange in progress).")                      \
   CORE_COUNTER(bytes_in, "hms_downstream_received_bytes_total", "", "",                           \
                "Bytes received from clients.")                                                    \
   CORE_COUNTER(bytes_out, "hms_downstream_sent_bytes_total", "", "", "Bytes sent to clients.")    \

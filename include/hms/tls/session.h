@@ -124,8 +124,10 @@ class Session {
  public:
   // Null when wolfSSL cannot make the object (out of memory). A server
   // session keeps its context alive (a reload may replace it meanwhile):
-  // the SNI callback reads it mid-handshake.
-  static std::unique_ptr<Session> NewServer(std::shared_ptr<const ServerContext> ctx);
+  // the SNI callback reads it mid-handshake. `offer_h2`: ALPN offers h2
+  // before http/1.1 (a listener that serves HTTP/2).
+  static std::unique_ptr<Session> NewServer(std::shared_ptr<const ServerContext> ctx,
+                                            bool offer_h2 = false);
   // `resume` (may be null or empty) offers a saved session's ticket;
   // `server_name` (may be empty) is sent as SNI.
   static std::unique_ptr<Session> NewClient(const ClientContext& ctx, const SavedSession* resume,

@@ -171,7 +171,7 @@ class OneCore : public ::testing::Test {
     g.source = "engine_test";
     g.cores = 1;
     // Listener 0 is never bound: the test's connections are adopted on it.
-    g.listeners = {config::ListenerConfig{"127.0.0.1:0", std::nullopt}};
+    g.listeners = {config::ListenerConfig{"127.0.0.1:0", std::nullopt, {}}};
     g.admin = "off";
     g.ring_entries = 256;
     g.buffer_count = 64;
