@@ -76,6 +76,7 @@ constexpr GrpcStatus kByFault[] = {
     GrpcStatus::kUnavailable,        // kUpstreamIdentityMismatch: a connect failure
     GrpcStatus::kUnavailable,        // kNoMeshIdentity: a connect failure
     GrpcStatus::kUnavailable,        // kLocalServiceDown
+    GrpcStatus::kUnavailable,        // kFleetUnavailable: 503, the fleet limit's Redis is away
 };
 static_assert(std::size(kByFault) == static_cast<size_t>(Fault::kCount), "one status per Fault");
 

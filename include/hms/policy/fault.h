@@ -72,6 +72,9 @@ enum class Fault : uint8_t {
   // answer from a sidecar counts it as one failure of that endpoint, as it
   // would count a refused connect of its own.
   kLocalServiceDown,
+  // A fleet-scope rate limit could not ask Redis and its fallback is
+  // fail_closed (docs/resilience.md "Fleet scope").
+  kFleetUnavailable,
   kCount
 };
 
@@ -202,6 +205,9 @@ inline constexpr FaultInfo kFaultTable[] = {
     // hop is up, the service behind it is not.
     {fault_rows::kUp, fault_rows::kFail, false, "local_service_down", 503,
      "local_service_unavailable", "the service behind this sidecar does not accept connections"},
+    // kFleetUnavailable: the gateway's own store is down, not the service.
+    {fault_rows::kDown, fault_rows::kNot, false, "fleet_unavailable", 503, "rate_limit_unavailable",
+     "the fleet rate limit cannot reach Redis and this gateway is set to fail closed"},
 };
 static_assert(sizeof kFaultTable / sizeof kFaultTable[0] == static_cast<size_t>(Fault::kCount),
               "one row per Fault");
