@@ -192,7 +192,7 @@ def test_load_over_two_gateways_within_the_bound(echo_upstream, register, gatewa
     # wrk does not count the requests still in flight when it stops.
     assert total <= admitted + limited <= total + 40
     cores = a.cores + b.cores
-    lease = max(1, min(16, 20 // cores))
+    lease = max(1, min(256, 20 // cores))
     bound = 20 + cores * lease
     print(f"offered {total / seconds:.0f} req/s, admitted {admitted:.0f} in {window:.2f} s "
           f"({admitted / seconds:.1f}/s against 400/s), bound {bound}")
@@ -326,3 +326,34 @@ def test_tls_redis(echo_upstream, register, gateway, redis, hms_api, tmp_path):
     other = gateway(redis_cfg(r, tls=tls), name="gw-nocert.yaml")
     h = wait_degraded(other)
     assert h["fleet"]["reason"], h
+
+
+def keepalive_statuses(port, path, n):
+    with httpraw.Conn(port) as c:
+        statuses = []
+        for _ in range(n):
+            c.send(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            statuses.append(c.read_response().status)
+        return statuses
+
+
+def test_fleet_scope_allocates_nothing_after_warmup(nginx_upstream, register, gateway, redis):
+    """Requests admitted from the leased stock, and requests parked for
+    Redis's answer and parsed again, allocate nothing once warm (STYLE §4)."""
+    r = redis()
+    register("service: json-svc\nroutes:\n"
+             "  - path: /json\n    rate_limit: {rate: 100000 req/s, burst: 1000, scope: fleet}\n"
+             "  - path: /low\n    rate_limit: {rate: 20 req/s, burst: 1, scope: fleet}\n"
+             f"endpoints: [127.0.0.1:{nginx_upstream.port}]\n")
+    gw = gateway({"cores": 1, **redis_cfg(r)})
+    wait_fleet_ok(gw)
+    for _ in range(2):  # warm-up, then measured
+        before = metric_sum(gw, "hms_core_heap_allocations_total")
+        fast = keepalive_statuses(gw.port, "/json", 1000)
+        low = keepalive_statuses(gw.port, "/low", 100)
+        after = metric_sum(gw, "hms_core_heap_allocations_total")
+    assert fast.count(200) == 1000, fast
+    assert 429 in low and any(s != 429 for s in low), low
+    assert metric_sum(gw, "hms_fleet_waits_total") > 0
+    assert metric_sum(gw, "hms_fleet_lease_refills_total") > 0
+    assert after - before == 0, f"{after - before} heap allocations in 1100 warm requests"
