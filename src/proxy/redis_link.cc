@@ -15,6 +15,7 @@
 #include "hms/common/address.h"
 #include "hms/common/check.h"
 #include "hms/fleet/gcra_script.h"
+#include "hms/policy/backoff.h"
 #include "hms/proxy/engine.h"
 #include "src/proxy/worker.h"
 
@@ -74,9 +75,7 @@ std::string_view LinkStateName(LinkState s) noexcept {
 }
 
 uint64_t ReconnectDelayMs(uint32_t failures, uint64_t random) noexcept {
-  const uint32_t shift = std::min<uint32_t>(failures > 0 ? failures - 1 : 0, 10);
-  const uint64_t cap = std::min<uint64_t>(50ull << shift, 1000);
-  return cap / 2 + random % (cap - cap / 2 + 1);
+  return policy::JitteredBackoffMs(failures > 0 ? failures - 1 : 0, 50, 1000, random);
 }
 
 std::string RedisFailureText(uint64_t code) {
