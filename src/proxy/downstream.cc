@@ -55,6 +55,8 @@ void Worker::OnAccept(uint16_t socket, int res, uint32_t flags) {
   c.close_after_flush = c.eof = c.paused = c.dirty = c.send_inflight = c.recv_armed = false;
   c.watch_armed = c.watch_cancelling = false;
   c.sniffed = false;
+  c.fleet_parked = false;
+  c.fleet_pass = FleetPass::kNone;
   c.ops = 0;
   c.ex.Reset(&blocks_);
   c.worker = this;
@@ -207,7 +209,8 @@ int64_t Worker::ConsumeClient(uint32_t slot, const char* p, size_t n) {
   Client& c = clients_[slot];
   switch (c.state) {
     case Client::State::kHead: {
-      if (c.ex.active()) return kBlocked;
+      // A request parked for Redis's answer is parsed again only then.
+      if (c.ex.active() || c.fleet_parked) return kBlocked;
       int rc = http::ParseRequest(p, n, config_.max_header_bytes, &req_);
       if (rc == http::kPartial) return 0;
       if (rc == http::kError) {

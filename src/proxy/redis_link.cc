@@ -376,6 +376,7 @@ bool Worker::ParkFleet(uint32_t slot, uint32_t route) {
   p.gen = clients_[slot].gen;
   p.route = route;
   ++l.parked_count;
+  clients_[slot].fleet_parked = true;
   metrics_.fleet_waits.Add();
   return true;
 }
@@ -470,6 +471,7 @@ void Worker::AnswerParked(uint32_t route, uint32_t admit, uint32_t refuse, uint3
       continue;
     }
     if (!alive) continue;
+    c.fleet_parked = false;
     if (all) {
       c.fleet_pass = FleetPass::kNone;
     } else if (admit > 0) {
@@ -483,6 +485,7 @@ void Worker::AnswerParked(uint32_t route, uint32_t admit, uint32_t refuse, uint3
       --fallback;
       c.fleet_pass = FleetPass::kFallback;
     } else {
+      c.fleet_parked = true;
       l.parked[(l.parked_head + kept++) % l.parked.size()] = p;  // still waiting
       continue;
     }

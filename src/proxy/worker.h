@@ -149,6 +149,7 @@ struct Client : Connection, Downstream {
   // A fleet-scope request parked for Redis's answer (redis_link.h) carries
   // the answer into its second parse.
   FleetPass fleet_pass = FleetPass::kNone;
+  bool fleet_parked = false;  // in the core's wait queue: its head is not parsed meanwhile
   uint32_t fleet_retry_s = 0;
 };
 
