@@ -247,6 +247,30 @@ def test_redis_down_falls_back_to_the_local_share_and_returns(echo_upstream, reg
     assert metric_sum(gw, "hms_fleet_redis_calls_total") > calls
 
 
+def test_a_stalled_redis_times_out_into_the_fallback_and_returns(echo_upstream, register,
+                                                                 gateway, redis):
+    """Redis stops answering (SIGSTOP: its connections stay open): each
+    lease call times out (redis.timeout), the cores go to the fallback and
+    say why; SIGCONT, and they are back on Redis."""
+    import signal
+    r = redis()
+    register(fleet_routes(echo_upstream.port))
+    gw = gateway(redis_cfg(r, timeout="300ms", fallback="fail_open"))
+    wait_fleet_ok(gw)
+    r.proc.send_signal(signal.SIGSTOP)
+    try:
+        # Requests still get answers: parked ones when their call times out.
+        answers = spread([gw], 8)
+        assert all(x.status != 503 for x in answers), answers
+        h = wait_degraded(gw)
+        assert h["fleet"]["reason"].startswith("timeout"), h
+        assert all(x.status != 429 for x in spread([gw], 30))  # fail_open
+    finally:
+        r.proc.send_signal(signal.SIGCONT)
+    wait_fleet_ok(gw)
+    assert metric_sum(gw, "hms_fleet_redis_errors_total") > 0
+
+
 @pytest.mark.parametrize("fallback,status", [("fail_closed", 503), ("fail_open", 200)])
 def test_unreachable_redis_answers_by_the_fallback(echo_upstream, register, gateway, fallback,
                                                    status):
