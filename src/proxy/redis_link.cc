@@ -223,7 +223,6 @@ void Worker::OnRedisCqe(uint32_t what, uint32_t gen, int res) {
   switch (what) {
     case kRedisConnect:
       if (res < 0) return RedisFailed(ErrnoFailure(-res));
-      l.failures = 0;
       l.state = NextLinkState(l.state, LinkEvent::kConnected, l.tls_ctx != nullptr);
       ArmRedisRecv();
       if (l.state == LinkState::kTls) {
@@ -306,6 +305,7 @@ void Worker::PumpRedisInput(const char* p, size_t n) {
   }
   // SCRIPT LOAD answered: Redis answers this connection (AUTH passed).
   if (!loaded && l.client->script_loaded()) {
+    l.failures = 0;  // only now: a Redis that refuses AUTH is retried ever more slowly
     metrics_.fleet_redis_failure.Set(0);
     policy::OnRedisOutcome(l.health, true, now_, policy::RedisHealthParams{});
     UpdateFleetGauges();
