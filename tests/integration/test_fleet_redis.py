@@ -303,6 +303,16 @@ def test_auth_with_a_password_file(echo_upstream, register, gateway, redis, tmp_
     assert h["fleet"]["reason"].startswith("auth_failed"), h
 
 
+def test_auth_as_an_acl_user(echo_upstream, register, gateway, redis, tmp_path):
+    r = redis(extra=["--user", "gateway", "on", ">user-secret", "~hms:*", "+@all"])
+    password = tmp_path / "redis-password"
+    password.write_text("user-secret\n")
+    register(fleet_routes(echo_upstream.port))
+    gw = gateway(redis_cfg(r, username="gateway", password_file=str(password)))
+    wait_fleet_ok(gw)
+    assert admitted_of(spread([gw], 4)) == 4
+
+
 def test_fleet_scope_needs_redis(echo_upstream, register, gateway):
     gw = gateway()
     version = wait_snapshot(gw)
