@@ -242,7 +242,8 @@ hms::obs::MetricsPageInput GatherMetrics(Gateway& g) {
       }
     }
     for (const auto& r : s.routes) {
-      if (r.limiter && !r.limiter->keyed()) {
+      // A fleet route's bucket is in Redis; its own is the fallback's share.
+      if (r.limiter && !r.limiter->keyed() && !r.fleet) {
         in.tokens.push_back({s.clusters[r.cluster].name, r.path_template, r.limiter->Available(now)});
       }
     }
@@ -317,7 +318,9 @@ std::string StatusJson(Gateway& g) {
            ",\"requests\":" + std::to_string(requests) + ",\"errors_5xx\":" + std::to_string(errors);
       if (r.limiter) {
         o += ",\"rate_limit\":" + JsonString(r.rate_limit->text);
-        if (!r.limiter->keyed()) o += ",\"tokens_left\":" + std::to_string(r.limiter->Available(now));
+        if (!r.limiter->keyed() && !r.fleet) {
+          o += ",\"tokens_left\":" + std::to_string(r.limiter->Available(now));
+        }
       }
       o += "}";
       first = false;
@@ -357,7 +360,7 @@ hms::obs::UiInput GatherUi(Gateway& g) {
       hms::obs::UiRoute u{r.key, s.clusters[r.cluster].name, r.methods_text + " " + r.path_template};
       if (r.limiter) {
         u.rate_limit = r.rate_limit->text;
-        u.has_tokens = !r.limiter->keyed();
+        u.has_tokens = !r.limiter->keyed() && !r.fleet;
         if (u.has_tokens) u.tokens_left = r.limiter->Available(in.clock_ns);
       }
       in.routes.push_back(std::move(u));

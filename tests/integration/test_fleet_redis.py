@@ -215,7 +215,7 @@ def admitted_of(answers):
 
 
 def test_redis_down_falls_back_to_the_local_share_and_returns(echo_upstream, register, gateway,
-                                                             redis):
+                                                             redis, hms_api):
     r = redis()
     register(fleet_routes(echo_upstream.port))
     gw = gateway(redis_cfg(r, fallback="local_share", gateways=2))
@@ -229,6 +229,9 @@ def test_redis_down_falls_back_to_the_local_share_and_returns(echo_upstream, reg
     assert metric_sum(gw, "hms_fleet_degraded") == gw.cores
     status = json.loads(admin_get(gw, "/status").body)
     assert status["fleet"]["redis"] == "degraded", status
+    text = hms_api("status", "--admin", f"127.0.0.1:{gw.admin_port}", "--interval", "0").stdout
+    assert f"fleet limits: redis {r.address} degraded, fallback local_share in force on " \
+           f"{gw.cores} cores: " in text, text
     # This gateway's share of "20 req/min" over 2 gateways: 10, exact
     # across its cores (one token every 6 s after that).
     start = time.monotonic()
