@@ -197,7 +197,7 @@ def test_load_over_two_gateways_within_the_bound(echo_upstream, register, gatewa
     lease = max(1, min(256, 20 // cores))
     bound = 20 + cores * lease
     print(f"offered {total / seconds:.0f} req/s, admitted {admitted:.0f} in {window:.2f} s "
-          f"({admitted / seconds:.1f}/s against 400/s), bound {bound}")
+          f"({admitted / window:.1f}/s against 400/s), bound {bound}")
     assert total / seconds > 500, "the load did not exceed the limit"
     assert admitted <= 400 * window * 1.02 + bound, (admitted, window)
     # wrk ran `seconds` of the window: the fleet kept admitting at the rate.
