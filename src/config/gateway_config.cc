@@ -201,6 +201,65 @@ std::string ReadTls(const Reader& r, const Field& f, KeyLines* lines) {
   return ticket_keys;
 }
 
+// `redis: {address, password_file, username, tls: {ca, cert, key}, timeout,
+// fallback, gateways, max_waiting}` (docs/config.md, docs/resilience.md).
+RedisConfig ReadRedis(const Reader& r, const Field& f, KeyLines* lines) {
+  RedisConfig c;
+  bool have_address = false;
+  for (const Field& g : r.Fields(f.value, "redis",
+                                 {"address", "password_file", "username", "tls", "timeout",
+                                  "fallback", "gateways", "max_waiting"})) {
+    (*lines)["redis." + g.key] = g.line;
+    if (g.key == "address") {
+      c.address = r.String(g, "redis");
+      have_address = true;
+      // The cores connect without resolving (a lookup would block a core's
+      // loop), so the address must already be one.
+      // ParseHostPort refuses port 0 here: a connect needs a real port.
+      if (!IsListenAddress(c.address) || !ParseHostPort(c.address)) {
+        r.Fail(g.line, "redis.address",
+               "'" + c.address + "' is not a numeric address:port (a core never resolves names)");
+      }
+    } else if (g.key == "password_file") {
+      c.password_file = r.String(g, "redis");
+    } else if (g.key == "username") {
+      c.username = r.String(g, "redis");
+    } else if (g.key == "tls") {
+      RedisTlsConfig t;
+      for (const Field& h : r.Fields(g.value, "redis.tls", {"ca", "cert", "key"})) {
+        (*lines)["redis.tls." + h.key] = h.line;
+        (h.key == "ca" ? t.ca : h.key == "cert" ? t.cert : t.key) = r.String(h, "redis.tls");
+      }
+      if (t.ca.empty()) r.Fail(g.line, "redis.tls", "needs 'ca' (Redis's certificate is checked)");
+      if (t.cert.empty() != t.key.empty()) {
+        r.Fail(g.line, "redis.tls", "'cert' and 'key' go together (or neither)");
+      }
+      c.tls = t;
+    } else if (g.key == "timeout") {
+      c.timeout_ms = static_cast<uint32_t>(r.DurationMs(g, "redis", 1, 60'000));
+    } else if (g.key == "fallback") {
+      const std::string v = r.String(g, "redis");
+      if (v == "local_share") {
+        c.fallback = policy::FleetFallback::kLocalShare;
+      } else if (v == "fail_open") {
+        c.fallback = policy::FleetFallback::kFailOpen;
+      } else if (v == "fail_closed") {
+        c.fallback = policy::FleetFallback::kFailClosed;
+      } else {
+        r.Fail(g.line, "redis.fallback",
+               "'" + v + "' must be local_share, fail_open or fail_closed");
+      }
+    } else if (g.key == "gateways") {
+      c.gateways = static_cast<uint32_t>(r.Unsigned(g, "redis", 1, 10'000));
+    } else {
+      c.max_waiting = static_cast<uint32_t>(r.Unsigned(g, "redis", 1, 65'536));
+    }
+  }
+  if (!have_address)
+    r.Fail(f.line, "redis", "needs 'address' (numeric IP:PORT of the Redis server)");
+  return c;
+}
+
 AccessLogConfig ReadAccessLog(const Reader& r, const Field& f, KeyLines* lines) {
   AccessLogConfig a;
   bool have_path = false;
@@ -344,7 +403,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
                                   "local_retry_on",
                                   "access_log",
                                   "mtls",
-                                  "tls"})) {
+                                  "tls",
+                                  "redis"})) {
     (*lines)[f.key] = f.line;
     const std::string& k = f.key;
     if (k == "role") {
@@ -393,6 +453,8 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
       c.mtls = ReadMeshTls(r, f, lines);
     } else if (k == "tls") {
       c.tls_ticket_keys = ReadTls(r, f, lines);
+    } else if (k == "redis") {
+      c.redis = ReadRedis(r, f, lines);
     } else if (!ReadEngineKey(r, f, &c, lines)) {
       ReadSidecarKey(r, f, &c);
     }
@@ -664,6 +726,14 @@ void ResolvePaths(const std::string& config_path, GatewayConfig* c) {
     }
   }
   if (!c->tls_ticket_keys.empty()) c->tls_ticket_keys = RelativeTo(config_path, c->tls_ticket_keys);
+  if (c->redis) {
+    c->redis->password_file = RelativeTo(config_path, c->redis->password_file);
+    if (c->redis->tls) {
+      c->redis->tls->ca = RelativeTo(config_path, c->redis->tls->ca);
+      c->redis->tls->cert = RelativeTo(config_path, c->redis->tls->cert);
+      c->redis->tls->key = RelativeTo(config_path, c->redis->tls->key);
+    }
+  }
   if (c->mtls) {
     c->mtls->cert = RelativeTo(config_path, c->mtls->cert);
     c->mtls->key = RelativeTo(config_path, c->mtls->key);
@@ -672,6 +742,18 @@ void ResolvePaths(const std::string& config_path, GatewayConfig* c) {
 }
 
 }  // namespace
+
+std::string_view FallbackName(policy::FleetFallback f) {
+  switch (f) {
+    case policy::FleetFallback::kLocalShare:
+      return "local_share";
+    case policy::FleetFallback::kFailOpen:
+      return "fail_open";
+    case policy::FleetFallback::kFailClosed:
+      return "fail_closed";
+  }
+  return "local_share";
+}
 
 GatewayConfig DefaultGatewayConfig() {
   GatewayConfig c;
@@ -748,6 +830,16 @@ Result<bool> CheckGatewayEnvironment(const GatewayConfig& c) {
   }
   if (!c.mesh.empty()) files.emplace_back("mesh", c.mesh);
   if (!c.tls_ticket_keys.empty()) files.emplace_back("tls.ticket_keys", c.tls_ticket_keys);
+  if (c.redis) {
+    if (!c.redis->password_file.empty()) {
+      files.emplace_back("redis.password_file", c.redis->password_file);
+    }
+    if (c.redis->tls) {
+      files.emplace_back("redis.tls.ca", c.redis->tls->ca);
+      if (!c.redis->tls->cert.empty()) files.emplace_back("redis.tls.cert", c.redis->tls->cert);
+      if (!c.redis->tls->key.empty()) files.emplace_back("redis.tls.key", c.redis->tls->key);
+    }
+  }
   for (const auto& [key, path] : files) {
     if (std::string why = UnreadableFile(path); !why.empty()) return fail(key, why);
   }

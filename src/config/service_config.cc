@@ -82,7 +82,9 @@ RateLimit ReadRateLimit(const Reader& r, const Field& f, const std::string& pare
   std::optional<RateLimit> rl;
   std::optional<uint32_t> burst;
   std::string per;
-  for (const Field& g : r.Fields(f.value, ctx, {"rate", "burst", "per"})) {
+  bool fleet = false;
+  int scope_line = 0;
+  for (const Field& g : r.Fields(f.value, ctx, {"rate", "burst", "per", "scope"})) {
     if (g.key == "rate") {
       const std::string text = r.String(g, ctx);
       rl = ParseRateText(text);
@@ -92,6 +94,13 @@ RateLimit ReadRateLimit(const Reader& r, const Field& f, const std::string& pare
       }
     } else if (g.key == "burst") {
       burst = static_cast<uint32_t>(r.Unsigned(g, ctx, 1, 0xffffffffu));
+    } else if (g.key == "scope") {
+      const std::string scope = r.String(g, ctx);
+      if (scope != "gateway" && scope != "fleet") {
+        r.Fail(g.line, Ctx(ctx, "scope"), "'" + scope + "' must be gateway or fleet");
+      }
+      fleet = scope == "fleet";
+      scope_line = g.line;
     } else {
       per = r.String(g, ctx);
       const bool header = per.starts_with("header:") && per.size() > 7 &&
@@ -102,10 +111,18 @@ RateLimit ReadRateLimit(const Reader& r, const Field& f, const std::string& pare
     }
   }
   if (!rl) r.Fail(f.line, ctx, "missing 'rate' (e.g. rate: \"100 req/s\")");
+  // A fleet bucket lives in Redis, one key per route; one per client key
+  // would be a Redis key per client with a lease on every core.
+  if (fleet && !per.empty()) {
+    r.Fail(scope_line, Ctx(ctx, "scope"),
+           "fleet limits one bucket per route: drop 'per' or use scope: gateway");
+  }
   if (burst) rl->burst = *burst;
   rl->per = per;
+  rl->fleet = fleet;
   if (burst) rl->text += ", burst " + std::to_string(*burst);
   if (!per.empty()) rl->text += ", per " + per;
+  if (fleet) rl->text += ", scope fleet";
   return *rl;
 }
 

@@ -3,6 +3,7 @@
 #include "hms/config/snapshot.h"
 
 #include "hms/common/address.h"
+#include "hms/common/hash.h"
 #include "hms/common/json_escape.h"
 
 #include <arpa/inet.h>
@@ -244,6 +245,20 @@ Result<Cluster> MakeCluster(const ServiceInput& in, const MeshConfig& mesh,
   return cl;
 }
 
+// A fleet-scope limit needs the Redis that holds it: without `redis:` the
+// gateway would have nothing to enforce it with, so the route is refused
+// rather than silently limited per gateway.
+Result<bool> CheckFleetRoutes(const GatewayConfig& gateway, const std::vector<Route>& routes) {
+  if (gateway.redis) return true;
+  for (const Route& r : routes) {
+    if (r.fleet) {
+      return ConfigError(r.where + ": rate_limit: scope: fleet needs a 'redis:' section in " +
+                         gateway.source + " (docs/resilience.md \"Fleet scope\")");
+    }
+  }
+  return true;
+}
+
 // The routes of one service (cluster `cluster_index`), into the snapshot
 // and the table's specs.
 void AddRoutes(const ServiceConfig& s, const Cluster& cl, uint32_t cluster_index,
@@ -264,6 +279,16 @@ void AddRoutes(const ServiceConfig& s, const Cluster& cl, uint32_t cluster_index
     r.websocket = rc.websocket;
     r.websocket_idle_ms = rc.websocket_idle_ms;
     DecideRequestRules(&r);
+    if (r.rate_limit && r.rate_limit->fleet) {
+      // Every gateway names the bucket alike: the route's stable name,
+      // hashed so that any template fits the Redis client's key bound.
+      r.fleet = true;
+      char hex[17];
+      std::snprintf(hex, sizeof hex, "%016llx",
+                    static_cast<unsigned long long>(Fnv1a64(s.service + "|" + r.methods_text + "|" +
+                                                            r.host + "|" + r.path_template)));
+      r.fleet_key = "hms:rl:" + s.service + ":" + hex;
+    }
     // Stable across reloads while the service keeps this route, so per-core
     // buckets and metrics carry over (DESIGN §4).
     if (route_keys != nullptr) {
@@ -316,6 +341,7 @@ Result<std::unique_ptr<Snapshot>> CompileSnapshotOf(const GatewayConfig& gateway
     AddRoutes(s, cl.value(), cluster_index, default_auth, route_keys, snap.get(), &specs);
     snap->clusters.push_back(std::move(cl.value()));
   }
+  if (Result<bool> ok = CheckFleetRoutes(gateway, snap->routes); !ok) return ok.error();
   const std::vector<Route>& routes = snap->routes;
   Result<route::RouteTable> table = route::RouteTable::Build(
       std::move(specs), [&routes](const route::RouteSpec& spec) { return routes[spec.target].where; });

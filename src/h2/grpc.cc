@@ -79,6 +79,7 @@ constexpr GrpcStatus kByFault[] = {
     GrpcStatus::kInvalidArgument,    // kBadWebSocketUpgrade (HTTP/1.1 only)
     GrpcStatus::kPermissionDenied,   // kWebSocketOff: 403
     GrpcStatus::kInternal,           // kUpstreamBadUpgrade: a broken server
+    GrpcStatus::kUnavailable,        // kFleetUnavailable: 503, the fleet limit's Redis is away
 };
 static_assert(std::size(kByFault) == static_cast<size_t>(Fault::kCount), "one status per Fault");
 

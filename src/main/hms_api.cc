@@ -1380,6 +1380,16 @@ void PrintStatus(const std::string& admin, const StatusSample* before, const Sta
                 "fix them)\n",
                 static_cast<int>(config.size()), config.data());
   }
+  if (simdjson::dom::element fleet; after->doc["fleet"].get(fleet) == simdjson::SUCCESS) {
+    // Fleet-scope limits (docs/resilience.md "Fleet scope"): on Redis, or
+    // on the fallback and why.
+    std::printf("fleet limits: redis %s %s, fallback %s", str(fleet, "address").c_str(),
+                str(fleet, "redis").c_str(), str(fleet, "fallback").c_str());
+    if (std::string why = str(fleet, "reason"); !why.empty()) {
+      std::printf(" in force on %lld cores: %s", num(fleet, "cores_on_fallback"), why.c_str());
+    }
+    std::printf("\n");
+  }
   std::printf("gateway %s, config snapshot %lld", admin.c_str(),
               static_cast<long long>(after->snapshot));
   if (seconds > 0) {

@@ -242,7 +242,8 @@ hms::obs::MetricsPageInput GatherMetrics(Gateway& g) {
       }
     }
     for (const auto& r : s.routes) {
-      if (r.limiter && !r.limiter->keyed()) {
+      // A fleet route's bucket is in Redis; its own is the fallback's share.
+      if (r.limiter && !r.limiter->keyed() && !r.fleet) {
         in.tokens.push_back({s.clusters[r.cluster].name, r.path_template, r.limiter->Available(now)});
       }
     }
@@ -254,6 +255,32 @@ hms::obs::MetricsPageInput GatherMetrics(Gateway& g) {
 }
 
 using hms::JsonString;
+
+// Fleet-scope limits (docs/resilience.md "Fleet scope"): "ok" while every
+// core asks Redis, else "degraded" with the fallback in force and why, as
+// /healthz and /status show it. Empty without `redis:`.
+std::string FleetJson(Gateway& g, bool* degraded) {
+  *degraded = false;
+  if (!g.config.redis) return "";
+  const auto all = g.engine.all_metrics();
+  uint64_t up = 0, fallback = 0;
+  std::string reason;
+  for (const auto* m : all) {
+    up += m->fleet_redis_up.Get();
+    fallback += m->fleet_degraded.Get();
+    if (reason.empty()) reason = hms::proxy::RedisFailureText(m->fleet_redis_failure.Get());
+  }
+  *degraded = fallback > 0;
+  std::string o = "{\"redis\":" + JsonString(*degraded ? "degraded" : "ok") +
+                  ",\"address\":" + JsonString(g.config.redis->address) + ",\"fallback\":" +
+                  JsonString(std::string(hms::config::FallbackName(g.config.redis->fallback))) +
+                  ",\"cores_up\":" + std::to_string(up) +
+                  ",\"cores_on_fallback\":" + std::to_string(fallback);
+  if (*degraded) {
+    o += ",\"reason\":" + JsonString(reason.empty() ? "connecting to Redis" : reason);
+  }
+  return o + "}";
+}
 
 // The live summary `hms-api status` prints: per core, per route, breakers and
 // rate limits. Counts only: the CLI takes two samples for rates, dividing by
@@ -291,7 +318,9 @@ std::string StatusJson(Gateway& g) {
            ",\"requests\":" + std::to_string(requests) + ",\"errors_5xx\":" + std::to_string(errors);
       if (r.limiter) {
         o += ",\"rate_limit\":" + JsonString(r.rate_limit->text);
-        if (!r.limiter->keyed()) o += ",\"tokens_left\":" + std::to_string(r.limiter->Available(now));
+        if (!r.limiter->keyed() && !r.fleet) {
+          o += ",\"tokens_left\":" + std::to_string(r.limiter->Available(now));
+        }
       }
       o += "}";
       first = false;
@@ -309,6 +338,8 @@ std::string StatusJson(Gateway& g) {
     }
     o += "],\"snapshot\":" + std::to_string(s.version);
   });
+  bool degraded = false;
+  if (std::string fleet = FleetJson(g, &degraded); !fleet.empty()) o += ",\"fleet\":" + fleet;
   return o + "}\n";
 }
 
@@ -329,7 +360,7 @@ hms::obs::UiInput GatherUi(Gateway& g) {
       hms::obs::UiRoute u{r.key, s.clusters[r.cluster].name, r.methods_text + " " + r.path_template};
       if (r.limiter) {
         u.rate_limit = r.rate_limit->text;
-        u.has_tokens = !r.limiter->keyed();
+        u.has_tokens = !r.limiter->keyed() && !r.fleet;
         if (u.has_tokens) u.tokens_left = r.limiter->Available(in.clock_ns);
       }
       in.routes.push_back(std::move(u));
@@ -514,10 +545,16 @@ void InstallAdmin(Gateway& g) {
     // that does not load (the last good version serves); "status" stays
     // "ok" so probes keep routing to a gateway that serves.
     std::string stale = g.served.stale();
-    r.body = "{\"status\":\"ok\",\"cores\":" + std::to_string(g.engine.cores()) +
-             ",\"store\":" + store + ",\"store_uri\":" + JsonString(g.store->Uri()) +
+    // A fleet limit on its fallback is reported, not fatal: the gateway
+    // still serves, by its local share (or fail_open/fail_closed).
+    bool degraded = false;
+    const std::string fleet = FleetJson(g, &degraded);
+    r.body = std::string("{\"status\":") + (degraded ? "\"degraded\"" : "\"ok\"") +
+             ",\"cores\":" + std::to_string(g.engine.cores()) + ",\"store\":" + store +
+             ",\"store_uri\":" + JsonString(g.store->Uri()) +
              ",\"config\":" + JsonString(stale.empty() ? "ok" : "stale: " + stale);
     if (!err.empty()) r.body += ",\"store_error\":" + JsonString(err);
+    if (!fleet.empty()) r.body += ",\"fleet\":" + fleet;
     r.body += "}\n";
     return r;
   });

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "hms/policy/fleet_fallback.h"
+
 namespace hms::policy {
 
 void BindPolicies(PolicyRegistry& registry, const config::Interner& route_keys, uint32_t cores,
@@ -23,6 +25,10 @@ void BindPolicies(PolicyRegistry& registry, const config::Interner& route_keys, 
     if (!r.rate_limit || r.rate_limit->rate_per_sec_x1000 == 0) continue;
     auto limit = Limit::PerSecondX1000(r.rate_limit->rate_per_sec_x1000,
                                        std::max<uint32_t>(1, r.rate_limit->burst));
+    // A fleet limit's bucket is in Redis; the one here is this gateway's
+    // local share of it, which serves only while Redis cannot be reached
+    // (fleet_fallback.h), so it is kept, warm, across the outage.
+    if (r.fleet && s->gateway.redis) limit = LocalShare(limit, s->gateway.redis->gateways);
     uint32_t keys = r.rate_limit->per.empty() ? 0 : kKeyedLimitCapacity;
     r.limiter = registry.RateLimit(route_keys.Name(r.key), limit, keys, now);
   }

@@ -171,7 +171,22 @@ policy::Fault Worker::Admit(uint32_t slot, const RouteChoice& choice, const HopB
   tools.rr_cursor = &rr_[route.cluster];
   tools.busy = &busy_;
   tools.rng = &rng_;
-  const Stamps st = RunStamps(in, tools);
+  if (route.fleet) FleetTools(slot, choice.target, &tools);
+  Stamps st = RunStamps(in, tools);
+  if (st.fleet_wait) {
+    if (ParkFleet(slot, choice.target)) {
+      AskFleet(choice.target);
+      admit_parked_ = true;
+      return policy::Fault::kNone;
+    }
+    // The core's wait queue is full: the fallback decides this one.
+    --leases_[choice.target].waiting;
+    tools.fleet_mode = FallbackMode(redis_.fallback);
+    metrics_.fleet_fallbacks.Add();
+    st = RunStamps(in, tools);
+  } else if (route.fleet && tools.fleet_mode == FleetMode::kRedis) {
+    AskFleet(choice.target);  // refills the stock ahead of need
+  }
   ex.breaker = st.breaker;
   ex.probe = st.probe;
   if (st.rate_checked) {
@@ -198,6 +213,34 @@ policy::Fault Worker::Admit(uint32_t slot, const RouteChoice& choice, const HopB
     policy::CoreRetryBudget(cluster.retry_budget.get(), index_).OnRequest(now_);
   }
   return policy::Fault::kNone;
+}
+
+// How a fleet-scope request is decided: by Redis's answer when it was
+// parked, else by the lease while Redis answers, else by the fallback.
+void Worker::FleetTools(uint32_t slot, uint32_t target, StampTools* tools) {
+  Client& c = clients_[slot];
+  tools->lease = &leases_[target];
+  tools->lease_params = LeaseParamsFor(current_->snapshot->routes[target]);
+  switch (c.fleet_pass) {
+    case FleetPass::kGranted:
+      tools->fleet_mode = FleetMode::kGranted;
+      break;
+    case FleetPass::kDenied:
+      tools->fleet_mode = FleetMode::kDenied;
+      tools->fleet_retry_s = c.fleet_retry_s;
+      break;
+    case FleetPass::kFallback:
+      tools->fleet_mode = FallbackMode(redis_.fallback);
+      break;
+    case FleetPass::kNone:
+      tools->fleet_mode = FleetModeNow();
+      break;
+  }
+  c.fleet_pass = FleetPass::kNone;
+  if (tools->fleet_mode != FleetMode::kRedis && tools->fleet_mode != FleetMode::kGranted &&
+      tools->fleet_mode != FleetMode::kDenied) {
+    metrics_.fleet_fallbacks.Add();
+  }
 }
 
 // The JWT stamp refused: 401 or 403 with WWW-Authenticate, by the
@@ -343,6 +386,51 @@ bool Worker::SelectEgress(const config::Snapshot& snap, const http::RequestHead&
   return true;
 }
 
+void FleetStamp(const StampRequest& req, const StampTools& tools, Stamps& st) noexcept {
+  const config::Route& route = *req.route;
+  st.rate_checked = true;
+  st.rate.limit = route.rate_limit->burst;
+  st.rate.admitted = true;
+  auto refuse = [&st](uint32_t retry_s) {
+    st.rate.admitted = false;
+    st.rate.retry_after_s = std::max<uint32_t>(retry_s, 1);
+    st.fault = policy::Fault::kRateLimited;
+  };
+  switch (tools.fleet_mode) {
+    case FleetMode::kGranted:
+    case FleetMode::kOpen:
+      return;
+    case FleetMode::kDenied:
+      return refuse(tools.fleet_retry_s);
+    case FleetMode::kClosed:
+      st.rate_checked = false;
+      st.fault = policy::Fault::kFleetUnavailable;
+      return;
+    case FleetMode::kLocal:
+      // This gateway's share of the limit, exact across its cores (the
+      // limiter was bound with policy::LocalShare).
+      st.rate = tools.limiter->TryTake(req.now);
+      if (!st.rate.admitted) st.fault = policy::Fault::kRateLimited;
+      return;
+    case FleetMode::kRedis:
+      break;
+  }
+  policy::CoreLease& lease = *tools.lease;
+  switch (policy::TakeToken(lease, req.now, tools.lease_params)) {
+    case policy::LeaseStep::kAdmit:
+      st.rate.remaining = lease.tokens;
+      return;
+    case policy::LeaseStep::kRefuse: {
+      const uint64_t wait_ns = lease.empty_until > req.now ? lease.empty_until - req.now : 0;
+      return refuse(static_cast<uint32_t>((wait_ns + 999'999'999) / 1'000'000'000));
+    }
+    case policy::LeaseStep::kWait:
+      st.rate_checked = false;  // decided when Redis answers
+      st.fleet_wait = true;
+      return;
+  }
+}
+
 uint32_t PickEndpoint(const config::Cluster& cluster, uint32_t* rr_cursor,
                       const std::vector<uint32_t>& busy, uint64_t* rng) noexcept {
   size_t n = cluster.endpoints.size();
@@ -375,7 +463,10 @@ Stamps RunStamps(const StampRequest& req, const StampTools& tools) noexcept {
       claims_valid = true;
     }
   }
-  if (tools.limiter != nullptr) {
+  if (route.fleet) {
+    FleetStamp(req, tools, st);
+    if (st.fault != policy::Fault::kNone || st.fleet_wait) return st;
+  } else if (tools.limiter != nullptr) {
     // One shared word per bucket: the process admits what a single global
     // bucket would, whichever core this is (docs/resilience.md).
     policy::CoreRateLimiter& limiter = *tools.limiter;

@@ -16,7 +16,9 @@
 #include "hms/core/clock.h"
 #include "hms/policy/breaker.h"
 #include "hms/policy/fault.h"
+#include "hms/policy/lease.h"
 #include "hms/policy/rate_limit.h"
+#include "src/proxy/redis_link.h"
 
 namespace hms::proxy {
 
@@ -55,6 +57,13 @@ struct StampTools {
   uint32_t* rr_cursor = nullptr;          // the cluster's round-robin cursor
   const std::vector<uint32_t>* busy = nullptr;  // [endpoint id] connections in use
   uint64_t* rng = nullptr;
+  // Fleet scope (route.fleet, docs/resilience.md "Fleet scope"): how the
+  // request is decided, the core's lease of the route (kRedis) and its
+  // sizing, and the retry-after Redis gave a parked request it denied.
+  FleetMode fleet_mode = FleetMode::kRedis;
+  policy::CoreLease* lease = nullptr;
+  policy::LeaseParams lease_params{};
+  uint32_t fleet_retry_s = 0;
 };
 
 // What the stamps decided. On a refusal `fault` names the stamp; what it
@@ -65,10 +74,16 @@ struct Stamps {
   auth::Verdict jwt{};
   bool rate_checked = false;   // the route is rate limited (a decision in `rate`)
   policy::RateDecision rate{};
+  bool fleet_wait = false;             // fleet scope: no leased token; park until Redis answers
   policy::Breaker* breaker = nullptr;  // the service's, when it admitted the request
   bool probe = false;                  // the request is the half-open probe
   uint32_t endpoint_index = 0;
 };
+
+// The fleet-scope rate stamp: by the core's lease (admit, refuse while Redis
+// said the bucket is empty, or wait), by Redis's answer to a parked request,
+// or by the fallback. `st.fault` is set when it refuses.
+void FleetStamp(const StampRequest& req, const StampTools& tools, Stamps& st) noexcept;
 
 // Runs the stamps in order; the first that refuses ends them. A route whose
 // auth is `optional` admits a request without a token; its rate limit by

@@ -101,6 +101,8 @@ uint32_t Worker::NewClient(int fd, uint16_t listener) {
   c.close_after_flush = c.eof = c.paused = c.dirty = c.send_inflight = c.recv_armed = false;
   c.watch_armed = c.watch_cancelling = false;
   c.sniffed = false;
+  c.fleet_parked = false;
+  c.fleet_pass = FleetPass::kNone;
   c.parent = kNone;
   c.ops = 0;
   c.ex.Reset(&blocks_);
@@ -248,7 +250,8 @@ int64_t Worker::ConsumeClient(uint32_t slot, const char* p, size_t n) {
   if (c.h2 != nullptr && c.state != Client::State::kClosing) return ConsumeH2(slot, p, n);
   switch (c.state) {
     case Client::State::kHead: {
-      if (c.ex.active()) return kBlocked;
+      // A request parked for Redis's answer is parsed again only then.
+      if (c.ex.active() || c.fleet_parked) return kBlocked;
       // A plain connection's first bytes may be the h2 preface (prior
       // knowledge); Upgrade: h2c is not offered (docs/http2.md).
       if (c.ex.state() == Exchange::State::kIdle && c.tls == nullptr &&

@@ -186,6 +186,31 @@ Result<bool> Engine::Start(const config::GatewayConfig& config, config::Snapshot
   }
   listen_fds_.clear();  // the workers own them now
   listen_of_.clear();
+  if (config.redis) {
+    // Read once here, on the control thread: a core never opens a file.
+    std::string password;
+    if (!config.redis->password_file.empty()) {
+      auto read = fleet::ReadPasswordFile(config.redis->password_file);
+      if (!read.ok()) {
+        return ConfigError(config::WhereIs(config, "redis.password_file") + ": " +
+                           read.error().message);
+      }
+      password = std::move(*read);
+    }
+    std::shared_ptr<const tls::ClientContext> tls_ctx;
+    if (config.redis->tls) {
+      tls::ClientOptions o;
+      o.ca = config.redis->tls->ca;
+      o.cert = config.redis->tls->cert;
+      o.key = config.redis->tls->key;
+      auto made = tls::ClientContext::Make(o);
+      if (!made.ok()) {
+        return ConfigError(config::WhereIs(config, "redis.tls") + ": " + made.error().message);
+      }
+      tls_ctx = *made;
+    }
+    for (auto& w : workers_) w->SetRedis(password, tls_ctx);
+  }
   for (uint32_t i = 0; i < workers_.size(); ++i) {
     snapshot->Acquire();
     int rc = workers_[i]->Start(snapshot);

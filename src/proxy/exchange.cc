@@ -39,6 +39,14 @@ int64_t Worker::StartExchange(uint32_t slot, size_t head_len) {
   // stamp spends a token or a breaker probe on a request that may be refused.
   HopByHop hop_by_hop(req_.headers, req_.header_count);
   if (fault == policy::Fault::kNone) fault = Admit(slot, choice, hop_by_hop);
+  if (admit_parked_) {
+    // A fleet-scope limit waits for Redis (redis_link.cc): the head is read
+    // again when it answers; until then the connection reads nothing more.
+    admit_parked_ = false;
+    UnbeginExchange(slot);
+    return kBlocked;
+  }
+  c.fleet_pass = FleetPass::kNone;  // used, or made stale by a refusal before the stamp
   if (fault == policy::Fault::kNone && !WriteUpstreamHead(slot, choice, hop_by_hop)) {
     // The head with our fields outgrew its block (kHeadRoom past
     // max_header_bytes): only an outsized caller identity gets here today.
@@ -97,6 +105,13 @@ void Worker::BeginExchange(uint32_t slot, size_t head_len) {
 
   ex.hold = current_;
   ++current_->inflight;
+}
+
+void Worker::UnbeginExchange(uint32_t slot) {
+  Exchange& ex = clients_[slot].ex;
+  SnapshotHold* h = ex.hold;
+  ex.Reset(&blocks_);
+  if (h != nullptr && --h->inflight == 0 && h != current_) ReleaseHold(h);
 }
 
 int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {

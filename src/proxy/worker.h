@@ -54,6 +54,7 @@
 #include "hms/obs/trace.h"
 #include "hms/policy/backoff.h"
 #include "hms/policy/fault.h"
+#include "hms/policy/lease.h"
 #include "hms/policy/rate_limit.h"
 #include "hms/policy/retry.h"
 #include "hms/policy/retry_budget.h"
@@ -63,6 +64,7 @@
 #include "src/proxy/exchange.h"
 #include "src/proxy/h2_down.h"
 #include "src/proxy/head_rewrite.h"
+#include "src/proxy/redis_link.h"
 
 namespace hms::proxy {
 
@@ -116,6 +118,7 @@ struct HealthProbe {
 };
 
 class Worker;
+struct StampTools;
 
 // An HTTP/1.1 downstream connection; as the Downstream of its exchange it
 // queues the answer in `out` and lists itself for the pass's flush. The same
@@ -167,6 +170,11 @@ struct Client : Connection, Downstream {
   std::unique_ptr<H2Conn> h2;
   uint32_t parent = kNone;
   H2Stream stream;
+  // A fleet-scope request parked for Redis's answer (redis_link.h) carries
+  // the answer into its second parse.
+  FleetPass fleet_pass = FleetPass::kNone;
+  bool fleet_parked = false;  // in the core's wait queue: its head is not parsed meanwhile
+  uint32_t fleet_retry_s = 0;
 };
 
 struct Upstream : Connection {
@@ -211,6 +219,9 @@ class Worker {
          std::vector<int> listen_fds, std::vector<uint16_t> listen_of, int cpu);
   ~Worker();
 
+  // With `redis:` in the config, before Start: the password (read from
+  // password_file) and the TLS context (null for plain TCP).
+  void SetRedis(const std::string& password, std::shared_ptr<const tls::ClientContext> tls);
   // Starts the thread; returns once the ring is set up (or failed: -errno).
   int Start(config::Snapshot* snapshot);
   void Join();
@@ -228,10 +239,10 @@ class Worker {
  private:
   enum Op : uint8_t {
     kOpAccept = 1, kOpRecvClient, kOpSendClient, kOpRecvUp, kOpSendUp, kOpConnectUp, kOpWake,
-    kOpIgnore, kOpHealth, kOpWatchClient
+    kOpIgnore, kOpHealth, kOpWatchClient, kOpRedis
   };
   enum TimerKind : uint8_t {
-    kTimerClient = 1, kTimerUpstream, kTimerExchange, kTimerHealth, kTimerDrain
+    kTimerClient = 1, kTimerUpstream, kTimerExchange, kTimerHealth, kTimerDrain, kTimerRedis
   };
 
   void Run();
@@ -418,6 +429,12 @@ class Worker {
   policy::Fault RefuseToken(const config::Snapshot& snap, const config::Route& route,
                             const auth::Verdict& v);
   policy::Fault RefuseRate(const policy::RateDecision& d);
+  // Fills the stamps' fleet-scope tools for the route `target` (redis_link.h):
+  // Redis's answer to a parked request, the lease, or the fallback.
+  void FleetTools(uint32_t slot, uint32_t target, StampTools* tools);
+  // Admit parked the request: its exchange is undone and its head stays in
+  // the connection's input, parsed again when Redis answers.
+  void UnbeginExchange(uint32_t slot);
   bool WriteUpstreamHead(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop);
   void SetDeadline(Exchange& ex, uint64_t timeout_ms, std::string_view caller_ms);
   policy::Fault Refuse(policy::Fault fault, std::string_view detail = {});
@@ -507,6 +524,26 @@ class Worker {
   void StartSpan(Exchange& ex, const http::RequestHead& r);
   void RecordSpan(const Client& c);
 
+  // The fleet's Redis link and leases (redis_link.cc).
+  void StartRedis();
+  void ConnectRedis();
+  void RedisReady();
+  void RedisFailed(uint64_t why);
+  void OnRedisTimer();
+  void OnRedisCqe(uint32_t what, uint32_t gen, int res);
+  void ArmRedisRecv();
+  void PumpRedisInput(const char* p, size_t n);
+  void FlushRedis();
+  void TakeRedisCompletions();
+  void UpdateFleetGauges();
+  FleetMode FleetModeNow() const;
+  void ResetFleetFor(const config::Snapshot& s);
+  bool ParkFleet(uint32_t slot, uint32_t route);
+  void AskFleet(uint32_t route);
+  policy::LeaseParams LeaseParamsFor(const config::Route& r) const;
+  void AnswerParked(uint32_t route, uint32_t admit, uint32_t refuse, uint32_t fallback,
+                    uint32_t retry_s = 0);
+
   // Active health checks (health.cc).
   // Starts the checks of the endpoints whose service this core owns in `s`,
   // and stops those no longer there.
@@ -586,6 +623,9 @@ class Worker {
   // connection resumes it (an abbreviated handshake, no certificate check).
   std::vector<std::unique_ptr<tls::SavedSession>> tls_saved_;
   std::vector<policy::CoreRateLimiter> limiters_;  // [route index] this core's view of each bucket
+  std::vector<policy::CoreLease> leases_;          // [route index] fleet scope: this core's lease
+  RedisLink redis_;                                // the fleet's Redis (state kOff without one)
+  bool admit_parked_ = false;  // Admit parked the request: StartExchange leaves its head unread
   std::unique_ptr<auth::JwtVerifier> verifier_;     // with the current snapshot's keys; its own cache
   auth::Claims claims_;                             // scratch: the claims of the token being checked
   int64_t now_unix_ = 0;                            // wall-clock seconds, read once per pass

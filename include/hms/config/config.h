@@ -18,6 +18,7 @@
 
 #include "hms/common/result.h"
 #include "hms/http/field_names.h"
+#include "hms/policy/fleet_fallback.h"
 #include "hms/policy/retry.h"
 
 namespace hms::config {
@@ -70,6 +71,26 @@ struct AccessLogConfig {
   uint64_t buffer_bytes = 1ull << 20;  // each core's ring; a full ring drops lines
 };
 
+// Fleet-wide rate limits (`redis:`, docs/resilience.md "Fleet scope"): the
+// one Redis every gateway of the fleet shares, reached by each core over its
+// own connection. Read at start; a change needs a restart, as listeners do.
+struct RedisTlsConfig {
+  std::string ca;         // PEM: Redis's certificate must chain to it
+  std::string cert, key;  // our certificate, for a Redis with tls-auth-clients (optional)
+};
+struct RedisConfig {
+  std::string address;        // numeric "IP:PORT" (a core never resolves a name)
+  std::string password_file;  // AUTH with its first line; empty = no AUTH
+  std::string username;       // AUTH username password (ACL users); empty = requirepass
+  std::optional<RedisTlsConfig> tls;
+  uint32_t timeout_ms = 200;  // connect, and each call's answer
+  policy::FleetFallback fallback = policy::FleetFallback::kLocalShare;
+  uint32_t gateways = 1;        // how many gateways share the limits (local_share divides by it)
+  uint32_t max_waiting = 1024;  // requests a core parks for Redis's answer; more take the fallback
+};
+// "local_share", "fail_open", "fail_closed": as written in `redis.fallback`.
+std::string_view FallbackName(policy::FleetFallback f);
+
 struct GatewayConfig {
   std::string source;  // file name the config came from ("<embedded>" for defaults)
   // Where each key was written ("listeners", "listeners[0].tls.cert",
@@ -88,6 +109,8 @@ struct GatewayConfig {
   // `tls: {ticket_keys: FILE}` (docs/tls.md): session-ticket secrets shared
   // by a fleet, re-read when the file changes; empty = this process's own.
   std::string tls_ticket_keys;
+  // `redis:` (fleet-wide rate limits); none = `scope: fleet` is refused.
+  std::optional<RedisConfig> redis;
   // Per-core tuning.
   uint32_t ring_entries = 4096;
   uint32_t buffer_count = 1024;           // provided receive buffers per core (power of two)
@@ -142,6 +165,7 @@ struct RateLimit {
   uint32_t burst = 0;
   std::string per;                  // "", "client_ip", "jwt_sub", "header:NAME"
   std::string text;                 // as written, for /config and errors
+  bool fleet = false;               // `scope: fleet`: one bucket in Redis for every gateway
 };
 
 // `tracing` in mesh-config.yaml (docs/observability.md "Spans"). Trace ids

@@ -110,6 +110,12 @@ struct Route {
   // Process-wide bucket for rate_limit (null without one), kept across reloads
   // by route key; filled in by the control thread after compiling.
   std::shared_ptr<policy::RateLimitState> limiter;
+  // `scope: fleet` (docs/resilience.md "Fleet scope"): the bucket is the
+  // Redis key `fleet_key`, the same on every gateway (a hash of the route's
+  // stable name); `limiter` is then this gateway's local share, used while
+  // Redis cannot be reached.
+  bool fleet = false;
+  std::string fleet_key;
   std::string where;          // "file:line"
   // WebSocket upgrades pass (route key `websocket`; a sidecar's own routes
   // always), and a tunnel's longest silence (0 = the gateway's idle_timeout).

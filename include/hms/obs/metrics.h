@@ -144,6 +144,9 @@ struct CoreMetrics {
   // and not on the page as a process-wide family.
   Counter snapshot_version;       // gauge
   Counter snapshots_held;         // gauge: snapshots this core still references
+  // Why this core's Redis link last failed (proxy::RedisFailure: 0 none, an
+  // errno from connecting, or a call's status), shown by /healthz.
+  Counter fleet_redis_failure;
   RequestTable requests;          // route key 0 = no route matched (404/405/400/...)
   // Stamp decisions per route key; the "status" is one of the kPolicy* slots.
   RequestTable policy{4096};

@@ -134,5 +134,22 @@
   CORE_COUNTER(websocket_bytes_to_client, "hms_websocket_bytes_total", "direction", "to_client",  \
                "")                                                                                \
   CORE_COUNTER(websocket_idle_closed, "hms_websocket_idle_timeouts_total", "", "",                \
-               "WebSocket tunnels closed by their idle timeout.")
+               "WebSocket tunnels closed by their idle timeout.")                                 \
+  /* fleet-scope rate limits (docs/resilience.md "Fleet scope"): per core 0 or 1 */               \
+  CORE_GAUGE(fleet_redis_up, "hms_fleet_redis_up", "", "",                                        \
+             "Cores whose connection to the fleet's Redis is up and answering.")                  \
+  CORE_GAUGE(fleet_degraded, "hms_fleet_degraded", "", "",                                        \
+             "Cores deciding fleet-scope limits by the fallback (Redis down or slow).")           \
+  CORE_COUNTER(fleet_calls, "hms_fleet_redis_calls_total", "", "",                                \
+               "Lease calls made to Redis (one GCRA script run each).")                           \
+  CORE_COUNTER(fleet_errors, "hms_fleet_redis_errors_total", "", "",                              \
+               "Lease calls and connections to Redis that failed (timeout, error, refused).")     \
+  CORE_COUNTER(fleet_fallbacks, "hms_fleet_fallbacks_total", "", "",                              \
+               "Requests on fleet-scope routes decided by the fallback instead of Redis.")        \
+  CORE_COUNTER(fleet_lease_refills, "hms_fleet_lease_refills_total", "", "",                      \
+               "Lease calls that granted stock ahead of need.")                                   \
+  CORE_COUNTER(fleet_waits, "hms_fleet_waits_total", "", "",                                      \
+               "Requests parked until Redis answered their lease call.")                          \
+  CORE_COUNTER(fleet_connects, "hms_fleet_redis_connects_total", "", "",                          \
+               "Connections made to Redis (the first and every reconnect).")
 // clang-format on

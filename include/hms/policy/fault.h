@@ -76,6 +76,9 @@ enum class Fault : uint8_t {
   kBadWebSocketUpgrade,  // an upgrade that breaks RFC 6455 §4.2.1 (the rule named)
   kWebSocketOff,         // the route does not take WebSocket upgrades (no `websocket: true`)
   kUpstreamBadUpgrade,   // the upstream's 101 is not a valid WebSocket handshake answer
+  // A fleet-scope rate limit could not ask Redis and its fallback is
+  // fail_closed (docs/resilience.md "Fleet scope").
+  kFleetUnavailable,
   kCount
 };
 
@@ -218,6 +221,9 @@ inline constexpr FaultInfo kFaultTable[] = {
     // as a WebSocket already).
     {fault_rows::kUp, fault_rows::kFail, false, "upstream_bad_upgrade", 502,
      "upstream_bad_upgrade", "the upstream's 101 is not a valid WebSocket handshake answer"},
+    // kFleetUnavailable: the gateway's own store is down, not the service.
+    {fault_rows::kDown, fault_rows::kNot, false, "fleet_unavailable", 503, "rate_limit_unavailable",
+     "the fleet rate limit cannot reach Redis and this gateway is set to fail closed"},
 };
 static_assert(sizeof kFaultTable / sizeof kFaultTable[0] == static_cast<size_t>(Fault::kCount),
               "one row per Fault");

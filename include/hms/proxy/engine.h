@@ -21,6 +21,10 @@ namespace hms::proxy {
 
 class Worker;
 
+// Why a core's Redis link last failed (obs::CoreMetrics::fleet_redis_failure)
+// as text, "" for none: for /healthz and /status (allocates; not a core's).
+std::string RedisFailureText(uint64_t code);
+
 // How many cores the engine runs for `config` (`cores`, or one per CPU the
 // process may run on).
 uint32_t CoresFor(const config::GatewayConfig& config);

@@ -148,6 +148,26 @@ TEST_F(GatewayConfigTest, AccessLog) {
   EXPECT_FALSE(DefaultGatewayConfig().access_log);
 }
 
+TEST_F(GatewayConfigTest, Redis) {
+  const std::string path =
+      Write("gateway.yaml",
+            "redis:\n  address: 127.0.0.1:6380\n  password_file: secrets/redis\n  timeout: 150ms\n"
+            "  fallback: fail_closed\n  gateways: 3\n  max_waiting: 64\n  tls: {ca: ca.pem}\n");
+  Result<GatewayConfig> c = LoadGatewayConfig(path);
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->redis);
+  EXPECT_EQ(c->redis->address, "127.0.0.1:6380");
+  EXPECT_EQ(c->redis->password_file, dir_ + "/secrets/redis");  // relative to gateway.yaml
+  EXPECT_EQ(c->redis->timeout_ms, 150u);
+  EXPECT_EQ(c->redis->fallback, policy::FleetFallback::kFailClosed);
+  EXPECT_EQ(FallbackName(c->redis->fallback), "fail_closed");
+  EXPECT_EQ(c->redis->gateways, 3u);
+  EXPECT_EQ(c->redis->max_waiting, 64u);
+  ASSERT_TRUE(c->redis->tls);
+  EXPECT_EQ(c->redis->tls->ca, dir_ + "/ca.pem");
+  EXPECT_FALSE(DefaultGatewayConfig().redis);
+}
+
 TEST_F(GatewayConfigTest, CoresAuto) { EXPECT_EQ(LoadError("cores: auto\n"), ""); }
 
 TEST_F(GatewayConfigTest, PathSwitches) {
@@ -241,6 +261,19 @@ const RuleCase kRules[] = {
      ":1: local_port: role: sidecar needs 'local_port' (where its service listens)"},
     {"local_port: 0\n", ":1: local_port: 0 is out of range 1..65535"},
     {"access_log: {sample_ratio: 0.5}\n", ":1: access_log: needs 'path' (the file lines are appended to)"},
+    {"redis: {address: \"redis.local:6379\"}\n",
+     ":1: redis.address: 'redis.local:6379' is not a numeric address:port (a core never resolves "
+     "names)"},
+    {"redis: {address: \"127.0.0.1:0\"}\n",
+     ":1: redis.address: '127.0.0.1:0' is not a numeric address:port (a core never resolves "
+     "names)"},
+    {"redis:\n  timeout: 1s\n", ":1: redis: needs 'address' (numeric IP:PORT of the Redis server)"},
+    {"redis:\n  address: 127.0.0.1:6379\n  fallback: open\n",
+     ":3: redis.fallback: 'open' must be local_share, fail_open or fail_closed"},
+    {"redis:\n  address: 127.0.0.1:6379\n  tls: {cert: c.pem, key: k.pem}\n",
+     ":3: redis.tls: needs 'ca' (Redis's certificate is checked)"},
+    {"redis:\n  address: 127.0.0.1:6379\n  gateways: 0\n",
+     ":3: redis.gateways: 0 is out of range 1..10000"},
     {"access_log: {path: a.log, sample_ratio: 2}\n",
      ":1: access_log.sample_ratio: '2' must be a number in (0, 1]"},
     {"cores: 1\negress: 127.0.0.1:15001\n",

@@ -23,6 +23,17 @@ constexpr char kSeedHello[] =
     "routes:\n"
     "  - GET /hello\n";
 
+TEST(ParseServiceConfig, FleetScope) {
+  Result<ServiceConfig> s = ParseServiceConfig(
+      "service: calc-svc\nroutes:\n  - path: /x\n    rate_limit: {rate: 20 req/min, scope: fleet}\n"
+      "  - path: /y\n    rate_limit: {rate: 20 req/min, scope: gateway}\n",
+      "calc.yaml");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_TRUE(s->routes[0].rate_limit->fleet);
+  EXPECT_EQ(s->routes[0].rate_limit->text, "20 req/min, scope fleet");
+  EXPECT_FALSE(s->routes[1].rate_limit->fleet);
+}
+
 TEST(ParseServiceConfig, SeedCalc) {
   Result<ServiceConfig> s = ParseServiceConfig(kSeedCalc, "calc_svc/route.yaml");
   ASSERT_TRUE(s) << s.error().message;
@@ -258,6 +269,11 @@ const BadCase kBad[] = {
      "calc.yaml:2: rate_limit: missing 'rate' (e.g. rate: \"100 req/s\")"},
     {"service: calc-svc\nrate_limit: {rate: 5 req/s, per: ip}\n",
      "calc.yaml:2: rate_limit.per: 'ip' must be client_ip, jwt_sub or header:NAME"},
+    {"service: calc-svc\nrate_limit: {rate: 5 req/s, scope: world}\n",
+     "calc.yaml:2: rate_limit.scope: 'world' must be gateway or fleet"},
+    {"service: calc-svc\nrate_limit: {rate: 5 req/s, per: client_ip,\n  scope: fleet}\n",
+     "calc.yaml:3: rate_limit.scope: fleet limits one bucket per route: drop 'per' or use scope: "
+     "gateway"},
     {"service: calc-svc\nrate_limit: {rate: 5 req/s, burst: 0}\n",
      "calc.yaml:2: rate_limit.burst: 0 is out of range 1..4294967295"},
     {"service: calc-svc\nretries: -1\n",

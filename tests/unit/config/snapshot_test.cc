@@ -26,6 +26,34 @@ class SnapshotTest : public ::testing::Test {
   Interner route_keys_;
 };
 
+// A fleet-scope limit is refused without `redis:` (naming the route's
+// file:line), and with it gets a Redis key every gateway computes alike.
+TEST_F(SnapshotTest, FleetScopeNeedsRedisAndNamesItsKeyAlike) {
+  const ServiceConfig calc = Parse(
+      "service: calc-svc\nroutes:\n  - GET /a\n  - path: /sum/{a}/{b}\n"
+      "    rate_limit: {rate: 20 req/min, scope: fleet}\n",
+      "calc.yaml");
+  GatewayConfig gw = DefaultGatewayConfig();
+  gw.source = "gw.yaml";
+  Result<std::unique_ptr<Snapshot>> refused = Compile({calc}, gw);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message,
+            "calc.yaml:4: rate_limit: scope: fleet needs a 'redis:' section in gw.yaml "
+            "(docs/resilience.md \"Fleet scope\")");
+  gw.redis = RedisConfig{};
+  Result<std::unique_ptr<Snapshot>> a = Compile({calc}, gw);
+  ASSERT_TRUE(a) << a.error().message;
+  Interner other_ids, other_keys;
+  Result<std::unique_ptr<Snapshot>> b =
+      CompileSnapshot(gw, MeshConfig{}, {calc}, 8, &other_ids, &other_keys);
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_FALSE((*a)->routes[0].fleet);
+  EXPECT_TRUE((*a)->routes[1].fleet);
+  EXPECT_TRUE((*a)->routes[1].fleet_key.starts_with("hms:rl:calc-svc:"));
+  EXPECT_EQ((*a)->routes[1].fleet_key.size(), std::string("hms:rl:calc-svc:").size() + 16);
+  EXPECT_EQ((*a)->routes[1].fleet_key, (*b)->routes[1].fleet_key);
+}
+
 TEST_F(SnapshotTest, OverridePrecedenceRouteOverServiceOverMesh) {
   MeshConfig mesh;
   mesh.retries = 1;

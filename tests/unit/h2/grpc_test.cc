@@ -143,6 +143,7 @@ TEST(Grpc, EveryFaultHasAStatus) {
       {Fault::kConnectNoSocket, GrpcStatus::kUnavailable},
       {Fault::kUpstreamTlsFailed, GrpcStatus::kUnavailable},
       {Fault::kLocalServiceDown, GrpcStatus::kUnavailable},
+      {Fault::kFleetUnavailable, GrpcStatus::kUnavailable},
       {Fault::kServiceTimeout, GrpcStatus::kDeadlineExceeded},
       {Fault::kPerTryTimeout, GrpcStatus::kDeadlineExceeded},
       {Fault::kCallerDeadline, GrpcStatus::kDeadlineExceeded},

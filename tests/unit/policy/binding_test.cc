@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "hms/policy/fleet_fallback.h"
+
 namespace hms::policy {
 namespace {
 
@@ -85,6 +87,22 @@ TEST(BindPolicies, KeyedLimitsGetAKeyTable) {
   BindPolicies(registry, keys, 2, kNow, s.get());
   ASSERT_NE(s->routes[0].limiter, nullptr);
   EXPECT_TRUE(s->routes[0].limiter->keyed());
+}
+
+// A fleet-scope route's own bucket is this gateway's local share of the
+// limit (the fallback while Redis is away): 1/gateways of the rate and burst.
+TEST(BindPolicies, AFleetRouteGetsItsLocalShare) {
+  PolicyRegistry registry;
+  config::Interner keys;
+  auto s = MakeSnapshot(keys, "calc-svc");
+  s->routes[0].fleet = true;
+  s->gateway.redis = config::RedisConfig{};
+  s->gateway.redis->gateways = 5;
+  BindPolicies(registry, keys, 2, kNow, s.get());
+  ASSERT_NE(s->routes[0].limiter, nullptr);
+  const Limit whole = Limit::PerSecondX1000(20'000, 5);
+  EXPECT_EQ(s->routes[0].limiter->limit(), LocalShare(whole, 5));
+  EXPECT_EQ(s->routes[0].limiter->limit().burst, 1u);
 }
 
 TEST(BindPolicies, NoBreakerWithoutAThresholdAndNoBudgetWithoutRetries) {

@@ -65,6 +65,8 @@ constexpr Row kRows[] = {
     {Fault::kBadWebSocketUpgrade, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
     {Fault::kWebSocketOff, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
     {Fault::kUpstreamBadUpgrade, FaultSide::kUpstream, FaultVerdict::kFailure, false},
+    // The fleet limit's Redis is down under fail_closed: the gateway's side.
+    {Fault::kFleetUnavailable, FaultSide::kDownstream, FaultVerdict::kNotCounted, false},
 };
 
 TEST(Fault, EveryFaultIsClassified) {
@@ -191,6 +193,7 @@ TEST(Fault, AnswersNameTheirRule) {
       {Fault::kUpstreamIdentityMismatch, 502, "upstream_identity_mismatch"},
       {Fault::kNoMeshIdentity, 502, "no_mesh_identity"},
       {Fault::kLocalServiceDown, 503, "local_service_unavailable"},
+      {Fault::kFleetUnavailable, 503, "rate_limit_unavailable"},
   };
   for (const Case& c : cases) {
     const Answer a = AnswerFor(c.fault);

@@ -203,5 +203,61 @@ TEST_F(Stamp, LeastRequestPicksTheLessBusyOfTwo) {
   EXPECT_GE(zero, 30);  // drawn in two of three pairs, and then it wins
 }
 
+// Fleet scope (docs/resilience.md "Fleet scope"): each way a fleet-scope
+// request can be decided, in a table: the mode the worker gives, the lease's
+// stock, and what the stamp answers.
+TEST_F(Stamp, FleetScopeDecidesByModeAndLease) {
+  struct Case {
+    const char* name;
+    FleetMode mode;
+    uint32_t tokens;        // leased stock on this core
+    uint64_t empty_for_ns;  // Redis said the bucket is empty this much longer
+    policy::Fault fault;
+    bool wait;
+    uint32_t retry_after_s;  // when refused
+  } cases[] = {
+      {"stock admits", FleetMode::kRedis, 3, 0, policy::Fault::kNone, false, 0},
+      {"no stock waits", FleetMode::kRedis, 0, 0, policy::Fault::kNone, true, 0},
+      {"known empty refuses", FleetMode::kRedis, 0, core::Millis(2'500),
+       policy::Fault::kRateLimited, false, 3},
+      {"granted by Redis", FleetMode::kGranted, 0, 0, policy::Fault::kNone, false, 0},
+      {"denied by Redis", FleetMode::kDenied, 0, 0, policy::Fault::kRateLimited, false, 7},
+      {"fail open", FleetMode::kOpen, 0, 0, policy::Fault::kNone, false, 0},
+      {"fail closed", FleetMode::kClosed, 0, 0, policy::Fault::kFleetUnavailable, false, 0},
+      {"local share", FleetMode::kLocal, 0, 0, policy::Fault::kNone, false, 0},
+  };
+  config::RateLimit rl;
+  rl.rate_per_sec_x1000 = 1000;
+  rl.burst = 4;
+  rl.fleet = true;
+  route_.rate_limit = rl;
+  route_.fleet = true;
+  Limit(config::RateKey::kRoute, 1);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    policy::CoreLease lease;
+    lease.tokens = c.tokens;
+    lease.tokens_until = req_.now + core::Millis(1000);
+    lease.empty_until = c.empty_for_ns > 0 ? req_.now + c.empty_for_ns : 0;
+    tools_.lease = &lease;
+    tools_.fleet_mode = c.mode;
+    tools_.fleet_retry_s = 7;
+    const Stamps st = RunStamps(req_, tools_);
+    EXPECT_EQ(st.fault, c.fault);
+    EXPECT_EQ(st.fleet_wait, c.wait);
+    if (c.wait) EXPECT_EQ(lease.waiting, 1u);
+    if (c.fault == policy::Fault::kRateLimited) {
+      EXPECT_FALSE(st.rate.admitted);
+      EXPECT_EQ(st.rate.retry_after_s, c.retry_after_s);
+      EXPECT_EQ(st.rate.limit, 4u);
+    }
+    if (c.mode == FleetMode::kRedis && c.tokens > 0) EXPECT_EQ(lease.tokens, c.tokens - 1);
+  }
+  // The local share is this gateway's own exact bucket (burst 1 here): the
+  // second request in the same instant is refused by it.
+  tools_.fleet_mode = FleetMode::kLocal;
+  EXPECT_EQ(RunStamps(req_, tools_).fault, policy::Fault::kRateLimited);
+}
+
 }  // namespace
 }  // namespace hms::proxy
