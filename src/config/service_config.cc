@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "hms/config/config.h"
+#include "hms/h2/grpc.h"
+#include "hms/policy/retry.h"
 #include "hms/http/char_class.h"
 #include "hms/http/path.h"
 #include "hms/route/route_table.h"
@@ -277,14 +279,47 @@ RouteConfig ReadLongRoute(const Reader& r, const YAML::Node& item, const std::st
   return rc;
 }
 
+// `grpc_retry_on`: gRPC status names (h2::ParseGrpcStatusName), each once.
+uint32_t ReadGrpcRetryOn(const Reader& r, const Field& f) {
+  const std::vector<std::string> names = r.StringList(f, "");
+  if (names.empty()) r.Fail(f.line, "grpc_retry_on", "empty: omit the key for none");
+  uint32_t bits = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string ctx = "grpc_retry_on[" + std::to_string(i) + "]";
+    h2::GrpcStatus code;
+    if (!h2::ParseGrpcStatusName(names[i], &code) || code == h2::GrpcStatus::kOk) {
+      r.Fail(f.value[i], ctx, "'" + names[i] + "' is not a failing gRPC status (UNAVAILABLE, ...)");
+    }
+    const uint32_t bit = policy::GrpcRetryBit(static_cast<uint32_t>(code));
+    if ((bits & bit) != 0) r.Fail(f.value[i], ctx, "'" + names[i] + "' appears twice");
+    bits |= bit;
+  }
+  return bits;
+}
+
+// h2 is HTTP/2 inside the mesh's mTLS (the only TLS the engine speaks toward
+// upstreams): its endpoints are mtls://; h2c is plain TCP: none of them is.
+void CheckProtocol(const Reader& r, const ServiceConfig& s, int line) {
+  if (s.protocol.empty() || s.protocol == "http1") return;
+  const bool tls = s.protocol == "h2";
+  for (const std::string& e : s.endpoints) {
+    if (e.starts_with(kMtlsScheme) != tls) {
+      r.Fail(line, "protocol",
+             tls ? "h2 endpoints are mtls:// (HTTP/2 over the mesh's mTLS); '" + e + "' is not"
+                 : "h2c is HTTP/2 over plain TCP; '" + e + "' is mtls:// (use protocol: h2)");
+    }
+  }
+}
+
 ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
   ServiceConfig s;
   s.source = r.source();
   bool have_service = false;
+  int protocol_line = 0;
   for (const Field& f : r.Fields(doc, "",
                                  {"service", "routes", "rate_limit", "retries", "timeout",
                                   "per_try_timeout", "retry_on", "breaker", "load_balancing",
-                                  "health", "endpoints", "allow_from"})) {
+                                  "health", "endpoints", "allow_from", "protocol", "grpc_retry_on"})) {
     if (f.key == "service") {
       s.service = r.String(f, "");
       s.line = f.line;
@@ -318,6 +353,14 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
       s.per_try_timeout_ms = static_cast<uint32_t>(r.DurationMs(f, "", 1, kMaxTimeoutMs));
     } else if (f.key == "retry_on") {
       s.retry_on = r.RetryOn(f, "");
+    } else if (f.key == "protocol") {
+      s.protocol = r.String(f, "");
+      if (s.protocol != "http1" && s.protocol != "h2c" && s.protocol != "h2") {
+        r.Fail(f.line, "protocol", "'" + s.protocol + "' must be http1, h2c or h2");
+      }
+      protocol_line = f.line;
+    } else if (f.key == "grpc_retry_on") {
+      s.grpc_retry_on = ReadGrpcRetryOn(r, f);
     } else if (f.key == "load_balancing") {
       s.load_balancing = r.String(f, "");
       if (s.load_balancing != "round_robin" && s.load_balancing != "least_request") {
@@ -353,6 +396,7 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
     }
   }
   if (!have_service) r.Fail(internal::LineOf(doc), "", "missing 'service' (the service's name)");
+  CheckProtocol(r, s, protocol_line);
   return s;
 }
 

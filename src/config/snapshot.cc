@@ -212,6 +212,10 @@ Result<Cluster> MakeCluster(const ServiceInput& in, const MeshConfig& mesh,
   cl.retry_on = s.retry_on.value_or(policy::kRetryOnDefault);
   cl.timeout_ms = s.timeout_ms.value_or(mesh.timeout_ms);
   cl.per_try_timeout_ms = s.per_try_timeout_ms.value_or(0);
+  cl.protocol = s.protocol == "h2c"  ? UpstreamProtocol::kH2c
+                : s.protocol == "h2" ? UpstreamProtocol::kH2
+                                     : UpstreamProtocol::kHttp1;
+  cl.grpc_retry_on = s.grpc_retry_on;
   cl.least_request = s.load_balancing == "least_request";
   cl.health_check = s.health;
   cl.breaker = s.breaker.value_or(mesh.breaker);
@@ -409,6 +413,15 @@ const Route* Snapshot::EgressRoute(std::string_view service) const {
   return &routes[it->second];
 }
 
+std::string_view UpstreamProtocolName(UpstreamProtocol p) noexcept {
+  switch (p) {
+    case UpstreamProtocol::kH2c: return "h2c";
+    case UpstreamProtocol::kH2: return "h2";
+    case UpstreamProtocol::kHttp1: break;
+  }
+  return "http1";
+}
+
 namespace {
 
 // The members of the "gateway" object of ToJson.
@@ -481,6 +494,7 @@ void AppendClusterJson(std::string* o, const Cluster& c) {
   *o += "],\"timeout_ms\":" + std::to_string(c.timeout_ms) +
         ",\"per_try_timeout_ms\":" + std::to_string(c.per_try_timeout_ms) +
         ",\"load_balancing\":\"" + (c.least_request ? "least_request" : "round_robin") + "\"" +
+        ",\"protocol\":\"" + std::string(UpstreamProtocolName(c.protocol)) + "\"" +
         ",\"health_check\":" +
         (c.health_check ? "\"GET " + c.health_check->path + " every " +
                               std::to_string(c.health_check->interval_ms) + " ms\""

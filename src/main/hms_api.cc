@@ -552,6 +552,10 @@ std::vector<std::string> ServiceChanges(const config::ServiceConfig& was,
       out.push_back("load_balancing " + text(was.load_balancing) + " → " + text(now.load_balancing));
     }
   }
+  auto protocol = [](const std::string& p) { return p.empty() ? std::string("http1") : p; };
+  if (protocol(was.protocol) != protocol(now.protocol)) {
+    out.push_back("protocol " + protocol(was.protocol) + " → " + protocol(now.protocol));
+  }
   if (was.endpoints != now.endpoints) {
     out.push_back("endpoints " + ListText(was.endpoints) + " → " + ListText(now.endpoints));
   }
@@ -1151,7 +1155,9 @@ void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config
     o += ":";
     AppendJsonString(&o, m.params[i].value);
   }
-  o += "},\"policies\":{\"timeout_ms\":" + std::to_string(r.timeout_ms) +
+  o += "},\"protocol\":";
+  AppendJsonString(&o, config::UpstreamProtocolName(cl.protocol));
+  o += ",\"policies\":{\"timeout_ms\":" + std::to_string(r.timeout_ms) +
        ",\"retries\":" + std::to_string(cl.retries) + ",\"retry_on\":";
   AppendJsonStrings(&o, config::RetryOnNames(cl.retry_on));
   o += ",\"breaker\":{\"failures\":" + std::to_string(cl.breaker.failures) +
@@ -1202,6 +1208,7 @@ void PrintExplainText(const ExplainQuery& q, const route::Match& m, const config
         (i > 0 ? ", " : "") + std::string(m.params[i].name) + "=" + std::string(m.params[i].value);
   }
   std::printf("params      %s\n", params.empty() ? "none" : params.c_str());
+  std::printf("protocol    %s\n", std::string(config::UpstreamProtocolName(cl.protocol)).c_str());
   std::printf("timeout     %s\n", FormatMs(r.timeout_ms).c_str());
   std::string retry_on;
   for (const std::string& t : config::RetryOnNames(cl.retry_on)) {

@@ -226,6 +226,12 @@ struct ServiceConfig {
   std::optional<uint32_t> timeout_ms;
   std::optional<uint32_t> per_try_timeout_ms;  // each attempt's bound; unset = the route's deadline
   std::optional<uint32_t> retry_on;    // policy::RetryOn bits; unset = policy::kRetryOnDefault
+  // What the endpoints speak (docs/http2.md "HTTP/2 to upstreams"):
+  // "http1" (default), "h2c" (HTTP/2 with prior knowledge) or "h2" (HTTP/2
+  // over the mesh's mTLS, ALPN h2).
+  std::string protocol;
+  // gRPC statuses a call may be retried on (policy::GrpcRetryBit bits).
+  uint32_t grpc_retry_on = 0;
   std::optional<BreakerConfig> breaker;
   std::string load_balancing;          // round_robin (default) | least_request
   std::optional<HealthCheckConfig> health;

@@ -54,6 +54,12 @@ struct Endpoint {
   std::shared_ptr<policy::EndpointHealth> health;
 };
 
+// What a service's endpoints speak: HTTP/1.1 over a pool of connections, or
+// HTTP/2 with many exchanges multiplexed on a connection per endpoint per
+// core (h2c: plain TCP with prior knowledge; h2: the mesh's mTLS, ALPN h2).
+enum class UpstreamProtocol : uint8_t { kHttp1, kH2c, kH2 };
+std::string_view UpstreamProtocolName(UpstreamProtocol p) noexcept;
+
 struct Cluster {  // one service
   std::string name;
   std::vector<Endpoint> endpoints;
@@ -61,6 +67,8 @@ struct Cluster {  // one service
   uint32_t retry_on = policy::kRetryOnDefault;  // what policy retries follow (RetryOn bits)
   uint32_t timeout_ms = 15'000;
   uint32_t per_try_timeout_ms = 0;  // 0: an attempt may use what is left of the deadline
+  UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
+  uint32_t grpc_retry_on = 0;       // gRPC statuses a call may be retried on (GrpcRetryBit)
   bool least_request = false;       // load balancing: least-request (P2C) instead of round robin
   std::optional<HealthCheckConfig> health_check;  // active checks of every endpoint
   BreakerConfig breaker;

@@ -117,6 +117,27 @@ allow_from: [hms-gateway, "spiffe://hms.local/svc/billing"]
   EXPECT_EQ(s->allow_from.size(), 2u);
 }
 
+TEST(ParseServiceConfig, ProtocolAndGrpcRetryOn) {
+  Result<ServiceConfig> s = ParseServiceConfig(
+      "service: calc-grpc\nroutes:\n  - POST /calc.Calc/{m}\nprotocol: h2c\n"
+      "grpc_retry_on: [UNAVAILABLE, resource-exhausted]\nendpoints: [127.0.0.1:7001]\n",
+      "calc.yaml");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->protocol, "h2c");
+  EXPECT_EQ(s->grpc_retry_on, policy::GrpcRetryBit(14) | policy::GrpcRetryBit(8));
+  Result<ServiceConfig> tls = ParseServiceConfig(
+      "service: calc-grpc\nroutes:\n  - GET /x\nprotocol: h2\n"
+      "endpoints: [mtls://127.0.0.1:7001]\n",
+      "calc.yaml");
+  ASSERT_TRUE(tls) << tls.error().message;
+  EXPECT_EQ(tls->protocol, "h2");
+  Result<ServiceConfig> plain =
+      ParseServiceConfig("service: calc-svc\nroutes:\n  - GET /x\n", "calc.yaml");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->protocol, "");  // http1
+  EXPECT_EQ(plain->grpc_retry_on, 0u);
+}
+
 TEST(ParseServiceConfig, BreakerOff) {
   Result<ServiceConfig> s =
       ParseServiceConfig("service: calc-svc\nroutes:\n  - GET /x\nbreaker: off\n", "calc.yaml");
@@ -192,6 +213,20 @@ const BadCase kBad[] = {
      "calc.yaml:4: health.path: 'healthz' must start with '/' and hold no spaces"},
     {"service: calc-svc\nroutes:\n  - GET /x\nhealth: {path: /h, intreval: 1s}\n",
      "calc.yaml:4: health: unknown key 'intreval' (did you mean 'interval'?)"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nprotocol: http2\n",
+     "calc.yaml:4: protocol: 'http2' must be http1, h2c or h2"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nprotocol: h2\nendpoints: [127.0.0.1:7001]\n",
+     "calc.yaml:4: protocol: h2 endpoints are mtls:// (HTTP/2 over the mesh's mTLS); "
+     "'127.0.0.1:7001' is not"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nendpoints: [mtls://127.0.0.1:7001]\nprotocol: h2c\n",
+     "calc.yaml:5: protocol: h2c is HTTP/2 over plain TCP; 'mtls://127.0.0.1:7001' is mtls:// "
+     "(use protocol: h2)"},
+    {"service: calc-svc\nroutes:\n  - GET /x\ngrpc_retry_on: [UNAVAILABLE, unavailable]\n",
+     "calc.yaml:4: grpc_retry_on[1]: 'unavailable' appears twice"},
+    {"service: calc-svc\nroutes:\n  - GET /x\ngrpc_retry_on: [OK]\n",
+     "calc.yaml:4: grpc_retry_on[0]: 'OK' is not a failing gRPC status (UNAVAILABLE, ...)"},
+    {"service: calc-svc\nroutes:\n  - GET /x\ngrpc_retry_on: [BUSY]\n",
+     "calc.yaml:4: grpc_retry_on[0]: 'BUSY' is not a failing gRPC status (UNAVAILABLE, ...)"},
     {"service: calc-svc\nroutes:\n  - GET /x\nload_balancing: random\n",
      "calc.yaml:4: load_balancing: 'random' must be round_robin or least_request"},
     {"service: calc-svc\nroutes:\n  - GET /x\nretry_on: [500, reset, 500]\n",
