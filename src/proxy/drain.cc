@@ -69,6 +69,12 @@ void Worker::BeginDrain(bool handed_over) {
   }
   for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
     if (upstreams_[i].state == Upstream::State::kIdle) CloseUpstream(i);
+    // An h2 connection with no stream is idle too (one with streams closes
+    // when its last one ends: DetachH2Stream).
+    const Upstream& u = upstreams_[i];
+    if (u.h2 != nullptr && u.state != Upstream::State::kFree && u.h2->streams.empty()) {
+      CloseUpstream(i);
+    }
   }
 }
 

@@ -270,13 +270,15 @@ bool Worker::BreakerOpen(const Exchange& ex) {
   return ex.breaker != nullptr && ex.breaker->Status(now_).state != policy::BreakerState::kClosed;
 }
 
-bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled) {
+bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled,
+                           bool never_processed) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
   const config::Cluster& cl = *ex.cluster;
   policy::RetryInput in;
   in.fault = fault;
   in.stale_pooled = stale_pooled;
+  in.never_processed = never_processed;
   in.response_started = ex.response_started();
   in.probe = ex.probe;
   in.replayable = ex.replayable;

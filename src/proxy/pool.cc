@@ -52,7 +52,9 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   }
   // Bodiless GET/HEADs of one pass to one endpoint share a connection and a
   // send (upstream_pipeline_depth): one kernel send instead of several.
-  bool pipelinable = config_.upstream_pipeline_depth > 1 && !fresh && !ex.websocket &&
+  // An h2c/h2 service multiplexes instead (h2_up.cc): no pool, no pipelining.
+  const bool h2 = ex.cluster->protocol != config::UpstreamProtocol::kHttp1;
+  bool pipelinable = config_.upstream_pipeline_depth > 1 && !fresh && !ex.websocket && !h2 &&
                      ex.req_body == http::BodyKind::kNone &&
                      (ex.method == http::Method::kGet || ex.method == http::Method::kHead);
   if (pipelinable && ep.id < coalesce_.size() && coalesce_[ep.id] != kNone) {
@@ -71,7 +73,9 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
     }
   }
   uint32_t up = kNone;
-  if (!fresh && ep.id < pool_head_.size() && pool_head_[ep.id] != kNone) {
+  if (h2) {
+    up = AttachH2(ep, *ex.cluster);
+  } else if (!fresh && ep.id < pool_head_.size() && pool_head_[ep.id] != kNone) {
     up = pool_head_[ep.id];
     PoolRemove(up);
     Upstream& u = upstreams_[up];
@@ -82,13 +86,13 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
     metrics_.upstream_connections_reused.Add();
   } else {
     up = NewUpstream(ep);
-    if (up == kNone) {
-      metrics_.upstream_connect_errors.Add();
-      ReportOutcome(ex, policy::Fault::kConnectNoSocket);  // nothing the service did
-      LocalResponse(slot, policy::AnswerFor(policy::Fault::kConnectNoSocket), !ex.req_done);
-      FinishExchange(slot);
-      return false;
-    }
+  }
+  if (up == kNone) {
+    metrics_.upstream_connect_errors.Add();
+    ReportOutcome(ex, policy::Fault::kConnectNoSocket);  // nothing the service did
+    LocalResponse(slot, policy::AnswerFor(policy::Fault::kConnectNoSocket), !ex.req_done);
+    FinishExchange(slot);
+    return false;
   }
   Upstream& u = upstreams_[up];
   u.client = slot;
@@ -116,6 +120,10 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
 
 void Worker::FollowConnection(uint32_t up) {
   const Upstream& u = upstreams_[up];
+  if (u.h2 != nullptr) {  // an h2 connection: its streams follow their own slots
+    H2UpReady(up);
+    return;
+  }
   if (u.state != Upstream::State::kBusy || (u.tls != nullptr && !u.tls->handshake_done())) return;
   const bool sent = u.out.empty() && u.cipher_out.empty();
   auto follow = [&](uint32_t slot) {
@@ -154,6 +162,10 @@ void Worker::RedirectWaiting(uint32_t up) {
 
 void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
   Upstream& u = upstreams_[up];
+  if (u.h2_parent != kNone) {  // an h2 stream: its connection stays for the others
+    CloseUpstream(up);
+    return;
+  }
   if (!reusable || draining_ || u.endpoint_id >= pool_head_.size() || !endpoint_live_[u.endpoint_id] ||
       pool_count_[u.endpoint_id] >= config_.upstream_idle_per_core || u.queued() > 0 ||
       u.cipher_in.held_head != kNone) {  // TLS records after the answer: not ours to keep

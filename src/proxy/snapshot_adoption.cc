@@ -34,6 +34,7 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
     coalesce_.resize(max_ep, kNone);
   }
   if (busy_.size() < pool_head_.size()) busy_.resize(pool_head_.size(), 0);
+  if (h2_conn_.size() < pool_head_.size()) h2_conn_.resize(pool_head_.size(), kNone);
   if (tls_saved_.size() < pool_head_.size()) tls_saved_.resize(pool_head_.size());
   endpoint_live_.assign(pool_head_.size(), false);
   for (const auto& cl : s.clusters)

@@ -191,7 +191,7 @@ bool Worker::StartUpstreamTls(uint32_t up) {
   }
   const tls::SavedSession* saved =
       u.endpoint_id < tls_saved_.size() ? tls_saved_[u.endpoint_id].get() : nullptr;
-  u.tls = tls::Session::NewClient(*ctx, saved);
+  u.tls = tls::Session::NewClient(*ctx, saved, {}, u.h2 != nullptr);
   if (u.tls == nullptr) {
     metrics_.upstream_tls_failed.Add();
     UpstreamFailed(up, policy::Fault::kUpstreamTlsFailed, "cannot make a TLS session");
@@ -243,13 +243,22 @@ bool Worker::OnUpstreamHandshake(uint32_t up) {
   if (u.tls->resumed()) metrics_.upstream_tls_resumed.Add();
   // The peer must be the service this attempt is for: a certificate from
   // the mesh CA is not enough, or any sidecar could answer for any service.
-  if (u.client != kNone) {
-    const config::Cluster* cluster = clients_[u.client].ex.cluster;
-    if (cluster != nullptr && u.tls->peer_identity() != cluster->identity) {
+  // An h2 connection serves many exchanges of the service it was opened for.
+  const config::Cluster* cluster = u.client != kNone ? clients_[u.client].ex.cluster : nullptr;
+  std::string_view identity = cluster != nullptr ? std::string_view(cluster->identity) : "";
+  if (u.h2 != nullptr) identity = u.h2->identity;
+  if (!identity.empty() || u.h2 != nullptr) {
+    if (u.tls->peer_identity() != identity) {
       metrics_.upstream_tls_failed.Add();
       UpstreamFailed(up, policy::Fault::kUpstreamIdentityMismatch);
       return false;
     }
+  }
+  if (u.h2 != nullptr && u.tls->alpn() != "h2") {
+    // An HTTP/2 session toward a peer that did not agree to it in ALPN
+    // would be read as garbage: the service's `protocol: h2` is wrong.
+    UpstreamFailed(up, policy::Fault::kUpstreamBadResponse, "the upstream did not accept h2 in ALPN");
+    return false;
   }
   MarkDirty(u, up);  // the request waiting in `out` goes now, sealed
   FollowConnection(up);

@@ -127,6 +127,10 @@ void Worker::OnUpstreamEof(uint32_t up) {
 
 void Worker::PumpUpstream(uint32_t up) {
   Upstream& u = upstreams_[up];
+  if (u.h2_parent != kNone) {  // an h2 stream: its answer waits in the session's form
+    PumpH2Stream(up);
+    return;
+  }
   if (u.state != Upstream::State::kBusy) return;
   if (u.tls != nullptr) {
     PumpUpstreamTls(up);
@@ -145,6 +149,7 @@ void Worker::PumpUpstream(uint32_t up) {
 
 int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
   Upstream& u = upstreams_[up];
+  if (u.h2 != nullptr) return ConsumeH2Conn(up, p, n);  // h2_up.cc
   if (u.state != Upstream::State::kBusy || u.client == kNone) {
     CloseUpstream(up);  // bytes after a complete response: not a connection to reuse
     return static_cast<int64_t>(n);
@@ -330,6 +335,7 @@ void Worker::CompleteResponse(uint32_t up) {
 
 void Worker::UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view detail) {
   Upstream& u = upstreams_[up];
+  if (u.h2 != nullptr) u.h2->fault = answer;  // its streams are answered with it (CloseH2Conn)
   uint32_t slot = u.client;
   if (slot != kNone && clients_[slot].ex.tunnel.active) {
     // A tunnel's upstream broke (a failed send, a bad TLS record): long
@@ -341,6 +347,7 @@ void Worker::UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view 
   bool connect_failed = u.state == Upstream::State::kConnecting ||
                         (u.tls != nullptr && !u.tls->handshake_done());
   bool stale = u.reused && !u.got_bytes;
+  const bool never_processed = u.h2s.never_processed;  // an h2 stream the upstream refused
   u.client = kNone;
   RedirectWaiting(up);  // pipelined requests behind this one never got an answer
   CloseUpstream(up);
@@ -360,7 +367,7 @@ void Worker::UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view 
   }
   // Transparent retries (a failed connect, a stale pooled connection) or a
   // policy retry: policy::DecideRetry says which.
-  if (ScheduleRetry(slot, fault, stale)) return;
+  if (ScheduleRetry(slot, fault, stale, never_processed)) return;
   // The request failed: one failure for the service's breaker, whatever
   // number of attempts it took (docs/resilience.md).
   ReportOutcome(ex, fault);
@@ -406,6 +413,8 @@ void Worker::OnUpstreamSent(uint32_t up, int res) {
 void Worker::CloseUpstream(uint32_t up) {
   Upstream& u = upstreams_[up];
   if (u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing) return;
+  if (u.h2_parent != kNone) DetachH2Stream(up);  // h2_up.cc
+  if (u.h2 != nullptr) CloseH2Conn(up);
   if (u.state == Upstream::State::kIdle) PoolRemove(up);
   if (u.state == Upstream::State::kConnecting || u.state == Upstream::State::kBusy) --busy_[u.endpoint_id];
   u.state = Upstream::State::kClosing;
@@ -421,8 +430,11 @@ void Worker::CloseUpstream(uint32_t up) {
 void Worker::MaybeFreeUpstream(uint32_t up) {
   Upstream& u = upstreams_[up];
   if (u.state != Upstream::State::kClosing || u.ops != 0) return;
-  close(u.fd);
+  if (u.fd >= 0) close(u.fd);
   u.fd = -1;
+  u.h2.reset();
+  u.h2_parent = kNone;
+  u.h2s.Reset(&blocks_);
   inputs_.Clear(u.in);
   u.out.Clear(&blocks_);
   inputs_.Clear(u.cipher_in);

@@ -79,10 +79,14 @@ Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& conf
     if (made.ok()) h2_config_[i] = std::move(made.value());
   }
   h2_head_ = std::make_unique<char[]>(blocks_.block_size());
+  // Upstream sessions (h2_up.cc): the client side of the same defaults.
+  auto client = h2::ClientConfig::Make(h2::Limits{});
+  if (client.ok()) h2_client_config_ = std::move(client.value());
   dirty_clients_.reserve(1024);
   coalesce_touched_.reserve(1024);
   dirty_upstreams_.reserve(1024);
   repump_.reserve(1024);
+  h2_settle_.reserve(1024);
 }
 
 Worker::~Worker() {
@@ -444,6 +448,15 @@ void Worker::MarkDirty(Upstream& u, uint32_t up) {
 }
 
 void Worker::FlushDirty() {
+  // Flushing an upstream may answer a client (an h2 stream that could not
+  // open) and a client may list upstreams: a few rounds until both are done.
+  for (int round = 0; round < 4 && !(dirty_clients_.empty() && dirty_upstreams_.empty()); ++round) {
+    FlushClients();
+    FlushUpstreams();
+  }
+}
+
+void Worker::FlushClients() {
   // By index: an h2 session's Send may list more connections (its streams'
   // upstreams answer into other sessions' queues).
   for (size_t i = 0; i < dirty_clients_.size(); ++i) {
@@ -466,11 +479,25 @@ void Worker::FlushDirty() {
     QueueSend(c, kOpSendClient, slot);
   }
   dirty_clients_.clear();
-  for (uint32_t up : dirty_upstreams_) {
+}
+
+void Worker::FlushUpstreams() {
+  // By index: a stream's bytes going to its session list its connection.
+  for (size_t i = 0; i < dirty_upstreams_.size(); ++i) {
+    const uint32_t up = dirty_upstreams_[i];
     Upstream& u = upstreams_[up];
     u.dirty = false;
+    if (u.h2_parent != kNone) {  // an h2 stream: no socket, its bytes go to the session
+      if (u.state != Upstream::State::kFree && u.state != Upstream::State::kClosing) FeedStream(up);
+      continue;
+    }
     if (u.state == Upstream::State::kFree || u.state == Upstream::State::kConnecting ||
         u.send_inflight) {
+      continue;
+    }
+    if (u.h2 != nullptr && u.state == Upstream::State::kBusy &&
+        !u.h2->session.Send(&u.out, kMaxQueued)) {
+      CloseUpstream(up);
       continue;
     }
     // The request is sealed once the handshake is done; until then only

@@ -63,6 +63,7 @@
 #include "src/proxy/downstream.h"
 #include "src/proxy/exchange.h"
 #include "src/proxy/h2_down.h"
+#include "src/proxy/h2_up.h"
 #include "src/proxy/head_rewrite.h"
 #include "src/proxy/redis_link.h"
 
@@ -205,12 +206,18 @@ struct Upstream : Connection {
   // the handshake is done.
   bool mtls = false;        // the endpoint takes mTLS only
   bool tls_saved = false;   // this connection's session was kept for the next one
+  // HTTP/2 (h2_up.h): an h2c/h2 connection's session; for a stream (no
+  // socket), its connection and its side.
+  std::unique_ptr<H2UpConn> h2;
+  uint32_t h2_parent = kNone;
+  H2UpStream h2s;
 };
 
 class Worker {
   friend struct Client;  // its Downstream calls queue, flush and close through the core
   friend struct H2Stream;  // the same for a stream of an HTTP/2 connection
   friend struct H2Conn;    // the session's events reach the core's exchanges
+  friend struct H2UpConn;  // an upstream session's events reach its streams
 
  public:
   // `listen_of[i]`: the listener index listen_fds[i] belongs to (a core may
@@ -266,6 +273,8 @@ class Worker {
   void OnClientTimer(uint32_t slot);
   void OnExchangeTimer(uint32_t slot);
   void FlushDirty();
+  void FlushClients();
+  void FlushUpstreams();
   // Arms a multishot recv into the provided-buffer ring.
   template <typename Conn>
   void ArmRecv(Conn& c, uint8_t op, uint32_t slot);
@@ -398,7 +407,10 @@ class Worker {
   // out the decision: a transparent retry starts at once, a policy retry
   // (if the retry budget allows) arms the backoff. `stale_pooled`: the
   // attempt ran on a pooled connection that gave no byte of an answer.
-  bool ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled = false);
+  // `never_processed`: an HTTP/2 upstream said it never processed the
+  // request (GOAWAY above its stream, REFUSED_STREAM).
+  bool ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled = false,
+                     bool never_processed = false);
   // Lets go of the exchange's upstream connection without an answer: closed,
   // or, when queued behind another exchange, left to serve that one.
   void DetachUpstream(uint32_t slot);
@@ -473,6 +485,35 @@ class Worker {
   void UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view detail = {});
   void CloseUpstream(uint32_t up);
   void MaybeFreeUpstream(uint32_t up);
+
+  // HTTP/2 toward upstreams (h2_up.cc; h2_up.h). AttachH2 gives the
+  // exchange a stream slot on the endpoint's connection (opening one when
+  // there is none, it is going away, or too many streams wait on it).
+  uint32_t AttachH2(const config::Endpoint& ep, const config::Cluster& cl);
+  // The connection is usable: its session starts, waiting streams open.
+  void H2UpReady(uint32_t conn);
+  // Opens what waits on the connection while the session takes streams.
+  void SubmitWaiting(uint32_t conn);
+  bool SubmitStream(uint32_t conn, uint32_t up);
+  // Moves a stream's request bytes (the exchange's `out`) into the session.
+  void FeedStream(uint32_t up);
+  // The upstream's bytes on a connection, to its session.
+  int64_t ConsumeH2Conn(uint32_t conn, const char* p, size_t n);
+  // The session's events, after it returned: answers read, ends handled.
+  void SettleH2Conn(uint32_t conn);
+  // The stream's answer (HTTP/1.1 form) to the exchange, as the client takes it.
+  void PumpH2Stream(uint32_t up);
+  // A stream the session ended before its answer was whole.
+  void H2StreamFailed(uint32_t up);
+  // The stream slot leaves its connection (reset if still open); the
+  // connection closes when nothing is left on it and it is not the endpoint's.
+  void DetachH2Stream(uint32_t up);
+  // A connection closes: its streams fail (never opened ones as a failed connect).
+  void CloseH2Conn(uint32_t conn);
+  // Writes the HTTP/1.1 form of a response head into the stream's queue.
+  bool WriteH2Head(Upstream& u, uint16_t status, const http::Header* fields, uint16_t count,
+                   bool end_stream);
+  Upstream* UpStreamOf(uint64_t tag);
 
   // Upstream connections for an exchange and the per-endpoint pool (pool.cc).
   // Gives the client's exchange an upstream connection (pooled or new) and
@@ -599,6 +640,15 @@ class Worker {
   std::vector<std::shared_ptr<const h2::ServerConfig>> h2_config_;  // [listener]
   std::unique_ptr<char[]> h2_head_;
   http::ResponseHead h2_resp_;
+
+  // HTTP/2 upstreams (h2_up.cc): the sessions' shared config, their
+  // counters, [endpoint id] → the connection new streams go to, and the
+  // connections whose session had events in this Receive.
+  std::shared_ptr<const h2::ClientConfig> h2_client_config_;
+  h2::Counters h2_up_counters_;
+  std::vector<uint32_t> h2_conn_;
+  http::RequestHead h2_req_;  // scratch: a stream's request head, parsed back
+  std::vector<uint32_t> h2_settle_;  // scratch: a connection's streams after its session ran
 
   core::Slab<Client> clients_;
   core::Slab<Upstream> upstreams_;

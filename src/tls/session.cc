@@ -32,6 +32,7 @@ constexpr const char* kCiphers =
 constexpr char kAlpn[] = "http/1.1";
 // A listener that serves HTTP/2 prefers it (RFC 9113 §3.2).
 constexpr char kAlpnH2[] = "h2,http/1.1";
+constexpr char kAlpnH2Only[] = "h2";
 // Ticket keys rotate with the hour; a ticket sealed in the previous hour is
 // still accepted (and renewed), so a ticket lives at most two hours, and the
 // lifetime hint says one.
@@ -497,15 +498,20 @@ std::unique_ptr<Session> Session::NewServer(std::shared_ptr<const ServerContext>
 }
 
 std::unique_ptr<Session> Session::NewClient(const ClientContext& ctx, const SavedSession* resume,
-                                            std::string_view server_name) {
+                                            std::string_view server_name, bool h2) {
   std::unique_ptr<Session> s(new Session());
   s->ssl_ = wolfSSL_new(ctx.ctx_);
   if (s->ssl_ == nullptr) return nullptr;
   wolfSSL_SetIOReadCtx(s->ssl_, s.get());
   wolfSSL_SetIOWriteCtx(s->ssl_, s.get());
   wolfSSL_SetCertCbCtx(s->ssl_, s.get());
-  wolfSSL_UseALPN(s->ssl_, const_cast<char*>(kAlpn), sizeof kAlpn - 1,
-                  WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+  if (h2) {
+    wolfSSL_UseALPN(s->ssl_, const_cast<char*>(kAlpnH2Only), sizeof kAlpnH2Only - 1,
+                    WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+  } else {
+    wolfSSL_UseALPN(s->ssl_, const_cast<char*>(kAlpn), sizeof kAlpn - 1,
+                    WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+  }
   wolfSSL_UseSessionTicket(s->ssl_);
   if (!server_name.empty()) {
     wolfSSL_UseSNI(s->ssl_, WOLFSSL_SNI_HOST_NAME, server_name.data(),

@@ -5,13 +5,13 @@ call without it with UNKNOWN), a unary call's message and its grpc-status traile
 trailers-only answer. Driven by build/tests/unit/h2/h2-probe, one request a
 run; the engine does not use the client session yet (docs/http2.md)."""
 import subprocess
-from concurrent import futures
 
 import pytest
 
 from conftest import BUILD_DIR
 
 grpc = pytest.importorskip("grpc", reason="python3-grpcio is not installed")
+import grpc_calc  # noqa: E402 (needs grpc)
 
 PROBE = BUILD_DIR / "tests" / "unit" / "h2" / "h2-probe"
 
@@ -23,24 +23,10 @@ def frame(payload: bytes) -> bytes:
 
 @pytest.fixture
 def calc():
-    """A gRPC calc service with raw-bytes messages: Sum adds two bytes; Fail
-    answers UNAVAILABLE with a message that needs percent-encoding."""
-    def total(request, context):
-        return bytes([request[0] + request[1]])
-
-    def fail(request, context):
-        context.abort(grpc.StatusCode.UNAVAILABLE, "down 100% for now")
-
-    handler = grpc.method_handlers_generic_handler("calc.Calc", {
-        "Sum": grpc.unary_unary_rpc_method_handler(total),
-        "Fail": grpc.unary_unary_rpc_method_handler(fail),
-    })
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield port
-    server.stop(grace=None).wait(5)
+    """calc-svc's gRPC twin (grpc_calc.py): Sum adds two bytes; Fail answers
+    UNAVAILABLE with a message that needs percent-encoding."""
+    with grpc_calc.serve(workers=2) as port:
+        yield port
 
 
 def call(port, method, body: bytes):

@@ -111,6 +111,9 @@ constexpr uint32_t GrpcRetryBit(uint32_t code) noexcept { return code < 32 ? 1u 
 struct RetryInput {
   Fault fault = Fault::kNone;    // classified (fault.h): kConnect, kUpstreamReset, a timeout, a 5xx
   bool stale_pooled = false;     // a pooled connection that gave no byte of an answer
+  // An HTTP/2 upstream said it never processed the request (a GOAWAY below
+  // its stream id, REFUSED_STREAM: RFC 9113 §8.7): safe again, any method.
+  bool never_processed = false;
   bool response_started = false; // a byte of the answer went to the client
   bool probe = false;            // the attempt was the breaker's half-open probe
   bool replayable = true;        // every body byte sent so far is kept
@@ -169,6 +172,9 @@ constexpr RetryDecision DecideRetry(const RetryInput& in) noexcept {
       return RetryDecision{RetryAction::kTransparent, 0, true};
     }
     if (in.stale_pooled && !in.has_body && in.transparent_done <= in.endpoints + 1) {
+      return RetryDecision{RetryAction::kTransparent, 0, false};
+    }
+    if (in.never_processed && in.transparent_done <= in.endpoints + 1) {
       return RetryDecision{RetryAction::kTransparent, 0, false};
     }
   }

@@ -129,9 +129,10 @@ class Session {
   static std::unique_ptr<Session> NewServer(std::shared_ptr<const ServerContext> ctx,
                                             bool offer_h2 = false);
   // `resume` (may be null or empty) offers a saved session's ticket;
-  // `server_name` (may be empty) is sent as SNI.
+  // `server_name` (may be empty) is sent as SNI. `h2`: ALPN offers h2 alone
+  // (an upstream spoken to in HTTP/2; check alpn() once the handshake is done).
   static std::unique_ptr<Session> NewClient(const ClientContext& ctx, const SavedSession* resume,
-                                            std::string_view server_name = {});
+                                            std::string_view server_name = {}, bool h2 = false);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

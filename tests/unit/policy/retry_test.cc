@@ -90,6 +90,22 @@ TEST(RetryDecider, FollowsTheRulesOfResilienceMd) {
               i.transparent_done = 5;
             }),
        RetryAction::kBackoff, true},
+      {"h2 stream never processed (GOAWAY), a POST with a body: transparent",
+       With(Base(Fault::kUpstreamReset),
+            [](RetryInput& i) {
+              i.never_processed = true;
+              i.has_body = true;
+              i.idempotent = false;
+            }),
+       RetryAction::kTransparent, false},
+      {"never processed, body not kept: not again",
+       With(Base(Fault::kUpstreamReset),
+            [](RetryInput& i) {
+              i.never_processed = true;
+              i.idempotent = false;
+              i.replayable = false;
+            }),
+       RetryAction::kGiveUp, false},
       {"breaker open: no transparent retry either",
        With(Base(Fault::kConnect), [](RetryInput& i) { i.breaker_open = true; }),
        RetryAction::kGiveUp, false},

@@ -1,0 +1,408 @@
+// HTTP/2 toward upstreams (h2_up.h): the endpoint's connection and its
+// session, each exchange a stream slot on it; the request's HTTP/1.1 form
+// turned into HEADERS and DATA, the answer's frames back into HTTP/1.1 for
+// the exchange; streams the upstream never processed, or that broke, handed
+// to the exchange's retry rules as any failed attempt.
+#include <algorithm>
+#include <cstring>
+
+#include "hms/common/check.h"
+#include "hms/http/field_names.h"
+#include "src/proxy/wire.h"
+#include "src/proxy/worker.h"
+
+namespace hms::proxy {
+
+namespace {
+
+uint64_t TagOf(const Upstream& u, uint32_t up) { return (static_cast<uint64_t>(u.gen) << 32) | up; }
+
+// The streams of a connection not yet opened (waiting for a slot).
+size_t WaitingOn(const H2UpConn& h, const core::Slab<Upstream>& ups) {
+  size_t n = 0;
+  for (uint32_t s : h.streams) n += ups[s].h2s.submitted ? 0 : 1;
+  return n;
+}
+
+// A chunk's size line ("1a2b\r\n") into `out`; its length.
+size_t ChunkSizeLine(size_t n, char* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char tmp[16];
+  size_t len = 0;
+  do {
+    tmp[len++] = kHex[n & 15];
+    n >>= 4;
+  } while (n != 0);
+  for (size_t i = 0; i < len; ++i) out[i] = tmp[len - 1 - i];
+  out[len] = '\r';
+  out[len + 1] = '\n';
+  return len + 2;
+}
+
+}  // namespace
+
+uint32_t Worker::AttachH2(const config::Endpoint& ep, const config::Cluster& cl) {
+  if (h2_client_config_ == nullptr || ep.id >= h2_conn_.size()) return kNone;
+  uint32_t conn = h2_conn_[ep.id];
+  if (conn != kNone) {
+    // A connection that is going away takes no more streams; one with many
+    // waiting for a slot gets a sibling (it keeps its streams).
+    const H2UpConn& h = *upstreams_[conn].h2;
+    if (h.closing || h.session.goaway_received() || h.session.failed() ||
+        WaitingOn(h, upstreams_) >= kH2UpMaxPending) {
+      conn = kNone;
+    }
+  }
+  if (conn == kNone) {
+    conn = NewUpstream(ep);
+    if (conn == kNone) return kNone;
+    Upstream& c = upstreams_[conn];
+    c.h2 = std::make_unique<H2UpConn>(this, conn, h2_client_config_.get(), &h2_pool_, &blocks_,
+                                      &h2_up_counters_);
+    c.h2->identity = cl.identity;
+    if (!c.h2->session.Start()) {
+      CloseUpstream(conn);
+      return kNone;
+    }
+    c.waiting_count = 0;
+    h2_conn_[ep.id] = conn;
+  }
+  const uint32_t up = upstreams_.Alloc();
+  Upstream& u = upstreams_[up];
+  u.fd = -1;
+  u.state = Upstream::State::kConnecting;  // until its HEADERS go: a failure is a failed connect
+  u.endpoint_id = ep.id;
+  ++busy_[ep.id];
+  u.ops = 0;
+  u.connect_inflight = u.recv_armed = u.send_inflight = u.dirty = u.paused = false;
+  u.reused = u.got_bytes = u.eof = u.eof_held = u.mtls = u.tls_saved = false;
+  u.waiting_count = 0;
+  u.pool_next = u.pool_prev = kNone;
+  u.timer.owner = up;
+  u.timer.kind = kTimerUpstream;
+  u.h2_parent = conn;
+  u.h2s.Reset(&blocks_);
+  u.h2s.conn_gen = upstreams_[conn].gen;
+  upstreams_[conn].h2->streams.push_back(up);
+  return up;
+}
+
+void Worker::H2UpReady(uint32_t conn) {
+  Upstream& c = upstreams_[conn];
+  if (c.state != Upstream::State::kBusy || (c.tls != nullptr && !c.tls->handshake_done())) return;
+  H2UpConn& h = *c.h2;
+  if (h.closing) return;
+  h.ready = true;
+  SubmitWaiting(conn);
+  if (h.session.WantsWrite()) MarkDirty(c, conn);
+}
+
+void Worker::SubmitWaiting(uint32_t conn) {
+  for (uint32_t s : upstreams_[conn].h2->streams) {
+    if (!upstreams_[s].h2s.submitted) MarkDirty(upstreams_[s], s);
+  }
+}
+
+bool Worker::SubmitStream(uint32_t conn, uint32_t up) {
+  Upstream& u = upstreams_[up];
+  H2UpConn& h = *upstreams_[conn].h2;
+  if (!h.session.CanOpen() && !h.session.goaway_received()) return false;  // waits for a slot
+  Exchange& ex = clients_[u.client].ex;
+  const int rc = http::ParseRequest(ex.head->data(), ex.head->end, ex.head->end, &h2_req_);
+  HMS_CHECK(rc > 0);  // the gateway's own rewritten head
+  // `te: trailers` says the gateway takes trailers (it carries them to
+  // either kind of client): gRPC servers refuse a call without it. The
+  // client's own TE was hop-by-hop and did not get here.
+  if (h2_req_.header_count < http::kMaxHeaders) {
+    h2_req_.headers[h2_req_.header_count++] = http::Header{"te", "trailers"};
+  }
+  const bool tls = upstreams_[conn].mtls;
+  const h2::RequestLine line = h2::LineOf(h2_req_, tls ? "https" : "http");
+  const bool bodiless = h2_req_.body == http::BodyKind::kNone ||
+                        (h2_req_.body == http::BodyKind::kContentLength && h2_req_.content_length == 0);
+  const int32_t id = h.session.Submit(line, h2_req_.headers,
+                                      static_cast<uint16_t>(h2_req_.header_count), TagOf(u, up),
+                                      bodiless);
+  if (id == h2::ClientSession::kNoCapacity) return false;
+  if (id < 0) {
+    // Going away (or failed): the upstream never saw it; another connection.
+    u.h2s.never_processed = true;
+    UpstreamFailed(up, policy::Fault::kUpstreamReset);
+    return false;
+  }
+  u.out.Consume(&blocks_, static_cast<size_t>(rc));  // the head went as HEADERS
+  u.h2s.id = id;
+  u.h2s.submitted = true;
+  u.h2s.end_sent = bodiless;
+  u.state = Upstream::State::kBusy;
+  return true;
+}
+
+void Worker::FeedStream(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  if (u.client == kNone) return;
+  const uint32_t conn = u.h2_parent;
+  Upstream& c = upstreams_[conn];
+  if (c.gen != u.h2s.conn_gen || c.h2 == nullptr || !c.h2->ready || c.h2->closing) return;
+  if (!u.h2s.submitted && !SubmitStream(conn, up)) return;
+  Upstream& v = upstreams_[up];
+  if (v.h2_parent == kNone || !v.h2s.submitted || v.client == kNone) return;  // failed meanwhile
+  Client& cl = clients_[v.client];
+  Exchange& ex = cl.ex;
+  h2::ClientSession& s = c.h2->session;
+  const bool chunked = ex.req_body == http::BodyKind::kChunked;
+  while (!v.h2s.end_sent && !v.out.empty() && s.Queued(v.h2s.id) < kH2UpStreamQueued) {
+    iovec piece;
+    v.out.Gather(&piece, 1);
+    const char* p = static_cast<const char*>(piece.iov_base);
+    size_t used = piece.iov_len;
+    if (chunked) {
+      // The exchange framed it for HTTP/1.1; DATA carries the chunks' data.
+      used = 0;
+      while (used < piece.iov_len && !v.h2s.req_chunks.done()) {
+        http::ChunkedDecoder::Step st;
+        if (!v.h2s.req_chunks.Next(p + used, piece.iov_len - used, &st) || st.consumed == 0) break;
+        if (st.data_len > 0) s.SendData(v.h2s.id, p + used + st.data_offset, st.data_len, false);
+        used += st.consumed;
+      }
+      if (used == 0) break;
+    } else {
+      s.SendData(v.h2s.id, p, used, false);
+    }
+    v.out.Consume(&blocks_, used);
+  }
+  if (!v.h2s.end_sent && v.out.empty() && ex.req_done) {
+    s.SendData(v.h2s.id, nullptr, 0, true);
+    v.h2s.end_sent = true;
+  }
+  MarkDirty(c, conn);
+  FollowConnection(up);  // connected; sent once the whole request is in the session
+  if (v.out.empty() && cl.state == Client::State::kBody) Down(cl).ResumeBody();
+}
+
+int64_t Worker::ConsumeH2Conn(uint32_t conn, const char* p, size_t n) {
+  if (upstreams_[conn].h2->closing) return static_cast<int64_t>(n);
+  const bool ok = upstreams_[conn].h2->session.Receive(p, n, now_);
+  SettleH2Conn(conn);
+  Upstream& c = upstreams_[conn];
+  if (c.h2 == nullptr || c.h2->closing) return static_cast<int64_t>(n);
+  if (!ok) {
+    // A flood or a protocol error: the session queued its GOAWAY; the
+    // connection and what is still open on it end.
+    CloseUpstream(conn);
+    return static_cast<int64_t>(n);
+  }
+  MarkDirty(c, conn);  // acknowledgements, window updates
+  return static_cast<int64_t>(n);
+}
+
+void Worker::SettleH2Conn(uint32_t conn) {
+  // The streams as they are now: pumping one may end it (its slot leaves
+  // the list) or retry it onto this connection (a slot joins it).
+  h2_settle_.assign(upstreams_[conn].h2->streams.begin(), upstreams_[conn].h2->streams.end());
+  const uint32_t conn_gen = upstreams_[conn].gen;
+  for (uint32_t s : h2_settle_) {
+    Upstream& u = upstreams_[s];
+    if (u.h2_parent != conn || u.h2s.conn_gen != conn_gen) continue;
+    if (u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing) continue;
+    if (!u.h2s.resp.empty() || u.h2s.closed) PumpH2Stream(s);
+  }
+  Upstream& c = upstreams_[conn];
+  if (c.gen == conn_gen && c.h2 != nullptr && !c.h2->closing) SubmitWaiting(conn);
+}
+
+void Worker::PumpH2Stream(uint32_t up) {
+  const uint32_t gen = upstreams_[up].gen;
+  auto gone = [&] {
+    const Upstream& u = upstreams_[up];
+    return u.gen != gen || u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing;
+  };
+  while (!upstreams_[up].h2s.resp.empty() && upstreams_[up].client != kNone) {
+    Upstream& u = upstreams_[up];
+    iovec piece;
+    u.h2s.resp.Gather(&piece, 1);
+    const int64_t n = ConsumeUpstream(up, static_cast<const char*>(piece.iov_base), piece.iov_len);
+    if (gone()) return;  // the answer is complete (or failed): the slot is let go
+    if (n == kBlocked || n <= 0) break;
+    u.h2s.resp.Consume(&blocks_, static_cast<size_t>(n));
+    // Passed on: the upstream's windows reopen by as much (the framing
+    // counted too: a little early, never late).
+    Upstream& c = upstreams_[u.h2_parent];
+    if (u.h2s.id != 0 && u.h2s.unconsumed > 0 && c.gen == u.h2s.conn_gen && c.h2 != nullptr) {
+      const uint64_t m = std::min<uint64_t>(u.h2s.unconsumed, static_cast<uint64_t>(n));
+      c.h2->session.Consume(u.h2s.id, m);
+      u.h2s.unconsumed -= m;
+      MarkDirty(c, u.h2_parent);
+    }
+  }
+  Upstream& u = upstreams_[up];
+  if (u.h2s.closed && u.h2s.resp.empty() && !u.h2s.end.complete && !u.h2s.end.by_engine) {
+    H2StreamFailed(up);
+  }
+}
+
+void Worker::H2StreamFailed(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  u.h2s.never_processed = u.h2s.end.never_processed;
+  if (u.h2s.never_processed) h2_up_counters_.streams_unprocessed.Add();
+  const policy::Fault fault = h2::FaultOf(u.h2s.end);
+  UpstreamFailed(up, fault == policy::Fault::kNone ? policy::Fault::kUpstreamReset : fault);
+}
+
+void Worker::DetachH2Stream(uint32_t up) {
+  Upstream& u = upstreams_[up];
+  const uint32_t conn = u.h2_parent;
+  Upstream& c = upstreams_[conn];
+  if (c.gen != u.h2s.conn_gen || c.h2 == nullptr || c.h2->closing) return;
+  H2UpConn& h = *c.h2;
+  if (u.h2s.id != 0 && !u.h2s.closed) {
+    u.h2s.closed = true;  // its close event, if the reset brings one, is ours
+    h.session.Reset(u.h2s.id, h2::ErrorCode::kCancel);
+  }
+  u.h2s.id = 0;
+  auto it = std::find(h.streams.begin(), h.streams.end(), up);
+  if (it != h.streams.end()) h.streams.erase(it);
+  u.h2s.conn_gen = ~0u;  // no longer the connection's
+  MarkDirty(c, conn);
+  // A connection no longer the endpoint's (or draining) closes once empty.
+  if (h.streams.empty() &&
+      (draining_ || c.endpoint_id >= h2_conn_.size() || h2_conn_[c.endpoint_id] != conn)) {
+    CloseUpstream(conn);
+    return;
+  }
+  SubmitWaiting(conn);
+}
+
+void Worker::CloseH2Conn(uint32_t conn) {
+  Upstream& c = upstreams_[conn];
+  H2UpConn& h = *c.h2;
+  if (h.closing) return;
+  h.closing = true;
+  if (c.endpoint_id < h2_conn_.size() && h2_conn_[c.endpoint_id] == conn) {
+    h2_conn_[c.endpoint_id] = kNone;
+  }
+  h.session.Close(h2::ErrorCode::kNoError);  // its events are ignored now
+  std::vector<uint32_t> streams;
+  streams.swap(h.streams);
+  for (uint32_t s : streams) {
+    Upstream& u = upstreams_[s];
+    if (u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing) continue;
+    u.h2s.conn_gen = ~0u;
+    u.h2s.id = 0;
+    if (u.h2s.closed && u.h2s.end.complete) continue;  // its answer is whole: relayed still
+    u.h2s.closed = true;
+    if (u.client == kNone) {
+      CloseUpstream(s);
+    } else if (!u.h2s.submitted) {
+      // Never opened: nothing reached the upstream, a failed connect.
+      if (h.fault == policy::Fault::kNone || h.fault == policy::Fault::kConnect) {
+        UpstreamFailed(s, policy::Fault::kConnect, "cannot connect to the upstream");
+      } else {
+        UpstreamFailed(s, h.fault);  // the handshake's verdict (identity, TLS, ALPN)
+      }
+    } else {
+      u.h2s.end = h2::StreamEnd{};
+      H2StreamFailed(s);
+    }
+  }
+}
+
+bool Worker::WriteH2Head(Upstream& u, uint16_t status, const http::Header* fields,
+                         uint16_t count, bool end_stream) {
+  const size_t room = blocks_.block_size();
+  char* dst = u.h2s.resp.Reserve(&blocks_, room);
+  Writer w(dst, room);
+  w.S("HTTP/1.1 ").U(status).S(" \r\n");
+  for (uint16_t i = 0; i < count; ++i) {
+    // The body is framed chunked here (its trailers in the last chunk).
+    if (http::EqualsIgnoreCase(fields[i].name, "content-length") ||
+        http::EqualsIgnoreCase(fields[i].name, "transfer-encoding")) {
+      continue;
+    }
+    w.S(fields[i].name).S(": ").S(fields[i].value).S("\r\n");
+  }
+  w.S(end_stream ? "content-length: 0\r\n\r\n" : "transfer-encoding: chunked\r\n\r\n");
+  if (w.overflow()) return false;
+  u.h2s.resp.Commit(w.size());
+  u.h2s.head_end = end_stream;
+  return true;
+}
+
+Upstream* Worker::UpStreamOf(uint64_t tag) {
+  const uint32_t up = static_cast<uint32_t>(tag);
+  if (up >= upstreams_.capacity()) return nullptr;
+  Upstream& u = upstreams_[up];
+  if (u.gen != static_cast<uint32_t>(tag >> 32) || u.h2_parent == kNone ||
+      u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing) {
+    return nullptr;
+  }
+  return &u;
+}
+
+// The session's events: each writes the stream's answer in HTTP/1.1 form;
+// the exchange reads it when the session returns (SettleH2Conn).
+void H2UpConn::OnResponse(h2::ClientSession& s, int32_t id, uint64_t tag, uint16_t status,
+                          const http::Header* fields, uint16_t count, bool end_stream) {
+  Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
+  if (u == nullptr || u->h2s.closed) return;
+  if (!worker->WriteH2Head(*u, status, fields, count, end_stream)) {
+    // Its HTTP/1.1 form does not fit a block: as too large a head.
+    u->h2s.end.head_too_large = true;
+    u->h2s.closed = true;
+    u->h2s.id = 0;
+    s.Reset(id, h2::ErrorCode::kInternalError);
+  }
+}
+
+void H2UpConn::OnData(h2::ClientSession& s, int32_t id, uint64_t tag, const char* p, size_t n) {
+  Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
+  if (u == nullptr || u->h2s.closed || u->h2s.head_end || n == 0) {
+    s.Consume(id, n);
+    return;
+  }
+  core::BlockPool* blocks = &worker->blocks_;
+  char line[18];
+  const size_t len = ChunkSizeLine(n, line);
+  u->h2s.resp.Append(blocks, line, len);
+  u->h2s.resp.Append(blocks, p, n);
+  u->h2s.resp.Append(blocks, "\r\n", 2);
+  u->h2s.unconsumed += n;
+}
+
+void H2UpConn::OnResponseEnd(h2::ClientSession&, int32_t, uint64_t tag,
+                             const http::Header* trailers, uint16_t count) {
+  Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
+  if (u == nullptr || u->h2s.closed || u->h2s.head_end) return;
+  core::BlockPool* blocks = &worker->blocks_;
+  const size_t room = blocks->block_size();
+  char* dst = u->h2s.resp.Reserve(blocks, room);
+  Writer w(dst, room);
+  w.S("0\r\n");
+  for (uint16_t i = 0; i < count; ++i) w.S(trailers[i].name).S(": ").S(trailers[i].value).S("\r\n");
+  w.S("\r\n");
+  if (w.overflow()) {
+    // Trailers past a block (the session holds them to max_header_list_bytes):
+    // the body ends without them rather than with half of them.
+    Writer last(dst, room);
+    last.S("0\r\n\r\n");
+    u->h2s.resp.Commit(last.size());
+    return;
+  }
+  u->h2s.resp.Commit(w.size());
+}
+
+void H2UpConn::OnSendable(h2::ClientSession&, int32_t, uint64_t tag) {
+  Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
+  if (u == nullptr) return;
+  worker->MarkDirty(*u, static_cast<uint32_t>(tag));  // more of the body goes at the flush
+}
+
+void H2UpConn::OnStreamClose(h2::ClientSession&, int32_t, uint64_t tag, const h2::StreamEnd& end) {
+  Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
+  if (u == nullptr || u->h2s.closed) return;
+  u->h2s.closed = true;
+  u->h2s.end = end;
+  u->h2s.id = 0;
+}
+
+}  // namespace hms::proxy

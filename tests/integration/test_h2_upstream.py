@@ -1,0 +1,265 @@
+"""HTTP/2 toward upstreams (docs/http2.md "HTTP/2 to upstreams"): a service
+with `protocol: h2c` is reached over one multiplexed HTTP/2 connection per
+endpoint per core, from HTTP/1.1 and HTTP/2 clients alike.
+
+The upstream is nginx serving h2c with prior knowledge (`listen ... http2`
+on a plain port), whose access log names the connection each request came
+on; and a gRPC twin of calc-svc in python3-grpcio (unary Sum, and a call
+that fails with a status), whose answers end in trailers."""
+import json
+import os
+import subprocess
+import threading
+
+import pytest
+
+from conftest import NGINX_HEAD, closed_port, eventually, free_port, metric_sum
+from test_mtls import identity, mesh_certs  # noqa: F401 (mesh_certs: a fixture)
+from test_sidecar import sidecar
+
+grpc = pytest.importorskip("grpc", reason="python3-grpcio is not installed")
+import grpc_calc  # noqa: E402 (needs grpc)
+
+CURL = "/usr/bin/curl"
+
+NGINX_H2C = NGINX_HEAD + """\
+    log_format conn '$connection $request_method $uri $server_protocol';
+    server {{
+        listen 127.0.0.1:{port} http2;
+        access_log {d}/access.log conn;
+        http2_max_concurrent_streams 128;
+        location = /hello {{
+            default_type text/plain;
+            return 200 'hello over h2\\n';
+        }}
+        location = /post {{
+            default_type text/plain;
+            return 201 'taken\\n';
+        }}
+        location = /nope {{
+            return 404;
+        }}
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def h2c_nginx(procs, tmp_path):
+    """nginx serving h2c only: it answers an HTTP/1.1 probe with a GOAWAY,
+    so it is ready when a prior-knowledge request gets an answer."""
+    d = tmp_path / "nginx-h2c"
+    (d / "tmp").mkdir(parents=True)
+    port = free_port()
+    (d / "nginx.conf").write_text(NGINX_H2C.format(
+        d=d, port=port, user="user root;" if os.geteuid() == 0 else ""))
+    with open(d / "stderr.log", "wb") as out:
+        proc = procs.start(["/usr/sbin/nginx", "-c", d / "nginx.conf", "-p", d,
+                            "-e", d / "error.log", "-g", "daemon off;"],
+                           stdout=out, stderr=subprocess.STDOUT)
+
+    def answers():
+        assert proc.poll() is None, (d / "stderr.log").read_text() + (d / "error.log").read_text()
+        r = subprocess.run([CURL, "-s", "-o", "/dev/null", "--http2-prior-knowledge",
+                            f"http://127.0.0.1:{port}/nope"], capture_output=True, timeout=5)
+        return r.returncode == 0
+    eventually(answers, timeout=20, what="nginx h2c answering")
+    log = d / "access.log"
+    log.write_text("")  # the readiness probe's line is not the test's
+    return port, log
+
+
+def routes(port, protocol="h2c", extra=""):
+    return (f"service: hello-h2\nroutes:\n  - GET /hello\n  - POST /post\n  - GET /nope\n"
+            f"protocol: {protocol}\nretries: 0\nendpoints: [127.0.0.1:{port}]\n{extra}")
+
+
+def curl(*args, timeout=30):
+    r = subprocess.run([CURL, "-sS", "-o", "-", "-w", "\n%{http_code} %{http_version}", *args],
+                       capture_output=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    body, _, tail = r.stdout.rpartition(b"\n")
+    status, version = tail.decode().split()
+    return body, int(status), version
+
+
+def nginx_lines(log):
+    """(connection, method, uri, protocol) per request nginx logged."""
+    if not log.exists():
+        return []
+    return [tuple(line.split()) for line in log.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.deadline(60)
+def test_http1_and_h2_clients_reach_an_h2c_upstream(h2c_nginx, register, gateway, tmp_path):
+    port, log = h2c_nginx
+    register(routes(port))
+    gw = gateway()
+    url = f"http://127.0.0.1:{gw.port}"
+    body, status, version = curl(f"{url}/hello")
+    assert (status, version, body) == (200, "1.1", b"hello over h2\n")
+    body, status, version = curl("--http2-prior-knowledge", f"{url}/hello")
+    assert (status, version, body) == (200, "2", b"hello over h2\n")
+    body, status, _ = curl("-d", "x" * 70000, f"{url}/post")  # a body past the first window
+    assert (status, body) == (201, b"taken\n")
+    # nginx answers before it reads the body, so the gateway may end the
+    # client's stream with RST_STREAM(NO_ERROR) after the answer (RFC 9113
+    # §8.1), which curl reports as an error; nghttp reads the answer.
+    (tmp_path / "body").write_bytes(b"abc" * 30000)
+    r = subprocess.run(["/usr/bin/nghttp", "-d", str(tmp_path / "body"), f"{url}/post"],
+                       capture_output=True, timeout=30)
+    assert r.stdout == b"taken\n", r.stdout + r.stderr
+    _, status, _ = curl(f"{url}/nope")
+    assert status == 404
+    lines = eventually(lambda: nginx_lines(log) if len(nginx_lines(log)) >= 5 else None)
+    assert {protocol for *_, protocol in lines} == {"HTTP/2.0"}
+
+
+@pytest.mark.deadline(90)
+def test_many_exchanges_share_a_connection_per_endpoint_per_core(h2c_nginx, register, gateway):
+    port, log = h2c_nginx
+    register(routes(port))
+    gw = gateway()
+    n = 200
+    r = subprocess.run(["/usr/bin/h2load", "-n", str(n), "-c", "4", "-m", "10",
+                        f"http://127.0.0.1:{gw.port}/hello"],
+                       capture_output=True, text=True, timeout=60)
+    assert f"{n} succeeded" in r.stdout and f"{n} 2xx" in r.stdout, r.stdout + r.stderr
+    lines = eventually(lambda: nginx_lines(log) if len(nginx_lines(log)) >= n else None)
+    connections = {conn for conn, *_ in lines}
+    # One per core (2), a second only while 32 streams wait for a slot.
+    assert len(connections) <= 2 * gw.cores, connections
+    assert metric_sum(gw, "hms_upstream_connections_total") <= 2 * gw.cores
+
+
+@pytest.mark.deadline(60)
+def test_an_unreachable_h2c_endpoint_is_a_failed_connect(register, gateway):
+    register(routes(closed_port()))
+    gw = gateway()
+    body, status, _ = curl(f"http://127.0.0.1:{gw.port}/hello")
+    assert status == 502
+    assert b"upstream_connect_failed" in body
+
+
+# ---------------------------------------------------------------- gRPC
+
+
+@pytest.fixture
+def calc_grpc():
+    with grpc_calc.serve() as port:
+        yield port
+
+
+GRPC_ROUTES = """service: calc-grpc
+routes:
+  - POST /calc.Calc/{{method}}
+protocol: h2c
+retries: 0
+endpoints: [127.0.0.1:{port}]
+"""
+
+
+def channel(gw):
+    return grpc.insecure_channel(f"127.0.0.1:{gw.port}")
+
+
+@pytest.mark.deadline(60)
+def test_grpc_unary_and_streaming_calls_through_the_gateway(calc_grpc, register, gateway):
+    register(GRPC_ROUTES.format(port=calc_grpc))
+    gw = gateway()
+    with channel(gw) as ch:
+        ident = lambda b: b  # noqa: E731 (raw-bytes messages)
+        total = ch.unary_unary("/calc.Calc/Sum", request_serializer=ident,
+                               response_deserializer=ident)
+        assert total(bytes([2, 3]), timeout=10) == bytes([5])
+        count = ch.stream_stream("/calc.Calc/Count", request_serializer=ident,
+                                 response_deserializer=ident)
+        got = list(count(iter([b"a", b"bb", b"ccc" * 100]), timeout=10))
+        assert got == [bytes([1]), bytes([2]), bytes([44])]  # 300 % 256
+        fail = ch.unary_unary("/calc.Calc/Fail", request_serializer=ident,
+                              response_deserializer=ident)
+        with pytest.raises(grpc.RpcError) as e:
+            fail(b"\x01\x02", timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert e.value.details() == "down 100% for now"
+
+
+@pytest.mark.deadline(60)
+def test_grpc_calls_in_parallel_share_the_upstream_connection(calc_grpc, register, gateway):
+    register(GRPC_ROUTES.format(port=calc_grpc))
+    gw = gateway()
+    errors = []
+
+    def caller(k):
+        try:
+            with channel(gw) as ch:
+                total = ch.unary_unary("/calc.Calc/Sum", request_serializer=lambda b: b,
+                                       response_deserializer=lambda b: b)
+                for i in range(20):
+                    assert total(bytes([k, i]), timeout=10) == bytes([k + i])
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert metric_sum(gw, "hms_upstream_connections_total") <= 2 * gw.cores
+
+
+# ---------------------------------------------------------------- h2 inside the mesh's mTLS
+
+
+@pytest.mark.deadline(90)
+def test_h2_over_mtls_to_a_sidecar(echo_upstream, register, hms_api, gateway, mesh_certs):
+    register("service: echo-svc\nroutes:\n  - path: /headers\n  - POST /echo\nretries: 0\n"
+             "protocol: h2\nallow_from: [hms-gateway]\n")
+    sc = sidecar(gateway, "echo-svc", echo_upstream.port, mtls=identity(mesh_certs, "echo-svc"))
+    gw = gateway({"mtls": identity(mesh_certs, "hms-gateway"), "cores": 1}, name="gw.yaml")
+    url = f"http://127.0.0.1:{gw.port}"
+    for _ in range(3):
+        body, status, _ = curl(f"{url}/headers")
+        assert status == 200, body
+        headers = json.loads(body)["headers"]
+        assert [v for k, v in headers if k == "x-hms-peer"] == ["spiffe://hms.local/svc/hms-gateway"]
+    body, status, _ = curl("-d", "hello mesh", f"{url}/echo")
+    assert status == 200 and b"hello mesh" in body
+    # One TLS connection carried them all, in HTTP/2 (ALPN h2).
+    assert metric_sum(gw, "hms_upstream_tls_handshakes_total", result="ok") == 1
+    assert metric_sum(sc, "hms_downstream_requests_total", protocol="HTTP/2") == 4
+
+
+@pytest.mark.deadline(60)
+def test_h2_over_mtls_checks_the_peer_is_the_service(echo_upstream, register, gateway,
+                                                     mesh_certs):
+    register("service: echo-svc\nroutes:\n  - path: /headers\nallow_from: [hms-gateway]\n")
+    sc = sidecar(gateway, "echo-svc", echo_upstream.port, mtls=identity(mesh_certs, "echo-svc"))
+    register(f"service: calc-svc\nroutes:\n  - GET /sum/{{a}}/{{b}}\nretries: 0\nprotocol: h2\n"
+             f"endpoints: [{sc.address}]\n")
+    gw = gateway({"mtls": identity(mesh_certs, "hms-gateway")}, name="gw.yaml")
+    body, status, _ = curl(f"http://127.0.0.1:{gw.port}/sum/1/2")
+    assert status == 502 and b"upstream_identity_mismatch" in body, body
+
+
+# ---------------------------------------------------------------- the route-file keys
+
+
+def test_explain_and_dry_run_show_the_protocol(hms_api, register, tmp_path):
+    register(routes(7001))
+    r = hms_api("explain", "GET", "/hello")
+    assert r.returncode == 0, r.stderr
+    assert "protocol    h2c" in r.stdout, r.stdout
+    r = hms_api("explain", "--json", "GET", "/hello")
+    assert json.loads(r.stdout)["protocol"] == "h2c"
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(routes(7001, protocol="http1"))
+    r = hms_api("register", "--dry-run", changed)
+    assert r.returncode == 0, r.stderr
+    assert "protocol h2c → http1" in r.stdout, r.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(routes(7001, protocol="http2"))
+    r = hms_api("register", bad)
+    assert r.returncode != 0
+    assert f"{bad}:6: protocol: 'http2' must be http1, h2c or h2" in r.stderr + r.stdout
