@@ -34,6 +34,7 @@ std::string_view Find(const http::Header* h, int n, std::string_view name) {
 
 policy::Fault Worker::Refuse(policy::Fault fault, std::string_view detail) {
   refusal_.answer = policy::AnswerFor(fault, detail);
+  refusal_.fault = fault;
   refusal_.close = false;
   refusal_.fields[0] = '\0';
   return fault;
@@ -41,8 +42,10 @@ policy::Fault Worker::Refuse(policy::Fault fault, std::string_view detail) {
 
 void Worker::AnswerRefusal(uint32_t slot) {
   Exchange& ex = clients_[slot].ex;
+  answer_fault_ = refusal_.fault;
   LocalResponse(slot, refusal_.answer, refusal_.close || !ex.req_done,
                 refusal_.fields[0] != '\0' ? refusal_.fields : nullptr);
+  answer_fault_ = policy::Fault::kNone;
   FinishExchange(slot);
 }
 
@@ -320,21 +323,32 @@ bool Worker::WriteUpstreamHead(uint32_t slot, const RouteChoice& choice,
   f.client_ip = std::string_view(c.peer, c.peer_len);
   f.tls = ConnOf(c).tls != nullptr;
   f.websocket = ex.websocket;
+  f.grpc = ex.grpc;
   f.underscores = config_.underscores_in_headers;
   f.trace = &ex.trace;
   ex.head = blocks_.Get();
   const RequestHeadOut out =
       RewriteRequestHead(req_, hop_by_hop, f, ex.head->data(), blocks_.block_size());
-  SetDeadline(ex, ex.route->timeout_ms, out.caller_ms);
+  SetDeadline(ex, ex.route->timeout_ms, out.caller_ms, out.caller_grpc_timeout);
   if (out.size == 0) return false;
   ex.timeout_field = static_cast<uint32_t>(out.timeout_field);
+  ex.grpc_timeout_field = static_cast<uint32_t>(out.grpc_timeout_field);
   ex.head->end = static_cast<uint32_t>(out.size);
   return true;
 }
 
 // The deadline: the route's timeout, or what the caller says it has left
-// (a gateway's x-hms-timeout-ms reaching a sidecar), whichever is shorter.
-void Worker::SetDeadline(Exchange& ex, uint64_t timeout_ms, std::string_view caller_ms) {
+// (a gateway's x-hms-timeout-ms reaching a sidecar, a gRPC caller's
+// grpc-timeout), whichever is shortest.
+void Worker::SetDeadline(Exchange& ex, uint64_t timeout_ms, std::string_view caller_ms,
+                         std::string_view caller_grpc) {
+  core::Instant grpc_ns = 0;
+  if (!caller_grpc.empty() && h2::ParseGrpcTimeout(caller_grpc, &grpc_ns) &&
+      grpc_ns < core::Millis(timeout_ms)) {
+    // Whole ms, at least one: the wheel's resolution and x-hms-timeout-ms's.
+    timeout_ms = std::max<uint64_t>(1, grpc_ns / 1'000'000);
+    ex.caller_deadline = true;
+  }
   if (!caller_ms.empty() && caller_ms.size() <= 9) {
     uint64_t v = 0;
     for (char ch : caller_ms) {

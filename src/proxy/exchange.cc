@@ -17,6 +17,7 @@
 #include <ctime>
 
 #include "hms/common/check.h"
+#include "hms/h2/grpc.h"
 #include "hms/http/field_names.h"
 #include "src/proxy/head_rewrite.h"
 #include "src/proxy/wire.h"
@@ -88,7 +89,9 @@ void Worker::BeginExchange(uint32_t slot, size_t head_len) {
   std::string_view xid, tp, b3;
   for (int i = 0; i < r.header_count; ++i) {
     const http::Header& h = r.headers[i];
-    if (xid.empty() && http::EqualsIgnoreCase(h.name, "x-trace-id")) {
+    if (http::EqualsIgnoreCase(h.name, "content-type")) {
+      ex.grpc = h2::IsGrpcContentType(h.value);  // its answers and deadline are gRPC's
+    } else if (xid.empty() && http::EqualsIgnoreCase(h.name, "x-trace-id")) {
       xid = h.value;
     } else if (tp.empty() && http::EqualsIgnoreCase(h.name, "traceparent")) {
       tp = h.value;
@@ -195,6 +198,13 @@ void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool clo
   std::string_view tid = ex.trace.external_len > 0
                              ? std::string_view(ex.trace.external_id, ex.trace.external_len)
                              : std::string_view(ex.trace.trace_id, 32);
+  if (ex.grpc) {
+    // A gRPC caller reads grpc-status, not the HTTP status (grpc_call.cc).
+    WriteGrpcAnswer(ex, down, answer, tid, extra_header);
+    metrics_.refusals.Record(core::UnixMs(), ex.route_key, status, reason,
+                             std::string_view(ex.method_text, ex.method_len), tid);
+    return;
+  }
   b.S("{\"error\":\"").Json(message).S("\",\"reason\":\"").Json(reason).S("\",\"trace_id\":\"")
       .Json(tid).S("\"}\n");
   if (b.overflow()) {
@@ -279,6 +289,9 @@ bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled
   in.fault = fault;
   in.stale_pooled = stale_pooled;
   in.never_processed = never_processed;
+  in.grpc_status = ex.grpc_status;
+  ex.grpc_status = 0;  // this answer's: judged once
+  in.grpc_retry_on = cl.grpc_retry_on;
   in.response_started = ex.response_started();
   in.probe = ex.probe;
   in.replayable = ex.replayable;

@@ -91,6 +91,12 @@ struct ExchangeFacts {
   bool per_try_bound = false;  // the running attempt's timer is its per-try timeout
   uint8_t retries_done = 0;    // policy retries made (not counting transparent ones)
   uint32_t timeout_field = 0;  // offset in `head` of the x-hms-timeout-ms value
+  // gRPC (grpc_call.cc): the request's content-type is application/grpc;
+  // where its grpc-timeout value is in `head` (0: none); the grpc-status of
+  // a trailers-only answer being judged for a retry.
+  bool grpc = false;
+  uint32_t grpc_timeout_field = 0;
+  uint32_t grpc_status = 0;
   // For the access log.
   uint64_t bytes_in = 0;       // request head and body bytes consumed
   uint64_t bytes_out = 0;      // response bytes queued to the client

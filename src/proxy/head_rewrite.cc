@@ -34,6 +34,10 @@ RequestHeadOut RewriteRequestHead(const http::RequestHead& r, const HopByHop& ho
       if (out.caller_ms.empty()) out.caller_ms = h.value;
       continue;  // ours replaces it
     }
+    if (f.grpc && http::EqualsIgnoreCase(h.name, "grpc-timeout")) {
+      if (out.caller_grpc_timeout.empty()) out.caller_grpc_timeout = h.value;
+      continue;  // ours replaces it
+    }
     if (hop_by_hop(i)) continue;
     // Counted and noted (or refused) by the worker's JudgeFieldNames.
     if (http::JudgeFieldName(h.name, f.underscores) != http::FieldVerdict::kForward) continue;
@@ -79,6 +83,12 @@ RequestHeadOut RewriteRequestHead(const http::RequestHead& r, const HopByHop& ho
   out.timeout_field = w.size();
   w.S("          \r\n");
   static_assert(kTimeoutDigits == 10, "the spaces above are the field's width");
+  if (f.grpc) {
+    w.S("grpc-timeout: ");
+    out.grpc_timeout_field = w.size();
+    w.S("         \r\n");
+    static_assert(h2::kGrpcTimeoutBytes == 9, "the spaces above are the field's width");
+  }
   if (r.body == http::BodyKind::kChunked) w.S("transfer-encoding: chunked\r\n");
   if (r.body == http::BodyKind::kContentLength) {
     w.S("content-length: ").U(r.content_length).S("\r\n");

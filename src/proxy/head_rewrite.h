@@ -12,6 +12,7 @@
 #include "hms/http/parser.h"
 #include "hms/obs/trace.h"
 #include "hms/policy/rate_limit.h"
+#include "hms/h2/grpc.h"
 #include "src/proxy/wire.h"
 
 namespace hms::proxy {
@@ -35,6 +36,9 @@ struct RequestHeadFields {
   // Connection go upstream as `upgrade: websocket` and `connection: upgrade`
   // (any other Upgrade is dropped as hop-by-hop).
   bool websocket = false;
+  // A gRPC call: the caller's grpc-timeout is replaced by ours, written by
+  // each attempt (h2::kGrpcTimeoutBytes wide, padded with spaces).
+  bool grpc = false;
   http::UnderscorePolicy underscores = http::UnderscorePolicy::kDrop;
   const obs::TraceContext* trace = nullptr;  // x-trace-id and traceparent (required)
 };
@@ -44,6 +48,8 @@ struct RequestHeadOut {
   size_t size = 0;             // bytes written; 0 when the head did not fit
   size_t timeout_field = 0;    // offset of the x-hms-timeout-ms value (kTimeoutDigits spaces)
   std::string_view caller_ms;  // the caller's x-hms-timeout-ms (the first one), unparsed
+  size_t grpc_timeout_field = 0;      // a gRPC call: offset of the grpc-timeout value
+  std::string_view caller_grpc_timeout;  // the caller's grpc-timeout (the first one), unparsed
 };
 
 // Writes the upstream's request head for `r` into dst[0, cap): the request

@@ -50,6 +50,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
     HMS_CHECK(!d.overflow());  // at most the route's timeout, bounded far below 10^10 ms
     std::memset(field + d.size(), ' ', kTimeoutDigits - d.size());
   }
+  FillGrpcTimeout(ex, attempt_ms);  // a gRPC call's grpc-timeout says the same
   // Bodiless GET/HEADs of one pass to one endpoint share a connection and a
   // send (upstream_pipeline_depth): one kernel send instead of several.
   // An h2c/h2 service multiplexes instead (h2_up.cc): no pool, no pipelining.

@@ -215,6 +215,9 @@ int64_t Worker::ConsumeUpstream(uint32_t up, const char* p, size_t n) {
     }
     return static_cast<int64_t>(n);
   }
+  // A gRPC call's trailers-only failure is retried only on the statuses
+  // the service lists (policy::DecideRetry).
+  ex.grpc_status = GrpcFailureOf(ex, r);
   if (ScheduleRetry(slot, fault)) {
     // A gateway error from upstream, and a retry is allowed: this answer is
     // dropped with its connection (its body is never read; the head written

@@ -448,7 +448,17 @@ class Worker {
   // the connection's input, parsed again when Redis answers.
   void UnbeginExchange(uint32_t slot);
   bool WriteUpstreamHead(uint32_t slot, const RouteChoice& choice, const HopByHop& hop_by_hop);
-  void SetDeadline(Exchange& ex, uint64_t timeout_ms, std::string_view caller_ms);
+  void SetDeadline(Exchange& ex, uint64_t timeout_ms, std::string_view caller_ms,
+                   std::string_view caller_grpc = {});
+  // gRPC calls (grpc_call.cc): the gateway's own answer as gRPC (HTTP 200,
+  // trailers-only); the attempt's time into the head's grpc-timeout; the
+  // status of an upstream's trailers-only failure.
+  void WriteGrpcAnswer(Exchange& ex, Downstream& down, const policy::Answer& answer,
+                       std::string_view trace_id, const char* extra_header);
+  void FillGrpcTimeout(Exchange& ex, uint64_t attempt_ms);
+  // A gRPC call's trailers-only failure: HTTP 200 without a body and a
+  // grpc-status other than OK in the head (0 otherwise).
+  static uint32_t GrpcFailureOf(const Exchange& ex, const http::ResponseHead& r);
   policy::Fault Refuse(policy::Fault fault, std::string_view detail = {});
   void AnswerRefusal(uint32_t slot);
   // A sidecar's inbound caller: its identity is in the service's allow_from
@@ -610,7 +620,11 @@ class Worker {
     char detail[200];
     char reason[48];
     char fields[512];    // whole extra header fields; "" for none
+    policy::Fault fault = policy::Fault::kNone;  // the rule (its refined reason may not name it)
   } refusal_;
+  // The fault of the local answer being written, when the reason alone does
+  // not say it (a refusal's refined token): a gRPC answer's status follows it.
+  policy::Fault answer_fault_ = policy::Fault::kNone;
 
   uint32_t index_;
   uint32_t cores_;

@@ -3,7 +3,7 @@ server from python3-grpcio over a plain socket (h2c): the head mapping
 (connection-specific fields dropped, te: trailers kept: grpcio answers a
 call without it with UNKNOWN), a unary call's message and its grpc-status trailer, and a failing call's
 trailers-only answer. Driven by build/tests/unit/h2/h2-probe, one request a
-run; the engine does not use the client session yet (docs/http2.md)."""
+run. The engine's own use of the session: test_h2_upstream.py, test_grpc.py."""
 import subprocess
 
 import pytest

@@ -4,12 +4,11 @@ endpoint per core, from HTTP/1.1 and HTTP/2 clients alike.
 
 The upstream is nginx serving h2c with prior knowledge (`listen ... http2`
 on a plain port), whose access log names the connection each request came
-on; and a gRPC twin of calc-svc in python3-grpcio (unary Sum, and a call
-that fails with a status), whose answers end in trailers."""
+on; and a sidecar inside the mesh's mTLS (ALPN h2). gRPC through the same
+path: test_grpc.py."""
 import json
 import os
 import subprocess
-import threading
 
 import pytest
 
@@ -17,8 +16,6 @@ from conftest import NGINX_HEAD, closed_port, eventually, free_port, metric_sum
 from test_mtls import identity, mesh_certs  # noqa: F401 (mesh_certs: a fixture)
 from test_sidecar import sidecar
 
-grpc = pytest.importorskip("grpc", reason="python3-grpcio is not installed")
-import grpc_calc  # noqa: E402 (needs grpc)
 
 CURL = "/usr/bin/curl"
 
@@ -139,74 +136,6 @@ def test_an_unreachable_h2c_endpoint_is_a_failed_connect(register, gateway):
     body, status, _ = curl(f"http://127.0.0.1:{gw.port}/hello")
     assert status == 502
     assert b"upstream_connect_failed" in body
-
-
-# ---------------------------------------------------------------- gRPC
-
-
-@pytest.fixture
-def calc_grpc():
-    with grpc_calc.serve() as port:
-        yield port
-
-
-GRPC_ROUTES = """service: calc-grpc
-routes:
-  - POST /calc.Calc/{{method}}
-protocol: h2c
-retries: 0
-endpoints: [127.0.0.1:{port}]
-"""
-
-
-def channel(gw):
-    return grpc.insecure_channel(f"127.0.0.1:{gw.port}")
-
-
-@pytest.mark.deadline(60)
-def test_grpc_unary_and_streaming_calls_through_the_gateway(calc_grpc, register, gateway):
-    register(GRPC_ROUTES.format(port=calc_grpc))
-    gw = gateway()
-    with channel(gw) as ch:
-        ident = lambda b: b  # noqa: E731 (raw-bytes messages)
-        total = ch.unary_unary("/calc.Calc/Sum", request_serializer=ident,
-                               response_deserializer=ident)
-        assert total(bytes([2, 3]), timeout=10) == bytes([5])
-        count = ch.stream_stream("/calc.Calc/Count", request_serializer=ident,
-                                 response_deserializer=ident)
-        got = list(count(iter([b"a", b"bb", b"ccc" * 100]), timeout=10))
-        assert got == [bytes([1]), bytes([2]), bytes([44])]  # 300 % 256
-        fail = ch.unary_unary("/calc.Calc/Fail", request_serializer=ident,
-                              response_deserializer=ident)
-        with pytest.raises(grpc.RpcError) as e:
-            fail(b"\x01\x02", timeout=10)
-        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert e.value.details() == "down 100% for now"
-
-
-@pytest.mark.deadline(60)
-def test_grpc_calls_in_parallel_share_the_upstream_connection(calc_grpc, register, gateway):
-    register(GRPC_ROUTES.format(port=calc_grpc))
-    gw = gateway()
-    errors = []
-
-    def caller(k):
-        try:
-            with channel(gw) as ch:
-                total = ch.unary_unary("/calc.Calc/Sum", request_serializer=lambda b: b,
-                                       response_deserializer=lambda b: b)
-                for i in range(20):
-                    assert total(bytes([k, i]), timeout=10) == bytes([k + i])
-        except Exception as e:  # noqa: BLE001 (reported below)
-            errors.append(e)
-
-    threads = [threading.Thread(target=caller, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not errors, errors
-    assert metric_sum(gw, "hms_upstream_connections_total") <= 2 * gw.cores
 
 
 # ---------------------------------------------------------------- h2 inside the mesh's mTLS

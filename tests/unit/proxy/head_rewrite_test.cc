@@ -270,6 +270,26 @@ TEST(RewriteRequestHead, CallerTimeoutIsReportedAndTheFieldPlaced) {
   EXPECT_EQ(got.head.substr(got.out.timeout_field, kTimeoutDigits + 2), "          \r\n");
 }
 
+TEST(RewriteRequestHead, AGrpcCallsTimeoutIsReportedAndReplaced) {
+  RequestHeadFields f = Caller();
+  f.grpc = true;
+  const Request got = RewriteRequest(
+      "POST /calc.Calc/Sum HTTP/1.1\r\nhost: h\r\ncontent-type: application/grpc\r\n"
+      "grpc-timeout: 300m\r\ngrpc-timeout: 9S\r\ncontent-length: 0\r\n\r\n",
+      f);
+  EXPECT_EQ(got.out.caller_grpc_timeout, "300m");  // the first one
+  EXPECT_EQ(got.head.find("300m"), std::string::npos);  // ours replaces it
+  ASSERT_GT(got.out.grpc_timeout_field, 14u);
+  EXPECT_EQ(got.head.substr(got.out.grpc_timeout_field - 14, 14), "grpc-timeout: ");
+  EXPECT_EQ(got.head.substr(got.out.grpc_timeout_field, h2::kGrpcTimeoutBytes + 2),
+            "         \r\n");
+  // Not a gRPC call: the field is the caller's, passed on.
+  const Request plain = RewriteRequest(
+      "GET / HTTP/1.1\r\nhost: h\r\ngrpc-timeout: 300m\r\n\r\n", Caller());
+  EXPECT_NE(plain.head.find("grpc-timeout: 300m\r\n"), std::string::npos);
+  EXPECT_EQ(plain.out.grpc_timeout_field, 0u);
+}
+
 TEST(RewriteRequestHead, TheCallersExternalTraceIdIsForwarded) {
   obs::TraceContext t = Trace();
   std::memcpy(t.external_id, "abc123", 6);
