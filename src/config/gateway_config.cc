@@ -363,6 +363,12 @@ void ReadSidecarKey(const Reader& r, const Field& f, GatewayConfig* c) {
     c->local_retries = static_cast<uint32_t>(r.Unsigned(f, "", 0, 10));
   } else if (k == "local_retry_on") {
     c->local_retry_on = r.RetryOn(f, "");
+  } else if (k == "local_protocol") {
+    c->local_protocol = r.String(f, "");
+    if (c->local_protocol != "http1" && c->local_protocol != "h2c") {
+      r.Fail(f.line, "local_protocol",
+             "'" + c->local_protocol + "' must be http1 or h2c (the local service is plain TCP)");
+    }
   }
 }
 
@@ -401,6 +407,7 @@ GatewayConfig ReadGateway(const Reader& r, const YAML::Node& doc, KeyLines* line
                                   "registration_ttl",
                                   "local_retries",
                                   "local_retry_on",
+                                  "local_protocol",
                                   "access_log",
                                   "mtls",
                                   "tls",
@@ -594,7 +601,7 @@ Result<bool> CheckRoleKeys(const GatewayConfig& c, const KeyLines* lines, const 
   } else {
     // Sidecar keys on a gateway would be silently meaningless: refuse them.
     for (const char* key : {"service", "local_port", "egress", "advertise", "registration_ttl",
-                            "local_retries", "local_retry_on"}) {
+                            "local_retries", "local_retry_on", "local_protocol"}) {
       if (lines != nullptr && lines->count(key) > 0) {
         return fail(key, "only a sidecar has it (set role: sidecar)");
       }

@@ -140,6 +140,7 @@ Result<bool> AddSidecarRoutes(const GatewayConfig& gateway, const MeshConfig& me
   local.retries = gateway.local_retries;
   local.retry_on = gateway.local_retry_on;
   local.connect_attempts = 2;
+  if (gateway.local_protocol == "h2c") local.protocol = UpstreamProtocol::kH2c;
   local.timeout_ms = mesh.timeout_ms;
   for (uint32_t i = 0; i < services; ++i) {
     if (snap->clusters[i].name != gateway.service) continue;

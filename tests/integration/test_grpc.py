@@ -12,6 +12,8 @@ import h2.events
 import pytest
 
 from conftest import closed_port, echo_routes, metric_sum
+from test_mtls import identity, mesh_certs  # noqa: F401 (mesh_certs: a fixture)
+from test_sidecar import sidecar
 
 grpc = pytest.importorskip("grpc", reason="python3-grpcio is not installed")
 import grpc_calc  # noqa: E402 (needs grpc)
@@ -216,3 +218,33 @@ def test_a_refused_token_is_unauthenticated(calc_grpc, register, gateway, tmp_pa
         answer = unary(ch, "Sum")(b"\x01\x02", timeout=10,
                                   metadata=(("authorization", f"Bearer {token()}"),))
         assert answer == b"\x03"
+
+
+@pytest.mark.deadline(120)
+def test_grpc_through_sidecars_with_mtls_both_ways(calc_grpc, register, gateway, mesh_certs):
+    # calc-svc's sidecar reaches its gRPC service over h2c (local_protocol);
+    # callers reach the sidecar in HTTP/2 inside mTLS (protocol: h2).
+    register("service: calc-svc\nroutes:\n  - POST /calc.Calc/{method}\nprotocol: h2\n"
+             "retries: 0\nallow_from: [hms-gateway, caller-svc]\n")
+    register("service: caller-svc\nroutes:\n  - GET /nothing\n")
+    sc = sidecar(gateway, "calc-svc", calc_grpc, mtls=identity(mesh_certs, "calc-svc"),
+                 local_protocol="h2c")
+    caller = sidecar(gateway, "caller-svc", closed_port(), mtls=identity(mesh_certs, "caller-svc"))
+    gw = gateway({"mtls": identity(mesh_certs, "hms-gateway"), "cores": 1}, name="gw.yaml")
+    # Inbound: client → gateway (h2c) → calc-svc's sidecar (h2, mTLS) → service (h2c).
+    with channel(gw) as ch:
+        assert unary(ch, "Sum")(bytes([20, 22]), timeout=10) == bytes([42])
+        count = ch.stream_stream("/calc.Calc/Count", request_serializer=lambda b: b,
+                                 response_deserializer=lambda b: b)
+        assert list(count(iter([b"a", b"bb"]), timeout=10)) == [bytes([1]), bytes([2])]
+    # Egress: the caller's service → its sidecar (h2c, the service named as
+    # :authority) → calc-svc's sidecar (h2, mTLS with caller-svc's identity).
+    with grpc.insecure_channel(f"127.0.0.1:{caller.egress_port}",
+                               options=[("grpc.default_authority", "calc-svc")]) as ch:
+        assert unary(ch, "Sum")(bytes([1, 2]), timeout=10) == bytes([3])
+        e = pytest.raises(grpc.RpcError, unary(ch, "Fail"), b"\x01\x02", timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert e.value.details() == "down 100% for now"
+    assert metric_sum(sc, "hms_downstream_requests_total", protocol="HTTP/2") == 4
+    assert metric_sum(sc, "hms_upstream_tls_handshakes_total") in (0, None)
+    assert metric_sum(caller, "hms_upstream_tls_handshakes_total", result="ok") == 1

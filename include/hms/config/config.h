@@ -143,6 +143,9 @@ struct GatewayConfig {
   // local_retry_on lists (policy::RetryOn bits).
   uint32_t local_retries = 1;
   uint32_t local_retry_on = policy::kRetryOnLocalDefault;
+  // What the local service speaks: "http1" or "h2c" (a gRPC service), as a
+  // route file's `protocol` (docs/http2.md "HTTP/2 to upstreams").
+  std::string local_protocol = "http1";
 };
 
 // Active health checks of a service's endpoints (`health:` in a route file).

@@ -95,6 +95,7 @@ advertise: 10.0.0.7:15000
 registration_ttl: 30s
 local_retries: 3
 local_retry_on: [503, connect-failure]
+local_protocol: h2c
 )");
   Result<GatewayConfig> c = LoadGatewayConfig(path);
   ASSERT_TRUE(c) << c.error().message;
@@ -134,6 +135,7 @@ local_retry_on: [503, connect-failure]
   EXPECT_EQ(c->registration_ttl_s, 30u);
   EXPECT_EQ(c->local_retries, 3u);
   EXPECT_EQ(c->local_retry_on, policy::kRetryOn503 | policy::kRetryOnConnectFailure);
+  EXPECT_EQ(c->local_protocol, "h2c");
 }
 
 TEST_F(GatewayConfigTest, AccessLog) {
@@ -286,6 +288,10 @@ const RuleCase kRules[] = {
     {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nregistration_ttl: 10ms\n",
      ":4: registration_ttl: '10ms' is below the minimum of 1000ms"},
     {"cores: 1\nlocal_retries: 1\n", ":2: local_retries: only a sidecar has it (set role: sidecar)"},
+    {"cores: 1\nlocal_protocol: h2c\n",
+     ":2: local_protocol: only a sidecar has it (set role: sidecar)"},
+    {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nlocal_protocol: h2\n",
+     ":4: local_protocol: 'h2' must be http1 or h2c (the local service is plain TCP)"},
     {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nlocal_retry_on: [500, 5xx]\n",
      ":4: local_retry_on[1]: '5xx' must be 500, 502, 503, 504, connect-failure, reset or timeout"},
     {"role: sidecar\nservice: calc-svc\nlocal_port: 7000\nlocal_retries: 11\n",
