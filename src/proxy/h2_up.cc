@@ -288,20 +288,29 @@ void Worker::CloseH2Conn(uint32_t conn) {
     Upstream& u = upstreams_[s];
     if (u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing) continue;
     u.h2s.conn_gen = ~0u;
+    // Above the last stream id of a GOAWAY it had: the upstream never took it.
+    const bool refused = h.session.goaway_received() && u.h2s.id > h.session.goaway_last_stream();
     u.h2s.id = 0;
     if (u.h2s.closed && u.h2s.end.complete) continue;  // its answer is whole: relayed still
+    const bool ended = u.h2s.closed;  // the session said how (its end is kept)
     u.h2s.closed = true;
     if (u.client == kNone) {
       CloseUpstream(s);
     } else if (!u.h2s.submitted) {
-      // Never opened: nothing reached the upstream, a failed connect.
+      // Never opened: nothing reached the upstream. On a connection that
+      // worked (it went away under them) they go again as never processed;
+      // otherwise it is a failed connect.
+      u.h2s.never_processed = h.ready;
       if (h.fault == policy::Fault::kNone || h.fault == policy::Fault::kConnect) {
         UpstreamFailed(s, policy::Fault::kConnect, "cannot connect to the upstream");
       } else {
         UpstreamFailed(s, h.fault);  // the handshake's verdict (identity, TLS, ALPN)
       }
     } else {
-      u.h2s.end = h2::StreamEnd{};
+      if (!ended) {
+        u.h2s.end = h2::StreamEnd{};
+        u.h2s.end.never_processed = refused;
+      }
       H2StreamFailed(s);
     }
   }

@@ -361,7 +361,7 @@ void Worker::UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view 
   if (!ex.active()) return;
   // A malformed answer counts with resets: the upstream broke the exchange.
   const policy::Fault fault = connect_failed ? policy::Fault::kConnect : policy::Fault::kUpstreamReset;
-  if (!stale) ReportEndpoint(ex, fault);
+  if (!stale && !never_processed) ReportEndpoint(ex, fault);  // neither is the endpoint's doing
   if (ex.response_started()) {
     // Mid-response: what already arrived still goes out, then the close is
     // the client's only signal that the body is short.

@@ -6,13 +6,14 @@ The upstream is nginx serving h2c with prior knowledge (`listen ... http2`
 on a plain port), whose access log names the connection each request came
 on; and a sidecar inside the mesh's mTLS (ALPN h2). gRPC through the same
 path: test_grpc.py."""
+import collections
 import json
 import os
 import subprocess
 
 import pytest
 
-from conftest import NGINX_HEAD, closed_port, eventually, free_port, metric_sum
+from conftest import NGINX_HEAD, closed_port, eventually, free_port, log_lines, metric_sum
 from test_mtls import identity, mesh_certs  # noqa: F401 (mesh_certs: a fixture)
 from test_sidecar import sidecar
 
@@ -25,6 +26,7 @@ NGINX_H2C = NGINX_HEAD + """\
         listen 127.0.0.1:{port} http2;
         access_log {d}/access.log conn;
         http2_max_concurrent_streams 128;
+        keepalive_requests {requests};
         location = /hello {{
             default_type text/plain;
             return 200 'hello over h2\\n';
@@ -43,13 +45,18 @@ NGINX_H2C = NGINX_HEAD + """\
 
 @pytest.fixture
 def h2c_nginx(procs, tmp_path):
-    """nginx serving h2c only: it answers an HTTP/1.1 probe with a GOAWAY,
-    so it is ready when a prior-knowledge request gets an answer."""
+    return start_h2c_nginx(procs, tmp_path)
+
+
+def start_h2c_nginx(procs, tmp_path, requests=1000000):
+    """nginx serving h2c only (`requests` streams a connection, then
+    GOAWAY): it answers an HTTP/1.1 probe with a GOAWAY, so it is ready when
+    a prior-knowledge request gets an answer."""
     d = tmp_path / "nginx-h2c"
     (d / "tmp").mkdir(parents=True)
     port = free_port()
     (d / "nginx.conf").write_text(NGINX_H2C.format(
-        d=d, port=port, user="user root;" if os.geteuid() == 0 else ""))
+        d=d, port=port, requests=requests, user="user root;" if os.geteuid() == 0 else ""))
     with open(d / "stderr.log", "wb") as out:
         proc = procs.start(["/usr/sbin/nginx", "-c", d / "nginx.conf", "-p", d,
                             "-e", d / "error.log", "-g", "daemon off;"],
@@ -127,6 +134,33 @@ def test_many_exchanges_share_a_connection_per_endpoint_per_core(h2c_nginx, regi
     # One per core (2), a second only while 32 streams wait for a slot.
     assert len(connections) <= 2 * gw.cores, connections
     assert metric_sum(gw, "hms_upstream_connections_total") <= 2 * gw.cores
+
+
+@pytest.mark.deadline(90)
+def test_streams_refused_by_a_goaway_go_again_whatever_their_method(procs, tmp_path, register,
+                                                                   gateway):
+    # nginx ends each connection with GOAWAY after 10 streams: those it
+    # never processed (above its last stream id) are POSTs sent again on a
+    # new connection, never an error for the client.
+    port, log = start_h2c_nginx(procs, tmp_path, requests=10)
+    register(routes(port))
+    access = tmp_path / "access.log"
+    gw = gateway({"cores": 1, "access_log": {"path": str(access)}})
+    body = tmp_path / "body"
+    body.write_bytes(b"y" * 1000)
+    n = 300
+    r = subprocess.run(["/usr/bin/h2load", "-n", str(n), "-c", "3", "-m", "10", "-d", str(body),
+                        f"http://127.0.0.1:{gw.port}/post"],
+                       capture_output=True, text=True, timeout=60)
+    if f"{n} succeeded" not in r.stdout:
+        # What the gateway answered instead (its access log is written
+        # asynchronously: give it a moment).
+        lines = eventually(lambda: log_lines(access), lambda v: len(v) >= n, timeout=5)
+        raise AssertionError(r.stdout + str(collections.Counter(
+            (x["status"], x["stamp"]) for x in lines)))
+    lines = eventually(lambda: nginx_lines(log) if len(nginx_lines(log)) >= n else None)
+    assert len(lines) == n  # each exactly once
+    assert metric_sum(gw, "hms_upstream_connections_total") >= n // 10
 
 
 @pytest.mark.deadline(60)

@@ -151,6 +151,12 @@ struct RetryDecision {
   bool next_endpoint = false;  // move to the next endpoint first
 };
 
+// A request an HTTP/2 upstream never processed goes again at once this many
+// times beyond one per endpoint: a connection that ends with GOAWAY every
+// few streams may send back the same waiting request several times in a
+// row, and each time it provably did nothing with it. Bounded all the same.
+inline constexpr uint32_t kNeverProcessedAgain = 8;
+
 constexpr RetryDecision DecideRetry(const RetryInput& in) noexcept {
   RetryDecision give_up{};
   if (in.response_started) return give_up;  // what went out cannot be taken back
@@ -174,7 +180,7 @@ constexpr RetryDecision DecideRetry(const RetryInput& in) noexcept {
     if (in.stale_pooled && !in.has_body && in.transparent_done <= in.endpoints + 1) {
       return RetryDecision{RetryAction::kTransparent, 0, false};
     }
-    if (in.never_processed && in.transparent_done <= in.endpoints + 1) {
+    if (in.never_processed && in.transparent_done < in.endpoints + kNeverProcessedAgain) {
       return RetryDecision{RetryAction::kTransparent, 0, false};
     }
   }

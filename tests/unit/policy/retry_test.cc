@@ -98,6 +98,14 @@ TEST(RetryDecider, FollowsTheRulesOfResilienceMd) {
               i.idempotent = false;
             }),
        RetryAction::kTransparent, false},
+      {"never processed, 8 times past one per endpoint: no more at once",
+       With(Base(Fault::kUpstreamReset),
+            [](RetryInput& i) {
+              i.never_processed = true;
+              i.idempotent = false;
+              i.transparent_done = 11;
+            }),
+       RetryAction::kGiveUp, false},
       {"never processed, body not kept: not again",
        With(Base(Fault::kUpstreamReset),
             [](RetryInput& i) {
