@@ -231,7 +231,10 @@ void Worker::PumpClient(uint32_t slot) {
   Client& c = clients_[slot];
   if (c.state == Client::State::kFree) return;
   if (c.parent != kNone) {
-    PumpStream(slot);  // an h2 stream: its body waits in its own queue
+    // An h2 stream: a head parked for Redis starts its exchange now; its
+    // body waits in its own queue.
+    if (c.stream.parked_head != nullptr) ResumeStream(slot);
+    if (clients_[slot].state != Client::State::kFree) PumpStream(slot);
     return;
   }
   if (c.tls != nullptr) {

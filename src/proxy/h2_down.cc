@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "hms/common/check.h"
 #include "src/proxy/worker.h"
@@ -48,6 +49,11 @@ uint16_t TrailersOf(std::string_view tail, http::Header* fields, uint16_t max) {
     fields[n++] = http::Header{line.substr(0, colon), value};
   }
   return n;
+}
+
+// A parked stream's head, at the start of the block that keeps it.
+const http::RequestHead& KeptHead(core::Block* b) {
+  return *reinterpret_cast<const http::RequestHead*>(b->data());
 }
 
 }  // namespace
@@ -152,6 +158,10 @@ void Worker::FreeStream(uint32_t slot) {
   if (st.unconsumed > 0 && conn.h2 != nullptr) conn.h2->session.Consume(st.id, st.unconsumed);
   st.unconsumed = 0;
   st.body.Clear(&blocks_);
+  if (st.parked_head != nullptr) {
+    blocks_.Put(st.parked_head);
+    st.parked_head = nullptr;
+  }
   timers_.Cancel(&c.timer);
   timers_.Cancel(&c.ex.timer);
   if (c.ex.head != nullptr) {
@@ -185,14 +195,18 @@ void Worker::OnH2Refused(uint32_t conn, int32_t id, const policy::Answer& answer
 
 void Worker::OnH2Data(uint32_t conn, int32_t id, uint64_t tag, const char* p, size_t n) {
   const uint32_t s = StreamOf(tag);
-  if (s == kNone || !clients_[s].ex.active() || clients_[s].ex.req_done) {
+  // A stream parked for Redis keeps its body (bounded by its window) for
+  // the exchange that starts when Redis answers.
+  core::Block* kept = s != kNone ? clients_[s].stream.parked_head : nullptr;
+  if (s == kNone || (kept == nullptr && (!clients_[s].ex.active() || clients_[s].ex.req_done))) {
     // Nobody reads it (answered early, or reset): the windows reopen at once.
     clients_[conn].h2->session.Consume(id, n);
     return;
   }
   Client& c = clients_[s];
   H2Stream& st = c.stream;
-  if (c.ex.req_body == http::BodyKind::kChunked) {
+  const http::BodyKind kind = kept != nullptr ? KeptHead(kept).body : c.ex.req_body;
+  if (kind == http::BodyKind::kChunked) {
     // No content-length: the HTTP/1.1 upstream gets the body chunked.
     char size[24];
     const int k = std::snprintf(size, sizeof size, "%zx\r\n", n);
@@ -212,7 +226,11 @@ void Worker::OnH2RequestEnd(uint32_t conn, uint64_t tag, const http::Header* tra
   const uint32_t s = StreamOf(tag);
   if (s == kNone) return;
   Client& c = clients_[s];
-  if (!c.ex.active() || c.ex.req_done || c.ex.req_body != http::BodyKind::kChunked) return;
+  core::Block* kept = c.stream.parked_head;
+  const bool chunked = kept != nullptr ? KeptHead(kept).body == http::BodyKind::kChunked
+                                       : c.ex.active() && !c.ex.req_done &&
+                                             c.ex.req_body == http::BodyKind::kChunked;
+  if (!chunked) return;
   // The last chunk, with the request's trailers as the trailer section.
   H2Stream& st = c.stream;
   st.body.Append(&blocks_, "0\r\n", 3);
@@ -266,6 +284,58 @@ void Worker::PumpStream(uint32_t slot) {
     clients_[st.conn].h2->session.Consume(st.id, give);
     MarkDirty(clients_[st.conn], st.conn);  // WINDOW_UPDATE
   }
+}
+
+// The head at the block's start, every byte its views point to behind it,
+// the views moved onto the copies (views that share bytes are copied each:
+// simpler than finding overlaps, and a head is small).
+bool Worker::KeepStreamHead(uint32_t slot) {
+  H2Stream& st = clients_[slot].stream;
+  if (st.parked_head != nullptr) return true;
+  core::Block* b = blocks_.Get();
+  char* base = b->data();
+  const size_t cap = blocks_.block_size();
+  auto* h = new (base) http::RequestHead(req_);
+  size_t used = sizeof(http::RequestHead);
+  bool fits = true;
+  auto move = [&](std::string_view& v) {
+    if (v.empty()) return;
+    if (used + v.size() > cap) {
+      fits = false;
+      return;
+    }
+    std::memcpy(base + used, v.data(), v.size());
+    v = std::string_view(base + used, v.size());
+    used += v.size();
+  };
+  move(h->method_text);
+  move(h->target);
+  move(h->path);
+  move(h->query);
+  move(h->host);
+  for (uint16_t i = 0; i < h->header_count; ++i) {
+    move(h->headers[i].name);
+    move(h->headers[i].value);
+  }
+  if (!fits) {
+    blocks_.Put(b);
+    return false;
+  }
+  st.parked_head = b;
+  return true;
+}
+
+// Redis answered (the stream's fleet_pass says how): the exchange starts
+// from the kept head as OnH2Request starts it; parked again, the head is
+// copied anew, so the old block goes back in any case.
+void Worker::ResumeStream(uint32_t slot) {
+  Client& c = clients_[slot];
+  core::Block* b = c.stream.parked_head;
+  if (b == nullptr || c.fleet_parked || c.state != Client::State::kHead || c.ex.active()) return;
+  c.stream.parked_head = nullptr;
+  req_ = KeptHead(b);
+  StartExchange(slot, 0);
+  blocks_.Put(b);  // the exchange keeps nothing of the head past StartExchange
 }
 
 // --- H2Stream: the Downstream of a stream's exchange -------------------------

@@ -355,6 +355,12 @@ class Worker {
   void FreeStream(uint32_t slot);
   // Feeds a stream's held request body to its exchange.
   void PumpStream(uint32_t slot);
+  // A stream parked for a fleet-scope limit (redis_link.cc): its head (req_)
+  // copied into a block it owns (false when it does not fit one: the
+  // fallback decides it then), and admission run again from that copy once
+  // Redis answered.
+  bool KeepStreamHead(uint32_t slot);
+  void ResumeStream(uint32_t slot);
   // The connection an exchange's slot belongs to (itself unless a stream).
   Client& ConnOf(Client& c) { return c.parent == kNone ? c : clients_[c.parent]; }
   const Client& ConnOf(const Client& c) const {

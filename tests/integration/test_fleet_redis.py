@@ -147,6 +147,68 @@ def test_two_gateways_share_twenty_a_minute(echo_upstream, register, gateway, re
         assert metric_sum(gw, "hms_fleet_redis_up") == gw.cores
 
 
+def test_h2_streams_parked_for_redis_are_answered(echo_upstream, register, gateway, redis):
+    """An h2 stream whose core holds no token waits for Redis like an
+    HTTP/1.1 request does, and is answered when Redis is: 30 streams (three
+    connections of ten at once, then curl with prior knowledge), exactly 20
+    admitted, none left hanging."""
+    from test_h2 import H2Client, h2c
+    r = redis()
+    register(fleet_routes(echo_upstream.port))
+    gw = gateway(redis_cfg(r))
+    wait_fleet_ok(gw)
+    start = time.monotonic()
+    statuses = []
+    clients = [H2Client(gw.port) for _ in range(3)]
+    try:
+        sids = [(c, [c.request("GET", "/limited") for _ in range(9)]) for c in clients]
+        for c, ids in sids:
+            for sid in ids:
+                got = c.wait(sid, timeout=5)  # parked streams used to hang here
+                assert got["reset"] is None, got
+                statuses.append(got["status"])
+    finally:
+        for c in clients:
+            c.close()
+    for _ in range(3):
+        statuses.append(h2c(gw, "/limited")[1])
+    elapsed = time.monotonic() - start
+    admitted = sum(1 for s in statuses if s != 429)
+    assert len(statuses) == 30
+    assert 20 <= admitted <= 20 + int(elapsed / 3.0), (admitted, elapsed, statuses)
+    assert metric_sum(gw, "hms_fleet_waits_total") > 0  # some did wait for Redis
+    assert metric_sum(gw, "hms_fleet_fallbacks_total") == 0
+
+
+def test_h2_bodies_wait_with_their_parked_streams(echo_upstream, register, gateway, redis):
+    """The body a client sends behind a parked stream's head (with and
+    without content-length) is held for the exchange Redis lets start."""
+    from test_h2 import H2Client
+    r = redis()
+    register(f"""service: fleet-echo
+routes:
+  - path: /echo
+    methods: [POST]
+    rate_limit: {{rate: "20 req/min", burst: 20, scope: fleet}}
+endpoints: [127.0.0.1:{echo_upstream.port}]
+""")
+    gw = gateway(redis_cfg(r))
+    wait_fleet_ok(gw)
+    c = H2Client(gw.port)
+    try:
+        bodies = [bytes([65 + i]) * (1000 * (i + 1)) for i in range(6)]
+        sids = []
+        for i, body in enumerate(bodies):
+            length = [("content-length", str(len(body)))] if i % 2 == 0 else []
+            sids.append(c.request("POST", "/echo", body=body, headers=length))
+        for sid, body in zip(sids, bodies):
+            got = c.wait(sid, timeout=5)
+            assert (got["status"], got["body"]) == (200, body), got["status"]
+    finally:
+        c.close()
+    assert metric_sum(gw, "hms_fleet_waits_total") > 0
+
+
 def run_wrk(port, seconds, script, out):
     args = ["wrk", "-t1", "-c20", f"-d{seconds}s", f"http://127.0.0.1:{port}/limited"]
     if script:
