@@ -11,6 +11,7 @@
 #include <cstring>
 #include <new>
 
+#include "hms/auth/base64url.h"
 #include "hms/common/check.h"
 #include "src/proxy/worker.h"
 
@@ -54,6 +55,29 @@ uint16_t TrailersOf(std::string_view tail, http::Header* fields, uint16_t max) {
 // A parked stream's head, at the start of the block that keeps it.
 const http::RequestHead& KeptHead(core::Block* b) {
   return *reinterpret_cast<const http::RequestHead*>(b->data());
+}
+
+// A Sec-WebSocket-Key (RFC 6455 §4.1: 16 random bytes in padded base64)
+// into out[0, 24).
+void NewWebSocketKey(uint64_t a, uint64_t b, char* out) {
+  uint8_t nonce[16];
+  std::memcpy(nonce, &a, 8);
+  std::memcpy(nonce + 8, &b, 8);
+  const size_t n = auth::EncodeBase64Url(nonce, sizeof nonce, out);  // 22 characters
+  for (size_t i = 0; i < n; ++i) {
+    if (out[i] == '-') out[i] = '+';  // base64url → base64 (RFC 4648 §5 → §4)
+    if (out[i] == '_') out[i] = '/';
+  }
+  out[22] = out[23] = '=';
+}
+
+// Only an extended CONNECT's head carries upgrade (request_head.h: from a
+// client the field is connection-specific, refused); h2 names are lowercase.
+bool IsExtendedConnect(const http::RequestHead& h) {
+  for (uint16_t i = 0; i < h.header_count; ++i) {
+    if (h.headers[i].name == "upgrade") return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -185,6 +209,14 @@ void Worker::OnH2Request(uint32_t conn, int32_t id, const http::RequestHead& hea
   // HTTP/1.1 one; its views live until this call returns, and the exchange
   // keeps nothing of them past StartExchange.
   req_ = head;
+  // An extended CONNECT: the upstream's handshake gets a key of the
+  // stream's own, its 101 checked against it (tunnel.cc).
+  if (IsExtendedConnect(req_)) {
+    H2Stream& st = clients_[s].stream;
+    NewWebSocketKey(Random(), Random(), st.ws_key);
+    req_.headers[req_.header_count++] =
+        http::Header{"sec-websocket-key", std::string_view(st.ws_key, sizeof st.ws_key)};
+  }
   StartExchange(s, 0);
 }
 
@@ -198,7 +230,10 @@ void Worker::OnH2Data(uint32_t conn, int32_t id, uint64_t tag, const char* p, si
   // A stream parked for Redis keeps its body (bounded by its window) for
   // the exchange that starts when Redis answers.
   core::Block* kept = s != kNone ? clients_[s].stream.parked_head : nullptr;
-  if (s == kNone || (kept == nullptr && (!clients_[s].ex.active() || clients_[s].ex.req_done))) {
+  // A WebSocket stream's DATA are the tunnel's bytes (its head had no body).
+  const bool tunnel = s != kNone && clients_[s].ex.active() && clients_[s].ex.websocket;
+  if (s == kNone ||
+      (kept == nullptr && !tunnel && (!clients_[s].ex.active() || clients_[s].ex.req_done))) {
     // Nobody reads it (answered early, or reset): the windows reopen at once.
     clients_[conn].h2->session.Consume(id, n);
     return;
@@ -226,6 +261,13 @@ void Worker::OnH2RequestEnd(uint32_t conn, uint64_t tag, const http::Header* tra
   const uint32_t s = StreamOf(tag);
   if (s == kNone) return;
   Client& c = clients_[s];
+  if (c.ex.active() && c.ex.websocket) {
+    // END_STREAM of a WebSocket stream: the client's FIN, passed on once
+    // its bytes are (tunnel.cc); before the 101, OpenTunnel sees it.
+    c.eof = true;
+    if (c.state == Client::State::kTunnel) TunnelEof(s, true);
+    return;
+  }
   core::Block* kept = c.stream.parked_head;
   const bool chunked = kept != nullptr ? KeptHead(kept).body == http::BodyKind::kChunked
                                        : c.ex.active() && !c.ex.req_done &&
@@ -270,11 +312,14 @@ void Worker::PumpStream(uint32_t slot) {
   Client& c = clients_[slot];
   const uint32_t gen = c.gen;
   H2Stream& st = c.stream;
-  while (!st.body.empty() && c.state == Client::State::kBody && c.ex.active()) {
+  while (!st.body.empty() && c.ex.active() &&
+         (c.state == Client::State::kBody || c.state == Client::State::kTunnel)) {
     iovec iov[1];
     st.body.Gather(iov, 1);
-    const int64_t used =
-        ForwardRequestBody(slot, static_cast<const char*>(iov[0].iov_base), iov[0].iov_len);
+    const char* p = static_cast<const char*>(iov[0].iov_base);
+    const int64_t used = c.state == Client::State::kTunnel
+                             ? TunnelToUpstream(slot, p, iov[0].iov_len)
+                             : ForwardRequestBody(slot, p, iov[0].iov_len);
     if (c.gen != gen || c.state == Client::State::kFree) return;  // the exchange ended it
     if (used == kBlocked || used == 0) break;
     st.body.Consume(&blocks_, static_cast<size_t>(used));
@@ -284,6 +329,7 @@ void Worker::PumpStream(uint32_t slot) {
     clients_[st.conn].h2->session.Consume(st.id, give);
     MarkDirty(clients_[st.conn], st.conn);  // WINDOW_UPDATE
   }
+  if (c.state == Client::State::kTunnel && st.body.empty()) TunnelProgress(slot);  // a FIN held
 }
 
 // The head at the block's start, every byte its views point to behind it,
@@ -362,8 +408,21 @@ void H2Stream::Commit(size_t n) noexcept {
   resp_remaining = r.content_length;
   chunks.Reset();
   tail_len = 0;
-  const bool empty = r.body == http::BodyKind::kNone ||
-                     (r.body == http::BodyKind::kContentLength && r.content_length == 0);
+  if (r.status == 101) {
+    // The tunnel opened (tunnel.cc OpenTunnel): on h2 it is a 200 whose DATA
+    // carry the upstream's bytes (RFC 8441 §5); the accept was checked and
+    // means nothing to an h2 client, the hop-by-hop fields go with the 101.
+    r.status = 200;
+    resp_body = http::BodyKind::kUntilClose;
+    uint16_t kept = 0;
+    for (uint16_t i = 0; i < r.header_count; ++i) {
+      if (http::EqualsIgnoreCase(r.headers[i].name, "sec-websocket-accept")) continue;
+      r.headers[kept++] = r.headers[i];
+    }
+    r.header_count = kept;
+  }
+  const bool empty = resp_body == http::BodyKind::kNone ||
+                     (resp_body == http::BodyKind::kContentLength && r.content_length == 0);
   head_sent = true;
   ended = empty;
   s.Respond(id, r.status, r.headers, r.header_count, empty);

@@ -67,6 +67,9 @@ struct H2Stream final : Downstream {
   // copy (the RequestHead, its bytes behind it) stays here until the answer
   // comes and admission runs again from it (Worker::ResumeStream).
   core::Block* parked_head = nullptr;
+  // Extended CONNECT (RFC 8441): the Sec-WebSocket-Key made for the
+  // upstream's handshake (an h2 client sends none), which the head points to.
+  char ws_key[24];
 
   void Clear(core::BlockPool* blocks) noexcept;
 

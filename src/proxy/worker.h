@@ -513,6 +513,8 @@ class Worker {
   // After a send, an EOF or input taken: shuts a drained direction, ends
   // the tunnel when both are.
   void TunnelProgress(uint32_t slot);
+  // An h2 stream's FIN (extended CONNECT): END_STREAM behind its DATA.
+  bool EndTunnelStream(uint32_t slot);
   // Passes a FIN on toward `conn` once its queue is sent (a TLS close_notify
   // first); true once done.
   template <typename Conn>
