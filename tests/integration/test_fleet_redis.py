@@ -466,6 +466,35 @@ def test_fleet_scope_allocates_nothing_after_warmup(nginx_upstream, register, ga
     assert after - before == 0, f"{after - before} heap allocations in 1070 warm requests"
 
 
+def test_parked_h2_streams_allocate_nothing_after_warmup(nginx_upstream, register, gateway,
+                                                         redis):
+    """h2 streams parked for Redis keep their heads in the core's blocks:
+    nothing is allocated per stream once warm (STYLE §4). A lease of one
+    token at a rate Redis always grants: most streams wait for their call."""
+    from test_h2 import H2Client
+    r = redis()
+    register("service: json-svc\nroutes:\n"
+             "  - path: /fast\n    rate_limit: {rate: 100000 req/s, burst: 1, scope: fleet}\n"
+             f"endpoints: [127.0.0.1:{nginx_upstream.port}]\n")
+    gw = gateway({"cores": 1, **redis_cfg(r)})
+    wait_fleet_ok(gw)
+    c = H2Client(gw.port)  # one connection: its session is made once
+    try:
+        for _ in range(2):  # warm-up, then measured
+            before = metric_sum(gw, "hms_core_heap_allocations_total")
+            waits = metric_sum(gw, "hms_fleet_waits_total")
+            statuses = [c.wait(c.request("GET", "/fast"), timeout=5)["status"]
+                        for _ in range(200)]
+            parked = metric_sum(gw, "hms_fleet_waits_total") - waits
+            after = metric_sum(gw, "hms_core_heap_allocations_total")
+    finally:
+        c.close()
+    assert statuses.count(429) == 0 and parked >= 50, (parked, statuses)
+    # The measured round alone: every stream waited for Redis, none allocated.
+    assert after - before == 0, f"{after - before} heap allocations in 200 h2 streams, " \
+                                f"{parked:.0f} of them parked"
+
+
 # Counts answers by kind in every wrk thread; prints them when wrk ends.
 COUNT_LUA = """
 local threads = {}
