@@ -403,13 +403,7 @@ void Worker::CloseClient(uint32_t slot, bool graceful) {
 void Worker::MaybeFreeClient(uint32_t slot) {
   Client& c = clients_[slot];
   if (c.state != Client::State::kClosing || c.phase != Client::Phase::kHard || c.ops != 0) return;
-  close(c.fd);
-  c.fd = -1;
-  inputs_.Clear(c.in);
-  c.out.Clear(&blocks_);
-  inputs_.Clear(c.cipher_in);
-  c.cipher_out.Clear(&blocks_);
-  c.tls.reset();
+  Release(c, inputs_, blocks_);
   c.h2.reset();
   timers_.Cancel(&c.timer);
   timers_.Cancel(&c.ex.timer);
