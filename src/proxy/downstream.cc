@@ -157,15 +157,11 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
       }
     }
   } else if (res == 0) {
-    c.eof = true;
-    if (c.state == Client::State::kClosing) {
+    if (c.state != Client::State::kClosing) {
+      OnClientEof(slot);
+    } else {
+      c.eof = true;
       if (c.phase != Client::Phase::kFlush) CloseClient(slot, false);  // flushing: closes when sent
-    } else if (c.state == Client::State::kTunnel) {
-      TunnelEof(slot, true);  // passed on to the upstream (tunnel.cc)
-    } else if (!c.ex.active()) {
-      CloseClient(slot, true);
-    } else if (!EndAbandonedUpload(slot)) {
-      c.close_after_flush = true;  // answer the request in flight, then close
     }
   } else if (res == -ENOBUFS) {
     metrics_.buffer_ring_exhausted.Add();  // back-pressure: re-armed below
@@ -180,6 +176,18 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
   }
   WatchClient(slot);
   MaybeFreeClient(slot);
+}
+
+void Worker::OnClientEof(uint32_t slot) {
+  Client& c = clients_[slot];
+  c.eof = true;
+  if (c.state == Client::State::kTunnel) {
+    TunnelEof(slot, true);  // passed on to the upstream (tunnel.cc)
+  } else if (!c.ex.active()) {
+    CloseClient(slot, true);
+  } else if (!EndAbandonedUpload(slot)) {
+    c.close_after_flush = true;  // answer the request in flight, then close
+  }
 }
 
 // A connection that is open but not reading (its input held while an exchange

@@ -316,6 +316,10 @@ class Worker {
   uint32_t NewClient(int fd, uint16_t listener);
   void SetClientTimer(uint32_t slot);
   void OnClientRecv(uint32_t slot, int res, uint32_t flags);
+  // The client closed its sending side, by a FIN or a TLS close_notify, on
+  // a connection that is not closing: a tunnel passes it on, an idle
+  // connection closes, an exchange in flight is answered first.
+  void OnClientEof(uint32_t slot);
   // Arms or cancels the reset watch as the connection's state needs it.
   void WatchClient(uint32_t slot);
   void OnClientWatch(uint32_t slot, int res, uint32_t flags);
