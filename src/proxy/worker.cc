@@ -304,7 +304,7 @@ void Worker::HandleCqe(io_uring_cqe* cqe) {
       OnClientSent(slot, res);
       return;
     case kOpWatchClient:
-      OnClientWatch(slot, res);
+      OnClientWatch(slot, res, flags);
       return;
     case kOpRecvUp:
       OnUpstreamRecv(slot, res, flags);

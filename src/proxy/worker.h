@@ -135,9 +135,10 @@ struct Client : Connection, Downstream {
   State state = State::kFree;
   Phase phase = Phase::kOpen;
   // While the connection is open but not reading (input held, or the peer's
-  // FIN read with an exchange still running), a poll for POLLERR|POLLHUP
-  // watches for the peer's reset, so a client that resets frees at once what
-  // it holds instead of when its exchange ends (Worker::WatchClient).
+  // FIN read with an exchange still running), a multishot poll for
+  // POLLERR|POLLHUP watches for the peer's reset, so a client that resets
+  // frees at once what it holds instead of when its exchange ends
+  // (Worker::WatchClient).
   bool watch_armed = false;
   bool watch_cancelling = false;
   bool close_after_flush = false;
@@ -315,9 +316,13 @@ class Worker {
   uint32_t NewClient(int fd, uint16_t listener);
   void SetClientTimer(uint32_t slot);
   void OnClientRecv(uint32_t slot, int res, uint32_t flags);
+  // The client closed its sending side, by a FIN or a TLS close_notify, on
+  // a connection that is not closing: a tunnel passes it on, an idle
+  // connection closes, an exchange in flight is answered first.
+  void OnClientEof(uint32_t slot);
   // Arms or cancels the reset watch as the connection's state needs it.
   void WatchClient(uint32_t slot);
-  void OnClientWatch(uint32_t slot, int res);
+  void OnClientWatch(uint32_t slot, int res, uint32_t flags);
   void PumpClient(uint32_t slot);
   int64_t ConsumeClient(uint32_t slot, const char* p, size_t n);
   void OnClientSent(uint32_t slot, int res);
