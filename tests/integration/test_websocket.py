@@ -604,3 +604,22 @@ def test_h2_tunnel_reset_or_idle_ends_only_its_stream(ws_upstream, register, gat
     assert metric_sum(gw, "hms_websocket_idle_timeouts_total") == 1
     eventually(lambda: metric_sum(gw, "hms_websocket_tunnels_active"), lambda v: v == 0,
                timeout=10, what="both tunnels end")
+
+
+def test_h2_client_that_vanishes_mid_tunnel_frees_everything(ws_upstream, register, gateway):
+    register(ws_routes(ws_upstream.port))
+    gw = gateway()
+    before = stats(ws_upstream)["closed"]
+    c = h2_ws_client(gw)
+    ws = H2WebSocket(c)
+    ws.send(b"x" * 1000)
+    assert ws.recv() == (0x2, b"x" * 1000)
+    ws.send(os.urandom(200_000))  # mid-stream: its echo is still coming
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # a reset, no GOAWAY, no RST_STREAM
+    eventually(lambda: stats(ws_upstream), lambda s: s["open"] == 0 and s["closed"] >= before + 1,
+               timeout=10, what="the upstream sees the tunnel close")
+    eventually(lambda: (metric_sum(gw, "hms_websocket_tunnels_active"),
+                        metric_sum(gw, "hms_h2_streams_open")),
+               lambda v: v == (0.0, 0.0), timeout=10, what="tunnel and stream let go")
+    assert metric_sum(gw, "hms_upstream_idle_connections") == 0  # never pooled
