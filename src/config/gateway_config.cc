@@ -66,6 +66,24 @@ bool IsListenAddress(const std::string& address) {
 // after loading still point at a line.
 using KeyLines = std::map<std::string, int>;
 
+// A flood bucket's `{burst, per_second}` (h2::Rate): both required, so a
+// half-written key is not silently half the default.
+void ReadFloodRate(const Reader& r, const Field& f, const std::string& ctx, uint32_t max_burst,
+                   uint32_t min_burst, uint32_t* burst, uint32_t* per_second) {
+  const std::string here = Ctx(ctx, f.key);
+  bool have_burst = false, have_rate = false;
+  for (const Field& g : r.Fields(f.value, here, {"burst", "per_second"})) {
+    if (g.key == "burst") {
+      *burst = static_cast<uint32_t>(r.Unsigned(g, here, min_burst, max_burst));
+      have_burst = true;
+    } else {
+      *per_second = static_cast<uint32_t>(r.Unsigned(g, here, 1, 100000));
+      have_rate = true;
+    }
+  }
+  if (!have_burst || !have_rate) r.Fail(f.line, here, "needs both burst and per_second");
+}
+
 // `http2: false`, or its limits (docs/config.md). The bounds are RFC 9113's
 // where it has them (a window is at most 2^31-1, §6.9.1) and what keeps one
 // connection's memory sane where it does not.
@@ -80,7 +98,8 @@ ListenerHttp2 ReadHttp2(const Reader& r, const Field& f, const std::string& ctx,
   for (const Field& g : r.Fields(f.value, ctx,
                                  {"enabled", "max_concurrent_streams", "max_header_list_bytes",
                                   "header_table_bytes", "stream_window_bytes",
-                                  "connection_window_bytes"})) {
+                                  "connection_window_bytes", "resets", "control_frames",
+                                  "max_continuations", "max_empty_frames"})) {
     (*lines)[Ctx(ctx, g.key)] = g.line;
     if (g.key == "enabled") h.enabled = r.Bool(g, ctx);
     if (g.key == "max_concurrent_streams") {
@@ -97,6 +116,22 @@ ListenerHttp2 ReadHttp2(const Reader& r, const Field& f, const std::string& ctx,
     }
     if (g.key == "connection_window_bytes") {
       h.connection_window_bytes = static_cast<uint32_t>(r.Size(g, ctx, 65535, 0x7fffffff));
+    }
+    // Floors where a well-behaved client would trip the defence: a client
+    // opens with SETTINGS (and its ACK), often a PING; a large head may
+    // need a few CONTINUATIONs.
+    if (g.key == "resets") {
+      ReadFloodRate(r, g, ctx, 100000, 1, &h.resets_burst, &h.resets_per_second);
+    }
+    if (g.key == "control_frames") {
+      ReadFloodRate(r, g, ctx, 100000, 10, &h.control_frames_burst,
+                    &h.control_frames_per_second);
+    }
+    if (g.key == "max_continuations") {
+      h.max_continuations = static_cast<uint32_t>(r.Unsigned(g, ctx, 1, 1000));
+    }
+    if (g.key == "max_empty_frames") {
+      h.max_empty_frames = static_cast<uint32_t>(r.Unsigned(g, ctx, 1, 1000));
     }
   }
   return h;

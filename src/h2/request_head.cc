@@ -110,6 +110,8 @@ std::string_view HeadErrorReason(HeadError e) noexcept {
       return "headers_too_large";
     case HeadError::kBadPath:
       return "bad_path";
+    case HeadError::kBadProtocol:
+      return "bad_protocol";
   }
   return "unknown";
 }
@@ -127,8 +129,8 @@ void HeadBuilder::Reset(bool trailers, uint32_t max_list_bytes) noexcept {
   regular_seen_ = false;
   error_ = HeadError::kNone;
   path_error_ = http::PathError::kNone;
-  method_ = scheme_ = authority_ = path_ = host_ = {};
-  has_method_ = has_scheme_ = has_authority_ = has_path_ = has_host_ = false;
+  method_ = scheme_ = authority_ = path_ = host_ = protocol_ = {};
+  has_method_ = has_scheme_ = has_authority_ = has_path_ = has_host_ = has_protocol_ = false;
   has_length_ = false;
   length_ = 0;
   expect_continue_ = false;
@@ -186,9 +188,10 @@ bool HeadBuilder::AddPseudo(std::string_view name, std::string_view value) noexc
     slot = &authority_, seen = &has_authority_;
   } else if (name == ":path") {
     slot = &path_, seen = &has_path_;
+  } else if (name == ":protocol") {
+    slot = &protocol_, seen = &has_protocol_;  // extended CONNECT (RFC 8441 §4)
   } else {
-    // :status, and :protocol until extended CONNECT (RFC 8441) is offered.
-    return Fail(HeadError::kUnknownPseudo);
+    return Fail(HeadError::kUnknownPseudo);  // :status, or one no RFC defines
   }
   if (*seen) return Fail(HeadError::kDuplicatePseudo);
   *seen = true;
@@ -202,7 +205,15 @@ HeadError HeadBuilder::CheckPseudo() const noexcept {
   if (!has_method_) return HeadError::kMissingPseudo;
   if (!http::IsToken(method_)) return HeadError::kBadMethod;
   const bool connect = method_ == "CONNECT";
-  if (connect) {
+  if (has_protocol_) {
+    // RFC 8441 §4: :protocol only on CONNECT, which then carries :scheme and
+    // :path like any request; WebSocket (RFC 8441 §5) is the one protocol
+    // the gateway carries.
+    if (!connect || !http::EqualsIgnoreCase(protocol_, "websocket")) return HeadError::kBadProtocol;
+    if (!has_scheme_ || !has_path_ || !has_authority_) return HeadError::kBadConnect;
+    if (!IsScheme(scheme_)) return HeadError::kBadScheme;
+    if (!TargetBytesValid(path_) || path_ == "*") return HeadError::kBadTarget;
+  } else if (connect) {
     if (has_scheme_ || has_path_ || !has_authority_) return HeadError::kBadConnect;
   } else {
     if (!has_scheme_ || !has_path_) return HeadError::kMissingPseudo;
@@ -264,11 +275,13 @@ bool HeadBuilder::FinishRequest(bool end_stream, http::PathOptions paths, char* 
   const size_t joined = JoinCookies(scratch);
   char* path_scratch = scratch + joined;
   http::RequestHead& r = *out;
-  r.method_text = method_;
-  r.method = http::MethodFromText(method_);
+  // The upgrade an extended CONNECT stands for (the header's contract).
+  if (has_protocol_ && count_ + 3 > http::kMaxHeaders) return Fail(HeadError::kTooManyFields);
+  r.method_text = has_protocol_ ? std::string_view("GET") : method_;
+  r.method = http::MethodFromText(r.method_text);
   r.version_minor = 1;  // HTTP/1.1 semantics: persistent, Host-like authority
   r.host = has_authority_ ? authority_ : host_;
-  r.target = method_ == "CONNECT" ? authority_ : path_;
+  r.target = method_ == "CONNECT" && !has_protocol_ ? authority_ : path_;
   const size_t q = r.target.find('?');
   r.path = q == std::string_view::npos ? r.target : r.target.substr(0, q);
   r.query = q == std::string_view::npos ? std::string_view() : r.target.substr(q + 1);
@@ -285,6 +298,11 @@ bool HeadBuilder::FinishRequest(bool end_stream, http::PathOptions paths, char* 
   }
   r.header_count = count_;
   for (uint16_t i = 0; i < count_; ++i) r.headers[i] = fields_[i];
+  if (has_protocol_) {
+    r.headers[r.header_count++] = http::Header{"upgrade", "websocket"};
+    r.headers[r.header_count++] = http::Header{"connection", "upgrade"};
+    end_stream = true;  // no body: DATA are the tunnel's
+  }
   // A body's end is the stream's end; a length, when given, is checked
   // against the DATA that arrives (server_session.cc). Without one an
   // HTTP/1.1 upstream needs the body chunked: kChunked says so.

@@ -32,6 +32,7 @@ struct ServerSession::Stream {
   bool request_done = false;  // END_STREAM from the client seen
   bool responded = false;     // a response head was submitted
   bool engine_reset = false;  // Reset() or an answer's NO_ERROR reset: not provoked
+  bool tunnel = false;        // extended CONNECT: each direction ends on its own
 };
 
 // The header block in progress (RFC 9113 §4.3: one at a time per
@@ -205,6 +206,9 @@ bool ServerSession::Start() {
       {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, l.header_table_bytes},
       // RFC 9218 §2.1: no RFC 7540 priority tree is kept for the peer to grow.
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+      // RFC 8441 §3: WebSocket over a stream (extended CONNECT); whether a
+      // route takes it is the engine's decision, as for the HTTP/1.1 upgrade.
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
   };
   if (nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0 ||
       nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
@@ -372,6 +376,7 @@ void ServerSession::DeliverHead(Stream* st, bool end_stream) {
     if (ok) {
       const http::RequestHead& h = block_->head;
       st->method = h.method;
+      st->tunnel = b.extended_connect();
       st->has_length = h.body == http::BodyKind::kContentLength;
       st->expected = h.content_length;
       handler_->OnRequest(*this, id, h, end_stream);
@@ -474,8 +479,9 @@ void ServerSession::OnSent(uint8_t type, int32_t id, uint8_t flags, uint32_t cod
     return;
   }
   // The response is complete while the request is not: ask the client to
-  // stop sending it, without error (RFC 9113 §8.1).
-  if (st != nullptr && (flags & NGHTTP2_FLAG_END_STREAM) != 0 && !st->request_done &&
+  // stop sending it, without error (RFC 9113 §8.1). A tunnel's END_STREAM
+  // is one direction's FIN (RFC 8441 §4): the other goes on.
+  if (st != nullptr && (flags & NGHTTP2_FLAG_END_STREAM) != 0 && !st->request_done && !st->tunnel &&
       (type == NGHTTP2_HEADERS || type == NGHTTP2_DATA)) {
     st->engine_reset = true;
     nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);

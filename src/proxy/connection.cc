@@ -1,5 +1,7 @@
-// The InputStore of a core (connection.h).
+// The InputStore of a core, and the release of a connection (connection.h).
 #include "src/proxy/connection.h"
+
+#include <unistd.h>
 
 #include <cstring>
 
@@ -61,6 +63,16 @@ void InputStore::Clear(Input& in) noexcept {
   }
   in.held_tail = kNone;
   in.held_off = 0;
+}
+
+void Release(Connection& c, InputStore& inputs, core::BlockPool& blocks) noexcept {
+  inputs.Clear(c.in);
+  inputs.Clear(c.cipher_in);
+  c.out.Clear(&blocks);
+  c.cipher_out.Clear(&blocks);
+  c.tls.reset();
+  if (c.fd >= 0) close(c.fd);
+  c.fd = -1;
 }
 
 }  // namespace hms::proxy

@@ -117,6 +117,11 @@ class InputStore {
   std::vector<uint32_t> held_len_;   // [buffer id] → bytes received into it
 };
 
+// Gives back what a connection of either kind holds (input, output queues,
+// TLS session) and closes its socket: the end of a connection whose last
+// operation has completed, or of every connection after a core's loop.
+void Release(Connection& c, InputStore& inputs, core::BlockPool& blocks) noexcept;
+
 template <typename F>
 inline void InputStore::Drive(Input& in, F&& consume) {
   for (;;) {

@@ -157,15 +157,11 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
       }
     }
   } else if (res == 0) {
-    c.eof = true;
-    if (c.state == Client::State::kClosing) {
+    if (c.state != Client::State::kClosing) {
+      OnClientEof(slot);
+    } else {
+      c.eof = true;
       if (c.phase != Client::Phase::kFlush) CloseClient(slot, false);  // flushing: closes when sent
-    } else if (c.state == Client::State::kTunnel) {
-      TunnelEof(slot, true);  // passed on to the upstream (tunnel.cc)
-    } else if (!c.ex.active()) {
-      CloseClient(slot, true);
-    } else if (!EndAbandonedUpload(slot)) {
-      c.close_after_flush = true;  // answer the request in flight, then close
     }
   } else if (res == -ENOBUFS) {
     metrics_.buffer_ring_exhausted.Add();  // back-pressure: re-armed below
@@ -182,15 +178,34 @@ void Worker::OnClientRecv(uint32_t slot, int res, uint32_t flags) {
   MaybeFreeClient(slot);
 }
 
+void Worker::OnClientEof(uint32_t slot) {
+  Client& c = clients_[slot];
+  c.eof = true;
+  if (c.state == Client::State::kTunnel) {
+    TunnelEof(slot, true);  // passed on to the upstream (tunnel.cc)
+  } else if (!c.ex.active()) {
+    CloseClient(slot, true);
+  } else if (!EndAbandonedUpload(slot)) {
+    c.close_after_flush = true;  // answer the request in flight, then close
+  }
+}
+
 // A connection that is open but not reading (its input held while an exchange
 // runs, or the peer's FIN read) would learn of its peer's reset only when it
 // reads again: after a slow upstream answers, after a stalled upload's route
 // timeout, or never. Its slot, descriptor, blocks, held buffers and upstream
-// connection would stay taken meanwhile. A one-shot poll for POLLERR|POLLHUP
-// covers that time. TCP raises both on a reset (tcp_reset: sk_err set, then
-// tcp_done shuts both directions); a FIN alone raises neither (only
-// POLLRDHUP), so a half-closed client still gets its answers. The error
-// queue, the other source of POLLERR, is unused (SEND_ZC notifies in CQEs).
+// connection would stay taken meanwhile. A poll for POLLERR|POLLHUP covers
+// that time. TCP raises both on a reset (tcp_reset: sk_err set, then
+// tcp_done shuts both directions); a FIN raises only POLLRDHUP (and
+// POLLIN), which is not a reason to close: a half-closed client still gets
+// its answers. io_uring reports POLLRDHUP whatever the mask asks
+// (IO_POLL_UNMASK in io_uring/poll.c), so a one-shot poll would end at the
+// FIN and a later reset would go unseen; and a one-shot armed again would
+// complete at once, for ever, on a socket that stays half-closed. So the
+// poll is multishot: it reports each wake-up of the socket once (a FIN, a
+// reset), never a state that merely persists, and stays armed until
+// cancelled. The error queue, the other source of POLLERR, is unused
+// (SEND_ZC notifies in CQEs).
 void Worker::WatchClient(uint32_t slot) {
   Client& c = clients_[slot];
   // A tunnel whose client sent its FIN is not watched: the POLLHUP that our
@@ -202,7 +217,7 @@ void Worker::WatchClient(uint32_t slot) {
   if (open && !reading) {
     if (c.watch_armed) return;
     io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_poll_add(sqe, c.fd, POLLERR | POLLHUP);
+    io_uring_prep_poll_multishot(sqe, c.fd, POLLERR | POLLHUP);
     io_uring_sqe_set_data64(sqe, core::PackUserData(kOpWatchClient, c.gen, slot));
     c.watch_armed = true;
     ++c.ops;
@@ -212,17 +227,25 @@ void Worker::WatchClient(uint32_t slot) {
   }
 }
 
-void Worker::OnClientWatch(uint32_t slot, int res) {
+void Worker::OnClientWatch(uint32_t slot, int res, uint32_t flags) {
   Client& c = clients_[slot];
-  c.watch_armed = c.watch_cancelling = false;
-  --c.ops;
+  const bool ended = !(flags & IORING_CQE_F_MORE);
+  if (ended) {
+    c.watch_armed = c.watch_cancelling = false;
+    --c.ops;
+  }
   if (res > 0 && (res & (POLLERR | POLLHUP)) != 0) {
-    CloseClient(slot, false);  // reset: nothing more can reach this client (frees the slot)
+    // Reset: nothing more can reach this client. Frees the slot once the
+    // watch's last completion (the cancel's) is in.
+    CloseClient(slot, false);
     return;
   }
-  // Cancelled, and the need may have come back since; any other error is not
-  // retried (no spin): the connection's own timers still bound it.
-  if (res == -ECANCELED) WatchClient(slot);
+  // POLLRDHUP alone (the FIN) leaves the watch armed. Cancelled, or ended by
+  // the kernel (a full completion queue ends a multishot), the need may have
+  // come back or still be there: armed again, which cannot spin (a new
+  // multishot reports what is already true once, then only wake-ups). Any
+  // other error is not retried: the connection's own timers still bound it.
+  if (ended && (res == -ECANCELED || res > 0)) WatchClient(slot);
   MaybeFreeClient(slot);
 }
 
@@ -231,7 +254,10 @@ void Worker::PumpClient(uint32_t slot) {
   Client& c = clients_[slot];
   if (c.state == Client::State::kFree) return;
   if (c.parent != kNone) {
-    PumpStream(slot);  // an h2 stream: its body waits in its own queue
+    // An h2 stream: a head parked for Redis starts its exchange now; its
+    // body waits in its own queue.
+    if (c.stream.parked_head != nullptr) ResumeStream(slot);
+    if (clients_[slot].state != Client::State::kFree) PumpStream(slot);
     return;
   }
   if (c.tls != nullptr) {
@@ -388,13 +414,7 @@ void Worker::CloseClient(uint32_t slot, bool graceful) {
 void Worker::MaybeFreeClient(uint32_t slot) {
   Client& c = clients_[slot];
   if (c.state != Client::State::kClosing || c.phase != Client::Phase::kHard || c.ops != 0) return;
-  close(c.fd);
-  c.fd = -1;
-  inputs_.Clear(c.in);
-  c.out.Clear(&blocks_);
-  inputs_.Clear(c.cipher_in);
-  c.cipher_out.Clear(&blocks_);
-  c.tls.reset();
+  Release(c, inputs_, blocks_);
   c.h2.reset();
   timers_.Cancel(&c.timer);
   timers_.Cancel(&c.ex.timer);

@@ -11,21 +11,6 @@
 #include "src/proxy/worker.h"
 
 namespace hms::proxy {
-namespace {
-
-// What a connection of either kind holds goes back (input, output queues,
-// TLS session), and its socket is closed.
-void Release(Connection& c, InputStore& inputs, core::BlockPool& blocks) {
-  inputs.Clear(c.in);
-  inputs.Clear(c.cipher_in);
-  c.out.Clear(&blocks);
-  c.cipher_out.Clear(&blocks);
-  c.tls.reset();
-  if (c.fd >= 0) close(c.fd);
-  c.fd = -1;
-}
-
-}  // namespace
 
 void Worker::BeginDrain(bool handed_over) {
   draining_ = true;

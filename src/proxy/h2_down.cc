@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
+#include "hms/auth/base64url.h"
 #include "hms/common/check.h"
 #include "src/proxy/worker.h"
 
@@ -48,6 +50,34 @@ uint16_t TrailersOf(std::string_view tail, http::Header* fields, uint16_t max) {
     fields[n++] = http::Header{line.substr(0, colon), value};
   }
   return n;
+}
+
+// A parked stream's head, at the start of the block that keeps it.
+const http::RequestHead& KeptHead(core::Block* b) {
+  return *reinterpret_cast<const http::RequestHead*>(b->data());
+}
+
+// A Sec-WebSocket-Key (RFC 6455 §4.1: 16 random bytes in padded base64)
+// into out[0, 24).
+void NewWebSocketKey(uint64_t a, uint64_t b, char* out) {
+  uint8_t nonce[16];
+  std::memcpy(nonce, &a, 8);
+  std::memcpy(nonce + 8, &b, 8);
+  const size_t n = auth::EncodeBase64Url(nonce, sizeof nonce, out);  // 22 characters
+  for (size_t i = 0; i < n; ++i) {
+    if (out[i] == '-') out[i] = '+';  // base64url → base64 (RFC 4648 §5 → §4)
+    if (out[i] == '_') out[i] = '/';
+  }
+  out[22] = out[23] = '=';
+}
+
+// Only an extended CONNECT's head carries upgrade (request_head.h: from a
+// client the field is connection-specific, refused); h2 names are lowercase.
+bool IsExtendedConnect(const http::RequestHead& h) {
+  for (uint16_t i = 0; i < h.header_count; ++i) {
+    if (h.headers[i].name == "upgrade") return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -152,6 +182,10 @@ void Worker::FreeStream(uint32_t slot) {
   if (st.unconsumed > 0 && conn.h2 != nullptr) conn.h2->session.Consume(st.id, st.unconsumed);
   st.unconsumed = 0;
   st.body.Clear(&blocks_);
+  if (st.parked_head != nullptr) {
+    blocks_.Put(st.parked_head);
+    st.parked_head = nullptr;
+  }
   timers_.Cancel(&c.timer);
   timers_.Cancel(&c.ex.timer);
   if (c.ex.head != nullptr) {
@@ -175,6 +209,14 @@ void Worker::OnH2Request(uint32_t conn, int32_t id, const http::RequestHead& hea
   // HTTP/1.1 one; its views live until this call returns, and the exchange
   // keeps nothing of them past StartExchange.
   req_ = head;
+  // An extended CONNECT: the upstream's handshake gets a key of the
+  // stream's own, its 101 checked against it (tunnel.cc).
+  if (IsExtendedConnect(req_)) {
+    H2Stream& st = clients_[s].stream;
+    NewWebSocketKey(Random(), Random(), st.ws_key);
+    req_.headers[req_.header_count++] =
+        http::Header{"sec-websocket-key", std::string_view(st.ws_key, sizeof st.ws_key)};
+  }
   StartExchange(s, 0);
 }
 
@@ -185,14 +227,21 @@ void Worker::OnH2Refused(uint32_t conn, int32_t id, const policy::Answer& answer
 
 void Worker::OnH2Data(uint32_t conn, int32_t id, uint64_t tag, const char* p, size_t n) {
   const uint32_t s = StreamOf(tag);
-  if (s == kNone || !clients_[s].ex.active() || clients_[s].ex.req_done) {
+  // A stream parked for Redis keeps its body (bounded by its window) for
+  // the exchange that starts when Redis answers.
+  core::Block* kept = s != kNone ? clients_[s].stream.parked_head : nullptr;
+  // A WebSocket stream's DATA are the tunnel's bytes (its head had no body).
+  const bool tunnel = s != kNone && clients_[s].ex.active() && clients_[s].ex.websocket;
+  if (s == kNone ||
+      (kept == nullptr && !tunnel && (!clients_[s].ex.active() || clients_[s].ex.req_done))) {
     // Nobody reads it (answered early, or reset): the windows reopen at once.
     clients_[conn].h2->session.Consume(id, n);
     return;
   }
   Client& c = clients_[s];
   H2Stream& st = c.stream;
-  if (c.ex.req_body == http::BodyKind::kChunked) {
+  const http::BodyKind kind = kept != nullptr ? KeptHead(kept).body : c.ex.req_body;
+  if (kind == http::BodyKind::kChunked) {
     // No content-length: the HTTP/1.1 upstream gets the body chunked.
     char size[24];
     const int k = std::snprintf(size, sizeof size, "%zx\r\n", n);
@@ -212,7 +261,18 @@ void Worker::OnH2RequestEnd(uint32_t conn, uint64_t tag, const http::Header* tra
   const uint32_t s = StreamOf(tag);
   if (s == kNone) return;
   Client& c = clients_[s];
-  if (!c.ex.active() || c.ex.req_done || c.ex.req_body != http::BodyKind::kChunked) return;
+  if (c.ex.active() && c.ex.websocket) {
+    // END_STREAM of a WebSocket stream: the client's FIN, passed on once
+    // its bytes are (tunnel.cc); before the 101, OpenTunnel sees it.
+    c.eof = true;
+    if (c.state == Client::State::kTunnel) TunnelEof(s, true);
+    return;
+  }
+  core::Block* kept = c.stream.parked_head;
+  const bool chunked = kept != nullptr ? KeptHead(kept).body == http::BodyKind::kChunked
+                                       : c.ex.active() && !c.ex.req_done &&
+                                             c.ex.req_body == http::BodyKind::kChunked;
+  if (!chunked) return;
   // The last chunk, with the request's trailers as the trailer section.
   H2Stream& st = c.stream;
   st.body.Append(&blocks_, "0\r\n", 3);
@@ -252,11 +312,14 @@ void Worker::PumpStream(uint32_t slot) {
   Client& c = clients_[slot];
   const uint32_t gen = c.gen;
   H2Stream& st = c.stream;
-  while (!st.body.empty() && c.state == Client::State::kBody && c.ex.active()) {
+  while (!st.body.empty() && c.ex.active() &&
+         (c.state == Client::State::kBody || c.state == Client::State::kTunnel)) {
     iovec iov[1];
     st.body.Gather(iov, 1);
-    const int64_t used =
-        ForwardRequestBody(slot, static_cast<const char*>(iov[0].iov_base), iov[0].iov_len);
+    const char* p = static_cast<const char*>(iov[0].iov_base);
+    const int64_t used = c.state == Client::State::kTunnel
+                             ? TunnelToUpstream(slot, p, iov[0].iov_len)
+                             : ForwardRequestBody(slot, p, iov[0].iov_len);
     if (c.gen != gen || c.state == Client::State::kFree) return;  // the exchange ended it
     if (used == kBlocked || used == 0) break;
     st.body.Consume(&blocks_, static_cast<size_t>(used));
@@ -266,6 +329,59 @@ void Worker::PumpStream(uint32_t slot) {
     clients_[st.conn].h2->session.Consume(st.id, give);
     MarkDirty(clients_[st.conn], st.conn);  // WINDOW_UPDATE
   }
+  if (c.state == Client::State::kTunnel && st.body.empty()) TunnelProgress(slot);  // a FIN held
+}
+
+// The head at the block's start, every byte its views point to behind it,
+// the views moved onto the copies (views that share bytes are copied each:
+// simpler than finding overlaps, and a head is small).
+bool Worker::KeepStreamHead(uint32_t slot) {
+  H2Stream& st = clients_[slot].stream;
+  if (st.parked_head != nullptr) return true;
+  core::Block* b = blocks_.Get();
+  char* base = b->data();
+  const size_t cap = blocks_.block_size();
+  auto* h = new (base) http::RequestHead(req_);
+  size_t used = sizeof(http::RequestHead);
+  bool fits = true;
+  auto move = [&](std::string_view& v) {
+    if (v.empty()) return;
+    if (used + v.size() > cap) {
+      fits = false;
+      return;
+    }
+    std::memcpy(base + used, v.data(), v.size());
+    v = std::string_view(base + used, v.size());
+    used += v.size();
+  };
+  move(h->method_text);
+  move(h->target);
+  move(h->path);
+  move(h->query);
+  move(h->host);
+  for (uint16_t i = 0; i < h->header_count; ++i) {
+    move(h->headers[i].name);
+    move(h->headers[i].value);
+  }
+  if (!fits) {
+    blocks_.Put(b);
+    return false;
+  }
+  st.parked_head = b;
+  return true;
+}
+
+// Redis answered (the stream's fleet_pass says how): the exchange starts
+// from the kept head as OnH2Request starts it; parked again, the head is
+// copied anew, so the old block goes back in any case.
+void Worker::ResumeStream(uint32_t slot) {
+  Client& c = clients_[slot];
+  core::Block* b = c.stream.parked_head;
+  if (b == nullptr || c.fleet_parked || c.state != Client::State::kHead || c.ex.active()) return;
+  c.stream.parked_head = nullptr;
+  req_ = KeptHead(b);
+  StartExchange(slot, 0);
+  blocks_.Put(b);  // the exchange keeps nothing of the head past StartExchange
 }
 
 // --- H2Stream: the Downstream of a stream's exchange -------------------------
@@ -292,8 +408,21 @@ void H2Stream::Commit(size_t n) noexcept {
   resp_remaining = r.content_length;
   chunks.Reset();
   tail_len = 0;
-  const bool empty = r.body == http::BodyKind::kNone ||
-                     (r.body == http::BodyKind::kContentLength && r.content_length == 0);
+  if (r.status == 101) {
+    // The tunnel opened (tunnel.cc OpenTunnel): on h2 it is a 200 whose DATA
+    // carry the upstream's bytes (RFC 8441 §5); the accept was checked and
+    // means nothing to an h2 client, the hop-by-hop fields go with the 101.
+    r.status = 200;
+    resp_body = http::BodyKind::kUntilClose;
+    uint16_t kept = 0;
+    for (uint16_t i = 0; i < r.header_count; ++i) {
+      if (http::EqualsIgnoreCase(r.headers[i].name, "sec-websocket-accept")) continue;
+      r.headers[kept++] = r.headers[i];
+    }
+    r.header_count = kept;
+  }
+  const bool empty = resp_body == http::BodyKind::kNone ||
+                     (resp_body == http::BodyKind::kContentLength && r.content_length == 0);
   head_sent = true;
   ended = empty;
   s.Respond(id, r.status, r.headers, r.header_count, empty);

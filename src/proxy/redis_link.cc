@@ -371,6 +371,9 @@ void Worker::ResetFleetFor(const config::Snapshot& s) {
 bool Worker::ParkFleet(uint32_t slot, uint32_t route) {
   RedisLink& l = redis_;
   if (l.parked_count == l.parked.size()) return false;
+  // An HTTP/1.1 head stays in its connection's input; an h2 stream's is in
+  // none, so the stream keeps a copy (h2_down.cc).
+  if (clients_[slot].parent != kNone && !KeepStreamHead(slot)) return false;
   ParkedRequest& p = l.parked[(l.parked_head + l.parked_count) % l.parked.size()];
   p.slot = slot;
   p.gen = clients_[slot].gen;

@@ -125,14 +125,7 @@ void Worker::PumpClientTls(uint32_t slot) {
     Client& d = clients_[slot];
     if (d.state == Client::State::kFree || d.state == Client::State::kClosing) return;
     if (step == TlsStep::kEof) {  // close_notify: like a FIN
-      d.eof = true;
-      if (d.state == Client::State::kTunnel) {
-        TunnelEof(slot, true);
-      } else if (!d.ex.active()) {
-        CloseClient(slot, true);
-      } else if (!EndAbandonedUpload(slot)) {
-        d.close_after_flush = true;
-      }
+      OnClientEof(slot);
       return;
     }
     if (step != TlsStep::kProgress) return;

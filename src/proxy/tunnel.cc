@@ -62,7 +62,7 @@ int64_t Worker::OpenTunnel(uint32_t up, size_t head_len, size_t n) {
     const std::string_view tid = ex.trace.external_len > 0
                                      ? std::string_view(ex.trace.external_id, ex.trace.external_len)
                                      : std::string_view(ex.trace.trace_id, 32);
-    head = WriteSwitchingHead(r, hop_by_hop, tid, c.Reserve(blocks_.block_size()),
+    head = WriteSwitchingHead(r, hop_by_hop, tid, Down(c).Reserve(blocks_.block_size()),
                               blocks_.block_size());
     if (head == 0) detail = "the upstream's 101 with the gateway's fields does not fit its buffer";
   }
@@ -81,8 +81,8 @@ int64_t Worker::OpenTunnel(uint32_t up, size_t head_len, size_t n) {
   ReportEndpoint(ex, policy::Fault::kNone);
   ReportOutcome(ex, policy::Fault::kNone);
   ex.HeadForwarded();
-  ex.status = 101;
-  c.Commit(head);
+  ex.status = c.parent != kNone ? 200 : 101;  // an h2 stream's client sees a 200 (RFC 8441 §5)
+  Down(c).Commit(head);  // an h2 stream turns the 101 into its 200 (h2_down.cc)
   ex.bytes_out += head;
   c.state = Client::State::kTunnel;
   Tunnel& t = ex.tunnel;
@@ -113,7 +113,7 @@ int64_t Worker::TunnelToUpstream(uint32_t slot, const char* p, size_t n) {
 
 int64_t Worker::TunnelToClient(uint32_t up, const char* p, size_t n) {
   Client& c = clients_[upstreams_[up].client];
-  Downstream& down = c;
+  Downstream& down = Down(c);
   if (down.Full()) return kBlocked;  // resumed when the client has taken what is queued
   down.Send(p, n);
   c.ex.bytes_out += n;
@@ -154,7 +154,11 @@ void Worker::TunnelProgress(uint32_t slot) {
   const uint32_t up = ex.upstream;
   Upstream& u = upstreams_[up];
   Tunnel& t = ex.tunnel;
-  const bool client_input = !c.in.empty() || c.cipher_in.held_head != kNone;
+  // An h2 stream has no socket: its held input is its DATA queue, and its
+  // FIN an END_STREAM, which goes behind the DATA already queued.
+  const bool stream = c.parent != kNone;
+  const bool client_input =
+      stream ? !c.stream.body.empty() : !c.in.empty() || c.cipher_in.held_head != kNone;
   if (NextHalf(t.to_upstream, client_input, u.send_inflight || !u.out.empty()) ==
           TunnelHalf::kShut &&
       ShutWrite(u, up, &t.upstream_notified)) {
@@ -163,11 +167,19 @@ void Worker::TunnelProgress(uint32_t slot) {
   const bool upstream_input = !u.in.empty() || u.cipher_in.held_head != kNone;
   if (NextHalf(t.to_client, upstream_input, c.send_inflight || !c.out.empty()) ==
           TunnelHalf::kShut &&
-      ShutWrite(c, slot, &t.client_notified)) {
+      (stream ? EndTunnelStream(slot) : ShutWrite(c, slot, &t.client_notified))) {
     t.to_client = TunnelHalf::kShut;
   }
   // Both FINs passed on, every byte delivered: nothing is left to linger for.
   if (t.done()) CloseClient(slot, false);
+}
+
+bool Worker::EndTunnelStream(uint32_t slot) {
+  H2Stream& st = clients_[slot].stream;
+  if (!st.ended) clients_[st.conn].h2->session.SendData(st.id, nullptr, 0, true);
+  st.ended = true;
+  MarkDirty(clients_[st.conn], st.conn);
+  return true;
 }
 
 void Worker::OnTunnelIdle(uint32_t slot) {

@@ -433,16 +433,10 @@ void Worker::CloseUpstream(uint32_t up) {
 void Worker::MaybeFreeUpstream(uint32_t up) {
   Upstream& u = upstreams_[up];
   if (u.state != Upstream::State::kClosing || u.ops != 0) return;
-  if (u.fd >= 0) close(u.fd);
-  u.fd = -1;
-  u.h2.reset();
+  u.h2.reset();  // an h2 connection's session, before its bytes go
   u.h2_parent = kNone;
   u.h2s.Reset(&blocks_);
-  inputs_.Clear(u.in);
-  u.out.Clear(&blocks_);
-  inputs_.Clear(u.cipher_in);
-  u.cipher_out.Clear(&blocks_);
-  u.tls.reset();
+  Release(u, inputs_, blocks_);
   u.state = Upstream::State::kFree;
   ++u.gen;
   upstreams_.Free(up);

@@ -1,6 +1,8 @@
 // The WebSocket handshake's decisions (websocket.h).
 #include "src/proxy/websocket.h"
 
+#include <iterator>
+
 #include "hms/tls/sha1_base64.h"
 
 namespace hms::proxy {
@@ -86,49 +88,40 @@ UpgradeVerdict JudgeUpgrade(const http::RequestHead& r) noexcept {
   return v;
 }
 
-std::string_view WebSocketRuleToken(WebSocketRule rule) noexcept {
-  switch (rule) {
-    case WebSocketRule::kNone:
-      return "";
-    case WebSocketRule::kConnection:
-      return "connection";
-    case WebSocketRule::kMethod:
-      return "method";
-    case WebSocketRule::kHttpVersion:
-      return "http_version";
-    case WebSocketRule::kBody:
-      return "body";
-    case WebSocketRule::kKey:
-      return "key";
-    case WebSocketRule::kVersion:
-      return "version";
-  }
-  return "";
+namespace {
+
+// Each rule's token, sentence and status, in WebSocketRule's order: one row
+// a rule, so a new rule cannot have a token without its sentence. 426 for a
+// version the gateway does not speak (§4.4), 400 for every other rule.
+struct RuleRow {
+  std::string_view token;
+  std::string_view text;
+  uint16_t status;
+};
+constexpr RuleRow kRuleRows[] = {
+    {"", "", 400},  // kNone
+    {"connection", "Upgrade: websocket without Connection: upgrade", 400},
+    {"method", "a WebSocket upgrade is a GET", 400},
+    {"http_version", "a WebSocket upgrade is HTTP/1.1", 400},
+    {"body", "a WebSocket upgrade has no body", 400},
+    {"key", "Sec-WebSocket-Key must be one base64 value of 16 bytes", 400},
+    {"version", "Sec-WebSocket-Version must be 13", 426},
+};
+static_assert(std::size(kRuleRows) == static_cast<size_t>(WebSocketRule::kVersion) + 1,
+              "one row for each WebSocketRule");
+
+const RuleRow& RowOf(WebSocketRule rule) noexcept {
+  const size_t i = static_cast<size_t>(rule);
+  return i < std::size(kRuleRows) ? kRuleRows[i] : kRuleRows[0];
 }
 
-std::string_view WebSocketRuleText(WebSocketRule rule) noexcept {
-  switch (rule) {
-    case WebSocketRule::kNone:
-      return "";
-    case WebSocketRule::kConnection:
-      return "Upgrade: websocket without Connection: upgrade";
-    case WebSocketRule::kMethod:
-      return "a WebSocket upgrade is a GET";
-    case WebSocketRule::kHttpVersion:
-      return "a WebSocket upgrade is HTTP/1.1";
-    case WebSocketRule::kBody:
-      return "a WebSocket upgrade has no body";
-    case WebSocketRule::kKey:
-      return "Sec-WebSocket-Key must be one base64 value of 16 bytes";
-    case WebSocketRule::kVersion:
-      return "Sec-WebSocket-Version must be 13";
-  }
-  return "";
-}
+}  // namespace
 
-uint16_t WebSocketRuleStatus(WebSocketRule rule) noexcept {
-  return rule == WebSocketRule::kVersion ? 426 : 400;
-}
+std::string_view WebSocketRuleToken(WebSocketRule rule) noexcept { return RowOf(rule).token; }
+
+std::string_view WebSocketRuleText(WebSocketRule rule) noexcept { return RowOf(rule).text; }
+
+uint16_t WebSocketRuleStatus(WebSocketRule rule) noexcept { return RowOf(rule).status; }
 
 void WebSocketAccept(std::string_view key, char* out) noexcept {
   static_assert(kAcceptSize == tls::kSha1Base64Size);

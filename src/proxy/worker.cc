@@ -75,6 +75,12 @@ Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& conf
     if (h.header_table_bytes != 0) limits.header_table_bytes = h.header_table_bytes;
     if (h.stream_window_bytes != 0) limits.stream_window_bytes = h.stream_window_bytes;
     if (h.connection_window_bytes != 0) limits.connection_window_bytes = h.connection_window_bytes;
+    if (h.resets_burst != 0) limits.resets = {h.resets_burst, h.resets_per_second};
+    if (h.control_frames_burst != 0) {
+      limits.control_frames = {h.control_frames_burst, h.control_frames_per_second};
+    }
+    if (h.max_continuations != 0) limits.max_continuations = h.max_continuations;
+    if (h.max_empty_frames != 0) limits.max_empty_frames = h.max_empty_frames;
     auto made = h2::ServerConfig::Make(limits, path_options_);
     if (made.ok()) h2_config_[i] = std::move(made.value());
   }
@@ -302,7 +308,7 @@ void Worker::HandleCqe(io_uring_cqe* cqe) {
       OnClientSent(slot, res);
       return;
     case kOpWatchClient:
-      OnClientWatch(slot, res);
+      OnClientWatch(slot, res, flags);
       return;
     case kOpRecvUp:
       OnUpstreamRecv(slot, res, flags);

@@ -136,9 +136,10 @@ struct Client : Connection, Downstream {
   State state = State::kFree;
   Phase phase = Phase::kOpen;
   // While the connection is open but not reading (input held, or the peer's
-  // FIN read with an exchange still running), a poll for POLLERR|POLLHUP
-  // watches for the peer's reset, so a client that resets frees at once what
-  // it holds instead of when its exchange ends (Worker::WatchClient).
+  // FIN read with an exchange still running), a multishot poll for
+  // POLLERR|POLLHUP watches for the peer's reset, so a client that resets
+  // frees at once what it holds instead of when its exchange ends
+  // (Worker::WatchClient).
   bool watch_armed = false;
   bool watch_cancelling = false;
   bool close_after_flush = false;
@@ -324,9 +325,13 @@ class Worker {
   uint32_t NewClient(int fd, uint16_t listener);
   void SetClientTimer(uint32_t slot);
   void OnClientRecv(uint32_t slot, int res, uint32_t flags);
+  // The client closed its sending side, by a FIN or a TLS close_notify, on
+  // a connection that is not closing: a tunnel passes it on, an idle
+  // connection closes, an exchange in flight is answered first.
+  void OnClientEof(uint32_t slot);
   // Arms or cancels the reset watch as the connection's state needs it.
   void WatchClient(uint32_t slot);
-  void OnClientWatch(uint32_t slot, int res);
+  void OnClientWatch(uint32_t slot, int res, uint32_t flags);
   void PumpClient(uint32_t slot);
   int64_t ConsumeClient(uint32_t slot, const char* p, size_t n);
   void OnClientSent(uint32_t slot, int res);
@@ -364,6 +369,12 @@ class Worker {
   void FreeStream(uint32_t slot);
   // Feeds a stream's held request body to its exchange.
   void PumpStream(uint32_t slot);
+  // A stream parked for a fleet-scope limit (redis_link.cc): its head (req_)
+  // copied into a block it owns (false when it does not fit one: the
+  // fallback decides it then), and admission run again from that copy once
+  // Redis answered.
+  bool KeepStreamHead(uint32_t slot);
+  void ResumeStream(uint32_t slot);
   // The connection an exchange's slot belongs to (itself unless a stream).
   Client& ConnOf(Client& c) { return c.parent == kNone ? c : clients_[c.parent]; }
   const Client& ConnOf(const Client& c) const {
@@ -558,6 +569,8 @@ class Worker {
   // After a send, an EOF or input taken: shuts a drained direction, ends
   // the tunnel when both are.
   void TunnelProgress(uint32_t slot);
+  // An h2 stream's FIN (extended CONNECT): END_STREAM behind its DATA.
+  bool EndTunnelStream(uint32_t slot);
   // Passes a FIN on toward `conn` once its queue is sent (a TLS close_notify
   // first); true once done.
   template <typename Conn>

@@ -4,9 +4,6 @@
 // close that is only a FIN (the worker answers what is in flight, then finds
 // the peer gone) and a real reset. engine_mem feeds the same inputs through
 // socketpairs, without ports and many times faster.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
@@ -15,12 +12,11 @@
 
 namespace {
 
-sockaddr_in g_gateway{};
+uint16_t g_port = 0;  // the gateway's listener
 
 int Connect(hms::proxy::Engine&) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = hms::testing::ConnectLoopback(g_port);
   FUZZ_CHECK(fd >= 0);
-  FUZZ_CHECK(connect(fd, reinterpret_cast<const sockaddr*>(&g_gateway), sizeof g_gateway) == 0);
   return fd;
 }
 
@@ -33,9 +29,7 @@ hms::proxy::Engine* Get() {
     hms::proxy::Engine* e = engine_fuzz::StartEngine(/*bind=*/true).release();
     if (e == nullptr) return e;
     const std::string& addr = e->bound_addresses().at(0);
-    g_gateway.sin_family = AF_INET;
-    g_gateway.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    g_gateway.sin_port = htons(static_cast<uint16_t>(std::stoi(addr.substr(addr.rfind(':') + 1))));
+    g_port = static_cast<uint16_t>(std::stoi(addr.substr(addr.rfind(':') + 1)));
     return e;
   }();
   return engine;

@@ -147,6 +147,68 @@ def test_two_gateways_share_twenty_a_minute(echo_upstream, register, gateway, re
         assert metric_sum(gw, "hms_fleet_redis_up") == gw.cores
 
 
+def test_h2_streams_parked_for_redis_are_answered(echo_upstream, register, gateway, redis):
+    """An h2 stream whose core holds no token waits for Redis like an
+    HTTP/1.1 request does, and is answered when Redis is: 30 streams (three
+    connections of ten at once, then curl with prior knowledge), exactly 20
+    admitted, none left hanging."""
+    from test_h2 import H2Client, h2c
+    r = redis()
+    register(fleet_routes(echo_upstream.port))
+    gw = gateway(redis_cfg(r))
+    wait_fleet_ok(gw)
+    start = time.monotonic()
+    statuses = []
+    clients = [H2Client(gw.port) for _ in range(3)]
+    try:
+        sids = [(c, [c.request("GET", "/limited") for _ in range(9)]) for c in clients]
+        for c, ids in sids:
+            for sid in ids:
+                got = c.wait(sid, timeout=5)  # parked streams used to hang here
+                assert got["reset"] is None, got
+                statuses.append(got["status"])
+    finally:
+        for c in clients:
+            c.close()
+    for _ in range(3):
+        statuses.append(h2c(gw, "/limited")[1])
+    elapsed = time.monotonic() - start
+    admitted = sum(1 for s in statuses if s != 429)
+    assert len(statuses) == 30
+    assert 20 <= admitted <= 20 + int(elapsed / 3.0), (admitted, elapsed, statuses)
+    assert metric_sum(gw, "hms_fleet_waits_total") > 0  # some did wait for Redis
+    assert metric_sum(gw, "hms_fleet_fallbacks_total") == 0
+
+
+def test_h2_bodies_wait_with_their_parked_streams(echo_upstream, register, gateway, redis):
+    """The body a client sends behind a parked stream's head (with and
+    without content-length) is held for the exchange Redis lets start."""
+    from test_h2 import H2Client
+    r = redis()
+    register(f"""service: fleet-echo
+routes:
+  - path: /echo
+    methods: [POST]
+    rate_limit: {{rate: "20 req/min", burst: 20, scope: fleet}}
+endpoints: [127.0.0.1:{echo_upstream.port}]
+""")
+    gw = gateway(redis_cfg(r))
+    wait_fleet_ok(gw)
+    c = H2Client(gw.port)
+    try:
+        bodies = [bytes([65 + i]) * (1000 * (i + 1)) for i in range(6)]
+        sids = []
+        for i, body in enumerate(bodies):
+            length = [("content-length", str(len(body)))] if i % 2 == 0 else []
+            sids.append(c.request("POST", "/echo", body=body, headers=length))
+        for sid, body in zip(sids, bodies):
+            got = c.wait(sid, timeout=5)
+            assert (got["status"], got["body"]) == (200, body), got["status"]
+    finally:
+        c.close()
+    assert metric_sum(gw, "hms_fleet_waits_total") > 0
+
+
 def run_wrk(port, seconds, script, out):
     args = ["wrk", "-t1", "-c20", f"-d{seconds}s", f"http://127.0.0.1:{port}/limited"]
     if script:
@@ -402,6 +464,35 @@ def test_fleet_scope_allocates_nothing_after_warmup(nginx_upstream, register, ga
     assert paced.count(429) < 5 and metric_sum(gw, "hms_fleet_waits_total") > waits, paced
     assert metric_sum(gw, "hms_fleet_lease_refills_total") > 0
     assert after - before == 0, f"{after - before} heap allocations in 1070 warm requests"
+
+
+def test_parked_h2_streams_allocate_nothing_after_warmup(nginx_upstream, register, gateway,
+                                                         redis):
+    """h2 streams parked for Redis keep their heads in the core's blocks:
+    nothing is allocated per stream once warm (STYLE §4). A lease of one
+    token at a rate Redis always grants: most streams wait for their call."""
+    from test_h2 import H2Client
+    r = redis()
+    register("service: json-svc\nroutes:\n"
+             "  - path: /fast\n    rate_limit: {rate: 100000 req/s, burst: 1, scope: fleet}\n"
+             f"endpoints: [127.0.0.1:{nginx_upstream.port}]\n")
+    gw = gateway({"cores": 1, **redis_cfg(r)})
+    wait_fleet_ok(gw)
+    c = H2Client(gw.port)  # one connection: its session is made once
+    try:
+        for _ in range(2):  # warm-up, then measured
+            before = metric_sum(gw, "hms_core_heap_allocations_total")
+            waits = metric_sum(gw, "hms_fleet_waits_total")
+            statuses = [c.wait(c.request("GET", "/fast"), timeout=5)["status"]
+                        for _ in range(200)]
+            parked = metric_sum(gw, "hms_fleet_waits_total") - waits
+            after = metric_sum(gw, "hms_core_heap_allocations_total")
+    finally:
+        c.close()
+    assert statuses.count(429) == 0 and parked >= 50, (parked, statuses)
+    # The measured round alone: every stream waited for Redis, none allocated.
+    assert after - before == 0, f"{after - before} heap allocations in 200 h2 streams, " \
+                                f"{parked:.0f} of them parked"
 
 
 # Counts answers by kind in every wrk thread; prints them when wrk ends.

@@ -503,6 +503,11 @@ def check(tmp_path, listener):
     ({"max_header_list_bytes": "2MiB"}, "listeners[0].http2.max_header_list_bytes"),
     ({"header_table_bytes": "1MiB"}, "listeners[0].http2.header_table_bytes"),
     ({"max_streams": 10}, "listeners[0].http2"),
+    ({"resets": {"burst": 100}}, "listeners[0].http2.resets: needs both"),
+    ({"resets": {"burst": 0, "per_second": 5}}, "listeners[0].http2.resets"),
+    ({"control_frames": {"burst": 5, "per_second": 5}}, "listeners[0].http2.control_frames"),
+    ({"max_continuations": 0}, "listeners[0].http2.max_continuations"),
+    ({"max_empty_frames": 5000}, "listeners[0].http2.max_empty_frames"),
     ("sometimes", "listeners[0].http2"),
 ])
 def test_bad_h2_limits_are_refused_with_their_line(tmp_path, http2, message):
@@ -607,3 +612,94 @@ def test_floods_end_only_their_connection(echo_gateway, what, counter):
         assert h2c(echo_gateway, "/headers")[1] == 200  # and a new connection
     finally:
         calm.close()
+
+
+def continuation_flood(n):
+    """A request's header block split over HEADERS and n CONTINUATIONs."""
+    enc = hpack.Encoder()
+    head = enc.encode([(":method", "GET"), (":scheme", "http"), (":authority", "x"),
+                       (":path", "/headers")])
+    out = frame(1, 0x1, 1, head)  # END_STREAM, no END_HEADERS
+    for i in range(n):
+        out += frame(9, 0x4 if i == n - 1 else 0, 1, enc.encode([("x-pad", str(i))]))
+    return out
+
+
+def empty_frames(n):
+    enc = hpack.Encoder()
+    head = enc.encode([(":method", "POST"), (":scheme", "http"), (":authority", "x"),
+                       (":path", "/echo")])
+    return frame(1, 0x4, 1, head) + frame(0, 0, 1) * n  # DATA without payload or END_STREAM
+
+
+@pytest.mark.parametrize("what, frames, counter", [
+    ("continuation", lambda: continuation_flood(50), "hms_h2_flood_continuations_total"),
+    ("empty_frames", lambda: empty_frames(100), "hms_h2_flood_empty_frames_total"),
+])
+def test_more_floods_end_only_their_connection(echo_gateway, what, frames, counter):
+    calm = H2Client(echo_gateway.port)
+    try:
+        assert calm.wait(calm.request("GET", "/headers"))["status"] == 200
+        assert flood(echo_gateway.port, frames()) == 0xb, f"{what}: no GOAWAY(ENHANCE_YOUR_CALM)"
+        assert metric_sum(echo_gateway, counter) == 1, what
+        for _ in range(20):
+            assert calm.wait(calm.request("GET", "/headers"))["status"] == 200
+        assert h2c(echo_gateway, "/headers")[1] == 200
+    finally:
+        calm.close()
+
+
+def test_an_hpack_bomb_is_431_and_the_connection_goes_on(echo_gateway):
+    """A 3000-byte field indexed once, then referenced 1000 times: about
+    4 KB on the wire that decode to 3 MB. Decoding stops counting at
+    max_header_list_bytes; the stream is answered 431, the HPACK state stays
+    in step, and other clients are served throughout."""
+    calm = H2Client(echo_gateway.port)
+    bomber = H2Client(echo_gateway.port)
+    try:
+        assert calm.wait(calm.request("GET", "/headers"))["status"] == 200
+        before = metric_sum(echo_gateway, "hms_h2_header_lists_too_large_total") or 0
+        sid = bomber.conn.get_next_available_stream_id()
+        fields = [(":method", "GET"), (":scheme", "http"), (":authority", "x"),
+                  (":path", "/headers")] + [("x-bomb", "q" * 3000)] * 1000
+        block = bomber.conn.encoder.encode(fields)
+        assert len(block) < 5000
+        bomber.sock.sendall(frame(1, 0x5, sid, block))  # sent raw: python3-h2 checks sizes
+        got = b""
+        bomber.sock.settimeout(10)
+        while b"headers_too_large" not in got:
+            data = bomber.sock.recv(65536)
+            assert data, "closed instead of answering 431"
+            got += data
+        assert metric_sum(echo_gateway, "hms_h2_header_lists_too_large_total") == before + 1
+        for _ in range(5):
+            assert calm.wait(calm.request("GET", "/headers"))["status"] == 200
+        assert h2c(echo_gateway, "/headers")[1] == 200
+    finally:
+        calm.close()
+        bomber.close()
+
+
+@pytest.mark.parametrize("limits, frames, counter", [
+    ({"max_continuations": 2}, lambda: continuation_flood(4), "hms_h2_flood_continuations_total"),
+    ({"max_empty_frames": 2}, lambda: empty_frames(5), "hms_h2_flood_empty_frames_total"),
+    ({"resets": {"burst": 10, "per_second": 1}}, lambda: rapid_resets(30),
+     "hms_h2_flood_resets_total"),
+    ({"control_frames": {"burst": 20, "per_second": 1}},
+     lambda: b"".join(frame(6, 0, 0, struct.pack(">Q", i)) for i in range(40)),
+     "hms_h2_flood_control_frames_total"),
+], ids=["max_continuations", "max_empty_frames", "resets", "control_frames"])
+def test_flood_thresholds_are_listener_keys(echo_upstream, register, gateway, limits, frames,
+                                            counter):
+    """Each threshold, set below its default, trips on a flood the default
+    lets pass; a well-behaved client on that listener is still served."""
+    register(echo_routes(echo_upstream.port))
+    gw = gateway({"listeners": [{"address": "127.0.0.1:0", "http2": limits}]})
+    assert flood(gw.port, frames()) == 0xb
+    assert metric_sum(gw, counter) == 1
+    c = H2Client(gw.port)
+    try:
+        for _ in range(5):
+            assert c.wait(c.request("GET", "/headers"))["status"] == 200
+    finally:
+        c.close()

@@ -3,7 +3,7 @@ always ends (docs/engine.md, "Connection lifecycle" and "Drain").
 
 A client that resets its connection (SO_LINGER {1, 0}, then close) at any
 point (in the middle of a pipelined sequence, of a request body, of a TLS
-handshake) leaves nothing behind: `hms_connections_active` is back to 0 and
+handshake, after it half-closed) leaves nothing behind: `hms_connections_active` is back to 0 and
 the gateway's descriptor count to what it was before, long before any
 timeout could explain it (header, idle and route timeouts are all 60 s here,
 and the slow upstream answers after 30 s). SIGTERM ends the process within
@@ -197,6 +197,59 @@ def test_pipelined_gets_then_reset_leave_nothing_held(held_gateway):
     run_clients(gw, CLIENTS, lambda i: plain(gw, *pipeline_of_gets(i)))
     assert_released(gw, fds_before, "pipelined GETs then reset")
     # The gateway still serves, and exits cleanly (the fixture checks the code).
+    assert httpraw.get(gw.port, "/status/200").status == 200
+
+
+HALF_CLOSED = 20     # clients that half-close while their exchange runs
+SPIN_WINDOW_S = 1.0  # how long the idle core's CPU time is measured
+
+
+def core_cpu_s(gw, core=0):
+    """CPU seconds the core thread `hms-core-N` has used so far."""
+    for tid in os.listdir(f"/proc/{gw.proc.pid}/task"):
+        with open(f"/proc/{gw.proc.pid}/task/{tid}/stat") as f:
+            stat = f.read()
+        if stat[stat.index("(") + 1:stat.rindex(")")] == f"hms-core-{core}":
+            fields = stat[stat.rindex(")") + 2:].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    raise AssertionError(f"no thread hms-core-{core}")
+
+
+@pytest.mark.deadline(90)
+def test_half_closed_clients_then_reset_leave_nothing_held(echo_upstream, register, gateway):
+    """A client that half-closes (shutdown SHUT_WR) while its exchange runs
+    is kept: it still gets its answer. Its FIN must not end the reset watch
+    (the reset that follows would go unseen and the connection stay until
+    its exchange ends, 30 s here), and must not make the core spin while the
+    client stays half-closed (a watch that completes again at once would)."""
+    register(echo_routes(echo_upstream.port, slow_timeout="60s"))
+    gw = gateway({**LONG_TIMEOUTS, "cores": 1})
+    fds_before = fd_count(gw)
+    before = metric_sum(gw, "hms_downstream_received_bytes_total")
+    clients = [connect(gw.port) for _ in range(HALF_CLOSED)]
+    try:
+        for c in clients:
+            c.sendall(get(SLOW))
+        wait_received(gw, before + HALF_CLOSED * len(get(SLOW)), "the slow requests")
+        for c in clients:
+            c.shutdown(socket.SHUT_WR)
+        # One core takes completions in order: the answer to a request sent
+        # after the FINs comes after it read them and armed the watches.
+        assert httpraw.get(gw.port, "/status/200").status == 200
+        eventually(lambda: metric_sum(gw, "hms_connections_active"), lambda n: n == HALF_CLOSED,
+                   what="only the half-closed clients left")
+        cpu_before = core_cpu_s(gw)
+        time.sleep(SPIN_WINDOW_S)  # the measurement window, not a wait for a state
+        used = core_cpu_s(gw) - cpu_before
+        assert used < SPIN_WINDOW_S / 4, (
+            f"the core used {used:.2f} s of CPU in {SPIN_WINDOW_S} s with {HALF_CLOSED}"
+            " half-closed clients waiting" + gw.logs())
+        for c in clients:
+            reset(c)
+    finally:
+        for c in clients:
+            c.close()
+    assert_released(gw, fds_before, "half-closed clients then reset")
     assert httpraw.get(gw.port, "/status/200").status == 200
 
 

@@ -443,3 +443,183 @@ def test_a_client_that_does_not_read_holds_back_its_upstream(ws_upstream, regist
     assert sent == n
     assert peak - base < 2 * 1024, f"RSS grew {peak - base} KiB with {stalled_at} MiB pending"
     settled(gw)
+
+
+# ------------------------------------------------- over HTTP/2 (RFC 8441)
+# websockets and curl do not speak extended CONNECT: the client is python3-h2
+# with the WebSocket framing (RFC 6455 §5.2, masked as a client must) written
+# here.
+
+
+def ws_frame(payload, opcode=0x2):
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_unframe(buf):
+    """(opcode, payload, rest) of the server's first whole frame in buf, or None."""
+    if len(buf) < 2:
+        return None
+    n, at = buf[1] & 0x7f, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, at = struct.unpack(">H", buf[2:4])[0], 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, at = struct.unpack(">Q", buf[2:10])[0], 10
+    if len(buf) < at + n:
+        return None
+    return buf[0] & 0x0f, buf[at:at + n], buf[at + n:]
+
+
+class H2WebSocket:
+    """One extended-CONNECT stream on a python3-h2 connection."""
+
+    def __init__(self, client, path="/echo", headers=()):
+        import h2.settings
+        self.c = client
+        # RFC 8441 §3: the client waits for the server's SETTINGS to say so.
+        code = h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL
+        deadline = time.monotonic() + 5
+        while self.c.conn.remote_settings.get(code) != 1:
+            assert time.monotonic() < deadline, "no SETTINGS_ENABLE_CONNECT_PROTOCOL"
+            self.c.pump()
+        self.sid = self.c.request("CONNECT", path, end=False,
+                                  headers=[(":protocol", "websocket"),
+                                           ("sec-websocket-version", "13"), *headers])
+        self.r = self.c.responses[self.sid]
+        while self.r["status"] is None and self.r["reset"] is None and not self.r["ended"]:
+            self.c.pump()
+
+    def send(self, payload, opcode=0x2):
+        self.c.send_body(self.sid, ws_frame(payload, opcode), end=False)
+
+    def recv(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = ws_unframe(self.r["body"])
+            if got is not None:
+                self.r["body"] = got[2]
+                return got[0], got[1]
+            assert not self.r["ended"] and self.r["reset"] is None, self.r
+            assert time.monotonic() < deadline, "no frame"
+            self.c.pump()
+
+
+def h2_ws_client(gw):
+    from test_h2 import H2Client
+    return H2Client(gw.port)
+
+
+def test_h2_extended_connect_echoes_with_every_stamp(ws_upstream, register, gateway, tmp_path):
+    register(ws_routes(ws_upstream.port))
+    log = tmp_path / "access.log"
+    gw = gateway({"access_log": {"path": str(log)}})
+    c = h2_ws_client(gw)
+    try:
+        ws = H2WebSocket(c, headers=[("x-trace-id", TRACE)])
+        assert ws.r["status"] == 200, ws.r  # RFC 8441 §5: a 2xx, not a 101
+        assert "sec-websocket-accept" not in ws.r["headers"]
+        assert ws.r["headers"].get("x-trace-id") == TRACE
+        ws.send(b"hello", opcode=0x1)
+        assert ws.recv() == (0x1, b"hello")
+        big = os.urandom(300_000)  # past both sides' stream windows (64 KiB, 256 KiB)
+        ws.send(big)
+        assert ws.recv() == (0x2, big)
+        # A plain stream on the same connection goes on beside the tunnel.
+        assert c.wait(c.request("GET", "/stats"))["status"] == 200
+        seen = stats(ws_upstream)["headers"]
+        assert seen["upgrade"] == "websocket" and seen["connection"] == "upgrade"
+        assert seen["sec-websocket-version"] == "13" and len(seen["sec-websocket-key"]) == 24
+        assert seen["x-trace-id"] == TRACE
+        # The client's END_STREAM is the upstream's FIN; the upstream's close
+        # comes back as the stream's end.
+        ws.send(struct.pack(">H", 1000), opcode=0x8)
+        assert ws.recv()[0] == 0x8
+        c.conn.end_stream(ws.sid)
+        c.flush()
+        c.wait(ws.sid)
+        assert ws.r["reset"] is None
+    finally:
+        c.close()
+    eventually(lambda: metric_sum(gw, "hms_websocket_tunnels_active"), lambda v: v == 0,
+               timeout=10, what="the tunnel ends")
+    assert metric_sum(gw, "hms_websocket_tunnels_total") == 1
+    assert metric_sum(gw, "hms_websocket_bytes_total", direction="to_upstream") > len(big)
+    assert metric_sum(gw, "hms_websocket_bytes_total", direction="to_client") > len(big)
+    lines = eventually(lambda: [x for x in log_lines(log) if x["route"] == "/echo"], timeout=5,
+                       what="the tunnel's access-log line")
+    assert len(lines) == 1 and lines[0]["status"] == 200 and lines[0]["protocol"] == "HTTP/2"
+    assert lines[0]["bytes_in"] > len(big) and lines[0]["bytes_out"] > len(big)
+
+
+def test_h2_extended_connect_is_refused_where_the_route_says_no(echo_upstream, ws_upstream,
+                                                                 register, gateway):
+    register(ws_routes(ws_upstream.port))
+    gw = gateway()
+    c = h2_ws_client(gw)
+    try:
+        ws = H2WebSocket(c, path="/stats")  # a route without websocket: true
+        c.wait(ws.sid)
+        assert ws.r["status"] == 403 and ws.r["headers"]["x-hms-reason"] == "websocket_not_enabled", ws.r
+        other = c.request("CONNECT", "/echo", end=False,
+                          headers=[(":protocol", "connect-udp")])
+        assert c.wait(other)["headers"]["x-hms-reason"] == "bad_protocol"
+        assert c.wait(c.request("GET", "/stats"))["status"] == 200  # the connection goes on
+    finally:
+        c.close()
+
+
+def test_h2_tunnel_reset_or_idle_ends_only_its_stream(ws_upstream, register, gateway):
+    register(ws_routes(ws_upstream.port, echo_keys="    websocket_idle_timeout: 1s\n"))
+    gw = gateway()
+    before = stats(ws_upstream)["closed"]
+    c = h2_ws_client(gw)
+    try:
+        a, b = H2WebSocket(c), H2WebSocket(c)
+        a.send(b"x" * 1000)
+        assert a.recv() == (0x2, b"x" * 1000)
+        c.conn.reset_stream(a.sid)  # the client vanishes from this stream
+        c.flush()
+        eventually(lambda: stats(ws_upstream)["closed"], lambda n: n >= before + 1, timeout=10,
+                   what="the upstream sees the reset stream's close")
+        b.send(b"still here")
+        assert b.recv() == (0x2, b"still here")
+        start = time.monotonic()
+        c.wait(b.sid)  # silent now: the idle timeout resets it
+        assert b.r["reset"] is not None and time.monotonic() - start > 0.5
+        assert c.wait(c.request("GET", "/stats"))["status"] == 200
+    finally:
+        c.close()
+    assert metric_sum(gw, "hms_websocket_idle_timeouts_total") == 1
+    eventually(lambda: metric_sum(gw, "hms_websocket_tunnels_active"), lambda v: v == 0,
+               timeout=10, what="both tunnels end")
+
+
+def test_h2_client_that_vanishes_mid_tunnel_frees_everything(ws_upstream, register, gateway):
+    register(ws_routes(ws_upstream.port))
+    gw = gateway()
+    before = stats(ws_upstream)["closed"]
+    c = h2_ws_client(gw)
+    ws = H2WebSocket(c)
+    ws.send(b"x" * 1000)
+    assert ws.recv() == (0x2, b"x" * 1000)
+    ws.send(os.urandom(200_000))  # mid-stream: its echo is still coming
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # a reset, no GOAWAY, no RST_STREAM
+    eventually(lambda: stats(ws_upstream), lambda s: s["open"] == 0 and s["closed"] >= before + 1,
+               timeout=10, what="the upstream sees the tunnel close")
+    eventually(lambda: (metric_sum(gw, "hms_websocket_tunnels_active"),
+                        metric_sum(gw, "hms_h2_streams_open")),
+               lambda v: v == (0.0, 0.0), timeout=10, what="tunnel and stream let go")
+    assert metric_sum(gw, "hms_upstream_idle_connections") == 0  # never pooled

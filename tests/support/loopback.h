@@ -1,6 +1,7 @@
 // For tests and fuzz targets that serve something themselves: a listening
 // TCP socket on 127.0.0.1 with a port the kernel picks (never a fixed or
-// guessed one). Header-only; any thread.
+// guessed one), and a connection to a port on 127.0.0.1. Header-only; any
+// thread.
 #pragma once
 
 #include <arpa/inet.h>
@@ -28,6 +29,22 @@ inline int ListenLoopback(uint16_t* port, int backlog = 128) {
     return -e;
   }
   *port = ntohs(a.sin_port);
+  return fd;
+}
+
+// A blocking TCP connection to 127.0.0.1:`port`, or -errno.
+inline int ConnectLoopback(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) {
+    const int e = errno;
+    close(fd);
+    return -e;
+  }
   return fd;
 }
 

@@ -51,6 +51,13 @@ struct ListenerHttp2 {
   uint32_t header_table_bytes = 0;
   uint32_t stream_window_bytes = 0;
   uint32_t connection_window_bytes = 0;
+  // The flood thresholds (docs/http2.md "Floods"), 0 likewise: RST_STREAM
+  // and SETTINGS/PING/PRIORITY as token buckets, CONTINUATIONs per header
+  // block, empty frames in a row.
+  uint32_t resets_burst = 0, resets_per_second = 0;
+  uint32_t control_frames_burst = 0, control_frames_per_second = 0;
+  uint32_t max_continuations = 0;
+  uint32_t max_empty_frames = 0;
 };
 
 struct ListenerConfig {

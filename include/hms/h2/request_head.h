@@ -4,6 +4,13 @@
 // method, the canonical path (http::CanonicalizeTarget, the same rules as
 // every HTTP/1.1 target), the authority as `host`, the fields.
 //
+// Extended CONNECT (RFC 8441; the session offers SETTINGS_ENABLE_CONNECT_
+// PROTOCOL): `:method CONNECT` with `:protocol websocket` is delivered as the
+// HTTP/1.1 upgrade it stands for, a GET of :path with `upgrade: websocket`
+// and `connection: upgrade` (fields no client can send over h2: they are
+// connection-specific), no body (the stream's DATA are the tunnel's bytes),
+// and one field slot left for the Sec-WebSocket-Key the gateway makes.
+//
 // HeadBuilder takes the fields of one header block in the order HPACK decoded
 // them and judges each as it comes; FinishRequest checks what only the whole
 // block tells and fills the head. Names and values are views the caller keeps
@@ -52,6 +59,7 @@ enum class HeadError : uint8_t {
   kTooManyFields,          // more fields than http::kMaxHeaders (431)
   kHeaderListTooLarge,     // over max_header_list_bytes (431)
   kBadPath,                // the canonical-path rules (http/path.h): path_error() says which
+  kBadProtocol,            // :protocol other than websocket, or without CONNECT (RFC 8441 §4)
 };
 
 // The x-hms-reason token, e.g. "uppercase_header_name".
@@ -81,6 +89,8 @@ class HeadBuilder {
   const http::Header* fields() const noexcept { return fields_; }
   uint16_t field_count() const noexcept { return count_; }
 
+  // The block was an extended CONNECT (RFC 8441): the stream is a tunnel.
+  bool extended_connect() const noexcept { return has_protocol_; }
   // :method as sent (empty when missing), for refusals: HEAD is answered without a body.
   std::string_view method() const noexcept { return method_; }
   HeadError error() const noexcept { return error_; }
@@ -109,8 +119,9 @@ class HeadBuilder {
   bool regular_seen_ = false;
   HeadError error_ = HeadError::kNone;
   http::PathError path_error_ = http::PathError::kNone;
-  std::string_view method_, scheme_, authority_, path_, host_;
+  std::string_view method_, scheme_, authority_, path_, host_, protocol_;
   bool has_method_ = false, has_scheme_ = false, has_authority_ = false, has_path_ = false;
+  bool has_protocol_ = false;
   bool has_host_ = false;
   bool has_length_ = false;
   uint64_t length_ = 0;

@@ -4,12 +4,10 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include <vector>
 
 #include "hms/control/store.h"
+#include "../../support/loopback.h"
 
 namespace hms::control {
 namespace {
@@ -37,19 +36,14 @@ constexpr char kHello[] =
 
 using Clock = std::chrono::steady_clock;
 
+// A port the kernel picked, free again when returned (etcd binds it itself;
+// EtcdProcess::Start handles its being taken meanwhile); -1 on failure.
 int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  uint16_t port = 0;
+  const int fd = hms::testing::ListenLoopback(&port);
+  if (fd < 0) return -1;
   close(fd);
-  return ntohs(a.sin_port);
+  return port;
 }
 
 bool Readable(int fd, int timeout_ms) {

@@ -1,8 +1,6 @@
 #include "hms/control/span_exporter.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "../../support/loopback.h"
+
 namespace hms::control {
 namespace {
 
@@ -26,15 +26,8 @@ class FakeCollector {
  public:
   explicit FakeCollector(int status = 200, std::chrono::milliseconds delay = 0ms)
       : status_(status), delay_(delay) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    listen(fd_, 16);
-    socklen_t len = sizeof a;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    fd_ = hms::testing::ListenLoopback(&port_, 16);
+    EXPECT_GE(fd_, 0);
     thread_ = std::thread([this] { Serve(); });
   }
   ~FakeCollector() {

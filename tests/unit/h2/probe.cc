@@ -8,10 +8,7 @@
 // `field NAME VALUE`, `data HEX`, `trailer NAME VALUE`, and last
 // `end complete=B never_processed=B code=N`. Exits 0 when the stream ended,
 // 1 on a socket error or after 10 s.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -22,6 +19,7 @@
 
 #include "hms/core/block_pool.h"
 #include "hms/h2/client_session.h"
+#include "../../support/loopback.h"
 
 namespace {
 
@@ -91,13 +89,9 @@ int main(int argc, char** argv) {
     if (colon == std::string::npos) continue;
     fields.push_back({std::string_view(f).substr(0, colon), std::string_view(f).substr(colon + 1)});
   }
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::atoi(argv[1])));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    std::perror("connect");
+  const int fd = hms::testing::ConnectLoopback(static_cast<uint16_t>(std::atoi(argv[1])));
+  if (fd < 0) {
+    std::fprintf(stderr, "connect: %s\n", std::strerror(-fd));
     return 1;
   }
   hms::h2::MemPool pool;

@@ -45,6 +45,63 @@ Fields With(const Fields& base, const Fields& extra) {
   return f;
 }
 
+// RFC 8441: extended CONNECT becomes the HTTP/1.1 upgrade it stands for.
+TEST(H2RequestHead, ExtendedConnectBecomesAWebSocketUpgrade) {
+  auto b = Build({{":method", "CONNECT"},
+                  {":protocol", "websocket"},
+                  {":scheme", "https"},
+                  {":authority", "a.example"},
+                  {":path", "/chat?room=1"},
+                  {"sec-websocket-version", "13"}},
+                 /*end_stream=*/false);
+  ASSERT_TRUE(b->ok) << HeadErrorReason(b->error);
+  EXPECT_EQ(b->head.method, http::Method::kGet);
+  EXPECT_EQ(b->head.method_text, "GET");
+  EXPECT_EQ(b->head.path, "/chat");
+  EXPECT_EQ(b->head.query, "room=1");
+  EXPECT_EQ(b->head.body, http::BodyKind::kNone);  // DATA are the tunnel's bytes
+  ASSERT_EQ(b->head.header_count, 3);
+  EXPECT_EQ(b->head.headers[1].name, "upgrade");
+  EXPECT_EQ(b->head.headers[1].value, "websocket");
+  EXPECT_EQ(b->head.headers[2].name, "connection");
+  EXPECT_EQ(b->head.headers[2].value, "upgrade");
+}
+
+struct ProtocolCase {
+  const char* name;
+  Fields fields;
+  HeadError error;
+};
+
+class H2ExtendedConnect : public ::testing::TestWithParam<ProtocolCase> {};
+
+TEST_P(H2ExtendedConnect, RefusedWithItsRule) {
+  auto b = Build(GetParam().fields, false);
+  EXPECT_FALSE(b->ok);
+  EXPECT_EQ(b->error, GetParam().error);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rfc8441, H2ExtendedConnect,
+    ::testing::Values(
+        ProtocolCase{"not_connect",
+                     {{":method", "GET"}, {":protocol", "websocket"}, {":scheme", "https"},
+                      {":authority", "a"}, {":path", "/"}},
+                     HeadError::kBadProtocol},
+        ProtocolCase{"other_protocol",
+                     {{":method", "CONNECT"}, {":protocol", "connect-udp"}, {":scheme", "https"},
+                      {":authority", "a"}, {":path", "/"}},
+                     HeadError::kBadProtocol},
+        ProtocolCase{"no_path",
+                     {{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"},
+                      {":authority", "a"}},
+                     HeadError::kBadConnect},
+        ProtocolCase{"twice",
+                     {{":method", "CONNECT"}, {":protocol", "websocket"}, {":protocol", "websocket"},
+                      {":scheme", "https"}, {":authority", "a"}, {":path", "/"}},
+                     HeadError::kDuplicatePseudo}),
+    [](const auto& info) { return std::string(info.param.name); });
+
 TEST(H2RequestHead, AGetBecomesTheRoutersHead) {
   auto b = Build(With({{":method", "GET"},
                        {":scheme", "https"},

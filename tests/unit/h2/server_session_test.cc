@@ -101,6 +101,8 @@ TEST(H2ServerSession, SettingsCarryTheLimits) {
   EXPECT_EQ(nghttp2_session_get_remote_settings(c, NGHTTP2_SETTINGS_HEADER_TABLE_SIZE), 1024u);
   EXPECT_EQ(nghttp2_session_get_remote_settings(c, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE), 100000u);
   EXPECT_EQ(nghttp2_session_get_remote_window_size(c), 3 << 20);
+  // RFC 8441 §3: WebSocket over a stream is offered.
+  EXPECT_EQ(nghttp2_session_get_remote_settings(c, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL), 1u);
 }
 
 TEST(H2ServerSession, CanonicalPathAndCookies) {
@@ -437,8 +439,10 @@ INSTANTIATE_TEST_SUITE_P(
         HeadCase{"proxy_connection", With({{"proxy-connection", "x"}}), 400,
                  "connection_specific_header"},
         HeadCase{"te_gzip", With({{"te", "gzip"}}), 400, "bad_te"},
-        HeadCase{"unknown_pseudo", With({{":protocol", "websocket"}}), 400,
+        HeadCase{"unknown_pseudo", With({{":foo", "websocket"}}), 400,
                  "unknown_pseudo_header"},
+        HeadCase{"protocol_without_connect", With({{":protocol", "websocket"}}), 400,
+                 "bad_protocol"},
         HeadCase{"status_in_request", With({{":status", "200"}}), 400, "unknown_pseudo_header"},
         HeadCase{"pseudo_after_field",
                  Fields{{":method", "GET"},

@@ -36,7 +36,8 @@ namespace {
 constexpr int kWaitMs = 5000;  // the bound of every wait: a failure, never a pace
 
 // An HTTP/1.1 upstream on 127.0.0.1:0: answers every request head "200 ok"
-// and keeps the last head it read.
+// (but for GET /hold, which it never answers) and keeps the last head it
+// read.
 class LoopbackUpstream {
  public:
   LoopbackUpstream() {
@@ -53,6 +54,14 @@ class LoopbackUpstream {
   std::string last_head() {
     std::lock_guard<std::mutex> l(mu_);
     return last_head_;
+  }
+  // Until the last head read starts with `prefix` (bounded by kWaitMs).
+  bool WaitHead(std::string_view prefix) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+    while (!last_head().starts_with(prefix) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    return last_head().starts_with(prefix);
   }
 
  private:
@@ -86,7 +95,9 @@ class LoopbackUpstream {
             std::lock_guard<std::mutex> l(mu_);
             last_head_ = c.seen.substr(0, end + 4);
           }
+          const bool hold = c.seen.starts_with("GET /hold ");
           c.seen.erase(0, end + 4);
+          if (hold) continue;
           constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
           (void)send(c.fd, kOk.data(), kOk.size(), MSG_NOSIGNAL);
         }
@@ -190,6 +201,9 @@ class OneCore : public ::testing::Test {
     hello.methods = {"GET"};
     hello.line = 1;
     svc.routes.push_back(hello);
+    config::RouteConfig hold = hello;
+    hold.path = "/hold";
+    svc.routes.push_back(hold);
     auto snap = config::CompileSnapshot(g, mesh, {svc}, 1, &endpoint_ids_, &route_keys_);
     ASSERT_TRUE(snap.ok()) << snap.error().message;
     config::Snapshot* first = snap->release();
@@ -297,6 +311,28 @@ TEST_F(OneCore, FreesAClientThatClosesMidHead) {
   p.WaitTaken();
   ASSERT_EQ(Live(), 1u);
   close(p.fd);
+  peers_.clear();
+  EXPECT_TRUE(WaitNoClients());
+}
+
+// A client that half-closes while its exchange runs is kept (it still gets
+// its answer), and the core then watches for its going away: when it does,
+// the connection is freed at once, not when the exchange ends (15 s here).
+// A unix socket's close raises POLLHUP as TCP's reset does; the FIN before
+// it raised POLLRDHUP, which must not end the watch.
+TEST_F(OneCore, FreesAHalfClosedClientThatGoesAwayWhileItsExchangeRuns) {
+  Peer& a = Connect();
+  a.Write("GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+  ASSERT_TRUE(upstream_.WaitHead("GET /hold "));  // the exchange is running
+  shutdown(a.fd, SHUT_WR);
+  // One core takes completions in order: an answer on a connection adopted
+  // after the FIN comes after the core read that FIN and armed its watch.
+  Peer& b = Connect();
+  b.Write("GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(StatusLine(b.Next()), "HTTP/1.1 404 Not Found");
+  ASSERT_EQ(Live(), 2u);  // the half-closed client is kept
+  close(a.fd);
+  close(b.fd);
   peers_.clear();
   EXPECT_TRUE(WaitNoClients());
 }
