@@ -67,6 +67,7 @@ uint32_t Worker::AttachH2(const config::Endpoint& ep, const config::Cluster& cl)
     c.waiting_count = 0;
     h2_conn_[ep.id] = conn;
   }
+  timers_.Cancel(&upstreams_[conn].timer);  // no longer idle
   const uint32_t up = upstreams_.Alloc();
   Upstream& u = upstreams_[up];
   u.fd = -1;
@@ -269,6 +270,11 @@ void Worker::DetachH2Stream(uint32_t up) {
       (draining_ || c.endpoint_id >= h2_conn_.size() || h2_conn_[c.endpoint_id] != conn)) {
     CloseUpstream(conn);
     return;
+  }
+  // The endpoint's connection with nothing on it closes after the idle
+  // pool's time (the kTimerUpstream timer closes it), as a pooled one does.
+  if (h.streams.empty()) {
+    timers_.Arm(&c.timer, now_, std::min<uint64_t>(kUpstreamIdleMs, config_.idle_timeout_ms));
   }
   SubmitWaiting(conn);
 }

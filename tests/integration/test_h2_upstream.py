@@ -163,6 +163,32 @@ def test_streams_refused_by_a_goaway_go_again_whatever_their_method(procs, tmp_p
     assert metric_sum(gw, "hms_upstream_connections_total") >= n // 10
 
 
+def connections_to(port):
+    """Established TCP connections toward 127.0.0.1:port (/proc/net/tcp)."""
+    n = 0
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[2] == f"0100007F:{port:04X}" and fields[3] == "01":
+            n += 1
+    return n
+
+
+@pytest.mark.deadline(60)
+def test_an_idle_upstream_connection_closes(h2c_nginx, register, gateway):
+    port, _ = h2c_nginx
+    register(routes(port))
+    gw = gateway({"cores": 1, "idle_timeout": "1s"})
+    _, status, _ = curl(f"http://127.0.0.1:{gw.port}/hello")
+    assert status == 200
+    # Open while in use, closed once idle for the gateway's idle_timeout
+    # (at most the idle pool's 4 s).
+    eventually(lambda: connections_to(port) == 0, timeout=10,
+               what="the idle h2 upstream connection closed")
+    _, status, _ = curl(f"http://127.0.0.1:{gw.port}/hello")
+    assert status == 200
+    assert metric_sum(gw, "hms_upstream_connections_total") == 2
+
+
 @pytest.mark.deadline(60)
 def test_an_unreachable_h2c_endpoint_is_a_failed_connect(register, gateway):
     register(routes(closed_port()))
