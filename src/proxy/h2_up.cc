@@ -327,16 +327,25 @@ bool Worker::WriteH2Head(Upstream& u, uint16_t status, const http::Header* field
   const size_t room = blocks_.block_size();
   char* dst = u.h2s.resp.Reserve(&blocks_, room);
   Writer w(dst, room);
+  // An answer to HEAD, or a 304, has no body whatever its content-length
+  // says, and that length is the one a GET would get (RFC 9110 §8.6): it
+  // passes. Any other body is framed chunked here (its trailers in the
+  // last chunk), or is empty when the HEADERS end the stream.
+  const bool bodiless = end_stream && (status == 304 || (u.client != kNone &&
+                                       clients_[u.client].ex.method == http::Method::kHead));
   w.S("HTTP/1.1 ").U(status).S(" \r\n");
   for (uint16_t i = 0; i < count; ++i) {
-    // The body is framed chunked here (its trailers in the last chunk).
-    if (http::EqualsIgnoreCase(fields[i].name, "content-length") ||
-        http::EqualsIgnoreCase(fields[i].name, "transfer-encoding")) {
+    const bool length = http::EqualsIgnoreCase(fields[i].name, "content-length");
+    if ((length && !bodiless) || http::EqualsIgnoreCase(fields[i].name, "transfer-encoding")) {
       continue;
     }
     w.S(fields[i].name).S(": ").S(fields[i].value).S("\r\n");
   }
-  w.S(end_stream ? "content-length: 0\r\n\r\n" : "transfer-encoding: chunked\r\n\r\n");
+  if (bodiless || (status == 204 && end_stream)) {
+    w.S("\r\n");
+  } else {
+    w.S(end_stream ? "content-length: 0\r\n\r\n" : "transfer-encoding: chunked\r\n\r\n");
+  }
   if (w.overflow()) return false;
   u.h2s.resp.Commit(w.size());
   u.h2s.head_end = end_stream;

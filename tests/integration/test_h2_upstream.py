@@ -252,3 +252,19 @@ def test_explain_and_dry_run_show_the_protocol(hms_api, register, tmp_path):
     r = hms_api("register", bad)
     assert r.returncode != 0
     assert f"{bad}:6: protocol: 'http2' must be http1, h2c or h2" in r.stderr + r.stdout
+
+
+@pytest.mark.deadline(60)
+def test_a_head_answer_keeps_the_upstreams_content_length(h2c_nginx, register, gateway):
+    # RFC 9110 §9.3.2: a HEAD answer carries the length a GET would have; the
+    # h2 answer ends with its HEADERS, which must not read as an empty body.
+    port, _ = h2c_nginx
+    register(routes(port))
+    gw = gateway()
+    for flags in ([], ["--http2-prior-knowledge"]):
+        r = subprocess.run([CURL, "-sS", "-I", *flags, f"http://127.0.0.1:{gw.port}/hello"],
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        head = r.stdout.decode().lower()
+        assert "content-length: 14\r\n" in head, head
+        assert "transfer-encoding" not in head, head
