@@ -7,12 +7,12 @@
 #include "src/proxy/h2_down.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <new>
 
 #include "hms/auth/base64url.h"
 #include "hms/common/check.h"
+#include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
 
 namespace hms::proxy {
@@ -243,9 +243,8 @@ void Worker::OnH2Data(uint32_t conn, int32_t id, uint64_t tag, const char* p, si
   const http::BodyKind kind = kept != nullptr ? KeptHead(kept).body : c.ex.req_body;
   if (kind == http::BodyKind::kChunked) {
     // No content-length: the HTTP/1.1 upstream gets the body chunked.
-    char size[24];
-    const int k = std::snprintf(size, sizeof size, "%zx\r\n", n);
-    st.body.Append(&blocks_, size, static_cast<size_t>(k));
+    char line[18];
+    st.body.Append(&blocks_, line, ChunkSizeLine(n, line));
     st.body.Append(&blocks_, p, n);
     st.body.Append(&blocks_, "\r\n", 2);
   } else {

@@ -24,21 +24,6 @@ size_t WaitingOn(const H2UpConn& h, const core::Slab<Upstream>& ups) {
   return n;
 }
 
-// A chunk's size line ("1a2b\r\n") into `out`; its length.
-size_t ChunkSizeLine(size_t n, char* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  char tmp[16];
-  size_t len = 0;
-  do {
-    tmp[len++] = kHex[n & 15];
-    n >>= 4;
-  } while (n != 0);
-  for (size_t i = 0; i < len; ++i) out[i] = tmp[len - 1 - i];
-  out[len] = '\r';
-  out[len + 1] = '\n';
-  return len + 2;
-}
-
 }  // namespace
 
 uint32_t Worker::AttachH2(const config::Endpoint& ep, const config::Cluster& cl) {

@@ -129,4 +129,20 @@ class HopByHop {
 // Status lines the proxy writes itself take their phrase from the one table.
 using http::StatusText;
 
+// A chunk's size line ("1a2b\r\n", RFC 9112 §7.1) into `out` (18 bytes
+// hold any); its length. For bodies re-framed chunked toward a peer.
+inline size_t ChunkSizeLine(size_t n, char* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char tmp[16];
+  size_t len = 0;
+  do {
+    tmp[len++] = kHex[n & 15];
+    n >>= 4;
+  } while (n != 0);
+  for (size_t i = 0; i < len; ++i) out[i] = tmp[len - 1 - i];
+  out[len] = '\r';
+  out[len + 1] = '\n';
+  return len + 2;
+}
+
 }  // namespace hms::proxy

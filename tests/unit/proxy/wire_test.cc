@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace hms::proxy {
@@ -140,6 +142,15 @@ TEST(StatusText, KnowsEveryLocalAnswer) {
     EXPECT_NE(StatusText(s), "Error") << s;
   }
   EXPECT_EQ(StatusText(599), "Server Error");  // an unlisted code: its class's phrase
+}
+
+TEST(ChunkSizeLine, LowerCaseHexThenCrLf) {
+  char line[18];
+  for (auto [n, want] : {std::pair<size_t, std::string_view>{0, "0\r\n"}, {15, "f\r\n"},
+                         {16, "10\r\n"}, {0x1a2b, "1a2b\r\n"},
+                         {SIZE_MAX, "ffffffffffffffff\r\n"}}) {
+    EXPECT_EQ(std::string_view(line, ChunkSizeLine(n, line)), want) << n;
+  }
 }
 
 }  // namespace
