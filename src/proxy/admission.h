@@ -18,18 +18,10 @@
 #include "hms/policy/fault.h"
 #include "hms/policy/lease.h"
 #include "hms/policy/rate_limit.h"
+#include "src/proxy/core_context.h"  // NextRandom
 #include "src/proxy/redis_link.h"
 
 namespace hms::proxy {
-
-// xorshift64*: backoff jitter and load-balancing picks, not secrets.
-inline uint64_t NextRandom(uint64_t* state) noexcept {
-  uint64_t& s = *state;
-  s ^= s >> 12;
-  s ^= s << 25;
-  s ^= s >> 27;
-  return s * 0x2545F4914F6CDD1Dull;
-}
 
 // The endpoint for a new exchange, as an index into cluster.endpoints: round
 // robin (`rr_cursor` is the cluster's cursor on this core), or with

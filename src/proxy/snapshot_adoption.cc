@@ -54,7 +54,7 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
   } else {
     verifier_.reset();
   }
-  ReconcileProbes(s);
+  health_.Reconcile(s);
   limiters_.clear();
   for (const auto& r : s.routes) {
     limiters_.push_back(r.limiter ? policy::CoreRateLimiter(r.limiter.get()) : policy::CoreRateLimiter());

@@ -96,8 +96,6 @@ Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& conf
 }
 
 Worker::~Worker() {
-  for (auto& p : probes_)
-    if (p->fd >= 0) close(p->fd);
   for (SnapshotHold* h : holds_) {
     h->snapshot->Release();
     delete h;
@@ -247,9 +245,7 @@ bool Worker::Current(uint8_t op, uint32_t slot, uint32_t gen) const {
       now_gen = upstreams_[slot].gen;
       break;
     case kOpHealth:
-      if (slot >= probes_.size()) return false;
-      now_gen = probes_[slot]->gen;
-      break;
+      return health_.Current(slot, gen);
     default:
       return false;
   }
@@ -320,7 +316,7 @@ void Worker::HandleCqe(io_uring_cqe* cqe) {
       OnConnect(slot, res);
       return;
     case kOpHealth:
-      OnProbe(slot, res);
+      health_.OnCqe(slot, res);
       return;
     default:
       return;
@@ -361,7 +357,7 @@ void Worker::OnTimer(core::Timer* t) {
       CloseUpstream(slot);
       return;
     case kTimerHealth:
-      OnProbeTimer(slot);
+      health_.OnTimer(slot);
       return;
     case kTimerRedis:
       OnRedisTimer();

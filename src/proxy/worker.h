@@ -12,7 +12,11 @@
 // the downstream connection (downstream.cc), the exchange (exchange.h,
 // exchange.cc) and its admission (admission.h, admission.cc), the upstream
 // connection (upstream.cc) and its pool (pool.cc); what both connection
-// kinds share is connection.h and tls_io.cc.
+// kinds share is connection.h and tls_io.cc. The active health checks are a
+// room of their own, a member at the end, given a CoreContext
+// (core_context.h: the ring, buffers, blocks, inputs, timers, metrics,
+// time, config) instead of the Worker (HealthChecker, health.h); the Worker
+// only routes their completions and timers to it.
 //
 // A downstream connection ("client") carries at most one exchange at a time;
 // pipelined requests wait in its input and are answered in order. An HTTP/2
@@ -60,11 +64,13 @@
 #include "hms/policy/retry_budget.h"
 #include "hms/tls/session.h"
 #include "src/proxy/connection.h"
+#include "src/proxy/core_context.h"
 #include "src/proxy/downstream.h"
 #include "src/proxy/exchange.h"
 #include "src/proxy/h2_down.h"
 #include "src/proxy/h2_up.h"
 #include "src/proxy/head_rewrite.h"
+#include "src/proxy/health.h"
 #include "src/proxy/redis_link.h"
 
 namespace hms::proxy {
@@ -95,28 +101,6 @@ inline constexpr size_t kSpanRingSlots = 4096;
 // What a listener is for: the edge gateway's routes, or a sidecar's inbound
 // (to its local service) or egress (from it to other services) listener.
 enum class ListenerKind : uint8_t { kEdge, kInbound, kEgress };
-
-// An active health check of one endpoint (docs/resilience.md), run by the
-// one core that owns the endpoint's service: every interval a fresh
-// connection sends `GET path` and reads the status line; the result goes to
-// the endpoint's shared EndpointHealth, which every core reads when it picks.
-struct HealthProbe {
-  enum class State : uint8_t { kFree, kIdle, kConnecting, kSending, kReceiving };
-  State state = State::kFree;
-  uint32_t gen = 0;            // bumped when a check ends: late completions are ignored
-  int fd = -1;
-  bool wanted = false;         // still in the current snapshot (reconciliation)
-  std::string key;             // service|address|path: what it checks
-  std::shared_ptr<policy::EndpointHealth> health;
-  sockaddr_storage addr{};
-  socklen_t addr_len = 0;
-  std::string request;
-  config::HealthCheckConfig params;
-  uint32_t ok_streak = 0, fail_streak = 0;
-  uint32_t got = 0;
-  char buf[128];
-  core::Timer timer;           // the interval while idle, the timeout while checking
-};
 
 class Worker;
 struct StampTools;
@@ -608,16 +592,6 @@ class Worker {
   void AnswerParked(uint32_t route, uint32_t admit, uint32_t refuse, uint32_t fallback,
                     uint32_t retry_s = 0);
 
-  // Active health checks (health.cc).
-  // Starts the checks of the endpoints whose service this core owns in `s`,
-  // and stops those no longer there.
-  void ReconcileProbes(const config::Snapshot& s);
-  void StartProbe(uint32_t i);
-  void OnProbe(uint32_t i, int res);
-  void OnProbeTimer(uint32_t i);
-  void FinishProbe(uint32_t i, bool ok);
-  void RetireProbe(uint32_t i);
-
   http::RequestHead req_;            // scratch: the head being parsed
   // The canonical target of the request being started, when its path needed
   // work (http::CanonicalizeTarget); a target fits in max_header_bytes.
@@ -684,7 +658,6 @@ class Worker {
   std::vector<bool> endpoint_live_;   // [endpoint id] in the current snapshot
   std::vector<uint32_t> busy_;        // [endpoint id] connections connecting or in use
   uint64_t rng_ = 0;                  // xorshift state: backoff jitter, least-request picks
-  std::vector<std::unique_ptr<HealthProbe>> probes_;  // stable addresses: their timers are linked
   std::unique_ptr<obs::LogRing> access_log_;
   uint64_t access_sample_below_ = 0;  // log when Random() < this (sample_ratio × 2^64)
   int64_t now_unix_ms_ = 0;           // wall clock, read once per pass
@@ -720,6 +693,14 @@ class Worker {
   core::Timer drain_timer_;    // wakes the ring at the deadline, then at the grace's end
   bool stop_ = false;
   std::vector<bool> accept_armed_;
+
+  // The rooms that are objects of their own, given the core's tools
+  // (core_context.h) rather than the Worker: the active health checks of
+  // the services this core owns (health.h). Last: they are bound to the
+  // members above.
+  CoreContext core_{ring_,    buffers_, blocks_,   inputs_, timers_, metrics_,
+                    now_,     config_,  draining_, rng_,    index_,  cores_};
+  HealthChecker health_{core_, kOpHealth, kTimerHealth};
 };
 
 }  // namespace hms::proxy
