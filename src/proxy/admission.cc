@@ -177,18 +177,18 @@ policy::Fault Worker::Admit(uint32_t slot, const RouteChoice& choice, const HopB
   if (route.fleet) FleetTools(slot, choice.target, &tools);
   Stamps st = RunStamps(in, tools);
   if (st.fleet_wait) {
-    if (ParkFleet(slot, choice.target)) {
-      AskFleet(choice.target);
+    if (fleet_.Park(slot, choice.target)) {
+      fleet_.Ask(choice.target);
       admit_parked_ = true;
       return policy::Fault::kNone;
     }
     // The core's wait queue is full: the fallback decides this one.
-    --leases_[choice.target].waiting;
-    tools.fleet_mode = FallbackMode(redis_.fallback);
+    --fleet_.lease(choice.target).waiting;
+    tools.fleet_mode = fleet_.FallbackModeNow();
     metrics_.fleet_fallbacks.Add();
     st = RunStamps(in, tools);
   } else if (route.fleet && tools.fleet_mode == FleetMode::kRedis) {
-    AskFleet(choice.target);  // refills the stock ahead of need
+    fleet_.Ask(choice.target);  // refills the stock ahead of need
   }
   ex.breaker = st.breaker;
   ex.probe = st.probe;
@@ -222,8 +222,8 @@ policy::Fault Worker::Admit(uint32_t slot, const RouteChoice& choice, const HopB
 // parked, else by the lease while Redis answers, else by the fallback.
 void Worker::FleetTools(uint32_t slot, uint32_t target, StampTools* tools) {
   Client& c = clients_[slot];
-  tools->lease = &leases_[target];
-  tools->lease_params = LeaseParamsFor(current_->snapshot->routes[target]);
+  tools->lease = &fleet_.lease(target);
+  tools->lease_params = fleet_.LeaseParamsFor(current_->snapshot->routes[target]);
   switch (c.fleet_pass) {
     case FleetPass::kGranted:
       tools->fleet_mode = FleetMode::kGranted;
@@ -233,10 +233,10 @@ void Worker::FleetTools(uint32_t slot, uint32_t target, StampTools* tools) {
       tools->fleet_retry_s = c.fleet_retry_s;
       break;
     case FleetPass::kFallback:
-      tools->fleet_mode = FallbackMode(redis_.fallback);
+      tools->fleet_mode = fleet_.FallbackModeNow();
       break;
     case FleetPass::kNone:
-      tools->fleet_mode = FleetModeNow();
+      tools->fleet_mode = fleet_.ModeNow();
       break;
   }
   c.fleet_pass = FleetPass::kNone;
@@ -244,6 +244,33 @@ void Worker::FleetTools(uint32_t slot, uint32_t target, StampTools* tools) {
       tools->fleet_mode != FleetMode::kDenied) {
     metrics_.fleet_fallbacks.Add();
   }
+}
+
+// The fleet link's side of the exchanges (ParkedRequests, redis_link.h).
+// An HTTP/1.1 head stays in its connection's input while it waits; an h2
+// stream's is in none, so the stream keeps a copy (h2_down.cc).
+bool Worker::FleetExchanges::Park(uint32_t slot, uint32_t* gen) noexcept {
+  Client& c = worker.clients_[slot];
+  if (c.parent != kNone && !worker.KeepStreamHead(slot)) return false;
+  c.fleet_parked = true;
+  *gen = c.gen;
+  return true;
+}
+
+// Still waiting: the same client, between requests, its exchange not begun.
+bool Worker::FleetExchanges::Waiting(uint32_t slot, uint32_t gen) const noexcept {
+  const Client& c = worker.clients_[slot];
+  return c.gen == gen && c.state == Client::State::kHead && !c.ex.active();
+}
+
+// The head is parsed again this pass (PumpClient), its stamps decided by
+// the answer it carries (FleetTools).
+void Worker::FleetExchanges::Answer(uint32_t slot, FleetPass pass, uint32_t retry_s) noexcept {
+  Client& c = worker.clients_[slot];
+  c.fleet_parked = false;
+  c.fleet_pass = pass;
+  if (pass == FleetPass::kDenied) c.fleet_retry_s = retry_s;
+  worker.repump_.push_back(slot);
 }
 
 // The JWT stamp refused: 401 or 403 with WWW-Authenticate, by the

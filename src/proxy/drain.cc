@@ -98,10 +98,7 @@ void Worker::ReleaseAll() {
     c.stream.Clear(&blocks_);
     Release(c, inputs_, blocks_);
   }
-  redis_.out.Clear(&blocks_);
-  redis_.tls.reset();
-  if (redis_.fd >= 0) close(redis_.fd);
-  redis_.fd = -1;
+  fleet_.Release();
   for (uint32_t i = 0; i < upstreams_.capacity(); ++i) {
     Upstream& u = upstreams_[i];
     if (u.state == Upstream::State::kFree) continue;

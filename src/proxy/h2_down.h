@@ -62,8 +62,8 @@ struct H2Stream final : Downstream {
   // chunk and the trailer section (bounded by the decoder's limits).
   char tail[512];
   uint16_t tail_len = 0;
-  // The request head while a fleet-scope limit waits for Redis (redis_link.cc
-  // ParkFleet): a stream's head lives in no input to be parsed again, so a
+  // The request head while a fleet-scope limit waits for Redis (redis_link.h
+  // FleetLink::Park): a stream's head lives in no input to be parsed again, so a
   // copy (the RequestHead, its bytes behind it) stays here until the answer
   // comes and admission runs again from it (Worker::ResumeStream).
   core::Block* parked_head = nullptr;

@@ -1,8 +1,11 @@
 // The core's Redis link (redis_link.h) and the fleet-scope leases it carries
-// (docs/resilience.md "Fleet scope"). One completion switch (OnRedisCqe) for
-// the link's three operations: connect, recv, send. Requests that must wait
-// for Redis's answer stay unparsed in their connection's input (nothing is
-// copied) and are parsed again once the answer came (AnswerParked).
+// (docs/resilience.md "Fleet scope"), FleetLink. One completion switch
+// (OnCqe) for the link's three operations: connect, recv, send. Requests
+// that must wait for Redis's answer stay unparsed in their connection's
+// input (nothing is copied) and are parsed again once the answer came
+// (AnswerParked, through the ParkedRequests side).
+#include "src/proxy/redis_link.h"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -17,7 +20,6 @@
 #include "hms/fleet/gcra_script.h"
 #include "hms/policy/backoff.h"
 #include "hms/proxy/engine.h"
-#include "src/proxy/worker.h"
 
 namespace hms::proxy {
 namespace {
@@ -104,59 +106,60 @@ FleetMode FallbackMode(policy::FleetFallback f) noexcept {
 }
 
 // Boot (the control thread, before Start): the client with its buffers and
-// the password, and the TLS context when Redis speaks TLS.
-void Worker::SetRedis(const std::string& password, std::shared_ptr<const tls::ClientContext> tls) {
-  const config::RedisConfig& rc = *config_.redis;
+// the password, the TLS context when Redis speaks TLS, and every buffer the
+// link will use (the parked queue, one recv's bytes, one record's plaintext).
+void FleetLink::Configure(const std::string& password,
+                          std::shared_ptr<const tls::ClientContext> tls) {
+  const config::RedisConfig& rc = *core_.config.redis;
   fleet::ClientOptions o;
   o.username = rc.username;
   o.password = password;
   o.timeout_ns = core::Millis(rc.timeout_ms);
   // Every route's call in flight at once, and a probe.
   o.max_in_flight = 256;
-  redis_.client = std::make_unique<fleet::RedisClient>(std::move(o), fleet::kGcraScript);
-  redis_.tls_ctx = std::move(tls);
-}
-
-// On the core's thread before its loop: everything the link will use
-// is made here (the client's buffers, the queue, the TLS context).
-void Worker::StartRedis() {
-  const config::RedisConfig& rc = *config_.redis;
   RedisLink& l = redis_;
-  HMS_CHECK(ParseNumericAddress(rc.address, &l.addr, &l.addr_len));  // validated at load
+  l.client = std::make_unique<fleet::RedisClient>(std::move(o), fleet::kGcraScript);
+  l.tls_ctx = std::move(tls);
   l.timeout_ms = rc.timeout_ms;
   l.fallback = rc.fallback;
   l.gateways = rc.gateways;
   l.parked.resize(rc.max_waiting);
   l.rx.resize(16 * 1024);
   l.plain.resize(16 * 1024);
-  l.timer.kind = kTimerRedis;
-  HMS_CHECK(l.client != nullptr);  // SetRedis, before Start
-  l.state = NextLinkState(l.state, LinkEvent::kStart, l.tls_ctx != nullptr);
-  ConnectRedis();
 }
 
-void Worker::ConnectRedis() {
+// On the core's thread before its loop: the first connect.
+void FleetLink::Start() {
+  const config::RedisConfig& rc = *core_.config.redis;
+  RedisLink& l = redis_;
+  HMS_CHECK(ParseNumericAddress(rc.address, &l.addr, &l.addr_len));  // validated at load
+  HMS_CHECK(l.client != nullptr);                                    // Configure ran first
+  l.state = NextLinkState(l.state, LinkEvent::kStart, l.tls_ctx != nullptr);
+  Connect();
+}
+
+void FleetLink::Connect() {
   RedisLink& l = redis_;
   ++l.gen;
   l.fd = socket(l.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (l.fd < 0) {
-    RedisFailed(ErrnoFailure(errno));
+    Failed(ErrnoFailure(errno));
     return;
   }
   int one = 1;
   // Lease calls are small and answered one by one: never wait for Nagle.
   setsockopt(l.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_sqe* sqe = core_.ring.Sqe();
   io_uring_prep_connect(sqe, l.fd, reinterpret_cast<const sockaddr*>(&l.addr), l.addr_len);
-  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpRedis, l.gen, kRedisConnect));
+  io_uring_sqe_set_data64(sqe, core::PackUserData(op_, l.gen, kRedisConnect));
   ++l.ops;
-  metrics_.fleet_connects.Add();
-  timers_.Arm(&l.timer, now_, l.timeout_ms);  // the connect's (and handshake's) bound
+  core_.metrics.fleet_connects.Add();
+  core_.timers.Arm(&l.timer, core_.now, l.timeout_ms);  // the connect's (and handshake's) bound
 }
 
 // The link failed: its socket is shut (so its operations end at once) and
 // closed, its calls complete as lost, and the reconnect waits a backoff.
-void Worker::RedisFailed(uint64_t why) {
+void FleetLink::Failed(uint64_t why) {
   RedisLink& l = redis_;
   if (l.fd >= 0) {
     shutdown(l.fd, SHUT_RDWR);
@@ -166,49 +169,51 @@ void Worker::RedisFailed(uint64_t why) {
   ++l.gen;
   l.recv_armed = l.send_inflight = false;
   l.tls.reset();
-  l.out.Clear(&blocks_);
+  l.out.Clear(&core_.blocks);
   if (l.client != nullptr) l.client->Disconnected();
   ++l.failures;
-  metrics_.fleet_errors.Add();
-  metrics_.fleet_redis_failure.Set(why);
-  policy::OnRedisDown(l.health, now_);
+  core_.metrics.fleet_errors.Add();
+  core_.metrics.fleet_redis_failure.Set(why);
+  policy::OnRedisDown(l.health, core_.now);
   l.state = NextLinkState(l.state, LinkEvent::kFailed, l.tls_ctx != nullptr);
-  TakeRedisCompletions();  // the parked requests take the fallback
-  timers_.Arm(&l.timer, now_, ReconnectDelayMs(l.failures, Random()));
-  UpdateFleetGauges();
+  TakeCompletions();  // the parked requests take the fallback
+  core_.timers.Arm(&l.timer, core_.now, ReconnectDelayMs(l.failures, core_.Random()));
+  UpdateGauges();
 }
 
-void Worker::OnRedisTimer() {
+void FleetLink::OnTimer() {
   RedisLink& l = redis_;
   switch (l.state) {
     case LinkState::kConnecting:
     case LinkState::kTls:
-      RedisFailed(ErrnoFailure(ETIMEDOUT));
+      Failed(ErrnoFailure(ETIMEDOUT));
       return;
     case LinkState::kBackoff:
-      if (draining_) return;
+      if (core_.draining) return;
       if (l.ops > 0) {
-        timers_.Arm(&l.timer, now_, 10);  // the last connection's operations are still ending
+        // The last connection's operations are still ending.
+        core_.timers.Arm(&l.timer, core_.now, 10);
         return;
       }
       l.state = NextLinkState(l.state, LinkEvent::kBackoffOver, l.tls_ctx != nullptr);
-      ConnectRedis();
+      Connect();
       return;
     case LinkState::kReady:
-      l.client->Tick(now_);
+      l.client->Tick(core_.now);
       if (l.client->state() == fleet::RedisClient::State::kFailed) {
-        RedisFailed(CallFailure(l.client->failure()));
+        Failed(CallFailure(l.client->failure()));
         return;
       }
       if (l.health.degraded && l.client->in_flight() == 0 && l.client->script_loaded()) {
         const int64_t args[] = {1'000'000, 1, 0};
-        if (l.client->Call(kProbeTag, "hms:probe", args, now_)) metrics_.fleet_calls.Add();
+        if (l.client->Call(kProbeTag, "hms:probe", args, core_.now))
+          core_.metrics.fleet_calls.Add();
       }
-      TakeRedisCompletions();
+      TakeCompletions();
       if (l.health.degraded) {
-        timers_.Arm(&l.timer, now_, kProbeEveryMs);
+        core_.timers.Arm(&l.timer, core_.now, kProbeEveryMs);
       } else if (l.client->in_flight() > 0) {
-        timers_.Arm(&l.timer, now_, l.timeout_ms);
+        core_.timers.Arm(&l.timer, core_.now, l.timeout_ms);
       }
       return;
     case LinkState::kOff:
@@ -216,34 +221,34 @@ void Worker::OnRedisTimer() {
   }
 }
 
-void Worker::OnRedisCqe(uint32_t what, uint32_t gen, int res) {
+void FleetLink::OnCqe(uint32_t what, uint32_t gen, int res) {
   RedisLink& l = redis_;
   --l.ops;
   if ((l.gen & 0xffffff) != gen || l.fd < 0) return;  // an older connection's
   switch (what) {
     case kRedisConnect:
-      if (res < 0) return RedisFailed(ErrnoFailure(-res));
+      if (res < 0) return Failed(ErrnoFailure(-res));
       l.state = NextLinkState(l.state, LinkEvent::kConnected, l.tls_ctx != nullptr);
-      ArmRedisRecv();
+      ArmRecv();
       if (l.state == LinkState::kTls) {
         l.tls = tls::Session::NewClient(*l.tls_ctx, nullptr);
-        if (l.tls == nullptr) return RedisFailed(ErrnoFailure(ENOMEM));
-        PumpRedisInput(nullptr, 0);  // the ClientHello
+        if (l.tls == nullptr) return Failed(ErrnoFailure(ENOMEM));
+        PumpInput(nullptr, 0);  // the ClientHello
       } else {
-        RedisReady();
+        Ready();
       }
       return;
     case kRedisRecv:
       l.recv_armed = false;
-      if (res <= 0) return RedisFailed(res == 0 ? ErrnoFailure(ECONNRESET) : ErrnoFailure(-res));
-      PumpRedisInput(l.rx.data(), static_cast<size_t>(res));
-      if (l.fd >= 0 && !l.recv_armed) ArmRedisRecv();
+      if (res <= 0) return Failed(res == 0 ? ErrnoFailure(ECONNRESET) : ErrnoFailure(-res));
+      PumpInput(l.rx.data(), static_cast<size_t>(res));
+      if (l.fd >= 0 && !l.recv_armed) ArmRecv();
       return;
     case kRedisSend:
       l.send_inflight = false;
-      if (res < 0) return RedisFailed(ErrnoFailure(-res));
-      l.out.Consume(&blocks_, static_cast<size_t>(res));
-      FlushRedis();
+      if (res < 0) return Failed(ErrnoFailure(-res));
+      l.out.Consume(&core_.blocks, static_cast<size_t>(res));
+      Flush();
       return;
     default:
       return;
@@ -252,48 +257,48 @@ void Worker::OnRedisCqe(uint32_t what, uint32_t gen, int res) {
 
 // The connection (and its TLS session) is up: the client queues its
 // handshake (AUTH, SCRIPT LOAD); Redis is trusted again once it answers.
-void Worker::RedisReady() {
+void FleetLink::Ready() {
   RedisLink& l = redis_;
-  timers_.Cancel(&l.timer);
-  l.client->Connected(now_);
-  timers_.Arm(&l.timer, now_, l.timeout_ms);
-  FlushRedis();
+  core_.timers.Cancel(&l.timer);
+  l.client->Connected(core_.now);
+  core_.timers.Arm(&l.timer, core_.now, l.timeout_ms);
+  Flush();
 }
 
-void Worker::ArmRedisRecv() {
+void FleetLink::ArmRecv() {
   RedisLink& l = redis_;
-  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_sqe* sqe = core_.ring.Sqe();
   io_uring_prep_recv(sqe, l.fd, l.rx.data(), l.rx.size(), 0);
-  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpRedis, l.gen, kRedisRecv));
+  io_uring_sqe_set_data64(sqe, core::PackUserData(op_, l.gen, kRedisRecv));
   l.recv_armed = true;
   ++l.ops;
 }
 
 // Bytes from Redis: through the TLS session when there is one (its
 // handshake first), then to the client, whose finished calls are answered.
-void Worker::PumpRedisInput(const char* p, size_t n) {
+void FleetLink::PumpInput(const char* p, size_t n) {
   RedisLink& l = redis_;
   const bool loaded = l.client->script_loaded();
   if (l.tls == nullptr) {
-    l.client->Received(std::string_view(p, n), now_);
+    l.client->Received(std::string_view(p, n), core_.now);
   } else {
-    tls::Wire w{p, n, &l.out, &blocks_};
+    tls::Wire w{p, n, &l.out, &core_.blocks};
     for (;;) {
       const size_t before = w.in_len;
       if (!l.tls->handshake_done()) {
         const tls::Step st = l.tls->Handshake(w);
         if (st == tls::Step::kFailed)
-          return RedisFailed(CallFailure(fleet::CallStatus::kHandshakeFailed));
+          return Failed(CallFailure(fleet::CallStatus::kHandshakeFailed));
         if (st == tls::Step::kDone) {
           l.state = NextLinkState(l.state, LinkEvent::kTlsDone, true);
-          RedisReady();
+          Ready();
           continue;
         }
       } else {
         const int got = l.tls->Read(w, l.plain.data(), l.plain.size());
-        if (got < 0) return RedisFailed(ErrnoFailure(ECONNRESET));
+        if (got < 0) return Failed(ErrnoFailure(ECONNRESET));
         if (got > 0) {
-          l.client->Received(std::string_view(l.plain.data(), static_cast<size_t>(got)), now_);
+          l.client->Received(std::string_view(l.plain.data(), static_cast<size_t>(got)), core_.now);
           continue;
         }
       }
@@ -301,33 +306,33 @@ void Worker::PumpRedisInput(const char* p, size_t n) {
     }
   }
   if (l.client->state() == fleet::RedisClient::State::kFailed) {
-    return RedisFailed(CallFailure(l.client->failure()));
+    return Failed(CallFailure(l.client->failure()));
   }
   // SCRIPT LOAD answered: Redis answers this connection (AUTH passed).
   if (!loaded && l.client->script_loaded()) {
     l.failures = 0;  // only now: a Redis that refuses AUTH is retried ever more slowly
-    metrics_.fleet_redis_failure.Set(0);
-    policy::OnRedisOutcome(l.health, true, now_, policy::RedisHealthParams{});
-    UpdateFleetGauges();
+    core_.metrics.fleet_redis_failure.Set(0);
+    policy::OnRedisOutcome(l.health, true, core_.now, policy::RedisHealthParams{});
+    UpdateGauges();
   }
-  TakeRedisCompletions();
-  FlushRedis();
+  TakeCompletions();
+  Flush();
 }
 
 // Everything the client wants sent goes out in one send per pass at most
 // (sealed first with TLS); more waits for that send's completion.
-void Worker::FlushRedis() {
+void FleetLink::Flush() {
   RedisLink& l = redis_;
   if (l.fd < 0 || l.client == nullptr || l.state == LinkState::kConnecting) return;
   const std::span<const char> pending = l.client->Output();
   if (!pending.empty() && (l.tls == nullptr || l.tls->handshake_done())) {
     if (l.tls != nullptr) {
-      tls::Wire w{nullptr, 0, &l.out, &blocks_};
+      tls::Wire w{nullptr, 0, &l.out, &core_.blocks};
       if (!l.tls->Write(w, pending.data(), pending.size())) {
-        return RedisFailed(CallFailure(fleet::CallStatus::kProtocolError));
+        return Failed(CallFailure(fleet::CallStatus::kProtocolError));
       }
     } else {
-      l.out.Append(&blocks_, pending.data(), pending.size());
+      l.out.Append(&core_.blocks, pending.data(), pending.size());
     }
     l.client->Sent(pending.size());
   }
@@ -336,20 +341,20 @@ void Worker::FlushRedis() {
   l.msg = msghdr{};
   l.msg.msg_iov = l.iov;
   l.msg.msg_iovlen = static_cast<size_t>(n);
-  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_sqe* sqe = core_.ring.Sqe();
   io_uring_prep_sendmsg(sqe, l.fd, &l.msg, MSG_NOSIGNAL);
-  io_uring_sqe_set_data64(sqe, core::PackUserData(kOpRedis, l.gen, kRedisSend));
+  io_uring_sqe_set_data64(sqe, core::PackUserData(op_, l.gen, kRedisSend));
   l.send_inflight = true;
   ++l.ops;
 }
 
-void Worker::UpdateFleetGauges() {
+void FleetLink::UpdateGauges() {
   const RedisLink& l = redis_;
-  metrics_.fleet_redis_up.Set(l.usable() && !l.health.degraded && l.client->script_loaded());
-  metrics_.fleet_degraded.Set(FleetModeNow() != FleetMode::kRedis);
+  core_.metrics.fleet_redis_up.Set(l.usable() && !l.health.degraded && l.client->script_loaded());
+  core_.metrics.fleet_degraded.Set(ModeNow() != FleetMode::kRedis);
 }
 
-FleetMode Worker::FleetModeNow() const {
+FleetMode FleetLink::ModeNow() const noexcept {
   const RedisLink& l = redis_;
   if (l.usable() && !l.health.degraded && l.client->script_loaded()) return FleetMode::kRedis;
   return FallbackMode(l.fallback);
@@ -358,8 +363,9 @@ FleetMode Worker::FleetModeNow() const {
 // A snapshot was adopted: leases start over for the new routes (unspent
 // tokens are dropped, which only admits less), and parked requests are
 // parsed again under the new snapshot.
-void Worker::ResetFleetFor(const config::Snapshot& s) {
+void FleetLink::ResetFor(const config::Snapshot& s) {
   RedisLink& l = redis_;
+  snapshot_ = &s;
   ++l.epoch;
   leases_.assign(s.routes.size(), policy::CoreLease{});
   l.asked.assign(s.routes.size(), 0);
@@ -368,66 +374,64 @@ void Worker::ResetFleetFor(const config::Snapshot& s) {
 
 // Parks the request on `slot` until its route's lease call answers; false
 // when the queue is full (the fallback then decides it).
-bool Worker::ParkFleet(uint32_t slot, uint32_t route) {
+bool FleetLink::Park(uint32_t slot, uint32_t route) noexcept {
   RedisLink& l = redis_;
   if (l.parked_count == l.parked.size()) return false;
-  // An HTTP/1.1 head stays in its connection's input; an h2 stream's is in
-  // none, so the stream keeps a copy (h2_down.cc).
-  if (clients_[slot].parent != kNone && !KeepStreamHead(slot)) return false;
+  uint32_t gen = 0;
+  if (!parked_.Park(slot, &gen)) return false;
   ParkedRequest& p = l.parked[(l.parked_head + l.parked_count) % l.parked.size()];
   p.slot = slot;
-  p.gen = clients_[slot].gen;
+  p.gen = gen;
   p.route = route;
   ++l.parked_count;
-  clients_[slot].fleet_parked = true;
-  metrics_.fleet_waits.Add();
+  core_.metrics.fleet_waits.Add();
   return true;
 }
 
 // Asks Redis for the route's lease when the core's stock (or its parked
 // requests) call for it: one call in flight per route.
-void Worker::AskFleet(uint32_t route) {
+void FleetLink::Ask(uint32_t route) {
   RedisLink& l = redis_;
-  const config::Route& r = current_->snapshot->routes[route];
+  const config::Route& r = snapshot_->routes[route];
   policy::CoreLease& lease = leases_[route];
   const policy::LeaseParams params = LeaseParamsFor(r);
-  const uint32_t want = policy::StartAsk(lease, now_, params);
+  const uint32_t want = policy::StartAsk(lease, core_.now, params);
   if (want == 0) return;
   const policy::Limit limit = policy::Limit::PerSecondX1000(
       r.rate_limit->rate_per_sec_x1000, std::max<uint32_t>(1, r.rate_limit->burst));
   const int64_t args[] = {static_cast<int64_t>((limit.interval_ns + 999) / 1000),
                           static_cast<int64_t>(limit.burst), static_cast<int64_t>(want)};
-  if (!l.usable() || !l.client->Call(Tag(l.epoch, route), r.fleet_key, args, now_)) {
+  if (!l.usable() || !l.client->Call(Tag(l.epoch, route), r.fleet_key, args, core_.now)) {
     // Not sent: the parked requests take the fallback now.
-    metrics_.fleet_errors.Add();
+    core_.metrics.fleet_errors.Add();
     AnswerParked(route, 0, 0, policy::OnAskFailed(lease));
     return;
   }
   l.asked[route] = want;
-  metrics_.fleet_calls.Add();
-  if (!l.timer.armed()) timers_.Arm(&l.timer, now_, l.timeout_ms);
+  core_.metrics.fleet_calls.Add();
+  if (!l.timer.armed()) core_.timers.Arm(&l.timer, core_.now, l.timeout_ms);
 }
 
 // Lease sizing for a fleet route: at most the route's burst spread over
 // every core of every gateway, so stocks can never hold the whole burst.
-policy::LeaseParams Worker::LeaseParamsFor(const config::Route& r) const {
+policy::LeaseParams FleetLink::LeaseParamsFor(const config::Route& r) const noexcept {
   policy::LeaseParams p;
-  const uint32_t holders = std::max<uint32_t>(1, cores_ * redis_.gateways);
+  const uint32_t holders = std::max<uint32_t>(1, core_.cores * redis_.gateways);
   p.max_lease = std::clamp<uint32_t>(r.rate_limit->burst / holders, 1, kMaxLease);
   return p;
 }
 
-void Worker::TakeRedisCompletions() {
+void FleetLink::TakeCompletions() {
   RedisLink& l = redis_;
   if (l.client == nullptr) return;
   fleet::Completion done;
   while (l.client->PopCompletion(&done)) {
     const bool ok = done.status == fleet::CallStatus::kOk && done.count >= 2;
-    if (policy::OnRedisOutcome(l.health, ok, now_, policy::RedisHealthParams{}))
-      UpdateFleetGauges();
+    if (policy::OnRedisOutcome(l.health, ok, core_.now, policy::RedisHealthParams{}))
+      UpdateGauges();
     if (!ok) {
-      metrics_.fleet_errors.Add();
-      metrics_.fleet_redis_failure.Set(CallFailure(done.status));
+      core_.metrics.fleet_errors.Add();
+      core_.metrics.fleet_redis_failure.Set(CallFailure(done.status));
     }
     const uint32_t route = static_cast<uint32_t>(done.tag);
     if (done.tag == kProbeTag || (done.tag >> 32) != l.epoch || route >= leases_.size()) continue;
@@ -439,9 +443,9 @@ void Worker::TakeRedisCompletions() {
     const uint32_t granted = static_cast<uint32_t>(std::max<int64_t>(done.values[0], 0));
     const uint64_t retry_ns = static_cast<uint64_t>(std::max<int64_t>(done.values[1], 0)) * 1000;
     const uint32_t waiting = lease.waiting;
-    policy::LeaseAnswer a = policy::OnGrant(lease, granted, retry_ns, now_,
-                                            LeaseParamsFor(current_->snapshot->routes[route]));
-    if (granted > waiting) metrics_.fleet_lease_refills.Add();
+    policy::LeaseAnswer a = policy::OnGrant(lease, granted, retry_ns, core_.now,
+                                            LeaseParamsFor(snapshot_->routes[route]));
+    if (granted > waiting) core_.metrics.fleet_lease_refills.Add();
     // Requests parked after the call left were not asked for: when Redis
     // granted all it was asked and has tokens left, they wait for the next
     // call instead of being refused.
@@ -452,7 +456,7 @@ void Worker::TakeRedisCompletions() {
     const uint32_t retry_s =
         static_cast<uint32_t>(std::max<uint64_t>(1, (retry_ns + 999'999'999) / 1'000'000'000));
     AnswerParked(route, a.admit, a.refuse, 0, retry_s);
-    if (lease.waiting > 0 || lease.tokens == 0) AskFleet(route);
+    if (lease.waiting > 0 || lease.tokens == 0) Ask(route);
   }
 }
 
@@ -460,41 +464,46 @@ void Worker::TakeRedisCompletions() {
 // `admit` of them granted, then `refuse` denied (429 after `retry_s`), then
 // `fallback` decided by the fallback; each is parsed again this pass.
 // Requests whose client left are skipped without counting.
-void Worker::AnswerParked(uint32_t route, uint32_t admit, uint32_t refuse, uint32_t fallback,
-                          uint32_t retry_s) {
+void FleetLink::AnswerParked(uint32_t route, uint32_t admit, uint32_t refuse, uint32_t fallback,
+                             uint32_t retry_s) {
   RedisLink& l = redis_;
   const bool all = route == UINT32_MAX;
   size_t kept = 0;
   for (size_t i = 0; i < l.parked_count; ++i) {
     const ParkedRequest p = l.parked[(l.parked_head + i) % l.parked.size()];
-    Client& c = clients_[p.slot];
-    const bool alive = c.gen == p.gen && c.state == Client::State::kHead && !c.ex.active();
     if (!all && p.route != route) {
       l.parked[(l.parked_head + kept++) % l.parked.size()] = p;
       continue;
     }
-    if (!alive) continue;
-    c.fleet_parked = false;
+    if (!parked_.Waiting(p.slot, p.gen)) continue;
+    FleetPass pass = FleetPass::kNone;
     if (all) {
-      c.fleet_pass = FleetPass::kNone;
+      pass = FleetPass::kNone;
     } else if (admit > 0) {
       --admit;
-      c.fleet_pass = FleetPass::kGranted;
+      pass = FleetPass::kGranted;
     } else if (refuse > 0) {
       --refuse;
-      c.fleet_pass = FleetPass::kDenied;
-      c.fleet_retry_s = retry_s;
+      pass = FleetPass::kDenied;
     } else if (fallback > 0) {
       --fallback;
-      c.fleet_pass = FleetPass::kFallback;
+      pass = FleetPass::kFallback;
     } else {
-      c.fleet_parked = true;
       l.parked[(l.parked_head + kept++) % l.parked.size()] = p;  // still waiting
       continue;
     }
-    repump_.push_back(p.slot);
+    parked_.Answer(p.slot, pass, retry_s);
   }
   l.parked_count = kept;
+}
+
+// After the loop (Worker::ReleaseAll): the link's socket, session and
+// queued blocks go; the client and its buffers go with the worker.
+void FleetLink::Release() noexcept {
+  redis_.out.Clear(&core_.blocks);
+  redis_.tls.reset();
+  if (redis_.fd >= 0) close(redis_.fd);
+  redis_.fd = -1;
 }
 
 }  // namespace hms::proxy

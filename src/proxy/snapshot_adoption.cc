@@ -59,7 +59,7 @@ void Worker::SizeStateFor(const config::Snapshot& s) {
   for (const auto& r : s.routes) {
     limiters_.push_back(r.limiter ? policy::CoreRateLimiter(r.limiter.get()) : policy::CoreRateLimiter());
   }
-  ResetFleetFor(s);
+  fleet_.ResetFor(s);
 }
 
 void Worker::ReleaseHold(SnapshotHold* h) {

@@ -167,7 +167,7 @@ int Worker::SetUp() {
   inputs_.Init(config_.buffer_count);
   now_ = core::Now();  // SizeStateFor arms timers (health checks)
   SizeStateFor(*current_->snapshot);
-  if (config_.redis) StartRedis();
+  if (config_.redis) fleet_.Start();
   for (uint16_t i = 0; i < listen_fds_.size(); ++i) ArmAccept(i);
   io_uring_sqe* sqe = ring_.Sqe();
   io_uring_prep_read(sqe, mailbox_.wake_fd(), &wake_value_, sizeof wake_value_, 0);
@@ -216,7 +216,7 @@ void Worker::Loop() {
     timers_.Expire(now_, kMaxTimerTicksPerPass, [this](core::Timer* t) { OnTimer(t); });
     for (size_t i = 0; i < repump_.size(); ++i) PumpClient(repump_[i]);
     repump_.clear();
-    if (redis_.client != nullptr) FlushRedis();  // the lease calls of this pass, in one send
+    if (fleet_.on()) fleet_.Flush();  // the lease calls of this pass, in one send
     FlushDirty();
     for (uint32_t id : coalesce_touched_) coalesce_[id] = kNone;  // pipelining spans one pass
     coalesce_touched_.clear();
@@ -272,7 +272,7 @@ void Worker::HandleCqe(io_uring_cqe* cqe) {
     case kOpIgnore:
       return;  // cancellations
     case kOpRedis:
-      OnRedisCqe(slot, core::UserDataGen(ud), res);  // counts every generation's completions
+      fleet_.OnCqe(slot, core::UserDataGen(ud), res);  // counts every generation's completions
       return;
     default:
       break;
@@ -360,7 +360,7 @@ void Worker::OnTimer(core::Timer* t) {
       health_.OnTimer(slot);
       return;
     case kTimerRedis:
-      OnRedisTimer();
+      fleet_.OnTimer();
       return;
     case kTimerDrain:
       OnDrainTimer();

@@ -12,11 +12,12 @@
 // the downstream connection (downstream.cc), the exchange (exchange.h,
 // exchange.cc) and its admission (admission.h, admission.cc), the upstream
 // connection (upstream.cc) and its pool (pool.cc); what both connection
-// kinds share is connection.h and tls_io.cc. The active health checks are a
-// room of their own, a member at the end, given a CoreContext
-// (core_context.h: the ring, buffers, blocks, inputs, timers, metrics,
-// time, config) instead of the Worker (HealthChecker, health.h); the Worker
-// only routes their completions and timers to it.
+// kinds share is connection.h and tls_io.cc. Two rooms are objects of their
+// own, members at the end, given a CoreContext (core_context.h: the ring,
+// buffers, blocks, inputs, timers, metrics, time, config) instead of the
+// Worker: the fleet's Redis link (FleetLink, redis_link.h) and the active
+// health checks (HealthChecker, health.h). The Worker only routes their
+// completions and timers to them and asks the fleet link at admission.
 //
 // A downstream connection ("client") carries at most one exchange at a time;
 // pipelined requests wait in its input and are answered in order. An HTTP/2
@@ -213,7 +214,9 @@ class Worker {
 
   // With `redis:` in the config, before Start: the password (read from
   // password_file) and the TLS context (null for plain TCP).
-  void SetRedis(const std::string& password, std::shared_ptr<const tls::ClientContext> tls);
+  void SetRedis(const std::string& password, std::shared_ptr<const tls::ClientContext> tls) {
+    fleet_.Configure(password, std::move(tls));
+  }
   // Starts the thread; returns once the ring is set up (or failed: -errno).
   int Start(config::Snapshot* snapshot);
   void Join();
@@ -572,25 +575,16 @@ class Worker {
   void StartSpan(Exchange& ex, const http::RequestHead& r);
   void RecordSpan(const Client& c);
 
-  // The fleet's Redis link and leases (redis_link.cc).
-  void StartRedis();
-  void ConnectRedis();
-  void RedisReady();
-  void RedisFailed(uint64_t why);
-  void OnRedisTimer();
-  void OnRedisCqe(uint32_t what, uint32_t gen, int res);
-  void ArmRedisRecv();
-  void PumpRedisInput(const char* p, size_t n);
-  void FlushRedis();
-  void TakeRedisCompletions();
-  void UpdateFleetGauges();
-  FleetMode FleetModeNow() const;
-  void ResetFleetFor(const config::Snapshot& s);
-  bool ParkFleet(uint32_t slot, uint32_t route);
-  void AskFleet(uint32_t route);
-  policy::LeaseParams LeaseParamsFor(const config::Route& r) const;
-  void AnswerParked(uint32_t route, uint32_t admit, uint32_t refuse, uint32_t fallback,
-                    uint32_t retry_s = 0);
+  // The fleet's Redis link and leases are a room of their own (FleetLink,
+  // redis_link.h); this is its side of the exchanges, which it parks and
+  // resumes by client slot (admission.cc).
+  struct FleetExchanges final : ParkedRequests {
+    explicit FleetExchanges(Worker& w) noexcept : worker(w) {}
+    bool Park(uint32_t slot, uint32_t* gen) noexcept override;
+    bool Waiting(uint32_t slot, uint32_t gen) const noexcept override;
+    void Answer(uint32_t slot, FleetPass pass, uint32_t retry_s) noexcept override;
+    Worker& worker;
+  };
 
   http::RequestHead req_;            // scratch: the head being parsed
   // The canonical target of the request being started, when its path needed
@@ -673,8 +667,6 @@ class Worker {
   // connection resumes it (an abbreviated handshake, no certificate check).
   std::vector<std::unique_ptr<tls::SavedSession>> tls_saved_;
   std::vector<policy::CoreRateLimiter> limiters_;  // [route index] this core's view of each bucket
-  std::vector<policy::CoreLease> leases_;          // [route index] fleet scope: this core's lease
-  RedisLink redis_;                                // the fleet's Redis (state kOff without one)
   bool admit_parked_ = false;  // Admit parked the request: StartExchange leaves its head unread
   std::unique_ptr<auth::JwtVerifier> verifier_;     // with the current snapshot's keys; its own cache
   auth::Claims claims_;                             // scratch: the claims of the token being checked
@@ -695,11 +687,14 @@ class Worker {
   std::vector<bool> accept_armed_;
 
   // The rooms that are objects of their own, given the core's tools
-  // (core_context.h) rather than the Worker: the active health checks of
+  // (core_context.h) rather than the Worker: the fleet's Redis link with its
+  // leases and parked requests (redis_link.h), the active health checks of
   // the services this core owns (health.h). Last: they are bound to the
   // members above.
   CoreContext core_{ring_,    buffers_, blocks_,   inputs_, timers_, metrics_,
                     now_,     config_,  draining_, rng_,    index_,  cores_};
+  FleetExchanges fleet_exchanges_{*this};
+  FleetLink fleet_{core_, fleet_exchanges_, kOpRedis, kTimerRedis};
   HealthChecker health_{core_, kOpHealth, kTimerHealth};
 };
 
