@@ -329,9 +329,8 @@ int32_t ClientSession::Submit(const RequestLine& line, const http::Header* field
   body.source.ptr = st;
   body.read_callback = SessionCallbacks::ReadBody;
   // The stream's user data is its shared part, as Session::Find reads it.
-  const int32_t id = nghttp2_submit_request(ng_, nullptr, nva, nv_count,
-                                            end_stream ? nullptr : &body,
-                                            static_cast<Session::Stream*>(st));
+  const int32_t id = nghttp2_submit_request(
+      ng_, nullptr, nva, nv_count, end_stream ? nullptr : &body, static_cast<Session::Stream*>(st));
   pool_->Free(nva);
   if (id < 0) {
     st->~Stream();

@@ -66,7 +66,8 @@ struct Callbacks {
     ServerSession::Block* b = s->block_;
     if (b == nullptr || frame->hd.stream_id != s->block_stream_) return 0;
     if (!b->builder.Add(View(name), View(value))) return 0;  // refused: only counted from now on
-    glue::Hold(b, name, value);  // the head's views point into these
+    // Kept: the head's views point into these until it is delivered.
+    glue::Hold(b, name, value);
     return 0;
   }
 
@@ -337,8 +338,8 @@ bool ServerSession::SubmitHead(Stream* st, uint16_t status, const http::Header* 
                           static_cast<char>('0' + status % 10)};
   const http::Header pseudo[] = {{":status", std::string_view(digits, 3)}};
   size_t nv_count = 0;
-  nghttp2_nv* nva = glue::BuildFields(pool_, pseudo, 1, fields, count,
-                                      glue::DropConnectionSpecific, &nv_count);
+  nghttp2_nv* nva =
+      glue::BuildFields(pool_, pseudo, 1, fields, count, glue::DropConnectionSpecific, &nv_count);
   if (nva == nullptr) return false;
   nghttp2_data_provider body;
   body.source.ptr = st;

@@ -178,9 +178,7 @@ bool Session::Done() const {
          (nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0);
 }
 
-bool Session::WantsWrite() const {
-  return ng_ != nullptr && nghttp2_session_want_write(ng_) != 0;
-}
+bool Session::WantsWrite() const { return ng_ != nullptr && nghttp2_session_want_write(ng_) != 0; }
 
 // --- Receiving --------------------------------------------------------------------
 

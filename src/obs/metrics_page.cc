@@ -106,9 +106,9 @@ void RenderScalars(const MetricsPageInput& in, Exposition& e) {
 #undef HMS_METRIC_COUNTER
   // The HTTP/2 sessions (metrics_list.h, HMS_H2_COUNTERS): one family a
   // counter, one sample a side, so that a sum over `side` is the process's.
-#define HMS_H2_COUNTER_SAMPLE(member, help)                              \
-  e.Family("hms_h2_" #member "_total", "counter", help);               \
-  e.Sample({{"side", "downstream"}}, t.h2.member);                       \
+#define HMS_H2_COUNTER_SAMPLE(member, help)              \
+  e.Family("hms_h2_" #member "_total", "counter", help); \
+  e.Sample({{"side", "downstream"}}, t.h2.member);       \
   e.Sample({{"side", "upstream"}}, t.h2_up.member);
   HMS_H2_COUNTERS(HMS_H2_COUNTER_SAMPLE)
 #undef HMS_H2_COUNTER_SAMPLE
