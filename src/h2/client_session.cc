@@ -5,27 +5,21 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #include "hms/common/check.h"
 #include "nghttp2_glue.h"
+#include "session_stream.h"
 
 namespace hms::h2 {
 
-// One stream's state, from the pool: from Submit() to nghttp2's close
-// callback (or Close()).
-struct ClientSession::Stream {
-  int32_t id = 0;
-  uint64_t tag = 0;
-  Stream* next = nullptr;  // the session's live list
-  Stream* prev = nullptr;
-  Stream* next_sendable = nullptr;  // pending OnSendable, while queued
-  glue::Outbox body;                // the request body
-  uint64_t unconsumed = 0;          // response bytes delivered, not yet Consume()d
-  bool head_seen = false;           // the final response head was delivered
-  bool complete = false;            // END_STREAM from the upstream
+// An exchange's stream: the shared part (its body is the request's), and
+// the response's.
+struct ClientSession::Stream : Session::Stream {
+  bool head_seen = false;  // the final response head was delivered
+  bool complete = false;   // END_STREAM from the upstream
   bool head_too_large = false;
   bool never_sent = false;  // its HEADERS never left (the session ended first)
-  bool engine_reset = false;
 };
 
 // The response header block in progress (one at a time per connection,
@@ -74,15 +68,10 @@ RequestLine LineOf(const http::RequestHead& head, std::string_view scheme) {
 
 // --- nghttp2's callbacks ---------------------------------------------------
 
+// The client's own; SessionCallbacks has the shared ones.
 struct ClientCallbacks {
-  static ClientSession* S(void* self) { return static_cast<ClientSession*>(self); }
-
-  static int BeginFrame(nghttp2_session*, const nghttp2_frame_hd* hd, void* self) {
-    ClientSession* s = S(self);
-    const Flood f = s->guard_.OnFrame(hd->type, hd->flags, hd->length, s->now_);
-    if (f == Flood::kNone) return 0;
-    s->flood_ = f;
-    return NGHTTP2_ERR_CALLBACK_FAILURE;  // stops mem_recv here
+  static ClientSession* S(void* self) {
+    return static_cast<ClientSession*>(static_cast<Session*>(self));
   }
 
   static int BeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* self) {
@@ -105,12 +94,6 @@ struct ClientCallbacks {
     return 0;
   }
 
-  static int DataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
-                       void* self) {
-    S(self)->OnBody(id, reinterpret_cast<const char*>(data), len);
-    return 0;
-  }
-
   static int FrameSend(nghttp2_session*, const nghttp2_frame* frame, void* self) {
     ClientSession* s = S(self);
     if (frame->hd.type == NGHTTP2_GOAWAY) s->counters_->goaways_sent.Add();
@@ -128,142 +111,59 @@ struct ClientCallbacks {
     st->never_sent = true;
     // nghttp2 never made the stream, so it will not report its close.
     if (nghttp2_session_find_stream(ng, frame->hd.stream_id) == nullptr) {
-      s->CloseStream(st, NGHTTP2_REFUSED_STREAM);
+      s->CloseStream(st, ErrorCode::kRefusedStream);
     }
     return 0;
-  }
-
-  static int StreamClose(nghttp2_session*, int32_t id, uint32_t code, void* self) {
-    ClientSession* s = S(self);
-    if (ClientSession::Stream* st = s->Find(id)) s->CloseStream(st, code);
-    return 0;
-  }
-
-  static ssize_t ReadBody(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
-                          nghttp2_data_source*, void* self) {
-    return S(self)->ReadBody(id, buf, len, flags);
   }
 };
 
 // --- ClientConfig -----------------------------------------------------------
 
 Result<std::shared_ptr<const ClientConfig>> ClientConfig::Make(const Limits& l) {
-  if (const std::string_view e = glue::LimitsError(l); !e.empty())
-    return ConfigError(std::string(e));
   std::shared_ptr<ClientConfig> c(new ClientConfig());
-  c->limits_ = l;
-  if (nghttp2_session_callbacks_new(&c->callbacks_) != 0 || nghttp2_option_new(&c->option_) != 0) {
-    return Error{"out of memory for nghttp2's callbacks", Side::kInternal};
-  }
+  if (Result<bool> r = c->Init(l); !r) return r.error();
   nghttp2_session_callbacks* cb = c->callbacks_;
-  nghttp2_session_callbacks_set_on_begin_frame_callback(cb, ClientCallbacks::BeginFrame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, ClientCallbacks::BeginHeaders);
   nghttp2_session_callbacks_set_on_header_callback2(cb, ClientCallbacks::Header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, ClientCallbacks::FrameRecv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, ClientCallbacks::DataChunk);
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, ClientCallbacks::FrameSend);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, ClientCallbacks::FrameNotSend);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cb, ClientCallbacks::StreamClose);
   // nghttp2's HTTP messaging rules stay on: a malformed response head (no
   // :status, a bad field, DATA against content-length) resets its stream
   // with PROTOCOL_ERROR, which FaultOf reads as upstream_bad_response.
-  glue::SetDefences(c->option_, l);
   return std::shared_ptr<const ClientConfig>(std::move(c));
-}
-
-ClientConfig::~ClientConfig() {
-  nghttp2_session_callbacks_del(callbacks_);
-  nghttp2_option_del(option_);
 }
 
 // --- ClientSession: life ----------------------------------------------------
 
 ClientSession::ClientSession(const ClientConfig* config, ClientHandler* handler, MemPool* pool,
                              core::BlockPool* blocks, Counters* counters)
-    : config_(config),
-      handler_(handler),
-      pool_(pool),
-      blocks_(blocks),
-      counters_(counters),
-      guard_(config->limits()) {}
-
-bool ClientSession::Start() {
-  HMS_CHECK(ng_ == nullptr);
-  nghttp2_mem mem = glue::Mem(pool_);
-  if (nghttp2_session_client_new3(&ng_, config_->callbacks_, this, config_->option_, &mem) != 0) {
-    ng_ = nullptr;
-    return false;
-  }
-  const Limits& l = config_->limits();
-  const nghttp2_settings_entry settings[] = {
-      // No server push: the gateway forwards answers to requests, nothing else.
-      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, l.stream_window_bytes},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, l.max_header_list_bytes},
-      {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, l.header_table_bytes},
-      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
-  };
-  if (nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0 ||
-      nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
-                                            static_cast<int32_t>(l.connection_window_bytes)) != 0) {
-    return false;
-  }
-  counters_->sessions.Add();
-  return true;
+    : Session(config, pool, blocks, counters), handler_(handler) {
+  // Session::FreeStream ends a stream as its shared part.
+  static_assert(std::is_trivially_destructible_v<Stream>);
 }
 
-ClientSession::~ClientSession() {
-  while (streams_ != nullptr) FreeStream(streams_);
-  EndBlockRefs();
-  if (ng_ != nullptr) nghttp2_session_del(ng_);
-}
+ClientSession::~ClientSession() { EndBlockRefs(); }
 
 ClientSession::Stream* ClientSession::Find(int32_t id) const {
-  if (ng_ == nullptr || id <= 0) return nullptr;
-  if (void* st = nghttp2_session_get_stream_user_data(ng_, id)) return static_cast<Stream*>(st);
-  // nghttp2 makes its stream when the HEADERS go out: until then (the
-  // engine queues body bytes right after Submit) it is only on our list,
-  // among the newest.
-  for (Stream* st = streams_; st != nullptr; st = st->next) {
-    if (st->id == id) return st;
-  }
-  return nullptr;
+  return static_cast<Stream*>(Session::Find(id));
 }
 
-void ClientSession::FreeStream(Stream* st) {
-  if (st->prev != nullptr) {
-    st->prev->next = st->next;
-  } else {
-    streams_ = st->next;
-  }
-  if (st->next != nullptr) st->next->prev = st->prev;
-  if (ng_ != nullptr) nghttp2_session_set_stream_user_data(ng_, st->id, nullptr);
-  for (Stream** p = &sendable_; *p != nullptr; p = &(*p)->next_sendable) {
-    if (*p == st) {
-      *p = st->next_sendable;
-      break;
-    }
-  }
-  st->body.Release(blocks_, pool_);
-  st->~Stream();
-  pool_->Free(st);
-  --live_;
-}
-
-void ClientSession::CloseStream(Stream* st, uint32_t code) {
+void ClientSession::CloseStream(Session::Stream* shared, ErrorCode code) {
+  auto* st = static_cast<Stream*>(shared);
   // Response bytes never consumed still count against the connection's
   // window: give them back, or one reset stream would shrink it for all.
   if (st->unconsumed > 0 && !terminated_) nghttp2_session_consume_connection(ng_, st->unconsumed);
   st->unconsumed = 0;
   StreamEnd end;
-  end.code = static_cast<ErrorCode>(code);
+  end.code = code;
   end.complete = st->complete;
   end.head_too_large = st->head_too_large;
   end.by_engine = st->engine_reset;
   // RFC 9113 §6.8 and §8.7: streams above GOAWAY's last stream id, and
   // streams refused, were not processed; so were requests never sent.
   end.never_processed = !st->complete && !st->head_seen &&
-                        (code == NGHTTP2_REFUSED_STREAM || st->never_sent ||
+                        (code == ErrorCode::kRefusedStream || st->never_sent ||
                          (goaway_received_ && st->id > goaway_last_));
   if (end.never_processed) counters_->streams_unprocessed.Add();
   if (block_ != nullptr && block_stream_ == st->id) EndBlockRefs();
@@ -271,28 +171,10 @@ void ClientSession::CloseStream(Stream* st, uint32_t code) {
   FreeStream(st);
 }
 
-void ClientSession::Close(ErrorCode code) {
-  if (ng_ != nullptr && !terminated_) {
-    terminated_ = true;
-    nghttp2_session_terminate_session(ng_, static_cast<uint32_t>(code));
-  }
-  while (streams_ != nullptr) CloseStream(streams_, static_cast<uint32_t>(code));
-  EndBlockRefs();
-}
-
 void ClientSession::Shutdown() {
   if (ng_ == nullptr || terminated_) return;
   terminated_ = true;  // no new streams; nghttp2 lets the open ones finish
   nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, nullptr, 0);
-}
-
-bool ClientSession::Done() const {
-  return ng_ == nullptr ||
-         (nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0);
-}
-
-bool ClientSession::WantsWrite() const {
-  return ng_ != nullptr && nghttp2_session_want_write(ng_) != 0;
 }
 
 uint32_t ClientSession::peer_max_concurrent_streams() const {
@@ -315,24 +197,6 @@ bool ClientSession::Ping(core::Instant now) {
 }
 
 // --- Receiving ---------------------------------------------------------------
-
-bool ClientSession::Receive(const char* p, size_t n, core::Instant now) {
-  now_ = now;
-  if (failed_ || ng_ == nullptr) return false;
-  const ssize_t rv = nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(p), n);
-  if (rv < 0 || flood_ != Flood::kNone) {
-    Fail(static_cast<int>(rv < 0 ? rv : 0));
-    return false;
-  }
-  return !failed_;
-}
-
-// The session ends for what mem_recv reported (or a flood a callback saw).
-void ClientSession::Fail(int lib_error) {
-  const ErrorCode code = glue::FailureCode(flood_, lib_error, counters_);
-  failed_ = true;
-  Close(code);
-}
 
 int ClientSession::BeginBlock(int32_t id) {
   EndBlockRefs();  // a block nghttp2 gave up on midway never reached FrameRecv
@@ -365,19 +229,14 @@ int ClientSession::OnField(int32_t id, nghttp2_rcbuf* name, nghttp2_rcbuf* value
     EndBlockRefs();
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
-  nghttp2_rcbuf_incref(name);
-  nghttp2_rcbuf_incref(value);
-  b->refs[b->ref_count++] = name;
-  b->refs[b->ref_count++] = value;
+  glue::Hold(b, name, value);
   b->fields[b->count++] = http::Header{n, v};
   return 0;
 }
 
 void ClientSession::EndBlockRefs() {
   if (block_ == nullptr) return;
-  for (uint32_t i = 0; i < block_->ref_count; ++i) nghttp2_rcbuf_decref(block_->refs[i]);
-  block_->~Block();
-  pool_->Free(block_);
+  glue::FreeBlock(pool_, block_);
   block_ = nullptr;
   block_stream_ = 0;
 }
@@ -441,17 +300,8 @@ void ClientSession::OnBody(int32_t id, const char* p, size_t n) {
 
 // --- Sending -----------------------------------------------------------------
 
-bool ClientSession::Send(core::ByteQueue* out, size_t max_queued) {
-  if (ng_ == nullptr) return false;
-  if (!glue::MemSend(ng_, out, blocks_, max_queued)) return false;
-  while (sendable_ != nullptr) {
-    Stream* st = sendable_;
-    sendable_ = st->next_sendable;
-    st->next_sendable = nullptr;
-    st->body.sendable_pending = false;
-    handler_->OnSendable(*this, st->id, st->tag);
-  }
-  return true;
+void ClientSession::OnSendable(Session::Stream* st) {
+  handler_->OnSendable(*this, st->id, st->tag);
 }
 
 int32_t ClientSession::Submit(const RequestLine& line, const http::Header* fields, uint16_t count,
@@ -477,9 +327,10 @@ int32_t ClientSession::Submit(const RequestLine& line, const http::Header* field
   }
   nghttp2_data_provider body;
   body.source.ptr = st;
-  body.read_callback = ClientCallbacks::ReadBody;
-  const int32_t id =
-      nghttp2_submit_request(ng_, nullptr, nva, nv_count, end_stream ? nullptr : &body, st);
+  body.read_callback = SessionCallbacks::ReadBody;
+  // The stream's user data is its shared part, as Session::Find reads it.
+  const int32_t id = nghttp2_submit_request(
+      ng_, nullptr, nva, nv_count, end_stream ? nullptr : &body, static_cast<Session::Stream*>(st));
   pool_->Free(nva);
   if (id < 0) {
     st->~Stream();
@@ -487,60 +338,14 @@ int32_t ClientSession::Submit(const RequestLine& line, const http::Header* field
     return kFailed;
   }
   st->id = id;
-  st->next = streams_;
-  if (streams_ != nullptr) streams_->prev = st;
-  streams_ = st;
-  ++live_;
-  counters_->streams.Add();
+  Link(st);
   return id;
-}
-
-ssize_t ClientSession::ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags) {
-  Stream* st = Find(id);
-  if (st == nullptr) return NGHTTP2_ERR_DEFERRED;  // closing: nothing more is sent
-  bool notify = false;
-  const ssize_t n = st->body.Read(ng_, id, blocks_, buf, len, flags, &notify);
-  if (notify) {
-    st->next_sendable = sendable_;
-    sendable_ = st;
-  }
-  return n;
-}
-
-bool ClientSession::SendData(int32_t id, const char* p, size_t n, bool end_stream) {
-  Stream* st = Find(id);
-  return st != nullptr && st->body.Append(ng_, id, blocks_, p, n, end_stream);
 }
 
 bool ClientSession::SendTrailers(int32_t id, const http::Header* fields, uint16_t count) {
   Stream* st = Find(id);
   if (st == nullptr || st->body.end_queued) return false;
-  size_t nv_count = 0;
-  nghttp2_nv* nva = glue::BuildFields(
-      pool_, nullptr, 0, fields, count,
-      [](std::string_view name, std::string_view) { return glue::ConnectionSpecific(name); },
-      &nv_count);
-  return st->body.EndWith(ng_, id, nva, nv_count);
-}
-
-bool ClientSession::Reset(int32_t id, ErrorCode code) {
-  Stream* st = Find(id);
-  if (st == nullptr) return false;
-  st->engine_reset = true;
-  return nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, id, static_cast<uint32_t>(code)) == 0;
-}
-
-void ClientSession::Consume(int32_t id, size_t n) {
-  Stream* st = Find(id);
-  if (st == nullptr) return;
-  n = std::min<uint64_t>(n, st->unconsumed);
-  st->unconsumed -= n;
-  nghttp2_session_consume(ng_, id, n);
-}
-
-size_t ClientSession::Queued(int32_t id) const {
-  const Stream* st = Find(id);
-  return st == nullptr ? 0 : st->body.out.size();
+  return QueueTrailers(st, fields, count);
 }
 
 }  // namespace hms::h2

@@ -1,6 +1,7 @@
 // What both sides of src/h2 need of nghttp2 (internal to src/h2): its
-// allocator over the core's MemPool, views of its buffers, and header lists
-// built in one pool block. Only the sessions' .cc files include it.
+// allocator over the core's MemPool, views of its buffers, header lists
+// built in one pool block, and a stream's outgoing body. Only the sessions'
+// .cc files include it.
 #pragma once
 
 #include <nghttp2/nghttp2.h>
@@ -15,7 +16,7 @@
 #include "hms/h2/flood_guard.h"
 #include "hms/h2/limits.h"
 #include "hms/h2/mem_pool.h"
-#include "hms/h2/server_session.h"
+#include "hms/h2/session.h"
 #include "hms/http/parser.h"
 
 namespace hms::h2::glue {
@@ -38,6 +39,24 @@ inline std::string_view View(nghttp2_rcbuf* b) {
   return {reinterpret_cast<const char*>(v.base), v.len};
 }
 
+// A header block's hold on nghttp2's buffers that its field views point
+// into, until the block is delivered (Block: refs[] and ref_count).
+template <typename Block>
+void Hold(Block* b, nghttp2_rcbuf* name, nghttp2_rcbuf* value) {
+  nghttp2_rcbuf_incref(name);
+  nghttp2_rcbuf_incref(value);
+  b->refs[b->ref_count++] = name;
+  b->refs[b->ref_count++] = value;
+}
+
+// A header block's end: its references dropped, the block back to the pool.
+template <typename Block>
+void FreeBlock(MemPool* pool, Block* b) {
+  for (uint32_t i = 0; i < b->ref_count; ++i) nghttp2_rcbuf_decref(b->refs[i]);
+  b->~Block();
+  pool->Free(b);
+}
+
 // RFC 9113 §8.2.2: never sent on an HTTP/2 connection.
 inline bool ConnectionSpecific(std::string_view name) {
   static constexpr std::string_view kNames[] = {
@@ -46,6 +65,12 @@ inline bool ConnectionSpecific(std::string_view name) {
     if (http::EqualsIgnoreCase(name, n)) return true;
   }
   return false;
+}
+
+// BuildFields' `drop` for responses and trailers: the connection-specific
+// fields, whatever their values.
+inline bool DropConnectionSpecific(std::string_view name, std::string_view) {
+  return ConnectionSpecific(name);
 }
 
 // A field whose value is new in every message (a trace id): indexed, it

@@ -86,7 +86,9 @@ CoreTotals Sum(const std::vector<const CoreMetrics*>& cores) {
     HMS_CORE_METRICS(HMS_METRIC_ADD, HMS_METRIC_ADD, HMS_METRIC_SKIP)
 #undef HMS_METRIC_SKIP
 #undef HMS_METRIC_ADD
-#define HMS_H2_COUNTER_ADD(member, help) t.h2.member += m->h2.member.Get();
+#define HMS_H2_COUNTER_ADD(member, help) \
+  t.h2.member += m->h2.member.Get();     \
+  t.h2_up.member += m->h2_up.member.Get();
     HMS_H2_COUNTERS(HMS_H2_COUNTER_ADD)
 #undef HMS_H2_COUNTER_ADD
     const uint64_t v = m->snapshot_version.Get();

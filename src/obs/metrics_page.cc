@@ -104,9 +104,12 @@ void RenderScalars(const MetricsPageInput& in, Exposition& e) {
   HMS_CORE_METRICS(HMS_METRIC_COUNTER, HMS_METRIC_GAUGE, HMS_METRIC_COUNTER)
 #undef HMS_METRIC_GAUGE
 #undef HMS_METRIC_COUNTER
-  // The downstream HTTP/2 sessions (metrics_list.h, HMS_H2_COUNTERS).
-#define HMS_H2_COUNTER_SAMPLE(member, help) \
-  ScalarSample(e, "hms_h2_" #member "_total", "counter", "", "", help, t.h2.member);
+  // The HTTP/2 sessions (metrics_list.h, HMS_H2_COUNTERS): one family a
+  // counter, one sample a side, so that a sum over `side` is the process's.
+#define HMS_H2_COUNTER_SAMPLE(member, help)              \
+  e.Family("hms_h2_" #member "_total", "counter", help); \
+  e.Sample({{"side", "downstream"}}, t.h2.member);       \
+  e.Sample({{"side", "upstream"}}, t.h2_up.member);
   HMS_H2_COUNTERS(HMS_H2_COUNTER_SAMPLE)
 #undef HMS_H2_COUNTER_SAMPLE
 }

@@ -637,10 +637,11 @@ class Worker {
   http::ResponseHead h2_resp_;
 
   // HTTP/2 upstreams (h2_up.cc): the sessions' shared config, their
-  // counters, [endpoint id] → the connection new streams go to, and the
-  // connections whose session had events in this Receive.
+  // counters (metrics_.h2_up, on /metrics as hms_h2_*{side="upstream"}),
+  // [endpoint id] → the connection new streams go to, and the connections
+  // whose session had events in this Receive.
   std::shared_ptr<const h2::ClientConfig> h2_client_config_;
-  h2::Counters h2_up_counters_;
+  h2::Counters& h2_up_counters_ = metrics_.h2_up;
   std::vector<uint32_t> h2_conn_;
   http::RequestHead h2_req_;  // scratch: a stream's request head, parsed back
   std::vector<uint32_t> h2_settle_;  // scratch: a connection's streams after its session ran

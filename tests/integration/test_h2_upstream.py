@@ -119,6 +119,26 @@ def test_http1_and_h2_clients_reach_an_h2c_upstream(h2c_nginx, register, gateway
     assert {protocol for *_, protocol in lines} == {"HTTP/2.0"}
 
 
+@pytest.mark.deadline(60)
+def test_upstream_sessions_are_counted_on_metrics(h2c_nginx, register, gateway):
+    # The upstream sessions' h2 counters are the same families as the
+    # clients' sessions', told apart by `side` (docs/observability.md).
+    port, _ = h2c_nginx
+    register(routes(port))
+    gw = gateway()
+    url = f"http://127.0.0.1:{gw.port}"
+    for _ in range(5):
+        assert curl(f"{url}/hello")[1] == 200  # HTTP/1.1 clients: no downstream h2
+    assert metric_sum(gw, "hms_h2_sessions_total", side="upstream") >= 1
+    assert metric_sum(gw, "hms_h2_streams_total", side="upstream") == 5
+    assert metric_sum(gw, "hms_h2_sessions_total", side="downstream") == 0
+    assert metric_sum(gw, "hms_h2_protocol_errors_total", side="upstream") == 0
+    assert curl("--http2-prior-knowledge", f"{url}/hello")[1:] == (200, "2")
+    assert metric_sum(gw, "hms_h2_sessions_total", side="downstream") == 1
+    assert metric_sum(gw, "hms_h2_streams_total", side="downstream") == 1
+    assert metric_sum(gw, "hms_h2_streams_total", side="upstream") == 6
+
+
 @pytest.mark.deadline(90)
 def test_many_exchanges_share_a_connection_per_endpoint_per_core(h2c_nginx, register, gateway):
     port, log = h2c_nginx

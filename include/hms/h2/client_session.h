@@ -28,6 +28,11 @@
 // _ENABLE_PUSH 0). Response heads are checked by nghttp2's HTTP messaging
 // rules (a malformed one resets its stream with PROTOCOL_ERROR).
 //
+// What both sides share (the nghttp2 session, streams, flood guard, sending
+// and receiving, counters) is the Session base (session.h); this file keeps
+// what only the client does: Submit, stream capacity, GOAWAY's last stream
+// and the upstream's response events.
+//
 // A ClientConfig is made once per upstream service (boot or reload, any
 // thread) and shared read-only by every core; it outlives its sessions. A
 // ClientSession belongs to the core that made it: its thread alone calls it,
@@ -46,36 +51,24 @@
 #include "hms/common/result.h"
 #include "hms/core/block_pool.h"
 #include "hms/core/clock.h"
-#include "hms/h2/flood_guard.h"
 #include "hms/h2/limits.h"
 #include "hms/h2/mem_pool.h"
-#include "hms/h2/server_session.h"
+#include "hms/h2/session.h"
 #include "hms/http/parser.h"
 #include "hms/policy/fault.h"
 
-struct nghttp2_session;
-struct nghttp2_session_callbacks;
-struct nghttp2_option;
 struct nghttp2_rcbuf;
 
 namespace hms::h2 {
 
-class ClientConfig {
+class ClientConfig final : public SessionConfig {
  public:
   // The same Limits as a listener's: header list size, windows, HPACK table
   // and the flood limits (max_concurrent_streams is unused: push is off).
   static Result<std::shared_ptr<const ClientConfig>> Make(const Limits& limits);
-  ~ClientConfig();
-  ClientConfig(const ClientConfig&) = delete;
-  ClientConfig& operator=(const ClientConfig&) = delete;
-  const Limits& limits() const { return limits_; }
 
  private:
-  ClientConfig() = default;
-  friend class ClientSession;
-  Limits limits_;
-  nghttp2_session_callbacks* callbacks_ = nullptr;
-  nghttp2_option* option_ = nullptr;
+  ClientConfig() : SessionConfig(/*server=*/false) {}
 };
 
 // How a stream ended, for the engine's fault (FaultOf) and retry decisions.
@@ -133,7 +126,7 @@ class ClientHandler {
   virtual void OnStreamClose(ClientSession& s, int32_t id, uint64_t tag, const StreamEnd& end) = 0;
 };
 
-class ClientSession {
+class ClientSession final : public Session {
  public:
   // Submit()'s refusals (stream ids are > 0).
   static constexpr int32_t kNoCapacity = -1;  // the upstream's max concurrent streams are open
@@ -149,20 +142,11 @@ class ClientSession {
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
 
-  // Makes nghttp2's session and queues the connection preface and SETTINGS
-  // for the first Send(). False when the pool is out of memory.
-  bool Start();
-
-  // Hands the upstream's bytes to nghttp2 (all are taken). False when the
-  // session is over (a flood, a protocol error): GOAWAY queued, Send() it,
-  // then close the connection.
-  bool Receive(const char* p, size_t n, core::Instant now);
-  // Appends what nghttp2 has to send to `out`, while out holds less than
-  // `max_queued` bytes. False on a library failure (close the connection).
-  bool Send(core::ByteQueue* out, size_t max_queued);
-  bool WantsWrite() const;
-  // Nothing left to receive or send (after a GOAWAY every stream is over).
-  bool Done() const;
+  // Start() queues the connection preface and SETTINGS; then Receive(),
+  // Send(), WantsWrite(), Done() (after a GOAWAY every stream is over),
+  // SendData() (request body bytes), Reset(), Consume() (response bytes
+  // passed on), Queued(), Close(), open_streams() and failed() as
+  // session.h says.
 
   // A new stream may be opened now (Submit would not refuse it).
   bool CanOpen() const;
@@ -175,17 +159,8 @@ class ClientSession {
   // follows. Returns the stream id, or kNoCapacity / kGoingAway / kFailed.
   int32_t Submit(const RequestLine& line, const http::Header* fields, uint16_t count, uint64_t tag,
                  bool end_stream);
-  // Request body bytes (copied into the stream's queue; nghttp2 takes them
-  // as the upstream's windows allow); `end_stream` ends the request.
-  bool SendData(int32_t id, const char* p, size_t n, bool end_stream);
   // Ends the request with trailers, after the queued data.
   bool SendTrailers(int32_t id, const http::Header* fields, uint16_t count);
-  // RST_STREAM (the client left, a deadline ran out).
-  bool Reset(int32_t id, ErrorCode code);
-  // `n` response bytes of stream `id` were passed on: the windows reopen.
-  void Consume(int32_t id, size_t n);
-  // Request bytes queued on the stream and not yet taken by nghttp2.
-  size_t Queued(int32_t id) const;
 
   // Liveness: a PING, unless one is unanswered. ping_outstanding_since() is
   // when the unanswered one was sent (0 when none): the engine closes a
@@ -194,50 +169,32 @@ class ClientSession {
   core::Instant ping_outstanding_since() const { return ping_sent_at_; }
   // Graceful close: GOAWAY(NO_ERROR); open streams finish, no new ones.
   void Shutdown();
-  // Ends the session now: GOAWAY(code) and every open stream reported closed.
-  void Close(ErrorCode code);
 
-  uint32_t open_streams() const { return live_; }
   bool goaway_received() const { return goaway_received_; }
   // The last stream id the upstream's GOAWAY says it may process.
   int32_t goaway_last_stream() const { return goaway_last_; }
-  bool failed() const { return failed_; }
 
  private:
   struct Stream;
   struct Block;
+  // nghttp2's callbacks of the client's own (client_session.cc).
   friend struct ClientCallbacks;
 
   Stream* Find(int32_t id) const;
-  void FreeStream(Stream* st);
-  void CloseStream(Stream* st, uint32_t code);
-  void Fail(int lib_error);
+  void CloseStream(Session::Stream* st, ErrorCode code) override;
+  void OnBody(int32_t id, const char* p, size_t n) override;
+  void OnSendable(Session::Stream* st) override;
+  void EndBlockRefs() override;
   int BeginBlock(int32_t id);
   int OnField(int32_t id, nghttp2_rcbuf* name, nghttp2_rcbuf* value);
   void EndBlock(int32_t id, bool end_stream);
-  void EndBlockRefs();
-  void OnBody(int32_t id, const char* p, size_t n);
   void OnFrame(uint8_t type, int32_t id, uint8_t flags, int32_t goaway_last);
-  ssize_t ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags);
 
-  const ClientConfig* config_;
   ClientHandler* handler_;
-  MemPool* pool_;
-  core::BlockPool* blocks_;
-  Counters* counters_;
-  nghttp2_session* ng_ = nullptr;
-  FloodGuard guard_;
   Block* block_ = nullptr;  // the header block in progress, from the pool
   int32_t block_stream_ = 0;
-  Stream* streams_ = nullptr;
-  Stream* sendable_ = nullptr;
-  uint32_t live_ = 0;
   int32_t goaway_last_ = 0x7fffffff;
-  core::Instant now_ = 0;
   core::Instant ping_sent_at_ = 0;
-  Flood flood_ = Flood::kNone;
-  bool failed_ = false;
-  bool terminated_ = false;
   bool goaway_received_ = false;
 };
 

@@ -4,7 +4,7 @@
 // session has one guard; time is the caller's (the core's clock, or a test's).
 //
 // What nghttp2 guards itself (CONTINUATION runs, unread acknowledgements,
-// SETTINGS entries) is configured in server_session.cc from the same Limits.
+// SETTINGS entries) is configured in session.cc from the same Limits.
 // One owner thread; no allocation.
 #pragma once
 

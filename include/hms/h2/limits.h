@@ -62,8 +62,9 @@ struct Limits {
 };
 
 // Every counter is declared once, in obs/metrics_list.h (HMS_H2_COUNTERS):
-// the struct below, and the /metrics families (hms_h2_<member>_total) of the
-// downstream sessions, come from that one list.
+// the struct below, and the /metrics families (hms_h2_<member>_total, one
+// sample for the downstream sessions and one for the upstream ones, by
+// `side`), come from that one list.
 using Counters = obs::H2Counters;
 
 }  // namespace hms::h2

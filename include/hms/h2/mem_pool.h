@@ -1,7 +1,7 @@
 // The heap of a core's HTTP/2 sessions: nghttp2's every allocation (its
 // session, streams, HPACK tables, frame buffers, header buffers) and the
 // sessions' own stream records come from here, through nghttp2_mem
-// (server_session.cc installs it), never from malloc directly.
+// (session.cc installs it), never from malloc directly.
 //
 // Size classes (powers of two and the 1.5x steps between them, 32 B to
 // 256 KiB, and one that fits nghttp2's 16 KiB frame buffer), each a free list: a block is malloc'ed when its class runs dry

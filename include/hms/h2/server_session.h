@@ -21,6 +21,11 @@
 // session, with GOAWAY (ENHANCE_YOUR_CALM for floods), counted in the core's
 // Counters. Drain() sends GOAWAY and lets the open streams finish.
 //
+// What both sides share (the nghttp2 session, streams, flood guard, sending
+// and receiving, counters) is the Session base (session.h); this file keeps
+// what only the server does: request heads, the rules clients are held to,
+// answers, extended CONNECT and the drain.
+//
 // A ServerConfig is made once per listener (boot or reload, any thread) and
 // shared read-only by every core; it must outlive the sessions made from it.
 // A ServerSession belongs to the core that made it: its thread alone calls
@@ -39,53 +44,28 @@
 #include "hms/common/result.h"
 #include "hms/core/block_pool.h"
 #include "hms/core/clock.h"
-#include "hms/h2/flood_guard.h"
 #include "hms/h2/limits.h"
 #include "hms/h2/mem_pool.h"
 #include "hms/h2/request_head.h"
+#include "hms/h2/session.h"
 #include "hms/http/parser.h"
 #include "hms/http/path.h"
 #include "hms/policy/fault.h"
 
-struct nghttp2_session;
-struct nghttp2_session_callbacks;
-struct nghttp2_option;
-
 namespace hms::h2 {
 
-// RFC 9113 §7 error codes this module sends or the engine may use.
-enum class ErrorCode : uint32_t {
-  kNoError = 0x0,
-  kProtocolError = 0x1,
-  kInternalError = 0x2,
-  kFlowControlError = 0x3,
-  kRefusedStream = 0x7,
-  kCancel = 0x8,
-  kEnhanceYourCalm = 0xb,
-};
-
-class ServerConfig {
+class ServerConfig final : public SessionConfig {
  public:
   static Result<std::shared_ptr<const ServerConfig>> Make(const Limits& limits,
                                                           http::PathOptions paths = {});
-  ~ServerConfig();
-  ServerConfig(const ServerConfig&) = delete;
-  ServerConfig& operator=(const ServerConfig&) = delete;
-  const Limits& limits() const { return limits_; }
   http::PathOptions paths() const { return paths_; }
 
  private:
-  ServerConfig() = default;
-  friend class ServerSession;
-  friend struct Callbacks;
-  Limits limits_;
+  ServerConfig() : SessionConfig(/*server=*/true) {}
   http::PathOptions paths_;
-  nghttp2_session_callbacks* callbacks_ = nullptr;
-  nghttp2_option* option_ = nullptr;
 };
 
 class ServerSession;
-
 // What the engine does with streams. Stream ids are the client's (odd,
 // increasing); `tag` is what the engine set with SetTag (0 before).
 class Handler {
@@ -116,7 +96,7 @@ class Handler {
   virtual void OnStreamClose(ServerSession& s, int32_t id, uint64_t tag, ErrorCode code) = 0;
 };
 
-class ServerSession {
+class ServerSession final : public Session {
  public:
   // `config`, `handler`, `pool`, `blocks` and `counters` outlive the
   // session. The engine keeps sessions where it likes (a slab slot): making
@@ -127,23 +107,9 @@ class ServerSession {
   ServerSession(const ServerSession&) = delete;
   ServerSession& operator=(const ServerSession&) = delete;
 
-  // Makes nghttp2's session and queues the server's SETTINGS (its connection
-  // preface) for the first Send(). False when the pool is out of memory.
-  bool Start();
-
-  // Hands the client's bytes to nghttp2 (all of them are taken). False when
-  // the session is over (a flood, a protocol error): a GOAWAY is queued,
-  // Send() it, then close the connection.
-  bool Receive(const char* p, size_t n, core::Instant now);
-  // Appends what nghttp2 has to send to `out`, while out holds less than
-  // `max_queued` bytes. False on a library failure (close the connection).
-  bool Send(core::ByteQueue* out, size_t max_queued);
-  // nghttp2 has frames to send (call Send()).
-  bool WantsWrite() const;
-  // Nothing left to receive or send: every stream is over after a GOAWAY (a
-  // drain, a flood, the client's own GOAWAY). Close the connection after
-  // flushing what Send() queued.
-  bool Done() const;
+  // Start() queues the server's SETTINGS (its connection preface); then
+  // Receive(), Send(), WantsWrite(), Done(), SendData(), Reset(), Consume(),
+  // Queued(), Close(), open_streams() and failed() as session.h says.
 
   // --- The engine's answers, by stream id. False when the stream is gone
   // (the client reset it meanwhile): the engine drops the exchange.
@@ -156,73 +122,42 @@ class ServerSession {
   // An interim 100 (Continue) before the response, for a head with
   // expect_continue (RFC 9110 §10.1.1): the client may send its body.
   bool Continue(int32_t id);
-  // Body bytes (copied into the stream's queue); `end_stream` ends it.
-  bool SendData(int32_t id, const char* p, size_t n, bool end_stream);
   // Ends the response with trailers, after the queued data.
   bool SendTrailers(int32_t id, const http::Header* fields, uint16_t count);
   // A local answer (fault table row): status, x-hms-reason, x-trace-id,
   // content-type: application/json and the JSON body (none for HEAD).
   bool Answer(int32_t id, const policy::Answer& answer, std::string_view trace_id);
-  // RST_STREAM (RFC 9113 §6.4).
-  bool Reset(int32_t id, ErrorCode code);
-  // `n` body bytes of stream `id` were passed on: the windows reopen.
-  void Consume(int32_t id, size_t n);
-  // Response bytes queued on the stream and not yet taken by nghttp2.
-  size_t Queued(int32_t id) const;
 
   // Graceful drain: a GOAWAY announcing the end and a PING; when the PING's
   // answer arrives (every stream the client had sent by then has arrived),
   // the final GOAWAY names the last stream taken. Open streams finish.
   void Drain();
-  // Ends the session now: GOAWAY(code) (unless one that ends it was queued
-  // already) and every open stream reported closed to the handler. Send()
-  // the GOAWAY, then close the connection.
-  void Close(ErrorCode code);
-
-  uint32_t open_streams() const { return live_; }
-  // The session ended for a flood or a protocol error.
-  bool failed() const { return failed_; }
 
  private:
   struct Stream;
   struct Block;
-  // nghttp2's callbacks (server_session.cc): they reach the members below.
+  // nghttp2's callbacks of the server's own (server_session.cc).
   friend struct Callbacks;
 
+  const ServerConfig& config() const { return *static_cast<const ServerConfig*>(config_); }
   Stream* Find(int32_t id) const;
-  void FreeStream(Stream* st);
-  void CloseStream(Stream* st, ErrorCode code);
-  void Fail(int lib_error);
+  void CloseStream(Session::Stream* st, ErrorCode code) override;
+  void OnBody(int32_t id, const char* p, size_t n) override;
+  void OnSendable(Session::Stream* st) override;
+  void EndBlockRefs() override;
   int BeginBlock(int32_t id, bool request);
   void EndBlock(bool end_stream);
-  void EndBlockRefs();
   void DeliverHead(Stream* st, bool end_stream);
-  void OnBody(int32_t id, const char* p, size_t n);
   void EndRequest(Stream* st, const http::Header* trailers, uint16_t count);
   void Malformed(Stream* st);
   void OnSent(uint8_t type, int32_t id, uint8_t flags, uint32_t code);
-  ssize_t ReadBody(int32_t id, uint8_t* buf, size_t len, uint32_t* flags);
   bool SubmitHead(Stream* st, uint16_t status, const http::Header* fields, uint16_t count,
                   bool end_stream);
   void FinalGoaway();
 
-  const ServerConfig* config_;
   Handler* handler_;
-  MemPool* pool_;
-  core::BlockPool* blocks_;
-  Counters* counters_;
-  nghttp2_session* ng_ = nullptr;
-  FloodGuard guard_;
   Block* block_ = nullptr;  // the header block in progress, from the pool
   int32_t block_stream_ = 0;
-  Stream* streams_ = nullptr;   // live streams, a list through Stream::next
-  Stream* sendable_ = nullptr;  // streams owed OnSendable after this Send()
-  uint32_t live_ = 0;
-  core::Instant now_ = 0;
-  Flood flood_ = Flood::kNone;  // seen inside a callback
-  bool failed_ = false;
-  bool terminated_ = false;
-  bool provoked_flood_ = false;
   bool drain_ping_sent_ = false;
   bool final_goaway_sent_ = false;
 };

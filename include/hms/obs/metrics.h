@@ -163,8 +163,10 @@ struct CoreMetrics {
   // The last few answers the core made itself, with their reasons (the
   // admin page /ui lists them).
   RefusalRing refusals;
-  // The core's downstream HTTP/2 sessions.
+  // The core's HTTP/2 sessions: with clients (downstream), and with h2/h2c
+  // services (upstream).
   H2Counters h2;
+  H2Counters h2_up;
 
   // One answered request: its status and how long it took.
   void Observe(uint32_t route_key, uint16_t status, uint64_t duration_us) noexcept {
@@ -208,7 +210,7 @@ struct CoreTotals {
 #define HMS_H2_COUNTER_TOTAL(member, help) uint64_t member = 0;
     HMS_H2_COUNTERS(HMS_H2_COUNTER_TOTAL)
 #undef HMS_H2_COUNTER_TOTAL
-  } h2;
+  } h2, h2_up;
   std::vector<RequestCount> requests;  // sorted by (route_key, status), no duplicates
   // Same shape; `status` is the bucket index (kDurationSumSlot: the sum in µs).
   std::vector<RequestCount> durations;

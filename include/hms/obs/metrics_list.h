@@ -22,11 +22,15 @@
 // The HTTP/2 sessions' counters (docs/http2.md "Limits" and "Floods"):
 // COUNTER(member, help). h2::Counters is this list's struct (metrics.h,
 // obs::H2Counters); the cores' downstream sessions count into
-// CoreMetrics::h2, rendered as hms_h2_<member>_total.
+// CoreMetrics::h2, their upstream sessions into CoreMetrics::h2_up, both
+// rendered as hms_h2_<member>_total, one sample a side:
+// {side="downstream"} and {side="upstream"}. A counter of one side's events
+// only (a request head refused, a response head too large) stays 0 on the
+// other.
 // clang-format off
 #define HMS_H2_COUNTERS(COUNTER)                                                                   \
-  COUNTER(sessions, "HTTP/2 sessions started (connections served as h2 or h2c).")                                                   \
-  COUNTER(streams, "Request streams whose head arrived (delivered or refused).")                  \
+  COUNTER(sessions, "HTTP/2 sessions started, by side: with clients (downstream), with h2/h2c services (upstream).") \
+  COUNTER(streams, "Streams opened, by side: request heads arrived (downstream), requests sent (upstream).") \
   COUNTER(requests_refused, "Request heads refused by a rule (400/431, each names its rule).")    \
   COUNTER(header_lists_too_large, "Request heads over max_header_list_bytes (431).")              \
   COUNTER(streams_refused, "Streams refused over max_concurrent_streams (REFUSED_STREAM).")       \

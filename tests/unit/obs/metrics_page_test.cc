@@ -186,6 +186,32 @@ TEST(MetricsPage, SharedFamiliesKeepOneHelpAndTheirSamplesInListOrder) {
             std::string::npos);
 }
 
+// Both sides' HTTP/2 counters are summed over cores, each into its own
+// sample of the one family per counter.
+TEST(MetricsPage, H2CountersHaveASampleForEachSide) {
+  CoreMetrics a, b;
+  a.h2.sessions.Add(3);
+  b.h2.sessions.Add(4);
+  a.h2_up.sessions.Add(1);
+  b.h2_up.sessions.Add(1);
+  b.h2_up.streams_unprocessed.Add(5);
+  const std::string page = RenderMetricsPage(Input({&a, &b}));
+  EXPECT_NE(page.find("# TYPE hms_h2_sessions_total counter\n"
+                      "hms_h2_sessions_total{side=\"downstream\"} 7\n"
+                      "hms_h2_sessions_total{side=\"upstream\"} 2\n"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("hms_h2_streams_unprocessed_total{side=\"downstream\"} 0\n"
+                      "hms_h2_streams_unprocessed_total{side=\"upstream\"} 5\n"),
+            std::string::npos);
+  // Every counter of the list, on both sides.
+#define HMS_TEST_H2_SIDES(member, help)                                                     \
+  EXPECT_NE(page.find("hms_h2_" #member "_total{side=\"downstream\"} "), std::string::npos); \
+  EXPECT_NE(page.find("hms_h2_" #member "_total{side=\"upstream\"} "), std::string::npos);
+  HMS_H2_COUNTERS(HMS_TEST_H2_SIDES)
+#undef HMS_TEST_H2_SIDES
+}
+
 TEST(MetricsPage, ScalarsAreSummedOverCoresAndGaugesTyped) {
   CoreMetrics a, b;
   a.connections_accepted.Add(3);
