@@ -453,13 +453,29 @@ void Worker::RejectRequest(uint32_t slot, const policy::Answer& answer) {
   obs::NewTrace(&c.ex.trace);
   LocalResponse(slot, answer, true);
   metrics_.requests.Count(kNoRouteKey, answer.status);
-  if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
-  if (spans_ != nullptr && obs::SampleHit(Random(), span_sample_below_)) {
-    c.ex.sampled = true;
-    RecordSpan(c);
-  }
-  CountProtocol(c);
+  recorder_.Refused(c.ex, CallerOf(c));
   Down(c).Finish(false);
+}
+
+Caller Worker::CallerOf(const Client& c) const {
+  Caller caller;
+  caller.peer = std::string_view(c.peer, c.peer_len);
+  // The mTLS identity is the connection's, a stream's as much as its own.
+  const Client& conn = ConnOf(c);
+  if (conn.tls != nullptr) caller.identity = conn.tls->peer_identity();
+  caller.protocol = c.parent != kNone ? Protocol::kHttp2 : Protocol::kHttp1;
+  switch (listener_kind_[c.listener]) {
+    case ListenerKind::kEdge:
+      caller.listener = obs::SpanListener::kEdge;
+      break;
+    case ListenerKind::kInbound:
+      caller.listener = obs::SpanListener::kInbound;
+      break;
+    case ListenerKind::kEgress:
+      caller.listener = obs::SpanListener::kEgress;
+      break;
+  }
+  return caller;
 }
 
 // The connection's timer: lingering over, a handshake or head that took

@@ -3,7 +3,7 @@
 // forwarded and kept for a replay, its retries decided by policy::DecideRetry,
 // its outcome told to the breaker and the endpoint once, answered locally
 // from the fault table when it must be, and accounted for at its end
-// (metrics, access log, span).
+// (metrics, access log, span: recorder.h).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 
 #include "hms/common/check.h"
 #include "hms/h2/grpc.h"
@@ -101,10 +100,10 @@ void Worker::BeginExchange(uint32_t slot, size_t head_len) {
   }
   ex.trace.external_len = 0;
   if (!obs::CallerDecidedSampling(obs::AcceptTrace(xid, tp, b3, &ex.trace))) {
-    obs::SetSampled(&ex.trace, obs::SampleHit(Random(), span_sample_below_));
+    obs::SetSampled(&ex.trace, recorder_.SampleTrace());
   }
   obs::NewSpan(&ex.trace);
-  if (spans_ != nullptr && (ex.trace.flags & 1) != 0) StartSpan(ex, r);
+  recorder_.Begin(ex, r);
 
   ex.hold = current_;
   ++current_->inflight;
@@ -374,14 +373,8 @@ void Worker::EndExchange(uint32_t slot) {
   // the upstream is to blame for: the client left (499), or the gateway
   // refused it after the breaker had admitted it. A probe gives its slot back.
   ReportOutcome(ex, ex.status == 499 ? policy::Fault::kClientGone : policy::Fault::kRefused);
-  // A tunnel's latency is its handshake's; its life is in the log and span.
-  metrics_.Observe(ex.route_key, ex.status,
-                   ((ex.tunnel.active ? ex.tunnel.opened : now_) - ex.start) / 1000);
+  recorder_.End(ex, CallerOf(c));  // metrics, the access-log line, the span
   if (ex.tunnel.active) metrics_.websocket_active.Sub();
-  metrics_.ObserveBytes(ex.route_key, ex.bytes_in, ex.bytes_out);
-  CountProtocol(c);
-  if (access_log_ != nullptr && Random() <= access_sample_below_) LogAccess(c);
-  if (ex.sampled) RecordSpan(c);
   timers_.Cancel(&c.ex.timer);
   if (ex.head != nullptr) {
     blocks_.Put(ex.head);
@@ -400,67 +393,6 @@ void Worker::FinishExchange(uint32_t slot) {
   if (!c.ex.active()) return;
   EndExchange(slot);
   Down(c).Finish(c.ex.req_done && c.ex.client_keep_alive && !draining_);
-}
-
-void Worker::LogAccess(const Client& c) {
-  const Exchange& ex = c.ex;
-  if (now_unix_ms_ / 1000 != stamp_second_) {
-    stamp_second_ = now_unix_ms_ / 1000;
-    time_t t = static_cast<time_t>(stamp_second_);
-    tm parts;
-    gmtime_r(&t, &parts);
-    std::strftime(stamp_, sizeof stamp_, "%Y-%m-%dT%H:%M:%S", &parts);
-  }
-  char line[1024];
-  Writer w(line, sizeof line - 1);
-  char ms[4] = {static_cast<char>('0' + now_unix_ms_ % 1000 / 100),
-                static_cast<char>('0' + now_unix_ms_ % 100 / 10), static_cast<char>('0' + now_unix_ms_ % 10),
-                0};
-  std::string_view tid = ex.trace.external_len > 0
-                             ? std::string_view(ex.trace.external_id, ex.trace.external_len)
-                             : std::string_view(ex.trace.trace_id, 32);
-  w.S("{\"time\":\"").S(std::string_view(stamp_, 19)).C('.').S(std::string_view(ms, 3)).S("Z\"");
-  w.S(",\"trace_id\":\"").Json(tid).S("\",\"method\":\"").Json(std::string_view(ex.method_text, ex.method_len));
-  w.S("\",\"service\":\"");
-  if (ex.cluster != nullptr) w.Json(ex.cluster->name);
-  w.S("\",\"route\":\"");
-  if (ex.route != nullptr) w.Json(ex.route->path_template);
-  w.S("\",\"status\":").U(ex.status);
-  uint64_t us = (now_ - ex.start) / 1000;
-  w.S(",\"duration_ms\":").U(us / 1000).C('.').C(static_cast<char>('0' + us % 1000 / 100))
-      .C(static_cast<char>('0' + us % 100 / 10)).C(static_cast<char>('0' + us % 10));
-  w.S(",\"upstream\":\"");
-  if (ex.attempts > 0 && ex.cluster != nullptr && !ex.cluster->endpoints.empty()) {
-    w.S(ex.cluster->endpoints[ex.endpoint_index % ex.cluster->endpoints.size()].address);
-  }
-  w.S("\",\"retries\":").U(ex.retries_done);
-  w.S(",\"bytes_in\":").U(ex.bytes_in).S(",\"bytes_out\":").U(ex.bytes_out);
-  w.S(",\"stamp\":\"").Json(std::string_view(ex.reason, ex.reason_len));
-  w.S("\",\"peer\":\"").S(std::string_view(c.peer, c.peer_len));
-  // The caller's mTLS identity (docs/tls.md); bounded so the line always fits.
-  const Client& conn = ConnOf(c);
-  std::string_view identity =
-      conn.tls != nullptr ? conn.tls->peer_identity() : std::string_view();
-  w.S("\",\"peer_identity\":\"").Json(identity.substr(0, 256));
-  // Fields not forwarded for their names: how many, and the first one's name
-  // (a token: nothing to escape; at most sizeof ex.dropped_name bytes).
-  w.S("\",\"dropped_headers\":")
-      .U(ex.dropped_headers)
-      .S(",\"dropped_header\":\"")
-      .Json(std::string_view(ex.dropped_name, ex.dropped_name_len))
-      .S(c.parent != kNone ? "\",\"protocol\":\"HTTP/2\"}" : "\",\"protocol\":\"HTTP/1.1\"}");
-  if (w.overflow()) {
-    // Never half a line: an outsized route template or identity costs the
-    // line, counted with those a full ring drops.
-    metrics_.access_log_dropped.Add();
-    return;
-  }
-  line[w.size()] = '\n';
-  if (access_log_->TryWrite(line, w.size() + 1)) {
-    metrics_.access_log_lines.Add();
-  } else {
-    metrics_.access_log_dropped.Add();
-  }
 }
 
 // The exchange's timer: its backoff ended, or its deadline (the attempt's,

@@ -124,7 +124,7 @@ struct ExchangeFacts {
   uint16_t status = 0;
   core::Instant start = 0;
   obs::TraceContext trace{};
-  // A sampled exchange records a span at its end (span.cc); the Host it
+  // A sampled exchange records a span at its end (recorder.h); the Host it
   // came with is kept for it, the rest is in the exchange already.
   bool sampled = false;
   uint8_t host_len = 0;

@@ -47,11 +47,6 @@ Worker::Worker(uint32_t index, uint32_t cores, const config::GatewayConfig& conf
   path_scratch_ = std::make_unique<char[]>(path_scratch_size_);
   path_options_.keep_encoded_slashes = config.keep_encoded_slashes;
   path_options_.merge_slashes = config.merge_slashes;
-  if (config.access_log) {
-    access_log_ = std::make_unique<obs::LogRing>(config.access_log->buffer_bytes);
-    double ratio = config.access_log->sample_ratio;
-    access_sample_below_ = ratio >= 1.0 ? UINT64_MAX : static_cast<uint64_t>(ratio * 18446744073709551615.0);
-  }
   rng_ = 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(index + 1) * 0xBF58476D1CE4E5B9ull) ^
          static_cast<uint64_t>(core::Now());
   // Engine::Bind's order: the listeners, then a sidecar's egress listener.
@@ -105,9 +100,7 @@ Worker::~Worker() {
 int Worker::Start(config::Snapshot* snapshot) {
   // mesh-config is read once per process (a reload keeps it), so the span
   // ring and the sampling ratio are set here, before the core runs.
-  const config::TracingConfig& tracing = snapshot->mesh.tracing;
-  span_sample_below_ = obs::SampleThreshold(tracing.sample_ratio);
-  if (tracing.exports()) spans_ = std::make_unique<obs::SpanRing>(kSpanRingSlots);
+  recorder_.StartTracing(snapshot->mesh.tracing);
   current_ = new SnapshotHold{snapshot, 0};
   holds_.push_back(current_);
   metrics_.snapshot_version.Set(snapshot->version);
@@ -199,12 +192,9 @@ void Worker::Loop() {
     }
     now_ = core::Now();
     timespec wall;
-    // Spans need the precise clock: a hop's span must not seem to start
-    // before its parent's (the coarse clock lags by up to a tick, 4 ms).
-    clock_gettime(access_log_ || spans_ ? CLOCK_REALTIME : CLOCK_REALTIME_COARSE, &wall);
+    clock_gettime(recorder_.wants_precise_clock() ? CLOCK_REALTIME : CLOCK_REALTIME_COARSE, &wall);
     now_unix_ = wall.tv_sec;
-    now_unix_ms_ = static_cast<int64_t>(wall.tv_sec) * 1000 + wall.tv_nsec / 1'000'000;
-    now_unix_ns_ = static_cast<int64_t>(wall.tv_sec) * 1'000'000'000 + wall.tv_nsec;
+    recorder_.SetWallClock(static_cast<int64_t>(wall.tv_sec) * 1'000'000'000 + wall.tv_nsec);
     uint32_t seen = 0;
     unsigned head;
     io_uring_for_each_cqe(ring_.raw(), head, cqe) {

@@ -12,12 +12,15 @@
 // the downstream connection (downstream.cc), the exchange (exchange.h,
 // exchange.cc) and its admission (admission.h, admission.cc), the upstream
 // connection (upstream.cc) and its pool (pool.cc); what both connection
-// kinds share is connection.h and tls_io.cc. Two rooms are objects of their
-// own, members at the end, given a CoreContext (core_context.h: the ring,
-// buffers, blocks, inputs, timers, metrics, time, config) instead of the
-// Worker: the fleet's Redis link (FleetLink, redis_link.h) and the active
-// health checks (HealthChecker, health.h). The Worker only routes their
-// completions and timers to them and asks the fleet link at admission.
+// kinds share is connection.h and tls_io.cc. Three rooms are objects of
+// their own, members at the end, given a CoreContext (core_context.h: the
+// ring, buffers, blocks, inputs, timers, metrics, time, config) instead of
+// the Worker: the fleet's Redis link (FleetLink, redis_link.h), the active
+// health checks (HealthChecker, health.h) and the exchange's accounting at
+// its end, with the access-log and span rings (ExchangeRecorder,
+// recorder.h). The Worker only routes their completions and timers to them,
+// asks the fleet link at admission, and hands the recorder each exchange
+// that ends with its Caller (CallerOf).
 //
 // A downstream connection ("client") carries at most one exchange at a time;
 // pipelined requests wait in its input and are answered in order. An HTTP/2
@@ -72,6 +75,7 @@
 #include "src/proxy/h2_up.h"
 #include "src/proxy/head_rewrite.h"
 #include "src/proxy/health.h"
+#include "src/proxy/recorder.h"
 #include "src/proxy/redis_link.h"
 
 namespace hms::proxy {
@@ -95,9 +99,6 @@ inline constexpr uint64_t kHandOverIdleMs = 1000;
 inline constexpr uint64_t kUpstreamIdleMs = 4000;
 // Metrics key for requests that matched no route (404, 405, framing errors).
 inline constexpr uint32_t kNoRouteKey = 0xffffffffu;
-// Spans a core's ring holds (about 2.5 MiB): at 50k sampled requests/s on one
-// core, 80 ms of spans, four of the exporter's 20 ms passes.
-inline constexpr size_t kSpanRingSlots = 4096;
 
 // What a listener is for: the edge gateway's routes, or a sidecar's inbound
 // (to its local service) or egress (from it to other services) listener.
@@ -227,9 +228,9 @@ class Worker {
   core::Mailbox& mailbox() { return mailbox_; }
   const obs::CoreMetrics& metrics() const { return metrics_; }
   // This core's access-log lines (null when the config has no access_log).
-  obs::LogRing* access_log() { return access_log_.get(); }
+  obs::LogRing* access_log() { return recorder_.access_log(); }
   // This core's spans (null unless mesh-config's tracing exports them).
-  obs::SpanRing* spans() { return spans_.get(); }
+  obs::SpanRing* spans() { return recorder_.spans(); }
 
  private:
   enum Op : uint8_t {
@@ -367,10 +368,6 @@ class Worker {
   const Client& ConnOf(const Client& c) const {
     return c.parent == kNone ? c : clients_[c.parent];
   }
-  // Requests by the protocol that carried them (metrics).
-  void CountProtocol(const Client& c) {
-    (c.parent != kNone ? metrics_.requests_h2 : metrics_.requests_http1).Add();
-  }
   // The Downstream an exchange answers through.
   static Downstream& Down(Client& c) {
     return c.parent == kNone ? static_cast<Downstream&>(c) : c.stream;
@@ -414,9 +411,6 @@ class Worker {
   void DetachUpstream(uint32_t slot);
   void FinishExchange(uint32_t slot);
   void EndExchange(uint32_t slot);
-  // Appends the exchange's access-log line to this core's ring (or counts
-  // it dropped when the ring is full).
-  void LogAccess(const Client& c);
 
   // The admission pipeline (admission.cc): the steps of StartExchange. Each
   // that may refuse returns kNone or the fault, with the answer in refusal_
@@ -569,11 +563,9 @@ class Worker {
   // Lists the connection for this pass's flush (once).
   void MarkDirty(Client& c, uint32_t slot);
   void MarkDirty(Upstream& u, uint32_t up);
-  // Spans (span.cc): marks a sampled exchange and keeps what its span needs
-  // from the request head; at the exchange's end writes its span into this
-  // core's ring (or counts it dropped when the ring is full).
-  void StartSpan(Exchange& ex, const http::RequestHead& r);
-  void RecordSpan(const Client& c);
+  // What the exchange's records say of its caller (recorder.h): its
+  // connection's peer, mTLS identity, protocol and listener (downstream.cc).
+  Caller CallerOf(const Client& c) const;
 
   // The fleet's Redis link and leases are a room of their own (FleetLink,
   // redis_link.h); this is its side of the exchanges, which it parks and
@@ -653,14 +645,6 @@ class Worker {
   std::vector<bool> endpoint_live_;   // [endpoint id] in the current snapshot
   std::vector<uint32_t> busy_;        // [endpoint id] connections connecting or in use
   uint64_t rng_ = 0;                  // xorshift state: backoff jitter, least-request picks
-  std::unique_ptr<obs::LogRing> access_log_;
-  uint64_t access_sample_below_ = 0;  // log when Random() < this (sample_ratio × 2^64)
-  int64_t now_unix_ms_ = 0;           // wall clock, read once per pass
-  int64_t now_unix_ns_ = 0;           // the same, in ns (precise with spans or an access log)
-  std::unique_ptr<obs::SpanRing> spans_;
-  uint64_t span_sample_below_ = UINT64_MAX;  // obs::SampleThreshold of tracing.sample_ratio
-  int64_t stamp_second_ = -1;         // the second `stamp_` shows
-  char stamp_[20];                    // "YYYY-MM-DDTHH:MM:SS" of stamp_second_
   std::vector<uint32_t> coalesce_;    // [endpoint id] the connection this pass pipelines onto
   std::vector<uint32_t> coalesce_touched_;
   std::vector<uint32_t> rr_;          // [cluster index] round-robin cursor
@@ -690,13 +674,14 @@ class Worker {
   // The rooms that are objects of their own, given the core's tools
   // (core_context.h) rather than the Worker: the fleet's Redis link with its
   // leases and parked requests (redis_link.h), the active health checks of
-  // the services this core owns (health.h). Last: they are bound to the
-  // members above.
+  // the services this core owns (health.h), the exchanges' accounting
+  // (recorder.h). Last: they are bound to the members above.
   CoreContext core_{ring_,    buffers_, blocks_,   inputs_, timers_, metrics_,
                     now_,     config_,  draining_, rng_,    index_,  cores_};
   FleetExchanges fleet_exchanges_{*this};
   FleetLink fleet_{core_, fleet_exchanges_, kOpRedis, kTimerRedis};
   HealthChecker health_{core_, kOpHealth, kTimerHealth};
+  ExchangeRecorder recorder_{core_};  // the exchanges' metrics, access-log lines and spans
 };
 
 }  // namespace hms::proxy

@@ -75,3 +75,18 @@ def test_sampling_and_rotation(nginx_upstream, register, gateway, tmp_path):
             c.send(httpraw.build("GET", "/json"))
             c.read_response()
     assert 1 <= wait_written(gw, log, before=n) <= 40
+
+
+def test_logging_allocates_nothing_after_warmup(nginx_upstream, register, gateway, tmp_path):
+    """STYLE §4 with every request logged: each line is formatted on the
+    core's stack and copied into its ring, never allocated."""
+    from test_engine import keepalive_gets
+    log = tmp_path / "access.log"
+    register(f"service: json-svc\nroutes:\n  - GET /json\nendpoints: [{nginx_upstream.addr}]\n")
+    gw = gateway({"cores": 1, "access_log": {"path": str(log)}})
+    keepalive_gets(gw.port, "/json", 1000)  # warm-up
+    before = metric_sum(gw, "hms_core_heap_allocations_total")
+    keepalive_gets(gw.port, "/json", 1000)
+    after = metric_sum(gw, "hms_core_heap_allocations_total")
+    assert after - before == 0, f"{after - before} heap allocations in 1000 logged requests"
+    assert wait_written(gw, log) == 2000
