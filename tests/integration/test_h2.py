@@ -451,6 +451,15 @@ def test_drain_sends_goaway_and_lets_open_streams_finish(echo_gateway):
     assert out.index("recv GOAWAY frame") < out.index('{"slept_ms":1500}'), out
 
 
+def warm_streams(c, path, n, at_once):
+    """n GETs of `path` on the H2Client `c`, `at_once` streams at a time, each answered 200."""
+    for _ in range(n // at_once):
+        sids = [c.request("GET", path) for _ in range(at_once)]
+        for sid in sids:
+            assert c.wait(sid)["status"] == 200
+            del c.responses[sid]
+
+
 def test_warm_h2_streams_allocate_nothing(nginx_upstream, register, gateway):
     # As test_engine's keep-alive test, for streams: one connection, ten
     # streams at a time; after a warm-up no stream takes from the heap
@@ -464,11 +473,7 @@ def test_warm_h2_streams_allocate_nothing(nginx_upstream, register, gateway):
     c = H2Client(gw.port, settings={h2.settings.SettingCodes.HEADER_TABLE_SIZE: 0})
 
     def streams(n, at_once):
-        for _ in range(n // at_once):
-            sids = [c.request("GET", "/json") for _ in range(at_once)]
-            for sid in sids:
-                assert c.wait(sid)["status"] == 200
-                del c.responses[sid]
+        warm_streams(c, "/json", n, at_once)
 
     try:
         # The pools grow to the most streams ever open at once: the warm-up
