@@ -330,6 +330,7 @@ int64_t Worker::ForwardResponseBody(uint32_t slot, Exchange& ex, Downstream& dow
 void Worker::FinishAnswer(uint32_t slot) {
   Exchange& ex = clients_[slot].ex;
   UpstreamLeg* leg = Leg(ex);
+  HMS_CHECK(leg != nullptr);  // an answer streams only while its leg carries it
   ex.upstream = kNone;
   leg->Release(ex.resp_keep_alive && ex.req_done);
   FinishExchange(slot);

@@ -465,7 +465,7 @@ class Worker {
     return u.h2_parent == kNone ? static_cast<UpstreamLeg*>(&u) : &u.h2s;
   }
   const UpstreamLeg* Leg(const Exchange& ex) const {
-    return const_cast<Worker*>(this)->Leg(ex);
+    return const_cast<Worker*>(this)->Leg(ex);  // one body for both; nothing is changed
   }
   // The answer, as the upstream room hands it over by the exchange's slot
   // (exchange.cc). OnAnswerHead: a final head (or a 101), judged (retry,
