@@ -205,8 +205,8 @@ struct Upstream : Connection, UpstreamLeg {
   Worker* worker = nullptr;  // the core's, for the UpstreamLeg calls
   uint32_t slot = kNone;     // this connection's slot in the core's slab
   bool eof = false;         // a tunnel's upstream sent its FIN: the recv is not armed again
-  // The upstream closed while bytes of a body its close delimits were still
-  // held (the client was behind): the answer completes once they are relayed.
+  // The upstream closed while bytes of its answer were still held (the
+  // client was behind): the close is read once they are relayed.
   bool eof_held = false;
   // Pipelining (upstream_pipeline_depth > 1): `client` is the exchange whose
   // response is being read; `waiting` are those whose requests went out after
@@ -628,10 +628,9 @@ class Worker {
   // upgrade (400/426 bad_websocket_upgrade) or one the route does not take
   // (403 websocket_not_enabled) is refused, a good one marks the exchange.
   policy::Fault JudgeWebSocket(uint32_t slot);
-  // The upstream's 101 to an upgrade (its head `head_len` of the `n` bytes
-  // at hand): checked, sent on, and both connections become the tunnel; or
-  // 502 upstream_bad_upgrade, never retried.
-  // False when it was refused (the leg was let go).
+  // The upstream's 101 to an upgrade (OnAnswerHead): checked, sent on, and
+  // both connections become the tunnel; or 502 upstream_bad_upgrade, never
+  // retried (false: the leg was let go).
   bool OpenTunnel(uint32_t slot, const http::ResponseHead& r);
   // Bytes one way, bounded by kMaxQueued toward the receiver (kBlocked
   // until it has taken what is queued).
