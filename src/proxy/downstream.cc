@@ -341,8 +341,8 @@ void Worker::OnClientSent(uint32_t slot, int res) {
     return;
   }
   // The queue drained below the bound: let the upstream side go on.
-  if (c.ex.active() && c.ex.upstream != kNone && c.queued() < kMaxQueued) {
-    PumpUpstream(c.ex.upstream);
+  if (c.ex.active() && c.queued() < kMaxQueued) {
+    if (UpstreamLeg* leg = Leg(c.ex)) leg->Resume();
   }
   if (c.state == Client::State::kTunnel) TunnelProgress(slot);
   if (c.h2 != nullptr) {
@@ -430,8 +430,9 @@ bool Worker::ClientOwesBody(const Client& c) const {
   if (!ex.active() || ex.req_done) return false;
   // Held input means the gateway stopped reading for lack of room upstream.
   if (c.in.held_head != kNone || c.cipher_in.held_head != kNone) return false;
-  if (ex.upstream == kNone) return false;  // backing off: the gateway is not reading the body now
-  return upstreams_[ex.upstream].queued() < kMaxQueued;
+  const UpstreamLeg* leg = Leg(ex);
+  if (leg == nullptr) return false;  // backing off: the gateway is not reading the body now
+  return !leg->Full();
 }
 
 bool Worker::EndAbandonedUpload(uint32_t slot) {

@@ -1,9 +1,13 @@
-// The exchange between a downstream and an upstream connection
-// (exchange.h has its State): begun when a head arrives, its request body
-// forwarded and kept for a replay, its retries decided by policy::DecideRetry,
-// its outcome told to the breaker and the endpoint once, answered locally
-// from the fault table when it must be, and accounted for at its end
-// (metrics, access log, span: recorder.h).
+// The exchange between its Downstream (downstream.h) and, per attempt, its
+// UpstreamLeg (upstream_leg.h); exchange.h has its State. Begun when a head
+// arrives, its request body forwarded through the leg and kept for a replay;
+// the answer taken as events from the upstream room (OnAnswerHead,
+// OnAnswerBody, OnAnswerEnd, OnAttemptFailed): judged (retries by
+// policy::DecideRetry, the sidecar's local-service-down, a gRPC
+// trailers-only failure), its head rewritten and its body relayed to the
+// Downstream; its outcome told to the breaker and the endpoint once,
+// answered locally from the fault table when it must be, and accounted for
+// at its end (metrics, access log, span: recorder.h).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -119,23 +123,20 @@ void Worker::UnbeginExchange(uint32_t slot) {
 int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
-  if (ex.upstream == kNone) return kBlocked;  // connecting to another endpoint
-  Upstream& u = upstreams_[ex.upstream];
-  if (u.queued() >= kMaxQueued) return kBlocked;  // resumed when the upstream send drains
+  UpstreamLeg* leg = Leg(ex);
+  if (leg == nullptr) return kBlocked;  // connecting to another endpoint
+  if (leg->Full()) return kBlocked;     // resumed when the upstream send drains
   size_t used = 0;
   if (ex.req_body == http::BodyKind::kContentLength) {
     used = static_cast<size_t>(std::min<uint64_t>(n, ex.req_remaining));
-    u.out.Append(&blocks_, p, used);
+    if (used > 0) leg->Send(p, used);
     ex.req_remaining -= used;
     if (ex.req_remaining == 0) ex.req_done = true;
   } else {
     while (used < n && !ex.req_chunks.done()) {
       http::ChunkedDecoder::Step st;
       if (!ex.req_chunks.Next(p + used, n - used, &st)) {
-        uint32_t up = ex.upstream;
-        ex.upstream = kNone;
-        upstreams_[up].client = kNone;
-        CloseUpstream(up);
+        DetachUpstream(slot);
         ReportOutcome(ex, policy::Fault::kBadChunk);
         if (!ex.response_started()) {
           LocalResponse(slot, policy::AnswerFor(policy::Fault::kBadChunk), true);
@@ -146,14 +147,11 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
         return static_cast<int64_t>(n);
       }
       if (st.consumed == 0) break;
-      u.out.Append(&blocks_, p + used, st.consumed);
+      leg->Send(p + used, st.consumed);
       used += st.consumed;
     }
     if (ex.req_chunks.data_bytes() > config_.max_body_bytes && !ex.response_started()) {
-      uint32_t up = ex.upstream;
-      ex.upstream = kNone;
-      upstreams_[up].client = kNone;
-      CloseUpstream(up);
+      DetachUpstream(slot);
       ReportOutcome(ex, policy::Fault::kBodyTooLarge);
       LocalResponse(slot, policy::AnswerFor(policy::Fault::kBodyTooLarge), true);
       FinishExchange(slot);
@@ -162,20 +160,244 @@ int64_t Worker::ForwardRequestBody(uint32_t slot, const char* p, size_t n) {
     if (ex.req_chunks.done()) ex.req_done = true;
   }
   ex.bytes_in += used;
-  if (used > 0) {
+  if (used > 0 && ex.replayable) {
     // Kept for a retry while the whole body so far fits kReplayMax.
-    if (ex.replayable) {
-      if (ex.replay.size() + used <= kReplayMax) {
-        ex.replay.Append(&blocks_, p, used);
-      } else {
-        ex.replayable = false;
-        ex.replay.Clear(&blocks_);
-      }
+    if (ex.replay.size() + used <= kReplayMax) {
+      ex.replay.Append(&blocks_, p, used);
+    } else {
+      ex.replayable = false;
+      ex.replay.Clear(&blocks_);
     }
-    MarkDirty(u, ex.upstream);
   }
   if (ex.req_done) c.state = Client::State::kAwaitResponse;
   return static_cast<int64_t>(used);
+}
+
+// The answer's head from the upstream room: a 101 opens a tunnel; any other
+// final head is checked, written for the client (before anything is decided
+// on it: a head that does not fit is a failed attempt like a malformed one,
+// not half a head), judged, and committed.
+bool Worker::OnAnswerHead(uint32_t slot, const http::ResponseHead& r) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  if (r.status == 101) {
+    if (ex.websocket) return OpenTunnel(slot, r);  // tunnel.cc
+    RejectAnswer(slot, policy::Fault::kUpstreamBadResponse);
+    return false;
+  }
+  const HopByHop hop_by_hop(r.headers, r.header_count);
+  if (hop_by_hop.too_many_options()) {
+    RejectAnswer(slot, policy::Fault::kUpstreamBadResponse,
+                 "the upstream's response names too many Connection options");
+    return false;
+  }
+  Downstream& down = Down(c);
+  const bool dechunk = r.body == http::BodyKind::kChunked && ex.version_minor == 0;
+  const bool close = !ex.client_keep_alive || r.body == http::BodyKind::kUntilClose || dechunk ||
+                     draining_ || down.closing() || !ex.req_done;
+  const size_t head_size = WriteResponseHead(ex, r, down, hop_by_hop, dechunk, close);
+  if (head_size == 0) {
+    // Not reachable with today's fields (kHeadRoom): kept so that a field
+    // added later fails this way rather than sending a cut head.
+    RejectAnswer(slot, policy::Fault::kUpstreamHeaderTooLarge);
+    return false;
+  }
+  if (!JudgeAnswer(slot, r)) return false;
+  ex.HeadForwarded();
+  ex.status = r.status;
+  ex.resp_body = r.body;
+  ex.resp_remaining = r.content_length;
+  ex.resp_keep_alive = r.keep_alive && r.body != http::BodyKind::kUntilClose;
+  ex.dechunk = dechunk;
+  if (close) down.CloseAfterAnswer();
+  down.Commit(head_size);
+  ex.bytes_out += head_size;
+  // From here the route's deadline is met; a stalled body is cut by idle_timeout.
+  timers_.Arm(&ex.timer, now_, config_.idle_timeout_ms);
+  if (r.body == http::BodyKind::kNone ||
+      (r.body == http::BodyKind::kContentLength && r.content_length == 0)) {
+    FinishAnswer(slot);
+  }
+  return true;
+}
+
+bool Worker::JudgeAnswer(uint32_t slot, const http::ResponseHead& r) {
+  Exchange& ex = clients_[slot].ex;
+  // Every attempt with a final head counts, a 5xx about to be retried too.
+  metrics_.ObserveUpstream(ex.route_key, (now_ - ex.attempt_start) / 1000);
+  const policy::Fault fault =
+      policy::AnswerFault(r.status, http::FindHeader(r.headers, r.header_count, "x-hms-reason"));
+  ReportEndpoint(ex, fault);
+  ex.judged_status = r.status;
+  if (fault == policy::Fault::kLocalServiceDown) {
+    // A sidecar's "my service is down" is our refused connect one hop later
+    // (docs/resilience.md): its answer goes with its connection, and the
+    // request goes on as OnAttemptFailed takes it on after a failed connect.
+    DetachUpstream(slot);
+    if (!ScheduleRetry(slot, fault)) {
+      ReportOutcome(ex, fault);
+      const bool opened = BreakerOpen(ex);  // this failure opened it: say so
+      LocalResponse(slot, policy::AnswerFor(opened ? policy::Fault::kCircuitOpen : fault),
+                    !ex.req_done);
+      FinishExchange(slot);
+    }
+    return false;
+  }
+  // A gRPC call's trailers-only failure is retried only on the statuses
+  // the service lists (policy::DecideRetry).
+  ex.grpc_status = GrpcFailureOf(ex, r);
+  if (ScheduleRetry(slot, fault)) {
+    // A gateway error from upstream, and a retry is allowed: this answer is
+    // dropped with its leg (its body is never read; the head written for
+    // the client is never committed).
+    DetachUpstream(slot);
+    return false;
+  }
+  ReportOutcome(ex, fault);
+  return true;
+}
+
+// The response head toward the client: the status line, the upstream's
+// end-to-end fields, ours. Reserved in the client's queue, committed by the
+// caller; 0 when it does not fit a block.
+size_t Worker::WriteResponseHead(const Exchange& ex, const http::ResponseHead& r, Downstream& down,
+                                 const HopByHop& hop_by_hop, bool dechunk, bool close) {
+  ResponseHeadFields f;
+  f.trace_id = ex.trace.external_len > 0
+                   ? std::string_view(ex.trace.external_id, ex.trace.external_len)
+                   : std::string_view(ex.trace.trace_id, 32);
+  f.rate = ex.rate_limited_route ? &ex.rate : nullptr;
+  f.dechunk = dechunk;
+  f.close = close;
+  f.client_version_minor = ex.version_minor;
+  char* dst = down.Reserve(blocks_.block_size());
+  return RewriteResponseHead(r, hop_by_hop, f, dst, blocks_.block_size());
+}
+
+int64_t Worker::OnAnswerBody(uint32_t slot, const char* p, size_t n) {
+  Client& c = clients_[slot];
+  if (c.ex.tunnel.active) return TunnelToClient(slot, p, n);  // tunnel.cc
+  return ForwardResponseBody(slot, c.ex, Down(c), p, n);
+}
+
+int64_t Worker::ForwardResponseBody(uint32_t slot, Exchange& ex, Downstream& down, const char* p,
+                                    size_t n) {
+  if (down.Full()) return kBlocked;  // resumed when the downstream has taken what is queued
+  size_t used = 0;
+  bool done = false;
+  switch (ex.resp_body) {
+    case http::BodyKind::kContentLength:
+      used = static_cast<size_t>(std::min<uint64_t>(n, ex.resp_remaining));
+      down.Send(p, used);
+      ex.resp_remaining -= used;
+      done = ex.resp_remaining == 0;
+      break;
+    case http::BodyKind::kUntilClose:
+      used = n;
+      down.Send(p, n);
+      break;
+    case http::BodyKind::kChunked:
+      while (used < n && !ex.resp_chunks.done()) {
+        http::ChunkedDecoder::Step st;
+        if (!ex.resp_chunks.Next(p + used, n - used, &st)) {
+          // The head already left: the client can only learn of it by the close.
+          down.Abort();
+          return static_cast<int64_t>(n);
+        }
+        if (st.consumed == 0) break;
+        if (ex.dechunk) {
+          if (st.data_len > 0) down.Send(p + used + st.data_offset, st.data_len);
+        } else {
+          down.Send(p + used, st.consumed);
+        }
+        used += st.consumed;
+      }
+      done = ex.resp_chunks.done();
+      break;
+    case http::BodyKind::kNone:
+      done = true;
+      break;
+  }
+  if (used > 0) {
+    ex.bytes_out += used;
+    timers_.Arm(&ex.timer, now_, config_.idle_timeout_ms);
+  }
+  if (done) FinishAnswer(slot);
+  return static_cast<int64_t>(used);
+}
+
+void Worker::FinishAnswer(uint32_t slot) {
+  Exchange& ex = clients_[slot].ex;
+  UpstreamLeg* leg = Leg(ex);
+  HMS_CHECK(leg != nullptr);  // an answer streams only while its leg carries it
+  ex.upstream = kNone;
+  leg->Release(ex.resp_keep_alive && ex.req_done);
+  FinishExchange(slot);
+}
+
+void Worker::OnAnswerEnd(uint32_t slot) {
+  Exchange& ex = clients_[slot].ex;
+  if (ex.tunnel.active) {
+    TunnelEof(slot, false);  // passed on to the client (tunnel.cc)
+  } else if (ex.streaming() && ex.resp_body == http::BodyKind::kUntilClose) {
+    FinishAnswer(slot);  // the close delimits the body
+  } else {
+    RejectAnswer(slot, policy::Fault::kUpstreamReset);  // cut short
+  }
+}
+
+void Worker::RejectAnswer(uint32_t slot, policy::Fault answer, std::string_view detail) {
+  DetachUpstream(slot);
+  AttemptFailure f;
+  f.answer = answer;
+  f.detail = detail;
+  OnAttemptFailed(slot, f);
+}
+
+void Worker::OnAttemptFailed(uint32_t slot, const AttemptFailure& f) {
+  Client& c = clients_[slot];
+  Exchange& ex = c.ex;
+  ex.upstream = kNone;  // its leg was let go
+  if (ex.tunnel.active) {
+    // A tunnel's upstream broke (a failed send, a bad TLS record): long
+    // after its answer, so nothing to retry or count; both sides close.
+    CloseClient(slot, false);
+    return;
+  }
+  if (!ex.active()) return;
+  if (!f.stale_pooled && !f.never_processed) ReportEndpoint(ex, f.fault);  // neither is the endpoint's doing
+  if (ex.response_started()) {
+    // Mid-response: what already arrived still goes out, then the close is
+    // the client's only signal that the body is short.
+    Down(c).Abort();
+    return;
+  }
+  // Transparent retries (a failed connect, a stale pooled connection) or a
+  // policy retry: policy::DecideRetry says which.
+  if (ScheduleRetry(slot, f.fault, f.stale_pooled, f.never_processed)) return;
+  // The request failed: one failure for the service's breaker, whatever
+  // number of attempts it took (docs/resilience.md).
+  ReportOutcome(ex, f.fault);
+  if (BreakerOpen(ex)) {
+    // This failure opened the breaker (or it opened meanwhile): say so.
+    LocalResponse(slot, policy::AnswerFor(policy::Fault::kCircuitOpen), !ex.req_done);
+  } else if (ex.cluster->local && f.fault == policy::Fault::kConnect) {
+    // A sidecar whose own service refuses connects says so (fault.h).
+    LocalResponse(slot, policy::AnswerFor(policy::Fault::kLocalServiceDown), !ex.req_done);
+  } else {
+    LocalResponse(slot, policy::AnswerFor(f.answer, f.detail), !ex.req_done);
+  }
+  FinishExchange(slot);
+}
+
+void Worker::OnLegSent(uint32_t slot, bool drained) {
+  Client& c = clients_[slot];
+  if (drained && c.state == Client::State::kBody) {
+    Down(c).ResumeBody();  // room again for the request body
+  } else if (drained && c.state == Client::State::kTunnel) {
+    repump_.push_back(slot);  // room again for the tunnel's bytes
+  }
+  if (c.state == Client::State::kTunnel) TunnelProgress(slot);
 }
 
 void Worker::LocalResponse(uint32_t slot, const policy::Answer& answer, bool close,
@@ -315,7 +537,8 @@ bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled
   in.retry_on = cl.retry_on;
   const bool status_fault =
       fault == policy::Fault::kGatewayStatus || fault == policy::Fault::kServerError;
-  in.status = status_fault ? resp_.status : 0;  // the answer head ConsumeUpstream just parsed
+  in.status = status_fault ? ex.judged_status : 0;  // the answer head JudgeAnswer is judging
+  ex.judged_status = 0;
   in.now = now_;
   in.deadline = ex.deadline;
   in.random = Random();
@@ -342,25 +565,10 @@ bool Worker::ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled
 
 void Worker::DetachUpstream(uint32_t slot) {
   Exchange& ex = clients_[slot].ex;
-  if (ex.upstream == kNone) return;
-  uint32_t up = ex.upstream;
+  UpstreamLeg* leg = Leg(ex);
+  if (leg == nullptr) return;
   ex.upstream = kNone;
-  Upstream& u = upstreams_[up];
-  if (u.client == slot) {
-    // Only a finished response returns a connection to the pool; requests
-    // pipelined behind this one go elsewhere.
-    u.client = kNone;
-    RedirectWaiting(up);
-    CloseUpstream(up);
-  } else {
-    // Queued behind another exchange: its answer will still arrive, so the
-    // connection serves the current one and then closes.
-    for (uint32_t i = 0; i < u.waiting_count; ++i) {
-      uint32_t& w = u.waiting[(u.waiting_head + i) % Upstream::kMaxPipeline];
-      if (w == slot) w = kNone;
-    }
-    u.no_reuse = true;
-  }
+  leg->Abandon(slot);
 }
 
 // Accounts for the exchange and lets go of what it held; the connection's

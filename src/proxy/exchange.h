@@ -1,9 +1,9 @@
-// The exchange: one request and its answer, between the downstream
-// connection that carries it (Client, worker.h) and, per attempt, an
-// upstream connection. Its State says what it is doing; the flags beside it
-// are facts about the request (its body done, replayable, retryable), not
-// states. The body forwarded so far, kept for a retry, is the exchange's own
-// replay queue (at most kReplayMax).
+// The exchange: one request and its answer, between the downstream that
+// carries it (Downstream, downstream.h) and, per attempt, the upstream leg
+// that carries that attempt (UpstreamLeg, upstream_leg.h). Its State says
+// what it is doing; the flags beside it are facts about the request (its
+// body done, replayable, retryable), not states. The body forwarded so far,
+// kept for a retry, is the exchange's own replay queue (at most kReplayMax).
 //
 // Owned by its Client in one core's slab, touched by that core's thread only.
 #pragma once
@@ -97,6 +97,8 @@ struct ExchangeFacts {
   bool grpc = false;
   uint32_t grpc_timeout_field = 0;
   uint32_t grpc_status = 0;
+  // The status of an upstream answer being judged for a retry (0: none).
+  uint16_t judged_status = 0;
   // For the access log.
   uint64_t bytes_in = 0;       // request head and body bytes consumed
   uint64_t bytes_out = 0;      // response bytes queued to the client

@@ -289,7 +289,8 @@ void Worker::OnH2Sendable(uint64_t tag) {
   const uint32_t s = StreamOf(tag);
   if (s == kNone) return;
   const Exchange& ex = clients_[s].ex;
-  if (ex.streaming() && ex.upstream != kNone) PumpUpstream(ex.upstream);
+  if (!ex.streaming()) return;
+  if (UpstreamLeg* leg = Leg(ex)) leg->Resume();
 }
 
 void Worker::OnH2StreamClose(uint64_t tag) {
@@ -510,8 +511,9 @@ void H2Stream::ResumeBody() noexcept { worker->repump_.push_back(slot); }
 bool H2Stream::OwesBody() const noexcept {
   const Worker& w = *worker;
   const Exchange& ex = w.clients_[slot].ex;
-  if (!ex.active() || ex.req_done || !body.empty() || ex.upstream == kNone) return false;
-  return w.upstreams_[ex.upstream].queued() < kMaxQueued;
+  if (!ex.active() || ex.req_done || !body.empty()) return false;
+  const UpstreamLeg* leg = w.Leg(ex);
+  return leg != nullptr && !leg->Full();
 }
 
 // The exchange is accounted for: the answer's end goes (a body delimited by

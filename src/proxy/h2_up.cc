@@ -1,13 +1,16 @@
 // HTTP/2 toward upstreams (h2_up.h): the endpoint's connection and its
-// session, each exchange a stream slot on it; the request's HTTP/1.1 form
-// turned into HEADERS and DATA, the answer's frames back into HTTP/1.1 for
-// the exchange; streams the upstream never processed, or that broke, handed
-// to the exchange's retry rules as any failed attempt.
+// session, each exchange a stream slot on it and the stream its UpstreamLeg;
+// the request's HTTP/1.1 form turned into HEADERS and DATA; the answer's
+// HEADERS kept as an http::ResponseHead (h2_answer.h) and its DATA as body
+// bytes, handed to the exchange as events once the session returned;
+// streams the upstream never processed, or that broke, handed to the
+// exchange's retry rules as any failed attempt.
 #include <algorithm>
 #include <cstring>
 
 #include "hms/common/check.h"
 #include "hms/http/field_names.h"
+#include "src/proxy/h2_answer.h"
 #include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
 
@@ -61,8 +64,10 @@ uint32_t Worker::AttachH2(const config::Endpoint& ep, const config::Cluster& cl)
   ++busy_[ep.id];
   u.ops = 0;
   u.connect_inflight = u.recv_armed = u.send_inflight = u.dirty = u.paused = false;
-  u.reused = u.got_bytes = u.eof = u.eof_held = u.mtls = u.tls_saved = false;
+  u.reused = u.got_bytes = u.eof = u.eof_held = u.mtls = u.tls_saved = u.answering = false;
   u.waiting_count = 0;
+  u.worker = u.h2s.worker = this;
+  u.slot = u.h2s.slot = up;
   u.pool_next = u.pool_prev = kNone;
   u.timer.owner = up;
   u.timer.kind = kTimerUpstream;
@@ -163,7 +168,7 @@ void Worker::FeedStream(uint32_t up) {
   }
   MarkDirty(c, conn);
   FollowConnection(up);  // connected; sent once the whole request is in the session
-  if (v.out.empty() && cl.state == Client::State::kBody) Down(cl).ResumeBody();
+  if (v.out.empty()) OnLegSent(v.client, true);  // room again for the request body
 }
 
 int64_t Worker::ConsumeH2Conn(uint32_t conn, const char* p, size_t n) {
@@ -191,7 +196,7 @@ void Worker::SettleH2Conn(uint32_t conn) {
     Upstream& u = upstreams_[s];
     if (u.h2_parent != conn || u.h2s.conn_gen != conn_gen) continue;
     if (u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing) continue;
-    if (!u.h2s.resp.empty() || u.h2s.closed) PumpH2Stream(s);
+    if (u.h2s.answer != nullptr || !u.h2s.resp.empty() || u.h2s.closed) PumpH2Stream(s);
   }
   Upstream& c = upstreams_[conn];
   if (c.gen == conn_gen && c.h2 != nullptr && !c.h2->closing) SubmitWaiting(conn);
@@ -203,16 +208,34 @@ void Worker::PumpH2Stream(uint32_t up) {
     const Upstream& u = upstreams_[up];
     return u.gen != gen || u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing;
   };
-  while (!upstreams_[up].h2s.resp.empty() && upstreams_[up].client != kNone) {
+  if (upstreams_[up].h2s.answer != nullptr && upstreams_[up].client != kNone) {
+    // The head first, read back from the stream's block into the core's
+    // scratch (the block goes back before the exchange runs: it may end
+    // the stream); the exchange reads it before anything can pump again.
+    H2UpStream& h = upstreams_[up].h2s;
+    http::ResponseHead& r = h2_up_resp_;
+    r.status = h.status;
+    r.header_count = h.field_count;
+    std::memcpy(static_cast<void*>(r.headers), h.answer->data(), h.field_count * sizeof(http::Header));
+    r.body = h.body;
+    r.content_length = h.content_length;
+    blocks_.Put(h.answer);
+    h.answer = nullptr;
+    h.answered = true;
+    const bool taken = OnAnswerHead(upstreams_[up].client, r);  // exchange.cc
+    if (gone() || !taken) return;  // complete, retried or failed: the slot is let go
+  }
+  while (upstreams_[up].h2s.answered && !upstreams_[up].h2s.resp.empty() &&
+         upstreams_[up].client != kNone) {
     Upstream& u = upstreams_[up];
     iovec piece;
     u.h2s.resp.Gather(&piece, 1);
-    const int64_t n = ConsumeUpstream(up, static_cast<const char*>(piece.iov_base), piece.iov_len);
+    const int64_t n = OnAnswerBody(u.client, static_cast<const char*>(piece.iov_base), piece.iov_len);
     if (gone()) return;  // the answer is complete (or failed): the slot is let go
     if (n == kBlocked || n <= 0) break;
     u.h2s.resp.Consume(&blocks_, static_cast<size_t>(n));
-    // Passed on: the upstream's windows reopen by as much (the framing
-    // counted too: a little early, never late).
+    // Passed on: the upstream's windows reopen by as much (a chunked
+    // answer's framing counted too: a little early, never late).
     Upstream& c = upstreams_[u.h2_parent];
     if (u.h2s.id != 0 && u.h2s.unconsumed > 0 && c.gen == u.h2s.conn_gen && c.h2 != nullptr) {
       const uint64_t m = std::min<uint64_t>(u.h2s.unconsumed, static_cast<uint64_t>(n));
@@ -222,7 +245,11 @@ void Worker::PumpH2Stream(uint32_t up) {
     }
   }
   Upstream& u = upstreams_[up];
-  if (u.h2s.closed && u.h2s.resp.empty() && !u.h2s.end.complete && !u.h2s.end.by_engine) {
+  // Ended before the answer was whole; or whole by the session's count and
+  // all relayed, yet the exchange still waits for more (a body shorter than
+  // its length): a failed attempt either way.
+  if (u.h2s.closed && u.h2s.resp.empty() && !u.h2s.end.by_engine &&
+      (!u.h2s.end.complete || (u.h2s.answered && u.client != kNone))) {
     H2StreamFailed(up);
   }
 }
@@ -307,33 +334,30 @@ void Worker::CloseH2Conn(uint32_t conn) {
   }
 }
 
-bool Worker::WriteH2Head(Upstream& u, uint16_t status, const http::Header* fields,
-                         uint16_t count, bool end_stream) {
-  const size_t room = blocks_.block_size();
-  char* dst = u.h2s.resp.Reserve(&blocks_, room);
-  Writer w(dst, room);
-  // An answer to HEAD, or a 304, has no body whatever its content-length
-  // says, and that length is the one a GET would get (RFC 9110 §8.6): it
-  // passes. Any other body is framed chunked here (its trailers in the
-  // last chunk), or is empty when the HEADERS end the stream.
-  const bool bodiless = end_stream && (status == 304 || (u.client != kNone &&
-                                       clients_[u.client].ex.method == http::Method::kHead));
-  w.S("HTTP/1.1 ").U(status).S(" \r\n");
-  for (uint16_t i = 0; i < count; ++i) {
-    const bool length = http::EqualsIgnoreCase(fields[i].name, "content-length");
-    if ((length && !bodiless) || http::EqualsIgnoreCase(fields[i].name, "transfer-encoding")) {
-      continue;
-    }
-    w.S(fields[i].name).S(": ").S(fields[i].value).S("\r\n");
+bool Worker::KeepH2Head(Upstream& u, uint16_t status, const http::Header* fields,
+                        uint16_t count, bool end_stream) {
+  const http::Method method = u.client != kNone ? clients_[u.client].ex.method : http::Method::kGet;
+  H2UpStream& h = u.h2s;
+  if (h.answer == nullptr) h.answer = blocks_.Get();
+  // The block: the fields (http::Header, at most `count`) at its start,
+  // their names and values behind them.
+  const size_t table = static_cast<size_t>(count) * sizeof(http::Header);
+  http::ResponseHead& r = h2_up_resp_;
+  if (table > blocks_.block_size() ||
+      H2ResponseHead(status, fields, count, end_stream, method, h.answer->data() + table,
+                     blocks_.block_size() - table, &r) != H2HeadResult::kOk) {
+    blocks_.Put(h.answer);
+    h.answer = nullptr;
+    return false;
   }
-  if (bodiless || (status == 204 && end_stream)) {
-    w.S("\r\n");
-  } else {
-    w.S(end_stream ? "content-length: 0\r\n\r\n" : "transfer-encoding: chunked\r\n\r\n");
-  }
-  if (w.overflow()) return false;
-  u.h2s.resp.Commit(w.size());
-  u.h2s.head_end = end_stream;
+  std::memcpy(h.answer->data(), static_cast<const void*>(r.headers), r.header_count * sizeof(http::Header));
+  h.status = r.status;
+  h.field_count = r.header_count;
+  h.body = r.body;
+  h.content_length = r.content_length;
+  h.chunked = r.body == http::BodyKind::kChunked;
+  h.head_end = r.body == http::BodyKind::kNone ||
+               (r.body == http::BodyKind::kContentLength && r.content_length == 0);
   return true;
 }
 
@@ -348,14 +372,14 @@ Upstream* Worker::UpStreamOf(uint64_t tag) {
   return &u;
 }
 
-// The session's events: each writes the stream's answer in HTTP/1.1 form;
-// the exchange reads it when the session returns (SettleH2Conn).
+// The session's events: each keeps the stream's answer (its head, its body
+// bytes); the exchange reads it when the session returns (SettleH2Conn).
 void H2UpConn::OnResponse(h2::ClientSession& s, int32_t id, uint64_t tag, uint16_t status,
                           const http::Header* fields, uint16_t count, bool end_stream) {
   Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
   if (u == nullptr || u->h2s.closed) return;
-  if (!worker->WriteH2Head(*u, status, fields, count, end_stream)) {
-    // Its HTTP/1.1 form does not fit a block: as too large a head.
+  if (!worker->KeepH2Head(*u, status, fields, count, end_stream)) {
+    // It does not fit a block (or cannot be read as an answer): as too large a head.
     u->h2s.end.head_too_large = true;
     u->h2s.closed = true;
     u->h2s.id = 0;
@@ -370,18 +394,24 @@ void H2UpConn::OnData(h2::ClientSession& s, int32_t id, uint64_t tag, const char
     return;
   }
   core::BlockPool* blocks = &worker->blocks_;
+  u->h2s.unconsumed += n;
+  if (!u->h2s.chunked) {
+    u->h2s.resp.Append(blocks, p, n);  // a length: the bytes as they are
+    return;
+  }
   char line[18];
   const size_t len = ChunkSizeLine(n, line);
   u->h2s.resp.Append(blocks, line, len);
   u->h2s.resp.Append(blocks, p, n);
   u->h2s.resp.Append(blocks, "\r\n", 2);
-  u->h2s.unconsumed += n;
 }
 
 void H2UpConn::OnResponseEnd(h2::ClientSession&, int32_t, uint64_t tag,
                              const http::Header* trailers, uint16_t count) {
   Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
-  if (u == nullptr || u->h2s.closed || u->h2s.head_end) return;
+  // An answer with a length ends with its last byte; its trailers, if any,
+  // have no place in it toward an HTTP/1.1 client and are dropped.
+  if (u == nullptr || u->h2s.closed || u->h2s.head_end || !u->h2s.chunked) return;
   core::BlockPool* blocks = &worker->blocks_;
   const size_t room = blocks->block_size();
   char* dst = u->h2s.resp.Reserve(blocks, room);
@@ -412,6 +442,31 @@ void H2UpConn::OnStreamClose(h2::ClientSession&, int32_t, uint64_t tag, const h2
   u->h2s.closed = true;
   u->h2s.end = end;
   u->h2s.id = 0;
+}
+
+// UpstreamLeg (upstream_leg.h) of a stream: the request waits in the
+// slot's `out` until the flush gives it to the session (FeedStream).
+void H2UpStream::Send(const char* p, size_t n) noexcept {
+  Upstream& u = worker->upstreams_[slot];
+  u.out.Append(&worker->blocks_, p, n);
+  worker->MarkDirty(u, slot);
+}
+
+bool H2UpStream::Full() const noexcept { return worker->upstreams_[slot].queued() >= kMaxQueued; }
+
+bool H2UpStream::Sending() const noexcept { return !worker->upstreams_[slot].out.empty(); }
+
+void H2UpStream::Resume() noexcept { worker->PumpH2Stream(slot); }
+
+void H2UpStream::Release(bool) noexcept {
+  // The connection stays for the other streams; the slot goes.
+  worker->upstreams_[slot].client = kNone;
+  worker->CloseUpstream(slot);
+}
+
+void H2UpStream::Abandon(uint32_t) noexcept {
+  worker->upstreams_[slot].client = kNone;
+  worker->CloseUpstream(slot);  // resets the stream if it is still open (DetachH2Stream)
 }
 
 }  // namespace hms::proxy

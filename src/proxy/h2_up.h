@@ -7,14 +7,19 @@
 // goes to the session instead of the HTTP/1.1 parser, and what the session
 // has to send joins its queue when the pass flushes it. Each stream is an
 // Upstream slot of its own without a socket (`h2_parent` names the
-// connection), so the exchange keeps talking to "its upstream" as it does
-// over HTTP/1.1: it writes its request head and body into the slot's `out`,
-// and reads the answer as HTTP/1.1 bytes. At the flush the head becomes
-// HEADERS (h2::LineOf: Host → :authority, hop-by-hop fields dropped) and
-// the body DATA under the upstream's flow control; the answer's HEADERS,
-// DATA and trailers become a chunked HTTP/1.1 answer (the trailers in the
-// last chunk) read by the same ConsumeUpstream as any answer, so routing,
-// rewriting, retries, breakers, metrics and logs are those of HTTP/1.1.
+// connection) whose H2UpStream is the exchange's UpstreamLeg
+// (upstream_leg.h): the exchange queues its request head and body through
+// it, and at the flush the head becomes HEADERS (h2::LineOf: Host →
+// :authority, hop-by-hop fields dropped) and the body DATA under the
+// upstream's flow control. The answer reaches the exchange as events, as an
+// HTTP/1.1 connection's does: the HEADERS' status and fields become an
+// http::ResponseHead directly (H2ResponseHead, h2_answer.h; the fields kept
+// in a block of the stream's until the exchange reads them), DATA body bytes
+// as they came when the head gave a length, framed chunked when it did not
+// (its trailers in the last chunk, as H2Stream and an HTTP/1.1 client take
+// them). Events are delivered once the session returned (SettleH2Conn), never
+// from inside its callbacks. Routing, rewriting, retries, breakers, metrics
+// and logs are those of any answer.
 //
 // Owned by one core's upstream slab, touched by that core's thread only.
 #pragma once
@@ -29,6 +34,7 @@
 #include "hms/h2/client_session.h"
 #include "hms/http/parser.h"
 #include "hms/policy/fault.h"
+#include "src/proxy/upstream_leg.h"
 
 namespace hms::proxy {
 
@@ -41,28 +47,56 @@ inline constexpr size_t kH2UpMaxPending = 32;
 // in the stream's own queue (read from the client as they leave).
 inline constexpr size_t kH2UpStreamQueued = 64 * 1024;
 
-// A stream's side of an upstream slot (`h2_parent` set).
-struct H2UpStream {
+// A stream's side of an upstream slot (`h2_parent` set), and the exchange's
+// UpstreamLeg while the slot carries its attempt. The answer's head waits
+// (its fields in the `answer` block, the rest beside it) until the exchange
+// reads it; its body in `resp`: DATA as it came when the head gave a length,
+// else framed chunked with the trailers in the last chunk.
+struct H2UpStream : UpstreamLeg {
   int32_t id = 0;              // the session's stream id; 0 before Submit and after its end
   bool submitted = false;      // HEADERS went to the session (the attempt is connected)
   bool end_sent = false;       // END_STREAM went to the session
-  bool head_end = false;       // the answer had no body: its HTTP/1.1 form is complete
+  bool head_end = false;       // the answer has no body: DATA after it is dropped
+  bool chunked = false;        // the answer has no length: its DATA is framed chunked in `resp`
+  bool answered = false;       // the exchange read the head: `resp` is its body
   bool closed = false;         // the session ended the stream (end below)
   bool never_processed = false;  // the upstream never processed it (GOAWAY, REFUSED_STREAM)
   h2::StreamEnd end{};
   http::ChunkedDecoder req_chunks;  // the exchange frames a body without length as chunked
-  core::ByteQueue resp;        // the answer in HTTP/1.1 form, not yet read by the exchange
+  core::Block* answer = nullptr;  // the answer's fields, until the exchange read its head
+  // The rest of the answer's head (H2ResponseHead, h2_answer.h).
+  uint16_t status = 0;
+  uint16_t field_count = 0;
+  http::BodyKind body = http::BodyKind::kNone;
+  uint64_t content_length = 0;
+  core::ByteQueue resp;        // the answer's body, not yet read by the exchange
   uint64_t unconsumed = 0;     // DATA bytes received and not yet given back to the windows
   uint32_t conn_gen = ~0u;     // the connection's generation while the stream is on it
+  Worker* worker = nullptr;    // the core's, for the UpstreamLeg calls
+  uint32_t slot = ~0u;         // the stream's upstream slot
   void Reset(core::BlockPool* blocks) noexcept {
     resp.Clear(blocks);
+    if (answer != nullptr) blocks->Put(answer);
+    answer = nullptr;
     id = 0;
-    submitted = end_sent = head_end = closed = never_processed = false;
+    submitted = end_sent = head_end = chunked = answered = closed = never_processed = false;
     end = h2::StreamEnd{};
     req_chunks.Reset();
     unconsumed = 0;
     conn_gen = ~0u;
   }
+
+  // UpstreamLeg (h2_up.cc). No WebSocket tunnel runs on a stream (an
+  // HTTP/2 answer has no 101): the tunnel's calls have nothing to do.
+  void Send(const char* p, size_t n) noexcept override;
+  bool Full() const noexcept override;
+  void Resume() noexcept override;
+  void Release(bool reusable) noexcept override;
+  void Abandon(uint32_t exchange) noexcept override;
+  bool Sending() const noexcept override;
+  bool HoldsInput() const noexcept override { return !resp.empty(); }
+  bool ShutSend(bool*) noexcept override { return true; }
+  void StopReading() noexcept override {}
 };
 
 // A connection's session and the streams (upstream slots) it carries; the

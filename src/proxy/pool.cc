@@ -1,6 +1,8 @@
 // Upstream connections for an exchange: onto a pipelined connection, from
 // the endpoint's idle pool, or a new one; the pipelining queue's redirects;
-// the endpoint pick; parking a finished connection in the per-endpoint pool.
+// the endpoint pick; parking a finished connection in the per-endpoint pool;
+// an HTTP/1.1 leg's Release (the pool, or the next pipelined exchange) and
+// Abandon (closed, or no-reuse when queued behind another exchange).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -97,7 +99,7 @@ bool Worker::AttachUpstream(uint32_t slot, bool fresh) {
   }
   Upstream& u = upstreams_[up];
   u.client = slot;
-  u.got_bytes = false;
+  u.got_bytes = u.answering = false;
   u.pipelined = pipelinable;
   u.no_reuse = false;
   u.waiting_count = 0;
@@ -163,10 +165,6 @@ void Worker::RedirectWaiting(uint32_t up) {
 
 void Worker::ReleaseUpstream(uint32_t up, bool reusable) {
   Upstream& u = upstreams_[up];
-  if (u.h2_parent != kNone) {  // an h2 stream: its connection stays for the others
-    CloseUpstream(up);
-    return;
-  }
   if (!reusable || draining_ || u.endpoint_id >= pool_head_.size() || !endpoint_live_[u.endpoint_id] ||
       pool_count_[u.endpoint_id] >= config_.upstream_idle_per_core || u.queued() > 0 ||
       u.cipher_in.held_head != kNone) {  // TLS records after the answer: not ours to keep
@@ -201,6 +199,47 @@ void Worker::PoolRemove(uint32_t up) {
   u.pool_next = u.pool_prev = kNone;
   --pool_count_[u.endpoint_id];
   metrics_.upstream_idle.Sub();
+}
+
+void Upstream::Release(bool reusable) noexcept {
+  Worker& w = *worker;
+  const uint32_t up = slot;
+  reusable = reusable && !no_reuse;
+  client = kNone;
+  answering = false;
+  if (waiting_count > 0) {
+    if (reusable) {
+      // The next pipelined answer follows on this connection.
+      client = waiting[waiting_head];
+      waiting_head = static_cast<uint8_t>((waiting_head + 1) % kMaxPipeline);
+      --waiting_count;
+      got_bytes = false;
+    } else {
+      w.RedirectWaiting(up);  // the upstream closes (or a queued client left): no more answers here
+      w.CloseUpstream(up);
+    }
+    return;
+  }
+  w.ReleaseUpstream(up, reusable);
+}
+
+void Upstream::Abandon(uint32_t exchange) noexcept {
+  Worker& w = *worker;
+  if (client == exchange) {
+    // Only a finished response returns a connection to the pool; requests
+    // pipelined behind this one go elsewhere.
+    client = kNone;
+    w.RedirectWaiting(slot);
+    w.CloseUpstream(slot);
+    return;
+  }
+  // Queued behind another exchange: its answer will still arrive, so the
+  // connection serves the current one and then closes.
+  for (uint32_t i = 0; i < waiting_count; ++i) {
+    uint32_t& q = waiting[(waiting_head + i) % kMaxPipeline];
+    if (q == exchange) q = kNone;
+  }
+  no_reuse = true;
 }
 
 }  // namespace hms::proxy

@@ -45,12 +45,9 @@ policy::Fault Worker::JudgeWebSocket(uint32_t slot) {
   return policy::Fault::kNone;
 }
 
-int64_t Worker::OpenTunnel(uint32_t up, size_t head_len, size_t n) {
-  Upstream& u = upstreams_[up];
-  const uint32_t slot = u.client;
+bool Worker::OpenTunnel(uint32_t slot, const http::ResponseHead& r) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
-  const http::ResponseHead& r = resp_;
   metrics_.ObserveUpstream(ex.route_key, (now_ - ex.attempt_start) / 1000);
   const UpgradeAnswerRule rule = JudgeUpgradeAnswer(r, std::string_view(ex.ws_accept, kAcceptSize));
   const HopByHop hop_by_hop(r.headers, r.header_count);
@@ -69,14 +66,12 @@ int64_t Worker::OpenTunnel(uint32_t up, size_t head_len, size_t n) {
   if (head == 0) {
     // The upstream switched protocols wrongly: answered here, never retried
     // (it may already speak WebSocket on that connection), which closes.
-    u.client = kNone;
-    ex.upstream = kNone;
-    CloseUpstream(up);
+    DetachUpstream(slot);
     ReportEndpoint(ex, policy::Fault::kUpstreamBadUpgrade);
     ReportOutcome(ex, policy::Fault::kUpstreamBadUpgrade);
     LocalResponse(slot, policy::AnswerFor(policy::Fault::kUpstreamBadUpgrade, detail), true);
     FinishExchange(slot);
-    return static_cast<int64_t>(n);
+    return false;
   }
   ReportEndpoint(ex, policy::Fault::kNone);
   ReportOutcome(ex, policy::Fault::kNone);
@@ -95,24 +90,23 @@ int64_t Worker::OpenTunnel(uint32_t up, size_t head_len, size_t n) {
   metrics_.websocket_active.Add();
   if (c.eof) t.to_upstream = TunnelHalf::kDraining;  // the client half-closed already
   repump_.push_back(slot);  // what the client sent behind its handshake, held until now
-  return static_cast<int64_t>(head_len);
+  return true;
 }
 
 int64_t Worker::TunnelToUpstream(uint32_t slot, const char* p, size_t n) {
   Exchange& ex = clients_[slot].ex;
-  if (ex.upstream == kNone) return static_cast<int64_t>(n);  // ending: nobody to carry it to
-  Upstream& u = upstreams_[ex.upstream];
-  if (u.queued() >= kMaxQueued) return kBlocked;  // resumed when the upstream's send drains
-  u.out.Append(&blocks_, p, n);
-  MarkDirty(u, ex.upstream);
+  UpstreamLeg* leg = Leg(ex);
+  if (leg == nullptr) return static_cast<int64_t>(n);  // ending: nobody to carry it to
+  if (leg->Full()) return kBlocked;  // resumed when the upstream's send drains
+  leg->Send(p, n);
   ex.bytes_in += n;
   metrics_.websocket_bytes_to_upstream.Add(n);
   timers_.Arm(&ex.timer, now_, ex.tunnel.idle_ms);
   return static_cast<int64_t>(n);
 }
 
-int64_t Worker::TunnelToClient(uint32_t up, const char* p, size_t n) {
-  Client& c = clients_[upstreams_[up].client];
+int64_t Worker::TunnelToClient(uint32_t slot, const char* p, size_t n) {
+  Client& c = clients_[slot];
   Downstream& down = Down(c);
   if (down.Full()) return kBlocked;  // resumed when the client has taken what is queued
   down.Send(p, n);
@@ -127,7 +121,8 @@ void Worker::TunnelEof(uint32_t slot, bool from_client) {
   TunnelHalf& half = from_client ? ex.tunnel.to_upstream : ex.tunnel.to_client;
   if (half == TunnelHalf::kOpen) half = TunnelHalf::kDraining;
   // A receive armed again would read the same EOF at once, every pass.
-  if (!from_client && ex.upstream != kNone) upstreams_[ex.upstream].eof = true;
+  UpstreamLeg* leg = Leg(ex);
+  if (!from_client && leg != nullptr) leg->StopReading();
   TunnelProgress(slot);
 }
 
@@ -150,22 +145,19 @@ bool Worker::ShutWrite(Conn& conn, uint32_t id, bool* notified) {
 void Worker::TunnelProgress(uint32_t slot) {
   Client& c = clients_[slot];
   Exchange& ex = c.ex;
-  if (c.state != Client::State::kTunnel || ex.upstream == kNone) return;
-  const uint32_t up = ex.upstream;
-  Upstream& u = upstreams_[up];
+  UpstreamLeg* leg = Leg(ex);
+  if (c.state != Client::State::kTunnel || leg == nullptr) return;
   Tunnel& t = ex.tunnel;
   // An h2 stream has no socket: its held input is its DATA queue, and its
   // FIN an END_STREAM, which goes behind the DATA already queued.
   const bool stream = c.parent != kNone;
   const bool client_input =
       stream ? !c.stream.body.empty() : !c.in.empty() || c.cipher_in.held_head != kNone;
-  if (NextHalf(t.to_upstream, client_input, u.send_inflight || !u.out.empty()) ==
-          TunnelHalf::kShut &&
-      ShutWrite(u, up, &t.upstream_notified)) {
+  if (NextHalf(t.to_upstream, client_input, leg->Sending()) == TunnelHalf::kShut &&
+      leg->ShutSend(&t.upstream_notified)) {
     t.to_upstream = TunnelHalf::kShut;
   }
-  const bool upstream_input = !u.in.empty() || u.cipher_in.held_head != kNone;
-  if (NextHalf(t.to_client, upstream_input, c.send_inflight || !c.out.empty()) ==
+  if (NextHalf(t.to_client, leg->HoldsInput(), c.send_inflight || !c.out.empty()) ==
           TunnelHalf::kShut &&
       (stream ? EndTunnelStream(slot) : ShutWrite(c, slot, &t.client_notified))) {
     t.to_client = TunnelHalf::kShut;
@@ -190,5 +182,7 @@ void Worker::OnTunnelIdle(uint32_t slot) {
   std::copy_n(kReason.data(), ex.reason_len, ex.reason);
   CloseClient(slot, false);  // ends the exchange; its upstream connection closes with it
 }
+
+bool Upstream::ShutSend(bool* notified) noexcept { return worker->ShutWrite(*this, slot, notified); }
 
 }  // namespace hms::proxy

@@ -22,14 +22,20 @@
 // asks the fleet link at admission, and hands the recorder each exchange
 // that ends with its Caller (CallerOf).
 //
+// The exchange reaches its two sides only through narrow calls: its
+// Downstream (downstream.h; Down) and, per attempt, its UpstreamLeg
+// (upstream_leg.h; Leg). The upstream room hands it the answer as events by
+// the exchange's slot (OnAnswerHead, OnAnswerBody, OnAnswerEnd,
+// OnAttemptFailed), never as bytes to parse.
+//
 // A downstream connection ("client") carries at most one exchange at a time;
 // pipelined requests wait in its input and are answered in order. An HTTP/2
 // connection carries none itself: each of its streams is a Client slot of its
 // own, without a socket, whose exchange answers through an H2Stream
-// (h2_down.h). An upstream
-// connection serves one exchange at a time (with upstream_pipeline_depth > 1,
-// others may wait behind it) and is parked in the core's per-endpoint idle
-// pool otherwise.
+// (h2_down.h). An upstream connection serves one exchange at a time (with
+// upstream_pipeline_depth > 1, others may wait behind it) and is parked in the
+// core's per-endpoint idle pool otherwise; an HTTP/2 upstream connection
+// carries many, each a stream slot whose leg is an H2UpStream (h2_up.h).
 #pragma once
 
 #include <sys/socket.h>
@@ -77,6 +83,7 @@
 #include "src/proxy/health.h"
 #include "src/proxy/recorder.h"
 #include "src/proxy/redis_link.h"
+#include "src/proxy/upstream_leg.h"
 
 namespace hms::proxy {
 
@@ -165,7 +172,12 @@ struct Client : Connection, Downstream {
   uint32_t fleet_retry_s = 0;
 };
 
-struct Upstream : Connection {
+// An HTTP/1.1 upstream connection; as the UpstreamLeg of the exchange it
+// serves it queues the request in `out` and lists itself for the pass's
+// flush. The same slot type serves an HTTP/2 connection (`h2` set: its
+// session reads `in` and writes `out`) and each of its streams (`h2_parent`
+// set, no socket: the exchange's leg is `h2s`).
+struct Upstream : Connection, UpstreamLeg {
   enum class State : uint8_t { kFree, kConnecting, kBusy, kIdle, kClosing };
   State state = State::kFree;
   uint32_t endpoint_id = 0;
@@ -173,9 +185,14 @@ struct Upstream : Connection {
   bool connect_inflight = false;
   bool reused = false;      // came from the idle pool
   bool got_bytes = false;   // a response byte arrived for the current exchange
+  // The current exchange took the answer's head: what follows is its body
+  // (or a tunnel's bytes), and the close may be its end.
+  bool answering = false;
+  Worker* worker = nullptr;  // the core's, for the UpstreamLeg calls
+  uint32_t slot = kNone;     // this connection's slot in the core's slab
   bool eof = false;         // a tunnel's upstream sent its FIN: the recv is not armed again
-  // The upstream closed while bytes of a body its close delimits were still
-  // held (the client was behind): the answer completes once they are relayed.
+  // The upstream closed while bytes of its answer were still held (the
+  // client was behind): the close is read once they are relayed.
   bool eof_held = false;
   // Pipelining (upstream_pipeline_depth > 1): `client` is the exchange whose
   // response is being read; `waiting` are those whose requests went out after
@@ -198,6 +215,19 @@ struct Upstream : Connection {
   std::unique_ptr<H2UpConn> h2;
   uint32_t h2_parent = kNone;
   H2UpStream h2s;
+
+  // UpstreamLeg (upstream.cc, pool.cc).
+  void Send(const char* p, size_t n) noexcept override;
+  bool Full() const noexcept override { return queued() >= kMaxQueued; }
+  void Resume() noexcept override;
+  void Release(bool reusable) noexcept override;
+  void Abandon(uint32_t exchange) noexcept override;
+  bool Sending() const noexcept override { return send_inflight || !out.empty(); }
+  bool HoldsInput() const noexcept override {
+    return !in.empty() || cipher_in.held_head != kNone;
+  }
+  bool ShutSend(bool* notified) noexcept override;
+  void StopReading() noexcept override { eof = true; }
 };
 
 class Worker {
@@ -205,6 +235,8 @@ class Worker {
   friend struct H2Stream;  // the same for a stream of an HTTP/2 connection
   friend struct H2Conn;    // the session's events reach the core's exchanges
   friend struct H2UpConn;  // an upstream session's events reach its streams
+  friend struct Upstream;  // its UpstreamLeg calls queue, pump and release through the core
+  friend struct H2UpStream;  // the same for a stream of an HTTP/2 upstream
 
  public:
   // `listen_of[i]`: the listener index listen_fds[i] belongs to (a core may
@@ -406,9 +438,53 @@ class Worker {
   // request (GOAWAY above its stream, REFUSED_STREAM).
   bool ScheduleRetry(uint32_t slot, policy::Fault fault, bool stale_pooled = false,
                      bool never_processed = false);
-  // Lets go of the exchange's upstream connection without an answer: closed,
-  // or, when queued behind another exchange, left to serve that one.
+  // Lets go of the exchange's upstream leg without an answer
+  // (UpstreamLeg::Abandon): closed, or, when queued behind another exchange,
+  // left to serve that one; a stream is reset.
   void DetachUpstream(uint32_t slot);
+  // The UpstreamLeg carrying the exchange's attempt (null between attempts).
+  UpstreamLeg* Leg(const Exchange& ex) {
+    if (ex.upstream == kNone) return nullptr;
+    Upstream& u = upstreams_[ex.upstream];
+    return u.h2_parent == kNone ? static_cast<UpstreamLeg*>(&u) : &u.h2s;
+  }
+  const UpstreamLeg* Leg(const Exchange& ex) const {
+    return const_cast<Worker*>(this)->Leg(ex);  // one body for both; nothing is changed
+  }
+  // The answer, as the upstream room hands it over by the exchange's slot
+  // (exchange.cc). OnAnswerHead: a final head (or a 101), judged (retry,
+  // breaker, the sidecar's local-service-down, a gRPC trailers-only failure)
+  // and written to the Downstream; false when the attempt was let go (its leg
+  // released, retried or failed), true when its body (or a tunnel) follows or
+  // it is complete already. `r` is read only until the leg is let go.
+  bool OnAnswerHead(uint32_t slot, const http::ResponseHead& r);
+  // Body bytes as the upstream framed them (or a tunnel's): consumed, or
+  // kBlocked while the Downstream is full (UpstreamLeg::Resume goes on).
+  int64_t OnAnswerBody(uint32_t slot, const char* p, size_t n);
+  // The upstream closed after the head: the end of a body its close
+  // delimits, a tunnel's FIN, else an answer cut short.
+  void OnAnswerEnd(uint32_t slot);
+  // The attempt failed (its leg is let go already): retry when allowed, else
+  // answer from the fault table.
+  void OnAttemptFailed(uint32_t slot, const AttemptFailure& f);
+  // The upstream's send drained (`drained`: nothing of the request waits):
+  // the request body (or a tunnel's bytes) may move again.
+  void OnLegSent(uint32_t slot, bool drained);
+  // Reserves and writes the client's response head for `r`; the bytes
+  // written (to commit), or 0 when it does not fit a block.
+  size_t WriteResponseHead(const Exchange& ex, const http::ResponseHead& r, Downstream& down,
+                           const HopByHop& hop_by_hop, bool dechunk, bool close);
+  // The answer's head judged retryable or not; false when the attempt ended.
+  bool JudgeAnswer(uint32_t slot, const http::ResponseHead& r);
+  // Relays the answer's body to `down` (its framing undone for an HTTP/1.0
+  // client); kBlocked while `down` is full.
+  int64_t ForwardResponseBody(uint32_t slot, Exchange& ex, Downstream& down, const char* p,
+                              size_t n);
+  // The answer is whole: the leg goes back (UpstreamLeg::Release), the
+  // exchange ends.
+  void FinishAnswer(uint32_t slot);
+  // The answer cannot be used: the leg is let go and the attempt failed.
+  void RejectAnswer(uint32_t slot, policy::Fault answer, std::string_view detail = {});
   void FinishExchange(uint32_t slot);
   void EndExchange(uint32_t slot);
 
@@ -469,21 +545,15 @@ class Worker {
   void OnUpstreamRecv(uint32_t up, int res, uint32_t flags);
   void OnUpstreamSent(uint32_t up, int res);
   void PumpUpstream(uint32_t up);
+  // Parses the answer: its head to the exchange (OnAnswerHead), then its
+  // body (OnAnswerBody); a malformed one is a failed attempt.
   int64_t ConsumeUpstream(uint32_t up, const char* p, size_t n);
-  // Reserves and writes the client's response head from resp_; the bytes
-  // written (to commit), or 0 when it does not fit a block.
-  size_t WriteResponseHead(const Exchange& ex, Downstream& down, const HopByHop& hop_by_hop,
-                           bool dechunk, bool close);
-  // Relays the answer's body to `down` (its framing undone for an HTTP/1.0
-  // client); kBlocked while `down` is full.
-  int64_t ForwardResponseBody(uint32_t up, Exchange& ex, Downstream& down, const char* p,
-                              size_t n);
-  void CompleteResponse(uint32_t up);
-  // The attempt on `up` failed before a usable response: retry elsewhere when
-  // allowed, else answer the client with `answer`'s row (its message replaced
-  // by `detail` when given). Breaker, ejection and retries classify the
-  // failure by the connection's state: a connect (or handshake) that failed,
-  // else a reset.
+  // The attempt on `up` failed: the connection closes (the requests
+  // pipelined behind it go elsewhere) and its exchange hears of it
+  // (OnAttemptFailed) with the failure classified by the connection's state:
+  // a connect (or handshake) that failed, a stale pooled connection, a
+  // stream the upstream never processed, else a reset. `answer`'s row (its
+  // message replaced by `detail` when given) answers a request that fails.
   void UpstreamFailed(uint32_t up, policy::Fault answer, std::string_view detail = {});
   void CloseUpstream(uint32_t up);
   void MaybeFreeUpstream(uint32_t up);
@@ -503,7 +573,8 @@ class Worker {
   int64_t ConsumeH2Conn(uint32_t conn, const char* p, size_t n);
   // The session's events, after it returned: answers read, ends handled.
   void SettleH2Conn(uint32_t conn);
-  // The stream's answer (HTTP/1.1 form) to the exchange, as the client takes it.
+  // The stream's answer to the exchange: its head, then its body as the
+  // client takes it.
   void PumpH2Stream(uint32_t up);
   // A stream the session ended before its answer was whole.
   void H2StreamFailed(uint32_t up);
@@ -512,9 +583,10 @@ class Worker {
   void DetachH2Stream(uint32_t up);
   // A connection closes: its streams fail (never opened ones as a failed connect).
   void CloseH2Conn(uint32_t conn);
-  // Writes the HTTP/1.1 form of a response head into the stream's queue.
-  bool WriteH2Head(Upstream& u, uint16_t status, const http::Header* fields, uint16_t count,
-                   bool end_stream);
+  // Keeps the answer's head (H2ResponseHead, h2_answer.h) in a block of the
+  // stream's for the exchange; false when it cannot be read as an answer.
+  bool KeepH2Head(Upstream& u, uint16_t status, const http::Header* fields, uint16_t count,
+                  bool end_stream);
   Upstream* UpStreamOf(uint64_t tag);
 
   // Upstream connections for an exchange and the per-endpoint pool (pool.cc).
@@ -537,14 +609,14 @@ class Worker {
   // upgrade (400/426 bad_websocket_upgrade) or one the route does not take
   // (403 websocket_not_enabled) is refused, a good one marks the exchange.
   policy::Fault JudgeWebSocket(uint32_t slot);
-  // The upstream's 101 to an upgrade (its head `head_len` of the `n` bytes
-  // at hand): checked, sent on, and both connections become the tunnel; or
-  // 502 upstream_bad_upgrade, never retried.
-  int64_t OpenTunnel(uint32_t up, size_t head_len, size_t n);
+  // The upstream's 101 to an upgrade (OnAnswerHead): checked, sent on, and
+  // both connections become the tunnel; or 502 upstream_bad_upgrade, never
+  // retried (false: the leg was let go).
+  bool OpenTunnel(uint32_t slot, const http::ResponseHead& r);
   // Bytes one way, bounded by kMaxQueued toward the receiver (kBlocked
   // until it has taken what is queued).
   int64_t TunnelToUpstream(uint32_t slot, const char* p, size_t n);
-  int64_t TunnelToClient(uint32_t up, const char* p, size_t n);
+  int64_t TunnelToClient(uint32_t slot, const char* p, size_t n);
   // A side sent its FIN (or close_notify): that direction drains.
   void TunnelEof(uint32_t slot, bool from_client);
   // After a send, an EOF or input taken: shuts a drained direction, ends
@@ -636,6 +708,7 @@ class Worker {
   h2::Counters& h2_up_counters_ = metrics_.h2_up;
   std::vector<uint32_t> h2_conn_;
   http::RequestHead h2_req_;  // scratch: a stream's request head, parsed back
+  http::ResponseHead h2_up_resp_;  // scratch: a stream's answer head, for the exchange to read
   std::vector<uint32_t> h2_settle_;  // scratch: a connection's streams after its session ran
 
   core::Slab<Client> clients_;

@@ -205,6 +205,59 @@ def free_port():
         return s.getsockname()[1]
 
 
+class RawUpstream:
+    """An HTTP/1.1 upstream in plain Python on 127.0.0.1:0, for answers the
+    real servers do not write, or to see what the gateway really sent: each
+    connection's request head is read (the bytes up to its blank line), the
+    bytes answer(head) returns are sent, and the connection is closed;
+    `answered` is set once they are all in the kernel and the socket closed.
+    Serves from its creation until close()."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.answered = threading.Event()
+        self._srv = socket.socket()
+        self._srv.bind(("127.0.0.1", 0))
+        self._srv.listen(16)
+        self._srv.settimeout(0.2)
+        self.port = self._srv.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data and len(data) < 65536:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    conn.sendall(self.answer(data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"))
+                except OSError:
+                    continue
+            self.answered.set()
+
+    @staticmethod
+    def path_of(head):
+        """The request-target of a request head."""
+        return head.split(b" ", 2)[1].decode() if head.count(b" ") >= 2 else "/"
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._srv.close()
+
+
 def wait_http(port, proc=None, log=None, timeout=START_TIMEOUT_S):
     """Waits until 127.0.0.1:port answers an HTTP request with any response."""
     def answers():

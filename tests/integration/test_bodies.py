@@ -7,7 +7,7 @@ import time
 import pytest
 
 import httpraw
-from conftest import BIG_BYTES, vmrss_kib
+from conftest import BIG_BYTES, RawUpstream, vmrss_kib
 
 RSS_GROWTH_LIMIT_KIB = 64 * 1024
 
@@ -94,3 +94,48 @@ def test_1gib_upload(bulk_gateway):
     assert r.status == 200, r
     assert r.json() == {"bytes": BIG_BYTES}
     rss.report("1 GiB upload", BIG_BYTES, elapsed)
+
+
+def test_an_upstream_close_behind_a_whole_body_waits_for_a_slow_client(register, gateway):
+    # The upstream sends its whole content-length body and closes while the
+    # client reads nothing: the gateway stops reading it with bytes held
+    # for the client, and the close arrives behind them. The close is not
+    # the answer's end nor its failure: the held bytes go first, and the
+    # body completes (it used to be cut short: the close read as a reset).
+    size = [0]
+
+    def answer(head):
+        return (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                % size[0] + b"b" * size[0])
+
+    up = RawUpstream(answer)
+    try:
+        register(f"service: closing\nroutes:\n  - GET /big\nendpoints: [127.0.0.1:{up.port}]\n")
+        gw = gateway({"cores": 1})
+        for n in (1 << 20, 2 << 20):
+            size[0] = n
+            up.answered.clear()
+            head, body = get_after_the_upstream_closed(gw.port, up, n)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert len(body) == n, f"{len(body)} of {n} body bytes"
+    finally:
+        up.close()
+
+
+def get_after_the_upstream_closed(port, up, n):
+    """GET /big, read nothing until the upstream sent its whole answer and
+    closed, then read the answer (until n body bytes, or the close): (head, body)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the client falls behind at once
+        s.connect(("127.0.0.1", port))
+        s.settimeout(10)
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert up.answered.wait(10), "the upstream could not send its whole answer"
+        got = b""
+        while len(got.partition(b"\r\n\r\n")[2]) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    return head, body

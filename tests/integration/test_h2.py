@@ -10,7 +10,6 @@ import json
 import socket
 import struct
 import subprocess
-import threading
 import time
 
 import h2.config
@@ -22,7 +21,7 @@ import jwt
 import pytest
 
 import httpraw
-from conftest import binary, echo_routes, eventually, log_lines, metric_sum
+from conftest import RawUpstream, binary, echo_routes, eventually, log_lines, metric_sum
 from test_upgrade import certs  # noqa: F401 (a fixture: one certificate for localhost)
 
 CURL = "/usr/bin/curl"
@@ -312,37 +311,10 @@ def raw_upstream():
     """An HTTP/1.1 upstream in plain Python for the framings the echo app does
     not write: a chunked answer with trailers, and a body its close delimits.
     Each connection gets one answer (by path) and is closed."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    srv.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                path = data.split(b" ", 2)[1].decode() if data.count(b" ") >= 2 else "/"
-                conn.sendall(RAW_ANSWERS.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield srv.getsockname()[1]
-    stop.set()
-    t.join(timeout=5)
-    srv.close()
+    up = RawUpstream(lambda head: RAW_ANSWERS.get(
+        RawUpstream.path_of(head), b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+    yield up.port
+    up.close()
 
 
 def test_upstream_framings_become_h2_data_and_trailers(raw_upstream, bad_upstream, register,
@@ -451,6 +423,15 @@ def test_drain_sends_goaway_and_lets_open_streams_finish(echo_gateway):
     assert out.index("recv GOAWAY frame") < out.index('{"slept_ms":1500}'), out
 
 
+def warm_streams(c, path, n, at_once):
+    """n GETs of `path` on the H2Client `c`, `at_once` streams at a time, each answered 200."""
+    for _ in range(n // at_once):
+        sids = [c.request("GET", path) for _ in range(at_once)]
+        for sid in sids:
+            assert c.wait(sid)["status"] == 200
+            del c.responses[sid]
+
+
 def test_warm_h2_streams_allocate_nothing(nginx_upstream, register, gateway):
     # As test_engine's keep-alive test, for streams: one connection, ten
     # streams at a time; after a warm-up no stream takes from the heap
@@ -464,11 +445,7 @@ def test_warm_h2_streams_allocate_nothing(nginx_upstream, register, gateway):
     c = H2Client(gw.port, settings={h2.settings.SettingCodes.HEADER_TABLE_SIZE: 0})
 
     def streams(n, at_once):
-        for _ in range(n // at_once):
-            sids = [c.request("GET", "/json") for _ in range(at_once)]
-            for sid in sids:
-                assert c.wait(sid)["status"] == 200
-                del c.responses[sid]
+        warm_streams(c, "/json", n, at_once)
 
     try:
         # The pools grow to the most streams ever open at once: the warm-up

@@ -11,9 +11,12 @@ import json
 import os
 import subprocess
 
+import h2.settings
 import pytest
 
 from conftest import NGINX_HEAD, closed_port, eventually, free_port, log_lines, metric_sum
+from test_engine import keepalive_gets
+from test_h2 import H2Client, warm_streams
 from test_mtls import identity, mesh_certs  # noqa: F401 (mesh_certs: a fixture)
 from test_sidecar import sidecar
 
@@ -288,3 +291,38 @@ def test_a_head_answer_keeps_the_upstreams_content_length(h2c_nginx, register, g
         head = r.stdout.decode().lower()
         assert "content-length: 14\r\n" in head, head
         assert "transfer-encoding" not in head, head
+
+
+@pytest.mark.deadline(120)
+def test_warm_h2_upstream_streams_allocate_nothing(h2c_nginx, register, gateway):
+    # As test_engine's keep-alive test and test_h2's warm streams, toward an
+    # h2c upstream: after a warm-up no exchange takes from the heap, whether
+    # its client speaks HTTP/1.1 or HTTP/2 (the answer's head is kept in a
+    # block of the stream's, its DATA relayed from the core's blocks).
+    port, _ = h2c_nginx
+    register(routes(port))
+    gw = gateway({"cores": 1})
+    # No HPACK dynamic table toward the client (test_h2's warm-stream test says why).
+    c = H2Client(gw.port, settings={h2.settings.SettingCodes.HEADER_TABLE_SIZE: 0})
+
+    def streams(n, at_once):
+        warm_streams(c, "/hello", n, at_once)
+
+    try:
+        # The warm-up opens more streams at once than the measured run does
+        # (the pools grow to the most ever open at once).
+        keepalive_gets(gw.port, "/hello", 1000)
+        streams(1000, 50)
+        streams(1000, 10)
+        keepalive_gets(gw.port, "/hello", 500)
+        opened = metric_sum(gw, "hms_upstream_connections_total")
+        before = metric_sum(gw, "hms_core_heap_allocations_total")
+        keepalive_gets(gw.port, "/hello", 1000)
+        streams(1000, 10)
+        after = metric_sum(gw, "hms_core_heap_allocations_total")
+    finally:
+        c.close()
+    # The warm-up's bursts may open siblings (over 32 streams waiting for a
+    # slot); the measured run, ten at a time, rides the connection it finds.
+    assert metric_sum(gw, "hms_upstream_connections_total") == opened
+    assert after - before == 0, f"{after - before} heap allocations in 2000 warm exchanges"

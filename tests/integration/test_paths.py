@@ -7,13 +7,11 @@ paths itself) with `/secret` behind JWT and an open `/{rest*}`, no spelling of
 on their authority and go upstream in origin-form with that authority as Host;
 the two relaxations (`paths:` in gateway.yaml) do what they say.
 """
-import socket
-import threading
 
 import pytest
 
 import httpraw
-from conftest import NGINX_HEAD, closed_port, eventually, start_nginx
+from conftest import NGINX_HEAD, RawUpstream, closed_port, eventually, start_nginx
 from test_jwt import AUD, ISS, SECRET, token
 from test_metrics import scrape, value
 
@@ -62,53 +60,19 @@ def nginx(procs, tmp_path):
     return port
 
 
-class HeadEcho:
-    """A raw upstream on 127.0.0.1 that answers every request with its head,
-    byte for byte, as the body (then closes): what the gateway really sent."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            with conn:
-                conn.settimeout(5)
-                data = b""
-                try:
-                    while b"\r\n\r\n" not in data and len(data) < 65536:
-                        chunk = conn.recv(4096)
-                        if not chunk:
-                            break
-                        data += chunk
-                    head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
-                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"
-                                 b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(head)
-                                 + head)
-                except OSError:
-                    pass
-
-    def stop(self):
-        self.stopped.set()
-        self.thread.join(timeout=5)
-        self.sock.close()
+def echo_head(head):
+    """Answers a request with its head, byte for byte, as the body: what the
+    gateway really sent."""
+    head = head[:-2]  # one CRLF after the last field, as the head was read
+    return (b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"
+            b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(head) + head)
 
 
 @pytest.fixture
 def head_echo():
-    e = HeadEcho()
+    e = RawUpstream(echo_head)
     yield e
-    e.stop()
+    e.close()
 
 
 def jwt_section(tmp_path):
