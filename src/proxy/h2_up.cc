@@ -210,8 +210,11 @@ void Worker::PumpH2Stream(uint32_t up) {
   };
   if (upstreams_[up].h2s.answer != nullptr && upstreams_[up].client != kNone) {
     // The head first, read back from the stream's block into the core's
-    // scratch (the block goes back before the exchange runs: it may end
-    // the stream); the exchange reads it before anything can pump again.
+    // scratch. The block is taken off the stream before the exchange runs
+    // (it may end the stream) and goes back only once the exchange has
+    // returned: the fields' names and values are in it, and the exchange
+    // reads some (x-hms-reason, grpc-status) after it wrote the client's
+    // head into a block that would otherwise be this very one.
     H2UpStream& h = upstreams_[up].h2s;
     http::ResponseHead& r = h2_up_resp_;
     r.status = h.status;
@@ -219,10 +222,11 @@ void Worker::PumpH2Stream(uint32_t up) {
     std::memcpy(static_cast<void*>(r.headers), h.answer->data(), h.field_count * sizeof(http::Header));
     r.body = h.body;
     r.content_length = h.content_length;
-    blocks_.Put(h.answer);
+    core::Block* fields = h.answer;
     h.answer = nullptr;
     h.answered = true;
     const bool taken = OnAnswerHead(upstreams_[up].client, r);  // exchange.cc
+    blocks_.Put(fields);
     if (gone() || !taken) return;  // complete, retried or failed: the slot is let go
   }
   while (upstreams_[up].h2s.answered && !upstreams_[up].h2s.resp.empty() &&

@@ -326,3 +326,115 @@ def test_warm_h2_upstream_streams_allocate_nothing(h2c_nginx, register, gateway)
     # slot); the measured run, ten at a time, rides the connection it finds.
     assert metric_sum(gw, "hms_upstream_connections_total") == opened
     assert after - before == 0, f"{after - before} heap allocations in 2000 warm exchanges"
+
+
+# ---------------------------------------------------------------- answers nginx does not write
+
+
+class RawH2Upstream:
+    """An h2c upstream (prior knowledge) in plain Python on 127.0.0.1:0, for
+    answers nginx does not write: each stream, once its request ended, gets
+    answer(request_headers) → (headers, body), the headers as (name, value)
+    byte pairs with :status first; an empty body ends the stream with the
+    HEADERS. A thread per connection; serves until close()."""
+
+    def __init__(self, answer):
+        import socket
+        import threading
+        self.answer = answer
+        self._srv = socket.socket()
+        self._srv.bind(("127.0.0.1", 0))
+        self._srv.listen(16)
+        self._srv.settimeout(0.2)
+        self.port = self._srv.getsockname()[1]
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _serve(self, conn):
+        import socket
+        import h2.config
+        import h2.connection
+        import h2.events
+        h = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        h.initiate_connection()
+        heads = {}
+        conn.settimeout(0.2)
+        with conn:
+            try:
+                conn.sendall(h.data_to_send())
+                while not self._stop.is_set():
+                    try:
+                        data = conn.recv(65536)
+                    except socket.timeout:
+                        continue
+                    if not data:
+                        return
+                    for e in h.receive_data(data):
+                        if isinstance(e, h2.events.RequestReceived):
+                            heads[e.stream_id] = e.headers
+                        elif isinstance(e, h2.events.DataReceived):
+                            h.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                        if isinstance(e, h2.events.StreamEnded):
+                            headers, body = self.answer(heads.pop(e.stream_id))
+                            h.send_headers(e.stream_id, headers, end_stream=not body)
+                            if body:
+                                h.send_data(e.stream_id, body, end_stream=True)
+                    conn.sendall(h.data_to_send())
+            except OSError:
+                return
+
+    def close(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._srv.close()
+
+
+@pytest.fixture
+def raw_h2_upstream():
+    started = []
+
+    def start(answer):
+        started.append(RawH2Upstream(answer))
+        return started[-1]
+    yield start
+    for u in started:
+        u.close()
+
+
+@pytest.mark.deadline(60)
+def test_a_sidecars_local_service_unavailable_over_h2c_is_read_as_such(raw_h2_upstream, register,
+                                                                gateway):
+    # docs/resilience.md: a sidecar's 503 with x-hms-reason local_service_unavailable
+    # is a refused connect one hop later, whichever protocol carried it: the
+    # gateway answers it from its fault table, never relays the upstream's
+    # body. The answer's fields are read after the client's head is written
+    # (JudgeAnswer), so they must outlive that write.
+    up = raw_h2_upstream(lambda head: ([(b":status", b"503"),
+                                        (b"x-hms-reason", b"local_service_unavailable")],
+                                       b"the upstream's own body"))
+    register(routes(up.port))
+    gw = gateway({"cores": 1})
+    reasons = []
+    for _ in range(3):
+        body, status, _ = curl(f"http://127.0.0.1:{gw.port}/hello")
+        assert status == 503 and b"upstream's own body" not in body, body
+        reasons.append(json.loads(body)["reason"])
+    # Each is a failure for the breaker, which may open on the way.
+    assert reasons[0] == "local_service_unavailable", reasons
+    assert set(reasons) <= {"local_service_unavailable", "circuit_open"}, reasons
