@@ -355,6 +355,15 @@ bool Worker::KeepH2Head(Upstream& u, uint16_t status, const http::Header* fields
     return false;
   }
   std::memcpy(h.answer->data(), static_cast<const void*>(r.headers), r.header_count * sizeof(http::Header));
+  if (!end_stream && r.body == http::BodyKind::kContentLength && u.client != kNone &&
+      clients_[u.client].parent != kNone) {
+    // Toward an HTTP/2 client a body with a length goes chunked all the
+    // same: trailers may follow its DATA (a unary gRPC answer's
+    // grpc-status), and only a chunked body's end carries them to the
+    // client's stream (H2Stream). An HTTP/1.1 client keeps the length.
+    r.body = http::BodyKind::kChunked;
+    r.content_length = 0;
+  }
   h.status = r.status;
   h.field_count = r.header_count;
   h.body = r.body;

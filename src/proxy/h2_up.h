@@ -15,10 +15,10 @@
 // HTTP/1.1 connection's does: the HEADERS' status and fields become an
 // http::ResponseHead directly (H2ResponseHead, h2_answer.h; the fields kept
 // in a block of the stream's until the exchange reads them), DATA body bytes
-// as they came when the head gave a length, framed chunked when it did not
-// (its trailers in the last chunk, as H2Stream and an HTTP/1.1 client take
-// them). Events are delivered once the session returned (SettleH2Conn), never
-// from inside its callbacks. Routing, rewriting, retries, breakers, metrics
+// as they came when the head gave a length (and the client speaks
+// HTTP/1.1), framed chunked otherwise (its trailers in the last chunk, as
+// H2Stream and an HTTP/1.1 client take them). Events are delivered once the
+// session returned (SettleH2Conn), never from inside its callbacks. Routing, rewriting, retries, breakers, metrics
 // and logs are those of any answer.
 //
 // Owned by one core's upstream slab, touched by that core's thread only.
@@ -50,14 +50,15 @@ inline constexpr size_t kH2UpStreamQueued = 64 * 1024;
 // A stream's side of an upstream slot (`h2_parent` set), and the exchange's
 // UpstreamLeg while the slot carries its attempt. The answer's head waits
 // (its fields in the `answer` block, the rest beside it) until the exchange
-// reads it; its body in `resp`: DATA as it came when the head gave a length,
-// else framed chunked with the trailers in the last chunk.
+// reads it; its body in `resp`: DATA as it came when the head gave a length
+// (toward an HTTP/1.1 client), else framed chunked with the trailers in the
+// last chunk.
 struct H2UpStream : UpstreamLeg {
   int32_t id = 0;              // the session's stream id; 0 before Submit and after its end
   bool submitted = false;      // HEADERS went to the session (the attempt is connected)
   bool end_sent = false;       // END_STREAM went to the session
   bool head_end = false;       // the answer has no body: DATA after it is dropped
-  bool chunked = false;        // the answer has no length: its DATA is framed chunked in `resp`
+  bool chunked = false;        // its DATA is framed chunked in `resp` (no length, or an h2 client)
   bool answered = false;       // the exchange read the head: `resp` is its body
   bool closed = false;         // the session ended the stream (end below)
   bool never_processed = false;  // the upstream never processed it (GOAWAY, REFUSED_STREAM)

@@ -334,9 +334,9 @@ def test_warm_h2_upstream_streams_allocate_nothing(h2c_nginx, register, gateway)
 class RawH2Upstream:
     """An h2c upstream (prior knowledge) in plain Python on 127.0.0.1:0, for
     answers nginx does not write: each stream, once its request ended, gets
-    answer(request_headers) → (headers, body), the headers as (name, value)
-    byte pairs with :status first; an empty body ends the stream with the
-    HEADERS. A thread per connection; serves until close()."""
+    answer(request_headers) → (headers, body[, trailers]), the fields as
+    (name, value) byte pairs with :status first; an empty body and no
+    trailers end the stream with the HEADERS. A thread per connection; serves until close()."""
 
     def __init__(self, answer):
         import socket
@@ -390,10 +390,13 @@ class RawH2Upstream:
                         elif isinstance(e, h2.events.DataReceived):
                             h.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
                         if isinstance(e, h2.events.StreamEnded):
-                            headers, body = self.answer(heads.pop(e.stream_id))
-                            h.send_headers(e.stream_id, headers, end_stream=not body)
+                            headers, body, *trailers = self.answer(heads.pop(e.stream_id))
+                            h.send_headers(e.stream_id, headers,
+                                           end_stream=not body and not trailers)
                             if body:
-                                h.send_data(e.stream_id, body, end_stream=True)
+                                h.send_data(e.stream_id, body, end_stream=not trailers)
+                            if trailers:
+                                h.send_headers(e.stream_id, trailers[0], end_stream=True)
                     conn.sendall(h.data_to_send())
             except OSError:
                 return
@@ -438,3 +441,25 @@ def test_a_sidecars_local_service_unavailable_over_h2c_is_read_as_such(raw_h2_up
     # Each is a failure for the breaker, which may open on the way.
     assert reasons[0] == "local_service_unavailable", reasons
     assert set(reasons) <= {"local_service_unavailable", "circuit_open"}, reasons
+
+
+@pytest.mark.deadline(60)
+def test_trailers_behind_a_length_reach_an_h2_client(raw_h2_upstream, register, gateway):
+    # An answer with a content-length and trailers (a unary gRPC answer may
+    # carry both): an h2 client gets its DATA and its trailers, as it gets
+    # them behind an answer without a length.
+    up = raw_h2_upstream(lambda head: ([(b":status", b"200"), (b"content-length", b"5")],
+                                       b"hello", [(b"grpc-status", b"0"), (b"x-end", b"yes")]))
+    register(routes(up.port))
+    gw = gateway({"cores": 1})
+    c = H2Client(gw.port)
+    try:
+        for _ in range(2):
+            r = c.wait(c.request("GET", "/hello"))
+            assert (r["status"], r["body"], r["reset"]) == (200, b"hello", None), r
+            assert r["trailers"] == {"grpc-status": "0", "x-end": "yes"}, r
+    finally:
+        c.close()
+    # An HTTP/1.1 client keeps the length (the trailers have no place there).
+    body, status, _ = curl(f"http://127.0.0.1:{gw.port}/hello")
+    assert (status, body) == (200, b"hello")
