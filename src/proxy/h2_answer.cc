@@ -27,6 +27,9 @@ bool LengthOf(std::string_view v, uint64_t* n) noexcept {
 H2HeadResult H2ResponseHead(uint16_t status, const http::Header* fields, uint16_t count,
                             bool end_stream, http::Method method, char* buf, size_t room,
                             http::ResponseHead* out) noexcept {
+  // nghttp2 holds :status to three digits only; an HTTP/1.1 answer's status
+  // line is held to 100-599 (http::ParseResponse), and 1xx are interim.
+  if (status < 200 || status > 599) return H2HeadResult::kBadStatus;
   if (count > http::kMaxHeaders) return H2HeadResult::kTooManyFields;
   const bool bodiless = method == http::Method::kHead || status == 304;
   out->version_minor = 1;

@@ -21,6 +21,7 @@ enum class H2HeadResult : uint8_t {
   kTooManyFields,  // more than http::kMaxHeaders fields
   kTooLarge,       // the fields' bytes do not fit the room given
   kBadLength,      // a content-length that is not a number, or two that differ
+  kBadStatus,      // not a final status of 200-599 (an HTTP/1.1 status line's range)
 };
 
 // Fills `out` from an answer's HEADERS (`end_stream`: no DATA follows) to a

@@ -347,11 +347,20 @@ bool Worker::KeepH2Head(Upstream& u, uint16_t status, const http::Header* fields
   // their names and values behind them.
   const size_t table = static_cast<size_t>(count) * sizeof(http::Header);
   http::ResponseHead& r = h2_up_resp_;
-  if (table > blocks_.block_size() ||
-      H2ResponseHead(status, fields, count, end_stream, method, h.answer->data() + table,
-                     blocks_.block_size() - table, &r) != H2HeadResult::kOk) {
+  const H2HeadResult read =
+      table > blocks_.block_size()
+          ? H2HeadResult::kTooManyFields
+          : H2ResponseHead(status, fields, count, end_stream, method, h.answer->data() + table,
+                           blocks_.block_size() - table, &r);
+  if (read != H2HeadResult::kOk) {
     blocks_.Put(h.answer);
     h.answer = nullptr;
+    // Why, for the stream's end (h2::FaultOf): fields that do not fit a
+    // block are too large a head; a status or a length that cannot be read
+    // is a malformed answer, as the HTTP/1.1 parser judges one.
+    const bool too_large = read == H2HeadResult::kTooLarge || read == H2HeadResult::kTooManyFields;
+    h.end.head_too_large = too_large;
+    h.end.code = too_large ? h2::ErrorCode::kInternalError : h2::ErrorCode::kProtocolError;
     return false;
   }
   std::memcpy(h.answer->data(), static_cast<const void*>(r.headers), r.header_count * sizeof(http::Header));
@@ -392,11 +401,10 @@ void H2UpConn::OnResponse(h2::ClientSession& s, int32_t id, uint64_t tag, uint16
   Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
   if (u == nullptr || u->h2s.closed) return;
   if (!worker->KeepH2Head(*u, status, fields, count, end_stream)) {
-    // It does not fit a block (or cannot be read as an answer): as too large a head.
-    u->h2s.end.head_too_large = true;
+    // It cannot be read as an answer: its end says why (KeepH2Head).
     u->h2s.closed = true;
     u->h2s.id = 0;
-    s.Reset(id, h2::ErrorCode::kInternalError);
+    s.Reset(id, u->h2s.end.code);
   }
 }
 

@@ -463,3 +463,22 @@ def test_trailers_behind_a_length_reach_an_h2_client(raw_h2_upstream, register, 
     # An HTTP/1.1 client keeps the length (the trailers have no place there).
     body, status, _ = curl(f"http://127.0.0.1:{gw.port}/hello")
     assert (status, body) == (200, b"hello")
+
+
+@pytest.mark.deadline(60)
+@pytest.mark.parametrize("status", [b"999", b"600"])
+def test_an_h2_answer_with_a_status_out_of_range_is_a_bad_response(raw_h2_upstream, register,
+                                                                   gateway, status):
+    # As an HTTP/1.1 upstream's status line out of 100-599 (http::ParseResponse):
+    # a bad response for the client of either protocol, never relayed.
+    up = raw_h2_upstream(lambda head: ([(b":status", status)], b"odd"))
+    register(routes(up.port))
+    gw = gateway({"cores": 1})
+    body, code, _ = curl(f"http://127.0.0.1:{gw.port}/hello", timeout=20)
+    assert code == 502 and b"upstream_bad_response" in body, (code, body)
+    c = H2Client(gw.port)
+    try:
+        r = c.wait(c.request("GET", "/hello"))
+        assert r["status"] == 502 and b"upstream_bad_response" in r["body"], r
+    finally:
+        c.close()

@@ -124,6 +124,16 @@ TEST(H2ResponseHead, RefusesWhatCannotBeRead) {
   std::vector<http::Header> many(http::kMaxHeaders + 1, http::Header{"a", "b"});
   Convert(200, many, false, http::Method::kGet, &out);
   EXPECT_EQ(out.result, H2HeadResult::kTooManyFields);
+  // A final status outside an HTTP/1.1 status line's range (nghttp2 checks
+  // only its three digits), or an interim one.
+  for (uint16_t status : {0, 99, 100, 199, 600, 999}) {
+    Convert(status, {}, true, http::Method::kGet, &out);
+    EXPECT_EQ(out.result, H2HeadResult::kBadStatus) << status;
+  }
+  for (uint16_t status : {200, 599}) {
+    Convert(status, {}, true, http::Method::kGet, &out);
+    EXPECT_EQ(out.result, H2HeadResult::kOk) << status;
+  }
   std::vector<http::Header> most(http::kMaxHeaders, http::Header{"a", "b"});
   Convert(200, most, false, http::Method::kGet, &out);
   EXPECT_EQ(out.result, H2HeadResult::kOk);
