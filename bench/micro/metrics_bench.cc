@@ -50,7 +50,7 @@ void BM_CoreMetrics_Observe(benchmark::State& state) {
 }
 BENCHMARK(BM_CoreMetrics_Observe)->Arg(1)->Arg(64);
 
-// What EndExchange and ConsumeUpstream do now for a request with one
+// What ExchangeRecorder::End and JudgeAnswer do now for a request with one
 // attempt: the above, the attempt's upstream duration and both byte counts.
 void BM_CoreMetrics_ObserveWithUpstreamAndBytes(benchmark::State& state) {
   CoreMetrics m;

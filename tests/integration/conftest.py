@@ -233,19 +233,24 @@ class RawUpstream:
                 continue
             except OSError:
                 return
-            with conn:
-                conn.settimeout(10)
-                data = b""
-                try:
-                    while b"\r\n\r\n" not in data and len(data) < 65536:
-                        chunk = conn.recv(4096)
-                        if not chunk:
-                            break
-                        data += chunk
-                    conn.sendall(self.answer(data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"))
-                except OSError:
-                    continue
-            self.answered.set()
+            self._handle(conn)
+
+    def _handle(self, conn):
+        """One accepted connection, served before the next is accepted (a
+        subclass may serve it otherwise: test_h2_upstream's RawH2Upstream)."""
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data and len(data) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(self.answer(data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"))
+            except OSError:
+                return
+        self.answered.set()
 
     @staticmethod
     def path_of(head):

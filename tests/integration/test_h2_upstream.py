@@ -9,12 +9,18 @@ path: test_grpc.py."""
 import collections
 import json
 import os
+import socket
 import subprocess
+import threading
 
+import h2.config
+import h2.connection
+import h2.events
 import h2.settings
 import pytest
 
-from conftest import NGINX_HEAD, closed_port, eventually, free_port, log_lines, metric_sum
+from conftest import (NGINX_HEAD, RawUpstream, closed_port, eventually, free_port, log_lines,
+                      metric_sum)
 from test_engine import keepalive_gets
 from test_h2 import H2Client, warm_streams
 from test_mtls import identity, mesh_certs  # noqa: F401 (mesh_certs: a fixture)
@@ -331,45 +337,24 @@ def test_warm_h2_upstream_streams_allocate_nothing(h2c_nginx, register, gateway)
 # ---------------------------------------------------------------- answers nginx does not write
 
 
-class RawH2Upstream:
+class RawH2Upstream(RawUpstream):
     """An h2c upstream (prior knowledge) in plain Python on 127.0.0.1:0, for
     answers nginx does not write: each stream, once its request ended, gets
     answer(request_headers) → (headers, body[, trailers]), the fields as
     (name, value) byte pairs with :status first; an empty body and no
-    trailers end the stream with the HEADERS. A thread per connection; serves until close()."""
+    trailers end the stream with the HEADERS. Each connection is served by a
+    thread of its own (the gateway keeps it open); serves until close()."""
 
     def __init__(self, answer):
-        import socket
-        import threading
-        self.answer = answer
-        self._srv = socket.socket()
-        self._srv.bind(("127.0.0.1", 0))
-        self._srv.listen(16)
-        self._srv.settimeout(0.2)
-        self.port = self._srv.getsockname()[1]
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
+        self._conns = []
+        super().__init__(answer)
 
-    def _accept(self):
-        import socket
-        import threading
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
+    def _handle(self, conn):
+        t = threading.Thread(target=self._serve_h2, args=(conn,), daemon=True)
+        self._conns.append(t)
+        t.start()
 
-    def _serve(self, conn):
-        import socket
-        import h2.config
-        import h2.connection
-        import h2.events
+    def _serve_h2(self, conn):
         h = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
         h.initiate_connection()
         heads = {}
@@ -402,10 +387,9 @@ class RawH2Upstream:
                 return
 
     def close(self):
-        self._stop.set()
-        for t in self._threads:
+        super().close()
+        for t in self._conns:
             t.join(timeout=5)
-        self._srv.close()
 
 
 @pytest.fixture
