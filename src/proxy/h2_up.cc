@@ -188,6 +188,7 @@ int64_t Worker::ConsumeH2Conn(uint32_t conn, const char* p, size_t n) {
 }
 
 void Worker::SettleH2Conn(uint32_t conn) {
+  upstreams_[conn].h2->unsettled = false;
   // The streams as they are now: pumping one may end it (its slot leaves
   // the list) or retry it onto this connection (a slot joins it).
   h2_settle_.assign(upstreams_[conn].h2->streams.begin(), upstreams_[conn].h2->streams.end());
@@ -463,6 +464,7 @@ void H2UpConn::OnStreamClose(h2::ClientSession&, int32_t, uint64_t tag, const h2
   u->h2s.closed = true;
   u->h2s.end = end;
   u->h2s.id = 0;
+  unsettled = true;  // its exchange learns of it when the session returns (SettleH2Conn)
 }
 
 // UpstreamLeg (upstream_leg.h) of a stream: the request waits in the

@@ -125,6 +125,11 @@ struct H2UpConn : h2::ClientHandler {
   policy::Fault fault = policy::Fault::kNone;  // why the connection failed, for its streams' answer
   bool ready = false;             // connected (and the TLS handshake done): streams may open
   bool closing = false;           // being closed: the session's last events are ignored
+  // A stream ended since its streams were last settled (SettleH2Conn). nghttp2
+  // ends a stream it resets itself (a body longer or shorter than its
+  // content-length, a malformed head) only once the RST_STREAM is sent: while
+  // the flush sends, not while a receive is read.
+  bool unsettled = false;
 };
 
 }  // namespace hms::proxy

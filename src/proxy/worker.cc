@@ -487,10 +487,16 @@ void Worker::FlushUpstreams() {
         u.send_inflight) {
       continue;
     }
-    if (u.h2 != nullptr && u.state == Upstream::State::kBusy &&
-        !u.h2->session.Send(&u.out, kMaxQueued)) {
-      CloseUpstream(up);
-      continue;
+    if (u.h2 != nullptr && u.state == Upstream::State::kBusy) {
+      if (!u.h2->session.Send(&u.out, kMaxQueued)) {
+        CloseUpstream(up);
+        continue;
+      }
+      // Streams the session ended as it sent their resets: their exchanges
+      // hear of it now, not at the next byte from either side (h2_up.h).
+      // That may close the connection (its last stream gone).
+      if (u.h2->unsettled) SettleH2Conn(up);
+      if (u.state != Upstream::State::kBusy || u.h2 == nullptr) continue;
     }
     // The request is sealed once the handshake is done; until then only
     // handshake messages leave.

@@ -466,3 +466,25 @@ def test_an_h2_answer_with_a_status_out_of_range_is_a_bad_response(raw_h2_upstre
         assert r["status"] == 502 and b"upstream_bad_response" in r["body"], r
     finally:
         c.close()
+
+
+@pytest.mark.deadline(60)
+def test_an_h2_body_shorter_than_its_length_is_cut_for_either_client(raw_h2_upstream, register,
+                                                                    gateway):
+    # A hostile upstream ends the stream 5 bytes into a 10-byte body: nghttp2
+    # refuses the stream (RFC 9113 §8.1.1), the head already left, so the
+    # client learns it by the close (HTTP/1.1) or a reset (h2), never by a
+    # complete-looking answer.
+    up = raw_h2_upstream(lambda head: ([(b":status", b"200"), (b"content-length", b"10")],
+                                       b"short"))
+    register(routes(up.port))
+    gw = gateway({"cores": 1})
+    r = subprocess.run([CURL, "-sS", "-o", "-", f"http://127.0.0.1:{gw.port}/hello"],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 18, r  # CURLE_PARTIAL_FILE
+    c = H2Client(gw.port)
+    try:
+        r = c.wait(c.request("GET", "/hello"))
+        assert r["reset"] is not None and r["trailers"] == {}, r
+    finally:
+        c.close()
