@@ -139,3 +139,47 @@ def get_after_the_upstream_closed(port, up, n):
             got += chunk
     head, _, body = got.partition(b"\r\n\r\n")
     return head, body
+
+
+ODD_ANSWERS = {
+    # Interim answers before the final one: skipped (the gateway answered any
+    # Expect itself); the final head and body are the client's.
+    "/interim": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    # A 101 to a request that asked for no upgrade: a malformed answer.
+    "/switch": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+               b"Connection: upgrade\r\n\r\n",
+    # A chunked body cut by the close: the head left, so the close tells the client.
+    "/cut": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n9\r\nwor",
+    # A body its close delimits: whole at the close.
+    "/until-close": b"HTTP/1.1 200 OK\r\n\r\n" + b"u" * 70000,
+}
+
+
+def test_odd_upstream_answers_each_end_as_their_framing_says(register, gateway):
+    up = RawUpstream(lambda head: ODD_ANSWERS.get(
+        RawUpstream.path_of(head), b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+    try:
+        register("service: odd\nroutes:\n  - GET /interim\n  - GET /switch\n  - GET /cut\n"
+                 f"  - GET /until-close\nretries: 0\nendpoints: [127.0.0.1:{up.port}]\n")
+        gw = gateway({"cores": 1})
+        with httpraw.Conn(gw.port) as c:
+            c.send(httpraw.build("GET", "/interim"))
+            r = c.read_response(skip_1xx=False)  # the first head the client gets is the final one
+        assert (r.status, r.body, r.header("link")) == (200, b"ok", None), r
+        r = httpraw.get(gw.port, "/switch")
+        assert (r.status, r.header("x-hms-reason")) == (502, "upstream_bad_response"), r
+        for path, whole in (("/cut", False), ("/until-close", True)):
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                got = b""
+                while chunk := s.recv(65536):  # until the gateway closes
+                    got += chunk
+            head, _, body = got.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head
+            if whole:
+                assert body == b"u" * 70000, len(body)
+            else:  # what arrived went on, the last chunk never came
+                assert body.startswith(b"5\r\nhello\r\n") and not body.endswith(b"0\r\n\r\n")
+    finally:
+        up.close()
