@@ -60,6 +60,11 @@ void Worker::BeginDrain(bool handed_over) {
     if (u.h2 != nullptr && u.state != Upstream::State::kFree && u.h2->streams.empty()) {
       CloseUpstream(i);
     }
+    // A stream whose answer went whole, waiting for its END_STREAM
+    // (H2UpStream::Release): nothing more is due on it.
+    if (u.h2_parent != kNone && u.client == kNone && u.state == Upstream::State::kBusy) {
+      CloseUpstream(i);
+    }
   }
 }
 

@@ -209,6 +209,11 @@ void Worker::PumpH2Stream(uint32_t up) {
     const Upstream& u = upstreams_[up];
     return u.gen != gen || u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing;
   };
+  if (upstreams_[up].client == kNone) {
+    // Released whole before its END_STREAM (H2UpStream::Release): it ended.
+    if (upstreams_[up].h2s.closed) CloseUpstream(up);
+    return;
+  }
   if (upstreams_[up].h2s.answer != nullptr && upstreams_[up].client != kNone) {
     // The head first, read back from the stream's block into the core's
     // scratch. The block is taken off the stream before the exchange runs
@@ -411,8 +416,8 @@ void H2UpConn::OnResponse(h2::ClientSession& s, int32_t id, uint64_t tag, uint16
 
 void H2UpConn::OnData(h2::ClientSession& s, int32_t id, uint64_t tag, const char* p, size_t n) {
   Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
-  if (u == nullptr || u->h2s.closed || u->h2s.head_end || n == 0) {
-    s.Consume(id, n);
+  if (u == nullptr || u->h2s.closed || u->h2s.head_end || u->client == kNone || n == 0) {
+    s.Consume(id, n);  // nobody reads it (a released answer's: none is due)
     return;
   }
   core::BlockPool* blocks = &worker->blocks_;
@@ -481,10 +486,21 @@ bool H2UpStream::Sending() const noexcept { return !worker->upstreams_[slot].out
 
 void H2UpStream::Resume() noexcept { worker->PumpH2Stream(slot); }
 
-void H2UpStream::Release(bool) noexcept {
+void H2UpStream::Release(bool reusable) noexcept {
   // The connection stays for the other streams; the slot goes.
-  worker->upstreams_[slot].client = kNone;
-  worker->CloseUpstream(slot);
+  Worker& w = *worker;
+  Upstream& u = w.upstreams_[slot];
+  u.client = kNone;
+  if (reusable && end_sent && id != 0 && !closed && !w.draining_) {
+    // Whole by its length, its END_STREAM still to come (an empty DATA
+    // frame of its own): the stream is left to end rather than reset, as a
+    // chunked answer ends with it; a RST_STREAM per answer is what an
+    // upstream's rapid-reset defence counts. The slot goes at the end
+    // (PumpH2Stream), or at the idle pool's time (kTimerUpstream).
+    w.timers_.Arm(&u.timer, w.now_, std::min<uint64_t>(kUpstreamIdleMs, w.config_.idle_timeout_ms));
+    return;
+  }
+  w.CloseUpstream(slot);
 }
 
 void H2UpStream::Abandon(uint32_t) noexcept {

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 
 import h2.config
 import h2.connection
@@ -342,8 +343,10 @@ class RawH2Upstream(RawUpstream):
     answers nginx does not write: each stream, once its request ended, gets
     answer(request_headers) → (headers, body[, trailers]), the fields as
     (name, value) byte pairs with :status first; an empty body and no
-    trailers end the stream with the HEADERS. Each connection is served by a
-    thread of its own (the gateway keeps it open); serves until close()."""
+    trailers end the stream with the HEADERS. In place of the trailers, a
+    function: the body goes first, and END_STREAM (an empty DATA frame) once
+    the function returned. Each connection is served by a thread of its own
+    (the gateway keeps it open); serves until close()."""
 
     def __init__(self, answer):
         self._conns = []
@@ -375,13 +378,21 @@ class RawH2Upstream(RawUpstream):
                         elif isinstance(e, h2.events.DataReceived):
                             h.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
                         if isinstance(e, h2.events.StreamEnded):
-                            headers, body, *trailers = self.answer(heads.pop(e.stream_id))
-                            h.send_headers(e.stream_id, headers,
-                                           end_stream=not body and not trailers)
+                            headers, body, *rest = self.answer(heads.pop(e.stream_id))
+                            if rest and callable(rest[0]):
+                                # The body, then END_STREAM on an empty DATA frame of
+                                # its own once rest[0]() returned.
+                                h.send_headers(e.stream_id, headers)
+                                h.send_data(e.stream_id, body)
+                                conn.sendall(h.data_to_send())
+                                rest[0]()
+                                h.send_data(e.stream_id, b"", end_stream=True)
+                                continue
+                            h.send_headers(e.stream_id, headers, end_stream=not body and not rest)
                             if body:
-                                h.send_data(e.stream_id, body, end_stream=not trailers)
-                            if trailers:
-                                h.send_headers(e.stream_id, trailers[0], end_stream=True)
+                                h.send_data(e.stream_id, body, end_stream=not rest)
+                            if rest:
+                                h.send_headers(e.stream_id, rest[0], end_stream=True)
                     conn.sendall(h.data_to_send())
             except OSError:
                 return
@@ -488,3 +499,40 @@ def test_an_h2_body_shorter_than_its_length_is_cut_for_either_client(raw_h2_upst
         assert r["reset"] is not None and r["trailers"] == {}, r
     finally:
         c.close()
+
+
+@pytest.mark.deadline(60)
+def test_an_answer_whole_by_its_length_is_not_reset_before_its_end_stream(raw_h2_upstream,
+                                                                         register, gateway):
+    # The client has all the content-length promised before the upstream's
+    # END_STREAM (an empty DATA frame of its own, as servers that stream
+    # send it): the stream is left to end, not reset. A RST_STREAM per answer
+    # is what an upstream's rapid-reset defence counts (CVE-2023-44487).
+    relayed, held = threading.Event(), threading.Event()
+    ends = {b"/hello": relayed.wait, b"/post": held.wait}
+
+    def answer(head):
+        end = ends.get(dict(head).get(b":path"))
+        if end is None:
+            return [(b":status", b"404")], b""
+        return [(b":status", b"200"), (b"content-length", b"5")], b"hello", end
+    up = raw_h2_upstream(answer)
+    register(routes(up.port))
+    gw = gateway({"cores": 1, "drain_timeout": "20s"})
+    try:
+        body, status, _ = curl(f"http://127.0.0.1:{gw.port}/hello")
+        assert (status, body) == (200, b"hello")
+        relayed.set()
+        # On the same connection, behind any reset of the first stream.
+        assert curl(f"http://127.0.0.1:{gw.port}/nope")[1] == 404
+        assert metric_sum(gw, "hms_h2_resets_sent_total", side="upstream") == 0
+        # A stream left to end holds no drain back (its END_STREAM never
+        # comes here): SIGTERM ends the gateway at once, not after the
+        # stream's own bound (the idle pool's 4 s).
+        body, status, _ = curl("-d", "x", f"http://127.0.0.1:{gw.port}/post")
+        assert (status, body) == (200, b"hello")
+        started = time.monotonic()
+        assert gw.stop() == 0
+        assert time.monotonic() - started < 3, "the drain waited for the stream's END_STREAM"
+    finally:
+        held.set()
