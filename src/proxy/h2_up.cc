@@ -256,8 +256,10 @@ void Worker::PumpH2Stream(uint32_t up) {
 
 void Worker::H2StreamFailed(uint32_t up) {
   Upstream& u = upstreams_[up];
+  // Counted once, by the session: every stream it had was reported closed
+  // (its own close, or Close() when the connection ends under it), and
+  // ClientSession::CloseStream counts the never-processed ones.
   u.h2s.never_processed = u.h2s.end.never_processed;
-  if (u.h2s.never_processed) h2_up_counters_.streams_unprocessed.Add();
   const policy::Fault fault = h2::FaultOf(u.h2s.end);
   UpstreamFailed(up, fault == policy::Fault::kNone ? policy::Fault::kUpstreamReset : fault);
 }

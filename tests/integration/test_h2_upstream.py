@@ -184,6 +184,14 @@ def test_streams_refused_by_a_goaway_go_again_whatever_their_method(procs, tmp_p
     lines = eventually(lambda: nginx_lines(log) if len(nginx_lines(log)) >= n else None)
     assert len(lines) == n  # each exactly once
     assert metric_sum(gw, "hms_upstream_connections_total") >= n // 10
+    # Each stream nginx never processed went again: the streams sent beyond
+    # the n it took are the never-processed ones, each counted once.
+    # (The cores publish their counters now and then: poll until they agree.)
+    def unprocessed():
+        sent = metric_sum(gw, "hms_h2_streams_total", side="upstream")
+        return metric_sum(gw, "hms_h2_streams_unprocessed_total", side="upstream"), sent - n
+    eventually(unprocessed, lambda v: v[1] > 0 and v[0] == v[1], timeout=5,
+               what="(never-processed streams counted, streams sent beyond n)")
 
 
 def connections_to(port):
