@@ -48,6 +48,8 @@ uint32_t Worker::AttachH2(const config::Endpoint& ep, const config::Cluster& cl)
     c.h2 = std::make_unique<H2UpConn>(this, conn, h2_client_config_.get(), &h2_pool_, &blocks_,
                                       &h2_up_counters_);
     c.h2->identity = cl.identity;
+    c.h2->keepalive_interval_ms = cl.connection_keepalive.interval_ms;
+    c.h2->keepalive_timeout_ms = cl.connection_keepalive.timeout_ms;
     if (!c.h2->session.Start()) {
       CloseUpstream(conn);
       return kNone;
@@ -55,7 +57,10 @@ uint32_t Worker::AttachH2(const config::Endpoint& ep, const config::Cluster& cl)
     c.waiting_count = 0;
     h2_conn_[ep.id] = conn;
   }
-  timers_.Cancel(&upstreams_[conn].timer);  // no longer idle
+  if (upstreams_[conn].h2->idle_since != 0) {
+    upstreams_[conn].h2->idle_since = 0;  // no longer idle
+    ArmH2Liveness(conn);
+  }
   const uint32_t up = upstreams_.Alloc();
   Upstream& u = upstreams_[up];
   u.fd = -1;
@@ -84,6 +89,8 @@ void Worker::H2UpReady(uint32_t conn) {
   H2UpConn& h = *c.h2;
   if (h.closing) return;
   h.ready = true;
+  h.last_frame = now_;  // the PINGs' clock starts
+  ArmH2Liveness(conn);
   SubmitWaiting(conn);
   if (h.session.WantsWrite()) MarkDirty(c, conn);
 }
@@ -173,6 +180,7 @@ void Worker::FeedStream(uint32_t up) {
 
 int64_t Worker::ConsumeH2Conn(uint32_t conn, const char* p, size_t n) {
   if (upstreams_[conn].h2->closing) return static_cast<int64_t>(n);
+  upstreams_[conn].h2->last_frame = now_;  // alive: the timer finds the PING later due
   const bool ok = upstreams_[conn].h2->session.Receive(p, n, now_);
   SettleH2Conn(conn);
   Upstream& c = upstreams_[conn];
@@ -286,11 +294,60 @@ void Worker::DetachH2Stream(uint32_t up) {
     return;
   }
   // The endpoint's connection with nothing on it closes after the idle
-  // pool's time (the kTimerUpstream timer closes it), as a pooled one does.
+  // pool's time (its timer, OnH2ConnTimer), as a pooled one does.
   if (h.streams.empty()) {
-    timers_.Arm(&c.timer, now_, std::min<uint64_t>(kUpstreamIdleMs, config_.idle_timeout_ms));
+    h.idle_since = now_;
+    ArmH2Liveness(conn);
   }
   SubmitWaiting(conn);
+}
+
+H2LivenessVerdict Worker::H2Liveness(uint32_t conn) const {
+  const H2UpConn& h = *upstreams_[conn].h2;
+  H2LivenessInput in;
+  in.now = now_;
+  in.last_frame = h.ready ? h.last_frame : 0;
+  in.ping_sent = h.session.ping_outstanding_since();
+  in.idle_since = h.idle_since;
+  in.interval_ms = h.keepalive_interval_ms;
+  in.timeout_ms = h.keepalive_timeout_ms;
+  in.idle_ms = std::min<uint64_t>(kUpstreamIdleMs, config_.idle_timeout_ms);
+  return DecideH2Liveness(in);
+}
+
+void Worker::ArmH2Liveness(uint32_t conn) {
+  Upstream& c = upstreams_[conn];
+  const H2LivenessVerdict v = H2Liveness(conn);
+  if (v.due != H2LivenessDue::kWait) {
+    timers_.Arm(&c.timer, now_, 0);  // due now: the next timer round acts on it
+  } else if (v.after_ms > 0) {
+    timers_.Arm(&c.timer, now_, v.after_ms);
+  } else {
+    timers_.Cancel(&c.timer);
+  }
+}
+
+void Worker::OnH2ConnTimer(uint32_t conn) {
+  Upstream& c = upstreams_[conn];
+  if (c.h2->closing) return;
+  switch (H2Liveness(conn).due) {
+    case H2LivenessDue::kDead:
+      // No ACK: the peer is gone without a FIN or RST (or hung). Its open
+      // streams fail as a reset, under the retry rules; the endpoint's next
+      // stream opens a new connection.
+      h2_up_counters_.pings_timed_out.Add();
+      CloseUpstream(conn);
+      return;
+    case H2LivenessDue::kIdle:
+      CloseUpstream(conn);
+      return;
+    case H2LivenessDue::kPing:
+      if (c.h2->session.Ping(now_)) MarkDirty(c, conn);
+      break;
+    case H2LivenessDue::kWait:
+      break;
+  }
+  ArmH2Liveness(conn);
 }
 
 void Worker::CloseH2Conn(uint32_t conn) {

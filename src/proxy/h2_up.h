@@ -124,6 +124,13 @@ struct H2UpConn : h2::ClientHandler {
   policy::Fault fault = policy::Fault::kNone;  // why the connection failed, for its streams' answer
   bool ready = false;             // connected (and the TLS handshake done): streams may open
   bool closing = false;           // being closed: the session's last events are ignored
+  // Liveness (h2_liveness.h): the service's connection_keepalive when the
+  // connection was made, the upstream's last bytes, and since when it has
+  // carried no stream (0 while it carries any); its `timer` serves both.
+  uint32_t keepalive_interval_ms = 0;
+  uint32_t keepalive_timeout_ms = 0;
+  core::Instant last_frame = 0;
+  core::Instant idle_since = 0;
 };
 
 }  // namespace hms::proxy

@@ -9,6 +9,7 @@ path: test_grpc.py."""
 import collections
 import json
 import os
+import signal
 import subprocess
 
 import h2.settings
@@ -218,6 +219,48 @@ def test_an_idle_upstream_connection_closes(h2c_nginx, register, gateway):
     _, status, _ = curl(f"http://127.0.0.1:{gw.port}/hello")
     assert status == 200
     assert metric_sum(gw, "hms_upstream_connections_total") == 2
+
+
+def stop_and_resume(proc):
+    """SIGSTOPs a process and its children (nginx's master and worker) until
+    the block ends: its sockets stay open and the kernel still takes bytes,
+    but nothing answers, as a peer gone without a FIN or RST."""
+    children = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
+    pids = [proc.pid] + [int(p) for p in children]
+
+    class Stopped:
+        def __enter__(self):
+            for p in pids:
+                os.kill(p, signal.SIGSTOP)
+
+        def __exit__(self, *exc):
+            for p in pids:
+                os.kill(p, signal.SIGCONT)
+    return Stopped()
+
+
+@pytest.mark.deadline(60)
+def test_an_upstream_that_stops_answering_pings_is_closed(procs, tmp_path, register, gateway):
+    # connection_keepalive: a PING after 300 ms without a frame, the
+    # connection closed when its ACK has not come 300 ms later. Its open
+    # stream fails as a reset (502 upstream_reset, retries: 0) long before
+    # the request's 10 s deadline, and the next request gets a new connection.
+    port, _ = start_h2c_nginx(procs, tmp_path)
+    nginx = procs.procs[-1]
+    register(routes(port, extra="timeout: 10s\n"
+                                "connection_keepalive: {interval: 300ms, timeout: 300ms}\n"))
+    gw = gateway({"cores": 1})
+    url = f"http://127.0.0.1:{gw.port}/hello"
+    assert curl(url)[1] == 200
+    with stop_and_resume(nginx):
+        body, status, _ = curl(url)
+        assert (status, b"upstream_reset" in body) == (502, True), body
+        eventually(lambda: metric_sum(gw, "hms_h2_pings_timed_out_total", side="upstream"),
+                   what="the unanswered PING counted")
+        eventually(lambda: connections_to(port) == 0, timeout=10,
+                   what="the silent upstream's connection closed")
+    assert curl(url)[1] == 200
+    assert metric_sum(gw, "hms_upstream_connections_total") >= 2
 
 
 @pytest.mark.deadline(60)
