@@ -11,6 +11,7 @@
 #include "hms/common/check.h"
 #include "hms/http/field_names.h"
 #include "src/proxy/h2_answer.h"
+#include "src/proxy/head_rewrite.h"
 #include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
 
@@ -25,6 +26,24 @@ size_t WaitingOn(const H2UpConn& h, const core::Slab<Upstream>& ups) {
   size_t n = 0;
   for (uint32_t s : h.streams) n += ups[s].h2s.submitted ? 0 : 1;
   return n;
+}
+
+// The request's trailers that may go on, compacted in place: not those RFC
+// 9110 §6.5.1 forbids in a trailer section, nor those the gateway writes
+// itself (a trailer must not speak in its name where the head could not),
+// nor names the head's underscore rule would not forward. The session
+// drops the connection-specific ones too (RFC 9113 §8.2.2).
+uint16_t KeepRequestTrailers(http::Header* fields, uint16_t n, http::UnderscorePolicy underscores) {
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    const std::string_view name = fields[i].name;
+    if (http::ForbiddenInTrailers(name) || WrittenByGateway(name) ||
+        http::JudgeFieldName(name, underscores) != http::FieldVerdict::kForward) {
+      continue;
+    }
+    fields[kept++] = fields[i];
+  }
+  return kept;
 }
 
 }  // namespace
@@ -160,7 +179,12 @@ void Worker::FeedStream(uint32_t up) {
       while (used < piece.iov_len && !v.h2s.req_chunks.done()) {
         http::ChunkedDecoder::Step st;
         if (!v.h2s.req_chunks.Next(p + used, piece.iov_len - used, &st) || st.consumed == 0) break;
-        if (st.data_len > 0) s.SendData(v.h2s.id, p + used + st.data_offset, st.data_len, false);
+        if (st.data_len > 0) {
+          s.SendData(v.h2s.id, p + used + st.data_offset, st.data_len, false);
+          v.h2s.req_tail.Data();
+        } else {
+          v.h2s.req_tail.Framing(p + used, st.consumed);
+        }
         used += st.consumed;
       }
       if (used == 0) break;
@@ -170,7 +194,14 @@ void Worker::FeedStream(uint32_t up) {
     v.out.Consume(&blocks_, used);
   }
   if (!v.h2s.end_sent && v.out.empty() && ex.req_done) {
-    s.SendData(v.h2s.id, nullptr, 0, true);
+    // A chunked body's trailers end the stream as HTTP/2 trailers (RFC 9113
+    // §8.1), those a proxy must not pass on left out.
+    http::Header fields[16];
+    const uint16_t n =
+        chunked ? KeepRequestTrailers(fields, v.h2s.req_tail.Trailers(fields, 16),
+                                      config_.underscores_in_headers)
+                : 0;
+    if (n == 0 || !s.SendTrailers(v.h2s.id, fields, n)) s.SendData(v.h2s.id, nullptr, 0, true);
     v.h2s.end_sent = true;
   }
   MarkDirty(c, conn);

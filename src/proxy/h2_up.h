@@ -34,6 +34,7 @@
 #include "hms/h2/client_session.h"
 #include "hms/http/parser.h"
 #include "hms/policy/fault.h"
+#include "src/proxy/chunked_tail.h"
 #include "src/proxy/upstream_leg.h"
 
 namespace hms::proxy {
@@ -63,6 +64,7 @@ struct H2UpStream : UpstreamLeg {
   bool never_processed = false;  // the upstream never processed it (GOAWAY, REFUSED_STREAM)
   h2::StreamEnd end{};
   http::ChunkedDecoder req_chunks;  // the exchange frames a body without length as chunked
+  ChunkedTail req_tail;             // that body's framing since its last data: its trailers
   core::Block* answer = nullptr;  // the answer's fields, until the exchange read its head
   // The rest of the answer's head (H2ResponseHead, h2_answer.h).
   uint16_t status = 0;
@@ -82,6 +84,7 @@ struct H2UpStream : UpstreamLeg {
     submitted = end_sent = head_end = chunked = answered = closed = never_processed = false;
     end = h2::StreamEnd{};
     req_chunks.Reset();
+    req_tail.Data();
     unconsumed = 0;
     conn_gen = ~0u;
   }

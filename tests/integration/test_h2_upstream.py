@@ -10,9 +10,15 @@ import collections
 import json
 import os
 import signal
+import socket
 import subprocess
+import threading
 
+import h2.config
+import h2.connection
+import h2.events
 import h2.settings
+import hpack
 import pytest
 
 from conftest import NGINX_HEAD, closed_port, eventually, free_port, log_lines, metric_sum
@@ -261,6 +267,124 @@ def test_an_upstream_that_stops_answering_pings_is_closed(procs, tmp_path, regis
                    what="the silent upstream's connection closed")
     assert curl(url)[1] == 200
     assert metric_sum(gw, "hms_upstream_connections_total") >= 2
+
+
+class RawH2Upstream:
+    """An h2c upstream on python3-h2 that answers each request 200 with what
+    it received beyond the body: its trailers, one `name: value` line each,
+    sorted; and the names of the head's fields sent never-indexed (HPACK,
+    RFC 7541 §7.1.3) in `never_indexed`."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        self.never_indexed = []  # per request, the set of never-indexed names
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.accept, daemon=True)]
+        self.threads[0].start()
+
+    def accept(self):
+        while not self.stop.is_set():
+            try:
+                s, _ = self.srv.accept()
+            except (socket.timeout, OSError):
+                continue
+            t = threading.Thread(target=self.serve, args=(s,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def serve(self, s):
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        trailers = {}
+        s.settimeout(0.2)
+        with s:
+            s.sendall(conn.data_to_send())
+            while not self.stop.is_set():
+                try:
+                    data = s.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        self.never_indexed.append(
+                            {h[0].decode() for h in ev.headers
+                             if isinstance(h, hpack.NeverIndexedHeaderTuple)})
+                    elif isinstance(ev, h2.events.TrailersReceived):
+                        trailers[ev.stream_id] = ev.headers
+                    elif isinstance(ev, h2.events.DataReceived):
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        got = sorted(f"{k.decode()}: {v.decode()}\n"
+                                     for k, v in trailers.pop(ev.stream_id, []))
+                        body = "".join(got).encode()
+                        conn.send_headers(ev.stream_id, [(":status", "200"),
+                                                         ("content-length", str(len(body)))])
+                        conn.send_data(ev.stream_id, body, end_stream=True)
+                s.sendall(conn.data_to_send())
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=5)
+        self.srv.close()
+
+
+@pytest.fixture
+def raw_h2_upstream():
+    up = RawH2Upstream()
+    yield up
+    up.close()
+
+
+def http1_chunked_post(port, trailers):
+    """A chunked POST /post over HTTP/1.1 with `trailers` (raw lines): the
+    answer's body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /post HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n"
+                  b"Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n" +
+                  b"".join(t + b"\r\n" for t in trailers) + b"\r\n")
+        answer = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            answer += data
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer
+    return body
+
+
+@pytest.mark.deadline(60)
+def test_a_requests_trailers_reach_an_h2_upstream(raw_h2_upstream, register, gateway):
+    # An HTTP/1.1 client's chunked trailers and an h2 client's trailers go on
+    # as HTTP/2 trailers; those RFC 9110 §6.5.1 forbids in trailers, the
+    # gateway's own fields and names with '_' (underscores_in_headers: drop)
+    # are left out.
+    register(routes(raw_h2_upstream.port))
+    gw = gateway({"cores": 1})
+    body = http1_chunked_post(gw.port, [b"x-checksum: abc", b"grpc-status: 0",
+                                        b"content-type: text/evil", b"x-hms-peer: spiffe://evil",
+                                        b"x-trace-id: 0123", b"x_under: 1", b"Authorization: no"])
+    assert body == b"grpc-status: 0\nx-checksum: abc\n"
+    c = H2Client(gw.port)
+    try:
+        sid = c.request("POST", "/post", body=b"hello", end=False)
+        c.conn.send_headers(sid, [("x-checksum", "h2"), ("content-length", "99"),
+                                  ("x-forwarded-for", "10.9.9.9"), ("x-digest", "sha=1")],
+                            end_stream=True)
+        c.flush()
+        r = c.wait(sid)
+        assert (r["status"], r["body"]) == (200, b"x-checksum: h2\nx-digest: sha=1\n"), r
+    finally:
+        c.close()
+    # Without trailers, END_STREAM as before.
+    assert http1_chunked_post(gw.port, []) == b""
 
 
 @pytest.mark.deadline(60)
