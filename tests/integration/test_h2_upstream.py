@@ -18,7 +18,6 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
-import hpack
 import pytest
 
 from conftest import NGINX_HEAD, closed_port, eventually, free_port, log_lines, metric_sum
@@ -270,10 +269,9 @@ def test_an_upstream_that_stops_answering_pings_is_closed(procs, tmp_path, regis
 
 
 class RawH2Upstream:
-    """An h2c upstream on python3-h2 that answers each request 200 with what
-    it received beyond the body: its trailers, one `name: value` line each,
-    sorted; and the names of the head's fields sent never-indexed (HPACK,
-    RFC 7541 §7.1.3) in `never_indexed`."""
+    """An h2c upstream on python3-h2 that answers each request 200 with the
+    trailers it received, one `name: value` line each, sorted; it counts
+    the connections it accepted and the PINGs it acknowledged."""
 
     def __init__(self):
         self.srv = socket.socket()
@@ -281,7 +279,8 @@ class RawH2Upstream:
         self.srv.listen(8)
         self.srv.settimeout(0.2)
         self.port = self.srv.getsockname()[1]
-        self.never_indexed = []  # per request, the set of never-indexed names
+        self.connections = 0
+        self.pings = 0  # PINGs received (python3-h2 acknowledges them)
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self.accept, daemon=True)]
         self.threads[0].start()
@@ -292,6 +291,7 @@ class RawH2Upstream:
                 s, _ = self.srv.accept()
             except (socket.timeout, OSError):
                 continue
+            self.connections += 1
             t = threading.Thread(target=self.serve, args=(s,), daemon=True)
             self.threads.append(t)
             t.start()
@@ -311,10 +311,8 @@ class RawH2Upstream:
                 if not data:
                     return
                 for ev in conn.receive_data(data):
-                    if isinstance(ev, h2.events.RequestReceived):
-                        self.never_indexed.append(
-                            {h[0].decode() for h in ev.headers
-                             if isinstance(h, hpack.NeverIndexedHeaderTuple)})
+                    if isinstance(ev, h2.events.PingReceived):
+                        self.pings += 1
                     elif isinstance(ev, h2.events.TrailersReceived):
                         trailers[ev.stream_id] = ev.headers
                     elif isinstance(ev, h2.events.DataReceived):
@@ -385,6 +383,22 @@ def test_a_requests_trailers_reach_an_h2_upstream(raw_h2_upstream, register, gat
         c.close()
     # Without trailers, END_STREAM as before.
     assert http1_chunked_post(gw.port, []) == b""
+
+
+@pytest.mark.deadline(60)
+def test_a_live_upstream_answers_pings_and_keeps_its_connection(raw_h2_upstream, register,
+                                                                gateway):
+    # PINGs every 100 ms on an idle connection, each acknowledged: the
+    # connection stays (until the idle pool's 4 s), and the next request uses it.
+    register(routes(raw_h2_upstream.port,
+                    extra="connection_keepalive: {interval: 100ms, timeout: 200ms}\n"))
+    gw = gateway({"cores": 1})
+    url = f"http://127.0.0.1:{gw.port}/post"
+    assert curl("-d", "x", url)[1] == 200
+    eventually(lambda: raw_h2_upstream.pings >= 5, what="five PINGs acknowledged")
+    assert curl("-d", "x", url)[1] == 200
+    assert raw_h2_upstream.connections == 1
+    assert metric_sum(gw, "hms_h2_pings_timed_out_total", side="upstream") == 0
 
 
 @pytest.mark.deadline(60)
