@@ -451,7 +451,8 @@ def test_explain_and_dry_run_show_the_protocol(hms_api, register, tmp_path):
     register(routes(7001))
     r = hms_api("explain", "GET", "/hello")
     assert r.returncode == 0, r.stderr
-    assert "protocol    h2c" in r.stdout, r.stdout
+    assert "protocol    h2c, connection_keepalive {interval: 30s, timeout: 10s}" in r.stdout, \
+        r.stdout
     r = hms_api("explain", "--json", "GET", "/hello")
     assert json.loads(r.stdout)["protocol"] == "h2c"
     changed = tmp_path / "changed.yaml"
@@ -459,6 +460,10 @@ def test_explain_and_dry_run_show_the_protocol(hms_api, register, tmp_path):
     r = hms_api("register", "--dry-run", changed)
     assert r.returncode == 0, r.stderr
     assert "protocol h2c → http1" in r.stdout, r.stdout
+    changed.write_text(routes(7001, extra="connection_keepalive: off\n"))
+    r = hms_api("register", "--dry-run", changed)
+    assert r.returncode == 0, r.stderr
+    assert "connection_keepalive {interval: 30s, timeout: 10s} → off" in r.stdout, r.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text(routes(7001, protocol="http2"))
     r = hms_api("register", bad)
