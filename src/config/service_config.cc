@@ -297,10 +297,37 @@ uint32_t ReadGrpcRetryOn(const Reader& r, const Field& f) {
   return bits;
 }
 
+// `connection_keepalive: off`, or `{interval, timeout}` (either may be left
+// to its default).
+KeepaliveConfig ReadKeepalive(const Reader& r, const Field& f) {
+  const std::string ctx = f.key;
+  KeepaliveConfig k;
+  if (f.value.IsScalar() && f.value.Scalar() == "off") {
+    k.interval_ms = 0;
+    return k;
+  }
+  for (const Field& g : r.Fields(f.value, ctx, {"interval", "timeout"})) {
+    // At least 100 ms: a PING is a frame each way on every connection.
+    if (g.key == "interval") {
+      k.interval_ms = static_cast<uint32_t>(r.DurationMs(g, ctx, 100, kMaxTimeoutMs));
+    } else {
+      k.timeout_ms = static_cast<uint32_t>(r.DurationMs(g, ctx, 1, kMaxTimeoutMs));
+    }
+  }
+  return k;
+}
+
 // h2 is HTTP/2 inside the mesh's mTLS (the only TLS the engine speaks toward
 // upstreams): its endpoints are mtls://; h2c is plain TCP: none of them is.
-void CheckProtocol(const Reader& r, const ServiceConfig& s, int line) {
-  if (s.protocol.empty() || s.protocol == "http1") return;
+void CheckProtocol(const Reader& r, const ServiceConfig& s, int line, int keepalive_line) {
+  if (s.protocol.empty() || s.protocol == "http1") {
+    // HTTP/1.1 has no PING: its pooled connections are checked by use.
+    if (s.connection_keepalive) {
+      r.Fail(keepalive_line, "connection_keepalive",
+             "PINGs are HTTP/2's: the service needs protocol h2c or h2");
+    }
+    return;
+  }
   const bool tls = s.protocol == "h2";
   for (const std::string& e : s.endpoints) {
     if (e.starts_with(kMtlsScheme) != tls) {
@@ -316,10 +343,12 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
   s.source = r.source();
   bool have_service = false;
   int protocol_line = 0;
+  int keepalive_line = 0;
   for (const Field& f : r.Fields(doc, "",
                                  {"service", "routes", "rate_limit", "retries", "timeout",
                                   "per_try_timeout", "retry_on", "breaker", "load_balancing",
-                                  "health", "endpoints", "allow_from", "protocol", "grpc_retry_on"})) {
+                                  "health", "endpoints", "allow_from", "protocol", "grpc_retry_on",
+                                  "connection_keepalive"})) {
     if (f.key == "service") {
       s.service = r.String(f, "");
       s.line = f.line;
@@ -361,6 +390,9 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
       protocol_line = f.line;
     } else if (f.key == "grpc_retry_on") {
       s.grpc_retry_on = ReadGrpcRetryOn(r, f);
+    } else if (f.key == "connection_keepalive") {
+      s.connection_keepalive = ReadKeepalive(r, f);
+      keepalive_line = f.line;
     } else if (f.key == "load_balancing") {
       s.load_balancing = r.String(f, "");
       if (s.load_balancing != "round_robin" && s.load_balancing != "least_request") {
@@ -396,7 +428,7 @@ ServiceConfig ReadService(const Reader& r, const YAML::Node& doc) {
     }
   }
   if (!have_service) r.Fail(internal::LineOf(doc), "", "missing 'service' (the service's name)");
-  CheckProtocol(r, s, protocol_line);
+  CheckProtocol(r, s, protocol_line, keepalive_line);
   return s;
 }
 

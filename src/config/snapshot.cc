@@ -217,6 +217,7 @@ Result<Cluster> MakeCluster(const ServiceInput& in, const MeshConfig& mesh,
                 : s.protocol == "h2" ? UpstreamProtocol::kH2
                                      : UpstreamProtocol::kHttp1;
   cl.grpc_retry_on = s.grpc_retry_on;
+  cl.connection_keepalive = s.connection_keepalive.value_or(KeepaliveConfig{});
   cl.least_request = s.load_balancing == "least_request";
   cl.health_check = s.health;
   cl.breaker = s.breaker.value_or(mesh.breaker);

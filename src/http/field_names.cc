@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "hms/http/parser.h"
+
 namespace hms::http {
 
 FieldVerdict JudgeFieldName(std::string_view name, UnderscorePolicy policy) noexcept {
@@ -10,6 +12,28 @@ FieldVerdict JudgeFieldName(std::string_view name, UnderscorePolicy policy) noex
     return FieldVerdict::kForward;
   }
   return policy == UnderscorePolicy::kDrop ? FieldVerdict::kDrop : FieldVerdict::kReject;
+}
+
+bool ForbiddenInTrailers(std::string_view name) noexcept {
+  static constexpr std::string_view kNames[] = {
+      // framing, routing
+      "content-length", "transfer-encoding", "host",
+      // request modifiers
+      "cache-control", "expect", "max-forwards", "pragma", "range", "te", "if-match",
+      "if-none-match", "if-modified-since", "if-unmodified-since", "if-range",
+      // authentication
+      "authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate",
+      "authentication-info", "proxy-authentication-info", "cookie", "set-cookie",
+      // response control data
+      "age", "date", "expires", "location", "retry-after", "vary", "warning",
+      // how to process the content
+      "content-encoding", "content-type", "content-range", "trailer",
+      // hop-by-hop
+      "connection", "keep-alive", "proxy-connection", "upgrade"};
+  for (std::string_view n : kNames) {
+    if (EqualsIgnoreCase(name, n)) return true;
+  }
+  return false;
 }
 
 std::string_view UnderscorePolicyName(UnderscorePolicy policy) noexcept {

@@ -517,6 +517,13 @@ std::string ListText(const std::vector<std::string>& items) {
   return out + "]";
 }
 
+// An h2c/h2 service's liveness PINGs as a route file writes them.
+std::string KeepaliveText(const config::KeepaliveConfig& k) {
+  return k.interval_ms == 0 ? std::string("off")
+                            : "{interval: " + FormatMs(k.interval_ms) +
+                                  ", timeout: " + FormatMs(k.timeout_ms) + "}";
+}
+
 // Service settings that no route carries: retries, breaker, the file's
 // endpoints, allow_from.
 std::vector<std::string> ServiceChanges(const config::ServiceConfig& was,
@@ -556,6 +563,9 @@ std::vector<std::string> ServiceChanges(const config::ServiceConfig& was,
   if (protocol(was.protocol) != protocol(now.protocol)) {
     out.push_back("protocol " + protocol(was.protocol) + " → " + protocol(now.protocol));
   }
+  const std::string k0 = KeepaliveText(was.connection_keepalive.value_or(config::KeepaliveConfig{}));
+  const std::string k1 = KeepaliveText(now.connection_keepalive.value_or(config::KeepaliveConfig{}));
+  if (k0 != k1) out.push_back("connection_keepalive " + k0 + " → " + k1);
   if (was.endpoints != now.endpoints) {
     out.push_back("endpoints " + ListText(was.endpoints) + " → " + ListText(now.endpoints));
   }
@@ -1208,7 +1218,11 @@ void PrintExplainText(const ExplainQuery& q, const route::Match& m, const config
         (i > 0 ? ", " : "") + std::string(m.params[i].name) + "=" + std::string(m.params[i].value);
   }
   std::printf("params      %s\n", params.empty() ? "none" : params.c_str());
-  std::printf("protocol    %s\n", std::string(config::UpstreamProtocolName(cl.protocol)).c_str());
+  std::printf("protocol    %s", std::string(config::UpstreamProtocolName(cl.protocol)).c_str());
+  if (cl.protocol != config::UpstreamProtocol::kHttp1) {
+    std::printf(", connection_keepalive %s", KeepaliveText(cl.connection_keepalive).c_str());
+  }
+  std::printf("\n");
   std::printf("timeout     %s\n", FormatMs(r.timeout_ms).c_str());
   std::string retry_on;
   for (const std::string& t : config::RetryOnNames(cl.retry_on)) {

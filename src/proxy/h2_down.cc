@@ -24,34 +24,6 @@ uint64_t TagOf(uint32_t slot, uint32_t gen) {
   return (uint64_t{1} << 63) | (uint64_t{gen & 0x7fffffffu} << 32) | slot;
 }
 
-// The trailer fields of a chunked body's end: `tail` holds its framing after
-// the last data (CRLF, the last chunk's line, the trailer section); the
-// fields point into it. Returns how many were found (at most `max`).
-uint16_t TrailersOf(std::string_view tail, http::Header* fields, uint16_t max) {
-  size_t pos = 0;
-  // Skip up to and past the last chunk's line ("0[;ext]\r\n").
-  while (pos < tail.size() && (tail[pos] == '\r' || tail[pos] == '\n')) ++pos;
-  size_t eol = tail.find('\n', pos);
-  if (eol == std::string_view::npos) return 0;
-  pos = eol + 1;
-  uint16_t n = 0;
-  while (pos < tail.size() && n < max) {
-    eol = tail.find('\n', pos);
-    if (eol == std::string_view::npos) break;
-    std::string_view line = tail.substr(pos, eol - pos);
-    pos = eol + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) break;
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) continue;  // the decoder refused these
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    fields[n++] = http::Header{line.substr(0, colon), value};
-  }
-  return n;
-}
-
 // A parked stream's head, at the start of the block that keeps it.
 const http::RequestHead& KeptHead(core::Block* b) {
   return *reinterpret_cast<const http::RequestHead*>(b->data());
@@ -156,7 +128,7 @@ uint32_t Worker::NewStream(uint32_t conn, int32_t id) {
   st.resp_body = http::BodyKind::kNone;
   st.resp_remaining = 0;
   st.chunks.Reset();
-  st.tail_len = 0;
+  st.tail.Data();
   clients_[conn].h2->session.SetTag(id, TagOf(s, c.gen));
   return s;
 }
@@ -407,7 +379,7 @@ void H2Stream::Commit(size_t n) noexcept {
   resp_body = r.body;
   resp_remaining = r.content_length;
   chunks.Reset();
-  tail_len = 0;
+  tail.Data();
   if (r.status == 101) {
     // The tunnel opened (tunnel.cc OpenTunnel): on h2 it is a 200 whose DATA
     // carry the upstream's bytes (RFC 8441 §5); the accept was checked and
@@ -455,20 +427,16 @@ void H2Stream::Send(const char* p, size_t n) noexcept {
         if (step.consumed == 0) break;
         if (step.data_len > 0) {
           s.SendData(id, p + used + step.data_offset, step.data_len, false);
-          tail_len = 0;
-        } else if (tail_len + step.consumed <= sizeof tail) {
-          std::memcpy(tail + tail_len, p + used, step.consumed);
-          tail_len = static_cast<uint16_t>(tail_len + step.consumed);
+          tail.Data();
         } else {
-          tail_len = sizeof tail + 1;  // too long to carry: the trailers are dropped
+          tail.Framing(p + used, step.consumed);
         }
         used += step.consumed;
       }
       if (chunks.done() && !ended) {
         ended = true;
         http::Header fields[16];
-        const uint16_t count =
-            tail_len <= sizeof tail ? TrailersOf(std::string_view(tail, tail_len), fields, 16) : 0;
+        const uint16_t count = tail.Trailers(fields, 16);
         if (count > 0) {
           s.SendTrailers(id, fields, count);
         } else {

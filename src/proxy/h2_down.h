@@ -17,6 +17,7 @@
 #include "hms/core/block_pool.h"
 #include "hms/h2/server_session.h"
 #include "hms/http/parser.h"
+#include "src/proxy/chunked_tail.h"
 #include "src/proxy/connection.h"
 #include "src/proxy/downstream.h"
 
@@ -58,10 +59,8 @@ struct H2Stream final : Downstream {
   http::BodyKind resp_body = http::BodyKind::kNone;
   uint64_t resp_remaining = 0;
   http::ChunkedDecoder chunks;
-  // A chunked answer's framing since its last data: at its end, the last
-  // chunk and the trailer section (bounded by the decoder's limits).
-  char tail[512];
-  uint16_t tail_len = 0;
+  // A chunked answer's framing since its last data: at its end, its trailers.
+  ChunkedTail tail;
   // The request head while a fleet-scope limit waits for Redis (redis_link.h
   // FleetLink::Park): a stream's head lives in no input to be parsed again, so a
   // copy (the RequestHead, its bytes behind it) stays here until the answer

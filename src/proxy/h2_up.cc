@@ -11,6 +11,7 @@
 #include "hms/common/check.h"
 #include "hms/http/field_names.h"
 #include "src/proxy/h2_answer.h"
+#include "src/proxy/head_rewrite.h"
 #include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
 
@@ -25,6 +26,24 @@ size_t WaitingOn(const H2UpConn& h, const core::Slab<Upstream>& ups) {
   size_t n = 0;
   for (uint32_t s : h.streams) n += ups[s].h2s.submitted ? 0 : 1;
   return n;
+}
+
+// The request's trailers that may go on, compacted in place: not those RFC
+// 9110 §6.5.1 forbids in a trailer section, nor those the gateway writes
+// itself (a trailer must not speak in its name where the head could not),
+// nor names the head's underscore rule would not forward. The session
+// drops the connection-specific ones too (RFC 9113 §8.2.2).
+uint16_t KeepRequestTrailers(http::Header* fields, uint16_t n, http::UnderscorePolicy underscores) {
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    const std::string_view name = fields[i].name;
+    if (http::ForbiddenInTrailers(name) || WrittenByGateway(name) ||
+        http::JudgeFieldName(name, underscores) != http::FieldVerdict::kForward) {
+      continue;
+    }
+    fields[kept++] = fields[i];
+  }
+  return kept;
 }
 
 }  // namespace
@@ -48,6 +67,8 @@ uint32_t Worker::AttachH2(const config::Endpoint& ep, const config::Cluster& cl)
     c.h2 = std::make_unique<H2UpConn>(this, conn, h2_client_config_.get(), &h2_pool_, &blocks_,
                                       &h2_up_counters_);
     c.h2->identity = cl.identity;
+    c.h2->keepalive_interval_ms = cl.connection_keepalive.interval_ms;
+    c.h2->keepalive_timeout_ms = cl.connection_keepalive.timeout_ms;
     if (!c.h2->session.Start()) {
       CloseUpstream(conn);
       return kNone;
@@ -55,7 +76,10 @@ uint32_t Worker::AttachH2(const config::Endpoint& ep, const config::Cluster& cl)
     c.waiting_count = 0;
     h2_conn_[ep.id] = conn;
   }
-  timers_.Cancel(&upstreams_[conn].timer);  // no longer idle
+  if (upstreams_[conn].h2->idle_since != 0) {
+    upstreams_[conn].h2->idle_since = 0;  // no longer idle
+    ArmH2Liveness(conn);
+  }
   const uint32_t up = upstreams_.Alloc();
   Upstream& u = upstreams_[up];
   u.fd = -1;
@@ -84,6 +108,8 @@ void Worker::H2UpReady(uint32_t conn) {
   H2UpConn& h = *c.h2;
   if (h.closing) return;
   h.ready = true;
+  h.last_frame = now_;  // the PINGs' clock starts
+  ArmH2Liveness(conn);
   SubmitWaiting(conn);
   if (h.session.WantsWrite()) MarkDirty(c, conn);
 }
@@ -153,7 +179,12 @@ void Worker::FeedStream(uint32_t up) {
       while (used < piece.iov_len && !v.h2s.req_chunks.done()) {
         http::ChunkedDecoder::Step st;
         if (!v.h2s.req_chunks.Next(p + used, piece.iov_len - used, &st) || st.consumed == 0) break;
-        if (st.data_len > 0) s.SendData(v.h2s.id, p + used + st.data_offset, st.data_len, false);
+        if (st.data_len > 0) {
+          s.SendData(v.h2s.id, p + used + st.data_offset, st.data_len, false);
+          v.h2s.req_tail.Data();
+        } else {
+          v.h2s.req_tail.Framing(p + used, st.consumed);
+        }
         used += st.consumed;
       }
       if (used == 0) break;
@@ -163,7 +194,14 @@ void Worker::FeedStream(uint32_t up) {
     v.out.Consume(&blocks_, used);
   }
   if (!v.h2s.end_sent && v.out.empty() && ex.req_done) {
-    s.SendData(v.h2s.id, nullptr, 0, true);
+    // A chunked body's trailers end the stream as HTTP/2 trailers (RFC 9113
+    // §8.1), those a proxy must not pass on left out.
+    http::Header fields[16];
+    const uint16_t n =
+        chunked ? KeepRequestTrailers(fields, v.h2s.req_tail.Trailers(fields, 16),
+                                      config_.underscores_in_headers)
+                : 0;
+    if (n == 0 || !s.SendTrailers(v.h2s.id, fields, n)) s.SendData(v.h2s.id, nullptr, 0, true);
     v.h2s.end_sent = true;
   }
   MarkDirty(c, conn);
@@ -173,6 +211,7 @@ void Worker::FeedStream(uint32_t up) {
 
 int64_t Worker::ConsumeH2Conn(uint32_t conn, const char* p, size_t n) {
   if (upstreams_[conn].h2->closing) return static_cast<int64_t>(n);
+  upstreams_[conn].h2->last_frame = now_;  // alive: the timer finds the PING later due
   const bool ok = upstreams_[conn].h2->session.Receive(p, n, now_);
   SettleH2Conn(conn);
   Upstream& c = upstreams_[conn];
@@ -266,8 +305,10 @@ void Worker::PumpH2Stream(uint32_t up) {
 
 void Worker::H2StreamFailed(uint32_t up) {
   Upstream& u = upstreams_[up];
+  // Counted once, by the session: every stream it had was reported closed
+  // (its own close, or Close() when the connection ends under it), and
+  // ClientSession::CloseStream counts the never-processed ones.
   u.h2s.never_processed = u.h2s.end.never_processed;
-  if (u.h2s.never_processed) h2_up_counters_.streams_unprocessed.Add();
   const policy::Fault fault = h2::FaultOf(u.h2s.end);
   UpstreamFailed(up, fault == policy::Fault::kNone ? policy::Fault::kUpstreamReset : fault);
 }
@@ -294,11 +335,60 @@ void Worker::DetachH2Stream(uint32_t up) {
     return;
   }
   // The endpoint's connection with nothing on it closes after the idle
-  // pool's time (the kTimerUpstream timer closes it), as a pooled one does.
+  // pool's time (its timer, OnH2ConnTimer), as a pooled one does.
   if (h.streams.empty()) {
-    timers_.Arm(&c.timer, now_, std::min<uint64_t>(kUpstreamIdleMs, config_.idle_timeout_ms));
+    h.idle_since = now_;
+    ArmH2Liveness(conn);
   }
   SubmitWaiting(conn);
+}
+
+H2LivenessVerdict Worker::H2Liveness(uint32_t conn) const {
+  const H2UpConn& h = *upstreams_[conn].h2;
+  H2LivenessInput in;
+  in.now = now_;
+  in.last_frame = h.ready ? h.last_frame : 0;
+  in.ping_sent = h.session.ping_outstanding_since();
+  in.idle_since = h.idle_since;
+  in.interval_ms = h.keepalive_interval_ms;
+  in.timeout_ms = h.keepalive_timeout_ms;
+  in.idle_ms = std::min<uint64_t>(kUpstreamIdleMs, config_.idle_timeout_ms);
+  return DecideH2Liveness(in);
+}
+
+void Worker::ArmH2Liveness(uint32_t conn) {
+  Upstream& c = upstreams_[conn];
+  const H2LivenessVerdict v = H2Liveness(conn);
+  if (v.due != H2LivenessDue::kWait) {
+    timers_.Arm(&c.timer, now_, 0);  // due now: the next timer round acts on it
+  } else if (v.after_ms > 0) {
+    timers_.Arm(&c.timer, now_, v.after_ms);
+  } else {
+    timers_.Cancel(&c.timer);
+  }
+}
+
+void Worker::OnH2ConnTimer(uint32_t conn) {
+  Upstream& c = upstreams_[conn];
+  if (c.h2->closing) return;
+  switch (H2Liveness(conn).due) {
+    case H2LivenessDue::kDead:
+      // No ACK: the peer is gone without a FIN or RST (or hung). Its open
+      // streams fail as a reset, under the retry rules; the endpoint's next
+      // stream opens a new connection.
+      h2_up_counters_.pings_timed_out.Add();
+      CloseUpstream(conn);
+      return;
+    case H2LivenessDue::kIdle:
+      CloseUpstream(conn);
+      return;
+    case H2LivenessDue::kPing:
+      if (c.h2->session.Ping(now_)) MarkDirty(c, conn);
+      break;
+    case H2LivenessDue::kWait:
+      break;
+  }
+  ArmH2Liveness(conn);
 }
 
 void Worker::CloseH2Conn(uint32_t conn) {

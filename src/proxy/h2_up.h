@@ -34,6 +34,7 @@
 #include "hms/h2/client_session.h"
 #include "hms/http/parser.h"
 #include "hms/policy/fault.h"
+#include "src/proxy/chunked_tail.h"
 #include "src/proxy/upstream_leg.h"
 
 namespace hms::proxy {
@@ -64,6 +65,7 @@ struct H2UpStream : UpstreamLeg {
   bool never_processed = false;  // the upstream never processed it (GOAWAY, REFUSED_STREAM)
   h2::StreamEnd end{};
   http::ChunkedDecoder req_chunks;  // the exchange frames a body without length as chunked
+  ChunkedTail req_tail;             // that body's framing since its last data: its trailers
   core::Block* answer = nullptr;  // the answer's fields, until the exchange read its head
   // The rest of the answer's head (H2ResponseHead, h2_answer.h).
   uint16_t status = 0;
@@ -83,6 +85,7 @@ struct H2UpStream : UpstreamLeg {
     submitted = end_sent = head_end = chunked = answered = closed = never_processed = false;
     end = h2::StreamEnd{};
     req_chunks.Reset();
+    req_tail.Data();
     unconsumed = 0;
     conn_gen = ~0u;
   }
@@ -125,6 +128,13 @@ struct H2UpConn : h2::ClientHandler {
   policy::Fault fault = policy::Fault::kNone;  // why the connection failed, for its streams' answer
   bool ready = false;             // connected (and the TLS handshake done): streams may open
   bool closing = false;           // being closed: the session's last events are ignored
+  // Liveness (h2_liveness.h): the service's connection_keepalive when the
+  // connection was made, the upstream's last bytes, and since when it has
+  // carried no stream (0 while it carries any); its `timer` serves both.
+  uint32_t keepalive_interval_ms = 0;
+  uint32_t keepalive_timeout_ms = 0;
+  core::Instant last_frame = 0;
+  core::Instant idle_since = 0;
   // A stream ended since its streams were last settled (SettleH2Conn). nghttp2
   // ends a stream it resets itself (a body longer or shorter than its
   // content-length, a malformed head) only once the RST_STREAM is sent: while

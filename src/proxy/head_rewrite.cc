@@ -15,6 +15,12 @@ bool ReplacedByOurs(std::string_view name) noexcept {
 
 }  // namespace
 
+bool WrittenByGateway(std::string_view name) noexcept {
+  return ReplacedByOurs(name) || http::EqualsIgnoreCase(name, "x-forwarded-for") ||
+         http::EqualsIgnoreCase(name, "x-hms-timeout-ms") ||
+         http::EqualsIgnoreCase(name, "grpc-timeout");
+}
+
 RequestHeadOut RewriteRequestHead(const http::RequestHead& r, const HopByHop& hop_by_hop,
                                   const RequestHeadFields& f, char* dst, size_t cap) noexcept {
   RequestHeadOut out;

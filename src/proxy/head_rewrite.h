@@ -52,6 +52,12 @@ struct RequestHeadOut {
   std::string_view caller_grpc_timeout;  // the caller's grpc-timeout (the first one), unparsed
 };
 
+// The request fields the gateway writes itself (replaced by its own, or
+// extended: the trace context, x-forwarded-*, x-hms-peer, the deadline's
+// x-hms-timeout-ms and grpc-timeout, Expect): a caller's never reach the
+// upstream as sent, in the head (below) or in trailers (h2_up.cc).
+bool WrittenByGateway(std::string_view name) noexcept;
+
 // Writes the upstream's request head for `r` into dst[0, cap): the request
 // line with `f.origin`, the caller's end-to-end fields, then ours. Dropped
 // from the caller: hop-by-hop fields (as `hop_by_hop` marked them), fields

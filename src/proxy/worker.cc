@@ -344,7 +344,14 @@ void Worker::OnTimer(core::Timer* t) {
       OnExchangeTimer(slot);
       return;
     case kTimerUpstream:
-      CloseUpstream(slot);
+      // An h2 connection's timer is its liveness too (h2_up.cc); a pooled
+      // HTTP/1.1 connection's is its idle time, a stream left to end its
+      // bound (H2UpStream::Release).
+      if (upstreams_[slot].h2 != nullptr) {
+        OnH2ConnTimer(slot);
+      } else {
+        CloseUpstream(slot);
+      }
       return;
     case kTimerHealth:
       health_.OnTimer(slot);

@@ -78,6 +78,7 @@
 #include "src/proxy/downstream.h"
 #include "src/proxy/exchange.h"
 #include "src/proxy/h2_down.h"
+#include "src/proxy/h2_liveness.h"
 #include "src/proxy/h2_up.h"
 #include "src/proxy/head_rewrite.h"
 #include "src/proxy/health.h"
@@ -583,6 +584,11 @@ class Worker {
   void DetachH2Stream(uint32_t up);
   // A connection closes: its streams fail (never opened ones as a failed connect).
   void CloseH2Conn(uint32_t conn);
+  // The connection's one timer (h2_liveness.h): a liveness PING, a PING
+  // unanswered too long (closed, counted), an idle connection (closed).
+  H2LivenessVerdict H2Liveness(uint32_t conn) const;
+  void ArmH2Liveness(uint32_t conn);
+  void OnH2ConnTimer(uint32_t conn);
   // Keeps the answer's head (H2ResponseHead, h2_answer.h) in a block of the
   // stream's for the exchange; false when it cannot be read as an answer.
   bool KeepH2Head(Upstream& u, uint16_t status, const http::Header* fields, uint16_t count,

@@ -170,6 +170,15 @@ struct BreakerConfig {
   uint32_t open_for_ms = 30'000;
 };
 
+// Liveness PINGs on an h2c/h2 service's connections (`connection_keepalive:`
+// in a route file; docs/http2.md "HTTP/2 to upstreams"): a PING after
+// `interval_ms` without a frame from the upstream, the connection closed
+// when its ACK takes longer than `timeout_ms`.
+struct KeepaliveConfig {
+  uint32_t interval_ms = 30'000;  // 0: no PINGs (`connection_keepalive: off`)
+  uint32_t timeout_ms = 10'000;
+};
+
 struct RateLimit {
   uint64_t rate_per_sec_x1000 = 0;  // tokens per second × 1000; 0 = no limit
   uint32_t burst = 0;
@@ -240,6 +249,7 @@ struct ServiceConfig {
   // "http1" (default), "h2c" (HTTP/2 with prior knowledge) or "h2" (HTTP/2
   // over the mesh's mTLS, ALPN h2).
   std::string protocol;
+  std::optional<KeepaliveConfig> connection_keepalive;  // h2c/h2 only; unset: the defaults
   // gRPC statuses a call may be retried on (policy::GrpcRetryBit bits).
   uint32_t grpc_retry_on = 0;
   std::optional<BreakerConfig> breaker;

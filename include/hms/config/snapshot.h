@@ -68,6 +68,7 @@ struct Cluster {  // one service
   uint32_t timeout_ms = 15'000;
   uint32_t per_try_timeout_ms = 0;  // 0: an attempt may use what is left of the deadline
   UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
+  KeepaliveConfig connection_keepalive;  // h2c/h2: liveness PINGs on each connection
   uint32_t grpc_retry_on = 0;       // gRPC statuses a call may be retried on (GrpcRetryBit)
   bool least_request = false;       // load balancing: least-request (P2C) instead of round robin
   std::optional<HealthCheckConfig> health_check;  // active checks of every endpoint

@@ -23,6 +23,18 @@ enum class FieldVerdict : uint8_t { kForward, kDrop, kReject };
 // The verdict on a request field by its name alone.
 FieldVerdict JudgeFieldName(std::string_view name, UnderscorePolicy policy) noexcept;
 
+// A field a trailer section must not carry on (RFC 9110 §6.5.1): those that
+// frame the message (content-length, transfer-encoding), route it (host),
+// modify the request (cache-control, expect, max-forwards, pragma, range,
+// te, the if-* conditionals), authenticate (authorization, cookie, ...),
+// control the response (age, date, expires, location, retry-after, vary,
+// warning) or say how to process the content (content-encoding,
+// content-type, content-range, trailer); and the hop-by-hop ones
+// (connection, keep-alive, proxy-connection, upgrade). A recipient may not
+// merge such a field into the head, so a proxy drops it rather than pass
+// on what the next hop must ignore.
+bool ForbiddenInTrailers(std::string_view name) noexcept;
+
 // The config spelling ("allow", "drop", "reject") and back; false for any
 // other text.
 std::string_view UnderscorePolicyName(UnderscorePolicy policy) noexcept;

@@ -45,7 +45,8 @@
   COUNTER(flood_unread_acks, "Sessions ended: acknowledgements piled up unread.")                 \
   COUNTER(protocol_errors, "Sessions ended for another protocol error (bad preface, bad frame).") \
   COUNTER(response_heads_too_large, "Upstream response heads over max_header_list_bytes (reset).") \
-  COUNTER(streams_unprocessed, "Upstream streams never processed (GOAWAY, REFUSED_STREAM).")
+  COUNTER(streams_unprocessed, "Upstream streams never processed (GOAWAY, REFUSED_STREAM).") \
+  COUNTER(pings_timed_out, "Upstream connections closed: a liveness PING went unanswered.")
 // clang-format on
 
 // clang-format off

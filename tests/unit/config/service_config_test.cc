@@ -136,6 +136,30 @@ TEST(ParseServiceConfig, ProtocolAndGrpcRetryOn) {
   ASSERT_TRUE(plain);
   EXPECT_EQ(plain->protocol, "");  // http1
   EXPECT_EQ(plain->grpc_retry_on, 0u);
+  EXPECT_FALSE(plain->connection_keepalive);
+}
+
+TEST(ParseServiceConfig, ConnectionKeepalive) {
+  Result<ServiceConfig> s = ParseServiceConfig(
+      "service: calc-grpc\nroutes:\n  - GET /x\nprotocol: h2c\n"
+      "connection_keepalive: {interval: 200ms, timeout: 1s}\n",
+      "calc.yaml");
+  ASSERT_TRUE(s) << s.error().message;
+  ASSERT_TRUE(s->connection_keepalive);
+  EXPECT_EQ(s->connection_keepalive->interval_ms, 200u);
+  EXPECT_EQ(s->connection_keepalive->timeout_ms, 1000u);
+  Result<ServiceConfig> half = ParseServiceConfig(
+      "service: calc-grpc\nroutes:\n  - GET /x\nprotocol: h2c\n"
+      "connection_keepalive: {timeout: 2s}\n",
+      "calc.yaml");
+  ASSERT_TRUE(half) << half.error().message;
+  EXPECT_EQ(half->connection_keepalive->interval_ms, 30'000u);  // the default
+  EXPECT_EQ(half->connection_keepalive->timeout_ms, 2000u);
+  Result<ServiceConfig> off = ParseServiceConfig(
+      "service: calc-grpc\nroutes:\n  - GET /x\nprotocol: h2c\nconnection_keepalive: off\n",
+      "calc.yaml");
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_EQ(off->connection_keepalive->interval_ms, 0u);
 }
 
 TEST(ParseServiceConfig, BreakerOff) {
@@ -221,6 +245,14 @@ const BadCase kBad[] = {
     {"service: calc-svc\nroutes:\n  - GET /x\nendpoints: [mtls://127.0.0.1:7001]\nprotocol: h2c\n",
      "calc.yaml:5: protocol: h2c is HTTP/2 over plain TCP; 'mtls://127.0.0.1:7001' is mtls:// "
      "(use protocol: h2)"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nconnection_keepalive: {interval: 1s}\n",
+     "calc.yaml:4: connection_keepalive: PINGs are HTTP/2's: the service needs protocol h2c or h2"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nprotocol: h2c\nconnection_keepalive: {intreval: 1s}\n",
+     "calc.yaml:5: connection_keepalive: unknown key 'intreval' (did you mean 'interval'?)"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nprotocol: h2c\nconnection_keepalive: {interval: 10ms}\n",
+     "calc.yaml:5: connection_keepalive.interval: '10ms' is below the minimum of 100ms"},
+    {"service: calc-svc\nroutes:\n  - GET /x\nprotocol: h2c\nconnection_keepalive: {timeout: 0s}\n",
+     "calc.yaml:5: connection_keepalive.timeout: '0s' must be more than zero"},
     {"service: calc-svc\nroutes:\n  - GET /x\ngrpc_retry_on: [UNAVAILABLE, unavailable]\n",
      "calc.yaml:4: grpc_retry_on[1]: 'unavailable' appears twice"},
     {"service: calc-svc\nroutes:\n  - GET /x\ngrpc_retry_on: [OK]\n",

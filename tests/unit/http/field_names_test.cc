@@ -48,6 +48,24 @@ TEST(FieldNames, UnderscoreRule) {
   }
 }
 
+TEST(FieldNames, ForbiddenInTrailers) {
+  const struct {
+    std::string_view name;
+    bool forbidden;
+  } cases[] = {
+      {"content-length", true},   {"Transfer-Encoding", true}, {"host", true},
+      {"te", true},               {"If-None-Match", true},     {"authorization", true},
+      {"cookie", true},           {"set-cookie", true},        {"retry-after", true},
+      {"content-type", true},     {"trailer", true},           {"connection", true},
+      {"keep-alive", true},       {"upgrade", true},
+      // What trailers are for: checksums, statuses, timings.
+      {"grpc-status", false},     {"grpc-message", false},     {"x-checksum", false},
+      {"server-timing", false},   {"digest", false},           {"content-length2", false},
+      {"", false},
+  };
+  for (const auto& c : cases) EXPECT_EQ(ForbiddenInTrailers(c.name), c.forbidden) << c.name;
+}
+
 TEST(FieldNames, PolicySpellingsRoundTrip) {
   for (UnderscorePolicy p : {kAllow, kDrop, kReject}) {
     UnderscorePolicy back = p == kDrop ? kAllow : kDrop;

@@ -143,6 +143,7 @@ TEST(MetricsPage, HasEveryFamilyInItsOrder) {
                                          "hms_h2_protocol_errors_total",
                                          "hms_h2_response_heads_too_large_total",
                                          "hms_h2_streams_unprocessed_total",
+                                         "hms_h2_pings_timed_out_total",
                                          "hms_breaker_state",
                                          "hms_breaker_next_probe_seconds",
                                          "hms_breaker_opened_total",
