@@ -455,6 +455,8 @@ def test_explain_and_dry_run_show_the_protocol(hms_api, register, tmp_path):
         r.stdout
     r = hms_api("explain", "--json", "GET", "/hello")
     assert json.loads(r.stdout)["protocol"] == "h2c"
+    assert json.loads(r.stdout)["connection_keepalive"] == {"interval_ms": 30000,
+                                                            "timeout_ms": 10000}, r.stdout
     changed = tmp_path / "changed.yaml"
     changed.write_text(routes(7001, protocol="http1"))
     r = hms_api("register", "--dry-run", changed)
@@ -469,6 +471,15 @@ def test_explain_and_dry_run_show_the_protocol(hms_api, register, tmp_path):
     r = hms_api("register", bad)
     assert r.returncode != 0
     assert f"{bad}:6: protocol: 'http2' must be http1, h2c or h2" in r.stderr + r.stdout
+    # --json too: an interval of 0 is `off`; an http1 service has none.
+    for extra, protocol, want in [("connection_keepalive: {interval: 2s, timeout: 500ms}\n", "h2c",
+                                   {"interval_ms": 2000, "timeout_ms": 500}),
+                                  ("connection_keepalive: off\n", "h2c", 0),
+                                  ("", "http1", None)]:
+        register(routes(7001, protocol=protocol, extra=extra))
+        r = hms_api("explain", "--json", "GET", "/hello")
+        got = json.loads(r.stdout)["connection_keepalive"]
+        assert (got["interval_ms"] if want == 0 else got) == want, r.stdout
 
 
 @pytest.mark.deadline(60)
