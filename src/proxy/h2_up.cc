@@ -500,14 +500,19 @@ void H2UpConn::OnResponseEnd(h2::ClientSession&, int32_t, uint64_t tag,
                              const http::Header* trailers, uint16_t count) {
   Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
   // An answer with a length ends with its last byte; its trailers, if any,
-  // have no place in it toward an HTTP/1.1 client and are dropped.
+  // have no place in it toward an HTTP/1.1 client and are dropped. In the
+  // last chunk go those a proxy may pass on (KeptInResponseTrailers).
   if (u == nullptr || u->h2s.closed || u->h2s.head_end || !u->h2s.chunked) return;
   core::BlockPool* blocks = &worker->blocks_;
   const size_t room = blocks->block_size();
   char* dst = u->h2s.resp.Reserve(blocks, room);
   Writer w(dst, room);
   w.S("0\r\n");
-  for (uint16_t i = 0; i < count; ++i) w.S(trailers[i].name).S(": ").S(trailers[i].value).S("\r\n");
+  for (uint16_t i = 0; i < count; ++i) {
+    if (KeptInResponseTrailers(trailers[i].name)) {
+      w.S(trailers[i].name).S(": ").S(trailers[i].value).S("\r\n");
+    }
+  }
   w.S("\r\n");
   if (w.overflow()) {
     // Trailers past a block (the session holds them to max_header_list_bytes):

@@ -268,10 +268,20 @@ def test_an_upstream_that_stops_answering_pings_is_closed(procs, tmp_path, regis
     assert metric_sum(gw, "hms_upstream_connections_total") >= 2
 
 
+# The trailers RawH2Upstream answers GET /hello with: those RFC 9110 §6.5.1
+# forbids in trailers, and x-trace-id (the gateway's own), must not reach
+# the client.
+H2_ANSWER_TRAILERS = [("grpc-status", "0"), ("x-checksum", "abc"), ("content-type", "text/evil"),
+                      ("set-cookie", "s=1"), ("www-authenticate", "Basic"),
+                      ("x-trace-id", "forged"), ("cache-control", "no-store")]
+
+
 class RawH2Upstream:
     """An h2c upstream on python3-h2 that answers each request 200 with the
-    trailers it received, one `name: value` line each, sorted; it counts
-    the connections it accepted and the PINGs it acknowledged."""
+    trailers it received, one `name: value` line each, sorted (GET /hello:
+    "hi" without a length, then H2_ANSWER_TRAILERS); it counts the
+    connections it accepted, the PINGs it acknowledged and the requests it
+    answered by method."""
 
     def __init__(self):
         self.srv = socket.socket()
@@ -281,6 +291,7 @@ class RawH2Upstream:
         self.port = self.srv.getsockname()[1]
         self.connections = 0
         self.pings = 0  # PINGs received (python3-h2 acknowledges them)
+        self.methods = collections.Counter()
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self.accept, daemon=True)]
         self.threads[0].start()
@@ -299,7 +310,7 @@ class RawH2Upstream:
     def serve(self, s):
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
         conn.initiate_connection()
-        trailers = {}
+        trailers, paths = {}, {}
         s.settimeout(0.2)
         with s:
             s.sendall(conn.data_to_send())
@@ -313,10 +324,19 @@ class RawH2Upstream:
                 for ev in conn.receive_data(data):
                     if isinstance(ev, h2.events.PingReceived):
                         self.pings += 1
+                    elif isinstance(ev, h2.events.RequestReceived):
+                        hs = dict(ev.headers)
+                        paths[ev.stream_id] = hs[b":path"]
+                        self.methods[hs[b":method"].decode()] += 1
                     elif isinstance(ev, h2.events.TrailersReceived):
                         trailers[ev.stream_id] = ev.headers
                     elif isinstance(ev, h2.events.DataReceived):
                         conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded) and \
+                            paths.pop(ev.stream_id, None) == b"/hello":
+                        conn.send_headers(ev.stream_id, [(":status", "200")])
+                        conn.send_data(ev.stream_id, b"hi")
+                        conn.send_headers(ev.stream_id, H2_ANSWER_TRAILERS, end_stream=True)
                     elif isinstance(ev, h2.events.StreamEnded):
                         got = sorted(f"{k.decode()}: {v.decode()}\n"
                                      for k, v in trailers.pop(ev.stream_id, []))
@@ -383,6 +403,31 @@ def test_a_requests_trailers_reach_an_h2_upstream(raw_h2_upstream, register, gat
         c.close()
     # Without trailers, END_STREAM as before.
     assert http1_chunked_post(gw.port, []) == b""
+
+
+@pytest.mark.deadline(60)
+def test_an_answers_trailers_reach_the_client_without_the_forbidden_ones(raw_h2_upstream,
+                                                                          register, gateway):
+    # An h2 upstream's trailers go on as HTTP/2 trailers to an h2 client and
+    # in the last chunk the gateway frames for an HTTP/1.1 client; those RFC
+    # 9110 §6.5.1 forbids in trailers, and x-trace-id, are left out.
+    register(routes(raw_h2_upstream.port))
+    gw = gateway({"cores": 1})
+    kept = {"grpc-status": "0", "x-checksum": "abc"}
+    c = H2Client(gw.port)
+    try:
+        r = c.wait(c.request("GET", "/hello"))
+        assert (r["status"], r["body"], r["trailers"]) == (200, b"hi", kept), r
+    finally:
+        c.close()
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while data := s.recv(65536):
+            answer += data
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), answer
+    assert body == b"2\r\nhi\r\n0\r\ngrpc-status: 0\r\nx-checksum: abc\r\n\r\n", answer
 
 
 @pytest.mark.deadline(60)
