@@ -385,19 +385,20 @@ void Worker::CloseH2Conn(uint32_t conn) {
   Upstream& c = upstreams_[conn];
   H2UpConn& h = *c.h2;
   if (h.closing) return;
-  h.closing = true;
   if (c.endpoint_id < h2_conn_.size() && h2_conn_[c.endpoint_id] == conn) {
     h2_conn_[c.endpoint_id] = kNone;
   }
-  h.session.Close(h2::ErrorCode::kNoError);  // its events are ignored now
+  // The session reports each open stream's end first: it knows those whose
+  // HEADERS never left (never processed, whatever the method) and those
+  // above a GOAWAY's last stream id. Its later events are ignored.
+  h.session.Close(h2::ErrorCode::kNoError);
+  h.closing = true;
   std::vector<uint32_t> streams;
   streams.swap(h.streams);
   for (uint32_t s : streams) {
     Upstream& u = upstreams_[s];
     if (u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing) continue;
     u.h2s.conn_gen = ~0u;
-    // Above the last stream id of a GOAWAY it had: the upstream never took it.
-    const bool refused = h.session.goaway_received() && u.h2s.id > h.session.goaway_last_stream();
     u.h2s.id = 0;
     if (u.h2s.closed && u.h2s.end.complete) continue;  // its answer is whole: relayed still
     const bool ended = u.h2s.closed;  // the session said how (its end is kept)
@@ -415,10 +416,7 @@ void Worker::CloseH2Conn(uint32_t conn) {
         UpstreamFailed(s, h.fault);  // the handshake's verdict (identity, TLS, ALPN)
       }
     } else {
-      if (!ended) {
-        u.h2s.end = h2::StreamEnd{};
-        u.h2s.end.never_processed = refused;
-      }
+      if (!ended) u.h2s.end = h2::StreamEnd{};
       H2StreamFailed(s);
     }
   }

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 import h2.config
 import h2.connection
@@ -281,10 +282,17 @@ class RawH2Upstream:
     trailers it received, one `name: value` line each, sorted (GET /hello:
     "hi" without a length, then H2_ANSWER_TRAILERS); it counts the
     connections it accepted, the PINGs it acknowledged and the requests it
-    answered by method."""
+    answered by method. With `stall_first`, its first connection opens every
+    window to 2^31-1 and is never read (the receive buffer small) until
+    reset_first() closes it with an RST: what the gateway sends on it piles
+    up in the gateway."""
 
-    def __init__(self):
+    def __init__(self, stall_first=False):
+        self.stall_first = stall_first
+        self.first_reset = threading.Event()
         self.srv = socket.socket()
+        if stall_first:
+            self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.srv.bind(("127.0.0.1", 0))
         self.srv.listen(8)
         self.srv.settimeout(0.2)
@@ -295,6 +303,9 @@ class RawH2Upstream:
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self.accept, daemon=True)]
         self.threads[0].start()
+
+    def reset_first(self):
+        self.first_reset.set()
 
     def accept(self):
         while not self.stop.is_set():
@@ -307,7 +318,20 @@ class RawH2Upstream:
             self.threads.append(t)
             t.start()
 
+    def stall(self, s):
+        # SETTINGS_INITIAL_WINDOW_SIZE 2^31-1, and the connection's window as large.
+        s.sendall(bytes.fromhex("000006040000000000") + (4).to_bytes(2, "big") +
+                  (2**31 - 1).to_bytes(4, "big") + bytes.fromhex("000004080000000000") +
+                  (2**31 - 1 - 65535).to_bytes(4, "big"))
+        while not (self.first_reset.wait(0.2) or self.stop.is_set()):
+            pass
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, (1).to_bytes(4, "little") + bytes(4))
+        s.close()
+
     def serve(self, s):
+        if self.stall_first and self.connections == 1:
+            self.stall(s)
+            return
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
         conn.initiate_connection()
         trailers, paths = {}, {}
@@ -444,6 +468,77 @@ def test_a_live_upstream_answers_pings_and_keeps_its_connection(raw_h2_upstream,
     assert curl("-d", "x", url)[1] == 200
     assert raw_h2_upstream.connections == 1
     assert metric_sum(gw, "hms_h2_pings_timed_out_total", side="upstream") == 0
+
+
+class BigPost:
+    """A POST /post of `size` bytes sent from a thread as fast as the gateway
+    reads it; `sent` counts the bytes the kernel took."""
+
+    def __init__(self, port, size):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sent = 0
+        self.size = size
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        chunk = b"p" * 65536
+        try:
+            self.sock.sendall(b"POST /post HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n"
+                              b"Content-Length: %d\r\n\r\n" % self.size)
+            while self.sent < self.size:
+                self.sent += self.sock.send(chunk)
+        except OSError:
+            pass  # answered (and closed) before the whole body went
+
+    def stalled(self):
+        """True once `sent` stayed the same for a second: the gateway holds
+        all it may of this body and reads no more of it."""
+        last, since = self.sent, time.monotonic()
+        while time.monotonic() - since < 1.0:
+            time.sleep(0.1)
+            if self.sent != last:
+                return False
+        return True
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.deadline(90)
+def test_a_request_whose_headers_never_left_goes_again_as_never_processed(register, gateway):
+    # The upstream stops reading: a large POST fills the connection's queue
+    # in the gateway, so the next POST's HEADERS stay in the session. When
+    # the upstream resets the connection, the large POST (partly sent) fails,
+    # but the small one never reached it: it goes again on a new connection
+    # as never processed, though a POST (retries: 0).
+    up = RawH2Upstream(stall_first=True)
+    big = None
+    try:
+        register(routes(up.port, extra="timeout: 30s\n"))
+        gw = gateway({"cores": 1})
+        big = BigPost(gw.port, 1 << 30)
+        eventually(big.stalled, timeout=30, interval=0, what="the big POST held by the gateway")
+        result = {}
+
+        def post():
+            result["answer"] = curl("-d", "small", f"http://127.0.0.1:{gw.port}/post")
+        t = threading.Thread(target=post, daemon=True)
+        t.start()
+        eventually(lambda: metric_sum(gw, "hms_h2_streams_total", side="upstream") >= 2,
+                   what="the small POST's stream opened on the stalled connection")
+        up.reset_first()
+        t.join(timeout=30)
+        body, status, _ = result["answer"]
+        assert status == 200, body  # from the upstream's second connection
+        assert (up.connections, up.methods["POST"]) == (2, 1)
+        eventually(lambda: metric_sum(gw, "hms_h2_streams_unprocessed_total", side="upstream"),
+                   lambda v: v == 1, timeout=5, what="the small POST counted never processed")
+    finally:
+        if big is not None:
+            big.close()
+        up.close()
 
 
 @pytest.mark.deadline(60)
