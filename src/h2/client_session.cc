@@ -19,7 +19,9 @@ struct ClientSession::Stream : Session::Stream {
   bool head_seen = false;  // the final response head was delivered
   bool complete = false;   // END_STREAM from the upstream
   bool head_too_large = false;
-  bool never_sent = false;  // its HEADERS never left (the session ended first)
+  // Its HEADERS left the session (nghttp2 wrote them to the engine's
+  // queue): until then the upstream cannot have seen the request.
+  bool headers_sent = false;
 };
 
 // The response header block in progress (one at a time per connection,
@@ -98,6 +100,9 @@ struct ClientCallbacks {
     ClientSession* s = S(self);
     if (frame->hd.type == NGHTTP2_GOAWAY) s->counters_->goaways_sent.Add();
     if (frame->hd.type == NGHTTP2_RST_STREAM) s->counters_->resets_sent.Add();
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      if (ClientSession::Stream* st = s->Find(frame->hd.stream_id)) st->headers_sent = true;
+    }
     return 0;
   }
 
@@ -108,7 +113,6 @@ struct ClientCallbacks {
     ClientSession* s = S(self);
     ClientSession::Stream* st = s->Find(frame->hd.stream_id);
     if (st == nullptr) return 0;
-    st->never_sent = true;
     // nghttp2 never made the stream, so it will not report its close.
     if (nghttp2_session_find_stream(ng, frame->hd.stream_id) == nullptr) {
       s->CloseStream(st, ErrorCode::kRefusedStream);
@@ -161,9 +165,10 @@ void ClientSession::CloseStream(Session::Stream* shared, ErrorCode code) {
   end.head_too_large = st->head_too_large;
   end.by_engine = st->engine_reset;
   // RFC 9113 §6.8 and §8.7: streams above GOAWAY's last stream id, and
-  // streams refused, were not processed; so were requests never sent.
+  // streams refused, were not processed; so were requests whose HEADERS
+  // never left (a GOAWAY came, or the session ended, before Send() took them).
   end.never_processed = !st->complete && !st->head_seen &&
-                        (code == ErrorCode::kRefusedStream || st->never_sent ||
+                        (code == ErrorCode::kRefusedStream || !st->headers_sent ||
                          (goaway_received_ && st->id > goaway_last_));
   if (end.never_processed) counters_->streams_unprocessed.Add();
   if (block_ != nullptr && block_stream_ == st->id) EndBlockRefs();

@@ -1167,6 +1167,13 @@ void PrintExplainJson(const ExplainQuery& q, const route::Match& m, const config
   }
   o += "},\"protocol\":";
   AppendJsonString(&o, config::UpstreamProtocolName(cl.protocol));
+  // Liveness PINGs are an h2c/h2 connection's: none for http1, an interval
+  // of 0 for `off`.
+  o += ",\"connection_keepalive\":";
+  o += cl.protocol == config::UpstreamProtocol::kHttp1
+           ? std::string("null")
+           : "{\"interval_ms\":" + std::to_string(cl.connection_keepalive.interval_ms) +
+                 ",\"timeout_ms\":" + std::to_string(cl.connection_keepalive.timeout_ms) + "}";
   o += ",\"policies\":{\"timeout_ms\":" + std::to_string(r.timeout_ms) +
        ",\"retries\":" + std::to_string(cl.retries) + ",\"retry_on\":";
   AppendJsonStrings(&o, config::RetryOnNames(cl.retry_on));

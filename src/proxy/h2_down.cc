@@ -12,6 +12,7 @@
 
 #include "hms/auth/base64url.h"
 #include "hms/common/check.h"
+#include "src/proxy/head_rewrite.h"
 #include "src/proxy/wire.h"
 #include "src/proxy/worker.h"
 
@@ -436,7 +437,7 @@ void H2Stream::Send(const char* p, size_t n) noexcept {
       if (chunks.done() && !ended) {
         ended = true;
         http::Header fields[16];
-        const uint16_t count = tail.Trailers(fields, 16);
+        const uint16_t count = KeepResponseTrailers(fields, tail.Trailers(fields, 16));
         if (count > 0) {
           s.SendTrailers(id, fields, count);
         } else {

@@ -395,19 +395,20 @@ void Worker::CloseH2Conn(uint32_t conn) {
   Upstream& c = upstreams_[conn];
   H2UpConn& h = *c.h2;
   if (h.closing) return;
-  h.closing = true;
   if (c.endpoint_id < h2_conn_.size() && h2_conn_[c.endpoint_id] == conn) {
     h2_conn_[c.endpoint_id] = kNone;
   }
-  h.session.Close(h2::ErrorCode::kNoError);  // its events are ignored now
+  // The session reports each open stream's end first: it knows those whose
+  // HEADERS never left (never processed, whatever the method) and those
+  // above a GOAWAY's last stream id. Its later events are ignored.
+  h.session.Close(h2::ErrorCode::kNoError);
+  h.closing = true;
   std::vector<uint32_t> streams;
   streams.swap(h.streams);
   for (uint32_t s : streams) {
     Upstream& u = upstreams_[s];
     if (u.state == Upstream::State::kFree || u.state == Upstream::State::kClosing) continue;
     u.h2s.conn_gen = ~0u;
-    // Above the last stream id of a GOAWAY it had: the upstream never took it.
-    const bool refused = h.session.goaway_received() && u.h2s.id > h.session.goaway_last_stream();
     u.h2s.id = 0;
     if (u.h2s.closed && u.h2s.end.complete) continue;  // its answer is whole: relayed still
     const bool ended = u.h2s.closed;  // the session said how (its end is kept)
@@ -425,10 +426,7 @@ void Worker::CloseH2Conn(uint32_t conn) {
         UpstreamFailed(s, h.fault);  // the handshake's verdict (identity, TLS, ALPN)
       }
     } else {
-      if (!ended) {
-        u.h2s.end = h2::StreamEnd{};
-        u.h2s.end.never_processed = refused;
-      }
+      if (!ended) u.h2s.end = h2::StreamEnd{};
       H2StreamFailed(s);
     }
   }
@@ -527,14 +525,19 @@ void H2UpConn::OnResponseEnd(h2::ClientSession&, int32_t, uint64_t tag,
                              const http::Header* trailers, uint16_t count) {
   Upstream* u = closing ? nullptr : worker->UpStreamOf(tag);
   // An answer with a length ends with its last byte; its trailers, if any,
-  // have no place in it toward an HTTP/1.1 client and are dropped.
+  // have no place in it toward an HTTP/1.1 client and are dropped. In the
+  // last chunk go those a proxy may pass on (KeptInResponseTrailers).
   if (u == nullptr || u->h2s.closed || u->h2s.head_end || !u->h2s.chunked) return;
   core::BlockPool* blocks = &worker->blocks_;
   const size_t room = blocks->block_size();
   char* dst = u->h2s.resp.Reserve(blocks, room);
   Writer w(dst, room);
   w.S("0\r\n");
-  for (uint16_t i = 0; i < count; ++i) w.S(trailers[i].name).S(": ").S(trailers[i].value).S("\r\n");
+  for (uint16_t i = 0; i < count; ++i) {
+    if (KeptInResponseTrailers(trailers[i].name)) {
+      w.S(trailers[i].name).S(": ").S(trailers[i].value).S("\r\n");
+    }
+  }
   w.S("\r\n");
   if (w.overflow()) {
     // Trailers past a block (the session holds them to max_header_list_bytes):

@@ -120,4 +120,26 @@ inline size_t RewriteResponseHead(const http::ResponseHead& r, const HopByHop& h
   return w.overflow() ? 0 : w.size();
 }
 
+// Whether a field of an answer's trailer section goes on to the client, as
+// HTTP/2 trailers or in an HTTP/1.1 last chunk the gateway frames itself:
+// not one RFC 9110 §6.5.1 forbids in trailers (framing, routing,
+// authentication, response control data, how to process the content,
+// hop-by-hop: §6.5.2 lets a recipient merge trailers into the head, where
+// these would change what the head said), nor x-trace-id, which the head
+// above replaces with the gateway's. The request side's rule
+// (http::ForbiddenInTrailers) with the response's own field.
+inline bool KeptInResponseTrailers(std::string_view name) noexcept {
+  return !http::ForbiddenInTrailers(name) && !http::EqualsIgnoreCase(name, "x-trace-id");
+}
+
+// The answer's trailers that go on (KeptInResponseTrailers), compacted in
+// place; returns how many.
+inline uint16_t KeepResponseTrailers(http::Header* fields, uint16_t n) noexcept {
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    if (KeptInResponseTrailers(fields[i].name)) fields[kept++] = fields[i];
+  }
+  return kept;
+}
+
 }  // namespace hms::proxy

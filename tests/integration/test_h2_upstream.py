@@ -270,9 +270,21 @@ def test_an_upstream_that_stops_answering_pings_is_closed(procs, tmp_path, regis
     assert metric_sum(gw, "hms_upstream_connections_total") >= 2
 
 
+# The trailers echo_trailers answers GET /hello with: those RFC 9110 §6.5.1
+# forbids in trailers, and x-trace-id (the gateway's own), must not reach
+# the client.
+H2_ANSWER_TRAILERS = [(b"grpc-status", b"0"), (b"x-checksum", b"abc"),
+                      (b"content-type", b"text/evil"), (b"set-cookie", b"s=1"),
+                      (b"www-authenticate", b"Basic"), (b"x-trace-id", b"forged"),
+                      (b"cache-control", b"no-store")]
+
+
 def echo_trailers(head, trailers):
     """RawH2Upstream's default answer: 200 with the request's trailers, one
-    `name: value` line each, sorted."""
+    `name: value` line each, sorted; GET /hello: "hi" without a length, then
+    H2_ANSWER_TRAILERS."""
+    if dict(head).get(b":path") == b"/hello":
+        return [(b":status", b"200")], b"hi", H2_ANSWER_TRAILERS
     body = "".join(sorted(f"{k.decode()}: {v.decode()}\n" for k, v in trailers)).encode()
     return [(b":status", b"200"), (b"content-length", str(len(body)).encode())], body
 
@@ -285,21 +297,44 @@ class RawH2Upstream(RawUpstream):
     and no trailers end the stream with the HEADERS. In place of the
     trailers, a function: the body goes first, and END_STREAM (an empty DATA
     frame) once the function returned. It counts the connections it
-    accepted and the PINGs it received (python3-h2 acknowledges them). Each
-    connection is served by a thread of its own (the gateway keeps it open);
-    serves until close()."""
+    accepted, the PINGs it received (python3-h2 acknowledges them) and the
+    requests it answered by method. Each connection is served by a thread
+    of its own (the gateway keeps it open); serves until close(). With
+    `stall_first`, its first connection opens every window to 2^31-1 and is
+    never read (the receive buffer small) until reset_first() closes it with
+    an RST: what the gateway sends on it piles up in the gateway."""
 
-    def __init__(self, answer=echo_trailers):
+    def __init__(self, answer=echo_trailers, stall_first=False):
         self._conns = []
         self.connections = 0
         self.pings = 0
+        self.methods = collections.Counter()
+        self.stall_first = stall_first
+        self.first_reset = threading.Event()
         super().__init__(answer)
+        if stall_first:  # before any connection: accepted ones inherit it
+            self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
+    def reset_first(self):
+        self.first_reset.set()
 
     def _handle(self, conn):
         self.connections += 1
-        t = threading.Thread(target=self._serve_h2, args=(conn,), daemon=True)
+        stall = self.stall_first and self.connections == 1
+        t = threading.Thread(target=self._stall if stall else self._serve_h2, args=(conn,),
+                             daemon=True)
         self._conns.append(t)
         t.start()
+
+    def _stall(self, s):
+        # SETTINGS_INITIAL_WINDOW_SIZE 2^31-1, and the connection's window as large.
+        s.sendall(bytes.fromhex("000006040000000000") + (4).to_bytes(2, "big") +
+                  (2**31 - 1).to_bytes(4, "big") + bytes.fromhex("000004080000000000") +
+                  (2**31 - 1 - 65535).to_bytes(4, "big"))
+        while not (self.first_reset.wait(0.2) or self._stop.is_set()):
+            pass
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, (1).to_bytes(4, "little") + bytes(4))
+        s.close()
 
     def _serve_h2(self, conn):
         h = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
@@ -325,6 +360,7 @@ class RawH2Upstream(RawUpstream):
     def _event(self, h, conn, e, heads, trailers):
         if isinstance(e, h2.events.RequestReceived):
             heads[e.stream_id] = e.headers
+            self.methods[dict(e.headers)[b":method"].decode()] += 1
         elif isinstance(e, h2.events.TrailersReceived):
             trailers[e.stream_id] = e.headers
         elif isinstance(e, h2.events.PingReceived):
@@ -421,6 +457,31 @@ def test_a_requests_trailers_reach_an_h2_upstream(raw_h2_upstream, register, gat
 
 
 @pytest.mark.deadline(60)
+def test_an_answers_trailers_reach_the_client_without_the_forbidden_ones(raw_h2_upstream,
+                                                                          register, gateway):
+    # An h2 upstream's trailers go on as HTTP/2 trailers to an h2 client and
+    # in the last chunk the gateway frames for an HTTP/1.1 client; those RFC
+    # 9110 §6.5.1 forbids in trailers, and x-trace-id, are left out.
+    register(routes(raw_h2_upstream.port))
+    gw = gateway({"cores": 1})
+    kept = {"grpc-status": "0", "x-checksum": "abc"}
+    c = H2Client(gw.port)
+    try:
+        r = c.wait(c.request("GET", "/hello"))
+        assert (r["status"], r["body"], r["trailers"]) == (200, b"hi", kept), r
+    finally:
+        c.close()
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while data := s.recv(65536):
+            answer += data
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), answer
+    assert body == b"2\r\nhi\r\n0\r\ngrpc-status: 0\r\nx-checksum: abc\r\n\r\n", answer
+
+
+@pytest.mark.deadline(60)
 def test_a_live_upstream_answers_pings_and_keeps_its_connection(raw_h2_upstream, register,
                                                                 gateway):
     # PINGs every 100 ms on an idle connection, each acknowledged: the
@@ -434,6 +495,77 @@ def test_a_live_upstream_answers_pings_and_keeps_its_connection(raw_h2_upstream,
     assert curl("-d", "x", url)[1] == 200
     assert raw_h2_upstream.connections == 1
     assert metric_sum(gw, "hms_h2_pings_timed_out_total", side="upstream") == 0
+
+
+class BigPost:
+    """A POST /post of `size` bytes sent from a thread as fast as the gateway
+    reads it; `sent` counts the bytes the kernel took."""
+
+    def __init__(self, port, size):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sent = 0
+        self.size = size
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        chunk = b"p" * 65536
+        try:
+            self.sock.sendall(b"POST /post HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n"
+                              b"Content-Length: %d\r\n\r\n" % self.size)
+            while self.sent < self.size:
+                self.sent += self.sock.send(chunk)
+        except OSError:
+            pass  # answered (and closed) before the whole body went
+
+    def stalled(self):
+        """True once `sent` stayed the same for a second: the gateway holds
+        all it may of this body and reads no more of it."""
+        last, since = self.sent, time.monotonic()
+        while time.monotonic() - since < 1.0:
+            time.sleep(0.1)
+            if self.sent != last:
+                return False
+        return True
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.deadline(90)
+def test_a_request_whose_headers_never_left_goes_again_as_never_processed(register, gateway):
+    # The upstream stops reading: a large POST fills the connection's queue
+    # in the gateway, so the next POST's HEADERS stay in the session. When
+    # the upstream resets the connection, the large POST (partly sent) fails,
+    # but the small one never reached it: it goes again on a new connection
+    # as never processed, though a POST (retries: 0).
+    up = RawH2Upstream(stall_first=True)
+    big = None
+    try:
+        register(routes(up.port, extra="timeout: 30s\n"))
+        gw = gateway({"cores": 1})
+        big = BigPost(gw.port, 1 << 30)
+        eventually(big.stalled, timeout=30, interval=0, what="the big POST held by the gateway")
+        result = {}
+
+        def post():
+            result["answer"] = curl("-d", "small", f"http://127.0.0.1:{gw.port}/post")
+        t = threading.Thread(target=post, daemon=True)
+        t.start()
+        eventually(lambda: metric_sum(gw, "hms_h2_streams_total", side="upstream") >= 2,
+                   what="the small POST's stream opened on the stalled connection")
+        up.reset_first()
+        t.join(timeout=30)
+        body, status, _ = result["answer"]
+        assert status == 200, body  # from the upstream's second connection
+        assert (up.connections, up.methods["POST"]) == (2, 1)
+        eventually(lambda: metric_sum(gw, "hms_h2_streams_unprocessed_total", side="upstream"),
+                   lambda v: v == 1, timeout=5, what="the small POST counted never processed")
+    finally:
+        if big is not None:
+            big.close()
+        up.close()
 
 
 @pytest.mark.deadline(60)
@@ -490,6 +622,8 @@ def test_explain_and_dry_run_show_the_protocol(hms_api, register, tmp_path):
         r.stdout
     r = hms_api("explain", "--json", "GET", "/hello")
     assert json.loads(r.stdout)["protocol"] == "h2c"
+    assert json.loads(r.stdout)["connection_keepalive"] == {"interval_ms": 30000,
+                                                            "timeout_ms": 10000}, r.stdout
     changed = tmp_path / "changed.yaml"
     changed.write_text(routes(7001, protocol="http1"))
     r = hms_api("register", "--dry-run", changed)
@@ -504,6 +638,15 @@ def test_explain_and_dry_run_show_the_protocol(hms_api, register, tmp_path):
     r = hms_api("register", bad)
     assert r.returncode != 0
     assert f"{bad}:6: protocol: 'http2' must be http1, h2c or h2" in r.stderr + r.stdout
+    # --json too: an interval of 0 is `off`; an http1 service has none.
+    for extra, protocol, want in [("connection_keepalive: {interval: 2s, timeout: 500ms}\n", "h2c",
+                                   {"interval_ms": 2000, "timeout_ms": 500}),
+                                  ("connection_keepalive: off\n", "h2c", 0),
+                                  ("", "http1", None)]:
+        register(routes(7001, protocol=protocol, extra=extra))
+        r = hms_api("explain", "--json", "GET", "/hello")
+        got = json.loads(r.stdout)["connection_keepalive"]
+        assert (got["interval_ms"] if want == 0 else got) == want, r.stdout
 
 
 @pytest.mark.deadline(60)

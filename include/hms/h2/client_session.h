@@ -16,9 +16,9 @@
 // What the engine must know to place the next exchange: CanOpen() (the
 // upstream's SETTINGS_MAX_CONCURRENT_STREAMS not reached, no GOAWAY), so it
 // queues or opens another connection; and, at each stream's end, whether the
-// upstream never processed it (above a GOAWAY's last stream id, or refused
-// with REFUSED_STREAM: RFC 9113 §8.7), which makes it safe to retry
-// elsewhere whatever its method.
+// upstream never processed it (above a GOAWAY's last stream id, refused with
+// REFUSED_STREAM: RFC 9113 §8.7, or its HEADERS never left the session),
+// which makes it safe to retry elsewhere whatever its method.
 //
 // A hostile upstream is held to the same limits as a client (limits.h): a
 // response head over max_header_list_bytes (or http::kMaxHeaders fields)
@@ -75,7 +75,7 @@ class ClientConfig final : public SessionConfig {
 struct StreamEnd {
   ErrorCode code = ErrorCode::kNoError;  // the RST_STREAM or GOAWAY code, or this side's reset
   bool complete = false;         // the whole response arrived (END_STREAM from the upstream)
-  bool never_processed = false;  // above GOAWAY's last stream id, or REFUSED_STREAM
+  bool never_processed = false;  // above GOAWAY's last stream id, REFUSED_STREAM, never sent
   bool head_too_large = false;   // the response head broke max_header_list_bytes / kMaxHeaders
   bool by_engine = false;        // Reset() or the session's Close() ended it
 };

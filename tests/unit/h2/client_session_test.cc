@@ -489,6 +489,31 @@ TEST(H2ClientSession, RequestsNotYetSentWhenGoawayCameAreNeverProcessed) {
   EXPECT_EQ(link.client->open_streams(), 0u);
 }
 
+TEST(H2ClientSession, RequestsNotYetSentWhenTheSessionClosesAreNeverProcessed) {
+  // The connection ends under its streams (the upstream closed it, a PING
+  // timed out): a POST whose HEADERS are still in the session never reached
+  // the upstream and may go elsewhere; one whose HEADERS left may not.
+  Core core;
+  RawUpstream up;
+  Link link(&core, &up);
+  const http::Header f[] = {{"Host", "svc.internal"}, {"Content-Length", "5"}};
+  const RequestLine post{"POST", "http", "svc.internal", "/post"};
+  const int32_t a = link.client->Submit(post, f, 2, 7, false);
+  ASSERT_GT(a, 0);
+  link.Pump();
+  ASSERT_EQ(up.requests.size(), 1u);
+  const int32_t b = link.client->Submit(post, f, 2, 8, false);
+  ASSERT_GT(b, 0);
+  ASSERT_TRUE(link.client->SendData(b, "hello", 5, true));
+  link.client->Close(ErrorCode::kNoError);
+  ASSERT_TRUE(link.handler.got[a].closed);
+  ASSERT_TRUE(link.handler.got[b].closed);
+  EXPECT_FALSE(link.handler.got[a].end.never_processed);
+  EXPECT_TRUE(link.handler.got[b].end.never_processed);
+  EXPECT_EQ(FaultOf(link.handler.got[b].end), policy::Fault::kUpstreamReset);
+  EXPECT_EQ(link.counters.streams_unprocessed.Get(), 1u);
+}
+
 TEST(H2ClientSession, ResetsFromTheUpstream) {
   Core core;
   RawUpstream up;

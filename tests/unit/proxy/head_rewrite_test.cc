@@ -309,5 +309,29 @@ TEST(RewriteRequestHead, NeverCutsAHead) {
   EXPECT_EQ(RewriteRequest(caller, Caller(), full.head.size() - 1).out.size, 0u);
 }
 
+// An answer's trailers: RFC 9110 §6.5.1's forbidden fields and the
+// gateway's own x-trace-id are left out, the rest keep their order.
+TEST(KeepResponseTrailers, TableOfFields) {
+  struct Case {
+    std::string_view name;
+    bool kept;
+  };
+  const Case cases[] = {
+      {"grpc-status", true},      {"grpc-message", true},        {"x-checksum", true},
+      {"server-timing", true},    {"Content-Type", false},       {"content-length", false},
+      {"transfer-encoding", false}, {"Set-Cookie", false},       {"www-authenticate", false},
+      {"cache-control", false},   {"date", false},               {"location", false},
+      {"content-encoding", false}, {"trailer", false},           {"connection", false},
+      {"X-Trace-Id", false},      {"x-trace-idx", true},
+  };
+  for (const Case& c : cases) EXPECT_EQ(KeptInResponseTrailers(c.name), c.kept) << c.name;
+  http::Header fields[] = {{"grpc-status", "0"}, {"content-type", "text/evil"},
+                           {"x-checksum", "a"}, {"x-trace-id", "f"}, {"grpc-message", "ok"}};
+  ASSERT_EQ(KeepResponseTrailers(fields, 5), 3);
+  EXPECT_EQ(fields[0].name, "grpc-status");
+  EXPECT_EQ(fields[1].name, "x-checksum");
+  EXPECT_EQ(fields[2].name, "grpc-message");
+}
+
 }  // namespace
 }  // namespace hms::proxy
