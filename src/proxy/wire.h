@@ -34,7 +34,7 @@ class Writer {
   Writer(char* p, size_t cap) : begin_(p), p_(p), end_(p + cap) {}
   Writer& S(std::string_view s) noexcept {
     size_t n = std::min(s.size(), static_cast<size_t>(end_ - p_));
-    std::memcpy(p_, s.data(), n);
+    if (n != 0) std::memcpy(p_, s.data(), n);  // an empty view may have no data at all
     p_ += n;
     overflow_ |= n < s.size();
     return *this;
