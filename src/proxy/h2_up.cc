@@ -107,9 +107,14 @@ void Worker::H2UpReady(uint32_t conn) {
   if (c.state != Upstream::State::kBusy || (c.tls != nullptr && !c.tls->handshake_done())) return;
   H2UpConn& h = *c.h2;
   if (h.closing) return;
-  h.ready = true;
-  h.last_frame = now_;  // the PINGs' clock starts
-  ArmH2Liveness(conn);
+  if (!h.ready) {
+    // Once, when it becomes usable: this runs after every send too, and a
+    // send is no frame from the upstream (a silent peer must still be
+    // PINGed while requests keep going out), nor a reason to re-arm.
+    h.ready = true;
+    h.last_frame = now_;  // the PINGs' clock starts
+    ArmH2Liveness(conn);
+  }
   SubmitWaiting(conn);
   if (h.session.WantsWrite()) MarkDirty(c, conn);
 }
