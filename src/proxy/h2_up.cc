@@ -28,24 +28,6 @@ size_t WaitingOn(const H2UpConn& h, const core::Slab<Upstream>& ups) {
   return n;
 }
 
-// The request's trailers that may go on, compacted in place: not those RFC
-// 9110 §6.5.1 forbids in a trailer section, nor those the gateway writes
-// itself (a trailer must not speak in its name where the head could not),
-// nor names the head's underscore rule would not forward. The session
-// drops the connection-specific ones too (RFC 9113 §8.2.2).
-uint16_t KeepRequestTrailers(http::Header* fields, uint16_t n, http::UnderscorePolicy underscores) {
-  uint16_t kept = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    const std::string_view name = fields[i].name;
-    if (http::ForbiddenInTrailers(name) || WrittenByGateway(name) ||
-        http::JudgeFieldName(name, underscores) != http::FieldVerdict::kForward) {
-      continue;
-    }
-    fields[kept++] = fields[i];
-  }
-  return kept;
-}
-
 }  // namespace
 
 uint32_t Worker::AttachH2(const config::Endpoint& ep, const config::Cluster& cl) {

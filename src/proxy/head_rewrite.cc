@@ -21,6 +21,20 @@ bool WrittenByGateway(std::string_view name) noexcept {
          http::EqualsIgnoreCase(name, "grpc-timeout");
 }
 
+bool KeptInRequestTrailers(std::string_view name, http::UnderscorePolicy underscores) noexcept {
+  return !http::ForbiddenInTrailers(name) && !WrittenByGateway(name) &&
+         http::JudgeFieldName(name, underscores) == http::FieldVerdict::kForward;
+}
+
+uint16_t KeepRequestTrailers(http::Header* fields, uint16_t n,
+                             http::UnderscorePolicy underscores) noexcept {
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    if (KeptInRequestTrailers(fields[i].name, underscores)) fields[kept++] = fields[i];
+  }
+  return kept;
+}
+
 RequestHeadOut RewriteRequestHead(const http::RequestHead& r, const HopByHop& hop_by_hop,
                                   const RequestHeadFields& f, char* dst, size_t cap) noexcept {
   RequestHeadOut out;

@@ -58,6 +58,19 @@ struct RequestHeadOut {
 // upstream as sent, in the head (below) or in trailers (h2_up.cc).
 bool WrittenByGateway(std::string_view name) noexcept;
 
+// Whether a field of a request's trailer section goes on to the upstream,
+// as HTTP/2 trailers (h2_up.cc) or in the HTTP/1.1 last chunk the gateway
+// frames for an h2 client's request (h2_down.cc): not one RFC 9110 §6.5.1
+// forbids in a trailer section, nor one the gateway writes itself (a
+// trailer must not speak in its name where the head could not), nor a name
+// the head's underscore rule would not forward.
+bool KeptInRequestTrailers(std::string_view name, http::UnderscorePolicy underscores) noexcept;
+
+// The request's trailers that go on (KeptInRequestTrailers), compacted in
+// place; returns how many.
+uint16_t KeepRequestTrailers(http::Header* fields, uint16_t n,
+                             http::UnderscorePolicy underscores) noexcept;
+
 // Writes the upstream's request head for `r` into dst[0, cap): the request
 // line with `f.origin`, the caller's end-to-end fields, then ours. Dropped
 // from the caller: hop-by-hop fields (as `hop_by_hop` marked them), fields

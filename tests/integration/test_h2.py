@@ -318,6 +318,58 @@ def raw_upstream():
     up.close()
 
 
+class ChunkedEchoUpstream(RawUpstream):
+    """An HTTP/1.1 upstream that reads a whole chunked request with a body
+    (one connection at a time) and answers 200 with the trailer section it
+    got, as sent (the bytes after the last chunk's "0\\r\\n")."""
+
+    def _handle(self, conn):
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            try:
+                while True:
+                    body = data.partition(b"\r\n\r\n")[2]
+                    if b"\r\n0\r\n" in body and body.endswith(b"\r\n\r\n"):
+                        break
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                trailers = body[body.index(b"\r\n0\r\n") + 5:]
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(trailers), trailers))
+            except OSError:
+                return
+        self.answered.set()
+
+
+def test_an_h2_clients_trailers_to_an_http1_upstream_are_filtered(register, gateway):
+    # The gateway frames the last chunk itself: a trailer must not speak in
+    # its name (x-hms-peer, x-forwarded-for), nor carry what RFC 9110 §6.5.1
+    # forbids in trailers (authorization, content-length); x-checksum goes on.
+    up = ChunkedEchoUpstream(None)
+    try:
+        register("service: chunked-echo\nroutes:\n  - POST /sink\n"
+                 f"endpoints: [127.0.0.1:{up.port}]\n")
+        gw = gateway()
+        c = H2Client(gw.port)
+        try:
+            sid = c.request("POST", "/sink", body=b"hello", end=False)
+            c.conn.send_headers(sid, [("x-checksum", "abc"), ("x-hms-peer", "spiffe://forged"),
+                                      ("x-forwarded-for", "10.6.6.6"),
+                                      ("authorization", "Bearer forged"),
+                                      ("content-length", "99")], end_stream=True)
+            c.flush()
+            r = c.wait(sid)
+        finally:
+            c.close()
+    finally:
+        up.close()
+    assert r["status"] == 200, r
+    assert r["body"] == b"x-checksum: abc\r\n\r\n", r["body"]
+
+
 def test_upstream_framings_become_h2_data_and_trailers(raw_upstream, bad_upstream, register,
                                                        gateway):
     register("service: raw-svc\nroutes:\n  - GET /trailers\n  - GET /until-close\n"
