@@ -439,7 +439,7 @@ void H2Stream::Send(const char* p, size_t n) noexcept {
       if (chunks.done() && !ended) {
         ended = true;
         http::Header fields[16];
-        const uint16_t count = KeepResponseTrailers(fields, tail.Trailers(fields, 16));
+        const uint16_t count = tail.Trailers(fields, 16, KeptInResponseTrailers);
         if (count > 0) {
           s.SendTrailers(id, fields, count);
         } else {

@@ -185,8 +185,11 @@ void Worker::FeedStream(uint32_t up) {
     // §8.1), those a proxy must not pass on left out.
     http::Header fields[16];
     const uint16_t n =
-        chunked ? KeepRequestTrailers(fields, v.h2s.req_tail.Trailers(fields, 16),
-                                      config_.underscores_in_headers)
+        chunked ? v.h2s.req_tail.Trailers(fields, 16,
+                                          [this](std::string_view name) {
+                                            return KeptInRequestTrailers(
+                                                name, config_.underscores_in_headers);
+                                          })
                 : 0;
     if (n == 0 || !s.SendTrailers(v.h2s.id, fields, n)) s.SendData(v.h2s.id, nullptr, 0, true);
     v.h2s.end_sent = true;

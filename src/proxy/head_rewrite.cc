@@ -26,15 +26,6 @@ bool KeptInRequestTrailers(std::string_view name, http::UnderscorePolicy undersc
          http::JudgeFieldName(name, underscores) == http::FieldVerdict::kForward;
 }
 
-uint16_t KeepRequestTrailers(http::Header* fields, uint16_t n,
-                             http::UnderscorePolicy underscores) noexcept {
-  uint16_t kept = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    if (KeptInRequestTrailers(fields[i].name, underscores)) fields[kept++] = fields[i];
-  }
-  return kept;
-}
-
 RequestHeadOut RewriteRequestHead(const http::RequestHead& r, const HopByHop& hop_by_hop,
                                   const RequestHeadFields& f, char* dst, size_t cap) noexcept {
   RequestHeadOut out;

@@ -66,11 +66,6 @@ bool WrittenByGateway(std::string_view name) noexcept;
 // the head's underscore rule would not forward.
 bool KeptInRequestTrailers(std::string_view name, http::UnderscorePolicy underscores) noexcept;
 
-// The request's trailers that go on (KeptInRequestTrailers), compacted in
-// place; returns how many.
-uint16_t KeepRequestTrailers(http::Header* fields, uint16_t n,
-                             http::UnderscorePolicy underscores) noexcept;
-
 // Writes the upstream's request head for `r` into dst[0, cap): the request
 // line with `f.origin`, the caller's end-to-end fields, then ours. Dropped
 // from the caller: hop-by-hop fields (as `hop_by_hop` marked them), fields
@@ -143,16 +138,6 @@ inline size_t RewriteResponseHead(const http::ResponseHead& r, const HopByHop& h
 // (http::ForbiddenInTrailers) with the response's own field.
 inline bool KeptInResponseTrailers(std::string_view name) noexcept {
   return !http::ForbiddenInTrailers(name) && !http::EqualsIgnoreCase(name, "x-trace-id");
-}
-
-// The answer's trailers that go on (KeptInResponseTrailers), compacted in
-// place; returns how many.
-inline uint16_t KeepResponseTrailers(http::Header* fields, uint16_t n) noexcept {
-  uint16_t kept = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    if (KeptInResponseTrailers(fields[i].name)) fields[kept++] = fields[i];
-  }
-  return kept;
 }
 
 }  // namespace hms::proxy
