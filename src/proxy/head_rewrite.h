@@ -53,9 +53,10 @@ struct RequestHeadOut {
 };
 
 // The request fields the gateway writes itself (replaced by its own, or
-// extended: the trace context, x-forwarded-*, x-hms-peer, the deadline's
-// x-hms-timeout-ms and grpc-timeout, Expect): a caller's never reach the
-// upstream as sent, in the head (below) or in trailers (h2_up.cc).
+// extended: the trace context, x-forwarded-for and x-forwarded-proto,
+// x-hms-peer, the deadline's x-hms-timeout-ms and grpc-timeout, Expect): a
+// caller's never reach the upstream as sent, in the head (below) or in
+// trailers (KeptInRequestTrailers).
 bool WrittenByGateway(std::string_view name) noexcept;
 
 // Whether a field of a request's trailer section goes on to the upstream,
