@@ -307,11 +307,13 @@ KeepaliveConfig ReadKeepalive(const Reader& r, const Field& f) {
     return k;
   }
   for (const Field& g : r.Fields(f.value, ctx, {"interval", "timeout"})) {
-    // At least 100 ms: a PING is a frame each way on every connection.
+    // At least 100 ms: a PING is a frame each way on every connection, and
+    // the timer wheel that waits for its ACK ticks every 5 ms (a shorter
+    // timeout would be the tick's, and a busy peer's ACK late by one).
     if (g.key == "interval") {
       k.interval_ms = static_cast<uint32_t>(r.DurationMs(g, ctx, 100, kMaxTimeoutMs));
     } else {
-      k.timeout_ms = static_cast<uint32_t>(r.DurationMs(g, ctx, 1, kMaxTimeoutMs));
+      k.timeout_ms = static_cast<uint32_t>(r.DurationMs(g, ctx, 100, kMaxTimeoutMs));
     }
   }
   return k;

@@ -166,8 +166,9 @@ void ClientSession::CloseStream(Session::Stream* shared, ErrorCode code) {
   end.by_engine = st->engine_reset;
   // RFC 9113 §6.8 and §8.7: streams above GOAWAY's last stream id, and
   // streams refused, were not processed; so were requests whose HEADERS
-  // never left (a GOAWAY came, or the session ended, before Send() took them).
-  end.never_processed = !st->complete && !st->head_seen &&
+  // never left (a GOAWAY came, or the session ended, before Send() took them)
+  // unless the engine reset them itself (a client gone before the flush).
+  end.never_processed = !st->complete && !st->head_seen && !st->engine_reset &&
                         (code == ErrorCode::kRefusedStream || !st->headers_sent ||
                          (goaway_received_ && st->id > goaway_last_));
   if (end.never_processed) counters_->streams_unprocessed.Add();

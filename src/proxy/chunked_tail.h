@@ -5,7 +5,10 @@
 // read (RFC 9112 §7.1.2). H2Stream keeps one for an answer going to an h2
 // client, H2UpStream for a request going to an h2 upstream. Bounded: a tail
 // longer than kBytes is not kept, and its trailers are dropped whole rather
-// than cut. Pure and inline: no allocation, the caller's thread.
+// than cut; of a section with more than the caller's `max` fields that
+// go on, those past the first `max` are left out (the fields that do not
+// go on are filtered while reading, so they take none of the places).
+// Pure and inline: no allocation, the caller's thread.
 #pragma once
 
 #include <cstddef>
@@ -31,9 +34,10 @@ struct ChunkedTail {
       len = kBytes + 1;  // too long to carry: the trailers are dropped
     }
   }
-  // The trailer fields (pointing into this tail), at most `max`; 0 when
-  // there are none or the tail was too long.
-  uint16_t Trailers(http::Header* fields, uint16_t max) const noexcept {
+  // The trailer fields (pointing into this tail) for which keep(name) is
+  // true, at most `max`; 0 when there are none or the tail was too long.
+  template <typename Keep>
+  uint16_t Trailers(http::Header* fields, uint16_t max, Keep keep) const noexcept {
     if (len > kBytes) return 0;
     const std::string_view tail(bytes, len);
     size_t pos = 0;
@@ -55,7 +59,7 @@ struct ChunkedTail {
       std::string_view value = line.substr(colon + 1);
       while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
       while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-      fields[n++] = http::Header{line.substr(0, colon), value};
+      if (keep(line.substr(0, colon))) fields[n++] = http::Header{line.substr(0, colon), value};
     }
     return n;
   }

@@ -245,10 +245,12 @@ void Worker::OnH2RequestEnd(uint32_t conn, uint64_t tag, const http::Header* tra
                                        : c.ex.active() && !c.ex.req_done &&
                                              c.ex.req_body == http::BodyKind::kChunked;
   if (!chunked) return;
-  // The last chunk, with the request's trailers as the trailer section.
+  // The last chunk, with the request's trailers as the trailer section:
+  // those a proxy may pass on, as toward an h2 upstream.
   H2Stream& st = c.stream;
   st.body.Append(&blocks_, "0\r\n", 3);
   for (uint16_t i = 0; i < count; ++i) {
+    if (!KeptInRequestTrailers(trailers[i].name, config_.underscores_in_headers)) continue;
     st.body.Append(&blocks_, trailers[i].name.data(), trailers[i].name.size());
     st.body.Append(&blocks_, ": ", 2);
     st.body.Append(&blocks_, trailers[i].value.data(), trailers[i].value.size());
@@ -437,7 +439,7 @@ void H2Stream::Send(const char* p, size_t n) noexcept {
       if (chunks.done() && !ended) {
         ended = true;
         http::Header fields[16];
-        const uint16_t count = KeepResponseTrailers(fields, tail.Trailers(fields, 16));
+        const uint16_t count = tail.Trailers(fields, 16, KeptInResponseTrailers);
         if (count > 0) {
           s.SendTrailers(id, fields, count);
         } else {

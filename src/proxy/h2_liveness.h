@@ -1,13 +1,14 @@
 // When an HTTP/2 upstream connection's one timer has something to do
 // (docs/http2.md "HTTP/2 to upstreams", "Liveness"): a liveness PING after
 // `interval` without a frame from the upstream, the connection's end when
-// that PING's ACK takes longer than `timeout` (a peer that vanished without
-// a FIN or RST: its open streams fail as a reset instead of waiting for
-// their deadlines), and the close of a connection left with no stream for
-// the idle pool's time. A pure function of the connection's times: the
-// caller acts on the verdict, then asks again for the next deadline, so one
-// timer of the core's wheel per connection serves all three and nothing is
-// re-armed when a frame arrives (the timer finds the time moved on).
+// neither that PING's ACK nor any other frame came for `timeout` after it
+// (a peer that vanished without a FIN or RST: its open streams fail as a
+// reset instead of waiting for their deadlines), and the close of a
+// connection left with no stream for the idle pool's time. A pure function
+// of the connection's times: the caller acts on the verdict, then asks
+// again for the next deadline, so one timer of the core's wheel per
+// connection serves all three and nothing is re-armed when a frame arrives
+// (the timer finds the time moved on).
 //
 // Called by the core that owns the connection (h2_up.cc); no state.
 #pragma once
@@ -49,9 +50,13 @@ inline H2LivenessVerdict DecideH2Liveness(const H2LivenessInput& in) noexcept {
   constexpr uint64_t kNever = ~0ull;
   const bool pinging = in.interval_ms > 0 && in.last_frame != 0;
   // The unanswered PING first: a dead peer is counted as such even when
-  // the connection would have gone idle at the same time.
-  const core::Instant dead_at =
-      pinging && in.ping_sent != 0 ? in.ping_sent + core::Millis(in.timeout_ms) : kNever;
+  // the connection would have gone idle at the same time. Any frame after
+  // the PING extends its timeout (as Envoy's connection_keepalive): a peer
+  // still sending DATA is alive, its ACK only queued behind them.
+  const core::Instant dead_at = pinging && in.ping_sent != 0
+                                    ? std::max(in.ping_sent, in.last_frame) +
+                                          core::Millis(in.timeout_ms)
+                                    : kNever;
   const core::Instant idle_at =
       in.idle_since != 0 ? in.idle_since + core::Millis(in.idle_ms) : kNever;
   const core::Instant ping_at =

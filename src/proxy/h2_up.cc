@@ -28,24 +28,6 @@ size_t WaitingOn(const H2UpConn& h, const core::Slab<Upstream>& ups) {
   return n;
 }
 
-// The request's trailers that may go on, compacted in place: not those RFC
-// 9110 §6.5.1 forbids in a trailer section, nor those the gateway writes
-// itself (a trailer must not speak in its name where the head could not),
-// nor names the head's underscore rule would not forward. The session
-// drops the connection-specific ones too (RFC 9113 §8.2.2).
-uint16_t KeepRequestTrailers(http::Header* fields, uint16_t n, http::UnderscorePolicy underscores) {
-  uint16_t kept = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    const std::string_view name = fields[i].name;
-    if (http::ForbiddenInTrailers(name) || WrittenByGateway(name) ||
-        http::JudgeFieldName(name, underscores) != http::FieldVerdict::kForward) {
-      continue;
-    }
-    fields[kept++] = fields[i];
-  }
-  return kept;
-}
-
 }  // namespace
 
 uint32_t Worker::AttachH2(const config::Endpoint& ep, const config::Cluster& cl) {
@@ -107,9 +89,14 @@ void Worker::H2UpReady(uint32_t conn) {
   if (c.state != Upstream::State::kBusy || (c.tls != nullptr && !c.tls->handshake_done())) return;
   H2UpConn& h = *c.h2;
   if (h.closing) return;
-  h.ready = true;
-  h.last_frame = now_;  // the PINGs' clock starts
-  ArmH2Liveness(conn);
+  if (!h.ready) {
+    // Once, when it becomes usable: this runs after every send too, and a
+    // send is no frame from the upstream (a silent peer must still be
+    // PINGed while requests keep going out), nor a reason to re-arm.
+    h.ready = true;
+    h.last_frame = now_;  // the PINGs' clock starts
+    ArmH2Liveness(conn);
+  }
   SubmitWaiting(conn);
   if (h.session.WantsWrite()) MarkDirty(c, conn);
 }
@@ -198,8 +185,11 @@ void Worker::FeedStream(uint32_t up) {
     // §8.1), those a proxy must not pass on left out.
     http::Header fields[16];
     const uint16_t n =
-        chunked ? KeepRequestTrailers(fields, v.h2s.req_tail.Trailers(fields, 16),
-                                      config_.underscores_in_headers)
+        chunked ? v.h2s.req_tail.Trailers(fields, 16,
+                                          [this](std::string_view name) {
+                                            return KeptInRequestTrailers(
+                                                name, config_.underscores_in_headers);
+                                          })
                 : 0;
     if (n == 0 || !s.SendTrailers(v.h2s.id, fields, n)) s.SendData(v.h2s.id, nullptr, 0, true);
     v.h2s.end_sent = true;

@@ -21,6 +21,11 @@ bool WrittenByGateway(std::string_view name) noexcept {
          http::EqualsIgnoreCase(name, "grpc-timeout");
 }
 
+bool KeptInRequestTrailers(std::string_view name, http::UnderscorePolicy underscores) noexcept {
+  return !http::ForbiddenInTrailers(name) && !WrittenByGateway(name) &&
+         http::JudgeFieldName(name, underscores) == http::FieldVerdict::kForward;
+}
+
 RequestHeadOut RewriteRequestHead(const http::RequestHead& r, const HopByHop& hop_by_hop,
                                   const RequestHeadFields& f, char* dst, size_t cap) noexcept {
   RequestHeadOut out;

@@ -53,10 +53,19 @@ struct RequestHeadOut {
 };
 
 // The request fields the gateway writes itself (replaced by its own, or
-// extended: the trace context, x-forwarded-*, x-hms-peer, the deadline's
-// x-hms-timeout-ms and grpc-timeout, Expect): a caller's never reach the
-// upstream as sent, in the head (below) or in trailers (h2_up.cc).
+// extended: the trace context, x-forwarded-for and x-forwarded-proto,
+// x-hms-peer, the deadline's x-hms-timeout-ms and grpc-timeout, Expect): a
+// caller's never reach the upstream as sent, in the head (below) or in
+// trailers (KeptInRequestTrailers).
 bool WrittenByGateway(std::string_view name) noexcept;
+
+// Whether a field of a request's trailer section goes on to the upstream,
+// as HTTP/2 trailers (h2_up.cc) or in the HTTP/1.1 last chunk the gateway
+// frames for an h2 client's request (h2_down.cc): not one RFC 9110 §6.5.1
+// forbids in a trailer section, nor one the gateway writes itself (a
+// trailer must not speak in its name where the head could not), nor a name
+// the head's underscore rule would not forward.
+bool KeptInRequestTrailers(std::string_view name, http::UnderscorePolicy underscores) noexcept;
 
 // Writes the upstream's request head for `r` into dst[0, cap): the request
 // line with `f.origin`, the caller's end-to-end fields, then ours. Dropped
@@ -130,16 +139,6 @@ inline size_t RewriteResponseHead(const http::ResponseHead& r, const HopByHop& h
 // (http::ForbiddenInTrailers) with the response's own field.
 inline bool KeptInResponseTrailers(std::string_view name) noexcept {
   return !http::ForbiddenInTrailers(name) && !http::EqualsIgnoreCase(name, "x-trace-id");
-}
-
-// The answer's trailers that go on (KeptInResponseTrailers), compacted in
-// place; returns how many.
-inline uint16_t KeepResponseTrailers(http::Header* fields, uint16_t n) noexcept {
-  uint16_t kept = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    if (KeptInResponseTrailers(fields[i].name)) fields[kept++] = fields[i];
-  }
-  return kept;
 }
 
 }  // namespace hms::proxy

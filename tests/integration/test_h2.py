@@ -304,6 +304,8 @@ RAW_ANSWERS = {
                  b"0\r\nx-checksum: abc123\r\nContent-Type: text/evil\r\nx-count: 2\r\n"
                  b"Set-Cookie: s=1\r\nx-trace-id: forged\r\n\r\n",
     "/until-close": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"c" * 100000,
+    "/many-trailers": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n"
+                      + b"set-cookie: s=1\r\n" * 16 + b"grpc-status: 13\r\n\r\n",
 }
 
 
@@ -316,6 +318,73 @@ def raw_upstream():
         RawUpstream.path_of(head), b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
     yield up.port
     up.close()
+
+
+def test_forbidden_trailers_do_not_push_the_kept_ones_out(raw_upstream, register, gateway):
+    # At most 16 trailer fields go on, counted after the filter: sixteen
+    # set-cookie first (forbidden in trailers) leave grpc-status its place.
+    register("service: raw-svc\nroutes:\n  - GET /many-trailers\n"
+             f"endpoints: [127.0.0.1:{raw_upstream}]\n")
+    gw = gateway()
+    c = H2Client(gw.port)
+    try:
+        r = c.wait(c.request("GET", "/many-trailers"))
+    finally:
+        c.close()
+    assert (r["status"], r["body"]) == (200, b"hi"), r
+    assert r["trailers"] == {"grpc-status": "13"}, r["trailers"]
+
+
+class ChunkedEchoUpstream(RawUpstream):
+    """An HTTP/1.1 upstream that reads a whole chunked request with a body
+    (one connection at a time) and answers 200 with the trailer section it
+    got, as sent (the bytes after the last chunk's "0\\r\\n")."""
+
+    def _handle(self, conn):
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            try:
+                while True:
+                    body = data.partition(b"\r\n\r\n")[2]
+                    if b"\r\n0\r\n" in body and body.endswith(b"\r\n\r\n"):
+                        break
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                trailers = body[body.index(b"\r\n0\r\n") + 5:]
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(trailers), trailers))
+            except OSError:
+                return
+        self.answered.set()
+
+
+def test_an_h2_clients_trailers_to_an_http1_upstream_are_filtered(register, gateway):
+    # The gateway frames the last chunk itself: a trailer must not speak in
+    # its name (x-hms-peer, x-forwarded-for), nor carry what RFC 9110 §6.5.1
+    # forbids in trailers (authorization, content-length); x-checksum goes on.
+    up = ChunkedEchoUpstream(None)
+    try:
+        register("service: chunked-echo\nroutes:\n  - POST /sink\n"
+                 f"endpoints: [127.0.0.1:{up.port}]\n")
+        gw = gateway()
+        c = H2Client(gw.port)
+        try:
+            sid = c.request("POST", "/sink", body=b"hello", end=False)
+            c.conn.send_headers(sid, [("x-checksum", "abc"), ("x-hms-peer", "spiffe://forged"),
+                                      ("x-forwarded-for", "10.6.6.6"),
+                                      ("authorization", "Bearer forged"),
+                                      ("content-length", "99")], end_stream=True)
+            c.flush()
+            r = c.wait(sid)
+        finally:
+            c.close()
+    finally:
+        up.close()
+    assert r["status"] == 200, r
+    assert r["body"] == b"x-checksum: abc\r\n\r\n", r["body"]
 
 
 def test_upstream_framings_become_h2_data_and_trailers(raw_upstream, bad_upstream, register,

@@ -270,6 +270,45 @@ def test_an_upstream_that_stops_answering_pings_is_closed(procs, tmp_path, regis
     assert metric_sum(gw, "hms_upstream_connections_total") >= 2
 
 
+@pytest.mark.deadline(90)
+def test_a_silent_upstream_is_pinged_while_requests_keep_coming(procs, tmp_path, register,
+                                                                 gateway):
+    # The PING is due `interval` after the upstream's last frame, whatever
+    # the gateway sends: a request every interval/3 to a silent upstream,
+    # for 8 intervals, does not put it off. Each is answered about
+    # interval + timeout after the upstream went silent at the latest, not
+    # when the requests stop nor at the route's 20 s deadline.
+    port, _ = start_h2c_nginx(procs, tmp_path)
+    nginx = procs.procs[-1]
+    register(routes(port, extra="timeout: 20s\n"
+                                "connection_keepalive: {interval: 900ms, timeout: 300ms}\n"))
+    gw = gateway({"cores": 1})
+    url = f"http://127.0.0.1:{gw.port}/hello"
+    assert curl(url)[1] == 200
+    results = []
+
+    def one():
+        start = time.monotonic()
+        body, status, _ = curl(url)
+        results.append((status, b"upstream_reset" in body, time.monotonic() - start))
+    threads = []
+    with stop_and_resume(nginx):
+        for _ in range(24):  # the trickle: 24 requests 300 ms apart
+            t = threading.Thread(target=one)
+            t.start()
+            threads.append(t)
+            time.sleep(0.3)
+        for t in threads:
+            t.join(timeout=40)
+        assert metric_sum(gw, "hms_h2_pings_timed_out_total", side="upstream") >= 1
+    assert len(results) == 24, results
+    # The streams open on it fail as a reset; those after, while the
+    # circuit breaker is open, are refused at once (503 circuit_open).
+    assert any(status == 502 and reset for status, reset, _ in results), results
+    assert all(status in (502, 503) for status, _, _ in results), results
+    assert max(took for _, _, took in results) < 5, results
+
+
 # The trailers echo_trailers answers GET /hello with: those RFC 9110 §6.5.1
 # forbids in trailers, and x-trace-id (the gateway's own), must not reach
 # the client.

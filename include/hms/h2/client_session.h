@@ -77,7 +77,7 @@ struct StreamEnd {
   bool complete = false;         // the whole response arrived (END_STREAM from the upstream)
   bool never_processed = false;  // above GOAWAY's last stream id, REFUSED_STREAM, never sent
   bool head_too_large = false;   // the response head broke max_header_list_bytes / kMaxHeaders
-  bool by_engine = false;        // Reset() or the session's Close() ended it
+  bool by_engine = false;        // Reset() ended it (the session's Close() does not set it)
 };
 
 // The policy::Fault of a stream's end: kNone when complete; a head too

@@ -544,6 +544,23 @@ TEST(H2ClientSession, TheEnginesResetIsNotTheUpstreamsFault) {
   EXPECT_EQ(link.counters.resets_sent.Get(), 1u);
 }
 
+TEST(H2ClientSession, AStreamTheEngineResetBeforeItsHeadersLeftIsNotNeverProcessed) {
+  // The client went away before the flush: the engine's own reset, not the
+  // upstream's refusal. Nothing goes again, and nothing is counted.
+  Core core;
+  RawUpstream up;
+  Link link(&core, &up);
+  link.Pump();
+  const int32_t a = link.Get("/a");
+  ASSERT_GT(a, 0);
+  ASSERT_TRUE(link.client->Reset(a, ErrorCode::kCancel));
+  link.Pump();
+  ASSERT_TRUE(link.handler.got[a].closed);
+  EXPECT_TRUE(link.handler.got[a].end.by_engine);
+  EXPECT_FALSE(link.handler.got[a].end.never_processed);
+  EXPECT_EQ(link.counters.streams_unprocessed.Get(), 0u);
+}
+
 TEST(H2ClientSession, AnOversizedHeadResetsOnlyItsStream) {
   Core core;
   RawUpstream up;

@@ -47,7 +47,16 @@ TEST(DecideH2Liveness, Table) {
   H2LivenessInput idle_soon = At(1100);
   idle_soon.idle_since = Millis(1000);
   idle_soon.idle_ms = 150;
+  H2LivenessInput busy = At(1500);
+  busy.ping_sent = Millis(1300);
+  busy.last_frame = Millis(1400);
+  H2LivenessInput busy_then_silent = At(1600);
+  busy_then_silent.ping_sent = Millis(1300);
+  busy_then_silent.last_frame = Millis(1400);
   const Case cases[] = {
+      {"DATA after the PING: its timeout runs from that frame", busy, H2LivenessDue::kWait, 100},
+      {"silent for the timeout after the last frame: dead", busy_then_silent,
+       H2LivenessDue::kDead, 0},
       {"silent for the interval: a PING", quiet, H2LivenessDue::kPing, 0},
       {"a frame 100 ms ago: the PING in 200 ms", fresh, H2LivenessDue::kWait, 200},
       {"a PING out 50 ms: its timeout in 150 ms", waiting, H2LivenessDue::kWait, 150},
