@@ -216,10 +216,7 @@ void Worker::OnH2Data(uint32_t conn, int32_t id, uint64_t tag, const char* p, si
   const http::BodyKind kind = kept != nullptr ? KeptHead(kept).body : c.ex.req_body;
   if (kind == http::BodyKind::kChunked) {
     // No content-length: the HTTP/1.1 upstream gets the body chunked.
-    char line[18];
-    st.body.Append(&blocks_, line, ChunkSizeLine(n, line));
-    st.body.Append(&blocks_, p, n);
-    st.body.Append(&blocks_, "\r\n", 2);
+    AppendChunk(&st.body, &blocks_, p, n);
   } else {
     st.body.Append(&blocks_, p, n);
   }

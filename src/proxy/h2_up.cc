@@ -504,11 +504,7 @@ void H2UpConn::OnData(h2::ClientSession& s, int32_t id, uint64_t tag, const char
     u->h2s.resp.Append(blocks, p, n);  // a length: the bytes as they are
     return;
   }
-  char line[18];
-  const size_t len = ChunkSizeLine(n, line);
-  u->h2s.resp.Append(blocks, line, len);
-  u->h2s.resp.Append(blocks, p, n);
-  u->h2s.resp.Append(blocks, "\r\n", 2);
+  AppendChunk(&u->h2s.resp, blocks, p, n);
 }
 
 void H2UpConn::OnResponseEnd(h2::ClientSession&, int32_t, uint64_t tag,

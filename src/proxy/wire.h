@@ -11,6 +11,7 @@
 
 #include "hms/common/check.h"
 #include "hms/common/json_escape.h"
+#include "hms/core/block_pool.h"
 #include "hms/http/parser.h"
 #include "hms/http/status_text.h"
 
@@ -143,6 +144,15 @@ inline size_t ChunkSizeLine(size_t n, char* out) {
   out[len] = '\r';
   out[len + 1] = '\n';
   return len + 2;
+}
+
+// Appends `n` bytes of body data to `q` as one chunk (size line, data, CRLF):
+// a body without a length re-framed chunked toward an HTTP/1.1 peer.
+inline void AppendChunk(core::ByteQueue* q, core::BlockPool* blocks, const char* p, size_t n) {
+  char line[18];
+  q->Append(blocks, line, ChunkSizeLine(n, line));
+  q->Append(blocks, p, n);
+  q->Append(blocks, "\r\n", 2);
 }
 
 }  // namespace hms::proxy

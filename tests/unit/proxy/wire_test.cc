@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -151,6 +153,19 @@ TEST(ChunkSizeLine, LowerCaseHexThenCrLf) {
                          {SIZE_MAX, "ffffffffffffffff\r\n"}}) {
     EXPECT_EQ(std::string_view(line, ChunkSizeLine(n, line)), want) << n;
   }
+}
+
+TEST(AppendChunk, SizeLineDataCrLf) {
+  core::BlockPool blocks(4096);
+  core::ByteQueue q;
+  AppendChunk(&q, &blocks, "hello", 5);
+  AppendChunk(&q, &blocks, "0123456789abcdefg", 17);
+  std::string got;
+  iovec iov[8];
+  const int n = q.Gather(iov, 8);
+  for (int i = 0; i < n; ++i) got.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+  EXPECT_EQ(got, "5\r\nhello\r\n11\r\n0123456789abcdefg\r\n");
+  q.Clear(&blocks);
 }
 
 }  // namespace
